@@ -1,0 +1,152 @@
+/**
+ * Frame layout shared by both ends of a connection. Fixed 16-byte header, then the CBOR control
+ * section, then the raw payload:
+ *
+ *   u32 bodyLength | u8 kind | u8 flags | u16 reserved (0) | u32 requestId | u32 controlLength
+ *
+ * `bodyLength` counts control + payload (everything after the header), so a reader knows the
+ * whole frame's size from the first 4 bytes and can refuse it before allocating anything.
+ */
+import { TesseraError } from '../errors.js';
+import { MAX_CONTROL_BYTES, MAX_FRAME_PAYLOAD_BYTES } from '../limits.js';
+
+export const FRAME_HEADER_BYTES = 16;
+
+export const FrameKind = {
+  /** A call: control = {m: method, b: body}, payload = bulk bytes. */
+  REQUEST: 1,
+  /** Success reply to a request with the same id. */
+  RESPONSE: 2,
+  /** Failure reply ({c: code, m: message}); with id 0 it refuses the connection during the handshake. */
+  ERROR: 3,
+  /** The caller gave up on the request with this id; the remote handler should stop. */
+  CANCEL: 4,
+  /** Handshake: proof of the cluster secret (payload = MAC). */
+  ADMIT: 5,
+  /** Handshake: the application hello (control = hello fields). */
+  HELLO: 6,
+} as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+const KNOWN_KINDS: ReadonlySet<number> = new Set(Object.values(FrameKind));
+export const FRAME_KIND_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(FrameKind).map(([k, v]) => [v, k]),
+);
+
+/** No flag bits are defined in protocol version 1; any set bit is a violation. */
+export const KNOWN_FLAGS = 0;
+
+export const MAX_REQUEST_ID = 0xffff_ffff;
+
+export interface FrameLimits {
+  maxControlBytes: number;
+  maxPayloadBytes: number;
+}
+
+export const DEFAULT_FRAME_LIMITS: FrameLimits = {
+  maxControlBytes: MAX_CONTROL_BYTES,
+  maxPayloadBytes: MAX_FRAME_PAYLOAD_BYTES,
+};
+
+export interface Frame {
+  kind: FrameKind;
+  flags: number;
+  requestId: number;
+  /** Raw CBOR bytes; decode with `decodeControl` against the schema the kind expects. */
+  control: Buffer;
+  payload: Buffer;
+}
+
+export interface FrameHeader {
+  bodyLength: number;
+  kind: FrameKind;
+  flags: number;
+  requestId: number;
+  controlLength: number;
+}
+
+const badFrame = (msg: string, details?: Record<string, unknown>) => new TesseraError('BAD_FRAME', msg, details);
+
+/**
+ * Validates a header before its body is read; every check runs before the caller allocates the
+ * body so a hostile length costs nothing.
+ */
+export function parseFrameHeader(buf: Buffer, offset: number, limits: FrameLimits = DEFAULT_FRAME_LIMITS): FrameHeader {
+  const bodyLength = buf.readUInt32BE(offset);
+  const kind = buf.readUInt8(offset + 4);
+  const flags = buf.readUInt8(offset + 5);
+  const reserved = buf.readUInt16BE(offset + 6);
+  const requestId = buf.readUInt32BE(offset + 8);
+  const controlLength = buf.readUInt32BE(offset + 12);
+  if (!KNOWN_KINDS.has(kind)) throw badFrame(`unknown frame kind ${kind}`, { kind });
+  if (reserved !== 0) throw badFrame(`reserved header field is ${reserved}, must be 0`, { reserved });
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw badFrame(`unknown frame flags 0x${flags.toString(16)}`, { flags });
+  if (controlLength > bodyLength) {
+    throw badFrame(`control length ${controlLength} exceeds frame body length ${bodyLength}`, { controlLength, bodyLength });
+  }
+  if (controlLength > limits.maxControlBytes) {
+    throw badFrame(`control section of ${controlLength} bytes exceeds the limit of ${limits.maxControlBytes}`, {
+      controlLength,
+      limit: limits.maxControlBytes,
+    });
+  }
+  const payloadLength = bodyLength - controlLength;
+  if (payloadLength > limits.maxPayloadBytes) {
+    throw badFrame(`frame payload of ${payloadLength} bytes exceeds the limit of ${limits.maxPayloadBytes}`, {
+      payloadLength,
+      limit: limits.maxPayloadBytes,
+    });
+  }
+  return { bodyLength, kind: kind as FrameKind, flags, requestId, controlLength };
+}
+
+/** Total bytes of a payload given as one buffer or a list (scatter/gather). */
+export function payloadLength(payload: Buffer | readonly Buffer[] | undefined): number {
+  if (payload === undefined) return 0;
+  if (Buffer.isBuffer(payload)) return payload.length;
+  let n = 0;
+  for (const p of payload) n += p.length;
+  return n;
+}
+
+/**
+ * Returns the frame as a list of buffers for cork()+write() or writev(): header and control
+ * share one small allocation; payload buffers are passed through untouched (never copied).
+ */
+export function encodeFrame(
+  kind: FrameKind,
+  requestId: number,
+  control: Uint8Array | undefined,
+  payload?: Buffer | readonly Buffer[],
+  limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+): Buffer[] {
+  if (!KNOWN_KINDS.has(kind)) throw new TesseraError('INTERNAL', `cannot encode unknown frame kind ${kind}`);
+  if (!Number.isInteger(requestId) || requestId < 0 || requestId > MAX_REQUEST_ID) {
+    throw new TesseraError('INTERNAL', `request id ${requestId} is not a u32`);
+  }
+  const controlLength = control?.length ?? 0;
+  const payLen = payloadLength(payload);
+  if (controlLength > limits.maxControlBytes) {
+    throw new TesseraError('TOO_LARGE', `control section of ${controlLength} bytes exceeds the limit of ${limits.maxControlBytes}`);
+  }
+  if (payLen > limits.maxPayloadBytes) {
+    throw new TesseraError('TOO_LARGE', `payload of ${payLen} bytes exceeds the frame limit of ${limits.maxPayloadBytes}`);
+  }
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + controlLength);
+  head.writeUInt32BE(controlLength + payLen, 0);
+  head.writeUInt8(kind, 4);
+  head.writeUInt8(0, 5);
+  head.writeUInt16BE(0, 6);
+  head.writeUInt32BE(requestId, 8);
+  head.writeUInt32BE(controlLength, 12);
+  if (control !== undefined && controlLength > 0) head.set(control, FRAME_HEADER_BYTES);
+  const out: Buffer[] = [head];
+  if (payload !== undefined) {
+    if (Buffer.isBuffer(payload)) {
+      if (payload.length > 0) out.push(payload);
+    } else {
+      for (const p of payload) if (p.length > 0) out.push(p);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import fc from 'fast-check';
+import { TesseraError } from '../../../src/errors.js';
+import { MAX_CONTROL_BYTES } from '../../../src/limits.js';
+import { MAX_CONTROL_DEPTH, decodeControl, decodeControlUnknown, encodeControl } from '../../../src/wire/control.js';
+
+const isCode = (code: string, pattern?: RegExp) => (e: unknown) =>
+  e instanceof TesseraError && e.code === code && (pattern === undefined || pattern.test(e.message));
+
+test('round-trips a message through its schema', () => {
+  const schema = z.object({ m: z.string(), n: z.number().int(), data: z.instanceof(Uint8Array), list: z.array(z.string()) });
+  const msg = { m: 'chunk.get', n: 42, data: Buffer.from([1, 2, 3]), list: ['a', 'b'] };
+  const out = decodeControl(encodeControl(msg), schema);
+  assert.equal(out.m, 'chunk.get');
+  assert.equal(out.n, 42);
+  assert.deepEqual([...out.data], [1, 2, 3]);
+  assert.deepEqual(out.list, ['a', 'b']);
+});
+
+test('schema mismatch is BAD_INPUT naming the field', () => {
+  const schema = z.object({ id: z.string() });
+  assert.throws(() => decodeControl(encodeControl({ id: 5 }), schema), isCode('BAD_INPUT', /at id/));
+});
+
+test('bad CBOR is BAD_FRAME, never a raw cbor-x exception', () => {
+  const cases = [
+    Buffer.from([]), // empty
+    Buffer.from([0x1c]), // reserved additional info
+    Buffer.from([0x9f, 0x01, 0xff]), // indefinite array
+    Buffer.from([0x62, 0x61]), // text string truncated
+    Buffer.from([0x01, 0x02]), // trailing bytes
+    Buffer.from([0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // 2^64 items announced
+    Buffer.from([0xd8, 0x69, 0x01]), // tag 105 (cbor-x records) refused
+    Buffer.from([0x62, 0xff, 0xfe]), // invalid UTF-8 survives the scan; cbor-x decides
+  ];
+  for (const c of cases) {
+    try {
+      decodeControlUnknown(c);
+    } catch (e) {
+      assert.ok(e instanceof TesseraError && e.code === 'BAD_FRAME', `${c.toString('hex')}: ${String(e)}`);
+      continue;
+    }
+    // Only the UTF-8 case may decode (cbor-x is lenient there); everything else must throw.
+    assert.equal(c.toString('hex'), '62fffe');
+  }
+});
+
+test('nesting deeper than the limit is refused before cbor-x recurses', () => {
+  const deep = Buffer.concat([Buffer.alloc(MAX_CONTROL_DEPTH + 1, 0x81), Buffer.from([0x00])]);
+  assert.throws(() => decodeControlUnknown(deep), isCode('BAD_FRAME', /nesting deeper than/));
+  const ok = Buffer.concat([Buffer.alloc(MAX_CONTROL_DEPTH, 0x81), Buffer.from([0x00])]);
+  let v = decodeControlUnknown(ok);
+  let depth = 0;
+  while (Array.isArray(v)) {
+    v = v[0];
+    depth++;
+  }
+  assert.equal(depth, MAX_CONTROL_DEPTH);
+});
+
+test('a control section over the limit is refused on both sides', () => {
+  assert.throws(() => encodeControl({ s: 'x'.repeat(MAX_CONTROL_BYTES) }), isCode('TOO_LARGE'));
+  assert.throws(() => decodeControlUnknown(Buffer.alloc(MAX_CONTROL_BYTES + 1)), isCode('BAD_FRAME', /exceeds the limit/));
+});
+
+test('fuzz: arbitrary bytes never escape as anything but TesseraError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      try {
+        decodeControlUnknown(bytes);
+      } catch (e) {
+        assert.ok(e instanceof TesseraError, String(e));
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('fuzz: JSON-like values round-trip', () => {
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 8 }), (v) => {
+      const back = decodeControlUnknown(encodeControl(v));
+      assert.deepEqual(back, JSON.parse(JSON.stringify(v)));
+    }),
+    { numRuns: 500 },
+  );
+});
