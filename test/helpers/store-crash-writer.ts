@@ -1,0 +1,48 @@
+/**
+ * Child process for the store crash test: opens a disk chunk store and writes (and sometimes
+ * deletes) chunks with a few puts in flight until killed, printing one line per completed
+ * operation ("+hex" stored, "-hex" deleted) so the parent knows what was acknowledged.
+ * Bounded: stops by itself after MAX_OPS operations or MAX_RUN_MS.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { DiskChunkStore } from '../../src/store/disk-store.js';
+import { chunkIdOf } from '../../src/store/chunk-store.js';
+
+const MAX_OPS = 20_000;
+const MAX_RUN_MS = 30_000;
+const IN_FLIGHT = 4;
+const MAX_SIZE = 256 << 10;
+
+async function main(root: string): Promise<void> {
+  const store = await DiskChunkStore.open(root);
+  process.stdout.write('ready\n');
+  const deadline = Date.now() + MAX_RUN_MS;
+  let ops = 0;
+  const stored: Buffer[] = [];
+  const worker = async (): Promise<void> => {
+    while (ops < MAX_OPS && Date.now() < deadline) {
+      ops++;
+      if (stored.length > 4 && randomInt(8) === 0) {
+        const id = stored.splice(randomInt(stored.length), 1)[0]!;
+        if (await store.delete(id)) process.stdout.write(`-${id.toString('hex')}\n`);
+        continue;
+      }
+      const data = randomBytes(randomInt(1, MAX_SIZE));
+      const id = chunkIdOf(data);
+      await store.put(id, data);
+      stored.push(id);
+      process.stdout.write(`+${id.toString('hex')}\n`);
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  await store.close();
+}
+
+// `node --test dist/test/` also loads this file; without arguments it has nothing to do.
+const root = process.argv[2];
+if (root !== undefined) {
+  main(root).catch((e: unknown) => {
+    process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  });
+}
