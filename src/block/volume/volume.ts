@@ -1,0 +1,643 @@
+/**
+ * The volume engine: a BlockDevice whose bytes are spread over members by a Layout. Requests are
+ * split per unit and run in parallel; parity stripes are updated under a per-stripe lock, guarded
+ * by the intent log; members that fail or time out are marked down and the volume runs degraded,
+ * remembering what each absent member missed so it can be caught up with only those units.
+ */
+import type { BlockDevice } from '../device.js';
+import { badInput, isTesseraError, TesseraError, tooLarge, unavailable } from '../../errors.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { MemberHealth, type MemberState } from './health.js';
+import { IntentLog } from './intent-log.js';
+import { Layout, type UnitExtent } from './layout.js';
+import { withTimeout, type VolumeMember } from './member.js';
+import { computeParity, reconstruct } from './parity.js';
+import { MemoryBlobStorage, type BlobStorage } from './storage.js';
+import { StripeLocks } from './stripe-lock.js';
+
+/** NBD clients send at most 32 MiB per request; the volume refuses more. */
+export const MAX_VOLUME_IO_BYTES = 32 << 20;
+/** A member that has not answered in this long is treated as gone. */
+export const DEFAULT_MEMBER_TIMEOUT_MS = 5_000;
+export const MAX_MEMBER_TIMEOUT_MS = 600_000;
+/** Stripes written since the last flush that a crashed member may have lost; past this, assume all. */
+export const MAX_UNFLUSHED_STRIPES = 65_536;
+/** A check() lists this many mismatching stripes by location; the rest are only counted. */
+export const MAX_REPORTED_MISMATCHES = 16;
+/** writeZeroes sends zeroes in requests of this size. */
+const ZERO_CHUNK_BYTES = 1 << 20;
+
+export interface StripedVolumeOptions {
+  layout: Layout;
+  members: VolumeMember[];
+  /** Member health and dirty units; defaults to memory (a restart then forgets them). */
+  healthStorage?: BlobStorage;
+  /** Write intent log; defaults to memory (a crash then leaves parity unverified). */
+  intentStorage?: BlobStorage;
+  memberTimeoutMs?: number;
+  /** Recompute parity of stripes left in flight by a previous master (default true). */
+  recover?: boolean;
+  logger?: Logger;
+}
+
+export interface MemberStatus {
+  index: number;
+  id: string;
+  state: MemberState;
+  /** Units this member must receive before it is current. */
+  dirtyUnits: number;
+  fullRebuild: boolean;
+}
+
+export interface VolumeStatus {
+  layout: Layout['kind'];
+  size: number;
+  unitSize: number;
+  members: MemberStatus[];
+  /** Some member is not current, but every byte is still served. */
+  degraded: boolean;
+  /** More members are missing than the layout tolerates: I/O fails with UNAVAILABLE. */
+  failed: boolean;
+  dirtyUnits: number;
+  epoch: number;
+  stripesInFlight: number;
+}
+
+export interface CheckReport {
+  stripesChecked: number;
+  /** Stripes that could not be verified because a member was not current. */
+  stripesSkipped: number;
+  mismatches: number;
+  /** The first MAX_REPORTED_MISMATCHES mismatching stripes and the members whose unit disagreed. */
+  firstMismatches: Array<{ stripe: number; members: number[] }>;
+  repaired: number;
+}
+
+export interface ResyncReport {
+  member: number;
+  unitsCopied: number;
+}
+
+export interface RecoverReport {
+  stripes: number;
+  repaired: number;
+  /** Stripes left in flight while a member was down: their parity cannot be trusted (write hole). */
+  unrecoverable: number[];
+}
+
+/** Thrown inside one attempt when a member failed and was marked down; the attempt is redone. */
+class MemberFailed extends Error {
+  constructor(readonly member: number, override readonly cause: unknown) { super(`member ${member} failed`); }
+}
+
+type Piece = UnitExtent & { data: Buffer };
+
+export class StripedVolume implements BlockDevice {
+  readonly size: number;
+  readonly minBlockSize = 512;
+  readonly preferredBlockSize: number;
+  readonly multiConn = true;
+  readonly layout: Layout;
+
+  private readonly members: VolumeMember[];
+  private readonly locks = new StripeLocks();
+  private readonly timeoutMs: number;
+  private readonly log: Logger;
+  private readonly unflushed = new Map<number, number>();
+  private unflushedOverflow = -1;
+  private writeSeq = 0;
+  private readRobin = 0;
+  private closed = false;
+
+  private constructor(opts: StripedVolumeOptions, private readonly health: MemberHealth, private readonly intents: IntentLog) {
+    this.layout = opts.layout;
+    this.members = [...opts.members];
+    this.size = this.layout.size;
+    const sw = this.layout.stripeDataBytes;
+    this.preferredBlockSize = (sw & (sw - 1)) === 0 ? sw : this.layout.unitSize;
+    this.timeoutMs = opts.memberTimeoutMs ?? DEFAULT_MEMBER_TIMEOUT_MS;
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  static async open(opts: StripedVolumeOptions): Promise<StripedVolume> {
+    const { layout, members } = opts;
+    if (members.length !== layout.members) throw badInput(`layout ${layout.kind} expects ${layout.members} members, got ${members.length}`);
+    for (const m of members) {
+      if (m.size < layout.memberSize) throw badInput(`member ${m.id} holds ${m.size} bytes, the layout needs ${layout.memberSize}`);
+    }
+    const t = opts.memberTimeoutMs ?? DEFAULT_MEMBER_TIMEOUT_MS;
+    if (!Number.isInteger(t) || t < 1 || t > MAX_MEMBER_TIMEOUT_MS) throw badInput(`member timeout must be 1..${MAX_MEMBER_TIMEOUT_MS} ms, got ${t}`);
+    const health = await MemberHealth.open(opts.healthStorage ?? new MemoryBlobStorage(), layout.members);
+    const intents = await IntentLog.open(opts.intentStorage ?? new MemoryBlobStorage());
+    const v = new StripedVolume(opts, health, intents);
+    if (opts.recover !== false && intents.pending.length > 0) {
+      const r = await v.recover();
+      v.log.info({ ...r, unrecoverable: r.unrecoverable.length }, 'volume: recovered stripes left in flight');
+    }
+    return v;
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  status(): VolumeStatus {
+    const members = this.members.map((m, index) => ({
+      index,
+      id: m.id,
+      state: this.health.state(index),
+      dirtyUnits: this.health.dirtyCount(index, this.layout.stripeCount),
+      fullRebuild: this.health.fullRebuild(index),
+    }));
+    const notUp = members.filter((m) => m.state !== 'up').length;
+    const gone = members.filter((m) => m.state === 'down').length;
+    return {
+      layout: this.layout.kind,
+      size: this.size,
+      unitSize: this.layout.unitSize,
+      members,
+      degraded: notUp > 0,
+      failed: gone > this.layout.tolerance,
+      dirtyUnits: members.reduce((a, m) => a + m.dirtyUnits, 0),
+      epoch: this.health.epoch,
+      stripesInFlight: this.intents.inFlight,
+    };
+  }
+
+  member(index: number): VolumeMember {
+    const m = this.members[index];
+    if (m === undefined) throw badInput(`volume has no member ${index}`);
+    return m;
+  }
+
+  // ---- member calls ------------------------------------------------------------------------
+
+  private live(): void {
+    if (this.closed) throw new TesseraError('UNAVAILABLE', 'volume is closed');
+  }
+
+  /** Runs one call on member j; any failure that is the member's fault marks it down. */
+  private async call<T>(j: number, what: string, fn: (m: VolumeMember) => Promise<T>): Promise<T> {
+    const m = this.members[j] as VolumeMember;
+    try {
+      return await withTimeout(fn(m), this.timeoutMs, `member ${m.id} ${what}`);
+    } catch (e) {
+      // Our own bad arguments and a newer master's fence are not the member's fault.
+      if (isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE') || isTesseraError(e, 'CONFLICT')) throw e;
+      await this.fail(j, e);
+      throw new MemberFailed(j, e);
+    }
+  }
+
+  private async fail(j: number, cause: unknown): Promise<void> {
+    const suspect = this.layout.kind === 'raid0' ? [] : this.unflushedOverflow >= 0 ? 'all' as const : [...this.unflushed.keys()];
+    if (await this.health.markDown(j, suspect)) {
+      this.log.warn({ member: j, id: this.members[j]?.id, err: cause instanceof Error ? cause.message : String(cause) }, 'volume: member marked down');
+    }
+  }
+
+  /** Waits for every call of an attempt, so a redo never races the calls of the one before. */
+  private async settle<T>(ps: Array<Promise<T>>): Promise<T[]> {
+    const rs = await Promise.allSettled(ps);
+    let failed: MemberFailed | null = null;
+    const out: T[] = [];
+    for (const r of rs) {
+      if (r.status === 'fulfilled') { out.push(r.value); continue; }
+      if (r.reason instanceof MemberFailed) { failed ??= r.reason; continue; }
+      throw r.reason;
+    }
+    if (failed !== null) throw failed;
+    return out;
+  }
+
+  /** Redoes `attempt` after member failures; each redo has one member fewer, so this ends. */
+  private async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let i = 0; i <= this.layout.members; i++) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (!(e instanceof MemberFailed)) throw e;
+        last = e.cause;
+      }
+    }
+    throw unavailable(`${what}: members kept failing`, { cause: last instanceof Error ? last.message : String(last) });
+  }
+
+  private unreadable(stripe: number): number[] {
+    const out: number[] = [];
+    for (let j = 0; j < this.layout.members; j++) if (!this.health.readable(j, stripe)) out.push(j);
+    return out;
+  }
+
+  private requireTolerated(stripe: number, what: string): number[] {
+    const bad = this.unreadable(stripe);
+    if (bad.length > this.layout.tolerance) {
+      throw unavailable(
+        `${what}: stripe ${stripe} has ${bad.length} members not current (${bad.join(', ')}), layout ${this.layout.kind} tolerates ${this.layout.tolerance}; bring members back or replace them`,
+        { stripe, members: bad },
+      );
+    }
+    return bad;
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) throw badInput(`bad range ${offset}+${length}`);
+    if (offset + length > this.size) throw badInput(`range ${offset}+${length} is past the end of the volume (${this.size} bytes)`);
+  }
+
+  // ---- read --------------------------------------------------------------------------------
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.live();
+    this.checkRange(offset, length);
+    if (length > MAX_VOLUME_IO_BYTES) throw tooLarge(`read of ${length} bytes exceeds ${MAX_VOLUME_IO_BYTES}`);
+    const out = Buffer.allocUnsafe(length);
+    await Promise.all(this.layout.mapRange(offset, length).map(async (e) => {
+      const b = await this.retrying(`read of stripe ${e.stripe}`, () => this.readExtent(e));
+      b.copy(out, e.volumeOffset - offset);
+    }));
+    return out;
+  }
+
+  private async readExtent(e: UnitExtent): Promise<Buffer> {
+    const L = this.layout;
+    this.requireTolerated(e.stripe, 'read');
+    if (L.kind === 'raid1') {
+      const current: number[] = [];
+      for (let j = 0; j < L.members; j++) if (this.health.readable(j, e.stripe)) current.push(j);
+      const j = current[this.readRobin++ % current.length] as number;
+      return this.call(j, 'read', (m) => m.read(e.memberOffset, e.length));
+    }
+    if (this.health.readable(e.member, e.stripe)) return this.call(e.member, 'read', (m) => m.read(e.memberOffset, e.length));
+    return this.locks.with(e.stripe, () => this.degradedRead(e));
+  }
+
+  /** Rebuilds one piece of a data unit from the rest of its stripe. */
+  private async degradedRead(e: UnitExtent): Promise<Buffer> {
+    const units = await this.readWindow(e.stripe, e.unitOffset, e.length, new Set([e.member]));
+    return units[e.dataIndex] as Buffer;
+  }
+
+  /**
+   * Reads bytes [lo, lo+len) of every unit of a parity stripe from current members (skipping
+   * `skip`), and reconstructs the rest. Returned in stripe order: data 0..k-1, P, Q.
+   */
+  private async readWindow(stripe: number, lo: number, len: number, skip: Set<number> = new Set()): Promise<Buffer[]> {
+    const L = this.layout;
+    this.requireTolerated(stripe, 'read');
+    const k = L.dataUnits;
+    const order = this.stripeOrder(stripe);
+    const units: Array<Buffer | null> = order.map(() => null);
+    // k sources suffice; prefer data units so a healthy stripe needs no decoding.
+    const sources: number[] = [];
+    for (let i = 0; i < order.length && sources.length < k; i++) {
+      const j = order[i] as number;
+      if (!skip.has(j) && this.health.readable(j, stripe)) sources.push(i);
+    }
+    if (sources.length < k) throw unavailable(`stripe ${stripe}: only ${sources.length} of the ${k} units needed are current`);
+    const off = stripe * L.unitSize + lo;
+    const got = await this.settle(sources.map((i) => this.call(order[i] as number, 'read', (m) => m.read(off, len))));
+    sources.forEach((i, n) => { units[i] = got[n] as Buffer; });
+    await reconstruct(units, k, L.parityUnits as 1 | 2);
+    return units as Buffer[];
+  }
+
+  /** Members of a parity stripe in stripe order: data 0..k-1, then P, then Q. */
+  private stripeOrder(stripe: number): number[] {
+    const L = this.layout;
+    const out: number[] = [];
+    for (let i = 0; i < L.dataUnits; i++) out.push(L.dataMember(stripe, i));
+    out.push(...L.parityMembers(stripe));
+    return out;
+  }
+
+  // ---- write -------------------------------------------------------------------------------
+
+  async write(offset: number, data: Buffer, opts: { fua?: boolean } = {}): Promise<void> {
+    this.live();
+    this.checkRange(offset, data.length);
+    if (data.length > MAX_VOLUME_IO_BYTES) throw tooLarge(`write of ${data.length} bytes exceeds ${MAX_VOLUME_IO_BYTES}`);
+    const byStripe = new Map<number, Piece[]>();
+    for (const e of this.layout.mapRange(offset, data.length)) {
+      const rel = e.volumeOffset - offset;
+      const piece: Piece = { ...e, data: data.subarray(rel, rel + e.length) };
+      const list = byStripe.get(e.stripe);
+      if (list === undefined) byStripe.set(e.stripe, [piece]);
+      else list.push(piece);
+    }
+    const durable = opts.fua === true;
+    await Promise.all([...byStripe].map(([stripe, pieces]) => this.writeStripe(stripe, pieces, durable)));
+  }
+
+  private noteUnflushed(stripe: number): void {
+    if (this.unflushedOverflow >= 0) { this.unflushedOverflow = ++this.writeSeq; return; }
+    if (!this.unflushed.has(stripe) && this.unflushed.size >= MAX_UNFLUSHED_STRIPES) {
+      this.unflushed.clear();
+      this.unflushedOverflow = ++this.writeSeq;
+      return;
+    }
+    this.unflushed.set(stripe, ++this.writeSeq);
+  }
+
+  private async writeStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
+    const L = this.layout;
+    if (L.kind === 'raid0') {
+      await this.retrying(`write of stripe ${stripe}`, async () => {
+        this.requireTolerated(stripe, 'write');
+        this.noteUnflushed(stripe);
+        await this.settle(pieces.map((p) => this.call(p.member, 'write', (m) =>
+          m.write(p.memberOffset, p.data, { durable, generation: this.health.epoch }))));
+      });
+      return;
+    }
+    await this.locks.with(stripe, () => this.retrying(`write of stripe ${stripe}`, async () => {
+      this.requireTolerated(stripe, 'write');
+      const absent: number[] = [];
+      for (let j = 0; j < L.members; j++) if (!this.health.writable(j)) absent.push(j);
+      await Promise.all([this.intents.begin(stripe), this.health.missed(stripe, absent)]);
+      try {
+        this.noteUnflushed(stripe);
+        if (L.kind === 'raid1') await this.writeMirrors(stripe, pieces, durable);
+        else await this.writeParityStripe(stripe, pieces, durable);
+      } finally {
+        this.intents.end(stripe);
+      }
+    }));
+  }
+
+  private async writeMirrors(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
+    const calls: Array<Promise<void>> = [];
+    for (let j = 0; j < this.layout.members; j++) {
+      if (!this.health.writable(j)) continue;
+      for (const p of pieces) calls.push(this.call(j, 'write', (m) => m.write(p.memberOffset, p.data, { durable, generation: this.health.epoch })));
+    }
+    await this.settle(calls);
+  }
+
+  /**
+   * Reconstruct-write over the column window the pieces touch: parity of bytes [lo, hi) of a
+   * stripe depends only on bytes [lo, hi) of its data units, so a 4 KiB write moves 4 KiB per
+   * unit however large the unit is.
+   */
+  private async writeParityStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
+    const L = this.layout;
+    const k = L.dataUnits;
+    const lo = Math.min(...pieces.map((p) => p.unitOffset));
+    const hi = Math.max(...pieces.map((p) => p.unitOffset + p.length));
+    const len = hi - lo;
+    const byIndex = new Map(pieces.map((p) => [p.dataIndex, p]));
+    const covers = (i: number) => { const p = byIndex.get(i); return p !== undefined && p.unitOffset <= lo && p.unitOffset + p.length >= hi; };
+    const order = this.stripeOrder(stripe);
+    const needOld: number[] = [];
+    for (let i = 0; i < k; i++) if (!covers(i)) needOld.push(i);
+    let data: Buffer[];
+    if (needOld.every((i) => this.health.readable(order[i] as number, stripe))) {
+      const base = stripe * L.unitSize + lo;
+      const old = await this.settle(needOld.map((i) => this.call(order[i] as number, 'read', (m) => m.read(base, len))));
+      data = [];
+      for (let i = 0, n = 0; i < k; i++) data.push(covers(i) ? Buffer.alloc(len) : (old[n++] as Buffer));
+    } else {
+      data = (await this.readWindow(stripe, lo, len)).slice(0, k);
+    }
+    for (const p of pieces) p.data.copy(data[p.dataIndex] as Buffer, p.unitOffset - lo);
+    const parity = await computeParity(data, L.parityUnits as 1 | 2);
+    const gen = this.health.epoch;
+    const calls: Array<Promise<void>> = [];
+    for (const p of pieces) {
+      if (this.health.writable(p.member)) calls.push(this.call(p.member, 'write', (m) => m.write(p.memberOffset, p.data, { durable, generation: gen })));
+    }
+    parity.forEach((buf, n) => {
+      const j = order[k + n] as number;
+      if (this.health.writable(j)) calls.push(this.call(j, 'write', (m) => m.write(stripe * L.unitSize + lo, buf, { durable, generation: gen })));
+    });
+    await this.settle(calls);
+  }
+
+  async writeZeroes(offset: number, length: number, opts: { fua?: boolean } = {}): Promise<void> {
+    this.live();
+    this.checkRange(offset, length);
+    const zero = Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, length));
+    for (let pos = offset; pos < offset + length; pos += zero.length) {
+      const n = Math.min(zero.length, offset + length - pos);
+      await this.write(pos, zero.subarray(0, n), opts);
+    }
+  }
+
+  /** Advisory: members keep their bytes, so parity stays consistent without extra work. */
+  async trim(offset: number, length: number): Promise<void> {
+    this.live();
+    this.checkRange(offset, length);
+  }
+
+  async flush(): Promise<void> {
+    this.live();
+    const seq = this.writeSeq;
+    const targets: number[] = [];
+    for (let j = 0; j < this.layout.members; j++) if (this.health.writable(j)) targets.push(j);
+    await Promise.allSettled(targets.map((j) => this.call(j, 'flush', (m) => m.flush())));
+    for (const [s, q] of this.unflushed) if (q <= seq) this.unflushed.delete(s);
+    if (this.unflushedOverflow >= 0 && this.unflushedOverflow <= seq) this.unflushedOverflow = -1;
+    const bad = this.unreadableCount();
+    if (bad > this.layout.tolerance) throw unavailable(`flush: ${bad} members are down, layout ${this.layout.kind} tolerates ${this.layout.tolerance}`);
+  }
+
+  private unreadableCount(): number {
+    let n = 0;
+    for (let j = 0; j < this.layout.members; j++) if (this.health.state(j) === 'down') n++;
+    return n;
+  }
+
+  // ---- repair ------------------------------------------------------------------------------
+
+  /** Writes member j's unit of `stripe` from the other members. Caller holds the stripe lock. */
+  private async rebuildUnit(j: number, stripe: number): Promise<void> {
+    const L = this.layout;
+    const off = stripe * L.unitSize;
+    let unit: Buffer;
+    if (L.kind === 'raid1') {
+      let src = -1;
+      for (let i = 0; i < L.members; i++) if (i !== j && this.health.readable(i, stripe)) { src = i; break; }
+      if (src < 0) throw unavailable(`stripe ${stripe}: no current mirror to copy from`);
+      unit = await this.call(src, 'read', (m) => m.read(off, L.unitSize));
+    } else {
+      const units = await this.readWindow(stripe, 0, L.unitSize, new Set([j]));
+      unit = units[this.stripeOrder(stripe).indexOf(j)] as Buffer;
+    }
+    await this.call(j, 'write', (m) => m.write(off, unit, { generation: this.health.epoch }));
+  }
+
+  /**
+   * Catches member `index` up after it was away: copies exactly the units it missed, then marks it
+   * up. Pass `member` when the connection to it was re-established as a new object.
+   */
+  async resync(index: number, member?: VolumeMember): Promise<ResyncReport> {
+    this.live();
+    if (this.health.state(index) === 'up') return { member: index, unitsCopied: 0 };
+    if (member !== undefined) this.swapMember(index, member);
+    // Probe before trusting it with writes again.
+    await this.call(index, 'probe', (m) => m.generations(0, Math.min(1, this.layout.stripeCount))).catch((e: unknown) => {
+      throw unavailable(`member ${index} is still unreachable: ${e instanceof MemberFailed ? String((e.cause as Error)?.message ?? e.cause) : String(e)}`);
+    });
+    if (this.layout.kind === 'raid0') {
+      // raid0 keeps no redundancy: there is nothing to copy from, only the member to take back.
+      await this.health.markUp(index);
+      return { member: index, unitsCopied: 0 };
+    }
+    await this.health.startResync(index, { full: false });
+    return this.catchUp(index);
+  }
+
+  /** Rebuilds everything member `index` holds onto `member`, which takes its place. */
+  async replace(index: number, member: VolumeMember): Promise<ResyncReport> {
+    this.live();
+    if (this.layout.kind === 'raid0') throw badInput('a raid0 volume has no redundancy to rebuild a replacement from');
+    this.swapMember(index, member);
+    await this.health.startResync(index, { full: true });
+    return this.catchUp(index);
+  }
+
+  private swapMember(index: number, member: VolumeMember): void {
+    if (index < 0 || index >= this.layout.members || !Number.isInteger(index)) throw badInput(`volume has no member ${index}`);
+    if (member.size < this.layout.memberSize) throw badInput(`member ${member.id} holds ${member.size} bytes, the layout needs ${this.layout.memberSize}`);
+    this.members[index] = member;
+  }
+
+  private async catchUp(j: number): Promise<ResyncReport> {
+    let copied = 0;
+    const copy = async (stripe: number) => {
+      await this.locks.with(stripe, async () => {
+        if (this.health.state(j) !== 'resyncing') throw unavailable(`member ${j} failed again during resync`);
+        try {
+          await this.rebuildUnit(j, stripe);
+        } catch (e) {
+          if (e instanceof MemberFailed) throw unavailable(`resync of member ${j} stopped at stripe ${stripe}: member ${e.member} failed`);
+          throw e;
+        }
+        this.health.unitCopied(j, stripe);
+        copied++;
+      });
+    };
+    if (this.health.fullRebuild(j)) {
+      for (let s = 0; s < this.layout.stripeCount; s++) {
+        await copy(s);
+        this.health.advanceCursor(j, s + 1);
+      }
+    }
+    // Writes reach a resyncing member, so this set only shrinks while we walk it.
+    for (const s of this.health.pendingUnits(j)) await copy(s);
+    await this.call(j, 'flush', (m) => m.flush()).catch(() => {
+      throw unavailable(`member ${j} failed its flush at the end of resync`);
+    });
+    await this.health.markUp(j);
+    this.log.info({ member: j, unitsCopied: copied }, 'volume: member resynced');
+    return { member: j, unitsCopied: copied };
+  }
+
+  /** Verifies mirrors or parity of stripes [first, first+count); with `repair`, rewrites bad parity/mirrors from data/the first mirror. */
+  async check(opts: { firstStripe?: number; count?: number; repair?: boolean } = {}): Promise<CheckReport> {
+    this.live();
+    const L = this.layout;
+    const first = opts.firstStripe ?? 0;
+    const count = opts.count ?? L.stripeCount - first;
+    if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count) || first < 0 || count < 0 || first + count > L.stripeCount) {
+      throw badInput(`check range ${first}+${count} is outside the volume's ${L.stripeCount} stripes`);
+    }
+    const report: CheckReport = { stripesChecked: 0, stripesSkipped: 0, mismatches: 0, firstMismatches: [], repaired: 0 };
+    if (L.kind === 'raid0') { report.stripesChecked = count; return report; }
+    for (let s = first; s < first + count; s++) {
+      await this.locks.with(s, async () => {
+        if (this.unreadable(s).length > 0) { report.stripesSkipped++; return; }
+        const bad = await this.retrying(`check of stripe ${s}`, () => this.checkStripe(s, opts.repair === true));
+        report.stripesChecked++;
+        if (bad.length === 0) return;
+        report.mismatches++;
+        if (opts.repair) report.repaired++;
+        if (report.firstMismatches.length < MAX_REPORTED_MISMATCHES) report.firstMismatches.push({ stripe: s, members: bad });
+      });
+    }
+    return report;
+  }
+
+  /** Members of stripe s whose unit disagrees with the rest (raid1: with mirror 0; parity: parity units). */
+  private async checkStripe(s: number, repair: boolean): Promise<number[]> {
+    const L = this.layout;
+    const off = s * L.unitSize;
+    if (L.kind === 'raid1') {
+      const all = await this.settle(Array.from({ length: L.members }, (_, j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
+      const ref = all[0] as Buffer;
+      const bad: number[] = [];
+      all.forEach((b, j) => { if (!b.equals(ref)) bad.push(j); });
+      if (repair) await this.settle(bad.map((j) => this.call(j, 'write', (m) => m.write(off, ref, { generation: this.health.epoch }))));
+      return bad;
+    }
+    const order = this.stripeOrder(s);
+    const units = await this.settle(order.map((j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
+    const expect = await computeParity(units.slice(0, L.dataUnits), L.parityUnits as 1 | 2);
+    const bad: number[] = [];
+    expect.forEach((p, n) => { if (!p.equals(units[L.dataUnits + n] as Buffer)) bad.push(order[L.dataUnits + n] as number); });
+    if (repair) {
+      await this.settle(bad.map((j) => this.call(j, 'write', (m) =>
+        m.write(off, expect[order.indexOf(j) - L.dataUnits] as Buffer, { generation: this.health.epoch }))));
+    }
+    return bad;
+  }
+
+  /**
+   * Makes the stripes a previous master left in flight consistent again: data units are taken as
+   * truth and parity recomputed (raid1: the first current mirror is copied to the others).
+   */
+  async recover(): Promise<RecoverReport> {
+    this.live();
+    const pending = [...new Set(this.intents.pending)].filter((s) => s < this.layout.stripeCount);
+    const report: RecoverReport = { stripes: pending.length, repaired: 0, unrecoverable: [] };
+    for (const s of pending) {
+      await this.locks.with(s, async () => {
+        const bad = this.unreadable(s);
+        const dataMissing = this.layout.kind !== 'raid1' && bad.some((j) => this.layout.roleOf(s, j).kind === 'data');
+        if (bad.length > this.layout.tolerance || dataMissing) { report.unrecoverable.push(s); return; }
+        try {
+          await this.retrying(`recovery of stripe ${s}`, () => this.recoverStripe(s));
+          report.repaired++;
+        } catch (e) {
+          if (!isTesseraError(e, 'UNAVAILABLE')) throw e;
+          report.unrecoverable.push(s);
+        }
+      });
+    }
+    await this.intents.clear();
+    if (report.unrecoverable.length > 0) {
+      this.log.error({ stripes: report.unrecoverable.slice(0, MAX_REPORTED_MISMATCHES) }, 'volume: stripes in flight while a member was down cannot be verified');
+    }
+    return report;
+  }
+
+  private async recoverStripe(s: number): Promise<void> {
+    const L = this.layout;
+    const off = s * L.unitSize;
+    const gen = this.health.epoch;
+    if (L.kind === 'raid1') {
+      let src = -1;
+      for (let j = 0; j < L.members && src < 0; j++) if (this.health.readable(j, s)) src = j;
+      const ref = await this.call(src, 'read', (m) => m.read(off, L.unitSize));
+      const calls: Array<Promise<void>> = [];
+      for (let j = 0; j < L.members; j++) if (j !== src && this.health.writable(j)) calls.push(this.call(j, 'write', (m) => m.write(off, ref, { generation: gen })));
+      await this.settle(calls);
+      return;
+    }
+    const order = this.stripeOrder(s);
+    const data = await this.settle(order.slice(0, L.dataUnits).map((j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
+    const parity = await computeParity(data, L.parityUnits as 1 | 2);
+    await this.settle(parity.map((p, n) => {
+      const j = order[L.dataUnits + n] as number;
+      return this.health.writable(j) ? this.call(j, 'write', (m) => m.write(off, p, { generation: gen })) : Promise.resolve();
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush().catch(() => {});
+    this.closed = true;
+    await this.intents.close().catch(() => {});
+    await this.health.idle();
+    await Promise.allSettled(this.members.map((m) => m.close()));
+  }
+}
