@@ -1,0 +1,60 @@
+/**
+ * A file's redundancy policy: whole-chunk replicas with a write quorum, or Reed–Solomon shards.
+ * It travels inside manifests and name records, so it is validated wherever it is decoded.
+ */
+import { z } from 'zod';
+import { badInput } from '../errors.js';
+import { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS } from './erasure.js';
+
+/** Most copies of a chunk; beyond this a cluster spends capacity without gaining durability. */
+export const MAX_REPLICAS = 16;
+
+export type RedundancyPolicy = { kind: 'replicas'; r: number; w: number } | { kind: 'ec'; k: number; m: number };
+
+export const DEFAULT_POLICY: RedundancyPolicy = Object.freeze({ kind: 'replicas', r: 3, w: 2 });
+
+export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = z
+  .discriminatedUnion('kind', [
+    z.object({ kind: z.literal('replicas'), r: z.number().int().min(1).max(MAX_REPLICAS), w: z.number().int().min(1) }).strict(),
+    z
+      .object({
+        kind: z.literal('ec'),
+        k: z.number().int().min(1).max(MAX_EC_DATA_SHARDS),
+        m: z.number().int().min(1).max(MAX_EC_PARITY_SHARDS),
+      })
+      .strict(),
+  ])
+  .superRefine((p, ctx) => {
+    if (p.kind === 'replicas' && p.w > p.r) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['w'], message: 'write quorum w must not exceed the replica count r' });
+    }
+    if (p.kind === 'ec' && p.k + p.m > MAX_EC_SHARDS) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['m'], message: `k + m must be at most ${MAX_EC_SHARDS}` });
+    }
+  });
+
+/** Validates a policy from any source; BAD_INPUT names the first problem found. */
+export function checkPolicy(value: unknown): RedundancyPolicy {
+  const parsed = policySchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    throw badInput(`bad redundancy policy: ${where}${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+/** Parses the CLI forms `3` (replicas, majority quorum) and `4+2` (erasure coding). */
+export function parsePolicy(text: string): RedundancyPolicy {
+  const ec = /^(\d{1,2})\+(\d{1,2})$/.exec(text);
+  if (ec) return checkPolicy({ kind: 'ec', k: Number(ec[1]), m: Number(ec[2]) });
+  if (/^\d{1,2}$/.test(text)) {
+    const r = Number(text);
+    return checkPolicy({ kind: 'replicas', r, w: Math.floor(r / 2) + 1 });
+  }
+  throw badInput(`bad redundancy '${text}': use a replica count such as 3, or data+parity shards such as 4+2`);
+}
+
+export function formatPolicy(policy: RedundancyPolicy): string {
+  return policy.kind === 'replicas' ? `replicas ${policy.r} (w=${policy.w})` : `ec ${policy.k}+${policy.m}`;
+}
