@@ -1,0 +1,401 @@
+/**
+ * Extent files for block volumes (DESIGN §6): per volume, one sparse file of `units × unitSize`
+ * bytes with positional I/O, and a side file of generation numbers, one u32 (little-endian) per
+ * unit, which the volume layer uses to fence stale writers and to resync only what changed.
+ *
+ * Layout under the root: `<name>/extent`, `<name>/gens`, `<name>/volume.json`. A volume is
+ * created in a dot-named scratch directory and renamed into place, and deleted by renaming it
+ * aside first, so a crash never leaves a half-made volume under its real name.
+ */
+import { open, mkdir, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { TesseraError, badInput, notFound, tooLarge } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { errno, fsError, syncDir } from './fs-util.js';
+
+export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
+export const MAX_EXTENT_UNIT_BYTES = 4 << 20;
+/** 2^26 units keep the generation file at 256 MiB at most. */
+export const MAX_EXTENT_UNITS = 1 << 26;
+/** A volume member holds at most 1 PiB (2^50 bytes), matching the volume layer's members. */
+export const MAX_EXTENT_BYTES = 2 ** 50;
+/** One read or write call moves at most this much (an NBD request's usual ceiling). */
+export const MAX_EXTENT_IO_BYTES = 32 << 20;
+/** Volumes held by one node; each keeps two file descriptors open. */
+export const MAX_EXTENT_VOLUMES = 256;
+/** Generations are u32 on disk and on the wire. */
+export const MAX_EXTENT_GENERATION = 0xffff_ffff;
+/** One generations() call answers for at most this many units. */
+export const MAX_GENERATIONS_PER_READ = 65_536;
+/** volume.json is a few dozen bytes; anything bigger is not ours. */
+const MAX_VOLUME_RECORD_BYTES = 4096;
+/** Positional I/O may be short; a call that keeps making no progress is an I/O fault. */
+const MAX_IO_ROUNDS = 64;
+const GEN_BYTES = 4;
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export interface ExtentInfo {
+  name: string;
+  units: number;
+  unitSize: number;
+  /** units × unitSize */
+  size: number;
+}
+
+export interface ExtentWriteOptions {
+  /**
+   * Recorded for every unit the write touches, after the data write completes. A write whose
+   * generation is lower than a touched unit's is refused with CONFLICT before any byte changes.
+   */
+  generation?: number;
+  /** Resolve only once data and generations are on stable storage. */
+  durable?: boolean;
+}
+
+interface Volume {
+  info: ExtentInfo;
+  dir: string;
+  data: FileHandle;
+  gens: FileHandle;
+  /** Unit ranges held by writes in flight; overlapping writes wait, so check-write-stamp is atomic per unit. */
+  locked: Array<{ first: number; last: number; done: Promise<void> }>;
+  inflight: Set<Promise<unknown>>;
+}
+
+function checkName(name: string): void {
+  if (typeof name !== 'string' || !VOLUME_NAME.test(name)) {
+    throw badInput(`volume name '${String(name)}' must be 1-128 characters of letters, digits, '.', '_' or '-', not starting with a punctuation mark`);
+  }
+}
+
+function checkGeometry(units: number, unitSize: number): void {
+  if (!Number.isSafeInteger(unitSize) || unitSize < MIN_EXTENT_UNIT_BYTES || unitSize > MAX_EXTENT_UNIT_BYTES || unitSize % 512 !== 0) {
+    throw badInput(`unit size ${unitSize} must be a multiple of 512 between ${MIN_EXTENT_UNIT_BYTES} and ${MAX_EXTENT_UNIT_BYTES} bytes`);
+  }
+  if (!Number.isSafeInteger(units) || units < 1) throw badInput(`unit count ${units} must be a positive integer`);
+  if (units > MAX_EXTENT_UNITS) throw tooLarge(`${units} units exceeds the ${MAX_EXTENT_UNITS}-unit limit; use larger units`);
+  if (units * unitSize > MAX_EXTENT_BYTES) throw tooLarge(`volume of ${units * unitSize} bytes exceeds the ${MAX_EXTENT_BYTES}-byte limit`);
+}
+
+function checkGeneration(generation: number | undefined): void {
+  if (generation === undefined) return;
+  if (!Number.isInteger(generation) || generation < 0 || generation > MAX_EXTENT_GENERATION) {
+    throw badInput(`generation ${generation} is outside 0..${MAX_EXTENT_GENERATION}`);
+  }
+}
+
+async function preadFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let done = 0;
+  for (let round = 0; done < buf.length; round++) {
+    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `read made no progress after ${MAX_IO_ROUNDS} rounds`);
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, pos + done);
+    // Past the end of the file reads as zeroes: what a never-written unit (or generation) holds.
+    if (bytesRead === 0) {
+      buf.fill(0, done);
+      return;
+    }
+    done += bytesRead;
+  }
+}
+
+async function pwriteFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let done = 0;
+  for (let round = 0; done < buf.length; round++) {
+    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `write made no progress after ${MAX_IO_ROUNDS} rounds`);
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
+    done += bytesWritten;
+  }
+}
+
+function parseRecord(text: string, name: string): ExtentInfo {
+  const rec: unknown = JSON.parse(text);
+  if (typeof rec !== 'object' || rec === null) throw new Error('not an object');
+  const { units, unitSize } = rec as { units?: unknown; unitSize?: unknown };
+  if (typeof units !== 'number' || typeof unitSize !== 'number') throw new Error('units and unitSize must be numbers');
+  checkGeometry(units, unitSize);
+  return { name, units, unitSize, size: units * unitSize };
+}
+
+export class ExtentStore {
+  readonly root: string;
+  readonly #volumes = new Map<string, Volume>();
+  /** Names being created or deleted, so two calls cannot race on one directory. */
+  readonly #busy = new Set<string>();
+  readonly #log: Logger;
+  #closed = false;
+
+  private constructor(root: string, log: Logger) {
+    this.root = root;
+    this.#log = log;
+  }
+
+  /** Opens (creating) the store under `root`, clears half-made or half-deleted volumes, opens the rest. */
+  static async open(root: string, opts: { log?: Logger } = {}): Promise<ExtentStore> {
+    const store = new ExtentStore(root, opts.log ?? silentLogger);
+    try {
+      await mkdir(root, { recursive: true });
+      for (const entry of await readdir(root, { withFileTypes: true })) {
+        if (entry.name.startsWith('.')) {
+          await rm(join(root, entry.name), { recursive: true, force: true });
+          continue;
+        }
+        if (!entry.isDirectory() || !VOLUME_NAME.test(entry.name)) continue;
+        if (store.#volumes.size >= MAX_EXTENT_VOLUMES) {
+          throw tooLarge(`more than ${MAX_EXTENT_VOLUMES} volumes under ${root}`);
+        }
+        await store.#load(entry.name);
+      }
+    } catch (e) {
+      await store.close();
+      throw fsError(e, `opening extent store ${root}`);
+    }
+    return store;
+  }
+
+  async #load(name: string): Promise<void> {
+    const dir = join(this.root, name);
+    let info: ExtentInfo;
+    try {
+      const raw = await readFile(join(dir, 'volume.json'));
+      if (raw.length > MAX_VOLUME_RECORD_BYTES) throw new Error(`record of ${raw.length} bytes is too long`);
+      info = parseRecord(raw.toString('utf8'), name);
+    } catch (e) {
+      // One damaged volume must not keep the node from starting; it stays on disk for inspection.
+      this.#log.error({ volume: name, err: e }, 'skipping volume with an unreadable record');
+      return;
+    }
+    const data = await open(join(dir, 'extent'), 'r+');
+    let gens: FileHandle;
+    try {
+      gens = await open(join(dir, 'gens'), 'r+');
+    } catch (e) {
+      await data.close();
+      throw e;
+    }
+    this.#volumes.set(name, { info, dir, data, gens, locked: [], inflight: new Set() });
+  }
+
+  /** Creates an all-zero (sparse) volume. CONFLICT if the name is taken. */
+  async create(name: string, geometry: { units: number; unitSize: number }): Promise<ExtentInfo> {
+    this.#checkOpen();
+    checkName(name);
+    checkGeometry(geometry.units, geometry.unitSize);
+    if (this.#volumes.has(name) || this.#busy.has(name)) throw new TesseraError('CONFLICT', `volume '${name}' already exists`);
+    if (this.#volumes.size + this.#busy.size >= MAX_EXTENT_VOLUMES) {
+      throw tooLarge(`this node already holds ${MAX_EXTENT_VOLUMES} volumes; delete one first`);
+    }
+    this.#busy.add(name);
+    const scratch = join(this.root, `.new-${name}-${randomBytes(4).toString('hex')}`);
+    const dir = join(this.root, name);
+    try {
+      if (await exists(dir)) throw new TesseraError('CONFLICT', `volume directory ${dir} already exists (an unreadable volume?); remove it first`);
+      await mkdir(scratch);
+      const info: ExtentInfo = { name, units: geometry.units, unitSize: geometry.unitSize, size: geometry.units * geometry.unitSize };
+      for (const [file, size] of [['extent', info.size], ['gens', info.units * GEN_BYTES]] as const) {
+        const fh = await open(join(scratch, file), 'wx');
+        try {
+          await fh.truncate(size);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }
+      const rec = join(scratch, 'volume.json');
+      await writeFile(rec, JSON.stringify({ version: 1, units: info.units, unitSize: info.unitSize }) + '\n');
+      const fh = await open(rec, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await syncDir(scratch);
+      await rename(scratch, dir);
+      await syncDir(this.root);
+      await this.#load(name);
+      return { ...info };
+    } catch (e) {
+      await rm(scratch, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(e, `creating volume '${name}'`);
+    } finally {
+      this.#busy.delete(name);
+    }
+  }
+
+  /** Removes a volume and its data once its I/O in flight has settled. False if there was none. */
+  async delete(name: string): Promise<boolean> {
+    this.#checkOpen();
+    checkName(name);
+    const v = this.#volumes.get(name);
+    if (v === undefined) return false;
+    this.#volumes.delete(name);
+    this.#busy.add(name);
+    try {
+      while (v.inflight.size > 0) await Promise.allSettled([...v.inflight]);
+      await Promise.allSettled([v.data.close(), v.gens.close()]);
+      const aside = join(this.root, `.del-${name}-${randomBytes(4).toString('hex')}`);
+      await rename(v.dir, aside);
+      await syncDir(this.root);
+      await rm(aside, { recursive: true, force: true });
+      return true;
+    } catch (e) {
+      throw fsError(e, `deleting volume '${name}'`);
+    } finally {
+      this.#busy.delete(name);
+    }
+  }
+
+  list(): ExtentInfo[] {
+    this.#checkOpen();
+    return [...this.#volumes.values()].map((v) => ({ ...v.info })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  info(name: string): ExtentInfo {
+    return { ...this.#volume(name).info };
+  }
+
+  async read(name: string, offset: number, length: number): Promise<Buffer> {
+    const v = this.#volume(name);
+    this.#checkRange(v, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    await this.#track(v, 'read', () => preadFull(v.data, buf, offset));
+    return buf;
+  }
+
+  /** Reads `buf.length` bytes at `offset` into a caller-owned buffer (no allocation per call). */
+  async readInto(name: string, offset: number, buf: Buffer): Promise<void> {
+    const v = this.#volume(name);
+    this.#checkRange(v, offset, buf.length);
+    await this.#track(v, 'read', () => preadFull(v.data, buf, offset));
+  }
+
+  async write(name: string, offset: number, data: Buffer, opts: ExtentWriteOptions = {}): Promise<void> {
+    const v = this.#volume(name);
+    this.#checkRange(v, offset, data.length);
+    checkGeneration(opts.generation);
+    if (data.length === 0) {
+      if (opts.durable) await this.sync(name);
+      return;
+    }
+    const first = Math.floor(offset / v.info.unitSize);
+    const last = Math.floor((offset + data.length - 1) / v.info.unitSize);
+    await this.#track(v, 'write', async () => {
+      const release = await lockUnits(v, first, last);
+      try {
+        const gen = opts.generation;
+        let stamp: Buffer | undefined;
+        if (gen !== undefined) {
+          stamp = Buffer.allocUnsafe((last - first + 1) * GEN_BYTES);
+          await preadFull(v.gens, stamp, first * GEN_BYTES);
+          for (let i = 0; i <= last - first; i++) {
+            const have = stamp.readUInt32LE(i * GEN_BYTES);
+            if (have > gen) {
+              throw new TesseraError('CONFLICT', `write of generation ${gen} to unit ${first + i} of volume '${name}' that holds generation ${have}; a newer writer owns this volume`, {
+                unit: first + i,
+                have,
+                got: gen,
+              });
+            }
+            stamp.writeUInt32LE(gen, i * GEN_BYTES);
+          }
+        }
+        await pwriteFull(v.data, data, offset);
+        // Generation after data: a crash in between leaves the unit looking older, which only
+        // makes a resync copy more than it strictly needed, never less.
+        if (stamp !== undefined) await pwriteFull(v.gens, stamp, first * GEN_BYTES);
+        if (opts.durable) await Promise.all([v.data.datasync(), v.gens.datasync()]);
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Generations of units firstUnit .. firstUnit+count-1 (0 for never stamped). */
+  async generations(name: string, firstUnit: number, count: number): Promise<number[]> {
+    const v = this.#volume(name);
+    if (!Number.isSafeInteger(firstUnit) || !Number.isSafeInteger(count) || firstUnit < 0 || count < 0) {
+      throw badInput(`bad unit range ${firstUnit}+${count}`);
+    }
+    if (count > MAX_GENERATIONS_PER_READ) throw tooLarge(`${count} generations in one call exceeds ${MAX_GENERATIONS_PER_READ}`);
+    if (firstUnit + count > v.info.units) throw badInput(`unit range ${firstUnit}+${count} is past the ${v.info.units} units of volume '${name}'`);
+    const buf = Buffer.allocUnsafe(count * GEN_BYTES);
+    await this.#track(v, 'generations read', () => preadFull(v.gens, buf, firstUnit * GEN_BYTES));
+    const out = new Array<number>(count);
+    for (let i = 0; i < count; i++) out[i] = buf.readUInt32LE(i * GEN_BYTES);
+    return out;
+  }
+
+  /** fdatasync of the data and generation files: every write that resolved before is durable. */
+  async sync(name: string): Promise<void> {
+    const v = this.#volume(name);
+    await this.#track(v, 'sync', () => Promise.all([v.data.datasync(), v.gens.datasync()]));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const volumes = [...this.#volumes.values()];
+    this.#volumes.clear();
+    for (const v of volumes) {
+      while (v.inflight.size > 0) await Promise.allSettled([...v.inflight]);
+      await Promise.allSettled([v.data.close(), v.gens.close()]);
+    }
+  }
+
+  #volume(name: string): Volume {
+    this.#checkOpen();
+    checkName(name);
+    const v = this.#volumes.get(name);
+    if (v === undefined) throw notFound(`volume '${name}' is not on this node`, { volume: name });
+    return v;
+  }
+
+  #checkRange(v: Volume, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw badInput(`bad range ${offset}+${length} on volume '${v.info.name}'`);
+    }
+    if (length > MAX_EXTENT_IO_BYTES) throw tooLarge(`${length} bytes in one call exceeds the ${MAX_EXTENT_IO_BYTES}-byte limit; split the request`);
+    if (offset + length > v.info.size) throw badInput(`range ${offset}+${length} is past the end of volume '${v.info.name}' at ${v.info.size}`);
+  }
+
+  async #track<T>(v: Volume, what: string, fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    v.inflight.add(p);
+    try {
+      return await p;
+    } catch (e) {
+      throw fsError(e, `${what} on volume '${v.info.name}'`);
+    } finally {
+      v.inflight.delete(p);
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new TesseraError('UNAVAILABLE', `extent store ${this.root} is closed`);
+  }
+}
+
+async function lockUnits(v: Volume, first: number, last: number): Promise<() => void> {
+  for (;;) {
+    const clash = v.locked.find((l) => l.first <= last && first <= l.last);
+    if (clash === undefined) break;
+    await clash.done;
+  }
+  let release!: () => void;
+  const entry = { first, last, done: new Promise<void>((r) => (release = r)) };
+  v.locked.push(entry);
+  return () => {
+    v.locked.splice(v.locked.indexOf(entry), 1);
+    release();
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if (errno(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
