@@ -4,7 +4,10 @@
  * addon (≈ 4 GB/s here, against ≈ 0.08 GB/s for table-driven TypeScript).
  *
  * Units are passed in stripe order: data 0..k-1, then P, then Q. All units of a call have the
- * same length (the column window being updated).
+ * same length. XOR works column by column, so raid5 may pass any byte window of a stripe. The
+ * addon's Cauchy bit-matrix code does not: it spreads each symbol over 8 packets of a shard, so
+ * Q of a sub-window differs from the same bytes of Q over the whole unit. raid6 callers must
+ * always pass whole units.
  */
 import { createRequire } from 'node:module';
 import { badInput, TesseraError, tooLarge } from '../../errors.js';
@@ -32,6 +35,8 @@ const RS_SHARD_ALIGN = 8;
 /** target ^= source over `target.length` bytes (native, 64-bit words). */
 export function xorInto(target: Buffer, source: Buffer): void {
   if (source.length < target.length) throw badInput(`xor source of ${source.length} bytes is shorter than target of ${target.length}`);
+  // The addon asserts (aborting the process) on a zero-length buffer.
+  if (target.length === 0) return;
   rs.XOR(source, 0, target, 0, target.length);
 }
 
@@ -119,8 +124,9 @@ export async function reconstruct(units: Array<Buffer | null>, k: number, m: 1 |
     return;
   }
   if (k > rs.MAX_K) throw tooLarge(`raid6 stripe of ${k} data units exceeds the coder's limit of ${rs.MAX_K}`);
-  // The addon wants contiguous data and parity regions with 8-byte shards: pad the window.
-  const shard = Math.ceil(len / RS_SHARD_ALIGN) * RS_SHARD_ALIGN || RS_SHARD_ALIGN;
+  // Padding would silently change the code's packet layout, so odd sizes are refused instead.
+  if (len === 0 || len % RS_SHARD_ALIGN !== 0) throw badInput(`raid6 units must be a non-zero multiple of ${RS_SHARD_ALIGN} bytes, got ${len}`);
+  const shard = len;
   const dataBuf = Buffer.alloc(shard * k);
   const parityBuf = Buffer.alloc(shard * 2);
   let sources = 0;

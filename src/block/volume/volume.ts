@@ -273,8 +273,15 @@ export class StripedVolume implements BlockDevice {
 
   /** Rebuilds one piece of a data unit from the rest of its stripe. */
   private async degradedRead(e: UnitExtent): Promise<Buffer> {
-    const units = await this.readWindow(e.stripe, e.unitOffset, e.length, new Set([e.member]));
-    return units[e.dataIndex] as Buffer;
+    const [lo, len] = this.window(e.unitOffset, e.unitOffset + e.length);
+    const units = await this.readWindow(e.stripe, lo, len, new Set([e.member]));
+    const start = e.unitOffset - lo;
+    return (units[e.dataIndex] as Buffer).subarray(start, start + e.length);
+  }
+
+  /** The byte window parity math may work on: any for XOR, whole units for Reed–Solomon. */
+  private window(lo: number, hi: number): [number, number] {
+    return this.layout.kind === 'raid6' ? [0, this.layout.unitSize] : [lo, hi - lo];
   }
 
   /**
@@ -374,16 +381,15 @@ export class StripedVolume implements BlockDevice {
   }
 
   /**
-   * Reconstruct-write over the column window the pieces touch: parity of bytes [lo, hi) of a
-   * stripe depends only on bytes [lo, hi) of its data units, so a 4 KiB write moves 4 KiB per
-   * unit however large the unit is.
+   * Reconstruct-write over the column window the pieces touch. With XOR, parity of bytes [lo, hi)
+   * depends only on bytes [lo, hi) of the data units, so a raid5 4 KiB write moves 4 KiB per unit
+   * however large the unit is; raid6 works on whole units (see parity.ts).
    */
   private async writeParityStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
     const L = this.layout;
     const k = L.dataUnits;
-    const lo = Math.min(...pieces.map((p) => p.unitOffset));
-    const hi = Math.max(...pieces.map((p) => p.unitOffset + p.length));
-    const len = hi - lo;
+    const [lo, len] = this.window(Math.min(...pieces.map((p) => p.unitOffset)), Math.max(...pieces.map((p) => p.unitOffset + p.length)));
+    const hi = lo + len;
     const byIndex = new Map(pieces.map((p) => [p.dataIndex, p]));
     const covers = (i: number) => { const p = byIndex.get(i); return p !== undefined && p.unitOffset <= lo && p.unitOffset + p.length >= hi; };
     const order = this.stripeOrder(stripe);
