@@ -88,7 +88,8 @@ export class CoalescingSaver {
     if (this.next !== null) return this.next;
     const prev = this.current;
     const run = (async () => {
-      if (prev !== null) await prev.catch(() => {});
+      // Always yield first: `this.next = run` below must happen before this line clears it.
+      await (prev === null ? undefined : prev.catch(() => {}));
       this.next = null;
       const snap = this.snapshot();
       const p = this.storage.save(snap.bytes);
