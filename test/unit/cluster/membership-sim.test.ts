@@ -177,3 +177,18 @@ test('the same seed replays an identical run; another seed does not', async () =
   assert.notEqual(d.digest, a.digest);
   assert.notDeepEqual(d.changes, a.changes);
 });
+
+test('a node cut off from everyone blames itself: it accuses nobody, and rejoins after healing', async () => {
+  const c = await joined(20);
+  const cut = ids[13]!;
+  const before = c.changes.length;
+  c.net.partition([SimCluster.addrOf(cut)]);
+  assert.ok(await c.clock.runUntilTrue(() => c.allSee(cut, 'dead'), DEAD_WITHIN_MS + 1_000), 'the cluster should declare the cut-off node dead');
+  await c.clock.runFor(5_000);
+  const accusations = c.changes.slice(before).filter((x) => x.observer === cut && x.nodeId !== cut && x.state !== 'alive');
+  assert.deepEqual(accusations, []);
+  c.net.heal();
+  assert.ok(await c.clock.runUntilTrue(() => c.converged(), 5_000), 'the cut-off node did not rejoin');
+  assert.deepEqual(new Set(c.deaths().map((d) => d.nodeId)), new Set([cut]));
+  c.stopAll();
+});
