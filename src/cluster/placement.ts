@@ -91,6 +91,13 @@ function score(s1: number, s2: number, weight: number): number {
   return -weight / Math.log(u);
 }
 
+/** Higher score first; exact ties (practically never) broken by node id so the order is total. */
+function better(scores: Float64Array, ids: string[], a: number, b: number): boolean {
+  const sa = scores[a]!;
+  const sb = scores[b]!;
+  return sa > sb || (sa === sb && ids[a]! < ids[b]!);
+}
+
 function checkNodes(nodes: ReadonlyArray<WeightedNode>): void {
   if (nodes.length > MAX_PLACEMENT_NODES) {
     throw new TesseraError('TOO_LARGE', `placement over ${nodes.length} nodes exceeds MAX_PLACEMENT_NODES (${MAX_PLACEMENT_NODES})`);
@@ -156,17 +163,12 @@ export class Placer {
     hashId(id);
     const { scores, order, s1, s2, weights, ids } = this;
     for (let i = 0; i < n; i++) scores[i] = score(s1[i]!, s2[i]!, weights[i]!);
-    const better = (a: number, b: number): boolean => {
-      const sa = scores[a]!;
-      const sb = scores[b]!;
-      return sa > sb || (sa === sb && ids[a]! < ids[b]!);
-    };
     if (k <= INSERTION_LIMIT) {
       let filled = 0;
       for (let i = 0; i < n; i++) {
-        if (filled === k && !better(i, order[k - 1]!)) continue;
+        if (filled === k && !better(scores, ids, i, order[k - 1]!)) continue;
         let j = filled < k ? filled++ : k - 1;
-        while (j > 0 && better(i, order[j - 1]!)) {
+        while (j > 0 && better(scores, ids, i, order[j - 1]!)) {
           order[j] = order[j - 1]!;
           j--;
         }
@@ -174,7 +176,7 @@ export class Placer {
       }
     } else {
       for (let i = 0; i < n; i++) order[i] = i;
-      order.sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0));
+      order.sort((a, b) => (better(scores, ids, a, b) ? -1 : better(scores, ids, b, a) ? 1 : 0));
     }
     const out = new Array<string>(k);
     for (let i = 0; i < k; i++) out[i] = ids[order[i]!]!;

@@ -271,3 +271,31 @@ test('broadcast queue: newest record per member, least-sent first, dropped after
   assert.deepEqual(q.take(5, 2).map((r) => r.nodeId), ['a']);
   assert.equal(q.size, 0);
 });
+
+test('broadcast queue selection matches a full sort by (sends, newest) (property)', async () => {
+  const fc = (await import('fast-check')).default;
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 30 }), { maxLength: 60 }), fc.integer({ min: 1, max: 20 }), (keys, max) => {
+      const q = new BroadcastQueue();
+      const model = new Map<string, { seq: number; sent: number }>();
+      keys.forEach((k, seq) => {
+        q.enqueue(rec(`k${k}`));
+        model.set(`k${k}`, { seq, sent: 0 });
+      });
+      for (let round = 0; round < 4; round++) {
+        const expected = [...model.entries()]
+          .sort((a, b) => a[1].sent - b[1].sent || b[1].seq - a[1].seq)
+          .slice(0, max)
+          .map(([id]) => id);
+        const got = q.take(max, 3).map((r) => r.nodeId);
+        assert.deepEqual(got, expected);
+        for (const id of expected) {
+          const e = model.get(id)!;
+          if (++e.sent >= 3) model.delete(id);
+        }
+        assert.equal(q.size, model.size);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
