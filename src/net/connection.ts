@@ -1,0 +1,436 @@
+/**
+ * One authenticated connection carrying multiplexed requests in both directions. The dialer
+ * numbers its requests with odd ids and the acceptor with even ones, so ids never collide.
+ */
+import type { TLSSocket } from 'node:tls';
+import { TesseraError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { FRAME_KIND_NAMES, FrameKind, decodeControl, encodeControl, encodeFrame, type Frame, type FrameDecoder } from '../wire/index.js';
+import { errorControl, requestControl, responseControl, toErrorCode, truncateMessage } from './messages.js';
+import { Semaphore } from './semaphore.js';
+import type { CallOptions, PeerHello, Reply, RequestHandler, Role, TransportCounters } from './types.js';
+
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+export const DEFAULT_MAX_INBOUND_HANDLERS = 32;
+/** Inbound requests waiting for a handler slot; beyond it the socket stops being read. */
+export const DEFAULT_MAX_QUEUED_INBOUND = 256;
+/** Bytes of queued inbound requests (payloads included) before the socket stops being read. */
+export const DEFAULT_MAX_QUEUED_INBOUND_BYTES = 64 << 20;
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+
+export interface ConnectionOptions {
+  role: Role;
+  peer: PeerHello;
+  handler: RequestHandler;
+  logger: Logger;
+  counters: TransportCounters;
+  maxInFlight: number;
+  maxInboundHandlers: number;
+  maxQueuedInbound: number;
+  maxQueuedInboundBytes: number;
+  defaultTimeoutMs: number;
+}
+
+interface Pending {
+  method: string;
+  resolve: (r: { body: unknown; payload: Buffer }) => void;
+  reject: (e: TesseraError) => void;
+}
+
+interface Inbound {
+  controller: AbortController;
+  cancelled: boolean;
+}
+
+const MAX_ID = 0xffff_ffff;
+
+export class RpcConnection {
+  readonly peer: PeerHello;
+  readonly role: Role;
+  private readonly socket: TLSSocket;
+  private readonly decoder: FrameDecoder;
+  private readonly opts: ConnectionOptions;
+  private readonly log: Logger;
+  private readonly slots: Semaphore;
+  private readonly pending = new Map<number, Pending>();
+  private readonly inbound = new Map<number, Inbound>();
+  private readonly queued: Frame[] = [];
+  private queuedBytes = 0;
+  private running = 0;
+  private nextId: number;
+  private readPaused = false;
+  private closedError: TesseraError | undefined;
+  private drainWaiters: Array<() => void> = [];
+  private readonly closeListeners: Array<(c: RpcConnection) => void> = [];
+  private retireTimer: NodeJS.Timeout | undefined;
+  private retiring = false;
+
+  constructor(socket: TLSSocket, decoder: FrameDecoder, opts: ConnectionOptions) {
+    this.socket = socket;
+    this.decoder = decoder;
+    this.opts = opts;
+    this.peer = opts.peer;
+    this.role = opts.role;
+    this.log = opts.logger;
+    this.slots = new Semaphore(opts.maxInFlight);
+    this.nextId = opts.role === 'dialer' ? 1 : 2;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.flushDrainWaiters());
+    socket.on('error', (e) => this.log.debug({ peer: this.peer.nodeId, err: e.message }, 'connection error'));
+    socket.on('close', () => this.onClosed());
+    socket.setNoDelay(true);
+    // Frames that arrived with the hello are already buffered in the decoder.
+    this.pump();
+    socket.resume();
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  /** Requests in progress in either direction. */
+  get activeCount(): number {
+    return this.pending.size + this.running + this.queued.length;
+  }
+
+  get inFlight(): number {
+    return this.slots.inUse;
+  }
+
+  onClose(cb: (c: RpcConnection) => void): void {
+    if (this.closed) queueMicrotask(() => cb(this));
+    else this.closeListeners.push(cb);
+  }
+
+  async call(method: string, body: unknown, payload: Buffer | Buffer[] | undefined, opts: CallOptions = {}): Promise<{ body: unknown; payload: Buffer }> {
+    const timeoutMs = opts.timeoutMs ?? this.opts.defaultTimeoutMs;
+    const control = encodeControl({ m: method, b: body });
+    const local = new AbortController();
+    const timer = setTimeout(
+      () => local.abort(new TesseraError('TIMEOUT', `call ${method} to ${this.describePeer()} timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const onCallerAbort = () =>
+      local.abort(new TesseraError('CANCELLED', `call ${method} to ${this.describePeer()} was cancelled${reasonSuffix(opts.signal?.reason)}`));
+    if (opts.signal?.aborted) onCallerAbort();
+    else opts.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const signal = local.signal;
+    let id = 0;
+    let holding = false;
+    try {
+      this.throwIfClosed();
+      await this.slots.acquire(signal);
+      holding = true;
+      this.throwIfClosed();
+      await this.waitWritable(signal);
+      id = this.allocateId();
+      const result = new Promise<{ body: unknown; payload: Buffer }>((resolve, reject) => {
+        this.pending.set(id, { method, resolve, reject });
+        const onAbort = () => {
+          if (!this.pending.delete(id)) return;
+          this.sendNow(FrameKind.CANCEL, id, undefined);
+          reject(signal.reason as TesseraError);
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        this.write(encodeFrame(FrameKind.REQUEST, id, control, payload));
+      } catch (e) {
+        this.pending.delete(id);
+        throw e;
+      }
+      const r = await result;
+      this.opts.counters.callsOk++;
+      return r;
+    } catch (e) {
+      const err = e instanceof TesseraError ? e : new TesseraError('INTERNAL', `call ${method} failed: ${String(e)}`, undefined, { cause: e });
+      this.countFailure(err);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onCallerAbort);
+      if (holding) this.slots.release();
+      this.maybeRetireClose();
+    }
+  }
+
+  /** Close now; pending calls fail with UNAVAILABLE. */
+  close(reason = 'closed locally'): void {
+    if (!this.closed) this.closedError = new TesseraError('UNAVAILABLE', `connection to ${this.describePeer()} ${reason}`);
+    this.socket.destroy();
+  }
+
+  /** Stop choosing this connection; close it once both directions are idle. */
+  retire(): void {
+    this.retiring = true;
+    this.maybeRetireClose();
+  }
+
+  private maybeRetireClose(): void {
+    if (!this.retiring || this.closed || this.activeCount > 0 || this.retireTimer) return;
+    // A grace period lets requests the peer sent before it retired this connection arrive.
+    this.retireTimer = setTimeout(() => {
+      this.retireTimer = undefined;
+      if (this.activeCount === 0) this.close('retired in favour of another connection to the same peer');
+    }, RETIRE_GRACE_MS);
+    this.retireTimer.unref();
+  }
+
+  private describePeer(): string {
+    return `${this.peer.nodeId.slice(0, 12)}@${this.peer.listenAddr || this.socket.remoteAddress}`;
+  }
+
+  private countFailure(err: TesseraError): void {
+    const c = this.opts.counters;
+    if (err.code === 'TIMEOUT') c.callsTimedOut++;
+    else if (err.code === 'CANCELLED') c.callsCancelled++;
+    else if (err.code === 'UNAVAILABLE') c.callsUnavailable++;
+    else c.callsFailed++;
+  }
+
+  private throwIfClosed(): void {
+    if (this.closedError) throw this.closedError;
+  }
+
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId + 2 > MAX_ID ? (this.role === 'dialer' ? 1 : 2) : this.nextId + 2;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private waitWritable(signal?: AbortSignal): Promise<void> {
+    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.drainWaiters.push(() => {
+        signal?.removeEventListener('abort', onAbort);
+        if (this.closedError) reject(this.closedError);
+        else resolve();
+      });
+    });
+  }
+
+  private flushDrainWaiters(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  private write(parts: Buffer[]): void {
+    this.throwIfClosed();
+    const s = this.socket;
+    let n = 0;
+    s.cork();
+    for (const b of parts) {
+      s.write(b);
+      n += b.length;
+    }
+    s.uncork();
+    this.opts.counters.bytesOut += n;
+  }
+
+  /** For small control frames (cancel, error) that must not wait behind drain. */
+  private sendNow(kind: FrameKind, id: number, control: Buffer | undefined): void {
+    if (this.closed) return;
+    try {
+      this.write(encodeFrame(kind, id, control));
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'could not send control frame');
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.opts.counters.bytesIn += chunk.length;
+    try {
+      this.decoder.push(chunk);
+    } catch (e) {
+      return this.violation((e as Error).message);
+    }
+    this.pump();
+  }
+
+  /** Takes frames while there is room to queue inbound requests. */
+  private pump(): void {
+    while (!this.closed) {
+      if (this.queueFull()) {
+        if (!this.readPaused) {
+          this.readPaused = true;
+          this.socket.pause();
+        }
+        return;
+      }
+      let f: Frame | undefined;
+      try {
+        f = this.decoder.next();
+      } catch (e) {
+        return this.violation((e as Error).message);
+      }
+      if (f === undefined) break;
+      this.onFrame(f);
+    }
+    if (this.readPaused && !this.closed && !this.queueFull()) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  private queueFull(): boolean {
+    return this.queued.length >= this.opts.maxQueuedInbound || this.queuedBytes >= this.opts.maxQueuedInboundBytes;
+  }
+
+  private onFrame(f: Frame): void {
+    switch (f.kind) {
+      case FrameKind.REQUEST:
+        return this.onRequest(f);
+      case FrameKind.RESPONSE:
+      case FrameKind.ERROR:
+        return this.onReply(f);
+      case FrameKind.CANCEL:
+        return this.onCancel(f.requestId);
+      default:
+        return this.violation(`unexpected ${FRAME_KIND_NAMES[f.kind]} frame after the handshake`);
+    }
+  }
+
+  private isPeerId(id: number): boolean {
+    return id !== 0 && (id % 2 === 1) === (this.role === 'acceptor');
+  }
+
+  private onRequest(f: Frame): void {
+    if (!this.isPeerId(f.requestId)) return this.violation(`request id ${f.requestId} has the wrong parity for a ${this.role === 'dialer' ? 'acceptor' : 'dialer'}`);
+    if (this.inbound.has(f.requestId)) return this.violation(`request id ${f.requestId} reused while still in progress`);
+    this.inbound.set(f.requestId, { controller: new AbortController(), cancelled: false });
+    this.queued.push(f);
+    this.queuedBytes += f.control.length + f.payload.length;
+    this.startHandlers();
+  }
+
+  private startHandlers(): void {
+    while (this.running < this.opts.maxInboundHandlers && this.queued.length > 0) {
+      const f = this.queued.shift()!;
+      this.queuedBytes -= f.control.length + f.payload.length;
+      const state = this.inbound.get(f.requestId);
+      if (state === undefined || state.cancelled) continue; // cancelled while queued
+      this.running++;
+      void this.serve(f, state).finally(() => {
+        this.running--;
+        this.inbound.delete(f.requestId);
+        this.startHandlers();
+        if (this.readPaused) this.pump();
+        this.maybeRetireClose();
+      });
+    }
+  }
+
+  private async serve(f: Frame, state: Inbound): Promise<void> {
+    const id = f.requestId;
+    let method = '?';
+    let reply: Reply;
+    try {
+      const req = decodeControl(f.control, requestControl);
+      method = req.m;
+      reply = await this.opts.handler({ method, body: req.b, payload: f.payload, peer: this.peer, signal: state.controller.signal });
+    } catch (e) {
+      if (state.cancelled || this.closed) return;
+      this.opts.counters.requestsFailed++;
+      const err =
+        e instanceof TesseraError ? e : new TesseraError('INTERNAL', `handler for ${method} failed: ${e instanceof Error ? e.message : String(e)}`);
+      if (!(e instanceof TesseraError)) this.log.error({ method, err: e instanceof Error ? e.stack : String(e) }, 'request handler threw');
+      this.sendNow(FrameKind.ERROR, id, encodeControl({ c: err.code, m: truncateMessage(err.message) }));
+      return;
+    }
+    if (state.cancelled) {
+      this.opts.counters.requestsCancelled++;
+      return;
+    }
+    if (this.closed) return;
+    let parts: Buffer[];
+    try {
+      parts = encodeFrame(FrameKind.RESPONSE, id, encodeControl({ b: reply.body }), reply.payload);
+    } catch (e) {
+      this.opts.counters.requestsFailed++;
+      const err = e instanceof TesseraError ? e : new TesseraError('INTERNAL', String(e));
+      this.sendNow(FrameKind.ERROR, id, encodeControl({ c: err.code, m: truncateMessage(`reply to ${method} cannot be sent: ${err.message}`) }));
+      return;
+    }
+    try {
+      await this.waitWritable(state.controller.signal);
+      if (state.cancelled || this.closed) return;
+      this.write(parts);
+      this.opts.counters.requestsServed++;
+    } catch {
+      /* connection closed or request cancelled while waiting to write */
+    }
+  }
+
+  private onCancel(id: number): void {
+    const state = this.inbound.get(id);
+    if (state === undefined || state.cancelled) return; // already answered: the cancel crossed the reply
+    state.cancelled = true;
+    state.controller.abort(new TesseraError('CANCELLED', 'the caller cancelled the request'));
+  }
+
+  private onReply(f: Frame): void {
+    const p = this.pending.get(f.requestId);
+    if (p === undefined) return; // late reply to a call that timed out or was cancelled
+    this.pending.delete(f.requestId);
+    if (f.kind === FrameKind.RESPONSE) {
+      let r;
+      try {
+        r = decodeControl(f.control, responseControl);
+      } catch (e) {
+        p.reject(new TesseraError('PROTOCOL', `reply to ${p.method} from ${this.describePeer()} is malformed: ${(e as Error).message}`));
+        return;
+      }
+      p.resolve({ body: r.b, payload: f.payload });
+      return;
+    }
+    let code: ReturnType<typeof toErrorCode> = 'INTERNAL';
+    let message = 'remote error without details';
+    try {
+      const e = decodeControl(f.control, errorControl);
+      code = toErrorCode(e.c);
+      message = e.m;
+    } catch {
+      /* keep the generic error */
+    }
+    p.reject(new TesseraError(code, message, { peer: this.peer.nodeId, method: p.method, remote: true }));
+  }
+
+  private violation(reason: string): void {
+    if (this.closed) return;
+    this.opts.counters.protocolViolations++;
+    this.log.warn({ peer: this.peer.nodeId, reason }, 'closing connection after a protocol violation');
+    this.closedError = new TesseraError('UNAVAILABLE', `connection to ${this.describePeer()} closed: protocol violation (${reason})`);
+    this.socket.destroy();
+  }
+
+  private onClosed(): void {
+    if (!this.closedError) this.closedError = new TesseraError('UNAVAILABLE', `connection to ${this.describePeer()} was lost`);
+    this.opts.counters.connectionsClosed++;
+    clearTimeout(this.retireTimer);
+    const err = this.closedError;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const s of this.inbound.values()) {
+      s.cancelled = true;
+      s.controller.abort(new TesseraError('CANCELLED', 'the connection to the caller was lost'));
+    }
+    this.queued.length = 0;
+    this.queuedBytes = 0;
+    this.flushDrainWaiters();
+    for (const cb of this.closeListeners.splice(0)) cb(this);
+  }
+}
+
+/** How long a retired, idle connection stays open for requests already on the wire. */
+export const RETIRE_GRACE_MS = 2000;
+
+function reasonSuffix(reason: unknown): string {
+  if (reason instanceof Error && reason.name !== 'AbortError') return `: ${reason.message}`;
+  if (typeof reason === 'string') return `: ${reason}`;
+  return '';
+}

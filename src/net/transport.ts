@@ -1,0 +1,384 @@
+/**
+ * The node's network endpoint: a TLS listener plus a pool of authenticated RPC connections,
+ * one per peer, used for calls in both directions.
+ */
+import * as tls from 'node:tls';
+import type { Socket } from 'node:net';
+import { TesseraError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { PROTOCOL_VERSION } from '../limits.js';
+import type { NodeCredentials } from './credentials.js';
+import {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_INBOUND_HANDLERS,
+  DEFAULT_MAX_QUEUED_INBOUND,
+  DEFAULT_MAX_QUEUED_INBOUND_BYTES,
+  RpcConnection,
+} from './connection.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, runHandshake } from './handshake.js';
+import { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
+import { formatAddr, parseAddr } from './addr.js';
+import { newCounters, type CallOptions, type CallResult, type PeerHello, type RequestHandler, type Role, type TransportCounters } from './types.js';
+
+export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, RequestHandler, TransportCounters } from './types.js';
+
+/** Open connections (inbound and outbound) a transport accepts before refusing new ones. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** Inbound connections still in TLS or admission; a flood of strangers cannot exceed it. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+/** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
+const SOCKET_HIGH_WATER_MARK = 1 << 20;
+
+export interface TransportOptions {
+  credentials: NodeCredentials;
+  clusterId: string;
+  clusterSecret: Buffer;
+  host: string;
+  port: number;
+  advertiseAddr?: string;
+  capabilities?: string[];
+  handler: RequestHandler;
+  logger: Logger;
+  maxInFlightPerConnection?: number;
+  maxInboundHandlersPerConnection?: number;
+  maxQueuedInboundPerConnection?: number;
+  maxQueuedInboundBytesPerConnection?: number;
+  defaultCallTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  maxConnections?: number;
+  maxPendingHandshakes?: number;
+  /** Only for testing version negotiation against an older or newer peer. */
+  protocolVersion?: number;
+}
+
+export class Transport {
+  readonly counters: TransportCounters = newCounters();
+  readonly nodeId: string;
+  private readonly o: TransportOptions;
+  private readonly log: Logger;
+  private server: tls.Server | undefined;
+  private bound: { host: string; port: number } | undefined;
+  private closing = false;
+  private pendingHandshakes = 0;
+  /** Keyed by remote "ip:port": releases the handshake slot taken when the TCP connection arrived. */
+  private readonly handshakeDone = new Map<string, () => void>();
+  private readonly byNode = new Map<string, RpcConnection>();
+  private readonly addrToNode = new Map<string, string>();
+  private readonly dialing = new Map<string, Promise<RpcConnection>>();
+  private readonly backoff: Backoff;
+  private readonly connections = new Set<RpcConnection>();
+  private readonly sockets = new Set<Socket>();
+
+  constructor(opts: TransportOptions) {
+    if (opts.clusterSecret.length < 16) throw new TesseraError('BAD_INPUT', `cluster secret must be at least 16 bytes, got ${opts.clusterSecret.length}`);
+    this.o = opts;
+    this.nodeId = opts.credentials.nodeId;
+    this.log = opts.logger.child({ component: 'net', node: this.nodeId.slice(0, 12) });
+    this.backoff = new Backoff(opts.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
+  }
+
+  get listenAddr(): string {
+    if (this.o.advertiseAddr !== undefined) return this.o.advertiseAddr;
+    if (this.bound === undefined) return '';
+    return formatAddr(this.bound.host, this.bound.port);
+  }
+
+  /** Live connections, one per peer. */
+  get peers(): PeerHello[] {
+    return [...this.byNode.values()].map((c) => c.peer);
+  }
+
+  private tlsOptions(): tls.SecureContextOptions & tls.CommonConnectionOptions {
+    return {
+      key: this.o.credentials.privateKeyPem,
+      cert: this.o.credentials.certificatePem,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      // Peers are self-signed; they are authenticated by node id after the handshake.
+      rejectUnauthorized: false,
+    };
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.server) throw new TesseraError('CONFLICT', 'transport already started');
+    const server = tls.createServer({
+      ...this.tlsOptions(),
+      requestCert: true,
+      handshakeTimeout: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      highWaterMark: SOCKET_HIGH_WATER_MARK,
+    } as tls.TlsOptions);
+    server.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    server.on('connection', (raw: Socket) => {
+      if (this.pendingHandshakes >= (this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES) || this.closing) {
+        this.log.warn({ remote: `${raw.remoteAddress}:${raw.remotePort}` }, 'refusing connection: too many handshakes in progress');
+        raw.destroy();
+        return;
+      }
+      this.pendingHandshakes++;
+      this.sockets.add(raw);
+      raw.once('close', () => this.sockets.delete(raw));
+      let counted = true;
+      const done = () => {
+        if (counted) {
+          counted = false;
+          this.pendingHandshakes--;
+        }
+      };
+      const key = `${raw.remoteAddress}:${raw.remotePort}`;
+      this.handshakeDone.set(key, done);
+      raw.once('close', () => {
+        done();
+        if (this.handshakeDone.get(key) === done) this.handshakeDone.delete(key);
+      });
+    });
+    server.on('tlsClientError', (err, sock) => {
+      this.counters.handshakesFailed++;
+      this.log.warn({ remote: `${sock.remoteAddress}:${sock.remotePort}`, reason: err.message }, 'TLS handshake refused');
+      sock.destroy();
+    });
+    server.on('secureConnection', (sock: tls.TLSSocket) => void this.accept(sock));
+    server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port, this.o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address();
+    if (a === null || typeof a === 'string') throw new TesseraError('INTERNAL', 'listener has no TCP address');
+    this.server = server;
+    this.bound = { host: this.o.host, port: a.port };
+    this.log.info({ listen: this.listenAddr }, 'transport listening');
+    return { ...this.bound };
+  }
+
+  private handshakeParams(role: Role, remote: string, expectNodeId?: string) {
+    return {
+      role,
+      credentials: this.o.credentials,
+      clusterId: this.o.clusterId,
+      clusterSecret: this.o.clusterSecret,
+      capabilities: this.o.capabilities ?? [],
+      listenAddr: this.listenAddr,
+      protocolVersion: this.o.protocolVersion ?? PROTOCOL_VERSION,
+      timeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      remote,
+      logger: this.log,
+      ...(expectNodeId !== undefined ? { expectNodeId } : {}),
+    };
+  }
+
+  private async accept(sock: tls.TLSSocket): Promise<void> {
+    const remote = `${sock.remoteAddress}:${sock.remotePort}`;
+    const done = this.handshakeDone.get(remote) ?? (() => {});
+    this.handshakeDone.delete(remote);
+    try {
+      const { peer, decoder } = await runHandshake(sock, this.handshakeParams('acceptor', remote));
+      done();
+      if (this.closing) return void sock.destroy();
+      this.counters.connectionsAccepted++;
+      this.register(this.makeConnection(sock, decoder, peer, 'acceptor'));
+    } catch {
+      done();
+      this.counters.handshakesFailed++;
+    }
+  }
+
+  private makeConnection(sock: tls.TLSSocket, decoder: import('../wire/index.js').FrameDecoder, peer: PeerHello, role: Role): RpcConnection {
+    return new RpcConnection(sock, decoder, {
+      role,
+      peer,
+      handler: this.o.handler,
+      logger: this.log,
+      counters: this.counters,
+      maxInFlight: this.o.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT,
+      maxInboundHandlers: this.o.maxInboundHandlersPerConnection ?? DEFAULT_MAX_INBOUND_HANDLERS,
+      maxQueuedInbound: this.o.maxQueuedInboundPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND,
+      maxQueuedInboundBytes: this.o.maxQueuedInboundBytesPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND_BYTES,
+      defaultTimeoutMs: this.o.defaultCallTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+    });
+  }
+
+  /**
+   * Keeps one connection per peer. When both sides dialed at once, both keep the connection
+   * dialed by the node with the smaller id, so they agree without talking; between two from the
+   * same dialer the newer wins (the older is likely half-dead).
+   */
+  private register(conn: RpcConnection): void {
+    const id = conn.peer.nodeId;
+    this.connections.add(conn);
+    if (conn.peer.listenAddr !== '') this.addrToNode.set(conn.peer.listenAddr, id);
+    conn.onClose((c) => {
+      this.connections.delete(c);
+      if (this.byNode.get(id) === c) this.byNode.delete(id);
+    });
+    const existing = this.byNode.get(id);
+    if (existing === undefined || existing.closed) {
+      this.byNode.set(id, conn);
+      return;
+    }
+    const preferredDialer = this.nodeId < id ? 'dialer' : 'acceptor';
+    const keepNew = conn.role === preferredDialer || existing.role !== preferredDialer;
+    const [keep, drop] = keepNew ? [conn, existing] : [existing, conn];
+    this.byNode.set(id, keep);
+    this.log.debug({ peer: id, kept: keep.role, dropped: drop.role }, 'duplicate connection to peer; retiring one');
+    drop.retire();
+  }
+
+  async call(addr: string, method: string, body: unknown, payload?: Buffer | Buffer[], opts: CallOptions = {}): Promise<CallResult> {
+    if (this.closing) throw new TesseraError('UNAVAILABLE', 'transport is closed');
+    const timeoutMs = opts.timeoutMs ?? this.o.defaultCallTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    let conn: RpcConnection;
+    try {
+      conn = await this.connectionFor(addr, opts.expectNodeId, deadline, opts.signal);
+    } catch (e) {
+      if (e instanceof TesseraError && e.code === 'UNAVAILABLE') this.counters.callsUnavailable++;
+      throw e;
+    }
+    const remaining = Math.max(1, deadline - Date.now());
+    const r = await conn.call(method, body, payload, { ...opts, timeoutMs: remaining });
+    return { body: r.body, payload: r.payload, peer: conn.peer };
+  }
+
+  private liveFor(nodeId: string | undefined): RpcConnection | undefined {
+    if (nodeId === undefined) return undefined;
+    const c = this.byNode.get(nodeId);
+    return c !== undefined && !c.closed ? c : undefined;
+  }
+
+  private async connectionFor(addr: string, expectNodeId: string | undefined, deadline: number, signal?: AbortSignal): Promise<RpcConnection> {
+    const known = this.liveFor(expectNodeId ?? this.addrToNode.get(addr));
+    if (known) return known;
+    let conn: RpcConnection;
+    const inProgress = this.dialing.get(addr);
+    if (inProgress) {
+      conn = await raceSignal(inProgress, signal);
+    } else {
+      const wait = this.backoff.delay(addr);
+      if (wait > 0) {
+        if (Date.now() + wait >= deadline) {
+          throw new TesseraError('UNAVAILABLE', `peer ${addr} is unreachable (${this.backoff.lastError(addr)}); next attempt in ${wait} ms`);
+        }
+        await sleep(wait, signal);
+        const raced = this.liveFor(expectNodeId ?? this.addrToNode.get(addr));
+        if (raced) return raced;
+      }
+      const again = this.dialing.get(addr);
+      if (again) {
+        conn = await raceSignal(again, signal);
+      } else {
+        const p = this.dial(addr, expectNodeId, deadline);
+        this.dialing.set(addr, p);
+        p.finally(() => this.dialing.delete(addr)).catch(() => {});
+        conn = await raceSignal(p, signal);
+      }
+    }
+    if (expectNodeId !== undefined && conn.peer.nodeId !== expectNodeId) {
+      throw new TesseraError('AUTH', `peer at ${addr} is node ${conn.peer.nodeId}, expected ${expectNodeId}`);
+    }
+    // A simultaneous dial may have lost to an inbound connection: use the survivor.
+    return this.liveFor(conn.peer.nodeId) ?? conn;
+  }
+
+  private async dial(addr: string, expectNodeId: string | undefined, deadline: number): Promise<RpcConnection> {
+    const { host, port } = parseAddr(addr);
+    const handshakeTimeout = Math.max(1, Math.min(this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, deadline - Date.now()));
+    let sock: tls.TLSSocket | undefined;
+    try {
+      sock = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ ...this.tlsOptions(), host, port, checkServerIdentity: () => undefined, highWaterMark: SOCKET_HIGH_WATER_MARK } as tls.ConnectionOptions);
+        this.sockets.add(s);
+        s.once('close', () => this.sockets.delete(s));
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new TesseraError('UNAVAILABLE', `connecting to ${addr} timed out after ${handshakeTimeout} ms`));
+        }, handshakeTimeout);
+        s.once('secureConnect', () => {
+          clearTimeout(timer);
+          s.off('error', onErr);
+          resolve(s);
+        });
+        const onErr = (e: NodeJS.ErrnoException) => {
+          clearTimeout(timer);
+          s.destroy();
+          const netLevel = e.code !== undefined && /^E[A-Z]+$/.test(e.code) && !e.code.startsWith('ERR_');
+          reject(
+            netLevel
+              ? new TesseraError('UNAVAILABLE', `cannot connect to ${addr}: ${e.code}`)
+              : new TesseraError('PROTOCOL', `TLS handshake with ${addr} failed: ${e.message}`),
+          );
+        };
+        s.once('error', onErr);
+      });
+      if (this.closing) throw new TesseraError('UNAVAILABLE', 'transport is closed');
+      const { peer, decoder } = await runHandshake(sock, { ...this.handshakeParams('dialer', addr, expectNodeId), timeoutMs: handshakeTimeout });
+      this.counters.connectionsDialed++;
+      this.backoff.succeeded(addr);
+      this.addrToNode.set(addr, peer.nodeId);
+      const conn = this.makeConnection(sock, decoder, peer, 'dialer');
+      this.register(conn);
+      return conn;
+    } catch (e) {
+      sock?.destroy();
+      const err = e instanceof TesseraError ? e : new TesseraError('UNAVAILABLE', `cannot connect to ${addr}: ${String(e)}`);
+      if (err.code !== 'UNAVAILABLE') this.counters.handshakesFailed++;
+      this.backoff.failed(addr, err.message);
+      this.log.debug({ addr, code: err.code, reason: err.message }, 'dial failed');
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const server = this.server;
+    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    for (const c of this.connections) c.close('closed: transport shutting down');
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(cancelled(signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(cancelled(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function cancelled(signal: AbortSignal): TesseraError {
+  return signal.reason instanceof TesseraError ? signal.reason : new TesseraError('CANCELLED', 'call cancelled before a connection was ready');
+}
+
+/** Waits for `p` unless the caller gives up first; the dial itself continues for other callers. */
+function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return p;
+  if (signal.aborted) return Promise.reject(cancelled(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(cancelled(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
