@@ -146,8 +146,10 @@ export class DiskChunkStore implements ChunkStore {
     if (p === undefined) {
       p = (async () => {
         const l1 = join(this.#chunksDir, hex.slice(0, 2));
-        if (await mkdirFresh(l1)) await syncDir(this.#chunksDir);
-        if (await mkdirFresh(join(l1, hex.slice(2, 4)))) await syncDir(l1);
+        const newL1 = await mkdirFresh(l1);
+        const newL2 = await mkdirFresh(join(l1, hex.slice(2, 4)));
+        // Both parents are flushed together: each fsync costs a journal commit.
+        await Promise.all([newL1 ? syncDir(this.#chunksDir) : undefined, newL2 ? syncDir(l1) : undefined]);
       })();
       this.#shards.set(key, p);
       // A failed creation must be retried by the next put, not remembered.
@@ -175,8 +177,10 @@ export class DiskChunkStore implements ChunkStore {
       const tmp = join(this.#tmpDir, `${hex}.${process.pid}.${this.#seq++}`);
       let renamed = false;
       try {
-        await this.#ensureShard(hex);
-        await writeDurably(tmp, data);
+        // The temp file does not live in the shard, so its write and fsync overlap the shard's creation.
+        const [shard, written] = await Promise.allSettled([this.#ensureShard(hex), writeDurably(tmp, data)]);
+        if (shard.status === 'rejected') throw shard.reason;
+        if (written.status === 'rejected') throw written.reason;
         await rename(tmp, final);
         renamed = true;
         this.#used += size;

@@ -1,7 +1,7 @@
 /**
  * Child process for the store crash test: opens a disk chunk store and writes (and sometimes
  * deletes) chunks with a few puts in flight until killed, printing one line per completed
- * operation ("+hex" stored, "-hex" deleted) so the parent knows what was acknowledged.
+ * operation ("+hex" stored, "~hex" about to be deleted, "-hex" deleted) so the parent knows what was acknowledged.
  * Bounded: stops by itself after MAX_OPS operations or MAX_RUN_MS.
  */
 import { randomBytes, randomInt } from 'node:crypto';
@@ -24,6 +24,8 @@ async function main(root: string): Promise<void> {
       ops++;
       if (stored.length > 4 && randomInt(8) === 0) {
         const id = stored.splice(randomInt(stored.length), 1)[0]!;
+        // Announced first: the kill may land after the unlink but before the acknowledgement.
+        process.stdout.write(`~${id.toString('hex')}\n`);
         if (await store.delete(id)) process.stdout.write(`-${id.toString('hex')}\n`);
         continue;
       }

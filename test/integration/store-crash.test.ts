@@ -45,6 +45,9 @@ function runAndKill(root: string): Promise<{ stored: Set<string>; deleted: Set<s
         } else if (line.startsWith('+')) {
           stored.add(line.slice(1));
           deleted.delete(line.slice(1));
+        } else if (line.startsWith('~')) {
+          // May or may not be gone: the kill can land between the unlink and its acknowledgement.
+          stored.delete(line.slice(1));
         } else if (line.startsWith('-')) {
           stored.delete(line.slice(1));
           deleted.add(line.slice(1));
