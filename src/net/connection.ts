@@ -374,6 +374,16 @@ export class RpcConnection {
   }
 
   private onReply(f: Frame): void {
+    if (f.requestId === 0 && f.kind === FrameKind.ERROR) {
+      let reason = 'no reason given';
+      try {
+        reason = decodeControl(f.control, errorControl).m;
+      } catch {
+        /* keep the generic reason */
+      }
+      this.log.warn({ peer: this.peer.nodeId, reason }, 'peer closed the connection');
+      return this.close(`closed by the peer: ${reason}`);
+    }
     const p = this.pending.get(f.requestId);
     if (p === undefined) return; // late reply to a call that timed out or was cancelled
     this.pending.delete(f.requestId);

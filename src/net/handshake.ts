@@ -1,7 +1,8 @@
 /**
  * Post-TLS handshake: check the peer's certificate and derive its node id, prove the cluster
  * secret both ways (HMAC over the TLS exporter, so a proof is useless outside this session),
- * then exchange hellos. Runs on a TLS socket that has completed its own handshake.
+ * then exchange hellos (the dialer's first; the acceptor replies only if it accepts it). Runs on
+ * a TLS socket that has completed its own handshake.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -96,6 +97,11 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
       socket.uncork();
     };
 
+    const sendHello = () => {
+      const hello = { v: p.protocolVersion, id: p.credentials.nodeId, cluster: p.clusterId, caps: p.capabilities, addr: p.listenAddr };
+      send(FrameKind.HELLO, encodeControl(hello));
+    };
+
     const onFrame = (f: Frame): boolean => {
       if (f.kind === FrameKind.ERROR) {
         let reason = 'no reason given';
@@ -120,8 +126,9 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
           return false;
         }
         admitted = true;
-        const hello = { v: p.protocolVersion, id: p.credentials.nodeId, cluster: p.clusterId, caps: p.capabilities, addr: p.listenAddr };
-        send(FrameKind.HELLO, encodeControl(hello));
+        // The acceptor answers only a hello it accepts, so a dialer that sees the acceptor's
+        // hello knows it has been let in.
+        if (p.role === 'dialer') sendHello();
         return true;
       }
       if (f.kind !== FrameKind.HELLO) {
@@ -136,6 +143,8 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
         return false;
       }
       if (h.v !== p.protocolVersion) {
+        // Our hello lets the peer report the mismatch in its own terms.
+        if (p.role === 'acceptor') sendHello();
         fail(new TesseraError('PROTOCOL', `peer ${p.remote} runs protocol version ${h.v}, this node speaks ${p.protocolVersion}; upgrade the older node`), true);
         return false;
       }
@@ -147,6 +156,7 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
         fail(new TesseraError('AUTH', `peer ${p.remote} belongs to cluster ${JSON.stringify(h.cluster)}, this node to ${JSON.stringify(p.clusterId)}`), true);
         return false;
       }
+      if (p.role === 'acceptor') sendHello();
       cleanup();
       socket.pause();
       decoder.setLimits({ maxControlBytes: Infinity, maxPayloadBytes: Infinity });
