@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { errno, fsError } from './fs-util.js';
 
-const LOCK_FILE = 'LOCK';
 /** A pid file is a few digits; anything longer is not ours. */
 const MAX_LOCK_FILE_BYTES = 64;
 const heldHere = new Set<string>();
@@ -26,8 +25,8 @@ export interface DirLock {
   release(): Promise<void>;
 }
 
-export async function lockDir(dir: string): Promise<DirLock> {
-  const path = join(dir, LOCK_FILE);
+export async function lockDir(dir: string, file: string): Promise<DirLock> {
+  const path = join(dir, file);
   if (heldHere.has(path)) throw new TesseraError('CONFLICT', `${dir} is already open in this process; close it first`);
   try {
     const fh = await open(path, 'wx');

@@ -2,9 +2,11 @@
  * Chunk engine on a local filesystem: one file per chunk in a two-level sharded tree
  * (`chunks/ab/cd/<hex>`), so no directory grows past a few thousand entries.
  *
- * A put writes `tmp/<hex>.<seq>`, fsyncs it, renames it into its shard and fsyncs the shard
- * directory: a chunk is visible only whole. Temp files live in one directory of their own (same
- * filesystem, so the rename is atomic) so that recovery at open is a single readdir.
+ * The store may share its root with other parts of a node (the data dir), so everything it owns
+ * is named `chunks*`. A put writes `chunks.tmp/<hex>.<pid>.<seq>`, fsyncs it, renames it into
+ * its shard and fsyncs the shard directory: a chunk is visible only whole. Temp files live in one
+ * directory of their own (same filesystem, so the rename is atomic) so that recovery at open is a
+ * single readdir. Bad copies are moved to `chunks.quarantine/`.
  *
  * Usage is derived from the tree at open rather than persisted: a counter written beside the
  * chunks could disagree with them after a crash, the tree cannot.
@@ -65,8 +67,8 @@ export class DiskChunkStore implements ChunkStore {
   private constructor(root: string, quota: number, log: Logger, lock: DirLock) {
     this.root = root;
     this.#chunksDir = join(root, 'chunks');
-    this.#tmpDir = join(root, 'tmp');
-    this.#quarantineDir = join(root, 'quarantine');
+    this.#tmpDir = join(root, 'chunks.tmp');
+    this.#quarantineDir = join(root, 'chunks.quarantine');
     this.#quota = quota;
     this.#log = log;
     this.#lock = lock;
@@ -80,7 +82,7 @@ export class DiskChunkStore implements ChunkStore {
     } catch (e) {
       throw fsError(e, `creating chunk store directory ${root}`);
     }
-    const lock = await lockDir(root);
+    const lock = await lockDir(root, 'chunks.lock');
     const store = new DiskChunkStore(root, quota, opts.log ?? silentLogger, lock);
     try {
       await store.#recover();
@@ -347,7 +349,7 @@ export class DiskChunkStore implements ChunkStore {
     await this.#lock.release();
   }
 
-  /** Renames the live copy into quarantine/ (replacing an older quarantined copy) durably. */
+  /** Renames the live copy into chunks.quarantine/ (replacing an older quarantined copy) durably. */
   async #moveToQuarantine(hex: string): Promise<void> {
     try {
       await rename(this.#path(hex), join(this.#quarantineDir, hex));

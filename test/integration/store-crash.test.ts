@@ -72,7 +72,7 @@ test('store survives kill -9 mid-write: whole chunks only, acknowledged puts kep
       for (const id of stored) everStored.add(id);
       const store = await DiskChunkStore.open(root);
       try {
-        assert.deepEqual(await readdir(join(root, 'tmp')), [], 'temp files remain after open');
+        assert.deepEqual(await readdir(join(root, 'chunks.tmp')), [], 'temp files remain after open');
         let used = 0;
         let count = 0;
         const present = new Set<string>();

@@ -57,7 +57,7 @@ test('disk full: a put gets NO_SPACE, leaves no partial file, and the store stay
       assert.ok(isTesseraError(failure, 'NO_SPACE'), `expected NO_SPACE, got ${String(failure)}`);
       assert.match((failure as Error).message, /disk full/);
       assert.ok(stored.length > 0 && stored.length < MAX_PUTS);
-      assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+      assert.deepEqual(await readdir(join(dir, 'chunks.tmp')), []);
       const listed: string[] = [];
       for await (const id of s.list()) listed.push(id.toString('hex'));
       assert.deepEqual(listed.sort(), stored.map((d) => chunkIdOf(d).toString('hex')).sort());

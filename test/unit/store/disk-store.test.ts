@@ -40,7 +40,7 @@ test('disk: chunks land in a two-level sharded tree and nothing is left in tmp/'
   const a = chunk(1234);
   await s.put(a.id, a.data);
   assert.deepEqual(await readFile(pathOf(root, a.id)), a.data);
-  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  assert.deepEqual(await readdir(join(root, 'chunks.tmp')), []);
   await s.close();
 });
 
@@ -72,11 +72,11 @@ test('disk: open removes leftover temp files and ignores foreign files', async (
   await s.put(a.id, a.data);
   await s.close();
   // What a crash mid-put leaves behind, plus junk a human might drop in the tree.
-  await writeFile(join(root, 'tmp', `${a.id.toString('hex')}.1.0`), Buffer.alloc(100));
+  await writeFile(join(root, 'chunks.tmp', `${a.id.toString('hex')}.1.0`), Buffer.alloc(100));
   await writeFile(join(root, 'chunks', 'README'), 'not a chunk');
   await mkdir(join(root, 'chunks', 'zz'), { recursive: true });
   s = await DiskChunkStore.open(root);
-  assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  assert.deepEqual(await readdir(join(root, 'chunks.tmp')), []);
   assert.equal(s.usage().used, 500);
   assert.equal(s.usage().count, 1);
   const listed: string[] = [];
@@ -95,7 +95,7 @@ test('disk: an oversized file in the tree is quarantined at open, not counted or
   s = await DiskChunkStore.open(root);
   assert.equal(s.usage().used, 0);
   assert.equal(await s.has(a.id), false);
-  assert.equal((await stat(join(root, 'quarantine', a.id.toString('hex')))).size, MAX_CHUNK_BYTES + 1);
+  assert.equal((await stat(join(root, 'chunks.quarantine', a.id.toString('hex')))).size, MAX_CHUNK_BYTES + 1);
   await s.close();
 });
 
@@ -111,8 +111,8 @@ test('disk: a second open of the same directory is refused while the first holds
 test('disk: a lock left by a dead process is taken over', async () => {
   const root = await tempDir();
   // PIDs are bounded by pid_max (at most 2^22 on Linux), so this one cannot be alive.
-  await writeFile(join(root, 'LOCK'), '99999999');
+  await writeFile(join(root, 'chunks.lock'), '99999999');
   const s = await DiskChunkStore.open(root);
-  assert.equal((await readFile(join(root, 'LOCK'), 'utf8')).trim(), String(process.pid));
+  assert.equal((await readFile(join(root, 'chunks.lock'), 'utf8')).trim(), String(process.pid));
   await s.close();
 });
