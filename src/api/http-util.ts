@@ -1,0 +1,44 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HTTP_STATUS, TesseraError, badInput, tooLarge } from '../errors.js';
+import type { ApiErrorBody } from './types.js';
+
+/** Largest JSON request body the API accepts; file contents are streamed, never parsed as JSON. */
+export const MAX_JSON_BODY_BYTES = 64 << 10;
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const e = err instanceof TesseraError ? err : new TesseraError('INTERNAL', (err as Error)?.message ?? String(err));
+  const body: ApiErrorBody = { error: { code: e.code, message: e.message } };
+  if (res.headersSent) {
+    res.destroy(e);
+    return;
+  }
+  sendJson(res, HTTP_STATUS[e.code], body);
+}
+
+export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_JSON_BODY_BYTES) throw tooLarge(`JSON body of ${declared} bytes is over the ${MAX_JSON_BODY_BYTES}-byte limit`);
+  const parts: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_JSON_BODY_BYTES) throw tooLarge(`JSON body is over the ${MAX_JSON_BODY_BYTES}-byte limit`);
+    parts.push(chunk);
+  }
+  if (total === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+  } catch {
+    throw badInput('request body is not valid JSON');
+  }
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { formatJoinToken, initDataDir, loadDataDir, newClusterKeys, parseJoinToken } from '../../cluster/identity.js';
+import { badInput } from '../../errors.js';
+
+export function registerInit(program: Command): void {
+  program
+    .command('init')
+    .description('create a node identity in a data directory, for a new cluster or to join one')
+    .requiredOption('--data <dir>', 'data directory of the node')
+    .option('--join <token>', 'join an existing cluster with a token from `tessera token`')
+    .option('--json', 'print a JSON result')
+    .addHelpText('after', '\nExamples:\n  tessera init --data ./n1\n  tessera init --data ./n2 --join tsrj1_...')
+    .action(async (opts: { data: string; join?: string; json?: boolean }) => {
+      const keys = opts.join !== undefined ? parseJoinToken(opts.join) : newClusterKeys();
+      const id = await initDataDir(opts.data, keys);
+      const token = formatJoinToken(keys);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ nodeId: id.credentials.nodeId, clusterId: keys.clusterId, joinToken: token, storageOnly: !keys.dataKey }) + '\n');
+        return;
+      }
+      process.stdout.write(`node id:     ${id.credentials.nodeId}\ncluster id:  ${keys.clusterId}\n`);
+      if (opts.join === undefined) process.stdout.write(`join token:  ${token}\n(keep it secret: it admits nodes and holds the data key)\n`);
+      else if (!keys.dataKey) process.stdout.write('storage-only node: it will hold ciphertext and never see file contents or names\n');
+    });
+
+  program
+    .command('token')
+    .description('print the join token of the cluster a data directory belongs to')
+    .requiredOption('--data <dir>', 'data directory of a member')
+    .option('--storage-only', 'leave the data key out: the joining node stores ciphertext only')
+    .option('--json', 'print a JSON result')
+    .action(async (opts: { data: string; storageOnly?: boolean; json?: boolean }) => {
+      const id = await loadDataDir(opts.data);
+      if (!id.cluster.dataKey && !opts.storageOnly) throw badInput('this node is storage-only and has no data key; use --storage-only');
+      const token = formatJoinToken(id.cluster, { storageOnly: opts.storageOnly === true });
+      process.stdout.write(opts.json ? JSON.stringify({ joinToken: token }) + '\n' : token + '\n');
+    });
+}

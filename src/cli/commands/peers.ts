@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import type { PeerView, StatusView } from '../../api/types.js';
+import { clientFrom, type ClientFlags } from '../context.js';
+import { formatAgo, formatBytes, table } from '../format.js';
+
+/** Options every client command takes. */
+export function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option('--api <host:port>', 'API of the node to talk to (default: $TESSERA_API or 127.0.0.1:7401)')
+    .option('--token <token>', 'API bearer token (default: $TESSERA_TOKEN, or DATA/api-token with --data)')
+    .option('--data <dir>', "a local node's data directory, to find its API and token")
+    .option('--json', 'print JSON for scripts');
+}
+
+export function peersTable(peers: PeerView[]): string {
+  const rows = peers.map((p) => [
+    p.nodeId.slice(0, 12) + (p.self ? '*' : ''),
+    p.addr,
+    p.state,
+    formatBytes(p.capacity),
+    formatBytes(p.used),
+    formatAgo(p.lastSeenAgoMs),
+  ]);
+  return table(['NODE', 'ADDRESS', 'STATE', 'CAPACITY', 'USED', 'LAST SEEN'], rows);
+}
+
+function statusText(s: StatusView): string {
+  const m = s.members;
+  return [
+    `node       ${s.nodeId}`,
+    `cluster    ${s.clusterId}`,
+    `version    ${s.version}`,
+    `listen     ${s.listen}    api ${s.api}    up ${s.uptimeSec} s`,
+    `members    ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+    `store      ${s.store.engine}: ${formatBytes(s.store.used)} used in ${s.store.count} chunks, capacity ${formatBytes(s.store.capacity)}`,
+    '',
+    peersTable(s.peers),
+  ].join('\n');
+}
+
+export function registerPeers(program: Command): void {
+  withClientOptions(program.command('peers').description('list the cluster members a node knows, with state and capacity'))
+    .addHelpText('after', '\nExample:\n  tessera peers --api 127.0.0.1:7401')
+    .action(async (opts: ClientFlags & { json?: boolean }) => {
+      const peers = await (await clientFrom(opts)).peers();
+      process.stdout.write((opts.json ? JSON.stringify(peers) : peersTable(peers)) + '\n');
+    });
+
+  withClientOptions(program.command('status').description("a node's view of the cluster: membership, health, capacity"))
+    .addHelpText('after', '\nExample:\n  tessera status --data ./n1')
+    .action(async (opts: ClientFlags & { json?: boolean }) => {
+      const status = await (await clientFrom(opts)).status();
+      process.stdout.write((opts.json ? JSON.stringify(status) : statusText(status)) + '\n');
+    });
+}

@@ -1,0 +1,212 @@
+/**
+ * A cluster of real `tessera node` processes on this machine, on loopback: what `tessera demo`
+ * runs, and what the integration tests and benchmarks drive.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, type TesseraClient } from '../client/index.js';
+import { formatJoinToken, initDataDir, newClusterKeys, type ClusterKeys } from '../cluster/identity.js';
+import { TesseraError } from '../errors.js';
+
+export const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
+const READY_TIMEOUT_MS = 20_000;
+const POLL_MS = 50;
+
+/** Asks the kernel for a free loopback port (closed again at once; fine on loopback). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) {
+      throw new TesseraError('TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+export interface LocalNode {
+  index: number;
+  dataDir: string;
+  listen: string;
+  api: string;
+  nodeId: string;
+  apiToken: string;
+  proc: ChildProcess | undefined;
+  client: TesseraClient;
+  /** Extra arguments this node was started with. */
+  args: string[];
+}
+
+export interface LocalClusterOptions {
+  nodes: number;
+  dir?: string;
+  memory?: boolean;
+  logLevel?: string;
+  /** Extra `tessera node` arguments for every node (e.g. timing knobs). */
+  nodeArgs?: string[];
+  /** Environment for node processes, on top of this process's. */
+  env?: Record<string, string>;
+  /** Bootstrap every node after the first through node 0 (default) or through these indexes. */
+  bootstrapIndexes?: number[];
+  /** Run nodes in their own process group, so they outlive this process (demo --keep). */
+  detached?: boolean;
+}
+
+export class LocalCluster {
+  readonly nodes: LocalNode[] = [];
+  private ownsDir = false;
+
+  private constructor(readonly dir: string, readonly keys: ClusterKeys, private readonly opts: LocalClusterOptions) {}
+
+  static async create(opts: LocalClusterOptions): Promise<LocalCluster> {
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'tessera-')));
+    const cluster = new LocalCluster(dir, newClusterKeys(), opts);
+    cluster.ownsDir = opts.dir === undefined;
+    try {
+      for (let i = 0; i < opts.nodes; i++) await cluster.addNode({ start: false });
+      await Promise.all(cluster.nodes.map((n) => cluster.start(n.index)));
+    } catch (err) {
+      await cluster.destroy();
+      throw err;
+    }
+    return cluster;
+  }
+
+  get joinToken(): string {
+    return formatJoinToken(this.keys);
+  }
+
+  /** Initialises one more node (and starts it unless told not to). */
+  async addNode(o: { start?: boolean; bootstrap?: number[]; args?: string[] } = {}): Promise<LocalNode> {
+    const index = this.nodes.length;
+    const dataDir = join(this.dir, `node${index}`);
+    const id = await initDataDir(dataDir, this.keys);
+    const node: LocalNode = {
+      index,
+      dataDir,
+      listen: `127.0.0.1:${await freePort()}`,
+      api: `127.0.0.1:${await freePort()}`,
+      nodeId: id.credentials.nodeId,
+      apiToken: id.apiToken,
+      proc: undefined,
+      client: undefined as unknown as TesseraClient,
+      args: o.args ?? [],
+    };
+    node.client = connect({ api: node.api, token: id.apiToken });
+    this.nodes.push(node);
+    if (o.start !== false) await this.start(index, o.bootstrap);
+    return node;
+  }
+
+  node(i: number): LocalNode {
+    const n = this.nodes[i];
+    if (!n) throw new TesseraError('BAD_INPUT', `no node ${i} in this cluster`);
+    return n;
+  }
+
+  /** Starts (or restarts) node i with its same identity, addresses and data. */
+  async start(i: number, bootstrap?: number[]): Promise<void> {
+    const n = this.node(i);
+    if (n.proc && n.proc.exitCode === null && n.proc.signalCode === null) throw new TesseraError('CONFLICT', `node ${i} is already running`);
+    const via = bootstrap ?? this.opts.bootstrapIndexes ?? [0];
+    const boot = via.filter((b) => b !== i && this.nodes[b]).map((b) => this.node(b).listen);
+    const args = [
+      CLI_PATH, 'node', '--data', n.dataDir, '--listen', n.listen, '--api', n.api,
+      '--log-level', this.opts.logLevel ?? 'info',
+      ...(boot.length ? ['--bootstrap', boot.join(',')] : []),
+      ...(this.opts.memory ? ['--memory'] : []),
+      ...(this.opts.nodeArgs ?? []),
+      ...n.args,
+    ];
+    // Children write straight to their log file, so they outlive this process when detached.
+    const logPath = join(this.dir, `node${i}.log`);
+    const fd = openSync(logPath, 'a');
+    const logStart = fstatSync(fd).size;
+    const proc = spawn(process.execPath, args, {
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...this.opts.env },
+      detached: this.opts.detached === true,
+    });
+    closeSync(fd);
+    const stderrTail = () => {
+      try {
+        return readFileSync(logPath, 'utf8').slice(logStart).trim().split('\n').slice(-5).join('\n');
+      } catch {
+        return '';
+      }
+    };
+    n.proc = proc;
+    await waitFor(`node ${i} to serve its API at ${n.api}`, READY_TIMEOUT_MS, async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new TesseraError('UNAVAILABLE', `node ${i} exited during start-up (${proc.exitCode ?? proc.signalCode}): ${stderrTail()}`);
+      }
+      const info = JSON.parse(await readFile(join(n.dataDir, 'node.json'), 'utf8')) as { pid: number };
+      if (info.pid !== proc.pid) return false;
+      return (await n.client.status()).nodeId === n.nodeId;
+    }).catch((err: unknown) => {
+      // Errors thrown from the probe are remembered; an early exit should win over a timeout.
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new TesseraError('UNAVAILABLE', `node ${i} exited during start-up (${proc.exitCode ?? proc.signalCode}): ${stderrTail()}`);
+      }
+      throw err;
+    });
+  }
+
+  running(i: number): boolean {
+    const p = this.node(i).proc;
+    return !!p && p.exitCode === null && p.signalCode === null;
+  }
+
+  /** Sends a signal and waits for the process to exit. */
+  async kill(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.node(i).proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Waits until every running node's API lists `expected` members in the given states. */
+  async waitForMembers(expected: { alive: number; dead?: number }, timeoutMs = 20_000, among?: number[]): Promise<void> {
+    const which = among ?? this.nodes.filter((n) => this.running(n.index)).map((n) => n.index);
+    await waitFor(`${which.length} nodes to see ${expected.alive} alive${expected.dead !== undefined ? ` and ${expected.dead} dead` : ''}`, timeoutMs, async () => {
+      for (const i of which) {
+        const peers = await this.node(i).client.peers();
+        const alive = peers.filter((p) => p.state === 'alive').length;
+        const dead = peers.filter((p) => p.state === 'dead' || p.state === 'left').length;
+        if (alive !== expected.alive || (expected.dead !== undefined && dead !== expected.dead)) return false;
+      }
+      return true;
+    });
+  }
+
+  /** Stops every node gracefully (SIGTERM), then removes the directory unless `keep`. */
+  async destroy(opts: { keep?: boolean } = {}): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill(n.index, 'SIGTERM')));
+    if (this.ownsDir && !opts.keep) await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The composition root: wires one node from its config. Nothing else constructs services.
+ */
+import { writeFile, rename, rm } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { ApiServer, coreRoutes, type Route } from './api/server.js';
+import type { PeerView, StatusView } from './api/types.js';
+import { realClock } from './cluster/clock.js';
+import { loadDataDir } from './cluster/identity.js';
+import { Membership, type MemberInfo, type MembershipConfig } from './cluster/membership.js';
+import { TesseraError } from './errors.js';
+import type { Logger } from './log.js';
+import { Transport, type IncomingRequest, type Reply } from './net/transport.js';
+import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
+import type { ChunkStore } from './store/chunk-store.js';
+import { DiskChunkStore } from './store/disk-store.js';
+import { MemoryChunkStore } from './store/memory-store.js';
+import { openMetadata, type Metadata } from './store/metadata.js';
+import { VERSION } from './version.js';
+
+export interface NodeConfig {
+  dataDir: string;
+  listen: { host: string; port: number };
+  api: { host: string; port: number };
+  /** host:port peers dial; default: the listen address (or this host's first address when listening on a wildcard). */
+  advertise?: string;
+  bootstrap: string[];
+  memory: boolean;
+  quota?: number;
+  membership?: Partial<MembershipConfig>;
+  logger: Logger;
+}
+
+/** Capabilities this node announces in its hello. */
+const CAPABILITIES = ['membership/1', 'chunks/1'];
+/** Address book writes are coalesced: membership can change many times a second in a storm. */
+const ADDRESS_BOOK_FLUSH_MS = 500;
+const MEMBERS_KEY = 'address-book';
+
+export type RpcHandler = (req: IncomingRequest) => Promise<Reply>;
+
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly listenAddr: string;
+  readonly apiAddr: string;
+  readonly membership: Membership;
+  readonly chunks: ChunkStore;
+  stop(opts?: { leave?: boolean }): Promise<void>;
+}
+
+function wildcardAdvertise(host: string, port: number): string {
+  if (host !== '0.0.0.0' && host !== '::') return `${host}:${port}`;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return `${a.address}:${port}`;
+  }
+  return `127.0.0.1:${port}`;
+}
+
+export async function startNode(config: NodeConfig): Promise<RunningNode> {
+  const log = config.logger;
+  const identity = await loadDataDir(config.dataDir);
+  const nodeId = identity.credentials.nodeId;
+  const startedAt = Date.now();
+
+  const meta: Metadata = await openMetadata(join(config.dataDir, 'meta'));
+  const chunks: ChunkStore = config.memory
+    ? new MemoryChunkStore(config.quota !== undefined ? { quota: config.quota } : {})
+    : await DiskChunkStore.open(config.dataDir, { log, ...(config.quota !== undefined ? { quota: config.quota } : {}) });
+
+  // Method prefix → handler; each service registers the part of the protocol it owns.
+  const rpc = new Map<string, RpcHandler>();
+  const transport = new Transport({
+    credentials: identity.credentials,
+    clusterId: identity.cluster.clusterId,
+    clusterSecret: identity.cluster.clusterSecret,
+    host: config.listen.host,
+    port: config.listen.port,
+    ...(config.advertise ? { advertiseAddr: config.advertise } : {}),
+    capabilities: CAPABILITIES,
+    logger: log,
+    handler: async (req) => {
+      const prefix = req.method.slice(0, req.method.indexOf('.') + 1);
+      const h = rpc.get(prefix);
+      if (!h) throw new TesseraError('BAD_INPUT', `unknown method '${req.method}'`);
+      return h(req);
+    },
+  });
+  let bound: { host: string; port: number };
+  try {
+    bound = await transport.start();
+  } catch (err) {
+    await chunks.close();
+    await meta.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${config.listen.host}:${config.listen.port}`;
+    if (code === 'EADDRINUSE') throw new TesseraError('CONFLICT', `peer address ${where} is already in use; choose another --listen port`);
+    if (code === 'EADDRNOTAVAIL') throw new TesseraError('BAD_INPUT', `peer address ${where} is not an address of this machine`);
+    throw err;
+  }
+  const advertise = config.advertise ?? wildcardAdvertise(config.listen.host, bound.port);
+
+  const saved = (await meta.get('members', MEMBERS_KEY)) as { incarnation?: number; members?: MemberInfo[] } | undefined;
+  const membership = new Membership({
+    self: { nodeId, addr: advertise },
+    net: {
+      call: async (addr, method, body, opts) =>
+        (await transport.call(addr, method, body, undefined, { timeoutMs: opts.timeoutMs, ...(opts.expectNodeId ? { expectNodeId: opts.expectNodeId } : {}) })).body,
+    },
+    clock: realClock,
+    random: Math.random,
+    seeds: config.bootstrap,
+    addressBook: (saved?.members ?? []).filter((m) => m.nodeId !== nodeId),
+    // A restart must outrank every rumour about this node's previous life.
+    incarnation: (saved?.incarnation ?? 0) + 1,
+    localStats: () => {
+      const u = chunks.usage();
+      return { capacity: u.capacity, used: u.used };
+    },
+    ...(config.membership ? { config: config.membership } : {}),
+    logger: log,
+  });
+  rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body) }));
+
+  let flushTimer: NodeJS.Timeout | undefined;
+  const saveAddressBook = async () => {
+    flushTimer = undefined;
+    await meta.put('members', MEMBERS_KEY, { incarnation: membership.incarnation, members: membership.members() });
+  };
+  membership.on('change', (m: MemberInfo, prev: string | undefined) => {
+    if (m.state !== prev) log.info({ member: m.nodeId, addr: m.addr, state: m.state, was: prev ?? 'unknown' }, 'membership change');
+    flushTimer ??= setTimeout(() => void saveAddressBook().catch((err: unknown) => log.warn({ err }, 'address book not saved')), ADDRESS_BOOK_FLUSH_MS);
+  });
+
+  const peers = (): PeerView[] => {
+    const now = realClock.now();
+    const usage = chunks.usage();
+    const self: PeerView = { nodeId, addr: advertise, state: 'alive', incarnation: membership.incarnation, capacity: usage.capacity, used: usage.used, lastSeenAgoMs: null, self: true };
+    const others = membership.members().filter((m) => m.nodeId !== nodeId).map((m): PeerView => ({
+      nodeId: m.nodeId,
+      addr: m.addr,
+      state: m.state,
+      incarnation: m.incarnation,
+      capacity: m.capacity,
+      used: m.used,
+      lastSeenAgoMs: Math.max(0, Math.round(now - m.lastSeen)),
+      self: false,
+    }));
+    return [self, ...others].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+  };
+  const status = (): StatusView => {
+    const list = peers();
+    const count = (s: PeerView['state']) => list.filter((p) => p.state === s).length;
+    const u = chunks.usage();
+    return {
+      nodeId,
+      clusterId: identity.cluster.clusterId,
+      version: VERSION,
+      listen: advertise,
+      api: apiAddr,
+      uptimeSec: Math.round((Date.now() - startedAt) / 1000),
+      members: { alive: count('alive'), suspect: count('suspect'), dead: count('dead'), left: count('left') },
+      store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
+      peers: list,
+    };
+  };
+
+  const routes: Route[] = coreRoutes({ status, peers });
+  const api = new ApiServer({ host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log });
+  let apiAddr: string;
+  try {
+    apiAddr = await api.start();
+  } catch (err) {
+    await transport.close();
+    await chunks.close();
+    await meta.close();
+    throw err;
+  }
+  membership.start();
+
+  const runtime: RuntimeInfo = { pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString() };
+  const runtimePath = join(config.dataDir, RUNTIME_FILE);
+  await writeFile(runtimePath + '.tmp', JSON.stringify(runtime, null, 2) + '\n');
+  await rename(runtimePath + '.tmp', runtimePath);
+  log.info({ nodeId, listen: advertise, api: apiAddr, bootstrap: config.bootstrap, engine: config.memory ? 'memory' : 'disk' }, 'node ready');
+
+  let stopped = false;
+  return {
+    nodeId,
+    listenAddr: advertise,
+    apiAddr,
+    membership,
+    chunks,
+    async stop(opts = {}) {
+      if (stopped) return;
+      stopped = true;
+      if (opts.leave) await membership.leave().catch((err: unknown) => log.warn({ err }, 'leave announcement failed'));
+      else membership.stop();
+      if (flushTimer) clearTimeout(flushTimer);
+      await saveAddressBook().catch(() => undefined);
+      await api.close();
+      await transport.close();
+      await chunks.close();
+      await meta.close();
+      await rm(runtimePath, { force: true });
+    },
+  };
+}
