@@ -1,0 +1,64 @@
+/**
+ * Receiving side of the rpc benchmark, run as its own process: an RPC transport whose handler
+ * discards request payloads, and a raw TLS 1.3 sink for the baseline. Prints its ports as one
+ * JSON line on stdout, then serves until stdin closes.
+ */
+import tls from 'node:tls';
+import { silentLogger } from '../src/log.js';
+import { generateCredentials } from '../src/net/credentials.js';
+import { Transport } from '../src/net/transport.js';
+
+/** Raw baseline protocol: u64 byte count, then that many bytes; the sink answers one byte. */
+function rawSink(key: string, cert: string): Promise<tls.Server> {
+  const server = tls.createServer({ key, cert, minVersion: 'TLSv1.3', highWaterMark: 1 << 20 } as tls.TlsOptions, (sock) => {
+    let expected = -1;
+    let got = 0;
+    let head = Buffer.alloc(0);
+    sock.on('data', (chunk: Buffer) => {
+      if (expected < 0) {
+        head = Buffer.concat([head, chunk]);
+        if (head.length < 8) return;
+        expected = Number(head.readBigUInt64BE(0));
+        got = head.length - 8;
+      } else {
+        got += chunk.length;
+      }
+      if (got >= expected) {
+        sock.write(Buffer.from([1]));
+        expected = -1;
+        got = 0;
+        head = Buffer.alloc(0);
+      }
+    });
+    sock.on('error', () => {});
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function run(): Promise<void> {
+  const secretHex = process.env.TESSERA_BENCH_SECRET;
+  if (!secretHex) throw new Error('TESSERA_BENCH_SECRET is not set; this process is started by bench/rpc.ts');
+  const creds = await generateCredentials();
+  const t = new Transport({
+    credentials: creds,
+    clusterId: 'bench',
+    clusterSecret: Buffer.from(secretHex, 'hex'),
+    host: '127.0.0.1',
+    port: 0,
+    logger: silentLogger,
+    handler: async (req) => ({ body: req.payload.length }),
+  });
+  const { port } = await t.start();
+  const raw = await rawSink(creds.privateKeyPem, creds.certificatePem);
+  const rawPort = (raw.address() as { port: number }).port;
+  process.stdout.write(`${JSON.stringify({ rpcPort: port, rawPort })}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    void t.close().then(() => {
+      raw.close();
+      process.exit(0);
+    });
+  });
+}
+
+void run();

@@ -1,0 +1,129 @@
+/**
+ * RPC transport throughput and latency between two processes on loopback, against a raw TLS 1.3
+ * stream between the same two processes measured in the same run.
+ *   node dist/bench/main.js rpc [--mib 512] [--inflight 8] [--rounds 3]
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { silentLogger } from '../src/log.js';
+import { generateCredentials } from '../src/net/credentials.js';
+import { Transport } from '../src/net/transport.js';
+
+const MIB = 1 << 20;
+/** Hard ceiling on any one measured phase, so a broken peer cannot hang the run. */
+const PHASE_DEADLINE_MS = 25_000;
+
+function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(args[i + 1]) : dflt;
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number`);
+  return v;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function rpcPhase(t: Transport, addr: string, payload: Buffer, count: number, inflight: number) {
+  const lat: number[] = [];
+  let next = 0;
+  const deadline = Date.now() + PHASE_DEADLINE_MS;
+  const start = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < count && Date.now() < deadline) {
+      next++;
+      const t0 = process.hrtime.bigint();
+      const r = await t.call(addr, 'sink', null, payload);
+      if (r.body !== payload.length) throw new Error(`peer saw ${String(r.body)} bytes, sent ${payload.length}`);
+      lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  lat.sort((a, b) => a - b);
+  return { mbps: (lat.length * payload.length) / 1e6 / secs, p50: pct(lat, 50), p99: pct(lat, 99), calls: lat.length };
+}
+
+async function rawPhase(port: number, key: string, cert: string, payload: Buffer, count: number): Promise<number> {
+  const s = tls.connect({ host: '127.0.0.1', port, key, cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', highWaterMark: MIB } as tls.ConnectionOptions);
+  await once(s, 'secureConnect');
+  s.setNoDelay(true);
+  const head = Buffer.alloc(8);
+  head.writeBigUInt64BE(BigInt(count * payload.length));
+  const ack = once(s, 'data');
+  const start = process.hrtime.bigint();
+  s.write(head);
+  const deadline = Date.now() + PHASE_DEADLINE_MS;
+  for (let i = 0; i < count && Date.now() < deadline; i++) {
+    if (!s.write(payload)) await once(s, 'drain');
+  }
+  await ack;
+  const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  s.destroy();
+  return (count * payload.length) / 1e6 / secs;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const mib = arg(args, 'mib', 512);
+  const inflight = arg(args, 'inflight', 8);
+  const rounds = arg(args, 'rounds', 3);
+  const secret = randomBytes(32);
+  const peerFile = fileURLToPath(new URL('./rpc-peer.js', import.meta.url));
+  const child = spawn(process.execPath, [peerFile], {
+    env: { ...process.env, TESSERA_BENCH_SECRET: secret.toString('hex') },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  try {
+    const lines = createInterface({ input: child.stdout! });
+    const [first] = (await Promise.race([
+      once(lines, 'line'),
+      new Promise((_, rej) => setTimeout(() => rej(new Error('peer process did not start within 10 s')), 10_000).unref()),
+    ])) as [string];
+    const { rpcPort, rawPort } = JSON.parse(first) as { rpcPort: number; rawPort: number };
+    const creds = await generateCredentials();
+    const t = new Transport({
+      credentials: creds,
+      clusterId: 'bench',
+      clusterSecret: secret,
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger,
+      handler: async () => ({}),
+    });
+    const addr = `127.0.0.1:${rpcPort}`;
+    const payload = randomBytes(MIB);
+    // Warm-up: connection, TLS session, JIT.
+    await rpcPhase(t, addr, payload, 32, inflight);
+    await rawPhase(rawPort, creds.privateKeyPem, creds.certificatePem, payload, 32);
+
+    // Alternating rounds, medians: the machine is shared and noisy, and a drift in load must
+    // not land on one side of the ratio only.
+    const raws: number[] = [];
+    const rpcs: Array<Awaited<ReturnType<typeof rpcPhase>>> = [];
+    for (let r = 0; r < rounds; r++) {
+      raws.push(await rawPhase(rawPort, creds.privateKeyPem, creds.certificatePem, payload, mib));
+      rpcs.push(await rpcPhase(t, addr, payload, mib, inflight));
+    }
+    const raw = raws.sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+    const rpc = rpcs.sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
+    const single = await rpcPhase(t, addr, payload, Math.min(mib, 128), 1);
+    await t.close();
+
+    console.log(`rpc benchmark: ${mib} x 1 MiB request payloads, two processes on loopback, median of ${rounds} alternating rounds`);
+    console.log(`  rounds raw ${raws.map((x) => x.toFixed(0)).join(' ')}  rpc ${rpcs.map((x) => x.mbps.toFixed(0)).join(' ')} MB/s`);
+    console.log(`  raw TLS 1.3 stream          ${raw.toFixed(0)} MB/s`);
+    console.log(`  rpc, ${inflight} in flight          ${rpc.mbps.toFixed(0)} MB/s   p50 ${rpc.p50.toFixed(2)} ms   p99 ${rpc.p99.toFixed(2)} ms   (${rpc.calls} calls)`);
+    console.log(`  rpc, 1 in flight            ${single.mbps.toFixed(0)} MB/s   p50 ${single.p50.toFixed(2)} ms   p99 ${single.p99.toFixed(2)} ms`);
+    console.log(`  ratio rpc/raw               ${(rpc.mbps / raw).toFixed(2)}   (goal >= 0.80)`);
+  } finally {
+    child.stdin!.end();
+    const exited = once(child, 'exit');
+    const timer = setTimeout(() => child.kill(), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
