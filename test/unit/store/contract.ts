@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { MAX_CHUNK_BYTES } from '../../../src/limits.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { type ChunkStore, chunkIdOf } from '../../../src/store/chunk-store.js';
@@ -183,5 +184,61 @@ export function chunkStoreContract(engine: Engine): void {
     await s.close();
     const a = chunk(10);
     await assert.rejects(s.put(a.id, a.data), (e) => isTesseraError(e, 'UNAVAILABLE'));
+  });
+
+  test(`${engine.name}: random operation sequences agree with a simple model`, async () => {
+    const pool = Array.from({ length: 6 }, (_, i) => chunk(1 + i * 97));
+    const op = fc.record({ kind: fc.constantFrom('put', 'get', 'delete', 'quarantine', 'has'), which: fc.nat({ max: pool.length - 1 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 30 }), async (ops) => {
+        const s = await engine.open();
+        const live = new Map<string, number>();
+        const quarantined = new Set<string>();
+        try {
+          // Issued concurrently in pairs: writes to one id must still apply in issue order.
+          for (let i = 0; i < ops.length; i += 2) {
+            const batch = ops.slice(i, i + 2);
+            const expected = batch.map(({ kind, which }) => {
+              const c = pool[which]!;
+              const key = c.id.toString('hex');
+              const had = live.has(key);
+              if (kind === 'put') live.set(key, c.data.length);
+              if (kind === 'delete') live.delete(key);
+              if (kind === 'quarantine' && had) {
+                live.delete(key);
+                quarantined.add(key);
+              }
+              return had;
+            });
+            const run = async ({ kind, which }: { kind: string; which: number }): Promise<boolean> => {
+              const c = pool[which]!;
+              if (kind === 'put') return !(await s.put(c.id, c.data));
+              if (kind === 'delete') return s.delete(c.id);
+              if (kind === 'quarantine') return s.quarantine(c.id);
+              if (kind === 'has') return s.has(c.id);
+              try {
+                assert.deepEqual(await s.get(c.id), c.data);
+                return true;
+              } catch (e) {
+                if (isTesseraError(e, 'NOT_FOUND')) return false;
+                throw e;
+              }
+            };
+            // Reads take no lock, so a read racing a write of the same id may see either state.
+            const [x, y] = batch;
+            const racy = x !== undefined && y !== undefined && x.which === y.which && [x.kind, y.kind].some((k) => k === 'get' || k === 'has');
+            const got = racy ? [await run(x), await run(y)] : await Promise.all(batch.map(run));
+            assert.deepEqual(got, expected, JSON.stringify(batch));
+          }
+          assert.equal(s.usage().count, live.size);
+          assert.equal(s.usage().used, [...live.values()].reduce((a, b) => a + b, 0));
+          assert.deepEqual(await collect(s.list()), [...live.keys()].sort());
+          assert.deepEqual(await collect(s.listQuarantined()), [...quarantined].sort());
+        } finally {
+          await s.close();
+        }
+      }),
+      { numRuns: 25 },
+    );
   });
 }
