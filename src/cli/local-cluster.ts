@@ -99,10 +99,11 @@ export class LocalCluster {
   }
 
   /** Initialises one more node (and starts it unless told not to). */
-  async addNode(o: { start?: boolean; bootstrap?: number[]; args?: string[] } = {}): Promise<LocalNode> {
+  async addNode(o: { start?: boolean; bootstrap?: number[]; args?: string[]; keys?: ClusterKeys } = {}): Promise<LocalNode> {
     const index = this.nodes.length;
     const dataDir = join(this.dir, `node${index}`);
-    const id = await initDataDir(dataDir, this.keys);
+    // Other keys make a node of another cluster (tests of admission).
+    const id = await initDataDir(dataDir, o.keys ?? this.keys);
     const node: LocalNode = {
       index,
       dataDir,
