@@ -9,6 +9,7 @@ import { registerInit } from './commands/init.js';
 import { registerNode } from './commands/node.js';
 import { registerPeers } from './commands/peers.js';
 import { registerDemo } from './commands/demo.js';
+import { registerFiles } from './commands/files.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerInit(program);
   registerNode(program);
   registerPeers(program);
+  registerFiles(program);
   registerDemo(program);
   return program;
 }
