@@ -17,6 +17,8 @@
  *   full-state push-pull every `deadProbeIntervalMs`: this costs one message per interval per node,
  *   and is how two halves of a healed partition, or a restarted node that only knows a dead seed,
  *   find each other again without anyone contacting them first.
+ * - Before a suspicion runs out into 'dead' the suspect gets one last direct ping carrying the
+ *   accusation, so a member whose refutation gossip happened to miss us is not declared dead.
  * - Full-state merges downgrade a remote 'dead' to 'suspect' for members we hold alive, so stale
  *   views exchanged after a partition give the accused a chance to refute instead of killing them.
  *
@@ -109,6 +111,8 @@ export const MAX_CONCURRENT_INDIRECT_PROBES = 32;
 export const MIN_INTERVAL_MS = 1;
 export const MAX_INTERVAL_MS = 24 * 3600 * 1000;
 export const MAX_FANOUT = 64;
+/** Slack over the transport's own timeout before membership gives up on a call itself. */
+export const CALL_GRACE_MS = 50;
 /** Seeds plus address-book entries tried while joining. */
 export const MAX_JOIN_CONTACTS = 256;
 
@@ -326,7 +330,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const body = { from: toRecord(this.me), updates: [toRecord(this.me)] };
     await Promise.allSettled(
       targets.map((m) =>
-        this.net.call(m.addr, METHODS.gossip, body, { timeoutMs: this.cfg.probeTimeoutMs, expectNodeId: m.nodeId }),
+        this.call(m.addr, METHODS.gossip, body, { timeoutMs: this.cfg.probeTimeoutMs, expectNodeId: m.nodeId }),
       ),
     );
     this.stop();
@@ -357,13 +361,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
       case METHODS.gossip: {
         const b = parseBody(pingSchema, body, method);
         this.checkPeer(b.from.nodeId, ctx);
-        this.receive(b.from, b.updates);
-        return this.pingBody(b.from.nodeId);
+        const fixes = this.receive(b.from, b.updates);
+        return { from: toRecord(this.me), updates: this.takeUpdates(b.from.nodeId, fixes) };
       }
       case METHODS.pingReq: {
         const b = parseBody(pingReqSchema, body, method);
         this.checkPeer(b.from.nodeId, ctx);
-        this.receive(b.from, b.updates);
+        const fixes = this.receive(b.from, b.updates);
         if (this.indirectInFlight >= MAX_CONCURRENT_INDIRECT_PROBES) {
           throw new TesseraError('UNAVAILABLE', `too many indirect probes in flight (max ${MAX_CONCURRENT_INDIRECT_PROBES}); retry later`);
         }
@@ -374,7 +378,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         } finally {
           this.indirectInFlight--;
         }
-        return { from: toRecord(this.me), ok, updates: this.takeUpdates(b.from.nodeId) };
+        return { from: toRecord(this.me), ok, updates: this.takeUpdates(b.from.nodeId, fixes) };
       }
       case METHODS.sync: {
         const b = parseBody(syncSchema, body, method);
@@ -522,10 +526,33 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.exchange(nodeId, addr, METHODS.ping, this.takeUpdates(nodeId), this.cfg.probeTimeoutMs);
   }
 
+  /**
+   * net.call with our own deadline on top of the transport's: a transport that never settles must
+   * not wedge a probe, a join or a leave.
+   */
+  private call(addr: string, method: string, body: unknown, opts: { timeoutMs: number; expectNodeId?: string }): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.setTimeout(
+        () => reject(new TesseraError('TIMEOUT', `${method} to ${addr} got no answer within ${opts.timeoutMs} ms`)),
+        opts.timeoutMs + CALL_GRACE_MS,
+      );
+      this.net.call(addr, method, body, opts).then(
+        (v) => {
+          this.clock.clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.clock.clearTimeout(timer);
+          reject(e);
+        },
+      );
+    });
+  }
+
   private async exchange(nodeId: string, addr: string, method: string, updates: WireRecord[], timeoutMs: number): Promise<boolean> {
     let reply: unknown;
     try {
-      reply = await this.net.call(addr, method, { from: toRecord(this.me), updates }, { timeoutMs, expectNodeId: nodeId });
+      reply = await this.call(addr, method, { from: toRecord(this.me), updates }, { timeoutMs, expectNodeId: nodeId });
     } catch {
       return false;
     }
@@ -533,7 +560,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       const ack = parseBody(pingSchema, reply, `${method} reply`);
       if (ack.from.nodeId !== nodeId) return false;
-      this.receive(ack.from, ack.updates);
+      for (const fix of this.receive(ack.from, ack.updates)) this.queue.enqueue(fix);
       return true;
     } catch (e) {
       this.log.warn({ peer: nodeId, err: e }, 'dropping malformed membership reply');
@@ -544,7 +571,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private async indirect(helper: Member, nodeId: string, addr: string): Promise<IndirectResult> {
     let reply: unknown;
     try {
-      reply = await this.net.call(
+      reply = await this.call(
         helper.addr,
         METHODS.pingReq,
         { from: toRecord(this.me), target: { nodeId, addr }, updates: this.takeUpdates(helper.nodeId) },
@@ -557,7 +584,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       const r = parseBody(pingReqReplySchema, reply, 'member.ping-req reply');
       if (r.from.nodeId !== helper.nodeId) return 'fail';
-      this.receive(r.from, r.updates);
+      for (const fix of this.receive(r.from, r.updates)) this.queue.enqueue(fix);
       return r.ok ? 'ack' : 'nack';
     } catch (e) {
       this.log.warn({ peer: helper.nodeId, err: e }, 'dropping malformed membership reply');
@@ -569,7 +596,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private async sync(addr: string, nodeId: string | undefined): Promise<boolean> {
     let reply: unknown;
     try {
-      reply = await this.net.call(
+      reply = await this.call(
         addr,
         METHODS.sync,
         { from: toRecord(this.me), members: this.fullState() },
@@ -606,11 +633,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
     m.suspectTimer = this.clock.setTimeout(() => {
       m.suspectTimer = undefined;
       if (!this.running || this.table.get(m.nodeId) !== m) return;
-      if (m.state === 'suspect' && m.incarnation === inc) {
-        this.transition(m, 'dead', inc);
-        this.log.info({ node: m.nodeId, incarnation: inc }, 'member declared dead');
-      }
+      if (m.state === 'suspect' && m.incarnation === inc) void this.confirmDeath(m, inc);
     }, this.cfg.suspicionTimeoutMs);
+  }
+
+  /**
+   * One last direct ping, carrying the accusation, before declaring a suspect dead: if the refutation
+   * went round while we were not among its gossip targets, the member answers with it now and the
+   * false 'dead' (and the repair it would set off) never happens. Costs at most one probe timeout.
+   */
+  private async confirmDeath(m: Member, inc: number): Promise<void> {
+    const answered = await this.ping(m.nodeId, m.addr);
+    if (!this.running || this.table.get(m.nodeId) !== m || m.state !== 'suspect' || m.incarnation !== inc) return;
+    if (answered) {
+      this.startSuspicion(m);
+      return;
+    }
+    this.transition(m, 'dead', inc);
+    this.log.info({ node: m.nodeId, incarnation: inc }, 'member declared dead');
   }
 
   private clearSuspicion(m: Member): void {
@@ -640,33 +680,48 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  private receive(from: WireRecord, updates: WireRecord[]): void {
+  /**
+   * Apply a peer's header and updates. Returns our newer records about members the peer is behind
+   * on, accusations first: an accuser that missed the accused's refutation (its gossip already
+   * spent) would otherwise let its suspicion run out into a false 'dead'.
+   */
+  private receive(from: WireRecord, updates: WireRecord[]): WireRecord[] {
     this.apply(from, true, false);
-    for (const u of updates) this.apply(u, false, false);
+    const fixes: WireRecord[] = [];
+    for (const u of updates) {
+      if (this.apply(u, false, false) && fixes.length < this.cfg.maxUpdatesPerMessage) {
+        const ours = this.table.get(u.nodeId);
+        if (ours !== undefined) fixes.push(toRecord(ours));
+      }
+    }
+    return fixes;
   }
 
   private mergeFull(records: WireRecord[]): void {
     for (const r of records) this.apply(r, false, true);
   }
 
-  private apply(rec: WireRecord, direct: boolean, fromSync: boolean): void {
+  /** Merge one record; true when ours is strictly newer (the sender is behind). */
+  private apply(rec: WireRecord, direct: boolean, fromSync: boolean): boolean {
     if (rec.nodeId === this.me.nodeId) {
       this.aboutSelf(rec);
-      return;
+      return compareRecords(rec.incarnation, rec.state, this.me.incarnation, this.me.state) < 0;
     }
     const now = this.clock.now();
     let m = this.table.get(rec.nodeId);
     if (m === undefined) {
       if (this.table.size >= MAX_MEMBERS && !this.evictOne()) {
         this.log.warn({ node: rec.nodeId, max: MAX_MEMBERS }, 'member table full; ignoring a new member');
-        return;
+        return false;
       }
       m = { ...rec, lastSeen: direct ? now : 0, suspectTimer: undefined, since: now };
       this.table.set(m.nodeId, m);
       if (m.state === 'suspect') this.startSuspicion(m);
-      this.queue.enqueue(toRecord(m));
+      // A member first heard of in a full-state exchange is old news to the peer that sent it, and
+      // re-gossiping a whole member list would flood every queue when many nodes join at once.
+      if (!fromSync) this.queue.enqueue(toRecord(m));
       this.emitChange(m, undefined);
-      return;
+      return false;
     }
     if (direct) m.lastSeen = now;
     // A remote full state may be stale by a whole partition: let an accused member we hold as up
@@ -701,6 +756,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       m.addr = rec.addr;
       this.emitChange(m, m.state);
     }
+    return cmp < 0;
   }
 
   private aboutSelf(rec: WireRecord): void {
@@ -728,20 +784,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   // ---- outgoing state ---------------------------------------------------------------------------
 
-  /** Piggyback: an accusation against the recipient first (so it can refute), then the queue. */
-  private takeUpdates(toNodeId: string): WireRecord[] {
+  /**
+   * Piggyback: an accusation against the recipient first (so it can refute), then corrections of
+   * what the recipient just told us, then the queue.
+   */
+  private takeUpdates(toNodeId: string, fixes: WireRecord[] = []): WireRecord[] {
     const out: WireRecord[] = [];
     const about = this.table.get(toNodeId);
     if (about !== undefined && about !== this.me && about.state !== 'alive') out.push(toRecord(about));
+    for (const f of fixes) if (out.length < this.cfg.maxUpdatesPerMessage && f.nodeId !== toNodeId) out.push(f);
     const n = this.table.size;
     for (const r of this.queue.take(this.cfg.maxUpdatesPerMessage - out.length, retransmitLimit(this.cfg.retransmitMult, n), toNodeId)) {
       out.push(r);
     }
     return out;
-  }
-
-  private pingBody(toNodeId: string): { from: WireRecord; updates: WireRecord[] } {
-    return { from: toRecord(this.me), updates: this.takeUpdates(toNodeId) };
   }
 
   /** Self first, then live members, then the most recently changed dead and left, bounded. */

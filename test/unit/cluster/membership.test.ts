@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Membership, MAX_CONCURRENT_INDIRECT_PROBES, type MemberInfo, type MembershipNet } from '../../../src/cluster/membership.js';
+import { CALL_GRACE_MS, DEFAULT_MEMBERSHIP_CONFIG, Membership, MAX_CONCURRENT_INDIRECT_PROBES, type MemberInfo, type MembershipNet } from '../../../src/cluster/membership.js';
 import { BroadcastQueue } from '../../../src/cluster/membership-broadcast.js';
 import { compareRecords, retransmitLimit } from '../../../src/cluster/membership-rules.js';
 import {
@@ -145,7 +145,10 @@ test('precedence: higher incarnation wins; at equal incarnation alive < suspect 
   await m.handle('member.gossip', ping(rec('b'), [rec('a', 'suspect', 4)]));
   await clock.runFor(1_999);
   assert.equal(m.get('a')?.state, 'suspect');
+  // The suspicion has run out; a last direct ping (unanswered here) decides.
   await clock.runFor(2);
+  assert.equal(m.get('a')?.state, 'suspect');
+  await clock.runFor(DEFAULT_MEMBERSHIP_CONFIG.probeTimeoutMs + CALL_GRACE_MS);
   assert.equal(m.get('a')?.state, 'dead');
   m.stop();
 });
@@ -298,4 +301,32 @@ test('broadcast queue selection matches a full sort by (sends, newest) (property
     }),
     { numRuns: 200 },
   );
+});
+
+test('a suspect that answers the last ping before its death is kept, with its refutation', async () => {
+  let refute = false;
+  const net: MembershipNet = {
+    async call(_addr, _method, body) {
+      const b = body as { updates: WireRecord[] };
+      // The suspect only answers once it is told of the accusation, and then refutes it.
+      if (refute && b.updates.some((u) => u.nodeId === 'a' && u.state === 'suspect')) return { from: rec('a', 'alive', 2), updates: [] };
+      throw new TesseraError('TIMEOUT', 'no answer');
+    },
+  };
+  const { m, clock } = make(net);
+  await m.handle('member.ping', ping(rec('a', 'alive', 1)));
+  await m.handle('member.gossip', ping(rec('b'), [rec('a', 'suspect', 1)]));
+  refute = true;
+  await clock.runFor(DEFAULT_MEMBERSHIP_CONFIG.suspicionTimeoutMs + 10);
+  assert.equal(m.get('a')?.state, 'alive');
+  assert.equal(m.get('a')?.incarnation, 2);
+  m.stop();
+});
+
+test('a transport that never settles cannot wedge membership: calls time out on the membership clock', async () => {
+  const { m, clock } = make(never, { seeds: ['s:1'] });
+  await m.handle('member.ping', ping(rec('a', 'alive', 1)));
+  await clock.runFor(10_000);
+  assert.equal(m.get('a')?.state, 'dead');
+  m.stop();
 });
