@@ -5,6 +5,9 @@ import { writeFile, rename, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route } from './api/server.js';
+import { volumeRoutes } from './api/volume-routes.js';
+import { startVolumes } from './block/cluster-volumes.js';
+import { NbdServer, type NbdAddress } from './block/nbd/index.js';
 import type { PeerView, StatusView } from './api/types.js';
 import { realClock } from './cluster/clock.js';
 import { loadDataDir } from './cluster/identity.js';
@@ -29,6 +32,8 @@ export interface NodeConfig {
   memory: boolean;
   quota?: number;
   membership?: Partial<MembershipConfig>;
+  /** Serve every volume over NBD as their master (tessera nbd). */
+  nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   logger: Logger;
 }
 
@@ -46,6 +51,8 @@ export interface RunningNode {
   readonly apiAddr: string;
   readonly membership: Membership;
   readonly chunks: ChunkStore;
+  /** Where the NBD face listens, when this node is a volume master. */
+  readonly nbdAddr: NbdAddress | undefined;
   stop(opts?: { leave?: boolean }): Promise<void>;
 }
 
@@ -121,6 +128,13 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     logger: log,
   });
   rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body) }));
+  const volumes = await startVolumes({
+    dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined,
+    call: (addr, method, body, payload, opts) => transport.call(addr, method, body, payload, opts),
+    ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
+    logger: log,
+  });
+  for (const [prefix, handler] of volumes.rpc) rpc.set(prefix, handler);
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -166,6 +180,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   };
 
   const routes: Route[] = coreRoutes({ status, peers });
+  routes.push(...volumeRoutes(volumes.service));
   const api = new ApiServer({ host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log });
   let apiAddr: string;
   try {
@@ -177,6 +192,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     throw err;
   }
   membership.start();
+  let nbd: NbdServer | undefined;
+  let nbdAddr: NbdAddress | undefined;
+  if (config.nbd !== undefined && volumes.master !== undefined) {
+    nbd = new NbdServer({ provider: volumes.master, logger: log.child({ component: 'nbd' }) });
+    nbdAddr = await nbd.listen(config.nbd.listen);
+  }
 
   const runtime: RuntimeInfo = { pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString() };
   const runtimePath = join(config.dataDir, RUNTIME_FILE);
@@ -191,6 +212,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     apiAddr,
     membership,
     chunks,
+    nbdAddr,
     async stop(opts = {}) {
       if (stopped) return;
       stopped = true;
@@ -199,6 +221,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       if (flushTimer) clearTimeout(flushTimer);
       await saveAddressBook().catch(() => undefined);
       await api.close();
+      await nbd?.close();
+      await volumes.stop();
       await transport.close();
       await chunks.close();
       await meta.close();

@@ -1,0 +1,136 @@
+/**
+ * Block volumes on one node: the extent store and its minion, the replicated volume records, the
+ * volume operations the API calls and, on a master, the VolumeMaster the NBD face serves.
+ * The composition root calls startVolumes() and registers the returned RPC handlers.
+ */
+import { join } from 'node:path';
+import { TesseraError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { Membership } from '../cluster/membership.js';
+import type { CallOptions, CallResult, IncomingRequest, Reply } from '../net/transport.js';
+import { ExtentStore } from '../store/extent-store.js';
+import type { Metadata } from '../store/metadata.js';
+import { VolumeMaster } from './master.js';
+import { EXTENT_RPC_PREFIX, Minion } from './minion.js';
+import type { MemberNet } from './remote-member.js';
+import { extentName, VOLUME_RPC_PREFIX, VolumeRegistry, VolumeService, type ClusterView } from './volumes.js';
+
+/** Background anti-entropy: records also reach nodes that missed a push and a join exchange. */
+export const RECORD_EXCHANGE_MS = 15_000;
+
+export interface VolumeNodeOptions {
+  dataDir: string;
+  selfId: string;
+  meta: Metadata;
+  membership: Membership;
+  call(addr: string, method: string, body: unknown, payload?: Buffer | Buffer[], opts?: CallOptions): Promise<CallResult>;
+  /** Serve every volume as master (tessera nbd). */
+  master: boolean;
+  memberTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export interface VolumeNode {
+  readonly service: VolumeService;
+  readonly master: VolumeMaster | undefined;
+  readonly extents: ExtentStore;
+  /** Method prefix → handler, for the node's RPC table. */
+  readonly rpc: Array<[string, (req: IncomingRequest) => Promise<Reply>]>;
+  stop(): Promise<void>;
+}
+
+export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
+  const log = o.logger ?? silentLogger;
+  const extents = await ExtentStore.open(join(o.dataDir, 'extents'), { log });
+  const minion = new Minion(extents);
+  let registry: VolumeRegistry | undefined;
+
+  const local = (method: string, body: unknown, payload: Buffer | undefined): Promise<Reply> => {
+    const req: IncomingRequest = {
+      method, body, payload: payload ?? Buffer.alloc(0),
+      peer: { nodeId: o.selfId, clusterId: '', protocolVersion: 0, capabilities: [], listenAddr: '' },
+      signal: new AbortController().signal,
+    };
+    if (method.startsWith(EXTENT_RPC_PREFIX)) return minion.handle(req);
+    if (registry !== undefined && method.startsWith(VOLUME_RPC_PREFIX)) return registry.handle(req);
+    throw new TesseraError('BAD_INPUT', `unknown method '${method}'`);
+  };
+
+  const net: MemberNet = {
+    async call(nodeId, method, body, payload, timeoutMs) {
+      // A master may be a member of its own volumes: no socket to itself.
+      if (nodeId === o.selfId) {
+        const r = await local(method, body, payload);
+        const p = r.payload;
+        return { body: r.body, payload: p === undefined ? Buffer.alloc(0) : Array.isArray(p) ? Buffer.concat(p) : p };
+      }
+      const m = o.membership.get(nodeId);
+      if (m === undefined) throw new TesseraError('UNAVAILABLE', `node ${nodeId.slice(0, 12)} is not known to this node`);
+      const r = await o.call(m.addr, method, body, payload, { timeoutMs, expectNodeId: nodeId });
+      return { body: r.body, payload: r.payload };
+    },
+  };
+
+  const alive = () => o.membership.members().filter((m) => m.state === 'alive' || m.nodeId === o.selfId);
+  const cluster: ClusterView = { selfId: o.selfId, alive };
+  registry = await VolumeRegistry.open(o.meta, net, cluster, log);
+  const reg = registry;
+
+  // A node that was down when a volume was removed deletes its extent when the tombstone arrives.
+  const dropExtent = (name: string) => {
+    if (extents.list().some((e) => e.name === name)) {
+      void extents.delete(name).then(() => log.info({ extent: name }, 'removed extent of a deleted volume'), (err: unknown) => log.warn({ err, extent: name }, 'extent of a deleted volume not removed'));
+    }
+  };
+  reg.on('change', (rec) => { if (rec.deleted) dropExtent(extentName(rec)); });
+  for (const e of extents.list()) {
+    const dot = e.name.lastIndexOf('.');
+    const rec = reg.latest(e.name.slice(0, dot));
+    if (rec !== undefined && rec.deleted && rec.id === e.name.slice(dot + 1)) dropExtent(e.name);
+  }
+
+  const exchange = (nodeId: string) => void reg.exchange(nodeId).catch((err: unknown) => log.debug({ node: nodeId, err: (err as Error).message }, 'volume record exchange failed'));
+  const onChange = (m: { nodeId: string; state: string }, prev: string | undefined) => {
+    if (m.nodeId !== o.selfId && m.state === 'alive' && prev !== 'alive') exchange(m.nodeId);
+  };
+  o.membership.on('change', onChange);
+  const timer = setInterval(() => {
+    const peers = alive().filter((m) => m.nodeId !== o.selfId);
+    const p = peers[Math.floor(Math.random() * peers.length)];
+    if (p !== undefined) exchange(p.nodeId);
+  }, RECORD_EXCHANGE_MS);
+  timer.unref();
+
+  const service = new VolumeService(reg, net, cluster, log);
+  let master: VolumeMaster | undefined;
+  if (o.master) {
+    master = new VolumeMaster({
+      dataDir: o.dataDir,
+      registry: reg,
+      net,
+      selfId: o.selfId,
+      isAlive: (id) => id === o.selfId || o.membership.get(id)?.state === 'alive',
+      aliveIds: () => alive().map((m) => m.nodeId),
+      ...(o.memberTimeoutMs !== undefined ? { memberTimeoutMs: o.memberTimeoutMs } : {}),
+      logger: log,
+    });
+    service.master = master;
+    master.start();
+  }
+
+  return {
+    service,
+    master,
+    extents,
+    rpc: [
+      [EXTENT_RPC_PREFIX, (req) => minion.handle(req)],
+      [VOLUME_RPC_PREFIX, (req) => reg.handle(req)],
+    ],
+    async stop() {
+      clearInterval(timer);
+      o.membership.off('change', onChange);
+      await master?.close();
+      await extents.close();
+    },
+  };
+}

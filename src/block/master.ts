@@ -1,0 +1,274 @@
+/**
+ * The master (`tessera nbd`): opens a StripedVolume over remote members for every volume record,
+ * hands it to the NBD face as a VolumeProvider, and keeps the volume's master-side state (intent
+ * log, member health and dirty units) under its data dir so a restarted master replays the log
+ * before it serves. A loop watches membership and resyncs a member as soon as its node is back.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { badInput, isTesseraError, notFound, unavailable } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { BlockDevice, VolumeProvider } from './device.js';
+import { RemoteMember, type MemberNet } from './remote-member.js';
+import { FileBlobStorage } from './volume/storage.js';
+import { StripedVolume, type CheckReport } from './volume/volume.js';
+import { extentName, layoutOf, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
+
+/** How often the watcher looks for members to bring back. */
+export const RESYNC_POLL_MS = 500;
+/** A member whose resync failed is tried again after this long. */
+export const RESYNC_RETRY_MS = 2_000;
+/** A starting master waits this long for every member to answer before opening a volume degraded. */
+export const MEMBER_WAIT_MS = 15_000;
+const MEMBER_PROBE_TIMEOUT_MS = 2_000;
+const MEMBER_WAIT_POLL_MS = 200;
+
+export interface MasterOptions {
+  dataDir: string;
+  registry: VolumeRegistry;
+  net: MemberNet;
+  selfId: string;
+  isAlive(nodeId: string): boolean;
+  /** Nodes alive now, self included: candidates for a replacement member. */
+  aliveIds(): string[];
+  memberTimeoutMs?: number;
+  logger?: Logger;
+}
+
+interface Open {
+  rec: VolumeRecord;
+  ready: Promise<StripedVolume>;
+  vol: StripedVolume | undefined;
+  resyncing: boolean;
+  lastTry: Map<number, number>;
+  lastResync: ResyncEvent | null;
+  /** Serialises replace and check against each other and against resync. */
+  admin: Promise<unknown>;
+}
+
+/** One NBD connection's view of a shared volume: closing it leaves the volume open for the rest. */
+class SharedDevice implements BlockDevice {
+  readonly size: number;
+  readonly minBlockSize: number;
+  readonly preferredBlockSize: number;
+  readonly multiConn: boolean;
+  constructor(private readonly v: StripedVolume) {
+    this.size = v.size;
+    this.minBlockSize = v.minBlockSize;
+    this.preferredBlockSize = v.preferredBlockSize;
+    this.multiConn = v.multiConn;
+  }
+  read(offset: number, length: number): Promise<Buffer> { return this.v.read(offset, length); }
+  write(offset: number, data: Buffer, opts?: { fua?: boolean }): Promise<void> { return this.v.write(offset, data, opts); }
+  flush(): Promise<void> { return this.v.flush(); }
+  trim(offset: number, length: number): Promise<void> { return this.v.trim(offset, length); }
+  writeZeroes(offset: number, length: number, opts?: { fua?: boolean }): Promise<void> { return this.v.writeZeroes(offset, length, opts); }
+  async close(): Promise<void> { /* the volume is shared */ }
+}
+
+export class VolumeMaster implements VolumeProvider, MasterOps {
+  private readonly open_ = new Map<string, Open>();
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly o: MasterOptions) {
+    this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
+  }
+
+  start(): void {
+    for (const rec of this.o.registry.list()) this.ensure(rec);
+    this.o.registry.on('change', (rec, prev) => {
+      if (rec.deleted || (prev !== undefined && prev.id !== rec.id)) {
+        if (prev !== undefined) void this.forget(prev).catch((err: unknown) => this.log.warn({ err }, 'closing a removed volume failed'));
+      }
+      if (!rec.deleted) this.ensure(rec);
+    });
+    this.timer = setInterval(() => this.tick(), RESYNC_POLL_MS);
+    this.timer.unref();
+  }
+
+  private stateDir(rec: VolumeRecord): string {
+    return join(this.o.dataDir, 'volumes', `${rec.name}.${rec.id}`);
+  }
+
+  private member(rec: VolumeRecord, nodeId: string): RemoteMember {
+    return new RemoteMember({ net: this.o.net, nodeId, extent: extentName(rec), size: rec.memberSize, unitSize: rec.unitSize });
+  }
+
+  private ensure(rec: VolumeRecord): Open {
+    const have = this.open_.get(rec.name);
+    if (have !== undefined && have.rec.id === rec.id) {
+      have.rec = rec;
+      return have;
+    }
+    const entry: Open = { rec, ready: null as unknown as Promise<StripedVolume>, vol: undefined, resyncing: false, lastTry: new Map(), lastResync: null, admin: Promise.resolve() };
+    entry.ready = this.openVolume(rec).then((v) => {
+      if (this.closed || this.open_.get(rec.name) !== entry) {
+        void v.close();
+        throw unavailable(`volume '${rec.name}' was closed while opening`);
+      }
+      entry.vol = v;
+      return v;
+    });
+    entry.ready.catch((err: unknown) => {
+      this.log.error({ volume: rec.name, err: (err as Error).message }, 'volume could not be opened');
+      if (this.open_.get(rec.name) === entry) this.open_.delete(rec.name);
+    });
+    this.open_.set(rec.name, entry);
+    return entry;
+  }
+
+  /** Waits (bounded) until every member answers, so intent-log replay does not mistake a slow start for a failure. */
+  private async waitForMembers(rec: VolumeRecord): Promise<void> {
+    const deadline = Date.now() + MEMBER_WAIT_MS;
+    const pending = new Set(rec.members);
+    while (pending.size > 0 && Date.now() < deadline && !this.closed) {
+      await Promise.all([...pending].map(async (id) => {
+        if (!this.o.isAlive(id)) return;
+        try {
+          await this.o.net.call(id, 'extent.info', { name: extentName(rec) }, undefined, MEMBER_PROBE_TIMEOUT_MS);
+          pending.delete(id);
+        } catch { /* not yet */ }
+      }));
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, MEMBER_WAIT_POLL_MS));
+    }
+    if (pending.size > 0) this.log.warn({ volume: rec.name, missing: [...pending] }, 'opening volume without every member');
+  }
+
+  private async openVolume(rec: VolumeRecord): Promise<StripedVolume> {
+    const dir = this.stateDir(rec);
+    await mkdir(dir, { recursive: true });
+    await this.waitForMembers(rec);
+    const v = await StripedVolume.open({
+      layout: layoutOf(rec),
+      members: rec.members.map((id) => this.member(rec, id)),
+      healthStorage: new FileBlobStorage(join(dir, 'health')),
+      intentStorage: new FileBlobStorage(join(dir, 'intent')),
+      ...(this.o.memberTimeoutMs !== undefined ? { memberTimeoutMs: this.o.memberTimeoutMs } : {}),
+      logger: this.log.child({ volume: rec.name }),
+    });
+    this.log.info({ volume: rec.name, layout: rec.layout, size: rec.size, status: { degraded: v.status().degraded, epoch: v.status().epoch } }, 'volume open');
+    return v;
+  }
+
+  private async volume(name: string): Promise<{ entry: Open; vol: StripedVolume }> {
+    const rec = this.o.registry.get(name);
+    if (rec === undefined) throw notFound(`no volume named '${name}'`, { volume: name });
+    const entry = this.ensure(rec);
+    return { entry, vol: await entry.ready };
+  }
+
+  // ---- VolumeProvider ----------------------------------------------------------------------
+
+  async list(): Promise<Array<{ name: string; size: number; description: string }>> {
+    return this.o.registry.list().map((r) => ({ name: r.name, size: r.size, description: `tessera ${r.layout} volume over ${r.members.length} nodes` }));
+  }
+
+  async open(name: string): Promise<BlockDevice> {
+    return new SharedDevice((await this.volume(name)).vol);
+  }
+
+  // ---- MasterOps ---------------------------------------------------------------------------
+
+  status(name: string): VolumeView['status'] {
+    const e = this.open_.get(name);
+    if (e === undefined || e.vol === undefined) return null;
+    return { ...e.vol.status(), lastResync: e.lastResync, open: true };
+  }
+
+  private async exclusive<T>(entry: Open, fn: () => Promise<T>): Promise<T> {
+    const run = entry.admin.catch(() => undefined).then(fn);
+    entry.admin = run;
+    return run;
+  }
+
+  async check(name: string, repair: boolean): Promise<CheckReport> {
+    const { entry, vol } = await this.volume(name);
+    return this.exclusive(entry, () => vol.check({ repair }));
+  }
+
+  async replace(name: string, oldText: string, newText: string): Promise<{ member: number; unitsCopied: number; record: VolumeRecord }> {
+    const { entry, vol } = await this.volume(name);
+    return this.exclusive(entry, async () => {
+      const rec = entry.rec;
+      const hits = rec.members.map((id, i) => [id, i] as const).filter(([id]) => id === oldText || id.startsWith(oldText));
+      if (hits.length !== 1) throw badInput(hits.length === 0 ? `'${oldText}' is not a member of volume '${name}' (see 'tessera volume info ${name}')` : `'${oldText}' matches ${hits.length} members; give more of its id`);
+      const [oldId, index] = hits[0] as readonly [string, number];
+      if (rec.layout === 'raid0') throw badInput(`volume '${name}' is raid0: it has no redundancy to rebuild a replacement from`);
+      const newId = this.resolveAlive(newText);
+      if (rec.members.includes(newId)) throw badInput(`node ${newId.slice(0, 12)} already holds a member of volume '${name}'; choose another node`);
+      const layout = layoutOf(rec);
+      await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: rec.unitSize }, undefined, 15_000);
+      const report = await vol.replace(index, this.member(rec, newId));
+      // The record moves only after the rebuild: a master that dies mid-way restarts with the old
+      // member, marked for a full rebuild, rather than a half-filled new one taken as current.
+      const members = [...rec.members];
+      members[index] = newId;
+      const next: VolumeRecord = { ...rec, members, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId };
+      await this.o.registry.commit(next);
+      entry.rec = next;
+      entry.lastResync = { member: index, nodeId: newId, unitsCopied: report.unitsCopied, dirtyBefore: layout.stripeCount, at: new Date().toISOString() };
+      await this.o.net.call(oldId, 'extent.delete', { name: extentName(rec) }, undefined, 5_000).catch(() => undefined);
+      this.log.info({ volume: name, member: index, from: oldId, to: newId, unitsCopied: report.unitsCopied }, 'member replaced');
+      return { member: index, unitsCopied: report.unitsCopied, record: next };
+    });
+  }
+
+  private resolveAlive(text: string): string {
+    const alive = this.o.aliveIds();
+    const hits = alive.filter((id) => id === text || id.startsWith(text));
+    if (hits.length === 1) return hits[0] as string;
+    throw badInput(hits.length === 0 ? `'${text}' is not a live node (see 'tessera peers')` : `'${text}' matches ${hits.length} nodes; give more of its id`);
+  }
+
+  /** Closes a removed volume and drops its master-side state. */
+  async forget(rec: VolumeRecord): Promise<void> {
+    const e = this.open_.get(rec.name);
+    if (e !== undefined && e.rec.id === rec.id) {
+      this.open_.delete(rec.name);
+      const v = await e.ready.catch(() => undefined);
+      await v?.close().catch(() => undefined);
+    }
+    await rm(this.stateDir(rec), { recursive: true, force: true });
+  }
+
+  // ---- resync loop -------------------------------------------------------------------------
+
+  private tick(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    for (const e of this.open_.values()) {
+      const v = e.vol;
+      if (v === undefined || e.resyncing) continue;
+      const st = v.status();
+      const target = st.members.find((m) => m.state !== 'up' && this.o.isAlive(e.rec.members[m.index] as string) && now - (e.lastTry.get(m.index) ?? 0) >= RESYNC_RETRY_MS);
+      if (target === undefined) continue;
+      e.lastTry.set(target.index, now);
+      e.resyncing = true;
+      const nodeId = e.rec.members[target.index] as string;
+      const dirtyBefore = target.dirtyUnits;
+      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId)))
+        .then((r) => {
+          e.lastResync = { member: r.member, nodeId, unitsCopied: r.unitsCopied, dirtyBefore, at: new Date().toISOString() };
+        })
+        .catch((err: unknown) => {
+          if (!isTesseraError(err, 'UNAVAILABLE')) this.log.warn({ volume: e.rec.name, member: target.index, err: (err as Error).message }, 'resync failed');
+        })
+        .finally(() => { e.resyncing = false; });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    const all = [...this.open_.values()];
+    this.open_.clear();
+    await Promise.allSettled(all.map(async (e) => {
+      await e.admin.catch(() => undefined);
+      const v = await e.ready.catch(() => undefined);
+      await v?.close();
+    }));
+  }
+}
