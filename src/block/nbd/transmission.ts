@@ -84,12 +84,14 @@ export class Transmission {
         this.count('disc', 'ok');
         return 'disconnect';
       }
-      const problem = checkRequest(req, {
-        size,
-        info: this.neg.info,
-        structuredReplies: this.neg.structuredReplies,
-        metaContext: this.neg.allocationContextId !== null,
-      });
+      const problem = this.stopping
+        ? { error: P.NBD_ESHUTDOWN, message: 'the server is shutting down' }
+        : checkRequest(req, {
+            size,
+            info: this.neg.info,
+            structuredReplies: this.neg.structuredReplies,
+            metaContext: this.neg.allocationContextId !== null,
+          });
       if (req.type === P.CMD_WRITE) {
         if (problem) {
           // The payload is on the wire whatever we think of it; drop it unread to stay in sync.
