@@ -5,6 +5,7 @@
 import { request, type IncomingMessage } from 'node:http';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import type { ApiErrorBody, PeerView, StatusView } from '../api/types.js';
+import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
 export const DEFAULT_API = '127.0.0.1:7401';
 /** Largest JSON response the client will buffer; file bodies are streamed instead. */
@@ -55,6 +56,32 @@ export class TesseraClient {
 
   peers(): Promise<PeerView[]> {
     return this.json<PeerView[]>('/api/v1/peers');
+  }
+
+  volumes(): Promise<VolumeView[]> {
+    return this.json<VolumeView[]>('/api/v1/volumes');
+  }
+
+  volume(name: string): Promise<VolumeView> {
+    return this.json<VolumeView>(`/api/v1/volumes/${encodeURIComponent(name)}`);
+  }
+
+  /** size in bytes; members or nodes (ids or unique prefixes) choose the member nodes. */
+  createVolume(req: { name: string; size: number; layout: 'raid0' | 'raid1' | 'raid5' | 'raid6'; members?: number; nodes?: string[]; unitSize?: number }): Promise<VolumeView> {
+    return this.json<VolumeView>('/api/v1/volumes', { method: 'POST', body: req });
+  }
+
+  removeVolume(name: string): Promise<{ removed: string }> {
+    return this.json(`/api/v1/volumes/${encodeURIComponent(name)}`, { method: 'DELETE' });
+  }
+
+  /** Rebuilds the member on node `oldNode` onto `newNode`; answered by the volume's master. */
+  replaceVolumeMember(name: string, oldNode: string, newNode: string): Promise<ReplaceResult> {
+    return this.json<ReplaceResult>(`/api/v1/volumes/${encodeURIComponent(name)}/replace`, { method: 'POST', body: { old: oldNode, new: newNode } });
+  }
+
+  checkVolume(name: string, opts: { repair?: boolean } = {}): Promise<CheckReport> {
+    return this.json<CheckReport>(`/api/v1/volumes/${encodeURIComponent(name)}/check`, { method: 'POST', body: opts.repair ? { repair: true } : {} });
   }
 
   /** Sends a request and returns the raw response stream (status already checked). */
