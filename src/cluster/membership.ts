@@ -113,6 +113,8 @@ export const MAX_INTERVAL_MS = 24 * 3600 * 1000;
 export const MAX_FANOUT = 64;
 /** Slack over the transport's own timeout before membership gives up on a call itself. */
 export const CALL_GRACE_MS = 50;
+/** Quick full-state exchanges right after joining, before the regular push-pull interval. */
+export const JOIN_FOLLOW_UP_SYNCS = 3;
 /** Seeds plus address-book entries tried while joining. */
 export const MAX_JOIN_CONTACTS = 256;
 
@@ -226,6 +228,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private indirectInFlight = 0;
   private lastStatsBroadcast = Number.NEGATIVE_INFINITY;
   private isolatedProbes = 0;
+  private followUpSyncs = 0;
 
   constructor(opts: MembershipOptions) {
     super();
@@ -429,7 +432,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private pushPullTick(): void {
-    this.schedule('pushPull', this.cfg.pushPullIntervalMs, () => this.pushPullTick());
+    const early = this.followUpSyncs > 0;
+    if (early) this.followUpSyncs--;
+    const wait = early ? this.cfg.probeIntervalMs * (1 + this.random()) : this.cfg.pushPullIntervalMs;
+    this.schedule('pushPull', wait, () => this.pushPullTick());
     const alive = this.others((m) => m.state === 'alive');
     if (alive.length === 0) return;
     const m = alive[randomInt(this.random, alive.length)]!;
@@ -456,6 +462,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (!this.running) return;
       if (joined) {
         this.joinBackoffMs = this.cfg.joinRetryMinMs;
+        // Members that joined at the same moment are not in the seed's list yet: a few quick
+        // push-pulls with whoever we now know find them faster than gossip alone.
+        this.followUpSyncs = JOIN_FOLLOW_UP_SYNCS;
+        this.schedule('pushPull', this.cfg.probeIntervalMs * (1 + this.random()), () => this.pushPullTick());
         this.schedule('join', this.cfg.joinRetryMaxMs, () => this.joinTick());
       } else {
         const wait = this.joinBackoffMs * (0.75 + 0.5 * this.random());
