@@ -55,7 +55,7 @@ export class SimCluster {
   }
 
   /** Start (or restart) `nodeId` with the given seeds; a restart gets a fresh Membership, like a new process. */
-  start(nodeId: string, seeds: string[], opts: { incarnation?: number; capacity?: number; addressBook?: MemberInfo[] } = {}): Membership {
+  start(nodeId: string, seeds: string[], opts: { incarnation?: number; capacity?: number; stats?: () => { capacity: number; used: number }; addressBook?: MemberInfo[] } = {}): Membership {
     const addr = SimCluster.addrOf(nodeId);
     const prev = this.nodes.get(nodeId);
     if (prev?.up) throw new Error(`sim node ${nodeId} is already running`);
@@ -70,7 +70,7 @@ export class SimCluster {
       seeds,
       incarnation: opts.incarnation,
       addressBook: opts.addressBook,
-      localStats: () => ({ capacity, used: 0 }),
+      localStats: opts.stats ?? (() => ({ capacity, used: 0 })),
     });
     m.on('change', (info, before) => {
       if (this.changes.length < this.changeLimit) {

@@ -35,6 +35,18 @@ test('20 nodes joining through one seed all see each other alive, with stats', a
   c.stopAll();
 });
 
+test('a change in a node’s used bytes reaches every member by gossip', async () => {
+  const c = new SimCluster({ seed: 21 });
+  let used = 0;
+  for (const id of ids) c.start(id, [SEED_ADDR], id === ids[4] ? { stats: () => ({ capacity: 1000, used }) } : {});
+  assert.ok(await c.clock.runUntilTrue(() => c.converged(), 10_000));
+  used = 640;
+  const seen = () => c.running().every((n) => n.membership.get(ids[4]!)?.used === 640);
+  assert.equal(seen(), false);
+  assert.ok(await c.clock.runUntilTrue(seen, DEFAULT_MEMBERSHIP_CONFIG.statsIntervalMs + 3_000), 'stats update did not spread');
+  c.stopAll();
+});
+
 test('a killed node is declared dead by every other node within the configured bound, and nobody else is', async () => {
   const c = await joined(12);
   const victim = ids[7]!;

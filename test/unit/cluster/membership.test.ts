@@ -330,3 +330,14 @@ test('a transport that never settles cannot wedge membership: calls time out on 
   assert.equal(m.get('a')?.state, 'dead');
   m.stop();
 });
+
+test('a peer repeating a stale accusation gets our newer record in the reply', async () => {
+  const { m } = make(never);
+  await m.handle('member.ping', ping(rec('a', 'alive', 5)));
+  const reply = (await m.handle('member.gossip', ping(rec('b'), [rec('a', 'suspect', 4)]))) as { updates: WireRecord[] };
+  const fix = reply.updates.find((u) => u.nodeId === 'a');
+  assert.ok(fix, 'the reply should correct the sender');
+  assert.equal(fix.state, 'alive');
+  assert.equal(fix.incarnation, 5);
+  m.stop();
+});
