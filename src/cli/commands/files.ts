@@ -286,13 +286,17 @@ async function getCommand(ref: string, flags: GetFlags): Promise<void> {
         throw ioError(err, `cannot write '${out}'`);
       }
       if (res) {
-        try {
-          await pipeline(res.stream, count, fh.createWriteStream({ autoClose: false }), { signal: abort.signal });
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          if (e?.syscall === 'write') throw ioError(err, `cannot write '${out}'`);
-          throw err;
-        }
+        const file = fh;
+        const sink = async (src: AsyncIterable<Buffer>) => {
+          for await (const piece of src) {
+            try {
+              await file.write(piece);
+            } catch (err) {
+              throw ioError(err, `cannot write '${out}'`);
+            }
+          }
+        };
+        await pipeline(res.stream, count, sink, { signal: abort.signal });
       }
     }
     // A stream that ends early without an error must not pass for the whole file.
