@@ -119,8 +119,10 @@ async function openInput(path: string): Promise<{ handle: FileHandle; size: numb
   return { handle, size: st.isFile() ? st.size : undefined };
 }
 
-async function* counted(source: AsyncIterable<Uint8Array>, progress: Progress): AsyncGenerator<Uint8Array> {
+/** Counts for the bar, and stops feeding the upload at Ctrl-C whatever the client does with the signal. */
+async function* counted(source: AsyncIterable<Uint8Array>, progress: Progress, signal: AbortSignal): AsyncGenerator<Uint8Array> {
   for await (const piece of source) {
+    signal.throwIfAborted();
     progress.add(piece.length);
     yield piece;
   }
@@ -131,11 +133,13 @@ function abortOnInterrupt(): { signal: AbortSignal; interrupted: () => boolean; 
   const ctl = new AbortController();
   let hit = false;
   const onSig = () => {
+    // A second Ctrl-C means now: the user no longer waits for a clean stop.
+    if (hit) process.exit(130);
     hit = true;
     ctl.abort(new TesseraError('CANCELLED', 'interrupted'));
   };
-  process.once('SIGINT', onSig);
-  process.once('SIGTERM', onSig);
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
   return {
     signal: ctl.signal,
     interrupted: () => hit,
@@ -147,7 +151,9 @@ function abortOnInterrupt(): { signal: AbortSignal; interrupted: () => boolean; 
 }
 
 function asTransferError(err: unknown, interrupted: boolean, what: string): TesseraError {
-  if (interrupted) return new TesseraError('CANCELLED', `${what} interrupted; nothing was kept`);
+  if (interrupted) {
+    return new TesseraError('CANCELLED', what === 'put' ? 'put interrupted: the file was not stored' : 'get interrupted: no output file was written');
+  }
   if (err instanceof TesseraError) return err;
   const e = err as NodeJS.ErrnoException;
   if (e?.name === 'AbortError' && e.cause instanceof TesseraError) return e.cause;
@@ -183,7 +189,7 @@ async function putCommand(file: string, flags: PutFlags): Promise<void> {
   const abort = abortOnInterrupt();
   let result: PutResultView;
   try {
-    result = await client.put(counted(wrapReadErrors(source, file), progress), {
+    result = await client.put(counted(wrapReadErrors(source, file), progress, abort.signal), {
       ...(flags.name !== undefined ? { name: flags.name } : {}),
       ...policy,
       ...(chunkSize !== undefined ? { chunkSize } : {}),
