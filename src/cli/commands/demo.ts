@@ -14,7 +14,7 @@ interface DemoFlags {
 
 const DEMO_FILE_NAME = 'demo.bin';
 /** Largest demo file: the demo is a show of the system, not a load test (that is `npm run bench -- files`). */
-const MAX_DEMO_BYTES = 4 << 30;
+const MAX_DEMO_BYTES = 4 * 2 ** 30;
 const PIECE_BYTES = 1 << 20;
 /** Below glibc's mmap threshold, so the cipher's output allocations stay cheap (DESIGN §9). */
 const KEYSTREAM_SLICE_BYTES = 64 << 10;
