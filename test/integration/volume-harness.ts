@@ -1,0 +1,124 @@
+/**
+ * Storage nodes (real `tessera node` processes on disk) plus one `tessera nbd` master process,
+ * all on 127.0.0.1, for the volume integration tests and the NBD benchmark.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connect, type TesseraClient } from '../../src/client/index.js';
+import { initDataDir } from '../../src/cluster/identity.js';
+import { CLI_PATH, LocalCluster, freePort, waitFor } from '../../src/cli/local-cluster.js';
+import type { VolumeView } from '../../src/api/volume-routes.js';
+
+/** Fast failure detection keeps the failure tests short; defaults give ≤ 5 s. */
+export const TIMING = ['--probe-interval', '300', '--suspicion-timeout', '1500'];
+/** Large per-request buffers allocate fresh pages without these (DESIGN §9). */
+export const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '134217728', MALLOC_TRIM_THRESHOLD_: '1073741824' };
+const READY_TIMEOUT_MS = 30_000;
+
+export interface Master {
+  dataDir: string;
+  peer: string;
+  api: string;
+  nbdPort: number;
+  nodeId: string;
+  client: TesseraClient;
+  proc: ChildProcess | undefined;
+}
+
+export class VolumeCluster {
+  private constructor(readonly storage: LocalCluster, readonly master: Master, private readonly logLevel: string) {}
+
+  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number }): Promise<VolumeCluster> {
+    const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', env: MALLOC_ENV });
+    try {
+      const dataDir = join(storage.dir, 'master');
+      const id = await initDataDir(dataDir, storage.keys);
+      const api = `127.0.0.1:${await freePort()}`;
+      const master: Master = {
+        dataDir,
+        peer: `127.0.0.1:${await freePort()}`,
+        api,
+        nbdPort: await freePort(),
+        nodeId: id.credentials.nodeId,
+        client: connect({ api, token: id.apiToken, timeoutMs: 120_000 }),
+        proc: undefined,
+      };
+      const c = new VolumeCluster(storage, master, opts.logLevel ?? 'warn');
+      c.memberTimeoutMs = opts.memberTimeoutMs;
+      await c.startMaster();
+      await storage.waitForMembers({ alive: opts.storage + 1 }, 30_000);
+      await waitFor('the master to see every storage node', 30_000, async () => (await master.client.peers()).filter((p) => p.state === 'alive').length === opts.storage + 1);
+      return c;
+    } catch (err) {
+      await storage.destroy();
+      throw err;
+    }
+  }
+
+  memberTimeoutMs: number | undefined;
+
+  uri(name = ''): string {
+    return `nbd://127.0.0.1:${this.master.nbdPort}/${name}`;
+  }
+
+  masterRunning(): boolean {
+    const p = this.master.proc;
+    return !!p && p.exitCode === null && p.signalCode === null;
+  }
+
+  async startMaster(): Promise<void> {
+    const m = this.master;
+    const logPath = join(this.storage.dir, 'master.log');
+    const fd = openSync(logPath, 'a');
+    const boot = this.storage.nodes.map((n) => n.listen).join(',');
+    const proc = spawn(process.execPath, [
+      CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
+      '--bootstrap', boot, '--log-level', this.logLevel, ...TIMING,
+      ...(this.memberTimeoutMs !== undefined ? ['--member-timeout', String(this.memberTimeoutMs)] : []),
+    ], { stdio: ['ignore', fd, fd], env: { ...process.env, ...MALLOC_ENV } });
+    closeSync(fd);
+    m.proc = proc;
+    await waitFor(`the master to serve its API at ${m.api}`, READY_TIMEOUT_MS, async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`master exited during start-up: ${readFileSync(logPath, 'utf8').slice(-2000)}`);
+      }
+      const info = JSON.parse(await readFile(join(m.dataDir, 'node.json'), 'utf8')) as { pid: number };
+      if (info.pid !== proc.pid) return false;
+      return (await m.client.status()).nodeId === m.nodeId;
+    });
+  }
+
+  async killMaster(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.master.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    await exited;
+  }
+
+  /** Creates a volume on the given storage nodes (by index), through the master's API. */
+  async createVolume(name: string, layout: 'raid0' | 'raid1' | 'raid5' | 'raid6', size: number, nodes: number[], unitSize?: number): Promise<VolumeView> {
+    return this.master.client.createVolume({ name, size, layout, nodes: nodes.map((i) => this.storage.node(i).nodeId), ...(unitSize ? { unitSize } : {}) });
+  }
+
+  /** Waits until the master has the volume open. */
+  async waitOpen(name: string): Promise<VolumeView> {
+    return waitFor(`volume ${name} to be open on the master`, READY_TIMEOUT_MS, async () => {
+      const v = await this.master.client.volume(name);
+      return v.status?.open ? v : undefined;
+    });
+  }
+
+  storageIndexOf(nodeId: string): number {
+    const i = this.storage.nodes.findIndex((n) => n.nodeId === nodeId);
+    if (i < 0) throw new Error(`node ${nodeId} is not a storage node`);
+    return i;
+  }
+
+  async destroy(): Promise<void> {
+    await this.killMaster('SIGTERM');
+    await this.storage.destroy();
+  }
+}
