@@ -1,0 +1,164 @@
+/**
+ * HTTP routes of the files service. File bodies stream in both directions: an upload is read
+ * only as fast as the cluster stores it, a download is written only as fast as the client reads.
+ */
+import type { ServerResponse } from 'node:http';
+import { TesseraError, badInput } from '../errors.js';
+import type { FileService } from '../files/index.js';
+import { sendJson } from './http-util.js';
+import type { Route } from './server.js';
+
+/** Longest Range header parsed; a valid single range is far shorter. */
+const MAX_RANGE_HEADER_CHARS = 100;
+
+function intParam(url: URL, key: string, what: string): number | undefined {
+  const v = url.searchParams.get(key);
+  if (v === null || v === '') return undefined;
+  if (!/^\d{1,10}$/.test(v)) throw badInput(`${key}=${v.slice(0, 20)} is not a whole number (${what})`);
+  return Number(v);
+}
+
+/**
+ * A single byte range from a Range header, as [start, end). Undefined means "whole file".
+ * Unsatisfiable or multi-part ranges are a 416.
+ */
+export function parseRangeHeader(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  if (header.length > MAX_RANGE_HEADER_CHARS) throw rangeError(`Range header is longer than ${MAX_RANGE_HEADER_CHARS} characters`, size);
+  const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(header.trim());
+  if (!m) throw rangeError(`Range '${header}' is not a single range of the form bytes=A-B, bytes=A- or bytes=-N`, size);
+  const [, a, b] = m as unknown as [string, string, string];
+  if (a === '' && b === '') throw rangeError('Range bytes=- names no bytes', size);
+  if (a === '') {
+    const n = Number(b);
+    if (n === 0 || size === 0) throw rangeError(`Range ${header} selects no bytes of a ${size}-byte file`, size);
+    return { start: Math.max(0, size - n), end: size };
+  }
+  const start = Number(a);
+  const last = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+  if (start >= size || last < start) throw rangeError(`Range ${header} is outside the file's ${size} bytes`, size);
+  return { start, end: last + 1 };
+}
+
+class RangeError416 extends TesseraError {
+  constructor(message: string, readonly size: number) {
+    super('BAD_INPUT', message, { size });
+  }
+}
+
+function rangeError(message: string, size: number): RangeError416 {
+  return new RangeError416(message, size);
+}
+
+function waitWritable(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+export function filesRoutes(files: FileService): Route[] {
+  return [
+    {
+      method: 'PUT',
+      path: '/api/v1/files',
+      write: true,
+      handle: async ({ req, res, url }) => {
+        const ac = new AbortController();
+        res.on('close', () => {
+          if (!res.writableFinished) ac.abort(new TesseraError('CANCELLED', 'the client closed the upload before it finished'));
+        });
+        try {
+          const name = url.searchParams.get('name');
+          const replicas = intParam(url, 'replicas', 'the number of copies');
+          const quorum = intParam(url, 'quorum', 'copies that must be stored before success');
+          const chunkSize = intParam(url, 'chunkSize', 'bytes per chunk');
+          const result = await files.put(req, {
+            ...(name !== null ? { name } : {}),
+            ...(replicas !== undefined ? { replicas } : {}),
+            ...(quorum !== undefined ? { quorum } : {}),
+            ...(chunkSize !== undefined ? { chunkSize } : {}),
+            signal: ac.signal,
+          });
+          sendJson(res, 201, result);
+        } catch (e) {
+          // The rest of a refused upload is not worth reading: close instead of draining it.
+          if (!req.complete) res.setHeader('connection', 'close');
+          throw e;
+        }
+      },
+    },
+    { method: 'GET', path: '/api/v1/files', handle: async ({ res }) => sendJson(res, 200, await files.ls()) },
+    { method: 'GET', path: '/api/v1/files/:ref/stat', handle: async ({ res, params }) => sendJson(res, 200, await files.stat(params.ref ?? '')) },
+    { method: 'DELETE', path: '/api/v1/files/:ref', write: true, handle: async ({ res, params }) => sendJson(res, 200, await files.rm(params.ref ?? '')) },
+    {
+      method: 'GET',
+      path: '/api/v1/files/:ref',
+      handle: async ({ req, res, params }) => {
+        const file = await files.open(params.ref ?? '');
+        const size = file.totalSize;
+        let range: { start: number; end: number } | undefined;
+        try {
+          range = parseRangeHeader(req.headers.range, size);
+        } catch (e) {
+          if (!(e instanceof RangeError416)) throw e;
+          const text = JSON.stringify({ error: { code: e.code, message: e.message } });
+          res.writeHead(416, { 'content-type': 'application/json; charset=utf-8', 'content-range': `bytes */${size}`, 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+          return;
+        }
+        const start = range?.start ?? 0;
+        const end = range?.end ?? size;
+        const headers: Record<string, string | number> = {
+          'content-type': 'application/octet-stream',
+          'content-length': end - start,
+          'accept-ranges': 'bytes',
+          'x-tessera-file-id': file.fileId,
+          'x-tessera-size': size,
+          'last-modified': new Date(file.createdAt).toUTCString(),
+        };
+        if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${size}`;
+        if (req.method === 'HEAD') {
+          res.writeHead(range ? 206 : 200, headers);
+          res.end();
+          return;
+        }
+        const ac = new AbortController();
+        res.on('close', () => {
+          if (!res.writableFinished) ac.abort(new TesseraError('CANCELLED', 'the client closed the download'));
+        });
+        const stream = file.read(start, end, ac.signal)[Symbol.asyncIterator]();
+        // The first chunk is fetched before the status line, so a file that cannot be read gets a real error status.
+        const first = await stream.next();
+        res.writeHead(range ? 206 : 200, headers);
+        try {
+          if (!first.done) {
+            if (!res.write(first.value)) await waitWritable(res);
+            for (;;) {
+              if (res.destroyed) return;
+              const next = await stream.next();
+              if (next.done) break;
+              if (!res.write(next.value)) await waitWritable(res);
+            }
+          }
+          res.end();
+        } catch (e) {
+          // Headers are gone: cutting the connection short is the only way left to say it failed.
+          res.destroy(e as Error);
+        } finally {
+          await stream.return?.(undefined);
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/counters/files',
+      handle: ({ res }) => sendJson(res, 200, { ...files.counters, ...files.host.counters, ...files.fetcher.counters }),
+    },
+  ];
+}

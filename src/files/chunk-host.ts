@@ -1,0 +1,204 @@
+/**
+ * The storage side of the files protocol: what a node does with the chunks, references and
+ * tombstones other nodes send it. It holds no keys, so storage-only nodes run it too.
+ *
+ * Every decision that could delete a chunk (the grace sweep) and every decision that relies on
+ * a chunk staying (a dedup claim, a put) runs under the chunk's lock, so a claim can never be
+ * answered "have it" for a copy the sweep is about to delete.
+ */
+import { TesseraError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { KeyedMutex, type ChunkStore } from '../store/chunk-store.js';
+import { MAX_CHUNK_BYTES } from '../limits.js';
+import { tooLarge, badInput } from '../errors.js';
+import { GC_SWEEP_BATCH } from './limits.js';
+import { errorMessage } from './errors.js';
+import type { RefStore, Tombstone } from './refs.js';
+
+export interface HostCounters {
+  chunksStored: number;
+  chunksDeduplicated: number;
+  chunksServed: number;
+  chunksDeleted: number;
+  corruptCopiesFound: number;
+  uploadsAborted: number;
+  tombstonesApplied: number;
+}
+
+export interface ChunkHostOptions {
+  store: ChunkStore;
+  refs: RefStore;
+  log: Logger;
+  gcGraceMs: number;
+  pendingUploadTtlMs: number;
+  /** Asks live peers which of these uploads committed (a node that missed a commit learns it here). */
+  askCommitted: (uploads: string[]) => Promise<{ upload: string; root: string; at: number }[]>;
+  now?: () => number;
+}
+
+export class ChunkHost {
+  readonly counters: HostCounters = {
+    chunksStored: 0,
+    chunksDeduplicated: 0,
+    chunksServed: 0,
+    chunksDeleted: 0,
+    corruptCopiesFound: 0,
+    uploadsAborted: 0,
+    tombstonesApplied: 0,
+  };
+  readonly #o: ChunkHostOptions;
+  readonly #lock = new KeyedMutex();
+  readonly #now: () => number;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(opts: ChunkHostOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get graceMs(): number {
+    return this.#o.gcGraceMs;
+  }
+
+  /** Starts the grace sweep, after queueing chunks that a crash left without any reference. */
+  start(): void {
+    const every = Math.max(200, Math.min(10_000, Math.floor(this.#o.gcGraceMs / 4)));
+    this.#timer = setInterval(() => void this.sweep(), every);
+    this.#timer.unref();
+    void this.#scanOrphans().catch((err: unknown) => this.#o.log.warn({ err: errorMessage(err) }, 'orphan chunk scan failed'));
+  }
+
+  async stop(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#sweeping;
+    await this.#lock.idle();
+  }
+
+  async has(ids: Buffer[]): Promise<boolean[]> {
+    return Promise.all(ids.map((id) => this.#o.store.has(id)));
+  }
+
+  /** For each id: true (and a reference for `upload` recorded) when a copy is here. */
+  async claim(upload: string, ids: Buffer[]): Promise<boolean[]> {
+    return Promise.all(
+      ids.map((id) => {
+        const hex = id.toString('hex');
+        return this.#lock.run(hex, async () => {
+          if (!(await this.#o.store.has(id))) return false;
+          await this.#o.refs.addRefs(upload, [hex], this.#now());
+          this.counters.chunksDeduplicated++;
+          return true;
+        });
+      }),
+    );
+  }
+
+  /** Stores a copy durably and, with an upload, records its reference; resolves only when both are on disk. */
+  async put(upload: string | undefined, id: Buffer, data: Buffer): Promise<void> {
+    if (data.length > MAX_CHUNK_BYTES) throw tooLarge(`chunk of ${data.length} bytes is over the ${MAX_CHUNK_BYTES}-byte limit`);
+    const hex = id.toString('hex');
+    await this.#lock.run(hex, async () => {
+      const [stored, ref] = await Promise.allSettled([
+        this.#o.store.put(id, data),
+        upload !== undefined ? this.#o.refs.addRefs(upload, [hex], this.#now()) : Promise.resolve(),
+      ]);
+      if (stored.status === 'fulfilled' && (ref.status === 'rejected' || upload === undefined)) {
+        await this.#o.refs.scheduleIfOrphan(hex, this.#o.gcGraceMs, this.#now());
+      }
+      if (stored.status === 'rejected') throw stored.reason;
+      if (ref.status === 'rejected') throw ref.reason;
+      if (stored.value) this.counters.chunksStored++;
+      else this.counters.chunksDeduplicated++;
+    });
+  }
+
+  async get(id: Buffer): Promise<Buffer> {
+    try {
+      const data = await this.#o.store.get(id);
+      this.counters.chunksServed++;
+      return data;
+    } catch (e) {
+      if (e instanceof TesseraError && e.code === 'CORRUPT') {
+        this.counters.corruptCopiesFound++;
+        this.#o.log.warn({ chunk: id.toString('hex') }, 'bad copy of a chunk found on read; quarantined');
+      }
+      throw e;
+    }
+  }
+
+  async commit(upload: string, root: string, at: number): Promise<void> {
+    await this.#o.refs.commit(upload, root, at, this.#o.gcGraceMs, this.#now());
+  }
+
+  async abort(upload: string): Promise<void> {
+    const dropped = await this.#o.refs.dropUpload(upload, this.#o.gcGraceMs, this.#now());
+    this.counters.uploadsAborted++;
+    this.#o.log.info({ upload, chunks: dropped }, 'upload aborted; its chunks wait out the grace period');
+  }
+
+  async tombstone(t: Tombstone): Promise<void> {
+    if (t.at > this.#now() + 24 * 3600_000) throw badInput(`removal time ${t.at} is a day or more in this node's future; check the clocks`);
+    if (await this.#o.refs.tombstone(t.root, t.at, this.#o.gcGraceMs, this.#now())) {
+      this.counters.tombstonesApplied++;
+      this.#o.log.info({ file: t.root }, 'file removed; its unshared chunks will be deleted after the grace period');
+    }
+  }
+
+  listTombstones(after: string | undefined, limit: number): { items: Tombstone[]; more: boolean } {
+    return this.#o.refs.listTombstones(after, limit);
+  }
+
+  committed(uploads: string[]): { upload: string; root: string; at: number }[] {
+    return this.#o.refs.committed(uploads);
+  }
+
+  /** One pass of deletion for chunks past their grace period, and of stale uploads. */
+  sweep(): Promise<void> {
+    this.#sweeping ??= this.#sweep()
+      .catch((err: unknown) => {
+        if (!this.#closed) this.#o.log.warn({ err: errorMessage(err) }, 'chunk sweep failed');
+      })
+      .finally(() => {
+        this.#sweeping = undefined;
+      });
+    return this.#sweeping;
+  }
+
+  async #sweep(): Promise<void> {
+    const now = this.#now();
+    for (const hex of this.#o.refs.dueForDeletion(now, GC_SWEEP_BATCH)) {
+      if (this.#closed) return;
+      await this.#lock.run(hex, async () => {
+        if (!this.#o.refs.hasRefs(hex) && (await this.#o.store.delete(Buffer.from(hex, 'hex')))) this.counters.chunksDeleted++;
+        await this.#o.refs.forgetDue(hex);
+      });
+    }
+    const { pending, aborted } = this.#o.refs.staleUploads(now - this.#o.pendingUploadTtlMs, GC_SWEEP_BATCH);
+    for (const u of aborted) await this.#o.refs.forgetUpload(u);
+    if (pending.length === 0 || this.#closed) return;
+    // Before giving up on a put, ask whether it committed while this node was not listening.
+    const known = new Map((await this.#o.askCommitted(pending).catch(() => [])).map((c) => [c.upload, c]));
+    for (const u of pending) {
+      const c = known.get(u);
+      if (c) await this.commit(u, c.root, c.at);
+      else await this.abort(u);
+    }
+  }
+
+  async #scanOrphans(): Promise<void> {
+    const now = this.#now();
+    let queued = 0;
+    for await (const id of this.#o.store.list()) {
+      if (this.#closed) return;
+      const hex = id.toString('hex');
+      if (!this.#o.refs.hasRefs(hex)) {
+        await this.#o.refs.scheduleIfOrphan(hex, this.#o.gcGraceMs, now);
+        queued++;
+      }
+    }
+    if (queued > 0) this.#o.log.info({ chunks: queued }, 'found chunks without references; they will be deleted after the grace period');
+  }
+}

@@ -1,0 +1,39 @@
+/** Bounds and defaults of the files layer. Every count or length a peer or user sends is checked against one of these. */
+
+/** Chunks a put or get keeps in flight at once; memory is about this × chunk size per transfer. */
+export const DEFAULT_WINDOW_CHUNKS = 8;
+export const MAX_WINDOW_CHUNKS = 64;
+/** Chunks whose placement and dedup check travel together in one batched claim. */
+export const CLAIM_BATCH_CHUNKS = 4;
+/** Ids in one batched has/claim request: 32 bytes each keeps the request far below the control limit. */
+export const MAX_IDS_PER_REQUEST = 1024;
+/** How long one chunk transfer to or from one holder may take before that holder counts as failed. */
+export const CHUNK_CALL_TIMEOUT_MS = 30_000;
+/** Control calls (claims, commits, names, tombstones). */
+export const CONTROL_CALL_TIMEOUT_MS = 10_000;
+/** A holder that just failed is skipped for this long, so every chunk of a put does not wait on a dead node. */
+export const DOWN_HOLD_MS = 2_000;
+
+/** Grace period before a chunk with no references is deleted. */
+export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
+export const MIN_GC_GRACE_MS = 0;
+export const MAX_GC_GRACE_MS = 30 * 24 * 3600_000;
+/** Unreferenced chunks one sweep deletes at most; the next sweep continues. */
+export const GC_SWEEP_BATCH = 2048;
+/** A put that stopped sending to a node for this long is presumed dead there (if no peer saw it commit). */
+export const DEFAULT_PENDING_UPLOAD_TTL_MS = 15 * 60_000;
+/** How often a node pulls tombstones and names from a peer even when membership is quiet. */
+export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 30_000;
+
+/** Records in one page of a name or tombstone listing, and the bytes they may take. */
+export const MAX_LIST_PAGE_RECORDS = 512;
+export const MAX_LIST_PAGE_BYTES = 160 << 10;
+/** Pages one listing walks per peer; 2,000 × 512 names is far beyond what ls is meant for. */
+export const MAX_LIST_PAGES = 2_000;
+/** Per-chunk detail returned by stat; counts still cover every chunk. */
+export const MAX_STAT_CHUNKS = 4096;
+
+/** Default byte budget of the ciphertext cache a node keeps for the gets it serves. */
+export const DEFAULT_CACHE_BYTES = 32 << 20;
+/** Drop refs in transactions of this many entries, so one huge file cannot make one huge commit. */
+export const REF_TXN_BATCH = 1024;

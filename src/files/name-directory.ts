@@ -1,0 +1,119 @@
+/**
+ * Names across the cluster: a write goes to every live node and succeeds on a quorum; a read
+ * asks every live node, keeps the newest record (last writer wins by hybrid clock) and pushes it
+ * back to the nodes that had an older one or none (read repair).
+ */
+import type { HybridClock } from '../content/hlc.js';
+import { nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/names.js';
+import { unavailable } from '../errors.js';
+import type { Logger } from '../log.js';
+import { CONTROL_CALL_TIMEOUT_MS, MAX_LIST_PAGE_RECORDS, MAX_LIST_PAGES } from './limits.js';
+import { errorMessage } from './errors.js';
+import type { Peers } from './peers.js';
+import { M, nameGetReply, nameListReply, parseReply } from './rpc.js';
+
+export class NameDirectory {
+  constructor(
+    private readonly peers: Peers,
+    private readonly keys: NameKeys,
+    private readonly clock: HybridClock,
+    private readonly log: Logger,
+  ) {}
+
+  /** Seals and replicates a record; durable on at least `quorum` nodes (or every live one, if fewer). */
+  async write(record: NameRecord, quorum: number): Promise<void> {
+    const sealed = sealNameRecord(this.keys, record, this.clock.tick());
+    const nodes = this.peers.live().map((n) => n.nodeId);
+    const results = await Promise.allSettled(nodes.map((n) => this.push(n, sealed)));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    if (ok < Math.min(quorum, nodes.length) || ok === 0) {
+      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+      throw unavailable(`the name record reached only ${ok} of ${nodes.length} live node(s), fewer than the quorum ${quorum}: ${why.join('; ')}`);
+    }
+  }
+
+  /** The current record for a name (deleted ones included), or undefined if no live node knows it. */
+  async lookup(name: string): Promise<NameRecord | undefined> {
+    const key = nameLookupKey(this.keys.nameKey, name);
+    const nodes = this.peers.live().map((n) => n.nodeId);
+    const answers = await Promise.all(
+      nodes.map(async (n) => {
+        try {
+          const r = await this.peers.call(n, M.nameGet, { key }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+          return { node: n, rec: parseReply(nameGetReply, r.body, n).record as SealedNameRecord | null };
+        } catch (err) {
+          this.log.debug({ node: n, err: errorMessage(err) }, 'name lookup on a node failed');
+          return { node: n, rec: undefined };
+        }
+      }),
+    );
+    const answered = answers.filter((a) => a.rec !== undefined);
+    if (answered.length === 0) throw unavailable(`no live node answered a name lookup (${nodes.length} asked)`);
+    let best: SealedNameRecord | undefined;
+    for (const a of answered) if (a.rec) best = best === undefined ? a.rec : newerNameRecord(best, a.rec);
+    if (best === undefined) return undefined;
+    const winner = best;
+    for (const a of answered) if (!a.rec || !a.rec.box.equals(winner.box)) void this.repair(a.node, winner);
+    return openNameRecord(this.keys, winner);
+  }
+
+  /** Every name any live node knows, merged; deleted names included (callers filter). */
+  async list(): Promise<NameRecord[]> {
+    const nodes = this.peers.live().map((n) => n.nodeId);
+    const perNode = new Map<string, Map<string, SealedNameRecord>>();
+    await Promise.all(
+      nodes.map(async (n) => {
+        try {
+          perNode.set(n, await this.listNode(n));
+        } catch (err) {
+          this.log.debug({ node: n, err: errorMessage(err) }, 'name listing on a node failed');
+        }
+      }),
+    );
+    if (perNode.size === 0) throw unavailable(`no live node answered a name listing (${nodes.length} asked)`);
+    const merged = new Map<string, SealedNameRecord>();
+    for (const recs of perNode.values()) {
+      for (const [k, rec] of recs) {
+        const cur = merged.get(k);
+        merged.set(k, cur === undefined ? rec : newerNameRecord(cur, rec));
+      }
+    }
+    for (const [node, recs] of perNode) {
+      for (const [k, rec] of merged) {
+        const theirs = recs.get(k);
+        if (theirs === undefined || !theirs.box.equals(rec.box)) void this.repair(node, rec);
+      }
+    }
+    const out: NameRecord[] = [];
+    for (const rec of merged.values()) {
+      try {
+        out.push(openNameRecord(this.keys, rec));
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'skipping a name record that does not open with this cluster\'s keys');
+      }
+    }
+    return out;
+  }
+
+  async listNode(node: string): Promise<Map<string, SealedNameRecord>> {
+    const out = new Map<string, SealedNameRecord>();
+    let after: Buffer | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const r = await this.peers.call(node, M.nameList, { ...(after ? { after } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+      const { records, more } = parseReply(nameListReply, r.body, node);
+      for (const rec of records) out.set(rec.key.toString('hex'), rec);
+      const last = records[records.length - 1];
+      if (!more || last === undefined) break;
+      after = last.key;
+    }
+    return out;
+  }
+
+  private async push(node: string, rec: SealedNameRecord): Promise<void> {
+    await this.peers.call(node, M.namePut, { key: rec.key, hlc: rec.hlc, box: rec.box }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+  }
+
+  private async repair(node: string, rec: SealedNameRecord): Promise<void> {
+    await this.push(node, rec).catch((err: unknown) => this.log.debug({ node, err: errorMessage(err) }, 'name read repair failed'));
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * One node's replica of the name records: sealed boxes under lookup keys, merged last writer
+ * wins. The node needs no keys to keep them, so storage-only nodes hold names too.
+ */
+import type { Hlc, HybridClock } from '../content/hlc.js';
+import { checkSealedNameRecord, newerNameRecord, type SealedNameRecord } from '../content/names.js';
+import type { Metadata } from '../store/metadata.js';
+import { MAX_LIST_PAGE_BYTES } from './limits.js';
+
+const TABLE = 'names';
+
+interface Stored {
+  hlc: Hlc;
+  box: Uint8Array;
+}
+
+export class NameStore {
+  constructor(
+    private readonly meta: Metadata,
+    private readonly clock: HybridClock,
+  ) {
+    meta.table(TABLE);
+  }
+
+  get(key: Buffer): SealedNameRecord | undefined {
+    const v = this.meta.get<Stored>(TABLE, key);
+    return v === undefined ? undefined : { key: Buffer.from(key), hlc: v.hlc, box: Buffer.from(v.box) };
+  }
+
+  /** Keeps the newer of the stored and offered record; true when the offered one won. */
+  async merge(offered: SealedNameRecord): Promise<boolean> {
+    const rec = checkSealedNameRecord(offered);
+    // Folding remote timestamps in keeps this node's next write later than any it has seen.
+    this.clock.receive(rec.hlc);
+    const cur = this.get(rec.key);
+    if (cur !== undefined && newerNameRecord(cur, rec) === cur) return false;
+    await this.meta.put(TABLE, rec.key, { hlc: rec.hlc, box: rec.box });
+    return true;
+  }
+
+  /** One page of records in key order after `after`, bounded in count and bytes. */
+  list(after: Buffer | undefined, limit: number): { records: SealedNameRecord[]; more: boolean } {
+    const records: SealedNameRecord[] = [];
+    let bytes = 0;
+    let more = false;
+    for (const { key, value } of this.meta.range<Stored>(TABLE, after ? { start: after } : {})) {
+      const k = Buffer.from(key as Uint8Array);
+      if (after && k.equals(after)) continue;
+      if (records.length >= limit || bytes + value.box.length + 96 > MAX_LIST_PAGE_BYTES) {
+        more = true;
+        break;
+      }
+      bytes += value.box.length + 96;
+      records.push({ key: k, hlc: value.hlc, box: Buffer.from(value.box) });
+    }
+    return { records, more };
+  }
+}

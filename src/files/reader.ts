@@ -1,0 +1,135 @@
+/**
+ * The get side: fetching verified chunks from whichever live holder answers first in placement
+ * order (this node's own store before anyone), and streaming a byte range of a file in order
+ * with a window of chunks fetched in parallel.
+ *
+ * A copy that fails verification is quarantined by its holder; once a good copy is found it is
+ * written back there, so bit rot found by a read is repaired by the same read.
+ */
+import { TesseraError, notFound, unavailable, corrupt } from '../errors.js';
+import type { Logger } from '../log.js';
+import { chunkIdOf, decryptChunk } from '../content/crypto.js';
+import type { ManifestReader } from '../content/manifest-reader.js';
+import { CHUNK_CALL_TIMEOUT_MS } from './limits.js';
+import { errorMessage } from './errors.js';
+import { ByteLru } from './lru.js';
+import type { Peers } from './peers.js';
+import { M } from './rpc.js';
+
+export interface FetchCounters {
+  chunksFetched: number;
+  cacheHits: number;
+  failovers: number;
+  badCopiesReported: number;
+  copiesRepaired: number;
+}
+
+export class ChunkFetcher {
+  readonly counters: FetchCounters = { chunksFetched: 0, cacheHits: 0, failovers: 0, badCopiesReported: 0, copiesRepaired: 0 };
+  readonly #cache: ByteLru;
+
+  constructor(
+    private readonly peers: Peers,
+    private readonly log: Logger,
+    cacheBytes: number,
+  ) {
+    this.#cache = new ByteLru(cacheBytes);
+  }
+
+  /** The verified stored bytes of a chunk. */
+  async fetch(id: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const hex = id.toString('hex');
+    const cached = this.#cache.get(hex);
+    if (cached !== undefined) {
+      this.counters.cacheHits++;
+      return cached;
+    }
+    const nodes = this.peers.live();
+    const rank = this.peers.rank(id, nodes);
+    const self = this.peers.selfId;
+    const order = rank.includes(self) ? [self, ...rank.filter((n) => n !== self)] : rank;
+    const bad: string[] = [];
+    const failures: string[] = [];
+    let missing = 0;
+    for (const node of order) {
+      signal?.throwIfAborted();
+      if (node !== self && this.peers.isHeldDown(node)) {
+        failures.push(`${node.slice(0, 12)}: failed moments ago`);
+        continue;
+      }
+      try {
+        const r = await this.peers.call(node, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+        // The holder verified before sending; this catches damage on the way and lying peers.
+        if (!chunkIdOf(r.payload).equals(id)) throw corrupt(`node ${node.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
+        this.counters.chunksFetched++;
+        if (node !== self) this.#cache.set(hex, r.payload);
+        if (bad.length > 0) void this.#repair(id, r.payload, bad);
+        return r.payload;
+      } catch (e) {
+        if (signal?.aborted) throw signal.reason;
+        const code = e instanceof TesseraError ? e.code : 'INTERNAL';
+        if (code === 'NOT_FOUND') missing++;
+        else {
+          this.counters.failovers++;
+          failures.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
+        }
+        if (code === 'CORRUPT') {
+          bad.push(node);
+          this.counters.badCopiesReported++;
+          this.log.warn({ chunk: hex, holder: node }, 'bad copy of a chunk: quarantined on its holder, reading another copy');
+        }
+      }
+    }
+    if (failures.length === 0) throw notFound(`chunk ${hex.slice(0, 16)} is on none of the ${order.length} live nodes`, { id: hex });
+    if (bad.length > 0 && bad.length === failures.length) throw corrupt(`every reachable copy of chunk ${hex.slice(0, 16)} is damaged (${bad.length}); ${missing} node(s) lack it`);
+    throw unavailable(`no live holder returned chunk ${hex.slice(0, 16)} (${missing} node(s) lack it): ${failures.join('; ')}`);
+  }
+
+  async #repair(id: Buffer, data: Buffer, holders: string[]): Promise<void> {
+    for (const node of holders) {
+      try {
+        await this.peers.call(node, M.chunkPut, { id }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
+        this.counters.copiesRepaired++;
+        this.log.info({ chunk: id.toString('hex'), holder: node }, 'bad copy replaced with a verified one');
+      } catch (err) {
+        this.log.warn({ chunk: id.toString('hex'), holder: node, err: errorMessage(err) }, 'could not repair a bad copy');
+      }
+    }
+  }
+}
+
+/**
+ * Plaintext of bytes [start, end) of a file, in order. `window` chunks are fetched and
+ * decrypted ahead of the consumer, no more.
+ */
+export async function* readRange(
+  reader: ManifestReader,
+  fetcher: ChunkFetcher,
+  start: number,
+  end: number,
+  window: number,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer, void, undefined> {
+  const queue: Promise<Buffer>[] = [];
+  const load = async (ref: { id: Buffer; key: Buffer; offset: number; size: number }): Promise<Buffer> => {
+    const plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal), ref.key, ref.id);
+    if (plain.length !== ref.size) throw corrupt(`chunk at offset ${ref.offset} holds ${plain.length} bytes; the manifest says ${ref.size}`);
+    const from = Math.max(0, start - ref.offset);
+    const to = Math.min(ref.size, end - ref.offset);
+    return from === 0 && to === ref.size ? plain : plain.subarray(from, to);
+  };
+  const enqueue = (p: Promise<Buffer>) => {
+    // Failures surface when the consumer reaches the chunk; until then they must not be unhandled.
+    p.catch(() => undefined);
+    queue.push(p);
+  };
+  try {
+    for await (const ref of reader.refs(start, end)) {
+      enqueue(load(ref));
+      if (queue.length >= window) yield await queue.shift()!;
+    }
+    while (queue.length > 0) yield await queue.shift()!;
+  } finally {
+    queue.length = 0;
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Reference bookkeeping in the node's LMDB metadata: which uploads (puts) own which local
+ * chunks, which uploads became which files, which files were removed, and which chunks have
+ * lost their last reference and wait out the grace period.
+ *
+ * A put owns references under a random upload id from its first chunk, because the file's id
+ * (the manifest root) is only known once every chunk is stored. The commit binds upload to
+ * root; a tombstone for the root then finds every upload of that file. Keys are strings so
+ * prefix ranges select one chunk's owners or one upload's chunks.
+ */
+import { conflict } from './errors.js';
+import type { Metadata } from '../store/metadata.js';
+import { REF_TXN_BATCH } from './limits.js';
+
+type UploadRecord = { s: 'p'; t: number } | { s: 'c'; root: string; at: number } | { s: 'a'; t: number };
+
+const T = {
+  refs: 'refs', // `${chunk}/${upload}` → 1
+  owned: 'owned', // `${upload}/${chunk}` → 1
+  uploads: 'uploads', // upload → UploadRecord
+  fileUploads: 'file-uploads', // `${root}/${upload}` → commit time
+  tombstones: 'tombstones', // root → removal time
+  gc: 'gc', // chunk → time it may be deleted
+} as const;
+
+export interface Tombstone {
+  root: string;
+  at: number;
+}
+
+export class RefStore {
+  constructor(private readonly meta: Metadata) {
+    for (const t of Object.values(T)) meta.table(t);
+  }
+
+  /** Records that `upload` owns these chunks; they are no longer candidates for deletion. */
+  async addRefs(upload: string, hexes: readonly string[], now: number): Promise<void> {
+    if (hexes.length === 0) return;
+    await this.meta.transaction((tx) => {
+      const rec = tx.get<UploadRecord>(T.uploads, upload);
+      if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted; start the put again`);
+      if (rec === undefined || rec.s === 'p') tx.put(T.uploads, upload, { s: 'p', t: now });
+      for (const hex of hexes) {
+        tx.put(T.refs, `${hex}/${upload}`, 1);
+        tx.put(T.owned, `${upload}/${hex}`, 1);
+        tx.remove(T.gc, hex);
+      }
+    });
+  }
+
+  hasRefs(hex: string): boolean {
+    for (const _ of this.meta.range(T.refs, { prefix: `${hex}/`, limit: 1 })) return true;
+    return false;
+  }
+
+  /** Owners of a chunk (for stat and tests). */
+  owners(hex: string): string[] {
+    return [...this.meta.range(T.refs, { prefix: `${hex}/` })].map((e) => String(e.key).slice(hex.length + 1));
+  }
+
+  upload(upload: string): UploadRecord | undefined {
+    return this.meta.get<UploadRecord>(T.uploads, upload);
+  }
+
+  /** Binds an upload to the file it produced. Returns false when the upload is unknown or aborted here. */
+  async commit(upload: string, root: string, at: number, graceMs: number, now: number): Promise<void> {
+    const rec = this.upload(upload);
+    if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted before its commit`);
+    await this.meta.transaction((tx) => {
+      tx.put(T.uploads, upload, { s: 'c', root, at });
+      tx.put(T.fileUploads, `${root}/${upload}`, at);
+    });
+    // A removal this node already knows about that happened after the commit wins.
+    const removed = this.meta.get<number>(T.tombstones, root);
+    if (removed !== undefined && removed >= at) await this.dropUpload(upload, graceMs, now);
+  }
+
+  /** Drops every reference an upload holds; chunks left without any wait `graceMs` before deletion. */
+  async dropUpload(upload: string, graceMs: number, now: number): Promise<number> {
+    let dropped = 0;
+    const rec = this.upload(upload);
+    for (;;) {
+      const batch = [...this.meta.range(T.owned, { prefix: `${upload}/`, limit: REF_TXN_BATCH })].map((e) => String(e.key).slice(upload.length + 1));
+      await this.meta.transaction((tx) => {
+        for (const hex of batch) {
+          tx.remove(T.owned, `${upload}/${hex}`);
+          tx.remove(T.refs, `${hex}/${upload}`);
+        }
+        if (batch.length < REF_TXN_BATCH) {
+          tx.put(T.uploads, upload, { s: 'a', t: now });
+          if (rec?.s === 'c') tx.remove(T.fileUploads, `${rec.root}/${upload}`);
+        }
+      });
+      const orphans = batch.filter((hex) => !this.hasRefs(hex));
+      if (orphans.length > 0) {
+        await this.meta.transaction((tx) => {
+          for (const hex of orphans) tx.put(T.gc, hex, now + graceMs);
+        });
+      }
+      dropped += batch.length;
+      if (batch.length < REF_TXN_BATCH) return dropped;
+    }
+  }
+
+  /** Records a removal and drops the references of every upload of that file committed before it. */
+  async tombstone(root: string, at: number, graceMs: number, now: number): Promise<boolean> {
+    const prev = this.meta.get<number>(T.tombstones, root);
+    const isNew = prev === undefined || prev < at;
+    if (isNew) await this.meta.put(T.tombstones, root, at);
+    const effective = Math.max(prev ?? 0, at);
+    const uploads = [...this.meta.range<number>(T.fileUploads, { prefix: `${root}/` })];
+    for (const { key, value } of uploads) {
+      if (value <= effective) await this.dropUpload(String(key).slice(root.length + 1), graceMs, now);
+    }
+    return isNew;
+  }
+
+  tombstoneOf(root: string): number | undefined {
+    return this.meta.get<number>(T.tombstones, root);
+  }
+
+  /** True when a commit of this file newer than its tombstone exists here (it was put again). */
+  liveCommitAfter(root: string, at: number): boolean {
+    for (const { value } of this.meta.range<number>(T.fileUploads, { prefix: `${root}/` })) if (value > at) return true;
+    return false;
+  }
+
+  listTombstones(after: string | undefined, limit: number): { items: Tombstone[]; more: boolean } {
+    const items: Tombstone[] = [];
+    let more = false;
+    for (const { key, value } of this.meta.range<number>(T.tombstones, after !== undefined ? { start: after } : {})) {
+      if (key === after) continue;
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      items.push({ root: String(key), at: value });
+    }
+    return { items, more };
+  }
+
+  /** Chunks whose grace period is over (they may have been referenced again since: callers re-check). */
+  dueForDeletion(now: number, limit: number): string[] {
+    const out: string[] = [];
+    for (const { key, value } of this.meta.range<number>(T.gc)) {
+      if (value <= now) out.push(String(key));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async forgetDue(hex: string): Promise<void> {
+    await this.meta.remove(T.gc, hex);
+  }
+
+  /** Queues a chunk nobody references (found by a scan, or restored by a repair) for deletion. */
+  async scheduleIfOrphan(hex: string, graceMs: number, now: number): Promise<void> {
+    if (!this.hasRefs(hex) && this.meta.get(T.gc, hex) === undefined) await this.meta.put(T.gc, hex, now + graceMs);
+  }
+
+  /** Uploads still pending whose last chunk arrived before `olderThan`, and aborted markers to forget. */
+  staleUploads(olderThan: number, limit: number): { pending: string[]; aborted: string[] } {
+    const pending: string[] = [];
+    const aborted: string[] = [];
+    for (const { key, value } of this.meta.range<UploadRecord>(T.uploads)) {
+      if (value.s === 'p' && value.t < olderThan) pending.push(String(key));
+      if (value.s === 'a' && value.t < olderThan) aborted.push(String(key));
+      if (pending.length + aborted.length >= limit) break;
+    }
+    return { pending, aborted };
+  }
+
+  async forgetUpload(upload: string): Promise<void> {
+    await this.meta.remove(T.uploads, upload);
+  }
+
+  committed(uploads: readonly string[]): { upload: string; root: string; at: number }[] {
+    const out: { upload: string; root: string; at: number }[] = [];
+    for (const u of uploads) {
+      const rec = this.upload(u);
+      if (rec?.s === 'c') out.push({ upload: u, root: rec.root, at: rec.at });
+    }
+    return out;
+  }
+}

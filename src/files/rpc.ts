@@ -1,0 +1,86 @@
+/**
+ * The files layer's peer protocol: method names and the schema of every request body. Bodies
+ * arrive from other nodes, so each is parsed here before any handler looks at it.
+ */
+import { z } from 'zod';
+import { TesseraError, badInput } from '../errors.js';
+import { CHUNK_ID_BYTES } from '../limits.js';
+import { hlcSchema } from '../content/hlc.js';
+import { NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES } from '../content/names.js';
+import { MAX_CREATED_AT_MS } from '../content/manifest.js';
+import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
+
+export const M = {
+  chunkHas: 'chunk.has',
+  chunkClaim: 'chunk.claim',
+  chunkPut: 'chunk.put',
+  chunkGet: 'chunk.get',
+  fileCommit: 'file.commit',
+  fileAbort: 'file.abort',
+  fileRm: 'file.rm',
+  fileTombstones: 'file.tombstones',
+  fileUploads: 'file.uploads',
+  namePut: 'name.put',
+  nameGet: 'name.get',
+  nameList: 'name.list',
+} as const;
+
+const bytes = (n: number, what: string) =>
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === n, `${what} must be ${n} bytes`).transform((v) => Buffer.from(v));
+
+export const chunkIdSchema = bytes(CHUNK_ID_BYTES, 'chunk id');
+/** Random per put: the owner of the references a put creates until it commits or aborts. */
+export const uploadIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'upload id must be 32 hex digits');
+const timeSchema = z.number().int().min(0).max(MAX_CREATED_AT_MS);
+const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 hex digits');
+
+export const schemas = {
+  [M.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  [M.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  // Without an upload the put only restores a copy (repair) and adds no reference.
+  [M.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema }).strict(),
+  [M.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
+  [M.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
+  [M.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
+  [M.fileRm]: z.object({ root: rootHexSchema, at: timeSchema }).strict(),
+  [M.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
+  [M.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  [M.namePut]: z
+    .object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'), hlc: hlcSchema, box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES, `name record must be bytes, at most ${MAX_NAME_RECORD_BYTES}`).transform((v) => Buffer.from(v)) })
+    .strict(),
+  [M.nameGet]: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key') }).strict(),
+  [M.nameList]: z.object({ after: bytes(NAME_LOOKUP_KEY_BYTES, 'name key').optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
+} as const;
+
+export type Method = keyof typeof schemas;
+export type Body<K extends Method> = z.output<(typeof schemas)[K]>;
+
+/** Validates a request body; BAD_INPUT names the method and the first problem. */
+export function parseBody<K extends Method>(method: K, body: unknown): Body<K> {
+  const parsed = schemas[method].safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    throw badInput(`bad ${method} request${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data as Body<K>;
+}
+
+/** Replies are checked too: a confused or hostile peer must not crash the caller. */
+export const replies = {
+  has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
+  uploads: z.object({ committed: z.array(z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict()).max(MAX_IDS_PER_REQUEST) }).strict(),
+  tombstones: z.object({ items: z.array(z.object({ root: rootHexSchema, at: timeSchema }).strict()).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
+  nameRecord: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'), hlc: hlcSchema, box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES).transform((v) => Buffer.from(v)) }).strict(),
+};
+export const nameGetReply = z.object({ record: replies.nameRecord.nullable() }).strict();
+export const nameListReply = z.object({ records: z.array(replies.nameRecord).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict();
+
+export function parseReply<S extends z.ZodTypeAny>(schema: S, body: unknown, from: string): z.output<S> {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new TesseraError('PROTOCOL', `node ${from} sent a malformed reply: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+  }
+  return parsed.data as z.output<S>;
+}

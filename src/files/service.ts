@@ -1,0 +1,399 @@
+/**
+ * The files service of one node: put, get, rm, ls and stat for clients, and the storage side of
+ * the files protocol for peers. Built by the composition root; knows nothing of HTTP.
+ */
+import { TesseraError, badInput, notFound } from '../errors.js';
+import type { Logger } from '../log.js';
+import { DEFAULT_CHUNK_BYTES } from '../limits.js';
+import type { ChunkStore } from '../store/chunk-store.js';
+import type { Metadata } from '../store/metadata.js';
+import { checkChunkSize } from '../content/chunker.js';
+import { deriveClusterKeys, type ClusterKeys } from '../content/crypto.js';
+import { HybridClock } from '../content/hlc.js';
+import { FILE_ID_PREFIX, isFileId, parseFileId } from '../content/ids.js';
+import { ManifestReader } from '../content/manifest-reader.js';
+import { checkName, type NameRecord } from '../content/names.js';
+import { MAX_REPLICAS, type RedundancyPolicy } from '../content/policy.js';
+import type { FileEntryView, FileStatView, PutResultView, RmResultView, ChunkHealthView } from '../api/types.js';
+import { AntiEntropy } from './anti-entropy.js';
+import { ChunkHost } from './chunk-host.js';
+import { auth, errorMessage } from './errors.js';
+import {
+  CONTROL_CALL_TIMEOUT_MS,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+  DEFAULT_CACHE_BYTES,
+  DEFAULT_GC_GRACE_MS,
+  DEFAULT_PENDING_UPLOAD_TTL_MS,
+  DEFAULT_WINDOW_CHUNKS,
+  MAX_GC_GRACE_MS,
+  MAX_IDS_PER_REQUEST,
+  MAX_STAT_CHUNKS,
+  MAX_WINDOW_CHUNKS,
+} from './limits.js';
+import { NameDirectory } from './name-directory.js';
+import { NameStore } from './name-store.js';
+import { Peers, type FilesNet } from './peers.js';
+import { ChunkFetcher, readRange } from './reader.js';
+import { RefStore } from './refs.js';
+import { M, parseBody, parseReply, replies } from './rpc.js';
+import { FileWriter } from './writer.js';
+
+export interface FileServiceOptions {
+  net: FilesNet;
+  store: ChunkStore;
+  meta: Metadata;
+  /** Absent on a storage-only node: it stores and serves chunks but never sees plaintext. */
+  dataKey?: Buffer;
+  log: Logger;
+  gcGraceMs?: number;
+  pendingUploadTtlMs?: number;
+  antiEntropyIntervalMs?: number;
+  cacheBytes?: number;
+  windowChunks?: number;
+}
+
+export interface PutOptions {
+  name?: string;
+  replicas?: number;
+  quorum?: number;
+  chunkSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface OpenedFile {
+  fileId: string;
+  name: string | null;
+  totalSize: number;
+  createdAt: number;
+  /** Plaintext of bytes [start, end) of the file, verified, in order. */
+  read(start?: number, end?: number, signal?: AbortSignal): AsyncIterable<Buffer>;
+}
+
+export interface FilesCounters {
+  putsOk: number;
+  putsFailed: number;
+  getsOk: number;
+  getsFailed: number;
+  removes: number;
+}
+
+export const DEFAULT_REPLICAS = 3;
+
+export function formatPolicyText(p: RedundancyPolicy): string {
+  return p.kind === 'replicas' ? `replicas:${p.r}/${p.w}` : `ec:${p.k}+${p.m}`;
+}
+
+export class FileService {
+  readonly counters: FilesCounters = { putsOk: 0, putsFailed: 0, getsOk: 0, getsFailed: 0, removes: 0 };
+  readonly host: ChunkHost;
+  readonly fetcher: ChunkFetcher;
+  readonly #peers: Peers;
+  readonly #keys: ClusterKeys | undefined;
+  readonly #log: Logger;
+  readonly #refs: RefStore;
+  readonly #nameStore: NameStore;
+  readonly #names: NameDirectory | undefined;
+  readonly #writer: FileWriter | undefined;
+  readonly #ae: AntiEntropy;
+  readonly #window: number;
+
+  constructor(o: FileServiceOptions) {
+    const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
+    if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GC_GRACE_MS) throw badInput(`gc grace period must be 0..${MAX_GC_GRACE_MS} ms`);
+    this.#window = o.windowChunks ?? DEFAULT_WINDOW_CHUNKS;
+    if (!Number.isInteger(this.#window) || this.#window < 1 || this.#window > MAX_WINDOW_CHUNKS) throw badInput(`window must be 1..${MAX_WINDOW_CHUNKS} chunks`);
+    this.#log = o.log.child({ component: 'files' });
+    this.#keys = o.dataKey ? deriveClusterKeys(o.dataKey) : undefined;
+    const clock = new HybridClock(o.net.selfId);
+    this.#refs = new RefStore(o.meta);
+    this.#nameStore = new NameStore(o.meta, clock);
+    this.#peers = new Peers(o.net, (method, body, payload) => this.handleRpc(method, body, payload));
+    this.host = new ChunkHost({
+      store: o.store,
+      refs: this.#refs,
+      log: this.#log,
+      gcGraceMs: grace,
+      pendingUploadTtlMs: o.pendingUploadTtlMs ?? DEFAULT_PENDING_UPLOAD_TTL_MS,
+      askCommitted: (uploads) => this.#askCommitted(uploads),
+    });
+    this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    if (this.#keys) {
+      this.#names = new NameDirectory(this.#peers, this.#keys, clock, this.#log);
+      this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
+    }
+    this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
+  }
+
+  start(): void {
+    this.host.start();
+    this.#ae.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#ae.stop();
+    await this.host.stop();
+  }
+
+  /** A peer came (back) to life: exchange what either side may have missed. */
+  peerUp(nodeId: string): void {
+    if (nodeId !== this.#peers.selfId) void this.#ae.pull(nodeId);
+  }
+
+  /** Serves one peer request of the files protocol (methods chunk.*, file.*, name.*). */
+  async handleRpc(method: string, body: unknown, payload: Buffer): Promise<{ body?: unknown; payload?: Buffer }> {
+    switch (method) {
+      case M.chunkHas:
+        return { body: { have: await this.host.has(parseBody(M.chunkHas, body).ids) } };
+      case M.chunkClaim: {
+        const b = parseBody(M.chunkClaim, body);
+        return { body: { have: await this.host.claim(b.upload, b.ids) } };
+      }
+      case M.chunkPut: {
+        const b = parseBody(M.chunkPut, body);
+        await this.host.put(b.upload, b.id, payload);
+        return { body: {} };
+      }
+      case M.chunkGet:
+        return { body: {}, payload: await this.host.get(parseBody(M.chunkGet, body).id) };
+      case M.fileCommit: {
+        const b = parseBody(M.fileCommit, body);
+        await this.host.commit(b.upload, b.root, b.at);
+        return { body: {} };
+      }
+      case M.fileAbort:
+        await this.host.abort(parseBody(M.fileAbort, body).upload);
+        return { body: {} };
+      case M.fileRm:
+        await this.host.tombstone(parseBody(M.fileRm, body));
+        return { body: {} };
+      case M.fileTombstones: {
+        const b = parseBody(M.fileTombstones, body);
+        return { body: this.host.listTombstones(b.after, b.limit) };
+      }
+      case M.fileUploads:
+        return { body: { committed: this.host.committed(parseBody(M.fileUploads, body).ids) } };
+      case M.namePut:
+        await this.#nameStore.merge(parseBody(M.namePut, body));
+        return { body: {} };
+      case M.nameGet:
+        return { body: { record: this.#nameStore.get(parseBody(M.nameGet, body).key) ?? null } };
+      case M.nameList: {
+        const b = parseBody(M.nameList, body);
+        return { body: this.#nameStore.list(b.after, b.limit) };
+      }
+      default:
+        throw badInput(`unknown files method '${method}'`);
+    }
+  }
+
+  async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
+    const { writer, names } = this.#needKeys('store files');
+    const began = Date.now();
+    const r = o.replicas ?? DEFAULT_REPLICAS;
+    if (!Number.isInteger(r) || r < 1 || r > MAX_REPLICAS) throw badInput(`replicas must be a whole number from 1 to ${MAX_REPLICAS}, not ${o.replicas}`);
+    const w = o.quorum ?? Math.floor(r / 2) + 1;
+    if (!Number.isInteger(w) || w < 1 || w > r) throw badInput(`write quorum must be a whole number from 1 to the replica count ${r}, not ${o.quorum}`);
+    const chunkSize = checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_BYTES);
+    const name = o.name === undefined ? null : checkName(o.name);
+    try {
+      const res = await writer.write(source, { chunkSize, r, w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+      if (name !== null) {
+        const record: NameRecord = { name, fileId: res.fileId, size: res.info.fileSize, createdAt: res.info.createdAt, policy: res.info.policy };
+        try {
+          await names.write(record, w);
+        } catch (e) {
+          // Without its name the put did not happen: its chunks must not stay referenced.
+          await writer.abort(res.upload, res.touched);
+          throw e;
+        }
+      }
+      this.counters.putsOk++;
+      this.#log.info({ file: res.root.slice(0, 16), size: res.info.fileSize, chunks: res.info.chunkCount, newChunks: res.newChunks }, 'file stored');
+      return {
+        fileId: res.fileId,
+        name,
+        size: res.info.fileSize,
+        chunks: res.info.chunkCount,
+        newChunks: res.newChunks,
+        policy: formatPolicyText(res.info.policy),
+        durationMs: Date.now() - began,
+      };
+    } catch (e) {
+      this.counters.putsFailed++;
+      this.#log.warn({ err: errorMessage(e) }, 'put failed; nothing was recorded');
+      throw e;
+    }
+  }
+
+  /** Resolves a file and reads its manifest root; bytes are read only when `read` is iterated. */
+  async open(ref: string): Promise<OpenedFile> {
+    this.#needKeys('read files');
+    try {
+      const { fileId, name } = await this.#resolve(ref);
+      const reader = await this.#openManifest(fileId);
+      const size = reader.info.fileSize;
+      const read = (start = 0, end = size, signal?: AbortSignal): AsyncIterable<Buffer> => {
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > size) {
+          throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the file's ${size} bytes`, { size });
+        }
+        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal));
+      };
+      return { fileId, name, totalSize: size, createdAt: reader.info.createdAt, read };
+    } catch (e) {
+      this.counters.getsFailed++;
+      throw e;
+    }
+  }
+
+  async rm(ref: string): Promise<RmResultView> {
+    const { names } = this.#needKeys('remove files');
+    const { fileId, name, record } = await this.#resolve(ref);
+    await this.#openManifest(fileId);
+    const root = parseFileId(fileId).rootId.toString('hex');
+    const at = Date.now();
+    const nodes = this.#peers.live().map((n) => n.nodeId);
+    const results = await Promise.allSettled(nodes.map((n) => this.#peers.call(n, M.fileRm, { root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    if (ok === 0 || ok < Math.min(2, nodes.length)) {
+      throw new TesseraError('UNAVAILABLE', `the removal reached only ${ok} of ${nodes.length} live node(s); try again when more are up`);
+    }
+    // Every name that points at the file goes with it.
+    const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
+    for (const rec of named) await names.write({ ...rec, deleted: true }, 2);
+    this.counters.removes++;
+    this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
+    return { fileId, name: name ?? named[0]?.name ?? null };
+  }
+
+  async ls(): Promise<FileEntryView[]> {
+    const { names } = this.#needKeys('list files');
+    return (await names.list())
+      .filter((r) => !r.deleted)
+      .map((r) => ({ name: r.name, fileId: r.fileId, size: r.size, createdAt: new Date(r.createdAt).toISOString(), policy: formatPolicyText(r.policy) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async stat(ref: string): Promise<FileStatView> {
+    this.#needKeys('inspect files');
+    const { fileId, name } = await this.#resolve(ref);
+    const reader = await this.#openManifest(fileId);
+    const info = reader.info;
+    const r = info.policy.kind === 'replicas' ? info.policy.r : info.policy.k + info.policy.m;
+    const nodes = this.#peers.live();
+    const health = { fullRedundancy: 0, degraded: 0, lost: 0 };
+    const detail: ChunkHealthView[] = [];
+    let batch: { index: number; id: Buffer; size: number }[] = [];
+    const flush = async () => {
+      const ids = batch.map((c) => c.id);
+      const answers = await Promise.all(
+        nodes.map(async (n) => {
+          try {
+            const res = await this.#peers.call(n.nodeId, M.chunkHas, { ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+            return { node: n.nodeId, have: parseReply(replies.has, res.body, n.nodeId).have };
+          } catch {
+            return { node: n.nodeId, have: [] as boolean[] };
+          }
+        }),
+      );
+      batch.forEach((c, i) => {
+        const holders = answers.filter((a) => a.have[i] === true).map((a) => a.node).sort();
+        if (holders.length >= Math.min(r, nodes.length)) health.fullRedundancy++;
+        else if (holders.length > 0) health.degraded++;
+        else health.lost++;
+        if (detail.length < MAX_STAT_CHUNKS) {
+          detail.push({ index: c.index, id: c.id.toString('hex'), size: c.size, holders, expected: this.#peers.rank(c.id, nodes).slice(0, r) });
+        }
+      });
+      batch = [];
+    };
+    for await (const ref of reader.refs()) {
+      batch.push({ index: ref.index, id: Buffer.from(ref.id), size: ref.size });
+      if (batch.length >= MAX_IDS_PER_REQUEST) await flush();
+    }
+    if (batch.length > 0) await flush();
+    return {
+      fileId,
+      name,
+      size: info.fileSize,
+      chunkSize: info.chunkSize,
+      chunks: info.chunkCount,
+      policy: formatPolicyText(info.policy),
+      createdAt: new Date(info.createdAt).toISOString(),
+      health,
+      chunkHealth: detail,
+    };
+  }
+
+  #needKeys(what: string): { writer: FileWriter; names: NameDirectory } {
+    if (!this.#writer || !this.#names) {
+      throw auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
+    }
+    return { writer: this.#writer, names: this.#names };
+  }
+
+  /** A file id, or a name looked up across the cluster. */
+  async #resolve(ref: string): Promise<{ fileId: string; name: string | null; record?: NameRecord }> {
+    if (typeof ref !== 'string' || ref.length === 0) throw badInput('give a file id or a file name');
+    if (isFileId(ref)) return { fileId: ref.toLowerCase(), name: null };
+    const looksLikeId = ref.slice(0, FILE_ID_PREFIX.length).toLowerCase() === FILE_ID_PREFIX;
+    let name: string;
+    try {
+      name = checkName(ref);
+    } catch (e) {
+      if (looksLikeId) parseFileId(ref);
+      throw e;
+    }
+    const record = await this.#names!.lookup(name);
+    if (record === undefined || record.deleted) {
+      if (looksLikeId) {
+        try {
+          parseFileId(ref);
+        } catch (e) {
+          throw badInput(`'${ref.length > 80 ? ref.slice(0, 80) + '…' : ref}' is not a valid file id (${errorMessage(e)}) and no file has that name`);
+        }
+      }
+      throw notFound(record?.deleted ? `file '${name}' was removed` : `no file is named '${name}' (see 'tessera ls')`);
+    }
+    return { fileId: record.fileId, name: record.name, record };
+  }
+
+  async #openManifest(fileId: string): Promise<ManifestReader> {
+    const root = parseFileId(fileId).rootId.toString('hex');
+    const removed = this.#refs.tombstoneOf(root);
+    if (removed !== undefined && !this.#refs.liveCommitAfter(root, removed)) throw notFound(`file ${fileId.slice(0, 16)}… was removed`);
+    try {
+      return await ManifestReader.open(fileId, (id) => this.fetcher.fetch(id));
+    } catch (e) {
+      if (e instanceof TesseraError && e.code === 'NOT_FOUND') throw notFound(`file ${fileId.slice(0, 16)}… is not stored in this cluster (no live node has its manifest)`);
+      throw e;
+    }
+  }
+
+  async *#counted(stream: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* stream;
+      this.counters.getsOk++;
+    } catch (e) {
+      this.counters.getsFailed++;
+      throw e;
+    }
+  }
+
+  async #askCommitted(uploads: string[]): Promise<{ upload: string; root: string; at: number }[]> {
+    const out: { upload: string; root: string; at: number }[] = [];
+    const others = this.#peers.live().filter((n) => n.nodeId !== this.#peers.selfId);
+    await Promise.all(
+      others.map(async (n) => {
+        for (let i = 0; i < uploads.length; i += MAX_IDS_PER_REQUEST) {
+          try {
+            const r = await this.#peers.call(n.nodeId, M.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+            out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed);
+          } catch {
+            /* an unreachable peer cannot vouch for a commit; the others may */
+          }
+        }
+      }),
+    );
+    return out;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The put pipeline: chunk → encrypt → place → dedup-claim → store on R nodes, with a window of
+ * chunks in flight, then the manifest pages and finally its root, then the commit that binds
+ * the upload's references to the file. Memory is the window times the chunk size, whatever the
+ * file's size. Any failure aborts the upload on every node it touched, so nothing half-written
+ * stays referenced.
+ */
+import { randomBytes } from 'node:crypto';
+import { TesseraError, unavailable } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Semaphore } from '../net/semaphore.js';
+import { chunkStream } from '../content/chunker.js';
+import { encryptChunk, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
+import { formatFileId } from '../content/ids.js';
+import { ManifestBuilder } from '../content/manifest-builder.js';
+import type { ManifestInfo } from '../content/manifest.js';
+import { M, parseReply, replies } from './rpc.js';
+import type { Peers } from './peers.js';
+import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
+import { errorMessage } from './errors.js';
+import type { WeightedNode } from '../cluster/placement.js';
+
+export interface WriteOptions {
+  chunkSize: number;
+  r: number;
+  w: number;
+  windowChunks: number;
+  signal?: AbortSignal;
+}
+
+export interface WriteResult {
+  fileId: string;
+  root: string;
+  upload: string;
+  info: ManifestInfo;
+  newChunks: number;
+  /** Nodes that hold references of this upload: where a later abort must go. */
+  touched: Set<string>;
+}
+
+interface Item {
+  chunk: EncryptedChunk;
+  data: boolean;
+}
+
+export class FileWriter {
+  constructor(
+    private readonly peers: Peers,
+    private readonly keys: ClusterKeys,
+    private readonly log: Logger,
+  ) {}
+
+  async write(source: AsyncIterable<unknown>, o: WriteOptions): Promise<WriteResult> {
+    const upload = randomBytes(16).toString('hex');
+    const touched = new Set<string>([this.peers.selfId]);
+    const ac = new AbortController();
+    const onOuterAbort = () => ac.abort(o.signal?.reason ?? new TesseraError('CANCELLED', 'put cancelled'));
+    o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    let failure: unknown;
+    let newChunks = 0;
+    const inflight = new Set<Promise<void>>();
+    const window = new Semaphore(o.windowChunks);
+    const launch = (batch: Item[], slots: number) => {
+      const p = this.storeBatch(batch, upload, o, touched, ac.signal)
+        .then((fresh) => {
+          newChunks += fresh;
+        })
+        .catch((e: unknown) => {
+          failure ??= e;
+          ac.abort(e);
+        })
+        .finally(() => {
+          inflight.delete(p);
+          for (let i = 0; i < slots; i++) window.release();
+        });
+      inflight.add(p);
+    };
+    try {
+      this.checkLive(o.w);
+      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'replicas', r: o.r, w: o.w } });
+      let batch: Item[] = [];
+      let slots = 0;
+      for await (const plain of chunkStream(source, o.chunkSize)) {
+        if (failure !== undefined) break;
+        // Backpressure on the source: the next chunk is not read until one leaves the window.
+        await window.acquire(ac.signal);
+        slots++;
+        const chunk = encryptChunk(plain, this.keys.convergenceSecret);
+        batch.push({ chunk, data: true });
+        // Full manifest pages are rare (one per 8192 chunks) and are not counted in the window.
+        for (const page of builder.add({ id: chunk.id, key: chunk.key, size: plain.length })) batch.push({ chunk: page, data: false });
+        if (batch.length >= CLAIM_BATCH_CHUNKS) {
+          launch(batch, slots);
+          batch = [];
+          slots = 0;
+        }
+      }
+      if (failure === undefined) {
+        const built = builder.finish();
+        for (const page of built.pages) batch.push({ chunk: page, data: false });
+        if (batch.length > 0) launch(batch, slots);
+        while (inflight.size > 0) await Promise.race(inflight);
+        if (failure !== undefined) throw failure;
+        // The root names everything below it, so it is stored only once they all are.
+        await this.storeBatch([{ chunk: built.root, data: false }], upload, o, touched, ac.signal);
+        const root = built.root.id.toString('hex');
+        await this.commit(upload, root, built.info.createdAt, o.w, touched);
+        return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks, touched };
+      }
+      while (inflight.size > 0) await Promise.race(inflight);
+      throw failure;
+    } catch (e) {
+      const err = failure ?? e;
+      ac.abort(err);
+      while (inflight.size > 0) await Promise.race(inflight);
+      await this.abort(upload, touched);
+      throw err;
+    } finally {
+      o.signal?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+
+  /** Tells every node that got references of this upload to drop them (best effort, bounded in time). */
+  async abort(upload: string, touched: Iterable<string>): Promise<void> {
+    const targets = new Set<string>([...touched, ...this.peers.live().map((n) => n.nodeId)]);
+    await Promise.all(
+      [...targets].map((n) =>
+        this.peers.call(n, M.fileAbort, { upload }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }).catch((err: unknown) => {
+          this.log.debug({ node: n, upload, err: errorMessage(err) }, 'abort not delivered; the upload expires there instead');
+        }),
+      ),
+    );
+  }
+
+  private checkLive(w: number): WeightedNode[] {
+    const nodes = this.peers.live().filter((n) => n.nodeId === this.peers.selfId || !this.peers.isHeldDown(n.nodeId));
+    if (nodes.length < w) {
+      throw unavailable(`only ${nodes.length} live node(s) can take data; a put with write quorum ${w} needs at least ${w} (start more nodes or lower the quorum)`);
+    }
+    return nodes;
+  }
+
+  /** Stores a batch; resolves with how many of its data chunks no holder had before. */
+  private async storeBatch(items: Item[], upload: string, o: WriteOptions, touched: Set<string>, signal: AbortSignal): Promise<number> {
+    const nodes = this.checkLive(o.w);
+    const ranks = items.map((it) => this.peers.rank(it.chunk.id, nodes));
+    // One claim per node for all the batch's chunks placed on it: holders that already have a chunk take a reference instead of the bytes.
+    const byNode = new Map<string, number[]>();
+    ranks.forEach((rank, i) => {
+      for (const n of rank.slice(0, o.r)) {
+        const list = byNode.get(n) ?? [];
+        list.push(i);
+        byNode.set(n, list);
+      }
+    });
+    const claimed = new Map<string, boolean[] | Error>();
+    await Promise.all(
+      [...byNode].map(async ([n, idx]) => {
+        touched.add(n);
+        try {
+          claimed.set(n, await this.claim(n, upload, idx.map((i) => items[i]!.chunk.id), signal));
+        } catch (e) {
+          claimed.set(n, e as Error);
+        }
+      }),
+    );
+    signal.throwIfAborted();
+    const fresh = await Promise.all(
+      items.map(async (it, i) => {
+        const rank = ranks[i]!;
+        const initial = rank.slice(0, o.r).map((n) => {
+          const c = claimed.get(n);
+          if (c instanceof Error) return { node: n, state: 'failed' as const, err: c };
+          const pos = byNode.get(n)!.indexOf(i);
+          return { node: n, state: c?.[pos] ? ('have' as const) : ('need' as const) };
+        });
+        const had = initial.filter((x) => x.state === 'have').length;
+        let ok = had;
+        const errors: string[] = [];
+        let next = o.r;
+        const attempt = async (node: string, claimedMissing: boolean): Promise<void> => {
+          try {
+            touched.add(node);
+            if (!claimedMissing && (await this.claim(node, upload, [it.chunk.id], signal))[0]) {
+              ok++;
+              return;
+            }
+            await this.peers.call(node, M.chunkPut, { upload, id: it.chunk.id }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
+            ok++;
+          } catch (e) {
+            if (signal.aborted) throw signal.reason;
+            errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
+            // A failed holder is replaced by the next node in placement order, if there is one.
+            while (next < rank.length) {
+              const alt = rank[next++]!;
+              if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt, false);
+            }
+          }
+        };
+        const jobs: Promise<void>[] = [];
+        for (const x of initial) {
+          if (x.state === 'need') jobs.push(attempt(x.node, true));
+          else if (x.state === 'failed') {
+            errors.push(`${x.node.slice(0, 12)}: ${errorMessage(x.err)}`);
+            jobs.push(
+              (async () => {
+                while (next < rank.length) {
+                  const alt = rank[next++]!;
+                  if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt, false);
+                }
+              })(),
+            );
+          }
+        }
+        await Promise.all(jobs);
+        if (ok < o.w) {
+          throw unavailable(
+            `chunk ${it.chunk.id.toString('hex').slice(0, 16)} reached only ${ok} of the ${o.w} nodes the write quorum needs (${rank.length} live): ${errors.join('; ') || 'no holder answered'}`,
+          );
+        }
+        return it.data && had === 0 ? 1 : 0;
+      }),
+    );
+    return fresh.reduce<number>((a, b) => a + b, 0);
+  }
+
+  private async claim(node: string, upload: string, ids: Buffer[], signal: AbortSignal): Promise<boolean[]> {
+    const r = await this.peers.call(node, M.chunkClaim, { upload, ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
+    const have = parseReply(replies.has, r.body, node).have;
+    if (have.length !== ids.length) throw new TesseraError('PROTOCOL', `node ${node.slice(0, 12)} answered ${have.length} of ${ids.length} claims`);
+    return have;
+  }
+
+  private async commit(upload: string, root: string, at: number, w: number, touched: Set<string>): Promise<void> {
+    const results = await Promise.allSettled(
+      [...touched].map((n) => this.peers.call(n, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    // Nodes that missed the commit learn it from the others before their pending references expire.
+    if (ok < Math.min(w, touched.size)) {
+      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+      throw unavailable(`the file's commit reached only ${ok} node(s), fewer than the write quorum ${w}: ${why.join('; ')}`);
+    }
+  }
+}
