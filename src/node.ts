@@ -6,6 +6,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route } from './api/server.js';
 import { volumeRoutes } from './api/volume-routes.js';
+import { filesRoutes } from './api/files-routes.js';
+import { FileService, type FilesNet } from './files/index.js';
 import { startVolumes } from './block/cluster-volumes.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
 import type { PeerView, StatusView } from './api/types.js';
@@ -34,6 +36,8 @@ export interface NodeConfig {
   membership?: Partial<MembershipConfig>;
   /** Serve every volume over NBD as their master (tessera nbd). */
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
+  /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
+  files?: { gcGraceMs?: number; antiEntropyIntervalMs?: number; pendingUploadTtlMs?: number; cacheBytes?: number };
   logger: Logger;
 }
 
@@ -136,6 +140,27 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   for (const [prefix, handler] of volumes.rpc) rpc.set(prefix, handler);
 
+  const filesNet: FilesNet = {
+    selfId: nodeId,
+    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, capacity: m.nodeId === nodeId ? chunks.usage().capacity : m.capacity })),
+    call: async (id, method, body, payload, opts) => {
+      const m = membership.get(id);
+      if (!m) throw new TesseraError('UNAVAILABLE', `node ${id} is not a known member`);
+      const r = await transport.call(m.addr, method, body, payload, { ...opts, expectNodeId: id });
+      return { body: r.body, payload: r.payload };
+    },
+  };
+  const files = new FileService({
+    net: filesNet,
+    store: chunks,
+    meta,
+    ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
+    log,
+    ...config.files,
+  });
+  const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload);
+  for (const prefix of ['chunk.', 'file.', 'name.']) rpc.set(prefix, filesRpc);
+
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
     flushTimer = undefined;
@@ -143,6 +168,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   };
   membership.on('change', (m: MemberInfo, prev: string | undefined) => {
     if (m.state !== prev) log.info({ member: m.nodeId, addr: m.addr, state: m.state, was: prev ?? 'unknown' }, 'membership change');
+    if (m.state === 'alive' && prev !== 'alive') files.peerUp(m.nodeId);
     flushTimer ??= setTimeout(() => void saveAddressBook().catch((err: unknown) => log.warn({ err }, 'address book not saved')), ADDRESS_BOOK_FLUSH_MS);
   });
 
@@ -181,6 +207,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
+  routes.push(...filesRoutes(files));
   const api = new ApiServer({ host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log });
   let apiAddr: string;
   try {
@@ -192,6 +219,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     throw err;
   }
   membership.start();
+  files.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -223,6 +251,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await api.close();
       await nbd?.close();
       await volumes.stop();
+      await files.stop();
       await transport.close();
       await chunks.close();
       await meta.close();

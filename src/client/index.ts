@@ -4,7 +4,7 @@
  */
 import { request, type IncomingMessage } from 'node:http';
 import { TesseraError, type ErrorCode } from '../errors.js';
-import type { ApiErrorBody, PeerView, StatusView } from '../api/types.js';
+import type { ApiErrorBody, FileEntryView, FileStatView, PeerView, PutResultView, RmResultView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
 export const DEFAULT_API = '127.0.0.1:7401';
@@ -108,6 +108,127 @@ export class TesseraClient {
     res.setTimeout(0);
     if (res.statusCode !== undefined && res.statusCode >= 400) throw await errorFrom(res);
     return res;
+  }
+
+  /**
+   * Stores a file from a byte stream, streamed to the node as it is read (never buffered whole).
+   * A transfer may take as long as it needs; only a connection idle for the client's timeout fails.
+   */
+  async put(
+    source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
+    opts: { name?: string; replicas?: number; quorum?: number; chunkSize?: number; signal?: AbortSignal } = {},
+  ): Promise<PutResultView> {
+    const q = new URLSearchParams();
+    if (opts.name !== undefined) q.set('name', opts.name);
+    for (const k of ['replicas', 'quorum', 'chunkSize'] as const) {
+      const v = opts[k];
+      if (v === undefined) continue;
+      if (!Number.isSafeInteger(v) || v < 0) throw new TesseraError('BAD_INPUT', `${k} must be a whole number, not ${v}`);
+      q.set(k, String(v));
+    }
+    const path = `/api/v1/files${q.size > 0 ? `?${q.toString()}` : ''}`;
+    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal);
+    return JSON.parse((await readBounded(res)).toString('utf8')) as PutResultView;
+  }
+
+  /** Streams a file (or bytes start..end, both inclusive, like HTTP Range) by id or name. */
+  async get(
+    ref: string,
+    opts: { start?: number; end?: number; signal?: AbortSignal } = {},
+  ): Promise<{ fileId: string; size: number; totalSize: number; stream: NodeJS.ReadableStream }> {
+    const headers: Record<string, string> = {};
+    const { start, end } = opts;
+    for (const [k, v] of [['start', start], ['end', end]] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new TesseraError('BAD_INPUT', `range ${k} must be a non-negative whole number, not ${v}`);
+    }
+    if (start !== undefined && end !== undefined && end < start) throw new TesseraError('BAD_INPUT', `range end ${end} is before its start ${start}`);
+    if (start !== undefined || end !== undefined) headers.range = `bytes=${start ?? 0}-${end ?? ''}`;
+    opts.signal?.throwIfAborted();
+    const res = await this.raw(`/api/v1/files/${encodeURIComponent(ref)}`, { headers });
+    // Idle, not total: a long download never times out while bytes keep arriving.
+    res.setTimeout(this.timeoutMs, () => res.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} sent nothing for ${this.timeoutMs} ms`)));
+    if (opts.signal) {
+      const signal = opts.signal;
+      const onAbort = () => res.destroy(new TesseraError('CANCELLED', 'download cancelled'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      res.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
+    const size = Number(res.headers['content-length']);
+    const totalSize = Number(res.headers['x-tessera-size']);
+    const fileId = String(res.headers['x-tessera-file-id'] ?? '');
+    if (!Number.isSafeInteger(size) || !Number.isSafeInteger(totalSize) || fileId === '') {
+      res.destroy();
+      throw new TesseraError('PROTOCOL', `node API at ${this.address} answered a file read without its size or id headers`);
+    }
+    return { fileId, size, totalSize, stream: res };
+  }
+
+  rm(ref: string): Promise<RmResultView> {
+    return this.json<RmResultView>(`/api/v1/files/${encodeURIComponent(ref)}`, { method: 'DELETE' });
+  }
+
+  ls(): Promise<FileEntryView[]> {
+    return this.json<FileEntryView[]>('/api/v1/files');
+  }
+
+  stat(ref: string): Promise<FileStatView> {
+    return this.json<FileStatView>(`/api/v1/files/${encodeURIComponent(ref)}/stat`);
+  }
+
+  /** Writes `source` as a chunked request body, honouring backpressure; stops early if the node answers first (an error). */
+  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal): Promise<IncomingMessage> {
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: TesseraError) => {
+        if (settled) return;
+        settled = true;
+        req.destroy();
+        reject(err);
+      };
+      const req = request({ host: this.host, port: this.port, path, method: 'PUT', headers });
+      req.setTimeout(this.timeoutMs, () => fail(new TesseraError('TIMEOUT', `node API at ${this.address} made no progress for ${this.timeoutMs} ms`)));
+      const onAbort = () => fail(new TesseraError('CANCELLED', 'upload cancelled'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof TesseraError) fail(err);
+        else if (err.code === 'ECONNREFUSED') fail(new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`));
+        else fail(new TesseraError('UNAVAILABLE', `upload to the node API at ${this.address} failed: ${err.message}`));
+      });
+      req.on('response', (res) => {
+        signal?.removeEventListener('abort', onAbort);
+        res.setTimeout(0);
+        if (res.statusCode !== undefined && res.statusCode >= 400) {
+          errorFrom(res).then((e) => fail(e), () => fail(new TesseraError('INTERNAL', `node API answered HTTP ${res.statusCode}`)));
+          return;
+        }
+        if (settled) return res.destroy();
+        settled = true;
+        resolve(res);
+      });
+      const pump = async () => {
+        for await (const piece of source) {
+          if (settled) return;
+          if (!(piece instanceof Uint8Array)) throw new TesseraError('BAD_INPUT', 'upload source must yield bytes (Buffer or Uint8Array), not text; open files without an encoding');
+          if (!req.write(piece)) {
+            await new Promise<void>((r) => {
+              const done = () => {
+                req.off('drain', done);
+                req.off('close', done);
+                r();
+              };
+              req.on('drain', done);
+              req.on('close', done);
+            });
+          }
+        }
+        if (!settled) req.end();
+      };
+      pump().catch((err: unknown) =>
+        fail(err instanceof TesseraError ? err : new TesseraError('IO', `reading the upload source failed: ${(err as Error)?.message ?? String(err)}`)),
+      );
+    });
   }
 
   async json<T>(path: string, opts: RequestOptions = {}): Promise<T> {

@@ -4,6 +4,7 @@ import { badInput } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { startNode } from '../../node.js';
 import { parseSize } from '../format.js';
+import { MAX_GC_GRACE_MS } from '../../files/limits.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
@@ -18,6 +19,8 @@ interface NodeFlags {
   logLevel: string;
   probeInterval?: string;
   suspicionTimeout?: string;
+  gcGraceMs?: string;
+  antiEntropyMs?: string;
 }
 
 function positiveMs(text: string | undefined, what: string): number | undefined {
@@ -40,6 +43,8 @@ export function registerNode(program: Command): void {
     .option('--quota <size>', 'most bytes of chunks this node will store, e.g. 50G')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--probe-interval <ms>', 'failure detector probe period')
+    .option('--gc-grace-ms <ms>', 'how long a chunk no file references any more is kept before deletion (default 10 minutes)')
+    .option('--anti-entropy-ms <ms>', 'how often removals and names are pulled from a peer (default 30 s)')
     .option('--suspicion-timeout <ms>', 'how long a suspect member has to refute before it is declared dead')
     .addHelpText('after', '\nExample:\n  tessera node --data ./n2 --listen 127.0.0.1:7410 --api 127.0.0.1:7411 --bootstrap 127.0.0.1:7400')
     .action(async (flags: NodeFlags) => {
@@ -51,6 +56,12 @@ export function registerNode(program: Command): void {
       if (flags.advertise) parseHostPort(flags.advertise, '--advertise');
       const probeIntervalMs = positiveMs(flags.probeInterval, '--probe-interval');
       const suspicionTimeoutMs = positiveMs(flags.suspicionTimeout, '--suspicion-timeout');
+      let gcGraceMs: number | undefined;
+      if (flags.gcGraceMs !== undefined) {
+        gcGraceMs = Number(flags.gcGraceMs);
+        if (!Number.isInteger(gcGraceMs) || gcGraceMs < 0 || gcGraceMs > MAX_GC_GRACE_MS) throw badInput(`--gc-grace-ms must be a whole number of milliseconds from 0 to ${MAX_GC_GRACE_MS}`);
+      }
+      const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
       const logger = createLogger({ level: flags.logLevel as LogLevel });
       const node = await startNode({
         dataDir: flags.data,
@@ -60,6 +71,10 @@ export function registerNode(program: Command): void {
         bootstrap,
         memory: flags.memory === true,
         ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
+        files: {
+          ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
+          ...(antiEntropyIntervalMs ? { antiEntropyIntervalMs } : {}),
+        },
         membership: {
           ...(probeIntervalMs ? { probeIntervalMs } : {}),
           ...(suspicionTimeoutMs ? { suspicionTimeoutMs } : {}),
