@@ -131,7 +131,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.membership ? { config: config.membership } : {}),
     logger: log,
   });
-  rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body) }));
+  rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body, { peerNodeId: req.peer.nodeId }) }));
   const volumes = await startVolumes({
     dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined,
     call: (addr, method, body, payload, opts) => transport.call(addr, method, body, payload, opts),
