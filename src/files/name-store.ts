@@ -8,6 +8,7 @@ import type { Metadata } from '../store/metadata.js';
 import { MAX_LIST_PAGE_BYTES } from './limits.js';
 
 const TABLE = 'names';
+// Keys are stored as hex text: LMDB's ordered-binary key encoding does not give byte keys back as written.
 
 interface Stored {
   hlc: Hlc;
@@ -23,7 +24,7 @@ export class NameStore {
   }
 
   get(key: Buffer): SealedNameRecord | undefined {
-    const v = this.meta.get<Stored>(TABLE, key);
+    const v = this.meta.get<Stored>(TABLE, key.toString('hex'));
     return v === undefined ? undefined : { key: Buffer.from(key), hlc: v.hlc, box: Buffer.from(v.box) };
   }
 
@@ -34,7 +35,7 @@ export class NameStore {
     this.clock.receive(rec.hlc);
     const cur = this.get(rec.key);
     if (cur !== undefined && newerNameRecord(cur, rec) === cur) return false;
-    await this.meta.put(TABLE, rec.key, { hlc: rec.hlc, box: rec.box });
+    await this.meta.put(TABLE, rec.key.toString('hex'), { hlc: rec.hlc, box: rec.box });
     return true;
   }
 
@@ -43,9 +44,10 @@ export class NameStore {
     const records: SealedNameRecord[] = [];
     let bytes = 0;
     let more = false;
-    for (const { key, value } of this.meta.range<Stored>(TABLE, after ? { start: after } : {})) {
-      const k = Buffer.from(key as Uint8Array);
-      if (after && k.equals(after)) continue;
+    const from = after?.toString('hex');
+    for (const { key, value } of this.meta.range<Stored>(TABLE, from !== undefined ? { start: from } : {})) {
+      if (key === from) continue;
+      const k = Buffer.from(String(key), 'hex');
       if (records.length >= limit || bytes + value.box.length + 96 > MAX_LIST_PAGE_BYTES) {
         more = true;
         break;
