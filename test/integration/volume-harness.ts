@@ -100,6 +100,7 @@ export class VolumeCluster {
 
   /** Creates a volume on the given storage nodes (by index), through the master's API. */
   async createVolume(name: string, layout: 'raid0' | 'raid1' | 'raid5' | 'raid6', size: number, nodes: number[], unitSize?: number): Promise<VolumeView> {
+    await this.waitAllAlive();
     return this.master.client.createVolume({ name, size, layout, nodes: nodes.map((i) => this.storage.node(i).nodeId), ...(unitSize ? { unitSize } : {}) });
   }
 
@@ -109,6 +110,12 @@ export class VolumeCluster {
       const v = await this.master.client.volume(name);
       return v.status?.open ? v : undefined;
     });
+  }
+
+  /** Waits until the master sees every storage node alive (volumes are placed on live nodes only). */
+  async waitAllAlive(): Promise<void> {
+    const want = this.storage.nodes.length + 1;
+    await waitFor(`the master to see ${want} nodes alive`, 30_000, async () => (await this.master.client.peers()).filter((p) => p.state === 'alive').length === want);
   }
 
   storageIndexOf(nodeId: string): number {
