@@ -9,6 +9,8 @@ import { registerInit } from './commands/init.js';
 import { registerNode } from './commands/node.js';
 import { registerPeers } from './commands/peers.js';
 import { registerDemo } from './commands/demo.js';
+import { registerVolume } from './commands/volume.js';
+import { registerNbd } from './commands/nbd.js';
 import { registerFiles } from './commands/files.js';
 import { VERSION } from '../version.js';
 
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerPeers(program);
   registerFiles(program);
   registerDemo(program);
+  registerVolume(program);
+  registerNbd(program);
   return program;
 }
 
