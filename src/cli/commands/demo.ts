@@ -161,7 +161,7 @@ export function registerDemo(program: Command): void {
           say(`  tessera get ${DEMO_FILE_NAME} --data ${reader.dataDir} -o ${DEMO_FILE_NAME}`);
           say(`  tessera put FILE --name NAME --api ${n0.api} --token ${n0.apiToken}`);
           for (const n of cluster.nodes) say(`  tessera status --data ${n.dataDir}      # node ${n.index}`);
-          say(`stop it with: kill ${cluster.nodes.map((n) => n.proc?.pid).join(' ')}`);
+          say(`stop it with: kill ${cluster.nodes.map((n) => n.proc?.pid).join(' ')}   (then: rm -r ${cluster.dir})`);
           for (const n of cluster.nodes) n.proc?.unref();
           kept = true;
         }

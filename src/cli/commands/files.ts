@@ -275,8 +275,10 @@ async function getCommand(ref: string, flags: GetFlags): Promise<void> {
     const res = range === 'empty' ? undefined : await client.get(ref, { ...range, signal: abort.signal });
     const expected = res?.size ?? 0;
     progress = startProgress(`get ${basename(out ?? ref).slice(0, 40)}`, expected, wantProgress(flags));
-    const count = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-      for await (const piece of src) {
+    const count = async function* (src: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
+      for await (const raw of src) {
+        // The response is a byte stream; a string would only appear if someone set an encoding.
+        const piece = typeof raw === 'string' ? Buffer.from(raw) : raw;
         written += piece.length;
         progress?.add(piece.length);
         yield piece;
