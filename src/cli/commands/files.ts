@@ -274,7 +274,9 @@ async function getCommand(ref: string, flags: GetFlags): Promise<void> {
   try {
     const res = range === 'empty' ? undefined : await client.get(ref, { ...range, signal: abort.signal });
     const expected = res?.size ?? 0;
-    progress = startProgress(`get ${basename(out ?? ref).slice(0, 40)}`, expected, wantProgress(flags));
+    // Bytes going to the same terminal would tear the bar apart, and the bar the bytes.
+    const barOk = wantProgress(flags) && (out !== undefined || process.stdout.isTTY !== true);
+    progress = startProgress(`get ${basename(out ?? ref).slice(0, 40)}`, expected, barOk);
     const count = async function* (src: AsyncIterable<Buffer | string>): AsyncGenerator<Buffer> {
       for await (const raw of src) {
         // The response is a byte stream; a string would only appear if someone set an encoding.
