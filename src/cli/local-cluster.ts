@@ -70,6 +70,8 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
   /** Bootstrap every node after the first through node 0 (default) or through these indexes. */
   bootstrapIndexes?: number[];
+  /** Node.js flags for node processes (e.g. --cpu-prof for a profile). */
+  execArgv?: string[];
   /** Run nodes in their own process group, so they outlive this process (demo --keep). */
   detached?: boolean;
 }
@@ -134,6 +136,7 @@ export class LocalCluster {
     const via = bootstrap ?? this.opts.bootstrapIndexes ?? [0];
     const boot = via.filter((b) => b !== i && this.nodes[b]).map((b) => this.node(b).listen);
     const args = [
+      ...(this.opts.execArgv ?? []),
       CLI_PATH, 'node', '--data', n.dataDir, '--listen', n.listen, '--api', n.api,
       '--log-level', this.opts.logLevel ?? 'info',
       ...(boot.length ? ['--bootstrap', boot.join(',')] : []),

@@ -7,6 +7,10 @@
  * (the manifest root) is only known once every chunk is stored. The commit binds upload to
  * root; a tombstone for the root then finds every upload of that file. Keys are strings so
  * prefix ranges select one chunk's owners or one upload's chunks.
+ *
+ * Writes that belong together are issued in one event-loop turn, which lmdb commits as one
+ * transaction. Explicit (synchronous) transactions are avoided on this hot path: they wait for
+ * the writer thread's commit on the main thread and stalled the event loop for hundreds of ms.
  */
 import { conflict } from './errors.js';
 import type { Metadata } from '../store/metadata.js';
@@ -36,16 +40,15 @@ export class RefStore {
   /** Records that `upload` owns these chunks; they are no longer candidates for deletion. */
   async addRefs(upload: string, hexes: readonly string[], now: number): Promise<void> {
     if (hexes.length === 0) return;
-    await this.meta.transaction((tx) => {
-      const rec = tx.get<UploadRecord>(T.uploads, upload);
-      if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted; start the put again`);
-      if (rec === undefined || rec.s === 'p') tx.put(T.uploads, upload, { s: 'p', t: now });
-      for (const hex of hexes) {
-        tx.put(T.refs, `${hex}/${upload}`, 1);
-        tx.put(T.owned, `${upload}/${hex}`, 1);
-        tx.remove(T.gc, hex);
-      }
-    });
+    const rec = this.upload(upload);
+    if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted; start the put again`);
+    const writes: Promise<unknown>[] = [];
+    if (rec === undefined || rec.s === 'p') writes.push(this.meta.put(T.uploads, upload, { s: 'p', t: now }));
+    for (const hex of hexes) {
+      writes.push(this.meta.put(T.refs, `${hex}/${upload}`, 1), this.meta.put(T.owned, `${upload}/${hex}`, 1));
+      if (this.meta.has(T.gc, hex)) writes.push(this.meta.remove(T.gc, hex));
+    }
+    await Promise.all(writes);
   }
 
   hasRefs(hex: string): boolean {
@@ -66,10 +69,7 @@ export class RefStore {
   async commit(upload: string, root: string, at: number, graceMs: number, now: number): Promise<void> {
     const rec = this.upload(upload);
     if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted before its commit`);
-    await this.meta.transaction((tx) => {
-      tx.put(T.uploads, upload, { s: 'c', root, at });
-      tx.put(T.fileUploads, `${root}/${upload}`, at);
-    });
+    await Promise.all([this.meta.put(T.uploads, upload, { s: 'c', root, at }), this.meta.put(T.fileUploads, `${root}/${upload}`, at)]);
     // A removal this node already knows about that happened after the commit wins.
     const removed = this.meta.get<number>(T.tombstones, root);
     if (removed !== undefined && removed >= at) await this.dropUpload(upload, graceMs, now);
@@ -81,22 +81,15 @@ export class RefStore {
     const rec = this.upload(upload);
     for (;;) {
       const batch = [...this.meta.range(T.owned, { prefix: `${upload}/`, limit: REF_TXN_BATCH })].map((e) => String(e.key).slice(upload.length + 1));
-      await this.meta.transaction((tx) => {
-        for (const hex of batch) {
-          tx.remove(T.owned, `${upload}/${hex}`);
-          tx.remove(T.refs, `${hex}/${upload}`);
-        }
-        if (batch.length < REF_TXN_BATCH) {
-          tx.put(T.uploads, upload, { s: 'a', t: now });
-          if (rec?.s === 'c') tx.remove(T.fileUploads, `${rec.root}/${upload}`);
-        }
-      });
-      const orphans = batch.filter((hex) => !this.hasRefs(hex));
-      if (orphans.length > 0) {
-        await this.meta.transaction((tx) => {
-          for (const hex of orphans) tx.put(T.gc, hex, now + graceMs);
-        });
+      const writes: Promise<unknown>[] = [];
+      for (const hex of batch) writes.push(this.meta.remove(T.owned, `${upload}/${hex}`), this.meta.remove(T.refs, `${hex}/${upload}`));
+      if (batch.length < REF_TXN_BATCH) {
+        writes.push(this.meta.put(T.uploads, upload, { s: 'a', t: now }));
+        if (rec?.s === 'c') writes.push(this.meta.remove(T.fileUploads, `${rec.root}/${upload}`));
       }
+      await Promise.all(writes);
+      const orphans = batch.filter((hex) => !this.hasRefs(hex));
+      await Promise.all(orphans.map((hex) => this.meta.put(T.gc, hex, now + graceMs)));
       dropped += batch.length;
       if (batch.length < REF_TXN_BATCH) return dropped;
     }
