@@ -1,7 +1,7 @@
 /**
  * End-to-end file throughput: put and get of one large file through a 3-node loopback cluster of
  * disk nodes (R=3, W=2, durable), against baselines measured in the same run by one process
- * with no network (bench/files-baseline.ts).
+ * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
  *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--dir DIR] [--no-verify] [--json]
  *
@@ -56,16 +56,18 @@ async function makeSource(path: string, size: number): Promise<string> {
   return hash.digest('hex');
 }
 
-async function runBaseline(source: string, dir: string, chunkBytes: number): Promise<{ putMs: number; getMs: number }> {
-  const child = spawn(process.execPath, [BASELINE_SCRIPT, source, dir, String(chunkBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** One half of the baseline in its own process; returns its time in ms. */
+async function runBaseline(args: string[]): Promise<number> {
+  const child = spawn(process.execPath, [BASELINE_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`baseline process exited with ${code}`);
-  return JSON.parse(out) as { putMs: number; getMs: number };
+  if (code !== 0) throw new Error(`baseline ${args[0]} exited with ${code}`);
+  return (JSON.parse(out) as { ms: number }).ms;
 }
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');
@@ -82,8 +84,12 @@ export async function main(args: string[]): Promise<void> {
     say(`files: ${formatBytes(size)} file, ${formatBytes(chunkBytes)} chunks, 3 disk nodes on loopback, R=3 W=2, in ${base}`);
     const sourceSha = await makeSource(source, size);
 
-    const baseline = await runBaseline(source, join(base, 'baseline'), chunkBytes);
-    await rm(join(base, 'baseline'), { recursive: true, force: true });
+    // Each baseline runs right before and right after the cluster's own run, and their mean is
+    // the reference: on a shared machine the load drifts over minutes, and this brackets it.
+    const baseDir = join(base, 'baseline');
+    const basePut = () => runBaseline(['put', source, baseDir, String(chunkBytes)]);
+    const baseGet = () => runBaseline(['get', baseDir, String(chunkBytes)]);
+    const putBase: number[] = [await basePut()];
 
     cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
     await cluster.waitForMembers({ alive: 3 });
@@ -99,6 +105,8 @@ export async function main(args: string[]): Promise<void> {
     });
     const putMs = performance.now() - t0;
     if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
+    putBase.push(await basePut());
+    const getBase: number[] = [await baseGet()];
 
     t0 = performance.now();
     const res = await reader.client.get(put.fileId);
@@ -106,6 +114,8 @@ export async function main(args: string[]): Promise<void> {
     for await (const piece of res.stream as AsyncIterable<Buffer>) got += piece.length;
     const getMs = performance.now() - t0;
     if (got !== size) throw new Error(`get returned ${got} bytes of ${size}`);
+    getBase.push(await baseGet());
+    await rm(baseDir, { recursive: true, force: true });
 
     // Checked in a separate, untimed read so hashing in this process does not tax the timed one.
     let verified: boolean | undefined;
@@ -126,8 +136,8 @@ export async function main(args: string[]): Promise<void> {
     const figures = {
       size,
       chunkBytes,
-      put: { mbps: mbps(size, putMs), baselineMbps: mbps(size, baseline.putMs), ratio: baseline.putMs / putMs, goal: PUT_GOAL },
-      get: { mbps: mbps(size, getMs), baselineMbps: mbps(size, baseline.getMs), ratio: baseline.getMs / getMs, goal: GET_GOAL },
+      put: { mbps: mbps(size, putMs), baselineMbps: putBase.map((ms) => mbps(size, ms)), ratio: mean(putBase) / putMs, goal: PUT_GOAL },
+      get: { mbps: mbps(size, getMs), baselineMbps: getBase.map((ms) => mbps(size, ms)), ratio: mean(getBase) / getMs, goal: GET_GOAL },
       peakRssBytes: rss,
       verified,
     };
@@ -135,11 +145,12 @@ export async function main(args: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(figures) + '\n');
       return;
     }
-    const row = (what: string, v: number) => `  ${what.padEnd(58)} ${v.toFixed(0).padStart(6)} MB/s`;
+    const row = (what: string, v: number | number[]) =>
+      `  ${what.padEnd(62)} ${(Array.isArray(v) ? v.map((x) => x.toFixed(0)).join(' / ') : v.toFixed(0)).padStart(9)} MB/s`;
     const verdict = (ratio: number, goal: number) => `${ratio.toFixed(2)}× baseline (goal ≥ ${goal}×: ${ratio >= goal ? 'met' : 'NOT met'})`;
-    say(row('baseline put: hash, encrypt, 3 fsynced copies, one process', figures.put.baselineMbps));
+    say(row('baseline put (before / after): hash, encrypt, 3 fsynced copies', figures.put.baselineMbps));
     say(row('tessera put through node 0 (R=3, W=2, durable)', figures.put.mbps) + `   ${verdict(figures.put.ratio, PUT_GOAL)}`);
-    say(row('baseline get: read one copy, verify ids, decrypt', figures.get.baselineMbps));
+    say(row('baseline get (before / after): read a copy, verify, decrypt', figures.get.baselineMbps));
     say(row('tessera get through node 1', figures.get.mbps) + `   ${verdict(figures.get.ratio, GET_GOAL)}`);
     const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : formatBytes(n));
     say(`  peak RSS (VmHWM): node0 ${fmt(rss.node0)}, node1 ${fmt(rss.node1)}, node2 ${fmt(rss.node2)}, bench client ${fmt(rss.client)}`);
