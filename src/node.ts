@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route } from './api/server.js';
 import { volumeRoutes } from './api/volume-routes.js';
 import { filesRoutes } from './api/files-routes.js';
+import { NodeMetrics, metricsRoute, type MetricsSources } from './api/metrics.js';
+import { EventHub } from './api/events.js';
+import { openApiRoute } from './api/openapi.js';
+import { isLoopbackHost } from './api/http-util.js';
 import { FileService, type FilesNet } from './files/index.js';
 import { startVolumes } from './block/cluster-volumes.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
@@ -38,6 +42,8 @@ export interface NodeConfig {
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
   files?: { gcGraceMs?: number; antiEntropyIntervalMs?: number; pendingUploadTtlMs?: number; cacheBytes?: number };
+  /** Origin allowed to call the API from another origin's page (CORS); none by default. */
+  cors?: string;
   logger: Logger;
 }
 
@@ -57,6 +63,8 @@ export interface RunningNode {
   readonly chunks: ChunkStore;
   /** Where the NBD face listens, when this node is a volume master. */
   readonly nbdAddr: NbdAddress | undefined;
+  /** Prometheus metrics; the repair loop reports its backlog through `setRepairBacklog`. */
+  readonly metrics: NodeMetrics;
   stop(opts?: { leave?: boolean }): Promise<void>;
 }
 
@@ -208,7 +216,33 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
   routes.push(...filesRoutes(files));
-  const api = new ApiServer({ host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log });
+  // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
+  let nbdServer: NbdServer | undefined;
+  const metricSources: MetricsSources = {
+    transport: () => transport.counters as unknown as Record<string, number>,
+    files: () => files.counters as unknown as Record<string, number>,
+    chunkHost: () => files.host.counters as unknown as Record<string, number>,
+    fetcher: () => files.fetcher.counters as unknown as Record<string, number>,
+    members: () => status().members,
+    store: () => status().store,
+    nbd: () => nbdServer?.counters,
+    volumes: () => {
+      const list = volumes.service.list();
+      return { total: list.length, degraded: list.filter((v) => v.status?.degraded).length, failed: list.filter((v) => v.status?.failed).length };
+    },
+    apiBytes: () => api.bytes(),
+  };
+  const metrics = new NodeMetrics(metricSources, { nodeId });
+  const events = new EventHub({
+    sources: { status, volumes: () => volumes.service.list(), metrics: metricSources, repairBacklog: () => metrics.repairBacklog },
+    logger: log,
+  });
+  routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !isLoopbackHost(config.api.host) }));
+  const api = new ApiServer({
+    host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log,
+    ...(config.cors ? { cors: config.cors } : {}),
+    observe: (method, route, code, seconds) => metrics.observeRequest(method, route, code, seconds),
+  });
   let apiAddr: string;
   try {
     apiAddr = await api.start();
@@ -224,6 +258,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
     nbd = new NbdServer({ provider: volumes.master, logger: log.child({ component: 'nbd' }) });
+    nbdServer = nbd;
     nbdAddr = await nbd.listen(config.nbd.listen);
   }
 
@@ -241,6 +276,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     membership,
     chunks,
     nbdAddr,
+    metrics,
     async stop(opts = {}) {
       if (stopped) return;
       stopped = true;
@@ -248,6 +284,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       else membership.stop();
       if (flushTimer) clearTimeout(flushTimer);
       await saveAddressBook().catch(() => undefined);
+      events.close();
       await api.close();
       await nbd?.close();
       await volumes.stop();

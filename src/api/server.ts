@@ -3,8 +3,11 @@
  * behind them are passed in, so this module knows HTTP and nothing of how the node works.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TesseraError, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isLoopbackHost, sendError, sendJson } from './http-util.js';
@@ -59,16 +62,97 @@ export function coreRoutes(services: ApiServices): Route[] {
   ];
 }
 
+/** Where `npm run build` puts the bundled dashboard (dist/dashboard, beside dist/src). */
+export const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/', import.meta.url));
+/** The dashboard is a handful of small files; anything bigger in that folder is not served. */
+const MAX_STATIC_FILE_BYTES = 4 << 20;
+const STATIC_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.map': 'application/json; charset=utf-8',
+};
+/**
+ * The page loads only its own files and talks only to this API; the token lives in the page's
+ * storage, so no framing, no foreign scripts and no referrer leave it exposed.
+ */
+const DASHBOARD_HEADERS = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS']);
+
+interface StaticFile {
+  body: Buffer;
+  type: string;
+}
+
+/** Reads the built dashboard once: a fixed set of files, so no request path ever reaches the disk. */
+function loadStatic(dir: string): Map<string, StaticFile> {
+  const files = new Map<string, StaticFile>();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return files;
+  }
+  for (const name of names) {
+    const type = STATIC_TYPES[extname(name)];
+    if (!type || !/^[\w.-]+$/.test(name)) continue;
+    const body = readFileSync(join(dir, name));
+    if (body.length <= MAX_STATIC_FILE_BYTES) files.set(name, { body, type });
+  }
+  return files;
+}
+
+/** Host names a loopback-bound API answers to; anything else is a DNS-rebinding attempt. */
+function loopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined) return true; // HTTP/1.0 clients send none, and no browser omits it
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+export interface ApiServerOptions {
+  host: string;
+  port: number;
+  token: string;
+  routes: Route[];
+  logger: Logger;
+  /** Origin allowed to call the API from a browser page of another origin; none by default. */
+  cors?: string;
+  /** Told about every finished request, by route pattern (never the raw path: file ids are capabilities). */
+  observe?(method: string, route: string, status: number, seconds: number): void;
+  /** Folder of the built dashboard; default DASHBOARD_DIR; null serves none. */
+  dashboardDir?: string | null;
+}
+
 export class ApiServer {
   private readonly server: Server;
   private readonly routes: CompiledRoute[];
   private readonly requireTokenForReads: boolean;
+  private readonly staticFiles: Map<string, StaticFile>;
+  private readonly sockets = new Set<Socket>();
+  /** Bytes of sockets already closed; live sockets are added at read time. */
+  private closedBytes = { in: 0, out: 0 };
 
-  constructor(private readonly opts: { host: string; port: number; token: string; routes: Route[]; logger: Logger }) {
+  constructor(private readonly opts: ApiServerOptions) {
     this.routes = opts.routes.map(compile);
     this.requireTokenForReads = !isLoopbackHost(opts.host);
-    this.server = createServer((req, res) => {
-      this.dispatch(req, res).catch((err) => sendError(res, err));
+    this.staticFiles = opts.dashboardDir === null ? new Map() : loadStatic(opts.dashboardDir ?? DASHBOARD_DIR);
+    this.server = createServer((req, res) => this.onRequest(req, res));
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.closedBytes.in += socket.bytesRead;
+        this.closedBytes.out += socket.bytesWritten;
+      });
     });
     // A slow or idle client must not hold sockets forever.
     this.server.headersTimeout = 30_000;
@@ -93,13 +177,80 @@ export class ApiServer {
     return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
+  /** Bytes through the API so far, request and response, headers included. */
+  bytes(): { in: number; out: number } {
+    let i = this.closedBytes.in;
+    let o = this.closedBytes.out;
+    for (const s of this.sockets) {
+      i += s.bytesRead;
+      o += s.bytesWritten;
+    }
+    return { in: i, out: o };
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const state = { route: 'unmatched' };
+    res.once('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const method = HTTP_METHODS.has(req.method ?? '') ? (req.method as string) : 'OTHER';
+      // A response cut short (client gone, stream failed) has no status the client saw.
+      const status = res.writableFinished ? res.statusCode : 0;
+      this.opts.observe?.(method, state.route, status, seconds);
+      this.opts.logger.debug({ method, route: state.route, status, ms: Math.round(seconds * 1000) }, 'api request');
+    });
+    this.dispatch(req, res, state).catch((err) => sendError(res, err));
+  }
+
+  private corsHeaders(req: IncomingMessage, res: ServerResponse): boolean {
+    const origin = req.headers.origin;
+    if (!this.opts.cors || origin !== this.opts.cors) return false;
+    res.setHeader('access-control-allow-origin', origin);
+    res.setHeader('vary', 'Origin');
+    res.setHeader('access-control-expose-headers', 'content-range, content-length, accept-ranges, x-tessera-file-id, x-tessera-size');
+    return true;
+  }
+
+  private serveStatic(req: IncomingMessage, res: ServerResponse, pathname: string): boolean {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const name = pathname === '/' ? 'index.html' : pathname.startsWith('/assets/') ? pathname.slice('/assets/'.length) : undefined;
+    if (name === undefined) return false;
+    const file = this.staticFiles.get(name);
+    if (!file) {
+      if (pathname !== '/') return false;
+      throw new TesseraError('UNAVAILABLE', 'the dashboard is not built: run `npm run build` (it bundles src/api/dashboard into dist/dashboard)');
+    }
+    res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.length, ...DASHBOARD_HEADERS });
+    res.end(file.body);
+    return true;
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, state: { route: string }): Promise<void> {
+    if (!this.requireTokenForReads && !loopbackHostHeader(req.headers.host)) {
+      // A page elsewhere could point its own host name at 127.0.0.1 and read an API that trusts loopback.
+      throw new TesseraError('AUTH', `the API listens on loopback and answers only to localhost or 127.0.0.1, not Host '${String(req.headers.host).slice(0, 100)}'`);
+    }
     const url = new URL(req.url ?? '/', 'http://api');
+    const cors = this.corsHeaders(req, res);
+    if (req.method === 'OPTIONS' && cors) {
+      state.route = 'preflight';
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, HEAD, PUT, POST, DELETE',
+        'access-control-allow-headers': 'authorization, content-type, range',
+        'access-control-max-age': '600',
+      });
+      res.end();
+      return;
+    }
+    if (this.serveStatic(req, res, url.pathname)) {
+      state.route = 'dashboard';
+      return;
+    }
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     let pathMatched = false;
     for (const route of this.routes) {
@@ -107,12 +258,17 @@ export class ApiServer {
       if (!m) continue;
       pathMatched = true;
       if (route.method !== method && route.method !== req.method) continue;
+      state.route = route.path;
       if ((route.write || this.requireTokenForReads) && !tokenMatches(req.headers.authorization, this.opts.token)) {
         throw new TesseraError('AUTH', 'missing or wrong API token: send "Authorization: Bearer TOKEN" (the token is in DATA/api-token)');
       }
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => {
-        params[name] = decodeURIComponent(m[i + 1] ?? '');
+        try {
+          params[name] = decodeURIComponent(m[i + 1] ?? '');
+        } catch {
+          throw new TesseraError('BAD_INPUT', `path segment :${name} is not valid percent-encoding`);
+        }
       });
       await route.handle({ req, res, params, url });
       return;
