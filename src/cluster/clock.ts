@@ -43,3 +43,22 @@ export function shuffle<T>(random: RandomSource, xs: T[]): T[] {
   }
   return xs;
 }
+
+/**
+ * `k` distinct entries of `xs` chosen uniformly, without modifying `xs`. For a few of many it draws
+ * indices (O(k)) instead of shuffling the whole list.
+ */
+export function pick<T>(random: RandomSource, xs: readonly T[], k: number): T[] {
+  const n = xs.length;
+  if (k <= 0 || n === 0) return [];
+  if (k * 4 >= n) return shuffle(random, [...xs]).slice(0, k);
+  const chosen = new Set<number>();
+  const out: T[] = [];
+  while (out.length < k) {
+    const i = randomInt(random, n);
+    if (chosen.has(i)) continue;
+    chosen.add(i);
+    out.push(xs[i]!);
+  }
+  return out;
+}

@@ -24,8 +24,9 @@ export class BroadcastQueue {
     return this.entries.size;
   }
 
+  /** Takes ownership of `rec`: callers pass a fresh record, and it goes out unchanged in many messages. */
   enqueue(rec: WireRecord): void {
-    this.entries.set(rec.nodeId, { rec: { ...rec }, sent: 0, seq: this.seq++ });
+    this.entries.set(rec.nodeId, { rec, sent: 0, seq: this.seq++ });
   }
 
   /**

@@ -85,3 +85,110 @@ export function parseBody<T extends z.ZodTypeAny>(schema: T, body: unknown, what
   const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(body)';
   throw new TesseraError('BAD_INPUT', `malformed ${what}: ${where}: ${issue?.message ?? 'invalid'}`);
 }
+
+// ---- hand-written readers ----------------------------------------------------------------------
+// zod builds a parse context and several closures per field; at a thousand members a full-state
+// exchange carries a thousand records, and validation dominated the profile. These readers check
+// exactly what the schemas above check (a property test holds them to it) and build fresh records,
+// so nothing a peer sent (extra keys, prototypes, shared objects) survives into our state.
+
+class Malformed extends Error {
+  constructor(
+    readonly where: string,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+const STATE_SET: ReadonlySet<string> = new Set(MEMBER_STATES);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function printable(v: unknown, max: number, where: string, what: string): string {
+  if (typeof v !== 'string') throw new Malformed(where, 'Expected string');
+  if (v.length < 1 || v.length > max) throw new Malformed(where, `${what} must be 1 to ${max} characters`);
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) throw new Malformed(where, `${what} must be printable ASCII`);
+  }
+  return v;
+}
+
+function count(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new Malformed(where, 'Expected a non-negative safe integer');
+  return v;
+}
+
+function readRecordAt(v: unknown, where: string): WireRecord {
+  if (!isObject(v)) throw new Malformed(where, 'Expected object');
+  const state = v.state;
+  if (typeof state !== 'string' || !STATE_SET.has(state)) throw new Malformed(`${where}.state`, `Expected one of ${MEMBER_STATES.join(', ')}`);
+  return {
+    nodeId: printable(v.nodeId, MAX_NODE_ID_CHARS, `${where}.nodeId`, 'node id'),
+    addr: printable(v.addr, MAX_ADDR_CHARS, `${where}.addr`, 'address'),
+    state: state as MemberState,
+    incarnation: count(v.incarnation, `${where}.incarnation`),
+    capacity: count(v.capacity, `${where}.capacity`),
+    used: count(v.used, `${where}.used`),
+    statsVersion: count(v.statsVersion, `${where}.statsVersion`),
+  };
+}
+
+function readList(v: unknown, max: number, where: string): WireRecord[] {
+  // The length is checked before any element is looked at, so a huge list costs nothing.
+  if (!Array.isArray(v) || v.length > max) throw new Malformed(where, `${where} must be a list of at most ${max} entries`);
+  const out = new Array<WireRecord>(v.length);
+  for (let i = 0; i < v.length; i++) out[i] = readRecordAt(v[i], `${where}.${i}`);
+  return out;
+}
+
+function malformed<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof Malformed) throw new TesseraError('BAD_INPUT', `malformed ${what}: ${e.where}: ${e.reason}`);
+    throw e;
+  }
+}
+
+function body(v: unknown): Record<string, unknown> {
+  if (!isObject(v)) throw new Malformed('(body)', 'Expected object');
+  return v;
+}
+
+export function readPing(v: unknown, what: string): PingBody {
+  return malformed(what, () => {
+    const b = body(v);
+    return { from: readRecordAt(b.from, 'from'), updates: readList(b.updates, MAX_UPDATES_PER_MESSAGE, 'updates') };
+  });
+}
+
+export function readPingReq(v: unknown, what: string): PingReqBody {
+  return malformed(what, () => {
+    const b = body(v);
+    const from = readRecordAt(b.from, 'from');
+    const t = b.target;
+    if (!isObject(t)) throw new Malformed('target', 'Expected object');
+    const target = { nodeId: printable(t.nodeId, MAX_NODE_ID_CHARS, 'target.nodeId', 'node id'), addr: printable(t.addr, MAX_ADDR_CHARS, 'target.addr', 'address') };
+    return { from, target, updates: readList(b.updates, MAX_UPDATES_PER_MESSAGE, 'updates') };
+  });
+}
+
+export function readPingReqReply(v: unknown, what: string): PingReqReply {
+  return malformed(what, () => {
+    const b = body(v);
+    const from = readRecordAt(b.from, 'from');
+    if (typeof b.ok !== 'boolean') throw new Malformed('ok', 'Expected boolean');
+    return { from, ok: b.ok, updates: readList(b.updates, MAX_UPDATES_PER_MESSAGE, 'updates') };
+  });
+}
+
+export function readSync(v: unknown, what: string): SyncBody {
+  return malformed(what, () => {
+    const b = body(v);
+    return { from: readRecordAt(b.from, 'from'), members: readList(b.members, MAX_SYNC_RECORDS, 'members') };
+  });
+}

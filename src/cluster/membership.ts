@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { randomInt, shuffle, type Clock, type RandomSource } from './clock.js';
+import { pick, randomInt, shuffle, type Clock, type RandomSource } from './clock.js';
 import { BroadcastQueue } from './membership-broadcast.js';
 import { compareRecords, isProbeable, retransmitLimit } from './membership-rules.js';
 import {
@@ -39,11 +39,10 @@ import {
   METHODS,
   addrSchema,
   nodeIdSchema,
-  parseBody,
-  pingReqReplySchema,
-  pingReqSchema,
-  pingSchema,
-  syncSchema,
+  readPing,
+  readPingReq,
+  readPingReqReply,
+  readSync,
   type MemberState,
   type WireRecord,
 } from './membership-wire.js';
@@ -229,6 +228,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private lastStatsBroadcast = Number.NEGATIVE_INFINITY;
   private isolatedProbes = 0;
   private followUpSyncs = 0;
+  /**
+   * Bumped on every change to the table (every change is emitted, plus evictions). The member lists
+   * below and the full state are rebuilt only when it moved: at a thousand members, filtering the
+   * table on every gossip tick and re-encoding it on every push-pull dominated the profile.
+   */
+  private version = 0;
+  private viewVersion = -1;
+  private upOthers: Member[] = [];
+  private aliveOthers: Member[] = [];
+  private deadOthers: Member[] = [];
+  private fullStateVersion = -1;
+  private fullStateCache: WireRecord[] = [];
 
   constructor(opts: MembershipOptions) {
     super();
@@ -329,7 +340,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.me.since = this.clock.now();
     this.queue.enqueue(toRecord(this.me));
     this.emitChange(this.me, prev);
-    const targets = shuffle(this.random, this.others((m) => isProbeable(m.state))).slice(0, Math.max(1, this.cfg.gossipFanout * 2));
+    const targets = pick(this.random, this.view().up, Math.max(1, this.cfg.gossipFanout * 2));
     const body = { from: toRecord(this.me), updates: [toRecord(this.me)] };
     await Promise.allSettled(
       targets.map((m) =>
@@ -362,13 +373,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     switch (method) {
       case METHODS.ping:
       case METHODS.gossip: {
-        const b = parseBody(pingSchema, body, method);
+        const b = readPing(body, method);
         this.checkPeer(b.from.nodeId, ctx);
         const fixes = this.receive(b.from, b.updates);
         return { from: toRecord(this.me), updates: this.takeUpdates(b.from.nodeId, fixes) };
       }
       case METHODS.pingReq: {
-        const b = parseBody(pingReqSchema, body, method);
+        const b = readPingReq(body, method);
         this.checkPeer(b.from.nodeId, ctx);
         const fixes = this.receive(b.from, b.updates);
         if (this.indirectInFlight >= MAX_CONCURRENT_INDIRECT_PROBES) {
@@ -384,7 +395,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return { from: toRecord(this.me), ok, updates: this.takeUpdates(b.from.nodeId, fixes) };
       }
       case METHODS.sync: {
-        const b = parseBody(syncSchema, body, method);
+        const b = readSync(body, method);
         this.checkPeer(b.from.nodeId, ctx);
         this.receive(b.from, []);
         this.mergeFull(b.members);
@@ -421,10 +432,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.schedule('gossip', this.cfg.gossipIntervalMs, () => this.gossipTick());
     if (this.queue.size === 0) return;
     const now = this.clock.now();
-    const candidates = this.others(
-      (m) => isProbeable(m.state) || (m.state === 'dead' && now - m.since < this.cfg.gossipToDeadMs),
-    );
-    for (const m of shuffle(this.random, candidates).slice(0, this.cfg.gossipFanout)) {
+    const v = this.view();
+    let candidates: readonly Member[] = v.up;
+    for (const m of v.dead) {
+      if (now - m.since < this.cfg.gossipToDeadMs) {
+        if (candidates === v.up) candidates = [...v.up];
+        (candidates as Member[]).push(m);
+      }
+    }
+    for (const m of pick(this.random, candidates, this.cfg.gossipFanout)) {
       const updates = this.takeUpdates(m.nodeId);
       if (updates.length === 0) break;
       void this.exchange(m.nodeId, m.addr, METHODS.gossip, updates, this.cfg.probeTimeoutMs);
@@ -436,7 +452,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (early) this.followUpSyncs--;
     const wait = early ? this.cfg.probeIntervalMs * (1 + this.random()) : this.cfg.pushPullIntervalMs;
     this.schedule('pushPull', wait, () => this.pushPullTick());
-    const alive = this.others((m) => m.state === 'alive');
+    const alive = this.view().alive;
     if (alive.length === 0) return;
     const m = alive[randomInt(this.random, alive.length)]!;
     void this.sync(m.addr, m.nodeId);
@@ -444,7 +460,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private deadProbeTick(): void {
     this.schedule('deadProbe', this.cfg.deadProbeIntervalMs, () => this.deadProbeTick());
-    const dead = this.others((m) => m.state === 'dead');
+    const dead = this.view().dead;
     if (dead.length === 0) return;
     const m = dead[randomInt(this.random, dead.length)]!;
     void this.sync(m.addr, m.nodeId);
@@ -452,7 +468,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** While we know no other live member, keep trying the seeds (and address book) with backoff. */
   private joinTick(): void {
-    const alone = this.others((m) => isProbeable(m.state)).length === 0;
+    const alone = this.view().up.length === 0;
     if (!alone || this.contacts.length === 0) {
       this.joinBackoffMs = this.cfg.joinRetryMinMs;
       this.schedule('join', this.cfg.joinRetryMaxMs, () => this.joinTick());
@@ -498,7 +514,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
       this.probeList = shuffle(
         this.random,
-        this.others((m) => isProbeable(m.state)).map((m) => m.nodeId),
+        this.view().up.map((m) => m.nodeId),
       );
       this.probeIndex = 0;
     }
@@ -511,10 +527,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     try {
       if (await this.ping(nodeId, addr)) return;
       if (!this.running) return;
-      const helpers = shuffle(
+      const helpers = pick(
         this.random,
-        this.others((m) => m.state === 'alive' && m.nodeId !== nodeId),
-      ).slice(0, this.cfg.indirectProbes);
+        this.view().alive.filter((m) => m.nodeId !== nodeId),
+        this.cfg.indirectProbes,
+      );
       if (helpers.length > 0) {
         const results = await Promise.all(helpers.map((h) => this.indirect(h, nodeId, addr)));
         if (!this.running || results.includes('ack')) return;
@@ -568,7 +585,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     if (!this.running) return false;
     try {
-      const ack = parseBody(pingSchema, reply, `${method} reply`);
+      const ack = readPing(reply, `${method} reply`);
       if (ack.from.nodeId !== nodeId) return false;
       for (const fix of this.receive(ack.from, ack.updates)) this.queue.enqueue(fix);
       return true;
@@ -592,7 +609,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     if (!this.running) return 'fail';
     try {
-      const r = parseBody(pingReqReplySchema, reply, 'member.ping-req reply');
+      const r = readPingReqReply(reply, 'member.ping-req reply');
       if (r.from.nodeId !== helper.nodeId) return 'fail';
       for (const fix of this.receive(r.from, r.updates)) this.queue.enqueue(fix);
       return r.ok ? 'ack' : 'nack';
@@ -617,7 +634,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     if (!this.running) return false;
     try {
-      const r = parseBody(syncSchema, reply, 'member.sync reply');
+      const r = readSync(reply, 'member.sync reply');
       if (nodeId !== undefined && r.from.nodeId !== nodeId) return false;
       this.receive(r.from, []);
       this.mergeFull(r.members);
@@ -789,6 +806,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (victim === undefined) return false;
     this.clearSuspicion(victim);
     this.table.delete(victim.nodeId);
+    this.version++;
     return true;
   }
 
@@ -811,7 +829,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   /** Self first, then live members, then the most recently changed dead and left, bounded. */
+  /** Shared between replies until the table changes; the transport only reads it. */
   private fullState(): WireRecord[] {
+    if (this.fullStateVersion === this.version) return this.fullStateCache;
     const up: WireRecord[] = [];
     const down: Member[] = [];
     for (const m of this.table.values()) {
@@ -821,13 +841,29 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     down.sort((a, b) => b.since - a.since);
     const out = [toRecord(this.me), ...up, ...down.map(toRecord)];
-    return out.length > MAX_SYNC_RECORDS ? out.slice(0, MAX_SYNC_RECORDS) : out;
+    this.fullStateCache = out.length > MAX_SYNC_RECORDS ? out.slice(0, MAX_SYNC_RECORDS) : out;
+    this.fullStateVersion = this.version;
+    return this.fullStateCache;
   }
 
-  private others(pred: (m: Member) => boolean): Member[] {
-    const out: Member[] = [];
-    for (const m of this.table.values()) if (m !== this.me && pred(m)) out.push(m);
-    return out;
+  /** Other members by state, in table order; shared arrays that callers must not modify. */
+  private view(): { up: readonly Member[]; alive: readonly Member[]; dead: readonly Member[] } {
+    if (this.viewVersion !== this.version) {
+      const up: Member[] = [];
+      const alive: Member[] = [];
+      const dead: Member[] = [];
+      for (const m of this.table.values()) {
+        if (m === this.me) continue;
+        if (isProbeable(m.state)) up.push(m);
+        if (m.state === 'alive') alive.push(m);
+        else if (m.state === 'dead') dead.push(m);
+      }
+      this.upOthers = up;
+      this.aliveOthers = alive;
+      this.deadOthers = dead;
+      this.viewVersion = this.version;
+    }
+    return { up: this.upOthers, alive: this.aliveOthers, dead: this.deadOthers };
   }
 
   private touchSelf(): void {
@@ -860,6 +896,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private emitChange(m: Member, prev: MemberState | undefined): void {
+    this.version++;
     try {
       this.emit('change', publicInfo(m), prev);
     } catch (e) {

@@ -21,6 +21,12 @@ export interface SimNetworkOptions {
   lossRate?: number;
   /** Trace lines kept in memory; the digest covers every line regardless. */
   traceLimit?: number;
+  /**
+   * Deep-copy bodies as serialization would (default). Large simulations may turn it off: the
+   * membership readers build fresh records from every body and never mutate one, so sharing is
+   * invisible to them (a test checks that both modes replay the same run).
+   */
+  cloneBodies?: boolean;
 }
 
 export const DEFAULT_TRACE_LIMIT = 10_000;
@@ -47,6 +53,7 @@ export class SimNetwork {
   readonly trace: string[] = [];
   private digestState = 0x811c9dc5;
   private readonly traceLimit: number;
+  private readonly copy: <T>(v: T) => T;
   private readonly minLatency: number;
   private readonly maxLatency: number;
   private readonly endpoints = new Map<string, Endpoint>();
@@ -62,6 +69,7 @@ export class SimNetwork {
     this.maxLatency = Math.max(this.minLatency, opts.maxLatencyMs ?? 2);
     this.lossRate = opts.lossRate ?? 0;
     this.traceLimit = opts.traceLimit ?? DEFAULT_TRACE_LIMIT;
+    this.copy = opts.cloneBodies === false ? (v) => v : (v) => structuredClone(v);
   }
 
   /** FNV-1a over every trace line so far: equal digests mean identical runs. */
@@ -145,7 +153,7 @@ export class SimNetwork {
         finish('timeout', () => reject(new TesseraError('TIMEOUT', `${method} to ${to} timed out after ${opts.timeoutMs} ms`)));
       }, opts.timeoutMs);
       this.stats.sent++;
-      const req = structuredClone(body);
+      const req = this.copy(body);
       const lost = this.random() < this.lossRate;
       this.clock.setTimeout(() => {
         const dst = this.endpoints.get(to);
@@ -171,7 +179,7 @@ export class SimNetwork {
               this.stats.dropped++;
               return;
             }
-            if (ok) finish('ok', () => resolve(structuredClone(value)));
+            if (ok) finish('ok', () => resolve(this.copy(value)));
             else finish('error', () => reject(value));
           }, this.latency(to, from));
         };
