@@ -191,7 +191,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       incarnation: m.incarnation,
       capacity: m.capacity,
       used: m.used,
-      lastSeenAgoMs: Math.max(0, Math.round(now - m.lastSeen)),
+      // lastSeen 0: known only by gossip so far, never heard from directly.
+      lastSeenAgoMs: m.lastSeen > 0 ? Math.max(0, Math.round(now - m.lastSeen)) : null,
       self: false,
     }));
     return [self, ...others].sort((a, b) => a.nodeId.localeCompare(b.nodeId));
