@@ -8,6 +8,8 @@ import type { FileService } from '../files/index.js';
 import { sendJson } from './http-util.js';
 import type { Route } from './server.js';
 
+/** How long the rest of a refused upload is drained before the connection is closed. */
+const REFUSED_UPLOAD_DRAIN_MS = 10_000;
 /** Longest Range header parsed; a valid single range is far shorter. */
 const MAX_RANGE_HEADER_CHARS = 100;
 
@@ -87,8 +89,14 @@ export function filesRoutes(files: FileService): Route[] {
           });
           sendJson(res, 201, result);
         } catch (e) {
-          // The rest of a refused upload is not worth reading: close instead of draining it.
-          if (!req.complete) res.setHeader('connection', 'close');
+          if (!req.complete) {
+            // The rest of a refused upload is read and dropped, so the client sees this answer
+            // instead of a broken pipe; a client that keeps sending anyway is cut off.
+            req.resume();
+            const cutoff = setTimeout(() => req.socket.destroy(), REFUSED_UPLOAD_DRAIN_MS);
+            cutoff.unref();
+            req.once('end', () => clearTimeout(cutoff));
+          }
           throw e;
         }
       },

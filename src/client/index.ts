@@ -2,7 +2,7 @@
  * The typed client for a node's HTTP API: what the CLI uses, and what `import { connect } from
  * 'tessera'` gives a program.
  */
-import { request, type IncomingMessage } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import type { ApiErrorBody, FileEntryView, FileStatView, PeerView, PutResultView, RmResultView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
@@ -11,6 +11,11 @@ export const DEFAULT_API = '127.0.0.1:7401';
 /** Largest JSON response the client will buffer; file bodies are streamed instead. */
 const MAX_JSON_RESPONSE_BYTES = 16 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
+/**
+ * One connection per request: reusing idle keep-alive sockets races with the server closing
+ * them (ECONNRESET on the next request), and a connection on loopback or a LAN is cheap.
+ */
+const agent = new Agent({ keepAlive: false });
 
 export interface ConnectOptions {
   /** host:port of a node's API; default `TESSERA_API` or 127.0.0.1:7401. */
@@ -95,7 +100,7 @@ export class TesseraClient {
       headers['content-length'] = String(payload.length);
     }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers }, resolve);
+      const req = request({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers, agent }, resolve);
       req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof TesseraError) reject(err);
@@ -187,7 +192,7 @@ export class TesseraClient {
         req.destroy();
         reject(err);
       };
-      const req = request({ host: this.host, port: this.port, path, method: 'PUT', headers });
+      const req = request({ host: this.host, port: this.port, path, method: 'PUT', headers, agent });
       req.setTimeout(this.timeoutMs, () => fail(new TesseraError('TIMEOUT', `node API at ${this.address} made no progress for ${this.timeoutMs} ms`)));
       const onAbort = () => fail(new TesseraError('CANCELLED', 'upload cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -297,7 +297,7 @@ export class FileService {
       );
       batch.forEach((c, i) => {
         const holders = answers.filter((a) => a.have[i] === true).map((a) => a.node).sort();
-        if (holders.length >= Math.min(r, nodes.length)) health.fullRedundancy++;
+        if (holders.length >= r) health.fullRedundancy++;
         else if (holders.length > 0) health.degraded++;
         else health.lost++;
         if (detail.length < MAX_STAT_CHUNKS) {
