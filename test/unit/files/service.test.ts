@@ -1,0 +1,112 @@
+/** FileService instances wired to each other in one process through a fake network. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { FileService, type FilesNet } from '../../../src/files/index.js';
+import { MemoryChunkStore } from '../../../src/store/memory-store.js';
+import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
+import { TesseraError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+
+async function* pieces(...parts: Buffer[]) {
+  for (const p of parts) yield p;
+}
+
+async function collect(s: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const p of s) out.push(p);
+  return Buffer.concat(out);
+}
+
+async function cluster(n: number) {
+  const dataKey = randomBytes(32);
+  const ids = Array.from({ length: n }, (_, i) => `node${i}`);
+  const down = new Set<string>();
+  const services = new Map<string, FileService>();
+  const metas: Metadata[] = [];
+  const calls: string[] = [];
+  for (const id of ids) {
+    const meta = await openMetadata(null);
+    metas.push(meta);
+    const net: FilesNet = {
+      selfId: id,
+      live: () => ids.map((nodeId) => ({ nodeId, capacity: 1 << 30 })),
+      call: async (to, method, body, payload) => {
+        calls.push(`${to} ${method}`);
+        if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
+        const r = await services.get(to)!.handleRpc(method, body, payload ?? Buffer.alloc(0));
+        return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0) };
+      },
+    };
+    services.set(id, new FileService({ net, store: new MemoryChunkStore(), meta, dataKey, log: silentLogger, windowChunks: 4 }));
+  }
+  return { services, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
+}
+
+test('a put through one service reads back through another; one node down still meets W=2', async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  const data = randomBytes(10 * 4096 + 7);
+  const a = c.services.get('node0')!;
+  const b = c.services.get('node1')!;
+  const put = await a.put(pieces(data), { chunkSize: 4096, name: 'f' });
+  assert.equal(put.chunks, 11);
+  assert.equal(put.newChunks, 11);
+  const opened = await b.open('f');
+  assert.ok((await collect(opened.read())).equals(data));
+  assert.ok((await collect(opened.read(4090, 8200))).equals(data.subarray(4090, 8200)));
+
+  c.down.add('node2');
+  const other = randomBytes(3 * 4096);
+  const put2 = await a.put(pieces(other), { chunkSize: 4096 });
+  assert.ok((await collect((await b.open(put2.fileId)).read())).equals(other));
+  c.down.add('node1');
+  await assert.rejects(a.put(pieces(randomBytes(100))), { code: 'UNAVAILABLE' });
+});
+
+test('the same bytes stored twice send no chunk payload the second time', async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  const data = randomBytes(6 * 4096);
+  const a = c.services.get('node0')!;
+  await a.put(pieces(data), { chunkSize: 4096 });
+  c.calls.length = 0;
+  const again = await a.put(pieces(data), { chunkSize: 4096 });
+  assert.equal(again.newChunks, 0);
+  const dataPuts = c.calls.filter((x) => x.endsWith('chunk.put')).length;
+  assert.ok(dataPuts <= 2, `only the new manifest root travels (${dataPuts} chunk.put calls)`);
+});
+
+test('malformed peer requests are refused with BAD_INPUT, never a crash', async (t) => {
+  const c = await cluster(1);
+  t.after(() => c.close());
+  const s = c.services.get('node0')!;
+  const bad: [string, unknown][] = [
+    ['chunk.put', { id: Buffer.alloc(3) }],
+    ['chunk.claim', { upload: 'x', ids: [] }],
+    ['chunk.has', { ids: Array.from({ length: 2000 }, () => Buffer.alloc(32)) }],
+    ['file.rm', { root: 'zz', at: 1 }],
+    ['name.put', { key: Buffer.alloc(32), hlc: { wall: -1, logical: 0, node: 'x' }, box: Buffer.alloc(40) }],
+    ['name.list', { limit: 1_000_000 }],
+    ['chunk.nope', {}],
+    ['chunk.get', null],
+  ];
+  for (const [m, body] of bad) await assert.rejects(s.handleRpc(m, body, Buffer.alloc(0)), { code: 'BAD_INPUT' }, m);
+  await assert.rejects(s.handleRpc('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
+});
+
+test('a storage-only service refuses puts and reads with AUTH', async () => {
+  const meta = await openMetadata(null);
+  try {
+    const s = new FileService({
+      net: { selfId: 'n', live: () => [{ nodeId: 'n', capacity: 1 }], call: async () => ({ body: {}, payload: Buffer.alloc(0) }) },
+      store: new MemoryChunkStore(),
+      meta,
+      log: silentLogger,
+    });
+    await assert.rejects(s.put(pieces(Buffer.from('x'))), { code: 'AUTH', message: /storage-only/ });
+    await assert.rejects(s.open('anything'), { code: 'AUTH' });
+  } finally {
+    await meta.close();
+  }
+});
