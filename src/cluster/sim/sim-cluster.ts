@@ -39,6 +39,12 @@ export class SimCluster {
   readonly net: SimNetwork;
   readonly nodes = new Map<string, SimNode>();
   readonly changes: SimChange[] = [];
+  /** Per observer, how many other members it holds alive; kept from change events, O(1) to read. */
+  readonly aliveSeen = new Map<string, number>();
+  /** Every state change any observer emitted (its own stats refreshes excluded), kept or not. */
+  stateChanges = 0;
+  /** Declarations of death (a transition into 'dead'), by the member declared, kept or not. */
+  readonly deathsOf = new Map<string, number>();
   private readonly seed: number;
   private readonly config: Partial<MembershipConfig> | undefined;
   private readonly changeLimit: number;
@@ -72,7 +78,15 @@ export class SimCluster {
       addressBook: opts.addressBook,
       localStats: opts.stats ?? (() => ({ capacity, used: 0 })),
     });
+    this.aliveSeen.set(nodeId, 0);
     m.on('change', (info, before) => {
+      if (info.nodeId !== nodeId) {
+        const was = before === 'alive';
+        const is = info.state === 'alive';
+        if (was !== is) this.aliveSeen.set(nodeId, (this.aliveSeen.get(nodeId) ?? 0) + (is ? 1 : -1));
+        if (before !== undefined && before !== info.state) this.stateChanges++;
+        if (info.state === 'dead' && before !== 'dead') this.deathsOf.set(info.nodeId, (this.deathsOf.get(info.nodeId) ?? 0) + 1);
+      }
       if (this.changes.length < this.changeLimit) {
         this.changes.push({ at: this.clock.now(), observer: nodeId, nodeId: info.nodeId, state: info.state, prev: before, incarnation: info.incarnation });
       }
