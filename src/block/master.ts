@@ -10,7 +10,7 @@ import { badInput, isTesseraError, notFound, unavailable } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { BlockDevice, VolumeProvider } from './device.js';
 import { RemoteMember, type MemberNet } from './remote-member.js';
-import { FileBlobStorage } from './volume/storage.js';
+import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
 import { StripedVolume, type CheckReport } from './volume/volume.js';
 import { extentName, layoutOf, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
 
@@ -144,7 +144,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       layout: layoutOf(rec),
       members: rec.members.map((id) => this.member(rec, id)),
       healthStorage: new FileBlobStorage(join(dir, 'health')),
-      intentStorage: new FileBlobStorage(join(dir, 'intent')),
+      intentStorage: new FileLogStorage(join(dir, 'intent')),
       ...(this.o.memberTimeoutMs !== undefined ? { memberTimeoutMs: this.o.memberTimeoutMs } : {}),
       logger: this.log.child({ volume: rec.name }),
     });

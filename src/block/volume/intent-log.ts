@@ -1,37 +1,73 @@
 /**
  * Write intent log: the set of stripes whose data and parity may disagree because a write to them
- * was in flight. A stripe is made durable in the log before its first member write starts; it
- * leaves the log lazily, with the next save or after a quiet period, so a busy stripe costs one
- * fsync, not one per write. After a crash, the stripes found in the log get their parity (or
- * mirrors) recomputed.
+ * may be in flight. A stripe is durably marked before its first member write starts. Marks are
+ * group-committed: every stripe that needs marking while one append is being synced goes into
+ * the next append, and all its writers wait on that one fdatasync. A stripe stays marked while it
+ * is hot and is cleared only after it has been idle for a while (as Linux md's write-intent
+ * bitmap does), so rewriting the same stripes logs nothing. After a crash, the stripes found
+ * marked get their parity (or mirrors) recomputed.
+ *
+ * On storage the log is a header, then batches appended in order; a compaction replaces it with
+ * a header and one batch holding the marked set. A batch is [magic u16][count u32][count ×
+ * (op u8, stripe u48)][first 4 bytes of its SHA-256]; the first batch that is not whole and
+ * intact ends the log, since only an append whose sync never finished can be torn.
  */
+import { createHash } from 'node:crypto';
 import { badInput, corrupt, tooLarge } from '../../errors.js';
-import { CoalescingSaver, MAX_U48, U48_BYTES, type BlobStorage } from './storage.js';
+import { MAX_U48, U48_BYTES, type LogStorage } from './storage.js';
 
-/** In-flight stripes are bounded by in-flight requests; this is far above any real queue depth. */
+/** Marked stripes (active or idle); each costs a parity recomputation after a crash. */
 export const MAX_INTENT_STRIPES = 65_536;
-/** Finished stripes linger this long before a save drops them. */
-export const DEFAULT_INTENT_CLEAR_DELAY_MS = 1_000;
+/** A marked stripe is cleared once it has seen no write for this long. */
+export const DEFAULT_INTENT_CLEAR_DELAY_MS = 5_000;
+/** Bytes appended since the last compaction after which the log is compacted again. */
+export const INTENT_COMPACT_BYTES = 512 << 10;
 
-const MAGIC = Buffer.from('TIL1');
+const MAGIC_V1 = Buffer.from('TIL1');
+const MAGIC = Buffer.from('TIL2');
 const HEADER_BYTES = MAGIC.length + 4;
+const BATCH_MAGIC = 0xb17c;
+const ENTRY_BYTES = 1 + U48_BYTES;
+const SUM_BYTES = 4;
+/** A batch holds at most one op per stripe: every marked stripe cleared plus as many marked. */
+const MAX_BATCH_ENTRIES = 2 * MAX_INTENT_STRIPES;
+const OP_CLEAR = 0;
+const OP_MARK = 1;
 
-export function encodeIntents(stripes: Iterable<number>): Buffer {
-  const list = [...stripes];
-  if (list.length > MAX_INTENT_STRIPES) throw tooLarge(`intent log of ${list.length} stripes exceeds ${MAX_INTENT_STRIPES}`);
-  const buf = Buffer.alloc(HEADER_BYTES + list.length * U48_BYTES);
-  MAGIC.copy(buf, 0);
-  buf.writeUInt32LE(list.length, MAGIC.length);
-  list.forEach((s, i) => {
+function checksum(buf: Buffer): Buffer {
+  return createHash('sha256').update(buf).digest().subarray(0, SUM_BYTES);
+}
+
+/** One batch of ops (true = mark, false = clear), in the order given. */
+export function encodeBatch(ops: Iterable<[number, boolean]>): Buffer {
+  const list = [...ops];
+  if (list.length > MAX_BATCH_ENTRIES) throw tooLarge(`intent batch of ${list.length} entries exceeds ${MAX_BATCH_ENTRIES}`);
+  const body = 6 + list.length * ENTRY_BYTES;
+  const buf = Buffer.allocUnsafe(body + SUM_BYTES);
+  buf.writeUInt16LE(BATCH_MAGIC, 0);
+  buf.writeUInt32LE(list.length, 2);
+  let o = 6;
+  for (const [s, mark] of list) {
     if (!Number.isInteger(s) || s < 0 || s > MAX_U48) throw badInput(`stripe ${s} cannot be logged`);
-    buf.writeUIntLE(s, HEADER_BYTES + i * U48_BYTES, U48_BYTES);
-  });
+    buf.writeUInt8(mark ? OP_MARK : OP_CLEAR, o);
+    buf.writeUIntLE(s, o + 1, U48_BYTES);
+    o += ENTRY_BYTES;
+  }
+  checksum(buf.subarray(0, body)).copy(buf, body);
   return buf;
 }
 
-export function decodeIntents(buf: Buffer): number[] {
-  if (buf.length < HEADER_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt('intent log has no valid header');
-  const count = buf.readUInt32LE(MAGIC.length);
+/** A whole log holding exactly `stripes` marked. */
+export function encodeIntents(stripes: Iterable<number>): Buffer {
+  const list = [...stripes];
+  if (list.length > MAX_INTENT_STRIPES) throw tooLarge(`intent log of ${list.length} stripes exceeds ${MAX_INTENT_STRIPES}`);
+  const head = Buffer.alloc(HEADER_BYTES);
+  MAGIC.copy(head, 0);
+  return Buffer.concat([head, encodeBatch(list.map((s) => [s, true] as [number, boolean]))]);
+}
+
+function decodeV1(buf: Buffer): number[] {
+  const count = buf.readUInt32LE(MAGIC_V1.length);
   if (count > MAX_INTENT_STRIPES) throw tooLarge(`intent log claims ${count} stripes, over ${MAX_INTENT_STRIPES}`);
   if (buf.length !== HEADER_BYTES + count * U48_BYTES) throw corrupt(`intent log length ${buf.length} does not match its ${count} stripes`);
   const out: number[] = [];
@@ -39,73 +75,208 @@ export function decodeIntents(buf: Buffer): number[] {
   return out;
 }
 
+/** The stripes a log leaves marked (also reads the earlier whole-file format, TIL1). */
+export function decodeIntents(buf: Buffer): number[] {
+  if (buf.length < HEADER_BYTES) throw corrupt('intent log has no valid header');
+  const head = buf.subarray(0, MAGIC.length);
+  if (head.equals(MAGIC_V1)) return decodeV1(buf);
+  if (!head.equals(MAGIC)) throw corrupt('intent log has no valid header');
+  const marked = new Set<number>();
+  let o = HEADER_BYTES;
+  while (o + 6 + SUM_BYTES <= buf.length && buf.readUInt16LE(o) === BATCH_MAGIC) {
+    const count = buf.readUInt32LE(o + 2);
+    if (count > MAX_BATCH_ENTRIES) break;
+    const body = 6 + count * ENTRY_BYTES;
+    if (o + body + SUM_BYTES > buf.length) break;
+    if (!checksum(buf.subarray(o, o + body)).equals(buf.subarray(o + body, o + body + SUM_BYTES))) break;
+    for (let e = o + 6; e < o + body; e += ENTRY_BYTES) {
+      const s = buf.readUIntLE(e + 1, U48_BYTES);
+      if (buf.readUInt8(e) === OP_MARK) marked.add(s);
+      else marked.delete(s);
+    }
+    o += body + SUM_BYTES;
+  }
+  if (marked.size > MAX_INTENT_STRIPES) throw tooLarge(`intent log marks ${marked.size} stripes, over ${MAX_INTENT_STRIPES}`);
+  return [...marked];
+}
+
+interface Batch {
+  /** Stripe → mark (true) or clear (false); the last op queued for a stripe wins. */
+  ops: Map<number, boolean>;
+  /** Replace the whole log instead of appending. */
+  compact: boolean;
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  // Nobody may be waiting on a batch that only clears; its failure must not go unhandled.
+  done.catch(() => {});
+  return { ops: new Map(), compact: false, done, resolve, reject };
+}
+
 export class IntentLog {
   /** Stripes with writes under way, with how many. */
   private readonly active = new Map<number, number>();
-  /** Stripes known to be in the durable log right now. */
-  private durable = new Set<number>();
-  private readonly saver: CoalescingSaver;
-  private clearTimer: NodeJS.Timeout | null = null;
+  /** Stripes marked in the durable log. */
+  private readonly durable: Set<number>;
+  /** Marked stripes without writes, by when their last write ended (oldest first). */
+  private readonly idleSince = new Map<number, number>();
+  /** The batch being written, and the one collecting ops meanwhile. */
+  private current: Batch | null = null;
+  private next: Batch | null = null;
+  private writing = false;
+  private appendedBytes = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
-  private constructor(private readonly storage: BlobStorage, readonly pending: readonly number[], private readonly clearDelayMs: number) {
+  private constructor(private readonly storage: LogStorage, readonly pending: readonly number[], private readonly clearDelayMs: number) {
     this.durable = new Set(pending);
-    this.saver = new CoalescingSaver(storage, () => {
-      const snap = new Set(this.active.keys());
-      // While the save runs, only stripes in both the old and the new log are surely durable.
-      this.durable = new Set([...this.durable].filter((s) => snap.has(s)));
-      return { bytes: encodeIntents(snap), done: () => { this.durable = snap; } };
-    });
+    const now = Date.now();
+    for (const s of pending) this.idleSince.set(s, now);
   }
 
-  /** Loads the log; `pending` holds the stripes that were in flight when the last master stopped. */
-  static async open(storage: BlobStorage, opts: { clearDelayMs?: number } = {}): Promise<IntentLog> {
+  /** Loads the log; `pending` holds the stripes that were marked when the last master stopped. */
+  static async open(storage: LogStorage, opts: { clearDelayMs?: number } = {}): Promise<IntentLog> {
     const blob = await storage.load();
     const pending = blob === null ? [] : decodeIntents(blob);
+    // A fresh compaction drops any torn tail and gives appends a known place to start.
+    await storage.save(encodeIntents(pending));
     return new IntentLog(storage, pending, opts.clearDelayMs ?? DEFAULT_INTENT_CLEAR_DELAY_MS);
   }
 
+  /** Stripes with writes under way. */
   get inFlight(): number { return this.active.size; }
 
-  /** Resolves once `stripe` is durably marked in flight. */
+  /** Stripes marked in the log (in flight or recently written). */
+  get marked(): number { return this.durable.size; }
+
+  /** Resolves once `stripe` is durably marked. */
   async begin(stripe: number): Promise<void> {
     if (this.closed) throw badInput('intent log is closed');
     const n = this.active.get(stripe) ?? 0;
     if (n === 0 && this.active.size >= MAX_INTENT_STRIPES) throw tooLarge(`more than ${MAX_INTENT_STRIPES} stripes in flight`);
     this.active.set(stripe, n + 1);
+    this.idleSince.delete(stripe);
     if (this.durable.has(stripe)) return;
+    let b: Batch;
+    if (this.current?.ops.get(stripe) === true) {
+      b = this.current;
+    } else {
+      if (this.durable.size + (this.next?.ops.size ?? 0) >= MAX_INTENT_STRIPES) this.evict();
+      b = this.batch();
+      b.ops.set(stripe, true);
+    }
     try {
-      await this.saver.save();
+      await b.done;
     } catch (e) {
       this.end(stripe);
       throw e;
     }
   }
 
-  /** The stripe's data and parity agree again; it leaves the log with a later save. */
+  /** The stripe's data and parity agree again; it stays marked until it has been idle a while. */
   end(stripe: number): void {
     const n = this.active.get(stripe) ?? 0;
-    if (n <= 1) this.active.delete(stripe);
-    else this.active.set(stripe, n - 1);
-    if (this.active.size === 0 && this.durable.size > 0 && this.clearTimer === null && !this.closed) {
-      this.clearTimer = setTimeout(() => {
-        this.clearTimer = null;
-        if (this.durable.size > 0) this.saver.save().catch(() => {});
-      }, this.clearDelayMs);
-      this.clearTimer.unref();
+    if (n > 1) { this.active.set(stripe, n - 1); return; }
+    this.active.delete(stripe);
+    this.idleSince.set(stripe, Date.now());
+    if (this.sweepTimer === null && !this.closed) {
+      this.sweepTimer = setTimeout(() => { this.sweepTimer = null; this.sweep(); }, this.clearDelayMs);
+      this.sweepTimer.unref();
     }
+  }
+
+  /** Queues clears for stripes idle for the clear delay, and re-arms while others wait. */
+  private sweep(): void {
+    if (this.closed) return;
+    const cutoff = Date.now() - this.clearDelayMs;
+    let oldestLeft: number | undefined;
+    for (const [s, t] of this.idleSince) {
+      if (t > cutoff) { oldestLeft = t; break; }
+      this.queueClear(s);
+    }
+    if (oldestLeft !== undefined) {
+      this.sweepTimer = setTimeout(() => { this.sweepTimer = null; this.sweep(); }, Math.max(1, oldestLeft - cutoff));
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Makes room for new marks by clearing the longest-idle stripes now. */
+  private evict(): void {
+    const want = Math.max(1, MAX_INTENT_STRIPES >>> 4);
+    let n = 0;
+    for (const s of this.idleSince.keys()) {
+      if (n++ >= want) break;
+      this.queueClear(s);
+    }
+  }
+
+  private queueClear(s: number): void {
+    // Off the durable set first: a write that begins now must wait for a fresh mark after the clear.
+    this.idleSince.delete(s);
+    this.durable.delete(s);
+    this.batch().ops.set(s, false);
+  }
+
+  private batch(): Batch {
+    if (this.next === null) {
+      this.next = newBatch();
+      // One turn of the event loop lets every request of a burst join the same append.
+      if (!this.writing) setImmediate(() => void this.run());
+      this.writing = true;
+    }
+    return this.next;
+  }
+
+  private async run(): Promise<void> {
+    while (this.next !== null) {
+      const b = this.next;
+      this.next = null;
+      this.current = b;
+      try {
+        if (b.compact || this.appendedBytes >= INTENT_COMPACT_BYTES) {
+          const keep = new Set(this.durable);
+          for (const [s, mark] of b.ops) if (mark) keep.add(s); else keep.delete(s);
+          await this.storage.save(encodeIntents(keep));
+          this.appendedBytes = 0;
+        } else {
+          const bytes = encodeBatch(b.ops);
+          this.appendedBytes += bytes.length;
+          await this.storage.append(bytes);
+        }
+        for (const [s, mark] of b.ops) if (mark) this.durable.add(s);
+        b.resolve();
+      } catch (e) {
+        // A failed append may have left a torn record mid-log: rewrite the whole log next time.
+        this.appendedBytes = INTENT_COMPACT_BYTES;
+        b.reject(e);
+      }
+      this.current = null;
+    }
+    this.writing = false;
   }
 
   /** Rewrites the log with only the stripes in flight now (after a recovery, or at close). */
   async clear(): Promise<void> {
-    await this.saver.save();
+    for (const s of [...this.idleSince.keys()]) this.queueClear(s);
+    for (const s of [...this.durable]) if (!this.active.has(s)) this.queueClear(s);
+    const b = this.batch();
+    b.compact = true;
+    await b.done;
   }
 
   async close(): Promise<void> {
-    if (this.clearTimer !== null) clearTimeout(this.clearTimer);
-    this.clearTimer = null;
-    await this.saver.idle();
-    if (this.active.size === 0 && this.durable.size > 0) await this.saver.save();
+    if (this.closed) return;
+    if (this.sweepTimer !== null) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    if (this.active.size === 0) await this.clear().catch(() => {});
+    while (this.writing) await (this.next ?? this.current)?.done.catch(() => {});
     this.closed = true;
+    await this.storage.close?.();
   }
 }

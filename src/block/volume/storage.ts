@@ -2,7 +2,7 @@
  * Small state blobs the master must find again after a restart (intent log, member health and
  * dirty units). Injectable so tests keep them in memory and simulate a crash by reopening.
  */
-import { open, rename } from 'node:fs/promises';
+import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TesseraError, tooLarge } from '../../errors.js';
 
@@ -16,14 +16,32 @@ export interface BlobStorage {
   save(data: Buffer): Promise<void>;
 }
 
-export class MemoryBlobStorage implements BlobStorage {
+/**
+ * An append-only log (the write intent log): records are appended durably, and the whole log is
+ * replaced atomically when it is compacted. After a crash the tail may hold a torn record; the
+ * reader must recognise and ignore it.
+ */
+export interface LogStorage extends BlobStorage {
+  /** Durably adds `data` after the bytes of the last save and appends; resolves once on stable storage. */
+  append(data: Buffer): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export class MemoryBlobStorage implements LogStorage {
   private data: Buffer | null = null;
   saves = 0;
+  appends = 0;
   async load(): Promise<Buffer | null> { return this.data === null ? null : Buffer.from(this.data); }
   async save(data: Buffer): Promise<void> {
     if (data.length > MAX_STATE_BLOB_BYTES) throw tooLarge(`state blob of ${data.length} bytes exceeds ${MAX_STATE_BLOB_BYTES}`);
     this.data = Buffer.from(data);
     this.saves++;
+  }
+  async append(data: Buffer): Promise<void> {
+    const have = this.data ?? Buffer.alloc(0);
+    if (have.length + data.length > MAX_STATE_BLOB_BYTES) throw tooLarge(`log of ${have.length + data.length} bytes exceeds ${MAX_STATE_BLOB_BYTES}`);
+    this.data = Buffer.concat([have, data]);
+    this.appends++;
   }
 }
 
@@ -70,6 +88,80 @@ export class FileBlobStorage implements BlobStorage {
       if (e instanceof TesseraError) throw e;
       throw new TesseraError('IO', `cannot save volume state ${this.path}: ${(e as Error).message}`, undefined, { cause: e });
     }
+  }
+}
+
+/** Zeroed room written after each compaction, so appends overwrite allocated blocks in place. */
+export const DEFAULT_LOG_RESERVE_BYTES = 1 << 20;
+
+/**
+ * A log file: compaction writes a temporary file (the log, then zeroes up to a reserve), fsyncs
+ * it and renames it over the old one; appends then overwrite the zeroes at the tail and
+ * fdatasync. Overwriting allocated blocks changes no file metadata, so each append costs one
+ * data flush rather than a journal commit (≈ 10× cheaper than a rename per save here).
+ */
+export class FileLogStorage extends FileBlobStorage implements LogStorage {
+  appends = 0;
+  private fh: FileHandle | null = null;
+  private tail = 0;
+
+  constructor(path: string, private readonly reserveBytes = DEFAULT_LOG_RESERVE_BYTES) { super(path); }
+
+  override async save(data: Buffer): Promise<void> {
+    if (data.length > MAX_STATE_BLOB_BYTES) throw tooLarge(`state blob of ${data.length} bytes exceeds ${MAX_STATE_BLOB_BYTES}`);
+    const tmp = `${this.path}.tmp`;
+    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.write(data, 0, data.length, 0);
+        const zero = Buffer.alloc(Math.min(this.reserveBytes, 1 << 16));
+        for (let at = 0; at < this.reserveBytes; at += zero.length) {
+          await fh.write(zero, 0, Math.min(zero.length, this.reserveBytes - at), data.length + at);
+        }
+        await fh.sync();
+      } catch (e) {
+        await fh.close().catch(() => {});
+        throw e;
+      }
+      await rename(tmp, this.path);
+      const dir = await open(dirname(this.path), 'r');
+      try { await dir.sync(); } finally { await dir.close(); }
+      const old = this.fh;
+      this.fh = fh;
+      this.tail = data.length;
+      this.saves++;
+      await old?.close().catch(() => {});
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      throw new TesseraError('IO', `cannot save volume state ${this.path}: ${(e as Error).message}`, undefined, { cause: e });
+    }
+  }
+
+  async append(data: Buffer): Promise<void> {
+    // The tail of a log this object did not write is unknown (it may end in a torn record).
+    if (this.fh === null) throw new TesseraError('INTERNAL', `log ${this.path}: append before the first save`);
+    if (this.tail + data.length > MAX_STATE_BLOB_BYTES) throw tooLarge(`log ${this.path} would exceed ${MAX_STATE_BLOB_BYTES} bytes; compact it`);
+    const at = this.tail;
+    // Claimed before the write so a failed append is never overwritten by a shorter one.
+    this.tail += data.length;
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, at + done);
+        if (bytesWritten === 0) throw new Error('short write');
+        done += bytesWritten;
+      }
+      await this.fh.datasync();
+      this.appends++;
+    } catch (e) {
+      throw new TesseraError('IO', `cannot append to volume state ${this.path}: ${(e as Error).message}`, undefined, { cause: e });
+    }
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close().catch(() => {});
   }
 }
 

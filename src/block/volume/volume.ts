@@ -12,7 +12,7 @@ import { IntentLog } from './intent-log.js';
 import { Layout, type UnitExtent } from './layout.js';
 import { withTimeout, type VolumeMember } from './member.js';
 import { computeParity, reconstruct } from './parity.js';
-import { MemoryBlobStorage, type BlobStorage } from './storage.js';
+import { MemoryBlobStorage, type BlobStorage, type LogStorage } from './storage.js';
 import { StripeLocks } from './stripe-lock.js';
 
 /** NBD clients send at most 32 MiB per request; the volume refuses more. */
@@ -33,7 +33,9 @@ export interface StripedVolumeOptions {
   /** Member health and dirty units; defaults to memory (a restart then forgets them). */
   healthStorage?: BlobStorage;
   /** Write intent log; defaults to memory (a crash then leaves parity unverified). */
-  intentStorage?: BlobStorage;
+  intentStorage?: LogStorage;
+  /** How long a stripe stays marked in the intent log after its last write. */
+  intentClearDelayMs?: number;
   memberTimeoutMs?: number;
   /** Recompute parity of stripes left in flight by a previous master (default true). */
   recover?: boolean;
@@ -128,7 +130,7 @@ export class StripedVolume implements BlockDevice {
     const t = opts.memberTimeoutMs ?? DEFAULT_MEMBER_TIMEOUT_MS;
     if (!Number.isInteger(t) || t < 1 || t > MAX_MEMBER_TIMEOUT_MS) throw badInput(`member timeout must be 1..${MAX_MEMBER_TIMEOUT_MS} ms, got ${t}`);
     const health = await MemberHealth.open(opts.healthStorage ?? new MemoryBlobStorage(), layout.members);
-    const intents = await IntentLog.open(opts.intentStorage ?? new MemoryBlobStorage());
+    const intents = await IntentLog.open(opts.intentStorage ?? new MemoryBlobStorage(), opts.intentClearDelayMs !== undefined ? { clearDelayMs: opts.intentClearDelayMs } : {});
     const v = new StripedVolume(opts, health, intents);
     if (opts.recover !== false && intents.pending.length > 0) {
       const r = await v.recover();

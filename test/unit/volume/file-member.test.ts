@@ -8,7 +8,7 @@ import { isTesseraError } from '../../../src/errors.js';
 import { FileMember } from '../../../src/block/volume/file-member.js';
 import { Layout } from '../../../src/block/volume/layout.js';
 import { MAX_MEMBER_IO_BYTES } from '../../../src/block/volume/member.js';
-import { FileBlobStorage } from '../../../src/block/volume/storage.js';
+import { FileBlobStorage, FileLogStorage } from '../../../src/block/volume/storage.js';
 import { IntentLog } from '../../../src/block/volume/intent-log.js';
 import { StripedVolume } from '../../../src/block/volume/volume.js';
 
@@ -47,7 +47,7 @@ test('raid5 on file members: data, dirty set and intents survive closing and reo
     const layout = new Layout({ kind: 'raid5', members: 3, unitSize: UNIT, memberSize: 8 * UNIT });
     const open = () => Promise.all([0, 1, 2].map((i) => FileMember.open({ path: join(dir, `m${i}`), size: layout.memberSize, unitSize: UNIT, id: `m${i}` })));
     const healthStorage = new FileBlobStorage(join(dir, 'health'));
-    const intentStorage = new FileBlobStorage(join(dir, 'intents'));
+    const intentStorage = new FileLogStorage(join(dir, 'intents'));
     const ref = randomBytes(layout.size);
     let members = await open();
     let v = await StripedVolume.open({ layout, members, healthStorage, intentStorage });
@@ -75,31 +75,6 @@ test('raid5 on file members: data, dirty set and intents survive closing and reo
     assert.equal((await v.check()).mismatches, 0);
     assert.ok((await v.read(0, layout.size)).equals(ref));
     await v.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
-
-test('intent log: stripes are durable while in flight and cleared lazily', async () => {
-  const dir = await tmp();
-  try {
-    const storage = new FileBlobStorage(join(dir, 'intents'));
-    const log = await IntentLog.open(storage, { clearDelayMs: 20 });
-    await log.begin(3);
-    await log.begin(9);
-    assert.deepEqual([...(await IntentLog.open(storage)).pending].sort(), [3, 9]);
-    const saves = storage.saves;
-    log.end(3);
-    await log.begin(3); // still in the durable log: no new fsync
-    assert.equal(storage.saves, saves);
-    log.end(3);
-    log.end(9);
-    await log.begin(11); // a new stripe: this save drops the finished ones
-    assert.deepEqual((await IntentLog.open(storage)).pending, [11]);
-    log.end(11);
-    await new Promise((r) => setTimeout(r, 80));
-    assert.deepEqual((await IntentLog.open(storage)).pending, [], 'the idle clear emptied the log');
-    await log.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
