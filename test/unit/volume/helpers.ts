@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Layout, MIN_MEMBERS, type LayoutKind } from '../../../src/block/volume/layout.js';
 import { MemoryMember } from '../../../src/block/volume/memory-member.js';
-import { MemoryBlobStorage, type BlobStorage } from '../../../src/block/volume/storage.js';
+import { MemoryBlobStorage, type BlobStorage, type LogStorage } from '../../../src/block/volume/storage.js';
 import { StripedVolume } from '../../../src/block/volume/volume.js';
 
 export const UNIT = 4096;
@@ -13,7 +13,7 @@ export interface Rig {
   volume: StripedVolume;
   ref: Buffer;
   health: BlobStorage;
-  intents: BlobStorage;
+  intents: LogStorage;
 }
 
 export async function rig(kind: LayoutKind, opts: { members?: number; maxDelayMs?: number; timeoutMs?: number } = {}): Promise<Rig> {
