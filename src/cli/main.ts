@@ -6,7 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_CODES, TesseraError } from '../errors.js';
 import { registerInit } from './commands/init.js';
-import { registerNode } from './commands/node.js';
+import { registerDashboard, registerNode } from './commands/node.js';
+import { registerCompletion } from './commands/completion.js';
 import { registerPeers } from './commands/peers.js';
 import { registerDemo } from './commands/demo.js';
 import { registerVolume } from './commands/volume.js';
@@ -27,7 +28,31 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerVolume(program);
   registerNbd(program);
+  registerDashboard(program);
+  // Last, so the scripts it prints know every other command.
+  registerCompletion(program);
+  addMissingExamples(program);
   return program;
+}
+
+/** Examples for commands registered without one; a command's own example always wins. */
+const EXAMPLES: Record<string, string> = {
+  token: 'tessera token --data ./n1 --storage-only',
+  volume: 'tessera volume create disk1 --size 10G --layout raid5 --members 4',
+  'volume ls': 'tessera volume ls --api 127.0.0.1:7401 --json',
+  'volume info': 'tessera volume info disk1 --api 127.0.0.1:7421',
+  'volume rm': 'tessera volume rm disk1',
+  'volume replace': 'tessera volume replace disk1 3f2a9c01b2e4 77d0e1aa5c9f --api 127.0.0.1:7421',
+  'volume check': 'tessera volume check disk1 --repair --api 127.0.0.1:7421',
+};
+
+function addMissingExamples(cmd: Command, path: string[] = []): void {
+  for (const sub of cmd.commands) {
+    const key = [...path, sub.name()].join(' ');
+    const example = EXAMPLES[key];
+    if (example && (sub as unknown as NodeJS.EventEmitter).listenerCount('afterHelp') === 0) sub.addHelpText('after', `\nExample:\n  ${example}`);
+    addMissingExamples(sub, [...path, sub.name()]);
+  }
 }
 
 export function reportError(err: unknown): number {

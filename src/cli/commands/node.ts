@@ -1,12 +1,17 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parseHostPort } from '../../client/index.js';
-import { badInput } from '../../errors.js';
+import { API_TOKEN_FILE } from '../../cluster/identity.js';
+import { TesseraError, badInput } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { startNode } from '../../node.js';
+import { RUNTIME_FILE } from '../../runtime-file.js';
+import { CONFIG_FILE, LOG_LEVELS as CONFIG_LOG_LEVELS, loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
 import { MAX_GC_GRACE_MS } from '../../files/limits.js';
 
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LOG_LEVELS: readonly string[] = CONFIG_LOG_LEVELS;
 
 interface NodeFlags {
   data: string;
@@ -21,6 +26,41 @@ interface NodeFlags {
   suspicionTimeout?: string;
   gcGraceMs?: string;
   antiEntropyMs?: string;
+  cors?: string;
+  config?: string;
+}
+
+/** Config file key for each flag that the file may set. */
+const FROM_FILE: Array<[keyof NodeFlags, keyof NodeFileConfig]> = [
+  ['listen', 'listen'], ['api', 'api'], ['advertise', 'advertise'], ['bootstrap', 'bootstrap'], ['memory', 'memory'],
+  ['quota', 'quota'], ['logLevel', 'logLevel'], ['probeInterval', 'probeIntervalMs'], ['suspicionTimeout', 'suspicionTimeoutMs'],
+  ['gcGraceMs', 'gcGraceMs'], ['antiEntropyMs', 'antiEntropyMs'], ['cors', 'cors'],
+];
+
+/** Flags typed on the command line win; the file fills in the rest, before the built-in defaults. */
+function mergeConfig(flags: NodeFlags, cmd: Command, file: NodeFileConfig): NodeFlags {
+  const merged: Record<string, unknown> = { ...flags };
+  for (const [flag, key] of FROM_FILE) {
+    const source = cmd.getOptionValueSource(flag);
+    const v = file[key];
+    if (v === undefined || source === 'cli' || source === 'env') continue;
+    merged[flag] = typeof v === 'boolean' ? v : Array.isArray(v) ? v.join(',') : String(v);
+  }
+  return merged as unknown as NodeFlags;
+}
+
+/** The dashboard address with the token in its fragment: browsers never send a fragment to a server. */
+async function dashboardUrl(dataDir: string): Promise<{ url: string; api: string }> {
+  let api: string;
+  try {
+    api = (JSON.parse(await readFile(join(dataDir, RUNTIME_FILE), 'utf8')) as { api: string }).api;
+  } catch {
+    throw new TesseraError('UNAVAILABLE', `no node is running with data directory ${dataDir}; start it with \`tessera node --data ${dataDir}\``);
+  }
+  const token = (await readFile(join(dataDir, API_TOKEN_FILE), 'utf8')).trim();
+  // A wildcard bind is reachable on loopback from this machine.
+  const local = api.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
+  return { url: `http://${local}/#token=${encodeURIComponent(token)}`, api: local };
 }
 
 function positiveMs(text: string | undefined, what: string): number | undefined {
@@ -46,8 +86,19 @@ export function registerNode(program: Command): void {
     .option('--gc-grace-ms <ms>', 'how long a chunk no file references any more is kept before deletion (default 10 minutes)')
     .option('--anti-entropy-ms <ms>', 'how often removals and names are pulled from a peer (default 30 s)')
     .option('--suspicion-timeout <ms>', 'how long a suspect member has to refute before it is declared dead')
-    .addHelpText('after', '\nExample:\n  tessera node --data ./n2 --listen 127.0.0.1:7410 --api 127.0.0.1:7411 --bootstrap 127.0.0.1:7400')
-    .action(async (flags: NodeFlags) => {
+    .option('--cors <origin>', 'let pages of this origin call the API from a browser (default: no cross-origin access)')
+    .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
+    .option('--json', 'log JSON lines even on a terminal')
+    .addHelpText('after', `
+Every flag can also be set in DATA/${CONFIG_FILE} (camelCase keys; the *-ms flags end in Ms), e.g.
+  {"listen": "0.0.0.0:7400", "api": "127.0.0.1:7401", "bootstrap": ["10.0.0.2:7400"], "quota": "50G",
+   "logLevel": "info", "probeIntervalMs": 1000, "suspicionTimeoutMs": 3000}
+
+Example:
+  tessera node --data ./n2 --listen 127.0.0.1:7410 --api 127.0.0.1:7411 --bootstrap 127.0.0.1:7400`)
+    .action(async (given: NodeFlags & { json?: boolean }, cmd: Command) => {
+      const file = await loadNodeConfig(given.data, given.config);
+      const flags = mergeConfig(given, cmd, file.config);
       if (!LOG_LEVELS.includes(flags.logLevel)) throw badInput(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       const listen = parseHostPort(flags.listen, '--listen');
       const api = parseHostPort(flags.api, '--api');
@@ -62,7 +113,8 @@ export function registerNode(program: Command): void {
         if (!Number.isInteger(gcGraceMs) || gcGraceMs < 0 || gcGraceMs > MAX_GC_GRACE_MS) throw badInput(`--gc-grace-ms must be a whole number of milliseconds from 0 to ${MAX_GC_GRACE_MS}`);
       }
       const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
-      const logger = createLogger({ level: flags.logLevel as LogLevel });
+      const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
+      if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
       const node = await startNode({
         dataDir: flags.data,
         listen,
@@ -70,6 +122,7 @@ export function registerNode(program: Command): void {
         ...(flags.advertise ? { advertise: flags.advertise } : {}),
         bootstrap,
         memory: flags.memory === true,
+        ...(flags.cors ? { cors: flags.cors } : {}),
         ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
         files: {
           ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
@@ -96,5 +149,18 @@ export function registerNode(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+    });
+}
+
+export function registerDashboard(program: Command): void {
+  program
+    .command('dashboard')
+    .description("print the address of a local node's web dashboard, with its API token in the fragment")
+    .requiredOption('--data <dir>', 'data directory of a running node')
+    .option('--json', 'print {url, api} as JSON')
+    .addHelpText('after', '\nThe token after # stays in the browser (saved in the page), it is never sent in a request line.\n\nExample:\n  tessera dashboard --data ./n1     # then open the printed address')
+    .action(async (flags: { data: string; json?: boolean }) => {
+      const d = await dashboardUrl(flags.data);
+      process.stdout.write((flags.json ? JSON.stringify(d) : d.url) + '\n');
     });
 }
