@@ -60,7 +60,7 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
     async call(nodeId, method, body, payload, timeoutMs) {
       // A master may be a member of its own volumes: no socket to itself.
       if (nodeId === o.selfId) {
-        const r = await local(method, body, payload);
+        const r = await local(method, body, Array.isArray(payload) ? Buffer.concat(payload) : payload);
         const p = r.payload;
         return { body: r.body, payload: p === undefined ? Buffer.alloc(0) : Array.isArray(p) ? Buffer.concat(p) : p };
       }
