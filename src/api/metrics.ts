@@ -108,8 +108,6 @@ export interface RepairBacklog {
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly apiLatency: Histogram<'method' | 'route' | 'status'>;
-  private readonly backlogChunks: Gauge;
-  private readonly backlogBytes: Gauge;
   private backlog: RepairBacklog | null = null;
 
   constructor(private readonly sources: MetricsSources, opts: { nodeId: string; defaultMetrics?: boolean }) {
@@ -241,31 +239,24 @@ export class NodeMetrics {
     });
     new Gauge({
       name: 'tessera_store_quota_bytes',
-      help: 'The configured quota (--quota); absent when there is none.',
+      help: 'The configured quota (--quota); +Inf when there is none.',
       registers,
       collect() {
-        this.reset();
-        const q = src.store().quota;
-        if (q !== null) this.set(q);
+        this.set(src.store().quota ?? Infinity);
       },
     });
     const self = this;
-    this.backlogChunks = new Gauge({
-      name: 'tessera_repair_backlog_chunks',
-      help: 'Chunks known to have fewer copies than their policy asks for (set by the repair loop; absent until it reports).',
+    // Labelled, so that "not reported yet" is no sample at all rather than a reassuring 0.
+    new Gauge({
+      name: 'tessera_repair_backlog',
+      help: 'Under-replicated data known to the repair loop, in chunks and in bytes (absent until it reports).',
+      labelNames: ['unit'],
       registers,
       collect() {
         this.reset();
-        if (self.backlog) this.set(self.backlog.chunks);
-      },
-    });
-    this.backlogBytes = new Gauge({
-      name: 'tessera_repair_backlog_bytes',
-      help: 'Bytes of under-replicated chunks (set by the repair loop; absent until it reports).',
-      registers,
-      collect() {
-        this.reset();
-        if (self.backlog) this.set(self.backlog.bytes);
+        if (!self.backlog) return;
+        this.set({ unit: 'chunks' }, self.backlog.chunks);
+        this.set({ unit: 'bytes' }, self.backlog.bytes);
       },
     });
     new Counter({
