@@ -1,7 +1,7 @@
 /** Bounds and defaults of the files layer. Every count or length a peer or user sends is checked against one of these. */
 
 /** Chunks a put or get keeps in flight at once; memory is about this × chunk size per transfer. */
-export const DEFAULT_WINDOW_CHUNKS = 8;
+export const DEFAULT_WINDOW_CHUNKS = 16;
 export const MAX_WINDOW_CHUNKS = 64;
 /** Chunks whose placement and dedup check travel together in one batched claim. */
 export const CLAIM_BATCH_CHUNKS = 4;
