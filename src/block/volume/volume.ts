@@ -252,8 +252,14 @@ export class StripedVolume implements BlockDevice {
     this.live();
     this.checkRange(offset, length);
     if (length > MAX_VOLUME_IO_BYTES) throw tooLarge(`read of ${length} bytes exceeds ${MAX_VOLUME_IO_BYTES}`);
+    const extents = this.layout.mapRange(offset, length);
+    // Members answer with buffers of their own: a read inside one unit needs no gathering copy.
+    if (extents.length === 1) {
+      const e = extents[0] as UnitExtent;
+      return this.retrying(`read of stripe ${e.stripe}`, () => this.readExtent(e));
+    }
     const out = Buffer.allocUnsafe(length);
-    await Promise.all(this.layout.mapRange(offset, length).map(async (e) => {
+    await Promise.all(extents.map(async (e) => {
       const b = await this.retrying(`read of stripe ${e.stripe}`, () => this.readExtent(e));
       b.copy(out, e.volumeOffset - offset);
     }));
