@@ -1,0 +1,871 @@
+/**
+ * Chunk engine on append-only segment files (Bitcask/Haystack style): chunks are records appended
+ * to `segments/<seq>.seg`, and an in-memory index maps each id to its record.
+ *
+ * Why: the file-per-chunk engine pays a file create, an fsync, a rename and a directory fsync per
+ * chunk. Here puts that arrive while an fdatasync is running are appended together and share the
+ * next one (group commit), so many chunks cost one flush. A put resolves, and the index learns of
+ * its record, only after the fdatasync that covers the record: nothing half-written is ever
+ * visible. Deletes and quarantines append a tombstone and are acknowledged the same way.
+ *
+ * Open rebuilds the index by scanning the segments in order. Every header read from disk is
+ * checked (magic, salted check, bounded length); the newest segment, the only one that can hold
+ * records not yet flushed at a crash, is also hash-verified record by record and its torn tail
+ * truncated. Everything this engine owns is named `segments*`; it takes the same `chunks.lock` as
+ * the file engine so the two can never serve one data dir at once.
+ *
+ * Deleted records are reclaimed by compaction: a sealed segment whose live fraction falls below a
+ * threshold has its live records (re-verified) and still-needed tombstones copied to the active
+ * segment, flushed, and is then unlinked. It runs in the background, one segment at a time, at a
+ * bounded rate.
+ */
+import { type FileHandle, open, readdir, rename, unlink, mkdir } from 'node:fs/promises';
+import { statfsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { TesseraError, badInput, notFound } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import {
+  type ChunkStore,
+  type ChunkStoreUsage,
+  KeyedMutex,
+  checkChunkId,
+  checkPut,
+  corruptChunk,
+  matchesId,
+  noSpace,
+  normalizeQuota,
+} from './chunk-store.js';
+import { type DirLock, lockDir } from './dir-lock.js';
+import { errno, fsError, mkdirFresh, syncDir } from './fs-util.js';
+import {
+  RECORD_HEADER_BYTES,
+  RECORD_MAGIC_BYTES,
+  RecordKind,
+  SALT_BYTES,
+  SEGMENT_HEADER_BYTES,
+  decodeRecordHeader,
+  decodeSegmentHeader,
+  encodeRecordHeader,
+  encodeSegmentHeader,
+  parseSegmentFileName,
+  segmentFileName,
+} from './segment-format.js';
+
+export const DEFAULT_SEGMENT_BYTES = 256 << 20;
+/** Smallest segment accepted: tests use tiny ones to exercise rolling and compaction. */
+export const MIN_SEGMENT_BYTES = 4 << 10;
+/** Compact a sealed segment once less than this fraction of its bytes is live. */
+export const DEFAULT_COMPACT_BELOW = 0.5;
+/** Background compaction copies at most this many bytes per second, leaving the disk to puts. */
+export const DEFAULT_COMPACTION_BYTES_PER_SECOND = 64 << 20;
+/** Delay between a delete and the compaction check it triggers, so a burst of deletes is one pass. */
+const COMPACTION_DELAY_MS = 1000;
+/** One group commit writes at most this much, so a put never waits behind an unbounded batch. */
+const MAX_BATCH_BYTES = 32 << 20;
+/** Each record is two iovecs (header, data); stays under IOV_MAX (1024). */
+const MAX_BATCH_RECORDS = 256;
+const MAX_IOVECS_PER_CALL = 512;
+/** Compaction moves records in groups of this size, then sleeps to keep to its rate. */
+const COMPACTION_GROUP_BYTES = 4 << 20;
+const COMPACTION_GROUP_RECORDS = 64;
+/** Read-ahead used to walk record headers at open. */
+const SCAN_WINDOW_BYTES = 64 << 10;
+/** Step used to search for the next record after damaged bytes. */
+const RESYNC_WINDOW_BYTES = 1 << 20;
+const FREE_SPACE_REFRESH_MS = 500;
+const HEX_ID = /^[0-9a-f]{64}$/;
+const HEX_BYTE = /^[0-9a-f]{2}$/;
+
+export interface SegmentChunkStoreOptions {
+  /** Bytes of chunk data this store may hold; Infinity or undefined for none. */
+  quota?: number;
+  log?: Logger;
+  /** Size at which the active segment is sealed and a new one started. */
+  segmentBytes?: number;
+  /** Live fraction (0..1) under which a sealed segment is compacted. */
+  compactBelow?: number;
+  compactionBytesPerSecond?: number;
+  /** Run compaction by itself after deletes; when false only `compact()` does. */
+  autoCompact?: boolean;
+}
+
+export interface SegmentStoreStats {
+  segments: number;
+  /** Bytes of all segment files, live or not. */
+  bytesOnDisk: number;
+  /** Bytes of live records (headers included). */
+  liveBytes: number;
+  /** fdatasync calls made for appends since open. */
+  syncs: number;
+  /** Records made durable since open. */
+  recordsWritten: number;
+  compactedSegments: number;
+}
+
+interface Segment {
+  readonly seq: number;
+  readonly path: string;
+  readonly fh: FileHandle;
+  readonly salt: Buffer;
+  /** End of the appended records: where the next append goes. */
+  size: number;
+  /** Bytes of records (header + data) that are the current copy of their id. */
+  live: number;
+  /** get() calls reading from this segment: a dropped segment's handle closes after the last. */
+  readers: number;
+  dropped: boolean;
+}
+
+interface Loc {
+  readonly seg: Segment;
+  /** Offset of the record's header. */
+  readonly off: number;
+  /** Data length. */
+  readonly len: number;
+}
+
+interface ScannedRecord {
+  kind: RecordKind;
+  id: Buffer;
+  off: number;
+  len: number;
+}
+
+interface Pending {
+  kind: RecordKind;
+  id: Buffer;
+  data: Buffer | undefined;
+  resolve(at: { seg: Segment; off: number }): void;
+  reject(e: unknown): void;
+}
+
+const recordBytes = (len: number) => RECORD_HEADER_BYTES + len;
+
+export class SegmentChunkStore implements ChunkStore {
+  readonly root: string;
+  readonly #segDir: string;
+  readonly #quarantineDir: string;
+  readonly #quota: number;
+  readonly #log: Logger;
+  readonly #segmentBytes: number;
+  readonly #compactBelow: number;
+  readonly #compactionRate: number;
+  readonly #autoCompact: boolean;
+  readonly #lock: DirLock;
+  readonly #mutex = new KeyedMutex();
+  readonly #index = new Map<string, Loc>();
+  readonly #segments = new Map<number, Segment>();
+  /**
+   * Per id, the segments still holding a put record of it that is not the live copy. A tombstone
+   * must be carried forward by compaction while any of them exists, or the old put would come
+   * back at the next open.
+   */
+  readonly #deadIn = new Map<string, Set<number>>();
+  #active: Segment | undefined;
+  #nextSeq = 1;
+  #queue: Pending[] = [];
+  #writing: Promise<void> | undefined;
+  /** Set when an fdatasync failed: the page cache may have dropped our writes, so stop writing. */
+  #failed: TesseraError | undefined;
+  #used = 0;
+  #count = 0;
+  #reserved = 0;
+  #closed = false;
+  #free = 0;
+  #freeAt = -Infinity;
+  #syncs = 0;
+  #recordsWritten = 0;
+  #compacted = 0;
+  #compactionTail: Promise<unknown> = Promise.resolve();
+  #compactTimer: NodeJS.Timeout | undefined;
+
+  private constructor(root: string, opts: SegmentChunkStoreOptions, lock: DirLock) {
+    this.root = root;
+    this.#segDir = join(root, 'segments');
+    this.#quarantineDir = join(root, 'segments.quarantine');
+    this.#quota = normalizeQuota(opts.quota);
+    this.#log = opts.log ?? silentLogger;
+    this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#compactBelow = opts.compactBelow ?? DEFAULT_COMPACT_BELOW;
+    this.#compactionRate = opts.compactionBytesPerSecond ?? DEFAULT_COMPACTION_BYTES_PER_SECOND;
+    this.#autoCompact = opts.autoCompact ?? true;
+    this.#lock = lock;
+  }
+
+  /** Opens (creating if needed) the store under `root`, rebuilding the index from the segments. */
+  static async open(root: string, opts: SegmentChunkStoreOptions = {}): Promise<SegmentChunkStore> {
+    normalizeQuota(opts.quota);
+    const seg = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isSafeInteger(seg) || seg < MIN_SEGMENT_BYTES) throw badInput(`segmentBytes must be an integer ≥ ${MIN_SEGMENT_BYTES}, got ${seg}`);
+    const below = opts.compactBelow ?? DEFAULT_COMPACT_BELOW;
+    if (!(below >= 0 && below <= 1)) throw badInput(`compactBelow must be between 0 and 1, got ${below}`);
+    const rate = opts.compactionBytesPerSecond ?? DEFAULT_COMPACTION_BYTES_PER_SECOND;
+    if (!(rate > 0)) throw badInput(`compactionBytesPerSecond must be positive, got ${rate}`);
+    try {
+      await mkdir(root, { recursive: true });
+    } catch (e) {
+      throw fsError(e, `creating chunk store directory ${root}`);
+    }
+    const lock = await lockDir(root, 'chunks.lock');
+    const store = new SegmentChunkStore(root, opts, lock);
+    try {
+      await store.#load();
+    } catch (e) {
+      await store.#closeHandles();
+      await lock.release();
+      throw fsError(e, `opening chunk store ${root}`);
+    }
+    store.#scheduleCompaction();
+    return store;
+  }
+
+  async #load(): Promise<void> {
+    for (const d of [this.#segDir, this.#quarantineDir]) {
+      if (await mkdirFresh(d)) await syncDir(this.root);
+    }
+    const leftovers = (await readdir(this.#quarantineDir)).filter((n) => n.endsWith('.tmp'));
+    for (const name of leftovers) await unlink(join(this.#quarantineDir, name));
+    if (leftovers.length > 0) await syncDir(this.#quarantineDir);
+    await this.#warnAboutFileEngineChunks();
+
+    const seqs: number[] = [];
+    for (const name of await readdir(this.#segDir)) {
+      const seq = parseSegmentFileName(name);
+      if (seq !== undefined) seqs.push(seq);
+    }
+    seqs.sort((a, b) => a - b);
+    for (const [i, seq] of seqs.entries()) {
+      this.#nextSeq = seq + 1;
+      const newest = i === seqs.length - 1;
+      const path = join(this.#segDir, segmentFileName(seq));
+      const fh = await open(path, 'r+');
+      let keep = false;
+      try {
+        const size = (await fh.stat()).size;
+        const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+        await readFully(fh, header, 0);
+        const salt = size >= SEGMENT_HEADER_BYTES ? decodeSegmentHeader(header, seq) : undefined;
+        if (salt === undefined) {
+          await this.#setAsideBadSegment(path, seq, size, newest);
+          continue;
+        }
+        const seg: Segment = { seq, path, fh, salt, size, live: 0, readers: 0, dropped: false };
+        // Only the newest segment can hold records whose flush a crash cut short; older ones were
+        // fully flushed before the next was started, and their data is verified on every read.
+        const { end, skipped } = await scanSegment(fh, salt, size, newest, (r) => this.#replay(seg, r));
+        if (skipped > 0) this.#log.warn({ segment: seq, bytes: skipped }, 'skipped damaged or unflushed bytes while scanning a segment');
+        if (newest && end < size) {
+          await fh.truncate(end);
+          await fh.datasync();
+          this.#log.info({ segment: seq, bytes: size - end }, 'truncated the torn tail left by a crash');
+        }
+        if (newest) seg.size = end;
+        this.#segments.set(seq, seg);
+        if (newest) this.#active = seg;
+        keep = true;
+      } finally {
+        if (!keep) await fh.close();
+      }
+    }
+  }
+
+  async #setAsideBadSegment(path: string, seq: number, size: number, newest: boolean): Promise<void> {
+    const name = segmentFileName(seq);
+    if (newest && size <= SEGMENT_HEADER_BYTES) {
+      // A segment is started by writing and flushing its header before any record goes in: a
+      // newest segment with no valid header and no room for records is an interrupted start.
+      await unlink(path);
+      await syncDir(this.#segDir);
+      this.#log.info({ segment: seq }, 'removed a segment whose creation a crash interrupted');
+      return;
+    }
+    await rename(path, join(this.#quarantineDir, `${name}.bad-header`));
+    await syncDir(this.#quarantineDir);
+    await syncDir(this.#segDir);
+    this.#log.error({ segment: seq, size }, 'segment header is damaged; the segment was moved to segments.quarantine and its chunks must be repaired from other holders');
+  }
+
+  async #warnAboutFileEngineChunks(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.root, 'chunks'));
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return;
+      throw e;
+    }
+    if (names.some((n) => HEX_BYTE.test(n))) {
+      this.#log.warn({ dir: join(this.root, 'chunks') }, 'this data dir holds chunks written by the files engine, which the segments engine does not serve; run the node with --store-engine files to serve them');
+    }
+  }
+
+  /** Applies one record found at open, in log order. */
+  #replay(seg: Segment, r: ScannedRecord): void {
+    const hex = r.id.toString('hex');
+    const prev = this.#index.get(hex);
+    if (prev !== undefined) this.#forget(hex, prev);
+    if (r.kind === RecordKind.Put) this.#remember(hex, { seg, off: r.off, len: r.len });
+  }
+
+  #remember(hex: string, loc: Loc): void {
+    this.#index.set(hex, loc);
+    loc.seg.live += recordBytes(loc.len);
+    this.#used += loc.len;
+    this.#count++;
+  }
+
+  #forget(hex: string, loc: Loc): void {
+    this.#index.delete(hex);
+    loc.seg.live -= recordBytes(loc.len);
+    this.#used -= loc.len;
+    this.#count--;
+    let dead = this.#deadIn.get(hex);
+    if (dead === undefined) this.#deadIn.set(hex, (dead = new Set()));
+    dead.add(loc.seg.seq);
+  }
+
+  // --- group commit -------------------------------------------------------------------------
+
+  /** Appends a record; resolves once an fdatasync covering it has completed. */
+  #append(kind: RecordKind, id: Buffer, data?: Buffer): Promise<{ seg: Segment; off: number }> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ kind, id, data, resolve, reject });
+      this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const firstLen = recordBytes(this.#queue[0]!.data?.length ?? 0);
+      let seg = this.#active;
+      if (seg === undefined || (seg.size > SEGMENT_HEADER_BYTES && seg.size + firstLen > this.#segmentBytes)) {
+        try {
+          seg = await this.#roll();
+        } catch (e) {
+          const err = fsError(e, 'starting a new segment');
+          for (const p of this.#queue.splice(0)) p.reject(err);
+          continue;
+        }
+      }
+      let take = 0;
+      let bytes = 0;
+      while (take < this.#queue.length && take < MAX_BATCH_RECORDS) {
+        const n = recordBytes(this.#queue[take]!.data?.length ?? 0);
+        if (take > 0 && (seg.size + bytes + n > this.#segmentBytes || bytes + n > MAX_BATCH_BYTES)) break;
+        take++;
+        bytes += n;
+      }
+      const batch = this.#queue.splice(0, take);
+      const start = seg.size;
+      const iov: Buffer[] = [];
+      const offsets: number[] = [];
+      let off = start;
+      for (const p of batch) {
+        const len = p.data?.length ?? 0;
+        iov.push(encodeRecordHeader(seg.salt, p.kind, p.id, len));
+        if (p.data !== undefined && len > 0) iov.push(p.data);
+        offsets.push(off);
+        off += recordBytes(len);
+      }
+      try {
+        await writevAll(seg.fh, iov, start);
+      } catch (e) {
+        // A full disk: take back whatever part of the batch landed, so no partial record stays.
+        await seg.fh.truncate(start).catch(() => undefined);
+        const err = fsError(e, 'appending to a segment');
+        for (const p of batch) p.reject(err);
+        continue;
+      }
+      try {
+        await seg.fh.datasync();
+      } catch (e) {
+        // After a failed fdatasync the kernel may have dropped the dirty pages and will not say so
+        // again: nothing written since the last good flush can be trusted, so refuse further writes.
+        this.#failed = fsError(e, 'flushing a segment');
+        this.#log.error({ err: e, segment: seg.seq }, 'fdatasync failed; the chunk store refuses writes until reopened');
+        for (const p of batch) p.reject(this.#failed);
+        for (const p of this.#queue.splice(0)) p.reject(this.#failed);
+        return;
+      }
+      this.#syncs++;
+      this.#recordsWritten += batch.length;
+      seg.size = off;
+      for (const [i, p] of batch.entries()) p.resolve({ seg, off: offsets[i]! });
+    }
+  }
+
+  /** Starts a new active segment. The previous one was fully flushed by the batch before. */
+  async #roll(): Promise<Segment> {
+    const seq = this.#nextSeq++;
+    const salt = randomBytes(SALT_BYTES);
+    const path = join(this.#segDir, segmentFileName(seq));
+    const fh = await open(path, 'wx+', 0o644);
+    try {
+      await writeFully(fh, encodeSegmentHeader(seq, salt), 0);
+      await fh.datasync();
+      await syncDir(this.#segDir);
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await unlink(path).catch(() => undefined);
+      throw e;
+    }
+    const seg: Segment = { seq, path, fh, salt, size: SEGMENT_HEADER_BYTES, live: 0, readers: 0, dropped: false };
+    this.#segments.set(seq, seg);
+    this.#active = seg;
+    return seg;
+  }
+
+  // --- ChunkStore ----------------------------------------------------------------------------
+
+  async put(id: Buffer, data: Buffer): Promise<boolean> {
+    this.#checkOpen();
+    checkPut(id, data);
+    const hex = id.toString('hex');
+    return this.#mutex.run(hex, async () => {
+      this.#checkOpen();
+      if (this.#index.has(hex)) return false;
+      const size = data.length;
+      if (this.#used + this.#reserved + size > this.#quota) {
+        throw noSpace(
+          `chunk store quota of ${this.#quota} bytes would be exceeded (${this.#used} used, ${this.#reserved} in flight, chunk is ${size}); raise the quota or free space`,
+          { used: this.#used, reserved: this.#reserved, quota: this.#quota, size },
+        );
+      }
+      this.#reserved += size;
+      try {
+        const at = await this.#append(RecordKind.Put, id, data);
+        this.#remember(hex, { seg: at.seg, off: at.off, len: size });
+        return true;
+      } catch (e) {
+        throw fsError(e, `storing chunk ${hex}`);
+      } finally {
+        this.#reserved -= size;
+      }
+    });
+  }
+
+  async get(id: Buffer): Promise<Buffer> {
+    this.#checkOpen();
+    checkChunkId(id);
+    const hex = id.toString('hex');
+    const loc = this.#index.get(hex);
+    if (loc === undefined) throw notFound(`chunk ${hex} is not stored here`, { id: hex });
+    let data: Buffer;
+    try {
+      data = await this.#readData(loc);
+    } catch (e) {
+      throw fsError(e, `reading chunk ${hex}`);
+    }
+    if (!matchesId(id, data)) {
+      await this.#mutex.run(hex, async () => {
+        // Only the copy we read is condemned: a good copy put after a delete must survive.
+        if (this.#index.get(hex) === loc) await this.#quarantineLocked(hex, id, loc, data);
+      });
+      this.#log.warn({ id: hex }, 'chunk failed verification on read and was quarantined');
+      throw corruptChunk(hex);
+    }
+    return data;
+  }
+
+  /** Reads a record's data (length from the index, bounded at put or scan) with positional I/O. */
+  async #readData(loc: Loc): Promise<Buffer> {
+    const seg = loc.seg;
+    seg.readers++;
+    try {
+      const data = Buffer.allocUnsafe(loc.len);
+      const got = await readFully(seg.fh, data, loc.off + RECORD_HEADER_BYTES);
+      // Short means the file was cut behind our back; the hash check then fails.
+      return got < data.length ? data.subarray(0, got) : data;
+    } finally {
+      seg.readers--;
+      if (seg.dropped && seg.readers === 0) await seg.fh.close().catch(() => undefined);
+    }
+  }
+
+  async has(id: Buffer): Promise<boolean> {
+    this.#checkOpen();
+    checkChunkId(id);
+    return this.#index.has(id.toString('hex'));
+  }
+
+  async delete(id: Buffer): Promise<boolean> {
+    this.#checkOpen();
+    checkChunkId(id);
+    const hex = id.toString('hex');
+    return this.#mutex.run(hex, async () => {
+      this.#checkOpen();
+      const loc = this.#index.get(hex);
+      if (loc === undefined) return false;
+      try {
+        await this.#append(RecordKind.Tombstone, id);
+      } catch (e) {
+        throw fsError(e, `deleting chunk ${hex}`);
+      }
+      this.#forget(hex, loc);
+      this.#scheduleCompaction();
+      return true;
+    });
+  }
+
+  async *list(): AsyncIterable<Buffer> {
+    this.#checkOpen();
+    for (const hex of [...this.#index.keys()]) yield Buffer.from(hex, 'hex');
+  }
+
+  async quarantine(id: Buffer): Promise<boolean> {
+    this.#checkOpen();
+    checkChunkId(id);
+    const hex = id.toString('hex');
+    return this.#mutex.run(hex, async () => {
+      this.#checkOpen();
+      const loc = this.#index.get(hex);
+      if (loc === undefined) return false;
+      await this.#quarantineLocked(hex, id, loc);
+      return true;
+    });
+  }
+
+  /** Copies the record's bytes to segments.quarantine/<hex> durably, then tombstones it. Holds hex's lock. */
+  async #quarantineLocked(hex: string, id: Buffer, loc: Loc, data?: Buffer): Promise<void> {
+    try {
+      const bytes = data ?? (await this.#readData(loc));
+      await writeFileDurably(this.#quarantineDir, hex, bytes);
+      await this.#append(RecordKind.Tombstone, id);
+    } catch (e) {
+      throw fsError(e, `quarantining chunk ${hex}`);
+    }
+    this.#forget(hex, loc);
+    this.#scheduleCompaction();
+  }
+
+  async *listQuarantined(): AsyncIterable<Buffer> {
+    this.#checkOpen();
+    for (const name of await readdir(this.#quarantineDir)) {
+      if (HEX_ID.test(name)) yield Buffer.from(name, 'hex');
+    }
+  }
+
+  async purgeQuarantined(id: Buffer): Promise<boolean> {
+    this.#checkOpen();
+    checkChunkId(id);
+    try {
+      await unlink(join(this.#quarantineDir, id.toString('hex')));
+      await syncDir(this.#quarantineDir);
+      return true;
+    } catch (e) {
+      if (errno(e) === 'ENOENT') return false;
+      throw fsError(e, `purging quarantined chunk ${id.toString('hex')}`);
+    }
+  }
+
+  usage(): ChunkStoreUsage {
+    const now = Date.now();
+    if (now - this.#freeAt > FREE_SPACE_REFRESH_MS) {
+      try {
+        const fs = statfsSync(this.root);
+        this.#free = fs.bavail * fs.bsize;
+      } catch {
+        // Keep the last figure: usage() must not throw for a transient statfs failure.
+      }
+      this.#freeAt = now;
+    }
+    return { used: this.#used, count: this.#count, quota: this.#quota, capacity: Math.min(this.#quota, this.#free + this.#used) };
+  }
+
+  stats(): SegmentStoreStats {
+    let bytesOnDisk = 0;
+    let liveBytes = 0;
+    for (const s of this.#segments.values()) {
+      bytesOnDisk += s.size;
+      liveBytes += s.live;
+    }
+    return {
+      segments: this.#segments.size,
+      bytesOnDisk,
+      liveBytes,
+      syncs: this.#syncs,
+      recordsWritten: this.#recordsWritten,
+      compactedSegments: this.#compacted,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#compactTimer);
+    await this.#compactionTail;
+    await this.#mutex.idle();
+    await this.#writing;
+    await this.#closeHandles();
+    await this.#lock.release();
+  }
+
+  async #closeHandles(): Promise<void> {
+    for (const s of this.#segments.values()) await s.fh.close().catch(() => undefined);
+    this.#segments.clear();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new TesseraError('UNAVAILABLE', `chunk store ${this.root} is closed`);
+  }
+
+  // --- compaction ----------------------------------------------------------------------------
+
+  #scheduleCompaction(): void {
+    if (!this.#autoCompact || this.#closed || this.#compactTimer !== undefined) return;
+    this.#compactTimer = setTimeout(() => {
+      this.#compactTimer = undefined;
+      this.compact().catch((e: unknown) => {
+        if (!this.#closed) this.#log.error({ err: e }, 'segment compaction failed; it will be retried after the next delete');
+      });
+    }, COMPACTION_DELAY_MS);
+    this.#compactTimer.unref();
+  }
+
+  /**
+   * Compacts every sealed segment whose live fraction is under the threshold, one at a time.
+   * Resolves with what was done; runs after any compaction already in progress.
+   */
+  compact(): Promise<{ segments: number; bytesReclaimed: number }> {
+    this.#checkOpen();
+    const run = this.#compactionTail.then(() => this.#compactPass());
+    this.#compactionTail = run.catch(() => undefined);
+    return run;
+  }
+
+  async #compactPass(): Promise<{ segments: number; bytesReclaimed: number }> {
+    let segments = 0;
+    let bytesReclaimed = 0;
+    const tried = new Set<number>();
+    while (!this.#closed) {
+      let victim: Segment | undefined;
+      for (const s of this.#segments.values()) {
+        if (s === this.#active || tried.has(s.seq)) continue;
+        const fraction = s.live / Math.max(s.size, 1);
+        if (fraction < this.#compactBelow && (victim === undefined || fraction < victim.live / Math.max(victim.size, 1))) victim = s;
+      }
+      if (victim === undefined) break;
+      tried.add(victim.seq);
+      const size = victim.size;
+      const copied = await this.#compactSegment(victim);
+      if (copied === undefined) continue;
+      segments++;
+      bytesReclaimed += size - copied;
+    }
+    return { segments, bytesReclaimed };
+  }
+
+  /** Moves what is still needed out of `seg` and drops it; bytes copied, or undefined when it stays. */
+  async #compactSegment(seg: Segment): Promise<number | undefined> {
+    const records: ScannedRecord[] = [];
+    const { skipped } = await scanSegment(seg.fh, seg.salt, seg.size, false, (r) => records.push(r));
+    if (skipped > 0) this.#log.warn({ segment: seg.seq, bytes: skipped }, 'compaction skipped damaged bytes');
+    let copied = 0;
+    for (let i = 0; i < records.length; ) {
+      if (this.#closed) return undefined;
+      const group: ScannedRecord[] = [];
+      let groupBytes = 0;
+      while (i < records.length && group.length < COMPACTION_GROUP_RECORDS && groupBytes < COMPACTION_GROUP_BYTES) {
+        const r = records[i++]!;
+        group.push(r);
+        groupBytes += recordBytes(r.len);
+      }
+      const started = Date.now();
+      const moved = await Promise.all(group.map((r) => this.#mutex.run(r.id.toString('hex'), () => this.#moveRecord(seg, r))));
+      const bytes = moved.reduce((a, b) => a + b, 0);
+      copied += bytes;
+      const wait = (bytes / this.#compactionRate) * 1000 - (Date.now() - started);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    if (this.#closed) return undefined;
+    if (seg.live !== 0) {
+      // A live record the scan could not find (damaged framing): dropping the segment would lose it.
+      this.#log.error({ segment: seg.seq, live: seg.live }, 'segment still holds live records after compaction; kept');
+      return undefined;
+    }
+    this.#segments.delete(seg.seq);
+    seg.dropped = true;
+    await unlink(seg.path);
+    // Durable before the dead-record bookkeeping forgets the segment: were it to come back after a
+    // crash, a tombstone dropped meanwhile would let its dead puts reappear.
+    await syncDir(this.#segDir);
+    for (const r of records) {
+      if (r.kind !== RecordKind.Put) continue;
+      const hex = r.id.toString('hex');
+      const dead = this.#deadIn.get(hex);
+      if (dead === undefined) continue;
+      dead.delete(seg.seq);
+      if (dead.size === 0) this.#deadIn.delete(hex);
+    }
+    if (seg.readers === 0) await seg.fh.close().catch(() => undefined);
+    this.#compacted++;
+    this.#log.info({ segment: seg.seq, copied }, 'compacted a segment');
+    return copied;
+  }
+
+  /** Copies one record of a segment being compacted if it is still needed. Holds the id's lock. */
+  async #moveRecord(seg: Segment, r: ScannedRecord): Promise<number> {
+    const hex = r.id.toString('hex');
+    if (r.kind === RecordKind.Put) {
+      const loc = this.#index.get(hex);
+      if (loc === undefined || loc.seg !== seg || loc.off !== r.off) return 0;
+      const data = await this.#readData(loc);
+      if (!matchesId(r.id, data)) {
+        await this.#quarantineLocked(hex, r.id, loc, data);
+        this.#log.warn({ id: hex }, 'chunk failed verification during compaction and was quarantined');
+        return 0;
+      }
+      const at = await this.#append(RecordKind.Put, r.id, data);
+      seg.live -= recordBytes(loc.len);
+      this.#used -= loc.len;
+      this.#count--;
+      this.#index.delete(hex);
+      this.#remember(hex, { seg: at.seg, off: at.off, len: loc.len });
+      return recordBytes(loc.len);
+    }
+    // A live id needs no tombstone; a dead one needs it while an older put of it remains elsewhere.
+    if (this.#index.has(hex)) return 0;
+    const dead = this.#deadIn.get(hex);
+    if (dead === undefined || ![...dead].some((s) => s !== seg.seq)) return 0;
+    await this.#append(RecordKind.Tombstone, r.id);
+    return RECORD_HEADER_BYTES;
+  }
+}
+
+// --- segment scanning ------------------------------------------------------------------------
+
+/** Serves small reads from a read-ahead window so walking headers is not one syscall each. */
+class WindowReader {
+  #buf = Buffer.alloc(0);
+  #start = 0;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+  ) {}
+
+  async read(pos: number, n: number, window = SCAN_WINDOW_BYTES): Promise<Buffer> {
+    const rel = pos - this.#start;
+    if (rel >= 0 && rel + n <= this.#buf.length) return this.#buf.subarray(rel, rel + n);
+    const want = Math.max(0, Math.min(Math.max(n, window), this.size - pos));
+    const b = Buffer.allocUnsafe(want);
+    const got = await readFully(this.fh, b, pos);
+    this.#buf = b.subarray(0, got);
+    this.#start = pos;
+    return this.#buf.subarray(0, Math.min(n, got));
+  }
+}
+
+/**
+ * Walks the records of one segment in order, calling `onRecord` for each valid one. A header that
+ * fails its checks (torn, rotten, or not a header at all) is skipped by searching for the next
+ * valid one; with `verify`, a put whose data does not hash to its id is skipped too. Returns the
+ * end of the last valid record and how many bytes were skipped.
+ */
+async function scanSegment(
+  fh: FileHandle,
+  salt: Buffer,
+  size: number,
+  verify: boolean,
+  onRecord: (r: ScannedRecord) => void,
+): Promise<{ end: number; skipped: number }> {
+  const reader = new WindowReader(fh, size);
+  let pos = SEGMENT_HEADER_BYTES;
+  let end = pos;
+  let skipped = 0;
+  while (pos + RECORD_HEADER_BYTES <= size) {
+    const h = decodeRecordHeader(salt, await reader.read(pos, RECORD_HEADER_BYTES));
+    if (h === undefined || pos + recordBytes(h.length) > size) {
+      const next = await findNextHeader(reader, salt, pos + 1, size);
+      skipped += next - pos;
+      pos = next;
+      continue;
+    }
+    if (verify && h.kind === RecordKind.Put && !matchesId(h.id, await reader.read(pos + RECORD_HEADER_BYTES, h.length, 0))) {
+      skipped += recordBytes(h.length);
+      pos += recordBytes(h.length);
+      continue;
+    }
+    onRecord({ kind: h.kind, id: h.id, off: pos, len: h.length });
+    pos += recordBytes(h.length);
+    end = pos;
+  }
+  if (pos < size) skipped += size - pos;
+  return { end, skipped };
+}
+
+/** Offset of the next valid record header at or after `from` (whose record fits), else `size`. */
+async function findNextHeader(reader: WindowReader, salt: Buffer, from: number, size: number): Promise<number> {
+  let p = from;
+  while (p + RECORD_HEADER_BYTES <= size) {
+    const buf = await reader.read(p, Math.min(RESYNC_WINDOW_BYTES, size - p), RESYNC_WINDOW_BYTES);
+    let i = buf.indexOf(RECORD_MAGIC_BYTES);
+    while (i >= 0) {
+      const q = p + i;
+      if (q + RECORD_HEADER_BYTES > size) return size;
+      const h = decodeRecordHeader(salt, await reader.read(q, RECORD_HEADER_BYTES));
+      if (h !== undefined && q + recordBytes(h.length) <= size) return q;
+      // `buf` stays valid when the candidate's read refills the window: refills allocate afresh.
+      i = buf.indexOf(RECORD_MAGIC_BYTES, i + 1);
+    }
+    // Overlap by the magic's length less one, so a magic straddling two windows is still seen.
+    p += Math.max(1, buf.length - (RECORD_MAGIC_BYTES.length - 1));
+  }
+  return size;
+}
+
+// --- file helpers ----------------------------------------------------------------------------
+
+/** Reads until `buf` is full or the file ends; returns the bytes read. */
+async function readFully(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesRead } = await fh.read(buf, off, buf.length - off, pos + off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
+  }
+  return off;
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off);
+    off += bytesWritten;
+  }
+}
+
+/** One positional gather write per IOV_MAX-bounded slice, continuing after short writes. */
+async function writevAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
+  const rest = bufs.slice();
+  let i = 0;
+  while (i < rest.length) {
+    let { bytesWritten } = await fh.writev(rest.slice(i, i + MAX_IOVECS_PER_CALL), pos);
+    if (bytesWritten === 0) throw new TesseraError('IO', 'segment write made no progress');
+    pos += bytesWritten;
+    while (bytesWritten > 0) {
+      const b = rest[i]!;
+      if (bytesWritten >= b.length) {
+        bytesWritten -= b.length;
+        i++;
+      } else {
+        rest[i] = b.subarray(bytesWritten);
+        bytesWritten = 0;
+      }
+    }
+  }
+}
+
+/** Writes `dir/name` whole via a temp file and rename, flushed before resolving. */
+async function writeFileDurably(dir: string, name: string, data: Buffer): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await writeFully(fh, data, 0);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(dir, name));
+  await syncDir(dir);
+}
