@@ -1,5 +1,5 @@
 /**
- * kill -9 a process in the middle of writing chunks, then reopen its store: only whole,
+ * kill -9 a process in the middle of writing chunks (either disk engine), then reopen its store: only whole,
  * verifiable chunks are visible, every acknowledged put is there, no temp file remains and the
  * usage derived at open matches what is on disk.
  */
@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomInt } from 'node:crypto';
 import { DiskChunkStore } from '../../src/store/disk-store.js';
-import { chunkIdOf } from '../../src/store/chunk-store.js';
+import { SegmentChunkStore } from '../../src/store/segment-store.js';
+import { type ChunkStore, chunkIdOf } from '../../src/store/chunk-store.js';
 
 const ROUNDS = 4;
 const ROUND_TIMEOUT_MS = 30_000;
@@ -21,12 +22,13 @@ const fromSource = import.meta.url.endsWith('.ts');
 const helper = fileURLToPath(new URL(`../helpers/store-crash-writer.${fromSource ? 'ts' : 'js'}`, import.meta.url));
 
 /** Runs the writer until it has acknowledged some operations, then SIGKILLs it at a random moment. */
-function runAndKill(root: string): Promise<{ stored: Set<string>; deleted: Set<string> }> {
+function runAndKill(root: string, engine: Engine): Promise<{ stored: Set<string>; deleted: Set<string>; compactions: number }> {
   return new Promise((resolve, reject) => {
-    const args = fromSource ? ['--import', 'tsx', helper, root] : [helper, root];
+    const args = fromSource ? ['--import', 'tsx', helper, root, engine] : [helper, root, engine];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const stored = new Set<string>();
     const deleted = new Set<string>();
+    let compactions = 0;
     let buffered = '';
     let stderr = '';
     let killTimer: NodeJS.Timeout | undefined;
@@ -48,6 +50,8 @@ function runAndKill(root: string): Promise<{ stored: Set<string>; deleted: Set<s
         } else if (line.startsWith('~')) {
           // May or may not be gone: the kill can land between the unlink and its acknowledgement.
           stored.delete(line.slice(1));
+        } else if (line.startsWith('#compacted ')) {
+          compactions += Number(line.slice('#compacted '.length));
         } else if (line.startsWith('-')) {
           stored.delete(line.slice(1));
           deleted.add(line.slice(1));
@@ -57,22 +61,30 @@ function runAndKill(root: string): Promise<{ stored: Set<string>; deleted: Set<s
     child.on('exit', (code, signal) => {
       clearTimeout(guard);
       if (killTimer) clearTimeout(killTimer);
-      if (signal === 'SIGKILL') resolve({ stored, deleted });
+      if (signal === 'SIGKILL') resolve({ stored, deleted, compactions });
       else reject(new Error(`writer exited on its own (code ${code}) before being killed: ${stderr}`));
     });
   });
 }
 
-test('store survives kill -9 mid-write: whole chunks only, acknowledged puts kept, usage right', async (t) => {
+type Engine = 'files' | 'segments';
+
+async function reopen(root: string, engine: Engine): Promise<ChunkStore> {
+  if (engine === 'files') return DiskChunkStore.open(root);
+  return SegmentChunkStore.open(root, { autoCompact: false });
+}
+
+for (const engine of ['files', 'segments'] as const) test(`${engine} store survives kill -9 mid-write: whole chunks only, acknowledged puts and deletes kept, usage right`, async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'tessera-crash-'));
   try {
     const everStored = new Set<string>();
     for (let round = 0; round < ROUNDS; round++) {
-      const { stored, deleted } = await runAndKill(root);
+      const { stored, deleted, compactions } = await runAndKill(root, engine);
       for (const id of stored) everStored.add(id);
-      const store = await DiskChunkStore.open(root);
+      const store = await reopen(root, engine);
       try {
-        assert.deepEqual(await readdir(join(root, 'chunks.tmp')), [], 'temp files remain after open');
+        if (engine === 'files') assert.deepEqual(await readdir(join(root, 'chunks.tmp')), [], 'temp files remain after open');
+        else assert.deepEqual((await readdir(join(root, 'segments.quarantine'))).filter((n) => n.endsWith('.tmp')), [], 'temp files remain after open');
         let used = 0;
         let count = 0;
         const present = new Set<string>();
@@ -87,7 +99,7 @@ test('store survives kill -9 mid-write: whole chunks only, acknowledged puts kep
         for (const id of deleted) assert.ok(!present.has(id), `acknowledged delete of ${id} was undone`);
         assert.equal(store.usage().used, used);
         assert.equal(store.usage().count, count);
-        t.diagnostic(`round ${round}: ${stored.size} acknowledged live chunks, ${count} present, ${used} bytes`);
+        t.diagnostic(`round ${round}: ${stored.size} acknowledged live chunks, ${count} present, ${used} bytes, ${compactions} segments compacted`);
         const quarantined: Buffer[] = [];
         for await (const id of store.listQuarantined()) quarantined.push(id);
         assert.deepEqual(quarantined, []);
