@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DiskChunkStore } from '../../src/store/disk-store.js';
+import { SegmentChunkStore } from '../../src/store/segment-store.js';
 import { chunkIdOf } from '../../src/store/chunk-store.js';
 import { isTesseraError } from '../../src/errors.js';
 
@@ -67,6 +68,51 @@ test('disk full: a put gets NO_SPACE, leaves no partial file, and the store stay
       await s.delete(chunkIdOf(stored[0]!));
       const again = randomBytes(CHUNK);
       assert.equal(await s.put(chunkIdOf(again), again), true);
+    } finally {
+      await s.close();
+    }
+  });
+  if (!ran) t.skip('cannot mount a tmpfs here (needs root)');
+});
+
+test('segments, disk full: a put gets NO_SPACE, no partial record survives a reopen, and compaction makes room again', async (t) => {
+  // One chunk per segment, so a deleted chunk's segment can be dropped whole by compaction.
+  const opts = { segmentBytes: CHUNK + (8 << 10), autoCompact: false };
+  const ran = await withTinyFs(async (dir) => {
+    let s = await SegmentChunkStore.open(dir, opts);
+    const stored: Buffer[] = [];
+    try {
+      let failure: unknown;
+      for (let i = 0; i < MAX_PUTS; i++) {
+        const data = randomBytes(CHUNK);
+        try {
+          await s.put(chunkIdOf(data), data);
+          stored.push(data);
+        } catch (e) {
+          failure = e;
+          break;
+        }
+      }
+      assert.ok(isTesseraError(failure, 'NO_SPACE'), `expected NO_SPACE, got ${String(failure)}`);
+      assert.match((failure as Error).message, /disk full/);
+      assert.ok(stored.length > 0 && stored.length < MAX_PUTS);
+      assert.equal(s.usage().used, stored.length * CHUNK);
+    } finally {
+      await s.close();
+    }
+    s = await SegmentChunkStore.open(dir, opts);
+    try {
+      const listed: string[] = [];
+      for await (const id of s.list()) listed.push(id.toString('hex'));
+      assert.deepEqual(listed.sort(), stored.map((d) => chunkIdOf(d).toString('hex')).sort());
+      for (const d of stored) assert.deepEqual(await s.get(chunkIdOf(d)), d);
+      assert.equal(s.usage().used, stored.length * CHUNK);
+      await s.delete(chunkIdOf(stored[0]!));
+      const { segments } = await s.compact();
+      assert.ok(segments > 0, 'compaction dropped no segment');
+      const again = randomBytes(CHUNK);
+      assert.equal(await s.put(chunkIdOf(again), again), true);
+      assert.deepEqual(await s.get(chunkIdOf(again)), again);
     } finally {
       await s.close();
     }
