@@ -46,11 +46,14 @@ export function buildSnapshot(src: EventSources, seq: number): EventSnapshot {
   const api = src.metrics.apiBytes?.() ?? { in: 0, out: 0 };
   const nbd = src.metrics.nbd?.();
   const files = src.metrics.files?.();
-  const backlog = src.repairBacklog();
+  const status = src.status();
+  // The repair loop's own report, when this node's status carries one, is the freshest source.
+  const repair = (status as StatusView & { repair?: { underReplicatedChunks: number; underReplicatedBytes: number } }).repair;
+  const backlog = repair ? { chunks: repair.underReplicatedChunks, bytes: repair.underReplicatedBytes } : src.repairBacklog();
   return {
     seq,
     at: new Date().toISOString(),
-    status: src.status(),
+    status,
     traffic: {
       peerIn: t.bytesIn ?? 0,
       peerOut: t.bytesOut ?? 0,

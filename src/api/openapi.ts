@@ -122,6 +122,28 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'GET /api/v1/files/{ref}/stat': { tag: 'files', summary: "A file's chunks, policy, health and holders.", ok: { status: 200, json: ref('FileStat') }, errors: ['NOT_FOUND'] },
   'DELETE /api/v1/files/{ref}': { tag: 'files', summary: 'Deletes a file: its name and its chunks on every node.', ok: { status: 200, json: ref('RmResult') }, errors: ['NOT_FOUND'] },
+  'GET /api/v1/repair': {
+    tag: 'redundancy',
+    summary: 'The repair loop: under-replicated chunks and bytes, the pass in progress, totals, dead members and when their data is restored.',
+    ok: { status: 200, json: { type: 'object', additionalProperties: true } },
+  },
+  'GET /api/v1/scrub': { tag: 'redundancy', summary: 'The scrubber: what the last verification pass of local chunks found.', ok: { status: 200, json: { type: 'object', additionalProperties: true } } },
+  'POST /api/v1/scrub': { tag: 'redundancy', summary: 'Runs a scrub pass now (or joins the one running) and reports it.', ok: { status: 200, json: { type: 'object', additionalProperties: true } } },
+  'GET /api/v1/drain': {
+    tag: 'redundancy', summary: 'Drain state of a node (this one, or ?node=ID): chunks and bytes left before it is safe to stop.',
+    query: [{ name: 'node', schema: str, description: 'node id or prefix (default: this node)' }],
+    ok: { status: 200, json: { type: 'object', additionalProperties: true } }, errors: ['NOT_FOUND'],
+  },
+  'POST /api/v1/drain': {
+    tag: 'redundancy', summary: 'Starts (or with cancel: true stops) moving a node\'s data to the others before it is retired.',
+    body: { json: { type: 'object', properties: { node: str, cancel: { type: 'boolean' } } } },
+    ok: { status: 200, json: { type: 'object', additionalProperties: true } }, errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
+  },
+  'GET /api/v1/chunks': {
+    tag: 'redundancy', summary: 'Ids of chunks stored on this node, for operators checking placement.',
+    query: [{ name: 'limit', schema: { type: 'integer', minimum: 1 }, description: 'most ids to list' }],
+    ok: { status: 200, json: { type: 'object', additionalProperties: true } }, errors: ['BAD_INPUT'],
+  },
   'GET /api/v1/counters/files': { tag: 'files', summary: 'Raw counters of the files service (see /metrics for the same numbers).', ok: { status: 200, json: { type: 'object', additionalProperties: int } } },
   'GET /api/v1/volumes': { tag: 'volumes', summary: 'Every block volume the cluster knows.', ok: { status: 200, json: arrayOf(ref('Volume')) } },
   'POST /api/v1/volumes': { tag: 'volumes', summary: 'Creates a volume.', body: { json: ref('VolumeCreate') }, ok: { status: 201, json: ref('Volume') }, errors: ['BAD_INPUT', 'TOO_LARGE', 'CONFLICT', 'UNAVAILABLE'] },

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { LocalCluster } from '../../src/cli/local-cluster.js';
+import { LocalCluster, waitFor } from '../../src/cli/local-cluster.js';
 import { MAX_SSE_CLIENTS } from '../../src/api/events.js';
 import { MAX_JSON_BODY_BYTES } from '../../src/api/http-util.js';
 
@@ -220,9 +220,12 @@ test('HTTP API: ranges, token, errors, CORS, HEAD, OpenAPI, events and the dashb
     } finally {
       for (const s of streams) s.close();
     }
-    // Closed streams free their slots.
-    const again = await openEvents(api);
-    again.close();
+    // Closed streams free their slots, once the node has seen the sockets close.
+    const again = await waitFor('a slot to free up', 10_000, async () => {
+      const s = await openEvents(api);
+      s.close();
+      return s.status === 200 ? s : undefined;
+    });
     assert.equal(again.status, 200);
   });
 

@@ -105,8 +105,31 @@ function Header(props: { snap: EventSnapshot | null; state: StreamState; token: 
   `;
 }
 
+/** The parts of the repair loop's report the page shows (absent on nodes that do not report it). */
+interface RepairView {
+  running: boolean;
+  underReplicatedChunks: number;
+  waitingForGraceChunks: number;
+  current: { checked: number; restoredCopies: number; restoredBytes: number } | null;
+  totals: { bytesRestored: number };
+  deadMembers: Array<{ nodeId: string; repairInMs: number }>;
+}
+
+function repairLine(r: RepairView | undefined): string | null {
+  if (!r) return null;
+  const parts: string[] = [];
+  if (r.running && r.current) parts.push(`repairing: ${r.current.restoredCopies} copies (${bytes(r.current.restoredBytes)}) restored so far`);
+  const waiting = r.deadMembers.filter((d) => d.repairInMs > 0);
+  if (waiting.length) parts.push(`${waiting.length} dead member${waiting.length > 1 ? 's' : ''}: repair starts in ${Math.ceil(Math.min(...waiting.map((d) => d.repairInMs)) / 1000)} s`);
+  if (r.waitingForGraceChunks > 0) parts.push(`${r.waitingForGraceChunks} chunks wait for the grace period`);
+  parts.push(`${bytes(r.totals.bytesRestored)} restored since start`);
+  return parts.join(' · ');
+}
+
 function Summary(props: { snap: EventSnapshot; last: RatePoint | undefined }) {
   const { status, redundancy, volumes } = props.snap;
+  const repair = (status as typeof status & { repair?: RepairView }).repair;
+  const detail = repairLine(repair);
   const live = status.peers.filter((p) => p.state === 'alive');
   const cap = live.reduce((a, p) => a + p.capacity, 0);
   const used = live.reduce((a, p) => a + p.used, 0);
@@ -131,7 +154,7 @@ function Summary(props: { snap: EventSnapshot; last: RatePoint | undefined }) {
         <h3>Redundancy</h3>
         ${redundancy
           ? html`<div class="big">${redundancy.chunks === 0 ? 'healthy' : bytes(redundancy.bytes)}<small>${redundancy.chunks === 0 ? '' : ' under-replicated'}</small></div>
-              <div class="sub">${redundancy.chunks} chunks waiting for repair · ${redundancy.repairedChunks} repaired</div>`
+              <div class="sub">${detail ?? `${redundancy.chunks} chunks waiting for repair · ${redundancy.repairedChunks} repaired`}</div>`
           : html`<div class="big muted">—</div><div class="sub">The repair backlog is not reported by this node yet.</div>`}
         ${degraded > 0 && html`<div class="sub warn">${degraded} volume${degraded > 1 ? 's' : ''} degraded</div>`}
       </div>
