@@ -27,6 +27,7 @@ import { DiskChunkStore } from './store/disk-store.js';
 import { MemoryChunkStore } from './store/memory-store.js';
 import { openMetadata, type Metadata } from './store/metadata.js';
 import { VERSION } from './version.js';
+import type { RedundancyPolicy } from './content/policy.js';
 
 export interface NodeConfig {
   dataDir: string;
@@ -41,7 +42,18 @@ export interface NodeConfig {
   /** Serve every volume over NBD as their master (tessera nbd). */
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
-  files?: { gcGraceMs?: number; antiEntropyIntervalMs?: number; pendingUploadTtlMs?: number; cacheBytes?: number };
+  files?: {
+    gcGraceMs?: number;
+    antiEntropyIntervalMs?: number;
+    pendingUploadTtlMs?: number;
+    cacheBytes?: number;
+    defaultPolicy?: RedundancyPolicy;
+    repairGraceMs?: number;
+    repairRateBytes?: number;
+    repairIntervalMs?: number;
+    scrubRateBytes?: number;
+    scrubIntervalMs?: number;
+  };
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
   logger: Logger;
@@ -119,6 +131,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   const advertise = config.advertise ?? wildcardAdvertise(config.listen.host, bound.port);
 
+  // Membership asks for this node's stats before the files service exists; it answers once it does.
+  let draining = (): boolean => false;
   const saved = (await meta.get('members', MEMBERS_KEY)) as { incarnation?: number; members?: MemberInfo[] } | undefined;
   const membership = new Membership({
     self: { nodeId, addr: advertise },
@@ -134,7 +148,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     incarnation: (saved?.incarnation ?? 0) + 1,
     localStats: () => {
       const u = chunks.usage();
-      return { capacity: u.capacity, used: u.used };
+      // A draining node offers no capacity, so placement everywhere stops choosing it.
+      return { capacity: draining() ? 0 : u.capacity, used: u.used };
     },
     ...(config.membership ? { config: config.membership } : {}),
     logger: log,
@@ -150,7 +165,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const filesNet: FilesNet = {
     selfId: nodeId,
-    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, capacity: m.nodeId === nodeId ? chunks.usage().capacity : m.capacity })),
+    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, capacity: m.nodeId === nodeId ? (draining() ? 0 : chunks.usage().capacity) : m.capacity })),
+    members: () => membership.members().map((m) => ({ nodeId: m.nodeId, state: m.state, capacity: m.capacity })),
     call: async (id, method, body, payload, opts) => {
       const m = membership.get(id);
       if (!m) throw new TesseraError('UNAVAILABLE', `node ${id} is not a known member`);
@@ -166,8 +182,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     log,
     ...config.files,
   });
+  draining = () => files.draining;
   const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload);
-  for (const prefix of ['chunk.', 'file.', 'name.']) rpc.set(prefix, filesRpc);
+  for (const prefix of ['chunk.', 'file.', 'name.', 'heal.']) rpc.set(prefix, filesRpc);
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -211,6 +228,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       members: { alive: count('alive'), suspect: count('suspect'), dead: count('dead'), left: count('left') },
       store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
       peers: list,
+      repair: files.repairStats(),
     };
   };
 

@@ -5,13 +5,16 @@
 import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
 import type { FileService } from '../files/index.js';
-import { sendJson } from './http-util.js';
+import { readJsonBody, sendJson } from './http-util.js';
+import { parsePolicy } from '../content/policy.js';
 import type { Route } from './server.js';
 
 /** How long the rest of a refused upload is drained before the connection is closed. */
 const REFUSED_UPLOAD_DRAIN_MS = 10_000;
 /** Longest Range header parsed; a valid single range is far shorter. */
 const MAX_RANGE_HEADER_CHARS = 100;
+/** Most chunk ids one listing returns. */
+const MAX_CHUNK_LISTING = 1_000_000;
 
 function intParam(url: URL, key: string, what: string): number | undefined {
   const v = url.searchParams.get(key);
@@ -80,11 +83,19 @@ export function filesRoutes(files: FileService): Route[] {
           const replicas = intParam(url, 'replicas', 'the number of copies');
           const quorum = intParam(url, 'quorum', 'copies that must be stored before success');
           const chunkSize = intParam(url, 'chunkSize', 'bytes per chunk');
+          const ecText = url.searchParams.get('ec');
+          let ec: { k: number; m: number } | undefined;
+          if (ecText !== null && ecText !== '') {
+            const p = parsePolicy(ecText.slice(0, 8));
+            if (p.kind !== 'ec' || ecText.length > 8) throw badInput(`ec=${ecText.slice(0, 20)} is not data+parity shards such as 4+2`);
+            ec = { k: p.k, m: p.m };
+          }
           const result = await files.put(req, {
             ...(name !== null ? { name } : {}),
             ...(replicas !== undefined ? { replicas } : {}),
             ...(quorum !== undefined ? { quorum } : {}),
             ...(chunkSize !== undefined ? { chunkSize } : {}),
+            ...(ec !== undefined ? { ec } : {}),
             signal: ac.signal,
           });
           sendJson(res, 201, result);
@@ -161,6 +172,36 @@ export function filesRoutes(files: FileService): Route[] {
         } finally {
           await stream.return?.(undefined);
         }
+      },
+    },
+    { method: 'GET', path: '/api/v1/repair', handle: ({ res }) => sendJson(res, 200, files.repairStats()) },
+    { method: 'GET', path: '/api/v1/scrub', handle: ({ res }) => sendJson(res, 200, files.scrubStats()) },
+    { method: 'POST', path: '/api/v1/scrub', write: true, handle: async ({ res }) => sendJson(res, 200, await files.scrub()) },
+    {
+      method: 'GET',
+      path: '/api/v1/drain',
+      handle: async ({ res, url }) => sendJson(res, 200, await files.drainState(url.searchParams.get('node')?.slice(0, 128) ?? undefined)),
+    },
+    {
+      method: 'POST',
+      path: '/api/v1/drain',
+      write: true,
+      handle: async ({ req, res }) => {
+        const body = (await readJsonBody(req)) as { node?: unknown; cancel?: unknown } | null;
+        const node = body?.node;
+        if (node !== undefined && (typeof node !== 'string' || node.length > 128)) throw badInput('node must be a node id or id prefix');
+        if (body?.cancel !== undefined && typeof body.cancel !== 'boolean') throw badInput('cancel must be true or false');
+        sendJson(res, 200, await files.drain(node, body?.cancel !== true));
+      },
+    },
+    /** Chunk ids this node stores (for operators and tests checking placement); bounded by `limit`. */
+    {
+      method: 'GET',
+      path: '/api/v1/chunks',
+      handle: async ({ res, url }) => {
+        const limit = intParam(url, 'limit', 'most ids to list') ?? MAX_CHUNK_LISTING;
+        if (limit > MAX_CHUNK_LISTING) throw badInput(`limit must be at most ${MAX_CHUNK_LISTING}`);
+        sendJson(res, 200, await files.listChunks(limit));
       },
     },
     {

@@ -22,6 +22,43 @@ export interface StatusView {
   members: { alive: number; suspect: number; dead: number; left: number };
   store: { engine: 'disk' | 'memory'; used: number; count: number; capacity: number; quota: number | null };
   peers: PeerView[];
+  /** Redundancy state as this node sees it: what it must restore, and how far repair got. */
+  repair?: RepairStatusView;
+}
+
+export interface RepairStatusView {
+  graceMs: number;
+  rateBytesPerSec: number;
+  running: boolean;
+  passes: number;
+  lastPassAt: string | null;
+  lastPassMs: number | null;
+  underReplicatedChunks: number;
+  underReplicatedBytes: number;
+  waitingForGraceChunks: number;
+  current: { checked: number; restoredCopies: number; restoredBytes: number } | null;
+  totals: { copiesMade: number; bytesRestored: number; shardsRebuilt: number; copiesDropped: number; failures: number };
+  deadMembers: { nodeId: string; deadForMs: number; repairInMs: number }[];
+  draining: boolean;
+}
+
+export interface ScrubReportView {
+  startedAt: string;
+  durationMs: number;
+  checked: number;
+  bytes: number;
+  bad: number;
+  repaired: number;
+  unrepaired: number;
+  badIds: string[];
+}
+
+export interface DrainStateView {
+  nodeId: string;
+  draining: boolean;
+  chunksLeft: number;
+  bytesLeft: number;
+  safeToStop: boolean;
 }
 
 export interface ApiErrorBody {

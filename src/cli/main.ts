@@ -13,6 +13,8 @@ import { registerDemo } from './commands/demo.js';
 import { registerVolume } from './commands/volume.js';
 import { registerNbd } from './commands/nbd.js';
 import { registerFiles } from './commands/files.js';
+import { registerScrub } from './commands/scrub.js';
+import { registerDrain } from './commands/drain.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerNode(program);
   registerPeers(program);
   registerFiles(program);
+  registerScrub(program);
+  registerDrain(program);
   registerDemo(program);
   registerVolume(program);
   registerNbd(program);

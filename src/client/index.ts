@@ -4,7 +4,7 @@
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { TesseraError, type ErrorCode } from '../errors.js';
-import type { ApiErrorBody, FileEntryView, FileStatView, PeerView, PutResultView, RmResultView, StatusView } from '../api/types.js';
+import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
 export const DEFAULT_API = '127.0.0.1:7401';
@@ -57,6 +57,29 @@ export class TesseraClient {
 
   status(): Promise<StatusView> {
     return this.json<StatusView>('/api/v1/status');
+  }
+
+  repair(): Promise<RepairStatusView> {
+    return this.json<RepairStatusView>('/api/v1/repair');
+  }
+
+  /** Runs a scrub pass on this node now and reports what it found and repaired. */
+  scrub(): Promise<ScrubReportView> {
+    return this.json<ScrubReportView>('/api/v1/scrub', { method: 'POST', body: {} });
+  }
+
+  /** Starts draining a node (this one by default), or cancels it. */
+  drain(node?: string, opts: { cancel?: boolean } = {}): Promise<DrainStateView> {
+    return this.json<DrainStateView>('/api/v1/drain', { method: 'POST', body: { ...(node ? { node } : {}), ...(opts.cancel ? { cancel: true } : {}) } });
+  }
+
+  drainState(node?: string): Promise<DrainStateView> {
+    return this.json<DrainStateView>(`/api/v1/drain${node ? `?node=${encodeURIComponent(node)}` : ''}`);
+  }
+
+  /** Ids of the chunks a node stores. */
+  chunks(): Promise<{ ids: string[]; truncated: boolean }> {
+    return this.json<{ ids: string[]; truncated: boolean }>('/api/v1/chunks');
   }
 
   peers(): Promise<PeerView[]> {
@@ -121,10 +144,11 @@ export class TesseraClient {
    */
   async put(
     source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
-    opts: { name?: string; replicas?: number; quorum?: number; chunkSize?: number; signal?: AbortSignal } = {},
+    opts: { name?: string; replicas?: number; quorum?: number; chunkSize?: number; ec?: string; signal?: AbortSignal } = {},
   ): Promise<PutResultView> {
     const q = new URLSearchParams();
     if (opts.name !== undefined) q.set('name', opts.name);
+    if (opts.ec !== undefined) q.set('ec', opts.ec);
     for (const k of ['replicas', 'quorum', 'chunkSize'] as const) {
       const v = opts[k];
       if (v === undefined) continue;

@@ -115,6 +115,11 @@ export class ChunkHost {
     });
   }
 
+  /** Deletes a copy that repair made surplus (its replacements are confirmed elsewhere); true when one was here. */
+  async release(id: Buffer): Promise<boolean> {
+    return this.#lock.run(id.toString('hex'), () => this.#o.store.delete(id));
+  }
+
   async get(id: Buffer): Promise<Buffer> {
     try {
       const data = await this.#o.store.get(id);

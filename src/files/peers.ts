@@ -11,6 +11,8 @@ export interface FilesNet {
   readonly selfId: string;
   /** Nodes believed up (alive or suspect), this one included, with their capacity in bytes. */
   live(): { nodeId: string; capacity: number }[];
+  /** Every known member with its state, dead and left ones included (repair waits out their grace period). */
+  members?(): { nodeId: string; state: string; capacity: number }[];
   /** Calls a peer; BAD_INPUT-style errors come back as TesseraErrors with the peer's code. */
   call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ body: unknown; payload: Buffer }>;
 }

@@ -9,6 +9,8 @@ import { hlcSchema } from '../content/hlc.js';
 import { NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES } from '../content/names.js';
 import { MAX_CREATED_AT_MS } from '../content/manifest.js';
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
+import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './heal-limits.js';
+import { MAX_EC_SHARDS } from '../content/erasure.js';
 
 export const M = {
   chunkHas: 'chunk.has',
@@ -23,6 +25,8 @@ export const M = {
   namePut: 'name.put',
   nameGet: 'name.get',
   nameList: 'name.list',
+  healDrain: 'heal.drain',
+  healState: 'heal.state',
 } as const;
 
 const bytes = (n: number, what: string) =>
@@ -33,12 +37,22 @@ export const chunkIdSchema = bytes(CHUNK_ID_BYTES, 'chunk id');
 export const uploadIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'upload id must be 32 hex digits');
 const timeSchema = z.number().int().min(0).max(MAX_CREATED_AT_MS);
 const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 hex digits');
+export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict();
+/** What the holder must remember to heal the chunk later: copies wanted, stripe membership, owning files. */
+export const healSchema = z
+  .object({
+    r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional(),
+    stripe: z.literal(true).optional(),
+    of: z.object({ d: chunkIdSchema, i: z.number().int().min(0).max(MAX_EC_SHARDS - 1) }).strict().optional(),
+    owners: z.array(ownerSchema).max(MAX_OWNERS_PER_CHUNK).optional(),
+  })
+  .strict();
 
 export const schemas = {
   [M.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [M.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  // Without an upload the put only restores a copy (repair) and adds no reference.
-  [M.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema }).strict(),
+  [M.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional() }).strict(),
+  // Without an upload the put only restores a copy (repair) and adds no reference of its own.
+  [M.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, heal: healSchema.optional() }).strict(),
   [M.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
   [M.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
   [M.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
@@ -48,6 +62,8 @@ export const schemas = {
   [M.namePut]: z
     .object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'), hlc: hlcSchema, box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES, `name record must be bytes, at most ${MAX_NAME_RECORD_BYTES}`).transform((v) => Buffer.from(v)) })
     .strict(),
+  [M.healDrain]: z.object({ on: z.boolean() }).strict(),
+  [M.healState]: z.object({}).strict(),
   [M.nameGet]: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key') }).strict(),
   [M.nameList]: z.object({ after: bytes(NAME_LOOKUP_KEY_BYTES, 'name key').optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
 } as const;

@@ -37,6 +37,13 @@ import { ChunkFetcher, readRange } from './reader.js';
 import { RefStore } from './refs.js';
 import { M, parseBody, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
+import { EcWriter } from './erasure-writer.js';
+import { decodeStripe, readStriped } from './erasure-stripe.js';
+import { HealMeta } from './heal-meta.js';
+import { Healer, drainStateReply, type DrainState, type RepairStats } from './repair.js';
+import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
+import { DEFAULT_POLICY, checkPolicy } from '../content/policy.js';
+import type { CipherSource } from './reader.js';
 
 export interface FileServiceOptions {
   net: FilesNet;
@@ -50,6 +57,13 @@ export interface FileServiceOptions {
   antiEntropyIntervalMs?: number;
   cacheBytes?: number;
   windowChunks?: number;
+  /** Redundancy of a put that names none (replicas 3 unless the node was started otherwise). */
+  defaultPolicy?: RedundancyPolicy;
+  repairGraceMs?: number;
+  repairRateBytes?: number;
+  repairIntervalMs?: number;
+  scrubRateBytes?: number;
+  scrubIntervalMs?: number;
 }
 
 export interface PutOptions {
@@ -57,6 +71,8 @@ export interface PutOptions {
   replicas?: number;
   quorum?: number;
   chunkSize?: number;
+  /** Erasure coding instead of replicas: k data and m parity shards per chunk. */
+  ec?: { k: number; m: number };
   signal?: AbortSignal;
 }
 
@@ -96,6 +112,13 @@ export class FileService {
   readonly #writer: FileWriter | undefined;
   readonly #ae: AntiEntropy;
   readonly #window: number;
+  readonly #heal: HealMeta;
+  readonly #net: FilesNet;
+  readonly #store: ChunkStore;
+  readonly #ec: EcWriter | undefined;
+  readonly #defaultPolicy: RedundancyPolicy;
+  readonly healer: Healer;
+  readonly scrubber: Scrubber;
 
   constructor(o: FileServiceOptions) {
     const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
@@ -121,15 +144,40 @@ export class FileService {
       this.#names = new NameDirectory(this.#peers, this.#keys, clock, this.#log);
       this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
     }
+    this.#heal = new HealMeta(o.meta);
+    this.#net = o.net;
+    this.#store = o.store;
+    this.#defaultPolicy = checkPolicy(o.defaultPolicy ?? DEFAULT_POLICY);
+    const net = o.net;
+    this.healer = new Healer({
+      peers: this.#peers,
+      host: this.host,
+      store: o.store,
+      refs: this.#refs,
+      heal: this.#heal,
+      meta: o.meta,
+      fetcher: this.fetcher,
+      log: this.#log,
+      members: () => net.members?.() ?? net.live().map((m) => ({ ...m, state: 'alive' })),
+      ...(o.repairGraceMs !== undefined ? { graceMs: o.repairGraceMs } : {}),
+      ...(o.repairRateBytes !== undefined ? { rateBytes: o.repairRateBytes } : {}),
+      ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
+    });
+    this.scrubber = new Scrubber(o.store, this.healer, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
+    if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
     this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
   }
 
   start(): void {
     this.host.start();
     this.#ae.start();
+    this.healer.start();
+    this.scrubber.start();
   }
 
   async stop(): Promise<void> {
+    await this.scrubber.stop();
+    await this.healer.stop();
     await this.#ae.stop();
     await this.host.stop();
   }
@@ -146,13 +194,34 @@ export class FileService {
         return { body: { have: await this.host.has(parseBody(M.chunkHas, body).ids) } };
       case M.chunkClaim: {
         const b = parseBody(M.chunkClaim, body);
-        return { body: { have: await this.host.claim(b.upload, b.ids) } };
+        const have = await this.host.claim(b.upload, b.ids);
+        if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#heal.setCopies(id.toString('hex'), b.r!) : undefined)));
+        return { body: { have } };
       }
       case M.chunkPut: {
         const b = parseBody(M.chunkPut, body);
+        const hex = b.id.toString('hex');
+        // The owners a repaired copy arrives with are recorded first, so the copy is never an orphan for a moment.
+        for (const o of b.heal?.owners ?? []) {
+          try {
+            await this.#refs.addRefs(o.upload, [hex], Date.now());
+            await this.#refs.commit(o.upload, o.root, o.at, this.host.graceMs, Date.now());
+          } catch {
+            /* an upload aborted here stays aborted */
+          }
+        }
         await this.host.put(b.upload, b.id, payload);
+        if (b.heal?.r !== undefined) await this.#heal.setCopies(hex, b.heal.r);
+        if (b.heal?.stripe) await this.#heal.markStripe(hex);
+        if (b.heal?.of) await this.#heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
         return { body: {} };
       }
+      case M.healDrain:
+        await this.healer.setDraining(parseBody(M.healDrain, body).on);
+        return { body: this.healer.drainState() };
+      case M.healState:
+        parseBody(M.healState, body);
+        return { body: this.healer.drainState() };
       case M.chunkGet:
         return { body: {}, payload: await this.host.get(parseBody(M.chunkGet, body).id) };
       case M.fileCommit: {
@@ -189,14 +258,19 @@ export class FileService {
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
     const { writer, names } = this.#needKeys('store files');
     const began = Date.now();
-    const r = o.replicas ?? DEFAULT_REPLICAS;
+    const ec = o.ec ?? (o.replicas === undefined && this.#defaultPolicy.kind === 'ec' ? { k: this.#defaultPolicy.k, m: this.#defaultPolicy.m } : undefined);
+    if (ec !== undefined && o.replicas !== undefined) throw badInput('give either a replica count or erasure coding, not both');
+    const r = o.replicas ?? (this.#defaultPolicy.kind === 'replicas' ? this.#defaultPolicy.r : DEFAULT_REPLICAS);
     if (!Number.isInteger(r) || r < 1 || r > MAX_REPLICAS) throw badInput(`replicas must be a whole number from 1 to ${MAX_REPLICAS}, not ${o.replicas}`);
     const w = o.quorum ?? Math.floor(r / 2) + 1;
     if (!Number.isInteger(w) || w < 1 || w > r) throw badInput(`write quorum must be a whole number from 1 to the replica count ${r}, not ${o.quorum}`);
     const chunkSize = checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_BYTES);
     const name = o.name === undefined ? null : checkName(o.name);
     try {
-      const res = await writer.write(source, { chunkSize, r, w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+      const res =
+        ec !== undefined
+          ? await this.#ec!.write(source, { chunkSize, k: ec.k, m: ec.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
+          : await writer.write(source, { chunkSize, r, w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
       if (name !== null) {
         const record: NameRecord = { name, fileId: res.fileId, size: res.info.fileSize, createdAt: res.info.createdAt, policy: res.info.policy };
         try {
@@ -236,13 +310,79 @@ export class FileService {
         if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > size) {
           throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the file's ${size} bytes`, { size });
         }
-        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal));
+        const source = reader.info.policy.kind === 'ec' ? this.#stripedSource() : undefined;
+        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal, source));
       };
       return { fileId, name, totalSize: size, createdAt: reader.info.createdAt, read };
     } catch (e) {
       this.counters.getsFailed++;
       throw e;
     }
+  }
+
+  /** Ciphertext of erasure-coded chunks: the descriptor (replicated, cached) names the shards to read. */
+  #stripedSource(): CipherSource {
+    return async (d, signal) => {
+      const st = decodeStripe(await this.fetcher.fetch(d, signal));
+      return readStriped(this.healer, d, st, signal);
+    };
+  }
+
+  /** Ids of the chunks stored here, and whether the listing stopped at `limit`. */
+  async listChunks(limit: number): Promise<{ ids: string[]; truncated: boolean }> {
+    const ids: string[] = [];
+    for await (const id of this.#store.list()) {
+      if (ids.length >= limit) return { ids, truncated: true };
+      ids.push(id.toString('hex'));
+    }
+    return { ids, truncated: false };
+  }
+
+  repairStats(): RepairStats {
+    return this.healer.stats();
+  }
+
+  scrubStats(): ScrubStats {
+    return this.scrubber.stats();
+  }
+
+  /** Runs a scrub pass now (or joins the one running) and reports it. */
+  scrub(): Promise<ScrubReport> {
+    return this.scrubber.run();
+  }
+
+  get draining(): boolean {
+    return this.healer.draining;
+  }
+
+  /** Starts or cancels draining a node (this one, or another by id or unique id prefix). */
+  async drain(node: string | undefined, on: boolean): Promise<DrainState> {
+    const id = this.#memberId(node);
+    if (id === this.#peers.selfId) {
+      await this.healer.setDraining(on);
+      return this.healer.drainState();
+    }
+    const r = await this.#peers.call(id, M.healDrain, { on }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    return parseReply(drainStateReply, r.body, id);
+  }
+
+  async drainState(node: string | undefined): Promise<DrainState> {
+    const id = this.#memberId(node);
+    if (id === this.#peers.selfId) return this.healer.drainState();
+    const r = await this.#peers.call(id, M.healState, {}, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    return parseReply(drainStateReply, r.body, id);
+  }
+
+  #memberId(node: string | undefined): string {
+    if (node === undefined || node === '') return this.#peers.selfId;
+    if (!/^[0-9a-zA-Z]{4,128}$/.test(node)) throw badInput(`'${node.slice(0, 40)}' is not a node id or id prefix (see 'tessera peers')`);
+    // A draining member advertises no capacity, so it is looked up among all members believed up.
+    const up = this.#net.members?.().filter((m) => m.state === 'alive' || m.state === 'suspect') ?? this.#net.live();
+    const ids = [this.#peers.selfId, ...up.map((n) => n.nodeId)];
+    const hits = [...new Set(ids.filter((x) => x.startsWith(node)))];
+    if (hits.length === 0) throw notFound(`no live member has an id starting with '${node}' (see 'tessera peers')`);
+    if (hits.length > 1) throw badInput(`'${node}' matches ${hits.length} members; give more of the id`);
+    return hits[0]!;
   }
 
   async rm(ref: string): Promise<RmResultView> {

@@ -158,7 +158,7 @@ export class FileWriter {
       [...byNode].map(async ([n, idx]) => {
         touched.add(n);
         try {
-          claimed.set(n, await this.claim(n, upload, idx.map((i) => items[i]!.chunk.id), signal));
+          claimed.set(n, await this.claim(n, upload, idx.map((i) => items[i]!.chunk.id), signal, o.r));
         } catch (e) {
           claimed.set(n, e as Error);
         }
@@ -181,11 +181,11 @@ export class FileWriter {
         const attempt = async (node: string, claimedMissing: boolean): Promise<void> => {
           try {
             touched.add(node);
-            if (!claimedMissing && (await this.claim(node, upload, [it.chunk.id], signal))[0]) {
+            if (!claimedMissing && (await this.claim(node, upload, [it.chunk.id], signal, o.r))[0]) {
               ok++;
               return;
             }
-            await this.peers.call(node, M.chunkPut, { upload, id: it.chunk.id }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
+            await this.peers.call(node, M.chunkPut, { upload, id: it.chunk.id, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
             ok++;
           } catch (e) {
             if (signal.aborted) throw signal.reason;
@@ -224,8 +224,8 @@ export class FileWriter {
     return fresh.reduce<number>((a, b) => a + b, 0);
   }
 
-  private async claim(node: string, upload: string, ids: Buffer[], signal: AbortSignal): Promise<boolean[]> {
-    const r = await this.peers.call(node, M.chunkClaim, { upload, ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
+  private async claim(node: string, upload: string, ids: Buffer[], signal: AbortSignal, copies?: number): Promise<boolean[]> {
+    const r = await this.peers.call(node, M.chunkClaim, { upload, ids, ...(copies !== undefined ? { r: copies } : {}) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
     const have = parseReply(replies.has, r.body, node).have;
     if (have.length !== ids.length) throw new TesseraError('PROTOCOL', `node ${node.slice(0, 12)} answered ${have.length} of ${ids.length} claims`);
     return have;

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { FileEntryView, FileStatView, PutResultView } from '../../api/types.js';
 import { checkChunkSize } from '../../content/chunker.js';
-import { MAX_REPLICAS } from '../../content/policy.js';
+import { MAX_REPLICAS, parsePolicy } from '../../content/policy.js';
 import { TesseraError, badInput, isTesseraError } from '../../errors.js';
 import { clientFrom, type ClientFlags } from '../context.js';
 import { formatBytes, parseSize, table } from '../format.js';
@@ -26,6 +26,7 @@ interface PutFlags extends CommonFlags {
   replicas?: string;
   quorum?: string;
   chunkSize?: string;
+  ec?: string;
 }
 
 interface GetFlags extends CommonFlags {
@@ -172,6 +173,13 @@ function putSummary(r: PutResultView): string {
 
 async function putCommand(file: string, flags: PutFlags): Promise<void> {
   const policy = putPolicy(flags);
+  let ec: string | undefined;
+  if (flags.ec !== undefined) {
+    if (flags.replicas !== undefined || flags.quorum !== undefined) throw badInput('--ec stores shards instead of copies: give it without --replicas or --quorum');
+    const p = parsePolicy(flags.ec.trim());
+    if (p.kind !== 'ec') throw badInput(`--ec ${flags.ec} is not data+parity shards such as 4+2 or 10+4`);
+    ec = `${p.k}+${p.m}`;
+  }
   const chunkSize = flags.chunkSize === undefined ? undefined : checkChunkSize(parseSize(flags.chunkSize, '--chunk-size'));
   if (flags.name !== undefined && flags.name.trim() === '') throw badInput('--name must not be empty');
   const client = await clientFrom(flags);
@@ -192,6 +200,7 @@ async function putCommand(file: string, flags: PutFlags): Promise<void> {
     result = await client.put(counted(wrapReadErrors(source, file), progress, abort.signal), {
       ...(flags.name !== undefined ? { name: flags.name } : {}),
       ...policy,
+      ...(ec !== undefined ? { ec } : {}),
       ...(chunkSize !== undefined ? { chunkSize } : {}),
       signal: abort.signal,
     });
@@ -394,6 +403,7 @@ export function registerFiles(program: Command): void {
     .option('--replicas <r>', `copies of every chunk, 1 to ${MAX_REPLICAS} (default 3)`)
     .option('--quorum <w>', 'copies that must be durable before put succeeds (default: a majority of the replicas)')
     .option('--chunk-size <size>', 'chunk size, e.g. 256K or 4M (default 1M)')
+    .option('--ec <k+m>', 'erasure coding instead of copies: k data and m parity shards per chunk on k+m nodes, e.g. 4+2')
     .option('-q, --quiet', 'no progress bar')
     .addHelpText(
       'after',

@@ -10,6 +10,10 @@ import { RUNTIME_FILE } from '../../runtime-file.js';
 import { CONFIG_FILE, LOG_LEVELS as CONFIG_LOG_LEVELS, loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
 import { MAX_GC_GRACE_MS } from '../../files/limits.js';
+import {
+  MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS,
+} from '../../files/heal-limits.js';
+import { parsePolicy } from '../../content/policy.js';
 
 const LOG_LEVELS: readonly string[] = CONFIG_LOG_LEVELS;
 
@@ -28,6 +32,28 @@ interface NodeFlags {
   antiEntropyMs?: string;
   cors?: string;
   config?: string;
+  defaultPolicy?: string;
+  repairGraceMs?: string;
+  repairRate?: string;
+  repairIntervalMs?: string;
+  scrubRate?: string;
+  scrubIntervalMs?: string;
+}
+
+/** A whole number within bounds from a flag, or undefined when the flag is absent. */
+function boundedInt(text: string | undefined, what: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw badInput(`${what} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Bytes per second from a rate such as 64M (per second). */
+function rateFlag(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = parseSize(text, what);
+  if (n < MIN_RATE_BYTES || n > MAX_RATE_BYTES) throw badInput(`${what} must be from ${MIN_RATE_BYTES} to ${MAX_RATE_BYTES} bytes per second (e.g. 64M)`);
+  return n;
 }
 
 /** Config file key for each flag that the file may set. */
@@ -86,6 +112,12 @@ export function registerNode(program: Command): void {
     .option('--gc-grace-ms <ms>', 'how long a chunk no file references any more is kept before deletion (default 10 minutes)')
     .option('--anti-entropy-ms <ms>', 'how often removals and names are pulled from a peer (default 30 s)')
     .option('--suspicion-timeout <ms>', 'how long a suspect member has to refute before it is declared dead')
+    .option('--default-policy <policy>', 'redundancy of puts that name none: a replica count such as 3, or shards such as 4+2 (default 3)')
+    .option('--repair-grace-ms <ms>', 'how long a member must stay dead before its data is recreated elsewhere (default 5 minutes)')
+    .option('--repair-rate <bytes>', 'bytes per second this node spends on repair, rebalance and drain, e.g. 64M (default 64M)')
+    .option('--repair-interval-ms <ms>', 'how often a full repair pass runs when membership is quiet (default 60 s)')
+    .option('--scrub-rate <bytes>', 'bytes per second the background scrub re-verifies, e.g. 32M (default 32M)')
+    .option('--scrub-interval-ms <ms>', 'time between background scrub passes (default 24 h)')
     .option('--cors <origin>', 'let pages of this origin call the API from a browser (default: no cross-origin access)')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
     .option('--json', 'log JSON lines even on a terminal')
@@ -113,6 +145,12 @@ Example:
         if (!Number.isInteger(gcGraceMs) || gcGraceMs < 0 || gcGraceMs > MAX_GC_GRACE_MS) throw badInput(`--gc-grace-ms must be a whole number of milliseconds from 0 to ${MAX_GC_GRACE_MS}`);
       }
       const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
+      const defaultPolicy = flags.defaultPolicy !== undefined ? parsePolicy(flags.defaultPolicy) : undefined;
+      const repairGraceMs = boundedInt(flags.repairGraceMs, '--repair-grace-ms', 0, MAX_REPAIR_GRACE_MS);
+      const repairIntervalMs = boundedInt(flags.repairIntervalMs, '--repair-interval-ms', MIN_REPAIR_INTERVAL_MS, MAX_REPAIR_INTERVAL_MS);
+      const scrubIntervalMs = boundedInt(flags.scrubIntervalMs, '--scrub-interval-ms', MIN_SCRUB_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS);
+      const repairRateBytes = rateFlag(flags.repairRate, '--repair-rate');
+      const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
       const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
       if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
       const node = await startNode({
@@ -127,6 +165,12 @@ Example:
         files: {
           ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
           ...(antiEntropyIntervalMs ? { antiEntropyIntervalMs } : {}),
+          ...(defaultPolicy ? { defaultPolicy } : {}),
+          ...(repairGraceMs !== undefined ? { repairGraceMs } : {}),
+          ...(repairIntervalMs !== undefined ? { repairIntervalMs } : {}),
+          ...(scrubIntervalMs !== undefined ? { scrubIntervalMs } : {}),
+          ...(repairRateBytes !== undefined ? { repairRateBytes } : {}),
+          ...(scrubRateBytes !== undefined ? { scrubRateBytes } : {}),
         },
         membership: {
           ...(probeIntervalMs ? { probeIntervalMs } : {}),

@@ -33,6 +33,12 @@ function statusText(s: StatusView): string {
     `listen     ${s.listen}    api ${s.api}    up ${s.uptimeSec} s`,
     `members    ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
     `store      ${s.store.engine}: ${formatBytes(s.store.used)} used in ${s.store.count} chunks, capacity ${formatBytes(s.store.capacity)}`,
+    ...(s.repair
+      ? [
+          `redundancy ${formatBytes(s.repair.underReplicatedBytes)} under-replicated (${s.repair.underReplicatedChunks} copies missing, ${s.repair.waitingForGraceChunks} waiting for a dead member's grace period); ` +
+            `repaired ${formatBytes(s.repair.totals.bytesRestored)} in ${s.repair.totals.copiesMade} copies${s.repair.running ? ', pass running' : ''}${s.repair.draining ? '; DRAINING' : ''}`,
+        ]
+      : []),
     '',
     peersTable(s.peers),
   ].join('\n');

@@ -1,0 +1,174 @@
+/**
+ * The put pipeline for erasure-coded files: chunk → encrypt → Reed–Solomon k+m → each shard to
+ * its own node of the stripe's placement, with the stripe descriptor beside every shard. The
+ * manifest lists descriptors; its pages are replicated m+1 times, so they survive as many
+ * failures as the data does. A window of chunks is in flight, so memory stays bounded by
+ * window × chunk size × (k+m)/k whatever the file's size. Every shard must land on a distinct
+ * live node (the next node in placement order takes over from one that fails) before the put
+ * succeeds; any failure aborts the upload everywhere it went.
+ */
+import { randomBytes } from 'node:crypto';
+import { TesseraError, unavailable } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Semaphore } from '../net/semaphore.js';
+import { chunkStream } from '../content/chunker.js';
+import { chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
+import { encodeShards, checkErasureParams } from '../content/erasure.js';
+import { formatFileId } from '../content/ids.js';
+import { ManifestBuilder } from '../content/manifest-builder.js';
+import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
+import { errorMessage } from './errors.js';
+import { encodeStripe } from './erasure-stripe.js';
+import type { Peers } from './peers.js';
+import { M } from './rpc.js';
+import type { FileWriter, WriteResult } from './writer.js';
+
+export interface EcWriteOptions {
+  chunkSize: number;
+  k: number;
+  m: number;
+  windowChunks: number;
+  signal?: AbortSignal;
+}
+
+export class EcWriter {
+  constructor(
+    private readonly peers: Peers,
+    private readonly keys: ClusterKeys,
+    private readonly log: Logger,
+    private readonly replicated: FileWriter,
+  ) {}
+
+  #usable(): string[] {
+    return this.peers.live().map((n) => n.nodeId).filter((n) => n === this.peers.selfId || !this.peers.isHeldDown(n));
+  }
+
+  async write(source: AsyncIterable<unknown>, o: EcWriteOptions): Promise<WriteResult> {
+    checkErasureParams(o.k, o.m);
+    const n = o.k + o.m;
+    const pageCopies = o.m + 1;
+    const upload = randomBytes(16).toString('hex');
+    const touched = new Set<string>([this.peers.selfId]);
+    const ac = new AbortController();
+    const onOuterAbort = () => ac.abort(o.signal?.reason ?? new TesseraError('CANCELLED', 'put cancelled'));
+    o.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    let failure: unknown;
+    const inflight = new Set<Promise<void>>();
+    const window = new Semaphore(o.windowChunks);
+    const launch = (job: () => Promise<void>) => {
+      const p = job()
+        .catch((e: unknown) => {
+          failure ??= e;
+          ac.abort(e);
+        })
+        .finally(() => {
+          inflight.delete(p);
+          window.release();
+        });
+      inflight.add(p);
+    };
+    try {
+      const live = this.#usable().length;
+      if (live < n) throw unavailable(`erasure coding ${o.k}+${o.m} puts each chunk's ${n} shards on ${n} distinct nodes, but only ${live} live node(s) can take data (start more nodes or use fewer shards)`);
+      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'ec', k: o.k, m: o.m } });
+      const pages: EncryptedChunk[] = [];
+      for await (const plain of chunkStream(source, o.chunkSize)) {
+        if (failure !== undefined) break;
+        await window.acquire(ac.signal);
+        const chunk = encryptChunk(plain, this.keys.convergenceSecret);
+        const { shards } = await encodeShards(chunk.data, o);
+        const s = shards.map((b) => chunkIdOf(b));
+        const descriptor = encodeStripe({ c: chunk.id, size: chunk.data.length, k: o.k, m: o.m, s });
+        const d = chunkIdOf(descriptor);
+        pages.push(...builder.add({ id: d, key: chunk.key, size: plain.length }));
+        launch(() => this.#storeStripe(d, descriptor, shards, s, n, upload, touched, ac.signal));
+        // Full manifest pages (one per 8192 chunks) are stored as they appear.
+        while (pages.length > 0 && failure === undefined) {
+          const page = pages.shift()!;
+          await window.acquire(ac.signal);
+          launch(() => this.#storeCopies(page, pageCopies, upload, touched, ac.signal));
+        }
+      }
+      while (inflight.size > 0) await Promise.race(inflight);
+      if (failure !== undefined) throw failure;
+      const built = builder.finish();
+      for (const page of built.pages) await this.#storeCopies(page, pageCopies, upload, touched, ac.signal);
+      await this.#storeCopies(built.root, pageCopies, upload, touched, ac.signal);
+      const root = built.root.id.toString('hex');
+      await this.#commit(upload, root, built.info.createdAt, touched);
+      return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks: built.info.chunkCount, touched };
+    } catch (e) {
+      const err = failure ?? e;
+      ac.abort(err);
+      while (inflight.size > 0) await Promise.race(inflight);
+      await this.replicated.abort(upload, touched);
+      throw err;
+    } finally {
+      o.signal?.removeEventListener('abort', onOuterAbort);
+    }
+  }
+
+  /** Each shard with the descriptor on its own node: the j-th of the placement, or the next unused one. */
+  async #storeStripe(d: Buffer, descriptor: Buffer, shards: Buffer[], s: Buffer[], n: number, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
+    const rank = this.peers.rank(d, this.peers.live());
+    const used = new Set(rank.slice(0, n));
+    let next = n;
+    const errors: string[] = [];
+    const place = async (j: number, node: string): Promise<void> => {
+      try {
+        touched.add(node);
+        await Promise.all([
+          this.peers.call(node, M.chunkPut, { upload, id: s[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, M.chunkPut, { upload, id: d, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+        ]);
+      } catch (e) {
+        if (signal.aborted) throw signal.reason;
+        errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
+        while (next < rank.length) {
+          const alt = rank[next++]!;
+          if (used.has(alt) || (alt !== this.peers.selfId && this.peers.isHeldDown(alt))) continue;
+          used.add(alt);
+          return place(j, alt);
+        }
+        throw unavailable(`shard ${j} of chunk ${d.toString('hex').slice(0, 16)} found no node to hold it: ${errors.join('; ')}`);
+      }
+    };
+    await Promise.all(rank.slice(0, n).map((node, j) => place(j, node)));
+  }
+
+  /** A replicated chunk (manifest page): `copies` holders wanted, a majority required. */
+  async #storeCopies(chunk: EncryptedChunk, copies: number, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
+    const rank = this.peers.rank(chunk.id, this.peers.live());
+    const want = Math.min(copies, rank.length);
+    const quorum = Math.floor(copies / 2) + 1;
+    let next = want;
+    let ok = 0;
+    const errors: string[] = [];
+    const attempt = async (node: string): Promise<void> => {
+      try {
+        touched.add(node);
+        await this.peers.call(node, M.chunkPut, { upload, id: chunk.id, heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
+        ok++;
+      } catch (e) {
+        if (signal.aborted) throw signal.reason;
+        errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
+        while (next < rank.length) {
+          const alt = rank[next++]!;
+          if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt);
+        }
+      }
+    };
+    await Promise.all(rank.slice(0, want).map((node) => attempt(node)));
+    if (ok < Math.min(quorum, rank.length)) throw unavailable(`manifest page reached only ${ok} of ${copies} nodes: ${errors.join('; ') || 'no holder answered'}`);
+  }
+
+  async #commit(upload: string, root: string, at: number, touched: Set<string>): Promise<void> {
+    const results = await Promise.allSettled([...touched].map((node) => this.peers.call(node, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    if (ok < Math.min(2, touched.size)) {
+      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+      throw unavailable(`the file's commit reached only ${ok} node(s): ${why.join('; ')}`);
+    }
+    this.log.debug({ upload, nodes: ok }, 'erasure-coded file committed');
+  }
+}
