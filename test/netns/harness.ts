@@ -305,8 +305,31 @@ export class NetnsCluster {
 
   async waitConverged(timeoutMs: number, among?: number[]): Promise<number> {
     const t0 = Date.now();
-    await waitFor('membership to converge', timeoutMs, () => this.converged(among));
+    try {
+      await waitFor('membership to converge', timeoutMs, () => this.converged(among));
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; views: ${await this.describe()}`);
+    }
     return Date.now() - t0;
+  }
+
+  /** Every running host's view in one line: `0[1:alive@2 2:dead@0 ...]`, for failure messages. */
+  async describe(): Promise<string> {
+    const parts: string[] = [];
+    for (const h of this.hosts) {
+      if (!this.running(h.index)) {
+        parts.push(`${h.index}[down]`);
+        continue;
+      }
+      const peers = await h.client.peers().catch((e: unknown) => (e as Error).message);
+      if (typeof peers === 'string') {
+        parts.push(`${h.index}[${peers}]`);
+        continue;
+      }
+      const idx = (id: string) => this.hosts.find((x) => x.nodeId === id)?.index ?? id.slice(0, 8);
+      parts.push(`${h.index}[${peers.filter((p) => !p.self).map((p) => `${idx(p.nodeId)}:${p.state}@${p.incarnation}`).join(' ')}]`);
+    }
+    return parts.join(' ');
   }
 
   /** Kills every process, deletes every namespace and the root veth, removes the data. Idempotent. */
