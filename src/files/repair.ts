@@ -324,9 +324,13 @@ export class Healer implements ShardSource {
   async #batch(ids: Buffer[], view: WeightedNode[]): Promise<void> {
     const plain: { id: Buffer; hex: string; r: number }[] = [];
     const stripes = new Map<string, { d: Buffer; st: Stripe }>();
+    const unowned: Buffer[] = [];
     for (const id of ids) {
       const hex = id.toString('hex');
       this.#cur!.checked++;
+      const owned = this.#ownership(hex);
+      if (owned === 'none' && this.#draining) unowned.push(id);
+      if (owned !== 'committed') continue;
       try {
         if (this.#o.heal.isStripe(hex)) {
           const st = decodeStripe(await this.#o.store.get(id));
@@ -348,6 +352,7 @@ export class Healer implements ShardSource {
         }
       }
     }
+    if (unowned.length > 0) await this.#drop(unowned);
     if (plain.length > 0) await this.#replicated(plain, view);
     for (const s of stripes.values()) {
       if (this.#stopped) return;
@@ -385,6 +390,21 @@ export class Healer implements ShardSource {
     return out;
   }
 
+  /**
+   * Whether a local chunk is repair's business: chunks of committed files are; chunks only an
+   * unfinished put references are placed by that put (and expire with it); chunks nobody
+   * references wait for deletion, and a draining node can let them go at once.
+   */
+  #ownership(hex: string): 'committed' | 'pending' | 'none' {
+    let pending = false;
+    for (const u of this.#o.refs.owners(hex)) {
+      const rec = this.#o.refs.upload(u);
+      if (rec?.s === 'c') return 'committed';
+      if (rec?.s === 'p') pending = true;
+    }
+    return pending ? 'pending' : 'none';
+  }
+
   #owners(hex: string): { upload: string; root: string; at: number }[] {
     const out: { upload: string; root: string; at: number }[] = [];
     for (const u of this.#o.refs.owners(hex)) {
@@ -400,6 +420,7 @@ export class Healer implements ShardSource {
     if (this.#stopped) return false;
     try {
       await this.peers.call(node, M.chunkPut, { id, heal }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
+      this.log.debug({ chunk: id.toString('hex').slice(0, 16), to: node.slice(0, 12), bytes: data.length }, 'copy made');
       this.#totals.copiesMade++;
       this.#totals.bytesRestored += data.length;
       this.#cur!.restoredBytes += data.length;

@@ -53,7 +53,8 @@ test('no repair for a node that is only suspected, nor for one dead for less tha
   // capacity (placement weight), which free disk space shared with other processes would move.
   const cluster = await LocalCluster.create({
     nodes: 5,
-    logLevel: 'warn',
+    logLevel: process.env.HEAL_DEBUG_DIR ? 'debug' : 'warn',
+    ...(process.env.HEAL_DEBUG_DIR ? { dir: process.env.HEAL_DEBUG_DIR } : {}),
     nodeArgs: ['--quota', '1G', '--probe-interval', '200', '--suspicion-timeout', '2500', '--repair-grace-ms', '60000', '--repair-interval-ms', '500'],
   });
   t.after(() => cluster.destroy());
