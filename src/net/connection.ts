@@ -61,6 +61,7 @@ export class RpcConnection {
   private readPaused = false;
   private closedError: TesseraError | undefined;
   private drainWaiters: Array<() => void> = [];
+  private corked = false;
   private readonly closeListeners: Array<(c: RpcConnection) => void> = [];
   private retireTimer: NodeJS.Timeout | undefined;
   private retiring = false;
@@ -223,12 +224,20 @@ export class RpcConnection {
     this.throwIfClosed();
     const s = this.socket;
     let n = 0;
-    s.cork();
+    // Frames written during one event-loop turn leave in one writev: many small requests or
+    // replies then share TLS records and system calls instead of paying for one each.
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      setImmediate(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
     for (const b of parts) {
       s.write(b);
       n += b.length;
     }
-    s.uncork();
     this.opts.counters.bytesOut += n;
   }
 
