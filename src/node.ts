@@ -23,7 +23,7 @@ import type { Logger } from './log.js';
 import { Transport, type IncomingRequest, type Reply } from './net/transport.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import type { ChunkStore } from './store/chunk-store.js';
-import { DiskChunkStore } from './store/disk-store.js';
+import { type DiskEngine, openDiskChunkStore } from './store/open-disk.js';
 import { MemoryChunkStore } from './store/memory-store.js';
 import { openMetadata, type Metadata } from './store/metadata.js';
 import { VERSION } from './version.js';
@@ -37,6 +37,8 @@ export interface NodeConfig {
   advertise?: string;
   bootstrap: string[];
   memory: boolean;
+  /** Disk chunk engine; by default the one the data dir already holds, else segments. */
+  storeEngine?: DiskEngine;
   quota?: number;
   membership?: Partial<MembershipConfig>;
   /** Serve every volume over NBD as their master (tessera nbd). */
@@ -97,7 +99,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const meta: Metadata = await openMetadata(join(config.dataDir, 'meta'));
   const chunks: ChunkStore = config.memory
     ? new MemoryChunkStore(config.quota !== undefined ? { quota: config.quota } : {})
-    : await DiskChunkStore.open(config.dataDir, { log, ...(config.quota !== undefined ? { quota: config.quota } : {}) });
+    : await openDiskChunkStore(config.dataDir, config.storeEngine, { log, ...(config.quota !== undefined ? { quota: config.quota } : {}) });
 
   // Method prefix → handler; each service registers the part of the protocol it owns.
   const rpc = new Map<string, RpcHandler>();

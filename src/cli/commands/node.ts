@@ -14,6 +14,7 @@ import {
   MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS,
 } from '../../files/heal-limits.js';
 import { parsePolicy } from '../../content/policy.js';
+import { parseDiskEngine } from '../../store/open-disk.js';
 
 const LOG_LEVELS: readonly string[] = CONFIG_LOG_LEVELS;
 
@@ -24,6 +25,7 @@ interface NodeFlags {
   advertise?: string;
   bootstrap?: string;
   memory?: boolean;
+  storeEngine?: string;
   quota?: string;
   logLevel: string;
   probeInterval?: string;
@@ -106,6 +108,7 @@ export function registerNode(program: Command): void {
     .option('--advertise <host:port>', 'address peers should dial (default: the listen address)')
     .option('--bootstrap <host:port,...>', 'addresses of members to join through')
     .option('--memory', 'keep chunks in memory instead of on disk (tests, constrained devices)')
+    .option('--store-engine <engine>', 'disk chunk engine: segments (append-only files, group commit) or files (one file per chunk); default: the one the data dir already holds, else segments')
     .option('--quota <size>', 'most bytes of chunks this node will store, e.g. 50G')
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--probe-interval <ms>', 'failure detector probe period')
@@ -160,6 +163,7 @@ Example:
         ...(flags.advertise ? { advertise: flags.advertise } : {}),
         bootstrap,
         memory: flags.memory === true,
+        ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
         ...(flags.cors ? { cors: flags.cors } : {}),
         ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
         files: {
