@@ -6,7 +6,7 @@ export const MAX_REPAIR_GRACE_MS = 7 * 24 * 3600_000;
 /** Bytes per second one node spends recreating, moving or rebuilding copies. */
 export const DEFAULT_REPAIR_RATE_BYTES = 64 << 20;
 export const MIN_RATE_BYTES = 64 << 10;
-export const MAX_RATE_BYTES = 16 << 30;
+export const MAX_RATE_BYTES = 16 * 2 ** 30;
 /** A full reconcile pass runs at least this often even when membership is quiet. */
 export const DEFAULT_REPAIR_INTERVAL_MS = 60_000;
 export const MIN_REPAIR_INTERVAL_MS = 100;

@@ -1,0 +1,138 @@
+/**
+ * Erasure coding figures, all from one run:
+ * - Reed–Solomon encode and decode (two data shards lost) of 1 MiB chunks, 4+2 and 10+4, in MB/s;
+ * - put and get of one file through 6 loopback disk nodes with --ec 4+2 against --replicas 3
+ *   (ratios: replicas time ÷ EC time, so > 1 means EC is faster);
+ * - repair throughput: one node killed, MB/s of copies and shards the survivors restore.
+ *
+ *   npm run bench -- ec [--size 1G] [--chunk-size 1M] [--json]
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { randomStream } from '../src/cli/commands/demo.js';
+import { formatBytes, parseSize } from '../src/cli/format.js';
+import { LocalCluster, waitFor } from '../src/cli/local-cluster.js';
+import { decodeShards, encodeShards } from '../src/content/erasure.js';
+
+const MIB = 1 << 20;
+/** Each codec figure runs this long, or this many chunks, whichever comes first. */
+const CODEC_MS = 1500;
+const CODEC_MAX_CHUNKS = 20_000;
+const REPAIR_TIMEOUT_MS = 30 * 60_000;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+async function codec(k: number, m: number): Promise<{ encodeMBps: number; decodeMBps: number }> {
+  const chunk = randomBytes(MIB);
+  let n = 0;
+  let t0 = performance.now();
+  let enc = await encodeShards(chunk, { k, m });
+  while (performance.now() - t0 < CODEC_MS && n < CODEC_MAX_CHUNKS) {
+    enc = await encodeShards(chunk, { k, m });
+    n++;
+  }
+  const encodeMBps = (n * MIB) / 1e6 / ((performance.now() - t0) / 1000);
+  // Two data shards lost: decoding must recompute them from parity.
+  const shards = enc.shards.map((s, i) => (i === 0 || i === 1 ? null : Buffer.from(s)));
+  n = 0;
+  t0 = performance.now();
+  while (performance.now() - t0 < CODEC_MS && n < CODEC_MAX_CHUNKS) {
+    const out = await decodeShards(shards, { k, m }, MIB);
+    if (n === 0 && !out.equals(chunk)) throw new Error(`${k}+${m} decode returned other bytes`);
+    n++;
+  }
+  const decodeMBps = (n * MIB) / 1e6 / ((performance.now() - t0) / 1000);
+  return { encodeMBps, decodeMBps };
+}
+
+async function roundTrip(cluster: LocalCluster, size: number, chunkSize: number, policy: { ec?: string; replicas?: number }, name: string) {
+  const client = cluster.node(0).client;
+  const hashIn = createHash('sha256');
+  async function* source() {
+    for await (const p of randomStream(size)) {
+      hashIn.update(p);
+      yield p;
+    }
+  }
+  let t0 = performance.now();
+  await client.put(source(), { name, chunkSize, ...policy });
+  const putS = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  const got = await cluster.node(1).client.get(name);
+  const hashOut = createHash('sha256');
+  for await (const p of got.stream) hashOut.update(p as Buffer);
+  const getS = (performance.now() - t0) / 1000;
+  if (hashOut.digest('hex') !== hashIn.digest('hex')) throw new Error(`${name} read back different bytes`);
+  return { putMBps: size / 1e6 / putS, getMBps: size / 1e6 / getS, putS, getS };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const size = parseSize(flag(args, '--size') ?? '1G', '--size');
+  const chunkSize = parseSize(flag(args, '--chunk-size') ?? '1M', '--chunk-size');
+  const json = args.includes('--json');
+  const out: Record<string, unknown> = { size, chunkSize };
+  const say = (s: string) => {
+    if (!json) process.stdout.write(s + '\n');
+  };
+
+  for (const [k, m] of [[4, 2], [10, 4]] as const) {
+    const r = await codec(k, m);
+    out[`rs${k}+${m}`] = r;
+    say(`Reed–Solomon ${k}+${m}, 1 MiB chunks: encode ${r.encodeMBps.toFixed(0)} MB/s, decode (2 data shards lost) ${r.decodeMBps.toFixed(0)} MB/s`);
+  }
+
+  const env = { MALLOC_MMAP_THRESHOLD_: '134217728', MALLOC_TRIM_THRESHOLD_: '1073741824' };
+  const cluster = await LocalCluster.create({
+    nodes: 6,
+    logLevel: 'warn',
+    env,
+    nodeArgs: ['--quota', '64G', '--probe-interval', '300', '--suspicion-timeout', '1500', '--repair-grace-ms', '1000', '--repair-interval-ms', '5000', '--repair-rate', '4G'],
+  });
+  try {
+    await cluster.waitForMembers({ alive: 6 });
+    const rep = await roundTrip(cluster, size, chunkSize, { replicas: 3 }, 'bench-r3.bin');
+    const ec = await roundTrip(cluster, size, chunkSize, { ec: '4+2' }, 'bench-ec.bin');
+    out.replicas3 = rep;
+    out.ec42 = ec;
+    say(`${formatBytes(size)} on 6 disk nodes: replicas 3 put ${rep.putMBps.toFixed(0)} MB/s, get ${rep.getMBps.toFixed(0)} MB/s`);
+    say(`${formatBytes(size)} on 6 disk nodes: ec 4+2     put ${ec.putMBps.toFixed(0)} MB/s, get ${ec.getMBps.toFixed(0)} MB/s`);
+    say(`ratios ec ÷ replicas (speed): put ${(rep.putS / ec.putS).toFixed(2)}×, get ${(rep.getS / ec.getS).toFixed(2)}×; stored bytes 1.5× vs 3×`);
+
+    // Repair: the node holding the most, killed; the survivors restore what it held.
+    const held = await Promise.all(cluster.nodes.map(async (n) => ({ i: n.index, bytes: (await n.client.status()).store.used })));
+    const victim = held.sort((a, b) => b.bytes - a.bytes)[0]!;
+    say(`killing node ${victim.i}, which holds ${formatBytes(victim.bytes)}`);
+    const live = cluster.nodes.map((n) => n.index).filter((i) => i !== victim.i);
+    const restored = async () => (await Promise.all(live.map((i) => cluster.node(i).client.repair()))).reduce((a, r) => a + r.totals.bytesRestored, 0);
+    const base = await restored();
+    await cluster.kill(victim.i, 'SIGKILL');
+    let first = 0;
+    let lastBytes = base;
+    let lastChange = 0;
+    await waitFor('repair to finish', REPAIR_TIMEOUT_MS, async () => {
+      const b = await restored();
+      const now = performance.now();
+      if (b > lastBytes) {
+        if (first === 0) first = now;
+        lastBytes = b;
+        lastChange = now;
+      }
+      if (first === 0) return false;
+      const reps = await Promise.all(live.map((i) => cluster.node(i).client.repair()));
+      // Done: a full pass on every survivor since the last copy, and nothing missing.
+      return reps.every((r) => !r.running && r.underReplicatedBytes === 0 && r.lastPassAt !== null && Date.parse(r.lastPassAt) > Date.now() - (now - lastChange)) ? true : false;
+    });
+    const bytes = lastBytes - base;
+    const secs = (lastChange - first) / 1000 || 0.001;
+    out.repair = { victimBytes: victim.bytes, restoredBytes: bytes, seconds: secs, MBps: bytes / 1e6 / secs };
+    say(`repair: ${formatBytes(bytes)} restored in ${secs.toFixed(1)} s = ${(bytes / 1e6 / secs).toFixed(0)} MB/s (from the first copy to the last)`);
+  } finally {
+    await cluster.destroy();
+  }
+  if (json) process.stdout.write(JSON.stringify(out) + '\n');
+}
