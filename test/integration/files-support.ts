@@ -88,20 +88,6 @@ export async function filesContaining(dir: string, needles: Buffer[]): Promise<s
   return hits;
 }
 
-/** Chunk ids (hex) stored under a disk node's data dir. */
-export async function storedChunkIds(dataDir: string): Promise<Set<string>> {
-  const out = new Set<string>();
-  for await (const p of walk(join(dataDir, 'chunks'))) {
-    const name = p.slice(p.lastIndexOf('/') + 1);
-    if (/^[0-9a-f]{64}$/.test(name)) out.add(name);
-  }
-  return out;
-}
-
-export function chunkPath(dataDir: string, hex: string): string {
-  return join(dataDir, 'chunks', hex.slice(0, 2), hex.slice(2, 4), hex);
-}
-
 /** Status and parsed error body of a raw API request. */
 export async function apiStatus(api: string, path: string, init: RequestInit & { token?: string } = {}): Promise<{ status: number; code?: string; headers: Headers }> {
   const headers = new Headers(init.headers);
