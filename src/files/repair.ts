@@ -434,7 +434,10 @@ export class Healer implements ShardSource {
 
   async #drop(ids: Buffer[]): Promise<void> {
     for (const id of ids) {
-      if (await this.#o.host.release(id)) this.#totals.copiesDropped++;
+      if (await this.#o.host.release(id)) {
+        this.#totals.copiesDropped++;
+        this.log.debug({ chunk: id.toString('hex').slice(0, 16) }, 'surplus copy dropped');
+      }
       await this.#o.heal.forget(id.toString('hex'));
     }
   }
@@ -579,9 +582,9 @@ export class Healer implements ShardSource {
       for (const { t, j } of pairs) {
         if (this.#stopped) return;
         const bytes = await shardBytes(j);
-        const ok = await this.#push(t, st.s[j]!, bytes, { of: { d, i: j }, owners });
-        const okD = ok && (s.hasD.has(t) || (await this.#push(t, d, descriptor, { r: n, stripe: true, owners })));
-        if (ok && okD) this.#cur!.restoredCopies++;
+        // The descriptor goes first, so a node never holds a shard it cannot place in its stripe.
+        const okD = s.hasD.has(t) || (await this.#push(t, d, descriptor, { r: n, stripe: true, owners }));
+        if (okD && (await this.#push(t, st.s[j]!, bytes, { of: { d, i: j }, owners }))) this.#cur!.restoredCopies++;
       }
     }
     // A target that has a shard but lost the descriptor gets it back from whoever acts.

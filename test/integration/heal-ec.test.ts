@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalCluster, waitFor } from '../../src/cli/local-cluster.js';
 import { collect, pieces, seededBuffer } from './files-support.js';
-import { FAST_FAILURE, holdings, stripeSpread, stripesOn } from './heal-support.js';
+import { FAST_FAILURE, expectedStripes, holdings, stripeSpread } from './heal-support.js';
 
 const CS = 32 << 10;
 
@@ -25,9 +25,10 @@ test('EC 4+2: two holders killed, the file reads back; after repair every stripe
 
   const all = [0, 1, 2, 3, 4, 5];
   const h = await holdings(cluster, all);
-  const stripes = await stripesOn(cluster, 0, h.get(0)!);
-  assert.equal(stripes.size, 49, 'one stripe per chunk, its descriptor on every holder');
-  for (const st of stripes.values()) {
+  const stripes = await expectedStripes(cluster, data, CS, 4, 2);
+  assert.equal(stripes.size, 49, 'one stripe per chunk');
+  for (const [d, st] of stripes) {
+    assert.equal(all.filter((i) => h.get(i)!.has(d)).length, 6, 'the descriptor beside every shard');
     const spread = stripeSpread(st, h);
     assert.equal(spread.distinctNodes, 6, 'the 6 shards sit on 6 distinct nodes');
     assert.ok(spread.perShard.every((nodes) => nodes.length === 1), 'one copy of each shard');
@@ -43,9 +44,10 @@ test('EC 4+2: two holders killed, the file reads back; after repair every stripe
   const live = [0, 2, 3, 5, 6, 7];
   await waitFor('every stripe back on 6 distinct live nodes', 90_000, async () => {
     const now = await holdings(cluster, live);
-    for (const st of stripes.values()) {
+    for (const [d, st] of stripes) {
       const spread = stripeSpread(st, now);
       if (spread.distinctNodes < 6 || spread.perShard.some((n) => n.length === 0)) return false;
+      if (live.filter((i) => now.get(i)!.has(d)).length < 6) return false;
     }
     return true;
   });

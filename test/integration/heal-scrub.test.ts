@@ -1,18 +1,12 @@
 /** Scrub with real node processes: one flipped byte in a stored shard and one in a stored replica are found and repaired. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
 import { LocalCluster } from '../../src/cli/local-cluster.js';
-import { chunkPath, collect, pieces, seededBuffer } from './files-support.js';
-import { holdings, stripesOn } from './heal-support.js';
+import { rotStoredChunk } from '../helpers/store-layout.js';
+import { collect, pieces, seededBuffer } from './files-support.js';
+import { expectedStripes, holdings } from './heal-support.js';
 
 const CS = 32 << 10;
-
-async function flipByte(path: string): Promise<void> {
-  const b = await readFile(path);
-  b[b.length >> 1] = b[b.length >> 1]! ^ 0x40;
-  await writeFile(path, b);
-}
 
 test('scrub finds a flipped byte in a shard and in a replica, repairs both, and both files read back', async (t) => {
   const cluster = await LocalCluster.create({ nodes: 6, logLevel: 'warn', nodeArgs: ['--quota', '1G'] });
@@ -26,14 +20,14 @@ test('scrub finds a flipped byte in a shard and in a replica, repairs both, and 
   const after = await holdings(cluster, [0, 1, 2, 3, 4, 5]);
 
   // A shard on node 1: an id in a descriptor's shard list that node 1 holds.
-  const stripes = await stripesOn(cluster, 1, before.get(1)!);
+  const stripes = await expectedStripes(cluster, ecData, CS, 4, 2);
   const shard = [...stripes.values()].flatMap((st) => st.s.map((s) => s.toString('hex'))).find((s) => before.get(1)!.has(s));
   assert.ok(shard, 'node 1 holds a shard');
   // A replica on node 2: a chunk that arrived with the replicated file.
   const replica = [...after.get(2)!].find((id) => ![...before.values()].some((s) => s.has(id)));
   assert.ok(replica, 'node 2 holds a replica');
-  await flipByte(chunkPath(cluster.node(1).dataDir, shard));
-  await flipByte(chunkPath(cluster.node(2).dataDir, replica));
+  assert.ok(await rotStoredChunk(cluster.node(1).dataDir, shard), 'one byte of the shard flipped on disk');
+  assert.ok(await rotStoredChunk(cluster.node(2).dataDir, replica), 'one byte of the replica flipped on disk');
 
   const r1 = await cluster.node(1).client.scrub();
   const r2 = await cluster.node(2).client.scrub();

@@ -1,8 +1,8 @@
 /** Shared pieces of the self-healing tests: what each node really stores, listed through its API or its data dir. */
-import { readFile } from 'node:fs/promises';
 import type { LocalCluster } from '../../src/cli/local-cluster.js';
-import { decodeStripe, type Stripe } from '../../src/files/erasure-stripe.js';
-import { chunkPath } from './files-support.js';
+import { chunkIdOf, deriveClusterKeys, encryptChunk } from '../../src/content/crypto.js';
+import { encodeShards } from '../../src/content/erasure.js';
+import { encodeStripe, type Stripe } from '../../src/files/erasure-stripe.js';
 
 /** Timing that makes failure detection take about two seconds. */
 export const FAST_FAILURE = ['--probe-interval', '200', '--suspicion-timeout', '1200'];
@@ -31,17 +31,19 @@ export function running(cluster: LocalCluster): number[] {
   return cluster.nodes.filter((n) => cluster.running(n.index)).map((n) => n.index);
 }
 
-/** Stripe descriptors among a disk node's chunks, read from its data dir. */
-export async function stripesOn(cluster: LocalCluster, i: number, ids: Iterable<string>): Promise<Map<string, Stripe>> {
+/**
+ * The stripes a put of `data` with k+m makes, computed here as the writer does (encryption is
+ * convergent, so the same bytes give the same shards): descriptor id (hex) → stripe. The test
+ * then looks for exactly these ids on the nodes, whatever engine stores them.
+ */
+export async function expectedStripes(cluster: LocalCluster, data: Buffer, chunkSize: number, k: number, m: number): Promise<Map<string, Stripe>> {
+  const keys = deriveClusterKeys(cluster.keys.dataKey!);
   const out = new Map<string, Stripe>();
-  for (const id of ids) {
-    const bytes = await readFile(chunkPath(cluster.node(i).dataDir, id)).catch(() => undefined);
-    if (!bytes || bytes.length > 2048) continue;
-    try {
-      out.set(id, decodeStripe(bytes));
-    } catch {
-      /* an ordinary chunk that happens to be small */
-    }
+  for (let at = 0; at < data.length; at += chunkSize) {
+    const c = encryptChunk(data.subarray(at, Math.min(data.length, at + chunkSize)), keys.convergenceSecret);
+    const { shards } = await encodeShards(c.data, { k, m });
+    const st: Stripe = { c: c.id, size: c.data.length, k, m, s: shards.map((b) => chunkIdOf(b)) };
+    out.set(chunkIdOf(encodeStripe(st)).toString('hex'), st);
   }
   return out;
 }
