@@ -91,7 +91,8 @@ export async function main(args: string[]): Promise<void> {
     nodes: 6,
     logLevel: 'warn',
     env,
-    nodeArgs: ['--quota', '64G', '--probe-interval', '300', '--suspicion-timeout', '1500', '--repair-grace-ms', '1000', '--repair-interval-ms', '5000', '--repair-rate', '4G'],
+    // A quota below the free space fixes each node's capacity, hence its placement weight.
+    nodeArgs: ['--quota', '6G', '--probe-interval', '300', '--suspicion-timeout', '1500', '--repair-grace-ms', '1000', '--repair-interval-ms', '5000', '--repair-rate', '4G'],
   });
   try {
     await cluster.waitForMembers({ alive: 6 });
@@ -103,7 +104,13 @@ export async function main(args: string[]): Promise<void> {
     say(`${formatBytes(size)} on 6 disk nodes: ec 4+2     put ${ec.putMBps.toFixed(0)} MB/s, get ${ec.getMBps.toFixed(0)} MB/s`);
     say(`ratios ec ÷ replicas (speed): put ${(rep.putS / ec.putS).toFixed(2)}×, get ${(rep.getS / ec.getS).toFixed(2)}×; stored bytes 1.5× vs 3×`);
 
-    // Repair: the node holding the most, killed; the survivors restore what it held.
+    // Repair: a spare node joins (so 4+2 stripes still have 6 distinct nodes after a loss), the
+    // rebalance it causes settles, then the node holding the most is killed.
+    await cluster.addNode({ args: [] });
+    await waitFor('the join to settle', REPAIR_TIMEOUT_MS, async () => {
+      const reps = await Promise.all(cluster.nodes.map((n) => n.client.repair()));
+      return reps.every((r) => r.passes >= 2 && !r.running && r.underReplicatedBytes === 0 && r.current === null);
+    });
     const held = await Promise.all(cluster.nodes.map(async (n) => ({ i: n.index, bytes: (await n.client.status()).store.used })));
     const victim = held.sort((a, b) => b.bytes - a.bytes)[0]!;
     say(`killing node ${victim.i}, which holds ${formatBytes(victim.bytes)}`);
@@ -125,7 +132,7 @@ export async function main(args: string[]): Promise<void> {
       if (first === 0) return false;
       const reps = await Promise.all(live.map((i) => cluster.node(i).client.repair()));
       // Done: a full pass on every survivor since the last copy, and nothing missing.
-      return reps.every((r) => !r.running && r.underReplicatedBytes === 0 && r.lastPassAt !== null && Date.parse(r.lastPassAt) > Date.now() - (now - lastChange)) ? true : false;
+      return reps.every((r) => !r.running && r.underReplicatedBytes === 0 && r.lastPassAt !== null && Date.parse(r.lastPassAt) > Date.now() - (performance.now() - lastChange));
     });
     const bytes = lastBytes - base;
     const secs = (lastChange - first) / 1000 || 0.001;

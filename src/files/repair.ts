@@ -466,6 +466,12 @@ export class Healer implements ShardSource {
       const ts = targets[i]!;
       const states = ts.map((t) => stateOf(t, u.hex));
       const missing = ts.filter((_, j) => states[j] !== 'have');
+      // Fewer nodes than copies wanted: the shortfall is reported, though no node can take it.
+      const short = Math.max(0, u.r - ts.length);
+      if (short > 0 && ts[0] === self) {
+        this.#cur!.deficitChunks += short;
+        this.#cur!.deficitBytes += short * (await this.#o.store.get(u.id).then((b) => b.length, () => 0));
+      }
       const selfTarget = ts.includes(self);
       if (missing.length === 0) {
         if (!selfTarget) dropCandidates.push(i);
@@ -548,7 +554,7 @@ export class Healer implements ShardSource {
     };
     const s = await survey();
     const waitingTargets = targets.filter((t) => s.unknown.has(t));
-    const deficit = s.empty.length + waitingTargets.length;
+    const deficit = s.empty.length + waitingTargets.length + Math.max(0, n - targets.length);
     const firstHolder = probe.find((p) => s.hasD.has(p) || (s.held.get(p)?.size ?? 0) > 0);
     const selfTarget = targets.includes(self);
     if (deficit > 0 && firstHolder === self) {
