@@ -197,7 +197,8 @@ test('crash-restart loop: kill -9 and restart random hosts under a file workload
   // every acknowledged delete is gone everywhere.
   let reads = 0;
   let missing = 0;
-  const checkEnd = Date.now() + 30_000;
+  const failures: string[] = [];
+  const checkEnd = Date.now() + 60_000;
   for (const h of c.hosts) {
     for (const a of acked) {
       // One deadline for the whole check keeps a cluster that lost data from hanging the suite.
@@ -206,9 +207,15 @@ test('crash-restart loop: kill -9 and restart random hosts under a file workload
         const hash = createHash('sha256');
         for await (const b of r.stream as AsyncIterable<Buffer>) hash.update(b);
         return hash.digest('hex');
-      }).catch(() => undefined);
+      }).catch((e: unknown) => {
+        failures.push(`${a.name} via host ${h.index}: ${(e as Error).message}`);
+        return undefined;
+      });
       reads++;
-      if (got !== a.sha) missing++;
+      if (got !== a.sha) {
+        missing++;
+        if (got !== undefined) failures.push(`${a.name} via host ${h.index}: wrong bytes`);
+      }
     }
     for (const r of removed) {
       await assert.rejects(h.client.get(r.name), `deleted ${r.name} must be gone through host ${h.index}`);
@@ -217,5 +224,5 @@ test('crash-restart loop: kill -9 and restart random hosts under a file workload
   t.diagnostic(`${kills} kill -9 and restarts; ${acked.length} acknowledged puts, ${removed.length} deletes, ${failedPuts} failed puts; converged ${convergedIn} ms after the loop; ${reads} reads, ${missing} wrong or missing`);
   assert.equal(kills, KILLS, `only ${kills} kills within the time bound`);
   assert.ok(acked.length > 0, 'the workload stored something');
-  assert.equal(missing, 0, 'bytes lost');
+  assert.equal(missing, 0, `bytes lost:\n${failures.slice(0, 10).join('\n')}`);
 });
