@@ -74,6 +74,10 @@ export function reportError(err: unknown): number {
 }
 
 async function main(): Promise<void> {
+  // A reader that goes away (`tessera ls | head`) is a normal end, not a crash.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {

@@ -5,7 +5,7 @@ import { parseHostPort } from '../../client/index.js';
 import { API_TOKEN_FILE } from '../../cluster/identity.js';
 import { TesseraError, badInput } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
-import { startNode } from '../../node.js';
+import { startNode, type NodeConfig } from '../../node.js';
 import { RUNTIME_FILE } from '../../runtime-file.js';
 import { CONFIG_FILE, LOG_LEVELS as CONFIG_LOG_LEVELS, loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
@@ -18,7 +18,7 @@ import { parseDiskEngine } from '../../store/open-disk.js';
 
 const LOG_LEVELS: readonly string[] = CONFIG_LOG_LEVELS;
 
-interface NodeFlags {
+export interface NodeFlags {
   data: string;
   listen: string;
   api: string;
@@ -66,10 +66,10 @@ const FROM_FILE: Array<[keyof NodeFlags, keyof NodeFileConfig]> = [
 ];
 
 /** Flags typed on the command line win; the file fills in the rest, before the built-in defaults. */
-function mergeConfig(flags: NodeFlags, cmd: Command, file: NodeFileConfig): NodeFlags {
+function mergeConfig(flags: NodeFlags, peerFlag: PeerFlag, cmd: Command, file: NodeFileConfig): NodeFlags {
   const merged: Record<string, unknown> = { ...flags };
   for (const [flag, key] of FROM_FILE) {
-    const source = cmd.getOptionValueSource(flag);
+    const source = cmd.getOptionValueSource(flag === 'listen' ? peerFlag : flag);
     const v = file[key];
     if (v === undefined || source === 'cli' || source === 'env') continue;
     merged[flag] = typeof v === 'boolean' ? v : Array.isArray(v) ? v.join(',') : String(v);
@@ -98,14 +98,19 @@ function positiveMs(text: string | undefined, what: string): number | undefined 
   return n;
 }
 
-export function registerNode(program: Command): void {
-  program
-    .command('node')
-    .description('run a storage node')
+/**
+ * How a command that runs a node names its peer address: `tessera node` calls it --listen;
+ * `tessera nbd` keeps --listen for the NBD address, as clients expect, and calls it --peer.
+ */
+export type PeerFlag = 'listen' | 'peer';
+
+/** The options of every command that runs a node (`tessera node`, `tessera nbd`). */
+export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
+  return cmd
     .requiredOption('--data <dir>', 'data directory made by `tessera init`')
-    .option('--listen <host:port>', 'address for peer connections', '127.0.0.1:7400')
+    .option(`--${peerFlag} <host:port>`, 'address for peer connections', '127.0.0.1:7400')
     .option('--api <host:port>', 'address of the HTTP API (a token is required beyond loopback)', '127.0.0.1:7401')
-    .option('--advertise <host:port>', 'address peers should dial (default: the listen address)')
+    .option('--advertise <host:port>', `address peers should dial (default: the --${peerFlag} address)`)
     .option('--bootstrap <host:port,...>', 'addresses of members to join through')
     .option('--memory', 'keep chunks in memory instead of on disk (tests, constrained devices)')
     .option('--store-engine <engine>', 'disk chunk engine: segments (append-only files, group commit) or files (one file per chunk); default: the one the data dir already holds, else segments')
@@ -123,81 +128,96 @@ export function registerNode(program: Command): void {
     .option('--scrub-interval-ms <ms>', 'time between background scrub passes (default 24 h)')
     .option('--cors <origin>', 'let pages of this origin call the API from a browser (default: no cross-origin access)')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
-    .option('--json', 'log JSON lines even on a terminal')
-    .addHelpText('after', `
+    .option('--json', 'log JSON lines even on a terminal');
+}
+
+const CONFIG_HELP = `
 Every flag can also be set in DATA/${CONFIG_FILE} (camelCase keys; the *-ms flags end in Ms), e.g.
   {"listen": "0.0.0.0:7400", "api": "127.0.0.1:7401", "bootstrap": ["10.0.0.2:7400"], "quota": "50G",
    "logLevel": "info", "probeIntervalMs": 1000, "suspicionTimeoutMs": 3000}
+`;
 
+/**
+ * Starts a node from a command's flags (merged with the config file) and keeps it running
+ * until SIGTERM or SIGINT, when it leaves the cluster and exits.
+ */
+export async function runNodeCommand(
+  given: NodeFlags & { peer?: string; json?: boolean },
+  cmd: Command,
+  peerFlag: PeerFlag,
+  extra: Pick<NodeConfig, 'nbd'> = {},
+): Promise<void> {
+  const file = await loadNodeConfig(given.data, given.config);
+  // The config file's "listen" is always the peer address, whatever the flag is called.
+  const flags = mergeConfig({ ...given, listen: peerFlag === 'peer' ? (given.peer as string) : given.listen }, peerFlag === 'peer' ? 'peer' : 'listen', cmd, file.config);
+  if (!LOG_LEVELS.includes(flags.logLevel)) throw badInput(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const listen = parseHostPort(flags.listen, `--${peerFlag}`);
+  const api = parseHostPort(flags.api, '--api');
+  const bootstrap = (flags.bootstrap ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const b of bootstrap) parseHostPort(b, '--bootstrap address');
+  if (flags.advertise) parseHostPort(flags.advertise, '--advertise');
+  const probeIntervalMs = positiveMs(flags.probeInterval, '--probe-interval');
+  const suspicionTimeoutMs = positiveMs(flags.suspicionTimeout, '--suspicion-timeout');
+  const gcGraceMs = boundedInt(flags.gcGraceMs, '--gc-grace-ms', 0, MAX_GC_GRACE_MS);
+  const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
+  const defaultPolicy = flags.defaultPolicy !== undefined ? parsePolicy(flags.defaultPolicy) : undefined;
+  const repairGraceMs = boundedInt(flags.repairGraceMs, '--repair-grace-ms', 0, MAX_REPAIR_GRACE_MS);
+  const repairIntervalMs = boundedInt(flags.repairIntervalMs, '--repair-interval-ms', MIN_REPAIR_INTERVAL_MS, MAX_REPAIR_INTERVAL_MS);
+  const scrubIntervalMs = boundedInt(flags.scrubIntervalMs, '--scrub-interval-ms', MIN_SCRUB_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS);
+  const repairRateBytes = rateFlag(flags.repairRate, '--repair-rate');
+  const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
+  const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
+  if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
+  const node = await startNode({
+    dataDir: flags.data,
+    listen,
+    api,
+    ...(flags.advertise ? { advertise: flags.advertise } : {}),
+    bootstrap,
+    memory: flags.memory === true,
+    ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
+    ...(flags.cors ? { cors: flags.cors } : {}),
+    ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
+    files: {
+      ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
+      ...(antiEntropyIntervalMs ? { antiEntropyIntervalMs } : {}),
+      ...(defaultPolicy ? { defaultPolicy } : {}),
+      ...(repairGraceMs !== undefined ? { repairGraceMs } : {}),
+      ...(repairIntervalMs !== undefined ? { repairIntervalMs } : {}),
+      ...(scrubIntervalMs !== undefined ? { scrubIntervalMs } : {}),
+      ...(repairRateBytes !== undefined ? { repairRateBytes } : {}),
+      ...(scrubRateBytes !== undefined ? { scrubRateBytes } : {}),
+    },
+    membership: {
+      ...(probeIntervalMs ? { probeIntervalMs } : {}),
+      ...(suspicionTimeoutMs ? { suspicionTimeoutMs } : {}),
+    },
+    ...extra,
+    logger,
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'leaving the cluster');
+    node.stop({ leave: true }).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+export function registerNode(program: Command): void {
+  addNodeOptions(program.command('node').description('run a storage node'), 'listen')
+    .addHelpText('after', `${CONFIG_HELP}
 Example:
   tessera node --data ./n2 --listen 127.0.0.1:7410 --api 127.0.0.1:7411 --bootstrap 127.0.0.1:7400`)
-    .action(async (given: NodeFlags & { json?: boolean }, cmd: Command) => {
-      const file = await loadNodeConfig(given.data, given.config);
-      const flags = mergeConfig(given, cmd, file.config);
-      if (!LOG_LEVELS.includes(flags.logLevel)) throw badInput(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-      const listen = parseHostPort(flags.listen, '--listen');
-      const api = parseHostPort(flags.api, '--api');
-      const bootstrap = (flags.bootstrap ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-      for (const b of bootstrap) parseHostPort(b, '--bootstrap address');
-      if (flags.advertise) parseHostPort(flags.advertise, '--advertise');
-      const probeIntervalMs = positiveMs(flags.probeInterval, '--probe-interval');
-      const suspicionTimeoutMs = positiveMs(flags.suspicionTimeout, '--suspicion-timeout');
-      let gcGraceMs: number | undefined;
-      if (flags.gcGraceMs !== undefined) {
-        gcGraceMs = Number(flags.gcGraceMs);
-        if (!Number.isInteger(gcGraceMs) || gcGraceMs < 0 || gcGraceMs > MAX_GC_GRACE_MS) throw badInput(`--gc-grace-ms must be a whole number of milliseconds from 0 to ${MAX_GC_GRACE_MS}`);
-      }
-      const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
-      const defaultPolicy = flags.defaultPolicy !== undefined ? parsePolicy(flags.defaultPolicy) : undefined;
-      const repairGraceMs = boundedInt(flags.repairGraceMs, '--repair-grace-ms', 0, MAX_REPAIR_GRACE_MS);
-      const repairIntervalMs = boundedInt(flags.repairIntervalMs, '--repair-interval-ms', MIN_REPAIR_INTERVAL_MS, MAX_REPAIR_INTERVAL_MS);
-      const scrubIntervalMs = boundedInt(flags.scrubIntervalMs, '--scrub-interval-ms', MIN_SCRUB_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS);
-      const repairRateBytes = rateFlag(flags.repairRate, '--repair-rate');
-      const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
-      const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
-      if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
-      const node = await startNode({
-        dataDir: flags.data,
-        listen,
-        api,
-        ...(flags.advertise ? { advertise: flags.advertise } : {}),
-        bootstrap,
-        memory: flags.memory === true,
-        ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
-        ...(flags.cors ? { cors: flags.cors } : {}),
-        ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
-        files: {
-          ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
-          ...(antiEntropyIntervalMs ? { antiEntropyIntervalMs } : {}),
-          ...(defaultPolicy ? { defaultPolicy } : {}),
-          ...(repairGraceMs !== undefined ? { repairGraceMs } : {}),
-          ...(repairIntervalMs !== undefined ? { repairIntervalMs } : {}),
-          ...(scrubIntervalMs !== undefined ? { scrubIntervalMs } : {}),
-          ...(repairRateBytes !== undefined ? { repairRateBytes } : {}),
-          ...(scrubRateBytes !== undefined ? { scrubRateBytes } : {}),
-        },
-        membership: {
-          ...(probeIntervalMs ? { probeIntervalMs } : {}),
-          ...(suspicionTimeoutMs ? { suspicionTimeoutMs } : {}),
-        },
-        logger,
-      });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'leaving the cluster');
-        node.stop({ leave: true }).then(
-          () => process.exit(0),
-          (err: unknown) => {
-            logger.error({ err }, 'unclean stop');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-    });
+    .action((given: NodeFlags & { json?: boolean }, cmd: Command) => runNodeCommand(given, cmd, 'listen'));
 }
 
 export function registerDashboard(program: Command): void {
