@@ -110,6 +110,10 @@ export interface Host {
   advertise: string;
   dataDir: string;
   nodeId: string;
+  /** The host's API token, for clients with other options than `client`. */
+  apiToken: string;
+  /** host:port of the host's API. */
+  api: string;
   client: TesseraClient;
   proc: ChildProcess | undefined;
   proxy: FaultProxy | undefined;
@@ -183,6 +187,8 @@ export class NetnsCluster {
         advertise,
         dataDir: join(this.dir, `h${i}`),
         nodeId: id.credentials.nodeId,
+        apiToken: id.apiToken,
+        api: `${ip}:${API_PORT}`,
         client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000 }),
         proc: undefined,
         proxy,
