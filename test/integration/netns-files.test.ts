@@ -172,8 +172,10 @@ const BIG = Number(process.env.TESSERA_NETNS_BIG_MIB ?? 256) * MiB;
 const BIG_CAP_MS = 240_000;
 
 test(`latency and loss with data: a ${BIG / MiB} MiB file put and read back through 50 ± 10 ms, resets and stalls`, { skip, timeout: BIG_CAP_MS + 120_000 }, async (t) => {
-  const faults = { delayMs: 50, jitterMs: 10, resetFraction: 0.02, stallFraction: 0.02, stallMs: 500 };
-  const c = await cluster(t, 4, { proxy: faults });
+  const faults = { delayMs: 50, jitterMs: 10, resetFraction: 0.02, stallFraction: 0.02, stallMs: 500, ...(JSON.parse(process.env.TESSERA_NETNS_FAULTS ?? '{}') as object) };
+  // The node's default probe timing: the fast timing of the membership tests gives a probe, and the
+  // dial it may start, 300 ms, less than a TLS handshake takes over four 50 ms crossings.
+  const c = await cluster(t, 4, { proxy: faults, nodeArgs: [], logLevel: process.env.TESSERA_NETNS_LOG ?? 'warn' });
   const random = createPrng(Number(process.env.TESSERA_NETNS_SEED ?? 1), 'big-file');
   const deadline = Date.now() + BIG_CAP_MS;
   const abort = new AbortController();
@@ -196,8 +198,18 @@ test(`latency and loss with data: a ${BIG / MiB} MiB file put and read back thro
       yield piece;
     }
   }
+  const settle = Number(process.env.TESSERA_NETNS_SETTLE_MS ?? 0);
+  if (settle > 0) await new Promise((r) => setTimeout(r, settle));
   const t0 = Date.now();
-  const put = await writer.put(source(), { name: 'big', replicas: 3, quorum: 2, chunkSize: MiB, signal: abort.signal });
+  const endings = () => {
+    const all: Record<string, number> = {};
+    for (const h of c.hosts) for (const [k, v] of Object.entries(h.proxy!.stats.endings)) all[k] = (all[k] ?? 0) + v;
+    return Object.entries(all).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+  };
+  const put = await writer.put(source(), { name: 'big', replicas: 3, quorum: 2, chunkSize: MiB, signal: abort.signal }).catch((e: unknown) => {
+    const logs = c.hosts.map((h) => `host ${h.index}: ${h.logTail.split('\n').filter((l) => /clos|lost|retir|timed out|violation/.test(l)).slice(-6).join('\n')}`).join('\n');
+    throw new Error(`put failed after ${Date.now() - t0} ms (proxied connections ended: ${endings()}): ${(e as Error).message}\n${logs}`);
+  });
   const putMs = Date.now() - t0;
   const want = srcHash.digest('hex');
 
@@ -213,7 +225,7 @@ test(`latency and loss with data: a ${BIG / MiB} MiB file put and read back thro
   const mean = delays.reduce((a, b) => a + b, 0) / Math.max(1, delays.length);
   const rate = (ms: number) => (BIG / MiB / (ms / 1000)).toFixed(1);
   t.diagnostic(`${BIG / MiB} MiB, R=3 W=2, 1 MiB chunks: put via host 0 in ${putMs} ms (${rate(putMs)} MiB/s), get via host 2 in ${getMs} ms (${rate(getMs)} MiB/s); SHA-256 ${got.sha === want ? 'matches' : 'DIFFERS'}`);
-  t.diagnostic(`fault proxies: ${sum('connections')} connections, ${sum('resets')} reset, ${sum('stalls')} stalls of ${faults.stallMs} ms, ${(sum('bytes') / MiB).toFixed(0)} MiB forwarded, mean delay ${mean.toFixed(1)} ms over ${delays.length} segments`);
+  t.diagnostic(`fault proxies: ${sum('connections')} connections, ${sum('resets')} reset, ${sum('stalls')} stalls of ${faults.stallMs} ms, ${(sum('bytes') / MiB).toFixed(0)} MiB forwarded, mean delay ${mean.toFixed(1)} ms over ${delays.length} segments; connections ended: ${endings()}`);
 
   assert.ok(withinCap, `put and get took longer than ${BIG_CAP_MS} ms`);
   assert.equal(got.bytes, BIG);

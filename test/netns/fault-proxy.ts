@@ -23,6 +23,8 @@ export interface ProxyStats {
   resets: number;
   stalls: number;
   bytes: number;
+  /** How connections ended, first side to go and why ("client:close", "upstream:ECONNRESET"), counted. */
+  endings: Record<string, number>;
   /** Delays applied, for the test's figures (ms, one direction). */
   delays: number[];
 }
@@ -31,7 +33,7 @@ export interface ProxyStats {
 const MAX_DELAY_SAMPLES = 100_000;
 
 export class FaultProxy {
-  readonly stats: ProxyStats = { connections: 0, resets: 0, stalls: 0, bytes: 0, delays: [] };
+  readonly stats: ProxyStats = { connections: 0, resets: 0, stalls: 0, bytes: 0, endings: {}, delays: [] };
   private readonly sockets = new Set<Socket>();
   private readonly random: RandomSource;
 
@@ -46,7 +48,7 @@ export class FaultProxy {
   }
 
   static async start(o: { listenHost: string; target: { host: string; port: number }; faults: FaultSpec; seed: number }): Promise<FaultProxy> {
-    const server = createServer();
+    const server = createServer({ allowHalfOpen: true });
     const p = new FaultProxy(server, o.faults, o.seed, o.target);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -67,22 +69,32 @@ export class FaultProxy {
 
   private accept(client: Socket): void {
     this.stats.connections++;
-    const upstream = connect(this.target.port, this.target.host);
+    const upstream = connect({ port: this.target.port, host: this.target.host, allowHalfOpen: true });
+    // When one side goes away, the other still gets what is held for it (its delay), then closes:
+    // closing at once would drop bytes already "on the wire", which a real link delivers.
+    const toUpstream = this.pipe(client, upstream);
+    const toClient = this.pipe(upstream, client);
+    const closeLater = (s: Socket, q: { releaseAt: number }) => {
+      setTimeout(() => s.destroy(), Math.max(0, q.releaseAt - Date.now()) + 10);
+    };
     for (const s of [client, upstream]) {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
     }
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    this.pipe(client, upstream);
-    this.pipe(upstream, client);
+    let ended = false;
+    const ending = (what: string) => {
+      if (ended) return;
+      ended = true;
+      this.stats.endings[what] = (this.stats.endings[what] ?? 0) + 1;
+    };
+    client.on('error', (e: NodeJS.ErrnoException) => (ending(`client:${e.code ?? 'error'}`), closeLater(upstream, toUpstream)));
+    upstream.on('error', (e: NodeJS.ErrnoException) => (ending(`upstream:${e.code ?? 'error'}`), closeLater(client, toClient)));
+    client.on('close', () => (ending('client:close'), closeLater(upstream, toUpstream)));
+    upstream.on('close', () => (ending('upstream:close'), closeLater(client, toClient)));
     if (this.random() < (this.faults.resetFraction ?? 0)) {
       const t = setTimeout(() => {
         this.stats.resets++;
+        ending('reset');
         client.resetAndDestroy();
         upstream.resetAndDestroy();
       }, this.random() * 2000);
@@ -90,9 +102,28 @@ export class FaultProxy {
     }
   }
 
-  /** Forwards `from` → `to`, each chunk after its delay, never overtaking an earlier chunk. */
-  private pipe(from: Socket, to: Socket): void {
-    let releaseAt = 0;
+  /**
+   * Forwards `from` → `to`, each chunk after its delay, never overtaking an earlier chunk; returns
+   * the time the last chunk held is due, for a close that must not overtake it either. One queue and
+   * one timer per direction: a timer per chunk would not keep order, since Node does not promise that
+   * timers due in the same millisecond run in the order they were set (and one reordered segment
+   * breaks the TLS stream inside).
+   */
+  private pipe(from: Socket, to: Socket): { releaseAt: number } {
+    const q = { releaseAt: 0 };
+    const held: Array<{ at: number; chunk: Buffer }> = [];
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const pump = () => {
+      timer = undefined;
+      const now = Date.now();
+      while (held.length > 0 && held[0]!.at <= now) {
+        const { chunk } = held.shift()!;
+        if (!to.destroyed && to.writable) to.write(chunk);
+      }
+      if (held.length > 0) timer = setTimeout(pump, held[0]!.at - now);
+      else if (ended && !to.destroyed) to.end();
+    };
     from.on('data', (chunk: Buffer) => {
       this.stats.bytes += chunk.length;
       const now = Date.now();
@@ -101,14 +132,15 @@ export class FaultProxy {
         this.stats.stalls++;
         at += this.faults.stallMs ?? 1000;
       }
-      releaseAt = Math.max(releaseAt, at);
-      setTimeout(() => {
-        if (!to.destroyed) to.write(chunk);
-      }, releaseAt - now);
+      q.releaseAt = Math.max(q.releaseAt, at);
+      held.push({ at: q.releaseAt, chunk });
+      if (timer === undefined) timer = setTimeout(pump, q.releaseAt - now);
     });
     from.on('end', () => {
-      setTimeout(() => to.end(), Math.max(0, releaseAt - Date.now()));
+      ended = true;
+      if (timer === undefined) pump();
     });
+    return q;
   }
 
   async close(): Promise<void> {

@@ -23,9 +23,24 @@ import { FaultProxy, type FaultSpec } from './fault-proxy.js';
 const run = promisify(execFile);
 
 export const PREFIX = 'tsrt';
-/** The test subnet; it exists only on the harness's own interfaces. */
-export const SUBNET = '10.213.77';
-const GATEWAY = `${SUBNET}.1`;
+/**
+ * Test subnets are 10.213.N.0/24; each run takes an N no other interface of the root namespace uses,
+ * so two runs at once (a CI run beside a developer's) never share a route. They exist only on the
+ * harness's own interfaces.
+ */
+export const SUBNET_PREFIX = '10.213';
+
+/** A /24 under SUBNET_PREFIX that no address in the root namespace is in, starting from the pid. */
+async function freeSubnet(): Promise<string> {
+  const addrs = await sh('ip', '-o', '-4', 'addr', 'show').catch(() => '');
+  const used = new Set<number>();
+  for (const m of addrs.matchAll(/inet 10\.213\.(\d+)\./g)) used.add(Number(m[1]));
+  for (let k = 0; k < 200; k++) {
+    const n = 20 + ((process.pid + k) % 200);
+    if (!used.has(n)) return `${SUBNET_PREFIX}.${n}`;
+  }
+  throw new Error(`no free /24 under ${SUBNET_PREFIX}.0.0/16`);
+}
 const PEER_PORT = 7400;
 const API_PORT = 7401;
 const READY_TIMEOUT_MS = 30_000;
@@ -117,6 +132,8 @@ export interface Host {
   client: TesseraClient;
   proc: ChildProcess | undefined;
   proxy: FaultProxy | undefined;
+  /** The last few KiB of the node's log and stderr, for failure messages. */
+  logTail: string;
 }
 
 export interface NetnsClusterOptions {
@@ -135,6 +152,8 @@ export class NetnsCluster {
   private readonly keys: ClusterKeys = newClusterKeys();
   private dir = '';
   private destroyed = false;
+  /** This run's /24, as its first three octets; the root namespace's door is `.1`. */
+  subnet = '';
   /** Rules in force, per host: peers whose packets are dropped in, and out. */
   private readonly blocked = new Map<number, { in: Set<string>; out: Set<string> }>();
 
@@ -155,6 +174,8 @@ export class NetnsCluster {
 
   private async setUp(): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'tessera-netns-'));
+    this.subnet = await freeSubnet();
+    const GATEWAY = `${this.subnet}.1`;
     await sh('ip', 'netns', 'add', this.sw);
     await ns(this.sw, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
     await ns(this.sw, 'ip', 'link', 'set', 'br0', 'up');
@@ -165,7 +186,7 @@ export class NetnsCluster {
     await sh('ip', 'link', 'set', this.rootLink, 'up');
     for (let i = 0; i < this.opts.hosts; i++) {
       const name = `${this.tag}-h${i}`;
-      const ip = `${SUBNET}.${10 + i}`;
+      const ip = `${this.subnet}.${10 + i}`;
       await sh('ip', 'netns', 'add', name);
       await ns(this.sw, 'ip', 'link', 'add', `h${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name);
       await ns(this.sw, 'ip', 'link', 'set', `h${i}`, 'master', 'br0', 'up');
@@ -192,6 +213,7 @@ export class NetnsCluster {
         client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000 }),
         proc: undefined,
         proxy,
+        logTail: '',
       });
       this.blocked.set(i, { in: new Set(), out: new Set() });
     }
@@ -219,11 +241,17 @@ export class NetnsCluster {
       ...(boot.length ? ['--bootstrap', boot.join(',')] : []),
       ...(this.opts.nodeArgs ?? []),
     ];
-    const proc = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
     proc.stderr?.on('data', (b: Buffer) => {
       tail = (tail + b.toString('utf8')).slice(-2000);
     });
+    // The node logs (at --log-level) to stdout; the last lines are kept for failure messages.
+    for (const s of [proc.stdout, proc.stderr]) {
+      s?.on('data', (b: Buffer) => {
+        h.logTail = (h.logTail + b.toString('utf8')).slice(-8000);
+      });
+    }
     h.proc = proc;
     await waitFor(`host ${i} to serve its API`, READY_TIMEOUT_MS, async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`host ${i} exited during start-up: ${tail}`);
