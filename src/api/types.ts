@@ -1,4 +1,6 @@
 /** Shapes of the HTTP API's JSON bodies, shared by the server and the typed client. */
+import type { DrainState, RepairStats } from '../files/repair.js';
+import type { ScrubReport } from '../files/scrub.js';
 
 export interface PeerView {
   nodeId: string;
@@ -26,40 +28,11 @@ export interface StatusView {
   repair?: RepairStatusView;
 }
 
-export interface RepairStatusView {
-  graceMs: number;
-  rateBytesPerSec: number;
-  running: boolean;
-  passes: number;
-  lastPassAt: string | null;
-  lastPassMs: number | null;
-  underReplicatedChunks: number;
-  underReplicatedBytes: number;
-  waitingForGraceChunks: number;
-  current: { checked: number; restoredCopies: number; restoredBytes: number } | null;
-  totals: { copiesMade: number; bytesRestored: number; shardsRebuilt: number; copiesDropped: number; failures: number };
-  deadMembers: { nodeId: string; deadForMs: number; repairInMs: number }[];
-  draining: boolean;
-}
+/** The API shows the repair loop's and the scrub's own reports as they are. */
+export type RepairStatusView = RepairStats;
+export type ScrubReportView = ScrubReport;
 
-export interface ScrubReportView {
-  startedAt: string;
-  durationMs: number;
-  checked: number;
-  bytes: number;
-  bad: number;
-  repaired: number;
-  unrepaired: number;
-  badIds: string[];
-}
-
-export interface DrainStateView {
-  nodeId: string;
-  draining: boolean;
-  chunksLeft: number;
-  bytesLeft: number;
-  safeToStop: boolean;
-}
+export type DrainStateView = DrainState;
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
