@@ -35,6 +35,8 @@ const MAX_DELAY_SAMPLES = 100_000;
 export class FaultProxy {
   readonly stats: ProxyStats = { connections: 0, resets: 0, stalls: 0, bytes: 0, endings: {}, delays: [] };
   private readonly sockets = new Set<Socket>();
+  /** Open connections, client side and upstream side, for resets on demand. */
+  private readonly pairs = new Set<[Socket, Socket]>();
   private readonly random: RandomSource;
 
   private constructor(
@@ -77,6 +79,9 @@ export class FaultProxy {
     const closeLater = (s: Socket, q: { releaseAt: number }) => {
       setTimeout(() => s.destroy(), Math.max(0, q.releaseAt - Date.now()) + 10);
     };
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    client.on('close', () => this.pairs.delete(pair));
     for (const s of [client, upstream]) {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -141,6 +146,18 @@ export class FaultProxy {
       if (timer === undefined) pump();
     });
     return q;
+  }
+
+  /** Resets one open connection (the oldest), both sides at once; false when none is open. */
+  resetOne(): boolean {
+    const pair = this.pairs.values().next().value as [Socket, Socket] | undefined;
+    if (!pair) return false;
+    this.pairs.delete(pair);
+    this.stats.resets++;
+    this.stats.endings['reset'] = (this.stats.endings['reset'] ?? 0) + 1;
+    pair[0].resetAndDestroy();
+    pair[1].resetAndDestroy();
+    return true;
   }
 
   async close(): Promise<void> {
