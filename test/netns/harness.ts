@@ -142,6 +142,8 @@ export interface NetnsClusterOptions {
   proxy?: FaultSpec;
   nodeArgs?: string[];
   logLevel?: string;
+  /** Keep chunks in memory (faster, but a killed host loses its copies). Default: disk. */
+  memory?: boolean;
 }
 
 export class NetnsCluster {
@@ -237,7 +239,9 @@ export class NetnsCluster {
     const args = [
       'netns', 'exec', h.ns, process.execPath, CLI_PATH, 'node',
       '--data', h.dataDir, '--listen', `${h.ip}:${PEER_PORT}`, '--advertise', h.advertise, '--api', `${h.ip}:${API_PORT}`,
-      '--memory', '--log-level', this.opts.logLevel ?? 'warn',
+      // Disk by default: a kill -9 must not take acknowledged copies with it.
+      ...(this.opts.memory ? ['--memory'] : []),
+      '--log-level', this.opts.logLevel ?? 'warn',
       ...(boot.length ? ['--bootstrap', boot.join(',')] : []),
       ...(this.opts.nodeArgs ?? []),
     ];
