@@ -1,0 +1,50 @@
+/** The minion side of block volumes refuses malformed and oversized requests with a clear error and changes nothing. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isTesseraError } from '../../../src/errors.js';
+import type { IncomingRequest } from '../../../src/net/transport.js';
+import { ExtentStore, MAX_EXTENT_UNITS } from '../../../src/store/extent-store.js';
+import { MAX_EXTENT_NAME_CHARS, Minion } from '../../../src/block/minion.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_OPS } from '../../../src/block/remote-member.js';
+import { MAX_MEMBER_IO_BYTES } from '../../../src/block/volume/member.js';
+
+const UNIT = 4096;
+
+function req(method: string, body: unknown, payload = Buffer.alloc(0)): IncomingRequest {
+  return { method, body, payload } as unknown as IncomingRequest;
+}
+
+test('minion: malformed, unknown and oversized requests are refused and nothing is written', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-minion-'));
+  const store = await ExtentStore.open(join(dir, 'x'));
+  try {
+    await store.create('v.1', { units: 16, unitSize: UNIT });
+    const minion = new Minion(store);
+    const refused = async (r: IncomingRequest, code: string, pattern: RegExp) => {
+      await assert.rejects(minion.handle(r), (e: unknown) => isTesseraError(e) && e.code === code && pattern.test(e.message));
+    };
+    await refused(req('extent.nope', {}), 'BAD_INPUT', /unknown method 'extent\.nope'/);
+    await refused(req('extent.read', { name: 'v.1', offset: -1, length: 10 }), 'BAD_INPUT', /extent\.read: malformed request: offset/);
+    await refused(req('extent.read', { name: 'v.1', offset: 0, length: MAX_MEMBER_IO_BYTES + 1 }), 'BAD_INPUT', /length/);
+    await refused(req('extent.read', { name: 'x'.repeat(MAX_EXTENT_NAME_CHARS + 1), offset: 0, length: 1 }), 'BAD_INPUT', /name/);
+    await refused(req('extent.read', { name: 'v.1', offset: 0, length: 1, extra: true }), 'BAD_INPUT', /malformed/);
+    await refused(req('extent.create', { name: 'w', units: MAX_EXTENT_UNITS + 1, unitSize: UNIT }), 'BAD_INPUT', /units/);
+    await refused(req('extent.batch', { name: 'v.1', ops: [] }), 'BAD_INPUT', /ops/);
+    const tooMany = Array.from({ length: MAX_BATCH_OPS + 1 }, () => [0, 0, 1]);
+    await refused(req('extent.batch', { name: 'v.1', ops: tooMany }), 'BAD_INPUT', /ops/);
+    // A batch whose write lengths disagree with its payload must not write any of it.
+    await refused(req('extent.batch', { name: 'v.1', ops: [[1, 0, 8]] }, Buffer.alloc(4, 0xff)), 'BAD_INPUT', /8 bytes came with 4 bytes of payload/);
+    const reads = Array.from({ length: Math.ceil(MAX_BATCH_BYTES / MAX_MEMBER_IO_BYTES) + 1 }, () => [0, 0, MAX_MEMBER_IO_BYTES]);
+    assert.ok(reads.length <= MAX_BATCH_OPS, "the over-size batch fits the op limit, so the byte limit is what refuses it");
+    await refused(req('extent.batch', { name: 'v.1', ops: reads }), 'TOO_LARGE', /over/);
+    await refused(req('extent.write', { name: 'v.1', offset: 0 }, Buffer.alloc(MAX_MEMBER_IO_BYTES + 1)), 'TOO_LARGE', /exceeds/);
+    assert.ok((await store.read('v.1', 0, 16)).equals(Buffer.alloc(16)), 'no refused request wrote anything');
+    assert.deepEqual(store.list().map((v) => v.name), ['v.1'], 'no refused create made an extent');
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
