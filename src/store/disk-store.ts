@@ -12,7 +12,6 @@
  * chunks could disagree with them after a crash, the tree cannot.
  */
 import { open, readdir, rename, stat, unlink, mkdir } from 'node:fs/promises';
-import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { TesseraError, notFound } from '../errors.js';
@@ -29,14 +28,12 @@ import {
   normalizeQuota,
 } from './chunk-store.js';
 import { type DirLock, lockDir } from './dir-lock.js';
+import { FreeSpace, HEX_ID, listQuarantineDir, purgeFromQuarantineDir } from './disk-shared.js';
 import { errno, forEachLimited, fsError, mkdirFresh, syncDir } from './fs-util.js';
 
-const HEX_ID = /^[0-9a-f]{64}$/;
 const HEX_BYTE = /^[0-9a-f]{2}$/;
 /** Parallel stats while deriving usage at open: enough to keep the disk queue busy, few enough fds. */
 const OPEN_SCAN_PARALLELISM = 16;
-/** usage() is synchronous and may be polled often; free space is re-read at most this often. */
-const FREE_SPACE_REFRESH_MS = 500;
 
 export interface DiskChunkStoreOptions {
   /** Bytes of chunk data this store may hold; Infinity or undefined for none. */
@@ -49,6 +46,7 @@ export class DiskChunkStore implements ChunkStore {
   readonly #chunksDir: string;
   readonly #tmpDir: string;
   readonly #quarantineDir: string;
+  readonly #freeSpace: FreeSpace;
   readonly #quota: number;
   readonly #log: Logger;
   readonly #mutex = new KeyedMutex();
@@ -61,11 +59,10 @@ export class DiskChunkStore implements ChunkStore {
   #reserved = 0;
   #seq = 0;
   #closed = false;
-  #free = 0;
-  #freeAt = -Infinity;
 
   private constructor(root: string, quota: number, log: Logger, lock: DirLock) {
     this.root = root;
+    this.#freeSpace = new FreeSpace(root);
     this.#chunksDir = join(root, 'chunks');
     this.#tmpDir = join(root, 'chunks.tmp');
     this.#quarantineDir = join(root, 'chunks.quarantine');
@@ -310,36 +307,16 @@ export class DiskChunkStore implements ChunkStore {
 
   async *listQuarantined(): AsyncIterable<Buffer> {
     this.#checkOpen();
-    for (const name of await readdir(this.#quarantineDir)) {
-      if (HEX_ID.test(name)) yield Buffer.from(name, 'hex');
-    }
+    yield* listQuarantineDir(this.#quarantineDir);
   }
 
   async purgeQuarantined(id: Buffer): Promise<boolean> {
     this.#checkOpen();
-    checkChunkId(id);
-    try {
-      await unlink(join(this.#quarantineDir, id.toString('hex')));
-      await syncDir(this.#quarantineDir);
-      return true;
-    } catch (e) {
-      if (errno(e) === 'ENOENT') return false;
-      throw fsError(e, `purging quarantined chunk ${id.toString('hex')}`);
-    }
+    return purgeFromQuarantineDir(this.#quarantineDir, id);
   }
 
   usage(): ChunkStoreUsage {
-    const now = Date.now();
-    if (now - this.#freeAt > FREE_SPACE_REFRESH_MS) {
-      try {
-        const fs = statfsSync(this.root);
-        this.#free = fs.bavail * fs.bsize;
-      } catch {
-        // Keep the last figure: usage() must not throw for a transient statfs failure.
-      }
-      this.#freeAt = now;
-    }
-    return { used: this.#used, count: this.#count, quota: this.#quota, capacity: Math.min(this.#quota, this.#free + this.#used) };
+    return { used: this.#used, count: this.#count, quota: this.#quota, capacity: Math.min(this.#quota, this.#freeSpace.bytes() + this.#used) };
   }
 
   async close(): Promise<void> {

@@ -20,7 +20,6 @@
  * bounded rate.
  */
 import { type FileHandle, open, readdir, rename, unlink, mkdir } from 'node:fs/promises';
-import { statfsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { TesseraError, badInput, notFound } from '../errors.js';
@@ -37,6 +36,7 @@ import {
   normalizeQuota,
 } from './chunk-store.js';
 import { type DirLock, lockDir } from './dir-lock.js';
+import { FreeSpace, HEX_ID, listQuarantineDir, purgeFromQuarantineDir } from './disk-shared.js';
 import { errno, fsError, mkdirFresh, syncDir } from './fs-util.js';
 import {
   RECORD_HEADER_BYTES,
@@ -78,8 +78,6 @@ const COMPACTION_GROUP_RECORDS = 64;
 const SCAN_WINDOW_BYTES = 64 << 10;
 /** Step used to search for the next record after damaged bytes. */
 const RESYNC_WINDOW_BYTES = 1 << 20;
-const FREE_SPACE_REFRESH_MS = 500;
-const HEX_ID = /^[0-9a-f]{64}$/;
 const HEX_BYTE = /^[0-9a-f]{2}$/;
 
 export interface SegmentChunkStoreOptions {
@@ -157,6 +155,7 @@ export class SegmentChunkStore implements ChunkStore {
   readonly root: string;
   readonly #segDir: string;
   readonly #quarantineDir: string;
+  readonly #freeSpace: FreeSpace;
   readonly #quota: number;
   readonly #log: Logger;
   readonly #segmentBytes: number;
@@ -186,8 +185,6 @@ export class SegmentChunkStore implements ChunkStore {
   #count = 0;
   #reserved = 0;
   #closed = false;
-  #free = 0;
-  #freeAt = -Infinity;
   #syncs = 0;
   #recordsWritten = 0;
   #compacted = 0;
@@ -196,6 +193,7 @@ export class SegmentChunkStore implements ChunkStore {
 
   private constructor(root: string, opts: SegmentChunkStoreOptions, lock: DirLock) {
     this.root = root;
+    this.#freeSpace = new FreeSpace(root);
     this.#segDir = join(root, 'segments');
     this.#quarantineDir = join(root, 'segments.quarantine');
     this.#quota = normalizeQuota(opts.quota);
@@ -589,36 +587,16 @@ export class SegmentChunkStore implements ChunkStore {
 
   async *listQuarantined(): AsyncIterable<Buffer> {
     this.#checkOpen();
-    for (const name of await readdir(this.#quarantineDir)) {
-      if (HEX_ID.test(name)) yield Buffer.from(name, 'hex');
-    }
+    yield* listQuarantineDir(this.#quarantineDir);
   }
 
   async purgeQuarantined(id: Buffer): Promise<boolean> {
     this.#checkOpen();
-    checkChunkId(id);
-    try {
-      await unlink(join(this.#quarantineDir, id.toString('hex')));
-      await syncDir(this.#quarantineDir);
-      return true;
-    } catch (e) {
-      if (errno(e) === 'ENOENT') return false;
-      throw fsError(e, `purging quarantined chunk ${id.toString('hex')}`);
-    }
+    return purgeFromQuarantineDir(this.#quarantineDir, id);
   }
 
   usage(): ChunkStoreUsage {
-    const now = Date.now();
-    if (now - this.#freeAt > FREE_SPACE_REFRESH_MS) {
-      try {
-        const fs = statfsSync(this.root);
-        this.#free = fs.bavail * fs.bsize;
-      } catch {
-        // Keep the last figure: usage() must not throw for a transient statfs failure.
-      }
-      this.#freeAt = now;
-    }
-    return { used: this.#used, count: this.#count, quota: this.#quota, capacity: Math.min(this.#quota, this.#free + this.#used) };
+    return { used: this.#used, count: this.#count, quota: this.#quota, capacity: Math.min(this.#quota, this.#freeSpace.bytes() + this.#used) };
   }
 
   stats(): SegmentStoreStats {
