@@ -71,13 +71,68 @@ async function roundTrip(cluster: LocalCluster, size: number, chunkSize: number,
   return { putMBps: size / 1e6 / putS, getMBps: size / 1e6 / getS, putS, getS };
 }
 
+/** One line per node of what its repair loop is doing, printed while a bench waits on it. */
+async function healProgress(cluster: LocalCluster, indexes: number[]): Promise<string> {
+  const reps = await Promise.all(indexes.map((i) => cluster.node(i).client.repair().catch(() => undefined)));
+  return reps
+    .map((r, j) => (r ? `n${indexes[j]}: passes ${r.passes}${r.running ? ` running (checked ${r.current?.checked ?? 0})` : ''}, last pass ${r.lastPassMs ?? '-'} ms, under ${formatBytes(r.underReplicatedBytes)}, restored ${formatBytes(r.totals.bytesRestored)}, failures ${r.totals.failures}` : `n${indexes[j]}: no answer`))
+    .join('; ');
+}
+
+const PROGRESS_EVERY_MS = 30_000;
+
+/** What the nodes' repair loops have done so far: bytes restored, and a signature of every copy made or dropped. */
+async function activity(cluster: LocalCluster, indexes: number[]) {
+  const reps = await Promise.all(indexes.map((i) => cluster.node(i).client.repair()));
+  return {
+    reps,
+    restored: reps.reduce((a, r) => a + r.totals.bytesRestored, 0),
+    sig: reps.map((r) => `${r.totals.copiesMade}/${r.totals.copiesDropped}`).join(','),
+  };
+}
+
 export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');
   const chunkSize = parseSize(flag(args, '--chunk-size') ?? '1M', '--chunk-size');
   const json = args.includes('--json');
   const out: Record<string, unknown> = { size, chunkSize };
+  let lastProgress = performance.now();
+  const progress = async (indexes: number[]) => {
+    if (json || performance.now() - lastProgress < PROGRESS_EVERY_MS) return;
+    lastProgress = performance.now();
+    say(`  … ${await healProgress(cluster, indexes)}`);
+  };
   const say = (s: string) => {
     if (!json) process.stdout.write(s + '\n');
+  };
+  /**
+   * Waits until the nodes' healing is quiet: no copy made or dropped since every node began its
+   * latest full pass, and none reports anything missing. Passes may run back to back on a loaded
+   * cluster, so "every node idle at the same moment" is not a condition that must ever hold.
+   */
+  // needCopies: wait for the first copy before judging quiet (the change that starts the work may take a moment to be seen).
+  const quiet = async (what: string, indexes: number[], needCopies: boolean) => {
+    let sig = '';
+    let first = 0;
+    let lastChangeWall = Date.now();
+    let restored = 0;
+    let lastRestore = 0;
+    await waitFor(what, REPAIR_TIMEOUT_MS, async () => {
+      await progress(indexes);
+      const a = await activity(cluster, indexes);
+      if (a.sig !== sig) {
+        if (sig !== '' && a.restored > restored) {
+          if (first === 0) first = performance.now();
+          lastRestore = performance.now();
+        }
+        sig = a.sig;
+        restored = a.restored;
+        lastChangeWall = Date.now();
+      }
+      if (needCopies && first === 0) return false;
+      return a.reps.every((r) => r.underReplicatedBytes === 0 && r.lastPassAt !== null && r.lastPassMs !== null && Date.parse(r.lastPassAt) - r.lastPassMs > lastChangeWall);
+    });
+    return { first, lastRestore, restored };
   };
 
   for (const [k, m] of [[4, 2], [10, 4]] as const) {
@@ -107,35 +162,16 @@ export async function main(args: string[]): Promise<void> {
     // Repair: a spare node joins (so 4+2 stripes still have 6 distinct nodes after a loss), the
     // rebalance it causes settles, then the node holding the most is killed.
     await cluster.addNode({ args: [] });
-    await waitFor('the join to settle', REPAIR_TIMEOUT_MS, async () => {
-      const reps = await Promise.all(cluster.nodes.map((n) => n.client.repair()));
-      return reps.every((r) => r.passes >= 2 && !r.running && r.underReplicatedBytes === 0 && r.current === null);
-    });
+    await quiet('the join to settle', cluster.nodes.map((n) => n.index), true);
     const held = await Promise.all(cluster.nodes.map(async (n) => ({ i: n.index, bytes: (await n.client.status()).store.used })));
     const victim = held.sort((a, b) => b.bytes - a.bytes)[0]!;
     say(`killing node ${victim.i}, which holds ${formatBytes(victim.bytes)}`);
     const live = cluster.nodes.map((n) => n.index).filter((i) => i !== victim.i);
-    const restored = async () => (await Promise.all(live.map((i) => cluster.node(i).client.repair()))).reduce((a, r) => a + r.totals.bytesRestored, 0);
-    const base = await restored();
+    const base = (await activity(cluster, live)).restored;
     await cluster.kill(victim.i, 'SIGKILL');
-    let first = 0;
-    let lastBytes = base;
-    let lastChange = 0;
-    await waitFor('repair to finish', REPAIR_TIMEOUT_MS, async () => {
-      const b = await restored();
-      const now = performance.now();
-      if (b > lastBytes) {
-        if (first === 0) first = now;
-        lastBytes = b;
-        lastChange = now;
-      }
-      if (first === 0) return false;
-      const reps = await Promise.all(live.map((i) => cluster.node(i).client.repair()));
-      // Done: a full pass on every survivor since the last copy, and nothing missing.
-      return reps.every((r) => !r.running && r.underReplicatedBytes === 0 && r.lastPassAt !== null && Date.parse(r.lastPassAt) > Date.now() - (performance.now() - lastChange));
-    });
+    const { first, lastRestore, restored: lastBytes } = await quiet('repair to finish', live, true);
     const bytes = lastBytes - base;
-    const secs = (lastChange - first) / 1000 || 0.001;
+    const secs = (lastRestore - first) / 1000 || 0.001;
     out.repair = { victimBytes: victim.bytes, restoredBytes: bytes, seconds: secs, MBps: bytes / 1e6 / secs };
     say(`repair: ${formatBytes(bytes)} restored in ${secs.toFixed(1)} s = ${(bytes / 1e6 / secs).toFixed(0)} MB/s (from the first copy to the last)`);
   } finally {

@@ -354,13 +354,25 @@ export class Healer implements ShardSource {
     }
     if (unowned.length > 0) await this.#drop(unowned);
     if (plain.length > 0) await this.#replicated(plain, view);
-    for (const s of stripes.values()) {
-      if (this.#stopped) return;
-      await this.#stripe(s.d, s.st, view).catch((err: unknown) => {
+    // One has-query per node answers the first survey of every stripe in the batch; then stripes
+    // go several at a time, as each is still a few round trips (fetch, push), mostly waiting.
+    const list = [...stripes.values()];
+    const requests = new Map<string, Set<Buffer>>();
+    for (const s of list) {
+      const { probe, ids } = this.#stripeProbe(s.d, s.st, view);
+      for (const p of probe) {
+        let set = requests.get(p);
+        if (!set) requests.set(p, (set = new Set()));
+        for (const id of ids) set.add(id);
+      }
+    }
+    const answers = list.length > 0 ? await this.#ask(new Map([...requests].map(([n, ids]) => [n, [...ids]]))) : new Map<string, Map<string, TargetState>>();
+    await this.#each(list, (s) =>
+      this.#stripe(s.d, s.st, view, answers).catch((err: unknown) => {
         this.#totals.failures++;
         this.log.warn({ stripe: s.d.toString('hex'), err: errorMessage(err) }, 'stripe not repaired in this pass');
-      });
-    }
+      }),
+    );
   }
 
   /** has-answers of many nodes for many ids: node → id hex → state. */
@@ -511,19 +523,29 @@ export class Healer implements ShardSource {
     await this.#drop(drop.map((i) => units[i]!.id));
   }
 
-  async #stripe(d: Buffer, st: Stripe, view: WeightedNode[]): Promise<void> {
+  /** The nodes asked about a stripe (its targets, a few past them, and this one) and the ids asked. */
+  #stripeProbe(d: Buffer, st: Stripe, view: WeightedNode[]): { targets: string[]; probe: string[]; ids: Buffer[] } {
+    const rank = this.peers.rank(d, view);
+    const targets = rank.slice(0, st.k + st.m);
+    const probe = rank.slice(0, st.k + st.m + STRIPE_PROBE_EXTRA);
+    if (!probe.includes(this.peers.selfId)) probe.push(this.peers.selfId);
+    return { targets, probe, ids: [d, ...st.s] };
+  }
+
+  async #stripe(d: Buffer, st: Stripe, view: WeightedNode[], firstAnswers?: Map<string, Map<string, TargetState>>): Promise<void> {
     const self = this.peers.selfId;
     const n = st.k + st.m;
-    const rank = this.peers.rank(d, view);
-    const targets = rank.slice(0, n);
-    const probe = rank.slice(0, n + STRIPE_PROBE_EXTRA);
-    if (!probe.includes(self)) probe.push(self);
-    const ids = [d, ...st.s];
+    const { targets, probe, ids } = this.#stripeProbe(d, st, view);
     const dHex = d.toString('hex');
+    let prefetched = firstAnswers;
     const survey = async () => {
-      const requests = new Map<string, Buffer[]>();
-      for (const p of probe) requests.set(p, ids);
-      const answers = await this.#ask(requests);
+      let answers = prefetched;
+      prefetched = undefined;
+      if (!answers) {
+        const requests = new Map<string, Buffer[]>();
+        for (const p of probe) requests.set(p, ids);
+        answers = await this.#ask(requests);
+      }
       const held = new Map<string, Set<number>>();
       const hasD = new Set<string>();
       const unknown = new Set<string>();
