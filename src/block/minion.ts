@@ -9,7 +9,7 @@ import type { IncomingRequest, Reply } from '../net/transport.js';
 import type { ExtentStore } from '../store/extent-store.js';
 import { MAX_EXTENT_GENERATION, MAX_EXTENT_UNITS, MAX_EXTENT_UNIT_BYTES, MIN_EXTENT_UNIT_BYTES } from '../store/extent-store.js';
 import { MAX_GENERATIONS_PER_CALL, MAX_MEMBER_IO_BYTES } from './volume/member.js';
-import { MAX_BATCH_BYTES, MAX_BATCH_OPS, type BatchFailure } from './remote-member.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_OPS, type BatchFailure, type BatchOp } from './remote-member.js';
 
 export const EXTENT_RPC_PREFIX = 'extent.';
 /** Extent names are "<volume>.<volume id>"; the store's own name rule bounds them further. */
@@ -25,18 +25,55 @@ const schemas = {
   write: z.object({ name, offset, generation: z.number().int().min(0).max(MAX_EXTENT_GENERATION).optional(), durable: z.boolean().optional() }).strict(),
   sync: z.object({ name }).strict(),
   generations: z.object({ name, first: offset, count: z.number().int().nonnegative().max(MAX_GENERATIONS_PER_CALL) }).strict(),
-  batch: z.object({
-    name,
-    ops: z.array(z.union([
-      z.tuple([z.literal(0), offset, z.number().int().positive().max(MAX_MEMBER_IO_BYTES)]),
-      z.tuple([z.literal(1), offset, z.number().int().positive().max(MAX_MEMBER_IO_BYTES)]),
-      z.tuple([z.literal(1), offset, z.number().int().positive().max(MAX_MEMBER_IO_BYTES), z.number().int().min(0).max(MAX_EXTENT_GENERATION)]),
-    ])).min(1).max(MAX_BATCH_OPS),
-    durable: z.boolean().optional(),
-  }).strict(),
   list: z.object({}).strict(),
 };
 type Method = keyof typeof schemas;
+
+interface BatchBody {
+  name: string;
+  ops: BatchOp[];
+  durable?: boolean;
+}
+
+const isInt = (v: unknown, min: number, max: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+
+/**
+ * The batch body checked by hand: it carries up to MAX_BATCH_OPS tuples per call, and a schema
+ * union tried per op (building an issue for each alternative that fails) cost more than the
+ * I/O of a small write. Refuses exactly what the schema form did: [0, offset, length] reads,
+ * [1, offset, length, generation?] writes, nothing else in the body.
+ */
+function parseBatch(body: unknown): BatchBody {
+  const bad = (where: string, msg: string) => badInput(`extent.batch: malformed request: ${where}: ${msg}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body', 'expected an object');
+  const o = body as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'name' && k !== 'ops' && k !== 'durable') throw bad('body', `unrecognized key '${k}'`);
+  const { name: n, ops, durable } = o;
+  if (typeof n !== 'string' || n.length < 1 || n.length > MAX_EXTENT_NAME_CHARS) throw bad('name', `expected a string of 1 to ${MAX_EXTENT_NAME_CHARS} characters`);
+  if (durable !== undefined && typeof durable !== 'boolean') throw bad('durable', 'expected a boolean');
+  if (!Array.isArray(ops) || ops.length < 1 || ops.length > MAX_BATCH_OPS) throw bad('ops', `expected an array of 1 to ${MAX_BATCH_OPS} ops`);
+  for (let i = 0; i < ops.length; i++) {
+    const op: unknown = ops[i];
+    if (!Array.isArray(op) || op.length < 3 || op.length > 4
+      || (op[0] !== 0 && op[0] !== 1)
+      || !isInt(op[1], 0, Number.MAX_SAFE_INTEGER)
+      || !isInt(op[2], 1, MAX_MEMBER_IO_BYTES)
+      || (op.length === 4 && (op[0] !== 1 || !isInt(op[3], 0, MAX_EXTENT_GENERATION)))) {
+      throw bad(`ops.${i}`, `expected [0, offset, length] or [1, offset, length, generation?] with length 1..${MAX_MEMBER_IO_BYTES}`);
+    }
+  }
+  return { name: n, ops: ops as BatchOp[], ...(durable !== undefined ? { durable } : {}) };
+}
+
+/** Consecutive ops of one kind (and generation) whose ranges follow one another: one store call. */
+interface Run {
+  kind: 0 | 1;
+  offset: number;
+  end: number;
+  generation: number | undefined;
+  bufs: Buffer[];
+  ops: number[];
+}
 
 function parse<M extends Method>(method: M, body: unknown): z.infer<(typeof schemas)[M]> {
   const r = schemas[method].safeParse(body ?? {});
@@ -87,7 +124,7 @@ export class Minion {
         await this.store.sync(parse('sync', req.body).name);
         return {};
       case 'batch':
-        return this.batch(parse('batch', req.body), req.payload);
+        return this.batch(parseBatch(req.body), req.payload);
       case 'generations': {
         const b = parse('generations', req.body);
         const gens = await this.store.generations(b.name, b.first, b.count);
@@ -105,10 +142,12 @@ export class Minion {
 
   /**
    * Runs a batch's reads and writes concurrently (the store serialises writes that share a unit)
-   * and answers with every read in op order as one payload, read in place. Each op succeeds or
-   * fails alone; a durable batch is synced once, after its writes.
+   * and answers with every read in op order as one payload, read in place. Consecutive ops that
+   * continue one another (a sequential stream split into units) go to the store as one preadv or
+   * pwritev: each store call is a thread-pool round trip. Each run succeeds or fails alone; a
+   * durable batch is synced once, after its writes.
    */
-  private async batch(b: z.infer<(typeof schemas)['batch']>, payload: Buffer): Promise<Reply> {
+  private async batch(b: BatchBody, payload: Buffer): Promise<Reply> {
     let reads = 0;
     let writes = 0;
     for (const op of b.ops) {
@@ -123,22 +162,35 @@ export class Minion {
       const err = e instanceof TesseraError ? e : new TesseraError('IO', e instanceof Error ? e.message : String(e));
       failures.push([i, err.code, err.message.slice(0, 1024)]);
     };
+    const runs: Run[] = [];
     let rAt = 0;
     let wAt = 0;
-    await Promise.all(b.ops.map(async (op, i) => {
+    b.ops.forEach((op, i) => {
       const [kind, off, len] = op;
+      let buf: Buffer;
+      if (kind === 0) {
+        buf = out.subarray(rAt, rAt + len);
+        rAt += len;
+      } else {
+        buf = payload.subarray(wAt, wAt + len);
+        wAt += len;
+      }
+      const gen = op[3];
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.kind === kind && last.end === off && last.generation === gen) {
+        last.end += len;
+        last.bufs.push(buf);
+        last.ops.push(i);
+      } else {
+        runs.push({ kind, offset: off, end: off + len, generation: gen, bufs: [buf], ops: [i] });
+      }
+    });
+    await Promise.all(runs.map(async (r) => {
       try {
-        if (kind === 0) {
-          const view = out.subarray(rAt, rAt + len);
-          rAt += len;
-          await this.store.readInto(b.name, off, view);
-        } else {
-          const data = payload.subarray(wAt, wAt + len);
-          wAt += len;
-          await this.store.write(b.name, off, data, op[3] !== undefined ? { generation: op[3] } : {});
-        }
+        if (r.kind === 0) await this.store.readInto(b.name, r.offset, r.bufs);
+        else await this.store.write(b.name, r.offset, r.bufs, r.generation !== undefined ? { generation: r.generation } : {});
       } catch (e) {
-        fail(i, e);
+        for (const i of r.ops) fail(i, e);
       }
     }));
     if (b.durable && writes > 0) {
