@@ -30,8 +30,9 @@ export interface Master {
 export class VolumeCluster {
   private constructor(readonly storage: LocalCluster, readonly master: Master, private readonly logLevel: string) {}
 
-  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number }): Promise<VolumeCluster> {
-    const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', env: MALLOC_ENV });
+  /** `execArgv`: Node.js flags for every process, master included (e.g. --cpu-prof for a profile). */
+  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[] }): Promise<VolumeCluster> {
+    const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', env: MALLOC_ENV, ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
     try {
       const dataDir = join(storage.dir, 'master');
       const id = await initDataDir(dataDir, storage.keys);
@@ -47,6 +48,7 @@ export class VolumeCluster {
       };
       const c = new VolumeCluster(storage, master, opts.logLevel ?? 'warn');
       c.memberTimeoutMs = opts.memberTimeoutMs;
+      c.execArgv = opts.execArgv ?? [];
       await c.startMaster();
       await storage.waitForMembers({ alive: opts.storage + 1 }, 30_000);
       await waitFor('the master to see every storage node', 30_000, async () => (await master.client.peers()).filter((p) => p.state === 'alive').length === opts.storage + 1);
@@ -58,6 +60,7 @@ export class VolumeCluster {
   }
 
   memberTimeoutMs: number | undefined;
+  execArgv: string[] = [];
 
   uri(name = ''): string {
     return `nbd://127.0.0.1:${this.master.nbdPort}/${name}`;
@@ -74,7 +77,7 @@ export class VolumeCluster {
     const fd = openSync(logPath, 'a');
     const boot = this.storage.nodes.map((n) => n.listen).join(',');
     const proc = spawn(process.execPath, [
-      CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
+      ...this.execArgv, CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
       '--bootstrap', boot, '--log-level', this.logLevel, ...TIMING,
       ...(this.memberTimeoutMs !== undefined ? ['--member-timeout', String(this.memberTimeoutMs)] : []),
     ], { stdio: ['ignore', fd, fd], env: { ...process.env, ...MALLOC_ENV } });
