@@ -4,7 +4,10 @@
  * group-committed: every stripe that needs marking while one append is being synced goes into
  * the next append, and all its writers wait on that one fdatasync. A stripe stays marked while it
  * is hot and is cleared only after it has been idle for a while (as Linux md's write-intent
- * bitmap does), so rewriting the same stripes logs nothing. After a crash, the stripes found
+ * bitmap does), so rewriting the same stripes logs nothing. With a region size above 1, marking
+ * a stripe marks the other stripes of its region in the same append (md's bitmap chunk): a
+ * stream of writes scattered over a region then waits for one fdatasync, not one per stripe,
+ * at the price of recomputing the whole region after a crash. After a crash, the stripes found
  * marked get their parity (or mirrors) recomputed.
  *
  * On storage the log is a header, then batches appended in order; a compaction replaces it with
@@ -20,6 +23,8 @@ import { MAX_U48, U48_BYTES, type LogStorage } from './storage.js';
 export const MAX_INTENT_STRIPES = 65_536;
 /** A marked stripe is cleared once it has seen no write for this long. */
 export const DEFAULT_INTENT_CLEAR_DELAY_MS = 5_000;
+/** Largest intent region: a crash recomputes every stripe of each marked region. */
+export const MAX_REGION_STRIPES = 1024;
 /** Bytes appended since the last compaction after which the log is compacted again. */
 export const INTENT_COMPACT_BYTES = 512 << 10;
 
@@ -134,19 +139,34 @@ export class IntentLog {
   private sweepTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
-  private constructor(private readonly storage: LogStorage, readonly pending: readonly number[], private readonly clearDelayMs: number) {
+  private readonly regionStripes: number;
+  private readonly stripeCount: number;
+
+  private constructor(
+    private readonly storage: LogStorage,
+    readonly pending: readonly number[],
+    private readonly clearDelayMs: number,
+    opts: { regionStripes?: number; stripeCount?: number },
+  ) {
+    const r = opts.regionStripes ?? 1;
+    if (!Number.isSafeInteger(r) || r < 1 || r > MAX_REGION_STRIPES) throw badInput(`intent region of ${r} stripes must be 1..${MAX_REGION_STRIPES}`);
+    this.regionStripes = r;
+    this.stripeCount = opts.stripeCount ?? Number.MAX_SAFE_INTEGER;
     this.durable = new Set(pending);
     const now = Date.now();
     for (const s of pending) this.idleSince.set(s, now);
   }
 
-  /** Loads the log; `pending` holds the stripes that were marked when the last master stopped. */
-  static async open(storage: LogStorage, opts: { clearDelayMs?: number } = {}): Promise<IntentLog> {
+  /**
+   * Loads the log; `pending` holds the stripes that were marked when the last master stopped.
+   * `regionStripes` (default 1) stripes are marked together; `stripeCount` bounds the last region.
+   */
+  static async open(storage: LogStorage, opts: { clearDelayMs?: number; regionStripes?: number; stripeCount?: number } = {}): Promise<IntentLog> {
     const blob = await storage.load();
     const pending = blob === null ? [] : decodeIntents(blob);
     // A fresh compaction drops any torn tail and gives appends a known place to start.
     await storage.save(encodeIntents(pending));
-    return new IntentLog(storage, pending, opts.clearDelayMs ?? DEFAULT_INTENT_CLEAR_DELAY_MS);
+    return new IntentLog(storage, pending, opts.clearDelayMs ?? DEFAULT_INTENT_CLEAR_DELAY_MS, opts);
   }
 
   /** Stripes with writes under way. */
@@ -170,6 +190,7 @@ export class IntentLog {
       if (this.durable.size + (this.next?.ops.size ?? 0) >= MAX_INTENT_STRIPES) this.evict();
       b = this.batch();
       b.ops.set(stripe, true);
+      if (this.regionStripes > 1) this.markRegion(stripe, b);
     }
     try {
       await b.done;
@@ -177,6 +198,32 @@ export class IntentLog {
       this.end(stripe);
       throw e;
     }
+  }
+
+  /**
+   * Adds the rest of the stripe's region to the batch, as idle marks: they are cleared after the
+   * clear delay like any stripe whose writes ended, unless written meanwhile.
+   */
+  private markRegion(stripe: number, b: Batch): void {
+    const first = stripe - (stripe % this.regionStripes);
+    const end = Math.min(first + this.regionStripes, this.stripeCount);
+    const now = Date.now();
+    let added = false;
+    for (let s = first; s < end; s++) {
+      if (s === stripe || this.durable.has(s) || this.active.has(s) || b.ops.get(s) === true || this.current?.ops.get(s) === true) continue;
+      if (this.durable.size + b.ops.size >= MAX_INTENT_STRIPES) break;
+      b.ops.set(s, true);
+      this.idleSince.delete(s);
+      this.idleSince.set(s, now);
+      added = true;
+    }
+    if (added) this.armSweep(this.clearDelayMs);
+  }
+
+  private armSweep(ms: number): void {
+    if (this.sweepTimer !== null || this.closed) return;
+    this.sweepTimer = setTimeout(() => { this.sweepTimer = null; this.sweep(); }, ms);
+    this.sweepTimer.unref();
   }
 
   /** The stripe's data and parity agree again; it stays marked until it has been idle a while. */

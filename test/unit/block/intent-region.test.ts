@@ -1,0 +1,45 @@
+/** Intent regions: marking a stripe marks its region in the same append, so later writes there wait for no sync. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isTesseraError } from '../../../src/errors.js';
+import { IntentLog, MAX_REGION_STRIPES } from '../../../src/block/volume/intent-log.js';
+import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
+
+test('intent region: a stripe marks its whole region, bounded by the stripe count, in one append', async () => {
+  const s = new MemoryBlobStorage();
+  const log = await IntentLog.open(s, { clearDelayMs: 60_000, regionStripes: 4, stripeCount: 10 });
+  await log.begin(5);
+  assert.equal(s.appends, 1);
+  assert.equal(log.marked, 4, 'stripes 4..7 are marked');
+  // Another stripe of the region is already durable: no append, no wait.
+  await log.begin(6);
+  assert.equal(s.appends, 1);
+  log.end(5);
+  log.end(6);
+  // The last region stops at the stripe count.
+  await log.begin(9);
+  assert.equal(log.marked, 6, 'stripes 8 and 9 joined');
+  log.end(9);
+  // A master that crashes now recovers every marked stripe, written or not.
+  const again = await IntentLog.open(s);
+  assert.deepEqual([...again.pending].sort((a, b) => a - b), [4, 5, 6, 7, 8, 9]);
+  await log.close();
+});
+
+test('intent region: idle region marks are cleared after the delay like written stripes', async () => {
+  const s = new MemoryBlobStorage();
+  const log = await IntentLog.open(s, { clearDelayMs: 20, regionStripes: 8, stripeCount: 64 });
+  await log.begin(17);
+  assert.equal(log.marked, 8);
+  log.end(17);
+  for (let i = 0; i < 100 && log.marked > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(log.marked, 0, 'every mark of the region was cleared');
+  assert.deepEqual((await IntentLog.open(s)).pending, []);
+  await log.close();
+});
+
+test('intent region: sizes outside 1..MAX_REGION_STRIPES are refused', async () => {
+  for (const r of [0, MAX_REGION_STRIPES + 1, 1.5]) {
+    await assert.rejects(IntentLog.open(new MemoryBlobStorage(), { regionStripes: r }), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
+  }
+});
