@@ -31,12 +31,17 @@ test('R=3 on 5 nodes: one node killed for good; after the grace period every chu
 
   await cluster.kill(victim, 'SIGKILL');
   const live = [0, 1, 2, 4];
-  await waitFor('every chunk back at 3 live copies', 60_000, async () => {
-    const now = copyCounts(await holdings(cluster, live));
-    for (const id of before.keys()) if ((now.get(id) ?? 0) < 3) return false;
+  // Exactly 3, waited for: on a loaded machine a live member may be taken for dead for a moment,
+  // and the surplus copies made meanwhile are dropped by later passes.
+  let after = new Map<string, number>();
+  await waitFor('every chunk back at exactly 3 live copies', 90_000, async () => {
+    after = copyCounts(await holdings(cluster, live));
+    for (const id of before.keys()) if (after.get(id) !== 3) return false;
     return true;
+  }).catch((err: unknown) => {
+    const off = [...before.keys()].filter((id) => after.get(id) !== 3).map((id) => `${id.slice(0, 12)}: ${after.get(id) ?? 0}`);
+    throw new Error(`${(err as Error).message}; chunks not at 3 live copies: ${off.slice(0, 10).join(', ')} (${off.length} in all)`);
   });
-  const after = copyCounts(await holdings(cluster, live));
   for (const id of before.keys()) assert.equal(after.get(id), 3, `chunk ${id.slice(0, 12)} has exactly 3 live copies`);
   await waitFor('status to show nothing under-replicated', 20_000, async () => {
     const s = await cluster.node(0).client.status();
