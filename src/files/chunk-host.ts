@@ -96,13 +96,16 @@ export class ChunkHost {
     );
   }
 
-  /** Stores a copy durably and, with an upload, records its reference; resolves only when both are on disk. */
-  async put(upload: string | undefined, id: Buffer, data: Buffer): Promise<void> {
+  /**
+   * Stores a copy durably and, with an upload, records its reference; resolves only when both are
+   * on disk. `verified`: this process computed `id` from `data` itself (the store skips its hash).
+   */
+  async put(upload: string | undefined, id: Buffer, data: Buffer, verified = false): Promise<void> {
     if (data.length > MAX_CHUNK_BYTES) throw tooLarge(`chunk of ${data.length} bytes is over the ${MAX_CHUNK_BYTES}-byte limit`);
     const hex = id.toString('hex');
     await this.#lock.run(hex, async () => {
       const [stored, ref] = await Promise.allSettled([
-        this.#o.store.put(id, data),
+        this.#o.store.put(id, data, verified ? { verified: true } : undefined),
         upload !== undefined ? this.#o.refs.addRefs(upload, [hex], this.#now()) : Promise.resolve(),
       ]);
       if (stored.status === 'fulfilled' && (ref.status === 'rejected' || upload === undefined)) {

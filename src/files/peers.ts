@@ -17,7 +17,19 @@ export interface FilesNet {
   call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ body: unknown; payload: Buffer }>;
 }
 
-export type LocalHandler = (method: string, body: unknown, payload: Buffer) => Promise<{ body?: unknown; payload?: Buffer | Buffer[] }>;
+/** `local.verified`: the payload's id was computed from it by this process (see CallOptions.verified). */
+export type LocalHandler = (method: string, body: unknown, payload: Buffer, local: { verified: boolean }) => Promise<{ body?: unknown; payload?: Buffer | Buffer[] }>;
+
+export interface CallOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /**
+   * The payload is a chunk whose id this process computed from these very bytes, so this node's
+   * own store need not hash it again. Only a call to this node itself honours it: bytes that go
+   * over the network are always verified by the receiver.
+   */
+  verified?: boolean;
+}
 
 const GIB = 2 ** 30;
 
@@ -70,16 +82,16 @@ export class Peers {
     return false;
   }
 
-  async call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ body: unknown; payload: Buffer }> {
+  async call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: CallOptions): Promise<{ body: unknown; payload: Buffer }> {
     if (nodeId === this.#net.selfId) {
       opts.signal?.throwIfAborted();
-      const r = await this.#local(method, body, payload ?? Buffer.alloc(0));
+      const r = await this.#local(method, body, payload ?? Buffer.alloc(0), { verified: opts.verified === true });
       const p = r.payload;
       return { body: r.body, payload: p === undefined ? Buffer.alloc(0) : Array.isArray(p) ? Buffer.concat(p) : p };
     }
     if (this.isHeldDown(nodeId)) throw unavailable(`node ${nodeId.slice(0, 12)} failed moments ago; not retrying it yet`);
     try {
-      return await this.#net.call(nodeId, method, body, payload, opts);
+      return await this.#net.call(nodeId, method, body, payload, { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
     } catch (e) {
       const code = e instanceof TesseraError ? e.code : 'UNAVAILABLE';
       if ((code === 'UNAVAILABLE' || code === 'TIMEOUT') && !opts.signal?.aborted) {

@@ -130,7 +130,7 @@ export class FileService {
     const clock = new HybridClock(o.net.selfId);
     this.#refs = new RefStore(o.meta);
     this.#nameStore = new NameStore(o.meta, clock);
-    this.#peers = new Peers(o.net, (method, body, payload) => this.handleRpc(method, body, payload));
+    this.#peers = new Peers(o.net, (method, body, payload, local) => this.handleRpc(method, body, payload, local.verified));
     this.host = new ChunkHost({
       store: o.store,
       refs: this.#refs,
@@ -187,8 +187,12 @@ export class FileService {
     if (nodeId !== this.#peers.selfId) void this.#ae.pull(nodeId);
   }
 
-  /** Serves one peer request of the files protocol (methods chunk.*, file.*, name.*). */
-  async handleRpc(method: string, body: unknown, payload: Buffer): Promise<{ body?: unknown; payload?: Buffer }> {
+  /**
+   * Serves one peer request of the files protocol (methods chunk.*, file.*, name.*). `verified`
+   * is only ever true for this node's own writer calling itself with a chunk it hashed; requests
+   * from the network leave it false, so their chunks are hashed before they are stored.
+   */
+  async handleRpc(method: string, body: unknown, payload: Buffer, verified = false): Promise<{ body?: unknown; payload?: Buffer }> {
     switch (method) {
       case M.chunkHas:
         return { body: { have: await this.host.has(parseBody(M.chunkHas, body).ids) } };
@@ -210,7 +214,7 @@ export class FileService {
             /* an upload aborted here stays aborted */
           }
         }
-        await this.host.put(b.upload, b.id, payload);
+        await this.host.put(b.upload, b.id, payload, verified);
         if (b.heal?.r !== undefined) await this.#heal.setCopies(hex, b.heal.r);
         if (b.heal?.stripe) await this.#heal.markStripe(hex);
         if (b.heal?.of) await this.#heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);

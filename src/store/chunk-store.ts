@@ -18,13 +18,23 @@ export interface ChunkStoreUsage {
   capacity: number;
 }
 
+export interface PutOptions {
+  /**
+   * The caller computed `id` from these very bytes in this process (a writer storing its own
+   * copy), so hashing them again here is skipped. Never set for bytes that came from a peer, a
+   * client or a disk: those are verified.
+   */
+  verified?: boolean;
+}
+
 export interface ChunkStore {
   /**
-   * Verifies sha256(data) == id first (CORRUPT if not). Returns false when the chunk was already
-   * there (dedup). Durable when resolved. NO_SPACE when quota/disk would be exceeded, leaving
-   * nothing behind. The store keeps its own copy: the caller may reuse `data` afterwards.
+   * Verifies sha256(data) == id first (CORRUPT if not), unless `opts.verified`. Returns false when
+   * the chunk was already there (dedup). Durable when resolved. NO_SPACE when quota/disk would be
+   * exceeded, leaving nothing behind. The store keeps its own copy: the caller may reuse `data`
+   * afterwards.
    */
-  put(id: Buffer, data: Buffer): Promise<boolean>;
+  put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean>;
   /**
    * Verifies the id before returning; a mismatch quarantines the copy and throws CORRUPT, so bad
    * bytes are never returned. NOT_FOUND if absent.
@@ -70,12 +80,12 @@ export function matchesId(id: Buffer, data: Uint8Array): boolean {
   return chunkIdOf(data).equals(id);
 }
 
-/** The checks a put makes before touching storage: id shape, size, then the hash. */
-export function checkPut(id: Buffer, data: Buffer): void {
+/** The checks a put makes before touching storage: id shape, size, then the hash (unless the caller computed it from these bytes). */
+export function checkPut(id: Buffer, data: Buffer, opts?: PutOptions): void {
   checkChunkId(id);
   if (!Buffer.isBuffer(data)) throw badInput('chunk data must be a Buffer');
   checkChunkSize(data.length);
-  if (!matchesId(id, data)) {
+  if (opts?.verified !== true && !matchesId(id, data)) {
     throw corrupt(`chunk data does not hash to its id ${id.toString('hex')}`, { id: id.toString('hex') });
   }
 }

@@ -7,6 +7,7 @@ import { TesseraError, notFound } from '../errors.js';
 import {
   type ChunkStore,
   type ChunkStoreUsage,
+  type PutOptions,
   checkChunkId,
   checkPut,
   corruptChunk,
@@ -31,9 +32,9 @@ export class MemoryChunkStore implements ChunkStore {
     this.#quota = normalizeQuota(opts.quota);
   }
 
-  async put(id: Buffer, data: Buffer): Promise<boolean> {
+  async put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean> {
     this.#open();
-    checkPut(id, data);
+    checkPut(id, data, opts);
     const key = id.toString('hex');
     if (this.#chunks.has(key)) return false;
     if (this.#used + data.length > this.#quota) {

@@ -27,6 +27,7 @@ import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
   type ChunkStoreUsage,
+  type PutOptions,
   KeyedMutex,
   checkChunkId,
   checkPut,
@@ -464,9 +465,9 @@ export class SegmentChunkStore implements ChunkStore {
 
   // --- ChunkStore ----------------------------------------------------------------------------
 
-  async put(id: Buffer, data: Buffer): Promise<boolean> {
+  async put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean> {
     this.#checkOpen();
-    checkPut(id, data);
+    checkPut(id, data, opts);
     const hex = id.toString('hex');
     return this.#mutex.run(hex, async () => {
       this.#checkOpen();

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FileService, type FilesNet } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
+import type { PutOptions } from '../../../src/store/chunk-store.js';
 import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
 import { TesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -18,12 +19,22 @@ async function collect(s: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+/** Remembers, per chunk put, whether the caller vouched for its hash. */
+class RecordingStore extends MemoryChunkStore {
+  readonly puts: { id: string; verified: boolean }[] = [];
+  override put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean> {
+    this.puts.push({ id: id.toString('hex'), verified: opts?.verified === true });
+    return super.put(id, data, opts);
+  }
+}
+
 async function cluster(n: number) {
   const dataKey = randomBytes(32);
   const ids = Array.from({ length: n }, (_, i) => `node${i}`);
   const down = new Set<string>();
   const services = new Map<string, FileService>();
   const metas: Metadata[] = [];
+  const stores = new Map<string, RecordingStore>();
   const calls: string[] = [];
   for (const id of ids) {
     const meta = await openMetadata(null);
@@ -38,9 +49,11 @@ async function cluster(n: number) {
         return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0) };
       },
     };
-    services.set(id, new FileService({ net, store: new MemoryChunkStore(), meta, dataKey, log: silentLogger, windowChunks: 4 }));
+    const store = new RecordingStore();
+    stores.set(id, store);
+    services.set(id, new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks: 4 }));
   }
-  return { services, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
+  return { services, stores, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
 }
 
 test('a put through one service reads back through another; one node down still meets W=2', async (t) => {
@@ -75,6 +88,21 @@ test('the same bytes stored twice send no chunk payload the second time', async 
   assert.equal(again.newChunks, 0);
   const dataPuts = c.calls.filter((x) => x.endsWith('chunk.put')).length;
   assert.ok(dataPuts <= 2, `only the new manifest root travels (${dataPuts} chunk.put calls)`);
+});
+
+test("only the writer's own copy skips the store's hash; copies from peers are verified", async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  await c.services.get('node0')!.put(pieces(randomBytes(5 * 4096)), { chunkSize: 4096 });
+  const own = c.stores.get('node0')!.puts;
+  assert.ok(own.length > 0 && own.every((p) => p.verified), 'node0 hashed these chunks itself');
+  for (const peer of ['node1', 'node2']) {
+    const got = c.stores.get(peer)!.puts;
+    assert.ok(got.length > 0 && got.every((p) => !p.verified), `${peer} received its copies over the network`);
+  }
+  // A peer cannot claim the shortcut: a request from the network never carries it.
+  await assert.rejects(c.services.get('node1')!.handleRpc('chunk.put', { id: Buffer.alloc(32), verified: true }, Buffer.from('x')), { code: 'BAD_INPUT' });
+  await assert.rejects(c.services.get('node1')!.handleRpc('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
 });
 
 test('malformed peer requests are refused with BAD_INPUT, never a crash', async (t) => {

@@ -98,6 +98,16 @@ export function chunkStoreContract(engine: Engine): void {
     assert.equal(s.usage().count, 0);
   });
 
+  t('verified put: the caller vouches for the hash, so it is not computed again; shape and size are still checked', async (s) => {
+    const a = chunk(100);
+    assert.equal(await s.put(a.id, a.data, { verified: true }), true);
+    assert.ok((await s.get(a.id)).equals(a.data));
+    await assert.rejects(s.put(Buffer.alloc(31), a.data, { verified: true }), (e) => isTesseraError(e, 'BAD_INPUT'));
+    // Without the flag the same mismatch is refused: only the writer's own copy may skip the check.
+    const b = chunk(100);
+    await assert.rejects(s.put(b.id, a.data, { verified: false }), (e) => isTesseraError(e, 'CORRUPT'));
+  });
+
   t('ids of the wrong length are BAD_INPUT on every operation', async (s) => {
     const a = chunk(10);
     for (const bad of [Buffer.alloc(31), Buffer.alloc(33), Buffer.alloc(0)]) {
