@@ -18,16 +18,27 @@ export function checkChunkSize(chunkBytes: number): number {
   return chunkBytes;
 }
 
+export interface ChunkStreamOptions {
+  /**
+   * Assemble every chunk in one buffer, reused: a yielded chunk is only valid until the consumer
+   * asks for the next one. For consumers that are done with a chunk's plaintext before they move
+   * on (the writer encrypts it at once); saves a chunk-sized allocation per chunk.
+   */
+  reuse?: boolean;
+}
+
 /**
  * Yields chunks of exactly `chunkBytes`, the last one shorter; an empty stream yields nothing.
- * Each yielded Buffer is the consumer's to keep. When an input piece holds a whole chunk at a
- * chunk boundary it is passed on without copying (a subarray of the input).
+ * Each yielded Buffer is the consumer's to keep, unless `opts.reuse`. When an input piece holds a
+ * whole chunk at a chunk boundary it is passed on without copying (a subarray of the input).
  */
 export async function* chunkStream(
   source: AsyncIterable<unknown> | Iterable<unknown>,
   chunkBytes: number = DEFAULT_CHUNK_BYTES,
+  opts: ChunkStreamOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   checkChunkSize(chunkBytes);
+  let spare: Buffer | undefined;
   let pending: Buffer | undefined;
   let filled = 0;
   for await (const piece of source) {
@@ -43,7 +54,10 @@ export async function* chunkStream(
         at += chunkBytes;
         continue;
       }
-      pending ??= Buffer.allocUnsafeSlow(chunkBytes);
+      if (pending === undefined) {
+        pending = spare ?? Buffer.allocUnsafeSlow(chunkBytes);
+        spare = undefined;
+      }
       const n = bytes.copy(pending, filled, at, Math.min(bytes.length, at + chunkBytes - filled));
       filled += n;
       at += n;
@@ -52,6 +66,8 @@ export async function* chunkStream(
         pending = undefined;
         filled = 0;
         yield full;
+        // The consumer asked for the next chunk, so it is done with this one.
+        if (opts.reuse === true) spare = full;
       }
     }
   }
