@@ -55,15 +55,19 @@ function rangeError(message: string, size: number): RangeError416 {
   return new RangeError416(message, size);
 }
 
-function waitWritable(res: ServerResponse): Promise<void> {
+/**
+ * Writes a piece of a download and resolves once the socket is done with its bytes (or the
+ * connection closed), so the buffer may be filled again: downloads read with `reuse`.
+ */
+function writeOut(res: ServerResponse, piece: Buffer): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
-      res.off('drain', done);
       res.off('close', done);
       resolve();
     };
-    res.on('drain', done);
     res.on('close', done);
+    // An error here also closes the response, which the loop below notices.
+    res.write(piece, () => done());
   });
 }
 
@@ -151,19 +155,18 @@ export function filesRoutes(files: FileService): Route[] {
         res.on('close', () => {
           if (!res.writableFinished) ac.abort(new TesseraError('CANCELLED', 'the client closed the download'));
         });
-        const stream = file.read(start, end, ac.signal)[Symbol.asyncIterator]();
+        // Pieces are decrypted into buffers used again, each once the socket has taken the one
+        // before: a download allocates a window of buffers, not one per chunk.
+        const stream = file.read(start, end, ac.signal, { reuse: true })[Symbol.asyncIterator]();
         // The first chunk is fetched before the status line, so a file that cannot be read gets a real error status.
-        const first = await stream.next();
+        let next = await stream.next();
         res.writeHead(range ? 206 : 200, headers);
         try {
-          if (!first.done) {
-            if (!res.write(first.value)) await waitWritable(res);
-            for (;;) {
-              if (res.destroyed) return;
-              const next = await stream.next();
-              if (next.done) break;
-              if (!res.write(next.value)) await waitWritable(res);
-            }
+          // Waiting for each write to be taken is also the backpressure: a slow client slows the reads.
+          while (!next.done) {
+            await writeOut(res, next.value);
+            if (res.destroyed) return;
+            next = await stream.next();
           }
           res.end();
         } catch (e) {

@@ -8,7 +8,7 @@
  */
 import { TesseraError, notFound, unavailable, corrupt } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkIdOf, decryptChunk } from '../content/crypto.js';
+import { chunkIdOf, decryptChunk, encryptedSize } from '../content/crypto.js';
 import type { ManifestReader } from '../content/manifest-reader.js';
 import { CHUNK_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
@@ -24,20 +24,31 @@ export interface FetchCounters {
   copiesRepaired: number;
 }
 
+/** Reads a copy from this node's own store (verified there), into `into` when it fits. */
+export type LocalRead = (id: Buffer, into?: Buffer) => Promise<Buffer>;
+
 export class ChunkFetcher {
   readonly counters: FetchCounters = { chunksFetched: 0, cacheHits: 0, failovers: 0, badCopiesReported: 0, copiesRepaired: 0 };
   readonly #cache: ByteLru;
+  readonly #local: LocalRead | undefined;
 
   constructor(
     private readonly peers: Peers,
     private readonly log: Logger,
     cacheBytes: number,
+    /** This node's own store, read directly rather than through the request handler. */
+    local?: LocalRead,
   ) {
     this.#cache = new ByteLru(cacheBytes);
+    this.#local = local;
   }
 
-  /** The verified stored bytes of a chunk. */
-  async fetch(id: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  /**
+   * The verified stored bytes of a chunk. `scratch`: a buffer a copy read from this node's own
+   * store may be read into; the result may then be a view of it, so the caller must be done with
+   * the result before it reuses `scratch`. Copies from peers and the cache never alias it.
+   */
+  async fetch(id: Buffer, signal?: AbortSignal, scratch?: Buffer): Promise<Buffer> {
     const hex = id.toString('hex');
     const cached = this.#cache.get(hex);
     if (cached !== undefined) {
@@ -58,14 +69,18 @@ export class ChunkFetcher {
         continue;
       }
       try {
-        const r = await this.peers.call(node, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+        const payload =
+          node === self && this.#local !== undefined
+            ? await this.#local(id, scratch)
+            : (await this.peers.call(node, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) })).payload;
         // This node's store verified the copy as it read it; a peer's copy is checked again here
         // against damage on the way and lying peers. Either way the bytes are verified once here.
-        if (node !== self && !chunkIdOf(r.payload).equals(id)) throw corrupt(`node ${node.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
+        if (node !== self && !chunkIdOf(payload).equals(id)) throw corrupt(`node ${node.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
         this.counters.chunksFetched++;
-        if (node !== self) this.#cache.set(hex, r.payload);
-        if (bad.length > 0) void this.#repair(id, r.payload, bad);
-        return r.payload;
+        if (node !== self) this.#cache.set(hex, payload);
+        // A repair outlives this call, so it must not be handed bytes that live in `scratch`.
+        if (bad.length > 0) void this.#repair(id, node === self ? Buffer.from(payload) : payload, bad);
+        return payload;
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         const code = e instanceof TesseraError ? e.code : 'INTERNAL';
@@ -102,6 +117,34 @@ export class ChunkFetcher {
 /** Verified ciphertext for a manifest entry's id (for erasure coding, the chunk a stripe descriptor rebuilds). */
 export type CipherSource = (id: Buffer, signal?: AbortSignal) => Promise<Buffer>;
 
+export interface ReadRangeOptions {
+  /**
+   * Decrypt into buffers that are used again: a yielded Buffer is only valid until the consumer
+   * asks for the next one. Saves a fresh chunk-sized allocation (and its page faults and GC
+   * work) per chunk, for consumers that are done with each piece before they move on.
+   */
+  reuse?: boolean;
+}
+
+interface Loaded {
+  bytes: Buffer;
+  /** The reusable buffer `bytes` lives in, free again once the consumer moves past it. */
+  backing?: Buffer;
+}
+
+/** A free list of chunk-sized buffers: at most `max` are kept, one too small for a request is dropped. */
+class Spares {
+  readonly #free: Buffer[] = [];
+  constructor(readonly max: number) {}
+  take(bytes: number): Buffer {
+    const b = this.#free.pop();
+    return b !== undefined && b.length >= bytes ? b : Buffer.allocUnsafeSlow(bytes);
+  }
+  give(b: Buffer): void {
+    if (this.#free.length < this.max) this.#free.push(b);
+  }
+}
+
 /**
  * Plaintext of bytes [start, end) of a file, in order. `window` chunks are fetched and
  * decrypted ahead of the consumer, no more.
@@ -115,27 +158,55 @@ export async function* readRange(
   signal?: AbortSignal,
   /** Where verified ciphertext comes from when a manifest entry is not a plain chunk (erasure-coded files). */
   source?: CipherSource,
+  opts: ReadRangeOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
-  const queue: Promise<Buffer>[] = [];
-  const load = async (ref: { id: Buffer; key: Buffer; offset: number; size: number }): Promise<Buffer> => {
-    // fetch() returns only bytes verified against the id, so decryption need not hash them again.
-    const plain = decryptChunk(await (source ?? fetcher.fetch.bind(fetcher))(Buffer.from(ref.id), signal), ref.key);
-    if (plain.length !== ref.size) throw corrupt(`chunk at offset ${ref.offset} holds ${plain.length} bytes; the manifest says ${ref.size}`);
+  const queue: Promise<Loaded>[] = [];
+  // Local reads land in these, each back as soon as its chunk is decrypted: at most `window` exist.
+  const scratch = new Spares(window);
+  // With `reuse`, plaintext too: the window ahead plus the one the consumer holds.
+  const plains = new Spares(window + 1);
+  const load = async (ref: { id: Buffer; key: Buffer; offset: number; size: number }): Promise<Loaded> => {
+    const backing = opts.reuse === true ? plains.take(ref.size) : undefined;
+    let plain: Buffer;
+    try {
+      if (source !== undefined) {
+        plain = decryptChunk(await source(Buffer.from(ref.id), signal), ref.key, undefined, backing);
+      } else {
+        const buf = scratch.take(encryptedSize(ref.size));
+        try {
+          // fetch() returns only bytes verified against the id, so decryption need not hash them again.
+          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf), ref.key, undefined, backing);
+        } finally {
+          // The plaintext is written elsewhere, so the ciphertext's buffer is free again.
+          scratch.give(buf);
+        }
+      }
+      if (plain.length !== ref.size) throw corrupt(`chunk at offset ${ref.offset} holds ${plain.length} bytes; the manifest says ${ref.size}`);
+    } catch (e) {
+      if (backing !== undefined) plains.give(backing);
+      throw e;
+    }
     const from = Math.max(0, start - ref.offset);
     const to = Math.min(ref.size, end - ref.offset);
-    return from === 0 && to === ref.size ? plain : plain.subarray(from, to);
+    return { bytes: from === 0 && to === ref.size ? plain : plain.subarray(from, to), ...(backing ? { backing } : {}) };
   };
-  const enqueue = (p: Promise<Buffer>) => {
+  const enqueue = (p: Promise<Loaded>) => {
     // Failures surface when the consumer reaches the chunk; until then they must not be unhandled.
     p.catch(() => undefined);
     queue.push(p);
   };
+  const next = async function* (): AsyncGenerator<Buffer, void, undefined> {
+    const got = await queue.shift()!;
+    yield got.bytes;
+    // The consumer asked for the next piece, so it is done with this one.
+    if (got.backing !== undefined) plains.give(got.backing);
+  };
   try {
     for await (const ref of reader.refs(start, end)) {
       enqueue(load(ref));
-      if (queue.length >= window) yield await queue.shift()!;
+      if (queue.length >= window) yield* next();
     }
-    while (queue.length > 0) yield await queue.shift()!;
+    while (queue.length > 0) yield* next();
   } finally {
     queue.length = 0;
   }

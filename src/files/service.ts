@@ -33,7 +33,7 @@ import {
 import { NameDirectory } from './name-directory.js';
 import { NameStore } from './name-store.js';
 import { Peers, type FilesNet } from './peers.js';
-import { ChunkFetcher, readRange } from './reader.js';
+import { ChunkFetcher, readRange, type ReadRangeOptions } from './reader.js';
 import { RefStore } from './refs.js';
 import { M, parseBody, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
@@ -81,8 +81,11 @@ export interface OpenedFile {
   name: string | null;
   totalSize: number;
   createdAt: number;
-  /** Plaintext of bytes [start, end) of the file, verified, in order. */
-  read(start?: number, end?: number, signal?: AbortSignal): AsyncIterable<Buffer>;
+  /**
+   * Plaintext of bytes [start, end) of the file, verified, in order. With `reuse`, a yielded
+   * Buffer is only valid until the next one is asked for (see ReadRangeOptions).
+   */
+  read(start?: number, end?: number, signal?: AbortSignal, opts?: ReadRangeOptions): AsyncIterable<Buffer>;
 }
 
 export interface FilesCounters {
@@ -139,7 +142,7 @@ export class FileService {
       pendingUploadTtlMs: o.pendingUploadTtlMs ?? DEFAULT_PENDING_UPLOAD_TTL_MS,
       askCommitted: (uploads) => this.#askCommitted(uploads),
     });
-    this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => this.host.get(id, into));
     if (this.#keys) {
       this.#names = new NameDirectory(this.#peers, this.#keys, clock, this.#log);
       this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
@@ -310,12 +313,12 @@ export class FileService {
       const { fileId, name } = await this.#resolve(ref);
       const reader = await this.#openManifest(fileId);
       const size = reader.info.fileSize;
-      const read = (start = 0, end = size, signal?: AbortSignal): AsyncIterable<Buffer> => {
+      const read = (start = 0, end = size, signal?: AbortSignal, opts?: ReadRangeOptions): AsyncIterable<Buffer> => {
         if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > size) {
           throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the file's ${size} bytes`, { size });
         }
         const source = reader.info.policy.kind === 'ec' ? this.#stripedSource() : undefined;
-        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal, source));
+        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal, source, opts));
       };
       return { fileId, name, totalSize: size, createdAt: reader.info.createdAt, read };
     } catch (e) {

@@ -27,6 +27,15 @@ export interface PutOptions {
   verified?: boolean;
 }
 
+export interface GetOptions {
+  /**
+   * A buffer the copy may be read into, when it is large enough: the result is then a view of it,
+   * valid until the caller reuses the buffer. Lets a reader recycle one buffer per chunk in flight
+   * instead of allocating one per read. Engines that do not read from disk may ignore it.
+   */
+  into?: Buffer;
+}
+
 export interface ChunkStore {
   /**
    * Verifies sha256(data) == id first (CORRUPT if not), unless `opts.verified`. Returns false when
@@ -39,7 +48,7 @@ export interface ChunkStore {
    * Verifies the id before returning; a mismatch quarantines the copy and throws CORRUPT, so bad
    * bytes are never returned. NOT_FOUND if absent.
    */
-  get(id: Buffer): Promise<Buffer>;
+  get(id: Buffer, opts?: GetOptions): Promise<Buffer>;
   has(id: Buffer): Promise<boolean>;
   /** True when a live copy was removed. */
   delete(id: Buffer): Promise<boolean>;

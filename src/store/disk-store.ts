@@ -20,6 +20,7 @@ import {
   type ChunkStore,
   type ChunkStoreUsage,
   type PutOptions,
+  type GetOptions,
   KeyedMutex,
   checkChunkId,
   checkPut,
@@ -196,7 +197,7 @@ export class DiskChunkStore implements ChunkStore {
     });
   }
 
-  async get(id: Buffer): Promise<Buffer> {
+  async get(id: Buffer, opts?: GetOptions): Promise<Buffer> {
     this.#checkOpen();
     checkChunkId(id);
     const hex = id.toString('hex');
@@ -216,7 +217,8 @@ export class DiskChunkStore implements ChunkStore {
       if (st.size > MAX_CHUNK_BYTES) {
         data = Buffer.alloc(0);
       } else {
-        data = Buffer.allocUnsafe(st.size);
+        const into = opts?.into;
+        data = into !== undefined && into.length >= st.size ? into.subarray(0, st.size) : Buffer.allocUnsafe(st.size);
         let off = 0;
         while (off < data.length) {
           const { bytesRead } = await fh.read(data, off, data.length - off, off);

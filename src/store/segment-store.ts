@@ -28,6 +28,7 @@ import {
   type ChunkStore,
   type ChunkStoreUsage,
   type PutOptions,
+  type GetOptions,
   KeyedMutex,
   checkChunkId,
   checkPut,
@@ -492,7 +493,7 @@ export class SegmentChunkStore implements ChunkStore {
     });
   }
 
-  async get(id: Buffer): Promise<Buffer> {
+  async get(id: Buffer, opts?: GetOptions): Promise<Buffer> {
     this.#checkOpen();
     checkChunkId(id);
     const hex = id.toString('hex');
@@ -500,7 +501,7 @@ export class SegmentChunkStore implements ChunkStore {
     if (loc === undefined) throw notFound(`chunk ${hex} is not stored here`, { id: hex });
     let data: Buffer;
     try {
-      data = await this.#readData(loc);
+      data = await this.#readData(loc, opts?.into);
     } catch (e) {
       throw fsError(e, `reading chunk ${hex}`);
     }
@@ -515,12 +516,12 @@ export class SegmentChunkStore implements ChunkStore {
     return data;
   }
 
-  /** Reads a record's data (length from the index, bounded at put or scan) with positional I/O. */
-  async #readData(loc: Loc): Promise<Buffer> {
+  /** Reads a record's data (length from the index, bounded at put or scan) with positional I/O, into `into` when it fits. */
+  async #readData(loc: Loc, into?: Buffer): Promise<Buffer> {
     const seg = loc.seg;
     seg.readers++;
     try {
-      const data = Buffer.allocUnsafe(loc.len);
+      const data = into !== undefined && into.length >= loc.len ? into.subarray(0, loc.len) : Buffer.allocUnsafe(loc.len);
       const got = await readFully(seg.fh, data, loc.off + RECORD_HEADER_BYTES);
       // Short means the file was cut behind our back; the hash check then fails.
       return got < data.length ? data.subarray(0, got) : data;

@@ -93,3 +93,18 @@ test('memory stays bounded while chunking a 256 MiB stream', async (t) => {
   assert.ok(peakExternal < 96 << 20, `array buffers grew by ${(peakExternal / 2 ** 20).toFixed(1)} MiB`);
   assert.ok(peakRss < 160 << 20, `rss grew by ${(peakRss / 2 ** 20).toFixed(1)} MiB`);
 });
+
+test('reuse: the same chunks, assembled in one buffer that is used again once the next is asked for', async () => {
+  const data = randomBytes(5 * 4096 + 123);
+  // Pieces smaller than a chunk, so every chunk is assembled rather than passed through.
+  const pieces = Array.from({ length: Math.ceil(data.length / 1000) }, (_, i) => data.subarray(i * 1000, (i + 1) * 1000));
+  const got: Buffer[] = [];
+  const backings = new Set<ArrayBufferLike>();
+  for await (const c of chunkStream(pieces, 4096, { reuse: true })) {
+    backings.add(c.buffer);
+    got.push(Buffer.from(c));
+  }
+  assert.equal(got.length, 6);
+  assert.ok(Buffer.concat(got).equals(data));
+  assert.equal(backings.size, 1);
+});

@@ -77,6 +77,23 @@ test('a put through one service reads back through another; one node down still 
   await assert.rejects(a.put(pieces(randomBytes(100))), { code: 'UNAVAILABLE' });
 });
 
+test('a read with reuse yields the same bytes, each piece valid until the next is asked for', async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  const data = randomBytes(9 * 4096 + 5);
+  const put = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096 });
+  for (const reader of ['node0', 'node1']) {
+    const opened = await c.services.get(reader)!.open(put.fileId);
+    const copy = async (s: AsyncIterable<Buffer>) => {
+      const out: Buffer[] = [];
+      for await (const p of s) out.push(Buffer.from(p));
+      return Buffer.concat(out);
+    };
+    assert.ok((await copy(opened.read(0, data.length, undefined, { reuse: true }))).equals(data));
+    assert.ok((await copy(opened.read(4000, 20000, undefined, { reuse: true }))).equals(data.subarray(4000, 20000)));
+  }
+});
+
 test('the same bytes stored twice send no chunk payload the second time', async (t) => {
   const c = await cluster(3);
   t.after(() => c.close());

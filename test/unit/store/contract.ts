@@ -158,6 +158,16 @@ export function chunkStoreContract(engine: Engine): void {
     }
   });
 
+  t('get into a caller buffer returns the same verified bytes; a buffer too small is not used', async (s) => {
+    const a = chunk(3000);
+    await s.put(a.id, a.data);
+    const big = Buffer.alloc(4096, 0xee);
+    assert.ok((await s.get(a.id, { into: big })).equals(a.data));
+    const small = Buffer.alloc(10, 0xee);
+    assert.ok((await s.get(a.id, { into: small })).equals(a.data));
+    assert.ok(small.equals(Buffer.alloc(10, 0xee)), 'a buffer too small is left alone');
+  });
+
   t('rotten copy: get throws CORRUPT, never the bytes, and the copy is quarantined', async (s) => {
     const a = chunk(2048);
     const b = chunk(100);
