@@ -14,7 +14,7 @@ import { FILE_ID_PREFIX, isFileId, parseFileId } from '../content/ids.js';
 import { ManifestReader } from '../content/manifest-reader.js';
 import { checkName, type NameRecord } from '../content/names.js';
 import { MAX_REPLICAS, type RedundancyPolicy } from '../content/policy.js';
-import type { FileEntryView, FileStatView, PutResultView, RmResultView, ChunkHealthView } from '../api/types.js';
+import type { FileEntryView, FileStatView, PutResultView, RmResultView } from '../api/types.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
 import { auth, errorMessage } from './errors.js';
@@ -40,6 +40,7 @@ import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
 import { HealMeta } from './heal-meta.js';
+import { FileHealth, type ChunkRef } from './file-health.js';
 import { Healer, drainStateReply, type DrainState, type RepairStats } from './repair.js';
 import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
 import { DEFAULT_POLICY, checkPolicy } from '../content/policy.js';
@@ -425,39 +426,35 @@ export class FileService {
     const { fileId, name } = await this.#resolve(ref);
     const reader = await this.#openManifest(fileId);
     const info = reader.info;
-    const r = info.policy.kind === 'replicas' ? info.policy.r : info.policy.k + info.policy.m;
     const nodes = this.#peers.live();
-    const health = { fullRedundancy: 0, degraded: 0, lost: 0 };
-    const detail: ChunkHealthView[] = [];
-    let batch: { index: number; id: Buffer; size: number }[] = [];
-    const flush = async () => {
-      const ids = batch.map((c) => c.id);
-      const answers = await Promise.all(
-        nodes.map(async (n) => {
-          try {
-            const res = await this.#peers.call(n.nodeId, M.chunkHas, { ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
-            return { node: n.nodeId, have: parseReply(replies.has, res.body, n.nodeId).have };
-          } catch {
-            return { node: n.nodeId, have: [] as boolean[] };
-          }
-        }),
-      );
-      batch.forEach((c, i) => {
-        const holders = answers.filter((a) => a.have[i] === true).map((a) => a.node).sort();
-        if (holders.length >= r) health.fullRedundancy++;
-        else if (holders.length > 0) health.degraded++;
-        else health.lost++;
-        if (detail.length < MAX_STAT_CHUNKS) {
-          detail.push({ index: c.index, id: c.id.toString('hex'), size: c.size, holders, expected: this.#peers.rank(c.id, nodes).slice(0, r) });
-        }
-      });
-      batch = [];
-    };
+    const tally = new FileHealth({
+      policy: info.policy,
+      nodes,
+      rank: (id, view) => this.#peers.rank(id, view),
+      maxDetail: MAX_STAT_CHUNKS,
+      stripe: async (d) => decodeStripe(await this.fetcher.fetch(d)),
+      ask: (ids) =>
+        Promise.all(
+          nodes.map(async (n) => {
+            try {
+              const res = await this.#peers.call(n.nodeId, M.chunkHas, { ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+              return { node: n.nodeId, have: parseReply(replies.has, res.body, n.nodeId).have };
+            } catch {
+              return { node: n.nodeId, have: [] as boolean[] };
+            }
+          }),
+        ),
+    });
+    let batch: ChunkRef[] = [];
     for await (const ref of reader.refs()) {
       batch.push({ index: ref.index, id: Buffer.from(ref.id), size: ref.size });
-      if (batch.length >= MAX_IDS_PER_REQUEST) await flush();
+      if (batch.length >= tally.batchSize) {
+        await tally.add(batch);
+        batch = [];
+      }
     }
-    if (batch.length > 0) await flush();
+    await tally.add(batch);
+    const { health, detail } = tally;
     return {
       fileId,
       name,

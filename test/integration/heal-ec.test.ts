@@ -24,6 +24,7 @@ test('EC 4+2: two holders killed, the file reads back; after repair every stripe
   assert.equal(put.policy, 'ec:4+2');
 
   const all = [0, 1, 2, 3, 4, 5];
+  assert.deepEqual((await cluster.node(3).client.stat('ec.bin')).health, { fullRedundancy: 49, degraded: 0, lost: 0 });
   const h = await holdings(cluster, all);
   const stripes = await expectedStripes(cluster, data, CS, 4, 2);
   assert.equal(stripes.size, 49, 'one stripe per chunk');
@@ -38,6 +39,9 @@ test('EC 4+2: two holders killed, the file reads back; after repair every stripe
   await cluster.kill(4, 'SIGKILL');
   const back = await cluster.node(2).client.get('ec.bin');
   assert.ok((await collect(back.stream)).equals(data), 'read back byte-identical with 2 of 6 holders dead');
+  // stat counts the shards live nodes hold: every stripe lost 2 of its 6, readable but degraded.
+  await waitFor('stat to see the dead holders gone', 20_000, async () => (await cluster.node(0).client.stat('ec.bin')).health.degraded === 49);
+  assert.deepEqual((await cluster.node(0).client.stat('ec.bin')).health, { fullRedundancy: 0, degraded: 49, lost: 0 });
 
   await cluster.addNode({ args: ['--quota', '1G'] });
   await cluster.addNode({ args: ['--quota', '1G'] });
@@ -58,6 +62,9 @@ test('EC 4+2: two holders killed, the file reads back; after repair every stripe
     const withDescriptor = live.filter((i) => now.get(i)!.has(d)).length;
     assert.ok(withDescriptor >= 6, `descriptor ${d.slice(0, 12)} beside every shard (${withDescriptor})`);
   }
+  const st = await cluster.node(6).client.stat('ec.bin');
+  assert.deepEqual(st.health, { fullRedundancy: 49, degraded: 0, lost: 0 }, 'stat sees every stripe whole again');
+  assert.ok(st.chunkHealth.every((c) => c.holders.length === 6 && c.holders.every((h) => live.map((i) => cluster.node(i).nodeId).includes(h))), 'each stripe on 6 live holders');
   const again = await cluster.node(6).client.get('ec.bin');
   assert.ok((await collect(again.stream)).equals(data), 'read back through a new node after repair');
 });
