@@ -12,20 +12,13 @@ import { randomStream } from '../src/cli/commands/demo.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster, waitFor } from '../src/cli/local-cluster.js';
 import { decodeShards, encodeShards } from '../src/content/erasure.js';
+import { flag } from './args.js';
 
 const MIB = 1 << 20;
 /** Each codec figure runs this long, or this many chunks, whichever comes first. */
 const CODEC_MS = 1500;
 const CODEC_MAX_CHUNKS = 20_000;
 const REPAIR_TIMEOUT_MS = 30 * 60_000;
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 async function codec(k: number, m: number): Promise<{ encodeMBps: number; decodeMBps: number }> {
   const chunk = randomBytes(MIB);

@@ -18,18 +18,11 @@ import { randomStream } from '../src/cli/commands/demo.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { checkChunkSize } from '../src/content/chunker.js';
+import { flag } from './args.js';
 
 const PUT_GOAL = 0.5;
 const GET_GOAL = 0.6;
 const BASELINE_SCRIPT = fileURLToPath(new URL('./files-baseline.js', import.meta.url));
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 /** Peak resident set of a process in bytes, from the kernel's high-water mark. */
 async function peakRss(pid: number | 'self'): Promise<number | undefined> {
