@@ -11,7 +11,7 @@ import { NodeMetrics, metricsRoute, type MetricsSources } from './api/metrics.js
 import { EventHub } from './api/events.js';
 import { openApiRoute } from './api/openapi.js';
 import { isLoopbackHost } from './api/http-util.js';
-import { FileService, type FilesNet } from './files/index.js';
+import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/cluster-volumes.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
 import type { PeerView, StatusView } from './api/types.js';
@@ -27,7 +27,6 @@ import { type DiskEngine, openDiskChunkStore } from './store/open-disk.js';
 import { MemoryChunkStore } from './store/memory-store.js';
 import { openMetadata, type Metadata } from './store/metadata.js';
 import { VERSION } from './version.js';
-import type { RedundancyPolicy } from './content/policy.js';
 
 export interface NodeConfig {
   dataDir: string;
@@ -44,18 +43,7 @@ export interface NodeConfig {
   /** Serve every volume over NBD as their master (tessera nbd). */
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
-  files?: {
-    gcGraceMs?: number;
-    antiEntropyIntervalMs?: number;
-    pendingUploadTtlMs?: number;
-    cacheBytes?: number;
-    defaultPolicy?: RedundancyPolicy;
-    repairGraceMs?: number;
-    repairRateBytes?: number;
-    repairIntervalMs?: number;
-    scrubRateBytes?: number;
-    scrubIntervalMs?: number;
-  };
+  files?: FilesTuning;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
   logger: Logger;

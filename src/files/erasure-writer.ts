@@ -7,10 +7,8 @@
  * live node (the next node in placement order takes over from one that fails) before the put
  * succeeds; any failure aborts the upload everywhere it went.
  */
-import { randomBytes } from 'node:crypto';
-import { TesseraError, unavailable } from '../errors.js';
+import { unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Semaphore } from '../net/semaphore.js';
 import { chunkStream } from '../content/chunker.js';
 import { chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
 import { encodeShards, checkErasureParams } from '../content/erasure.js';
@@ -19,6 +17,7 @@ import { ManifestBuilder } from '../content/manifest-builder.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import { encodeStripe } from './erasure-stripe.js';
+import { PutWindow } from './put-window.js';
 import type { Peers } from './peers.js';
 import { M } from './rpc.js';
 import type { FileWriter, WriteResult } from './writer.js';
@@ -47,64 +46,43 @@ export class EcWriter {
     checkErasureParams(o.k, o.m);
     const n = o.k + o.m;
     const pageCopies = o.m + 1;
-    const upload = randomBytes(16).toString('hex');
-    const touched = new Set<string>([this.peers.selfId]);
-    const ac = new AbortController();
-    const onOuterAbort = () => ac.abort(o.signal?.reason ?? new TesseraError('CANCELLED', 'put cancelled'));
-    o.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    let failure: unknown;
-    const inflight = new Set<Promise<void>>();
-    const window = new Semaphore(o.windowChunks);
-    const launch = (job: () => Promise<void>) => {
-      const p = job()
-        .catch((e: unknown) => {
-          failure ??= e;
-          ac.abort(e);
-        })
-        .finally(() => {
-          inflight.delete(p);
-          window.release();
-        });
-      inflight.add(p);
-    };
+    const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
+    const { upload, touched } = w;
     try {
       const live = this.#usable().length;
       if (live < n) throw unavailable(`erasure coding ${o.k}+${o.m} puts each chunk's ${n} shards on ${n} distinct nodes, but only ${live} live node(s) can take data (start more nodes or use fewer shards)`);
       const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'ec', k: o.k, m: o.m } });
       const pages: EncryptedChunk[] = [];
       for await (const plain of chunkStream(source, o.chunkSize)) {
-        if (failure !== undefined) break;
-        await window.acquire(ac.signal);
+        if (w.failure !== undefined) break;
+        await w.acquire();
         const chunk = encryptChunk(plain, this.keys.convergenceSecret);
         const { shards } = await encodeShards(chunk.data, o);
         const s = shards.map((b) => chunkIdOf(b));
         const descriptor = encodeStripe({ c: chunk.id, size: chunk.data.length, k: o.k, m: o.m, s });
         const d = chunkIdOf(descriptor);
         pages.push(...builder.add({ id: d, key: chunk.key, size: plain.length }));
-        launch(() => this.#storeStripe(d, descriptor, shards, s, n, upload, touched, ac.signal));
+        w.launch(() => this.#storeStripe(d, descriptor, shards, s, n, upload, touched, w.signal));
         // Full manifest pages (one per 8192 chunks) are stored as they appear.
-        while (pages.length > 0 && failure === undefined) {
+        while (pages.length > 0 && w.failure === undefined) {
           const page = pages.shift()!;
-          await window.acquire(ac.signal);
-          launch(() => this.#storeCopies(page, pageCopies, upload, touched, ac.signal));
+          await w.acquire();
+          w.launch(() => this.#storeCopies(page, pageCopies, upload, touched, w.signal));
         }
       }
-      while (inflight.size > 0) await Promise.race(inflight);
-      if (failure !== undefined) throw failure;
+      await w.drain();
       const built = builder.finish();
-      for (const page of built.pages) await this.#storeCopies(page, pageCopies, upload, touched, ac.signal);
-      await this.#storeCopies(built.root, pageCopies, upload, touched, ac.signal);
+      for (const page of built.pages) await this.#storeCopies(page, pageCopies, upload, touched, w.signal);
+      await this.#storeCopies(built.root, pageCopies, upload, touched, w.signal);
       const root = built.root.id.toString('hex');
       await this.#commit(upload, root, built.info.createdAt, touched);
       return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks: built.info.chunkCount, touched };
     } catch (e) {
-      const err = failure ?? e;
-      ac.abort(err);
-      while (inflight.size > 0) await Promise.race(inflight);
+      const err = await w.fail(e);
       await this.replicated.abort(upload, touched);
       throw err;
     } finally {
-      o.signal?.removeEventListener('abort', onOuterAbort);
+      w.close();
     }
   }
 

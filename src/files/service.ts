@@ -46,13 +46,8 @@ import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
 import { DEFAULT_POLICY, checkPolicy } from '../content/policy.js';
 import type { CipherSource } from './reader.js';
 
-export interface FileServiceOptions {
-  net: FilesNet;
-  store: ChunkStore;
-  meta: Metadata;
-  /** Absent on a storage-only node: it stores and serves chunks but never sees plaintext. */
-  dataKey?: Buffer;
-  log: Logger;
+/** The files service's knobs: node flags and the config file set them, tests shorten the periods. */
+export interface FilesTuning {
   gcGraceMs?: number;
   pendingUploadTtlMs?: number;
   antiEntropyIntervalMs?: number;
@@ -65,6 +60,15 @@ export interface FileServiceOptions {
   repairIntervalMs?: number;
   scrubRateBytes?: number;
   scrubIntervalMs?: number;
+}
+
+export interface FileServiceOptions extends FilesTuning {
+  net: FilesNet;
+  store: ChunkStore;
+  meta: Metadata;
+  /** Absent on a storage-only node: it stores and serves chunks but never sees plaintext. */
+  dataKey?: Buffer;
+  log: Logger;
 }
 
 export interface PutOptions {

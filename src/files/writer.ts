@@ -5,13 +5,12 @@
  * file's size. Any failure aborts the upload on every node it touched, so nothing half-written
  * stays referenced.
  */
-import { randomBytes } from 'node:crypto';
 import { TesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { Semaphore } from '../net/semaphore.js';
 import { chunkStream } from '../content/chunker.js';
 import { encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
 import { formatFileId } from '../content/ids.js';
+import { PutWindow } from './put-window.js';
 import { ManifestBuilder } from '../content/manifest-builder.js';
 import type { ManifestInfo } from '../content/manifest.js';
 import { M, parseReply, replies } from './rpc.js';
@@ -53,36 +52,20 @@ export class FileWriter {
   ) {}
 
   async write(source: AsyncIterable<unknown>, o: WriteOptions): Promise<WriteResult> {
-    const upload = randomBytes(16).toString('hex');
-    const touched = new Set<string>([this.peers.selfId]);
-    const ac = new AbortController();
-    const onOuterAbort = () => ac.abort(o.signal?.reason ?? new TesseraError('CANCELLED', 'put cancelled'));
-    o.signal?.addEventListener('abort', onOuterAbort, { once: true });
-    let failure: unknown;
+    const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
+    const { upload, touched } = w;
     let newChunks = 0;
-    const inflight = new Set<Promise<void>>();
-    const window = new Semaphore(o.windowChunks);
     // Ciphertext buffers come back once their batch is stored everywhere, so a put allocates about
     // a window's worth of them instead of one per chunk (fewer allocations, far fewer GC passes).
     const spares: Buffer[] = [];
     const cipherBytes = encryptedSize(o.chunkSize);
-    const launch = (batch: Item[], slots: number) => {
-      const p = this.storeBatch(batch, upload, o, touched, ac.signal)
-        .then(({ fresh, clean }) => {
-          newChunks += fresh;
-          // After a failed call the transport may still hold a payload: such a buffer is left to the GC.
-          if (clean) for (const it of batch) if (it.spare && spares.length < o.windowChunks) spares.push(it.spare);
-        })
-        .catch((e: unknown) => {
-          failure ??= e;
-          ac.abort(e);
-        })
-        .finally(() => {
-          inflight.delete(p);
-          for (let i = 0; i < slots; i++) window.release();
-        });
-      inflight.add(p);
-    };
+    const launch = (batch: Item[], slots: number) =>
+      w.launch(async () => {
+        const { fresh, clean } = await this.storeBatch(batch, upload, o, touched, w.signal);
+        newChunks += fresh;
+        // After a failed call the transport may still hold a payload: such a buffer is left to the GC.
+        if (clean) for (const it of batch) if (it.spare && spares.length < o.windowChunks) spares.push(it.spare);
+      }, slots);
     try {
       this.checkLive(o.w);
       const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'replicas', r: o.r, w: o.w } });
@@ -90,9 +73,8 @@ export class FileWriter {
       let slots = 0;
       // The plaintext is encrypted before the next chunk is asked for, so one buffer assembles them all.
       for await (const plain of chunkStream(source, o.chunkSize, { reuse: true })) {
-        if (failure !== undefined) break;
-        // Backpressure on the source: the next chunk is not read until one leaves the window.
-        await window.acquire(ac.signal);
+        if (w.failure !== undefined) break;
+        await w.acquire();
         slots++;
         const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
         const chunk = encryptChunk(plain, this.keys.convergenceSecret, spare);
@@ -105,28 +87,22 @@ export class FileWriter {
           slots = 0;
         }
       }
-      if (failure === undefined) {
-        const built = builder.finish();
-        for (const page of built.pages) batch.push({ chunk: page, data: false });
-        if (batch.length > 0) launch(batch, slots);
-        while (inflight.size > 0) await Promise.race(inflight);
-        if (failure !== undefined) throw failure;
-        // The root names everything below it, so it is stored only once they all are.
-        await this.storeBatch([{ chunk: built.root, data: false }], upload, o, touched, ac.signal);
-        const root = built.root.id.toString('hex');
-        await this.commit(upload, root, built.info.createdAt, o.w, touched);
-        return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks, touched };
-      }
-      while (inflight.size > 0) await Promise.race(inflight);
-      throw failure;
+      if (w.failure !== undefined) throw w.failure;
+      const built = builder.finish();
+      for (const page of built.pages) batch.push({ chunk: page, data: false });
+      if (batch.length > 0) launch(batch, slots);
+      await w.drain();
+      // The root names everything below it, so it is stored only once they all are.
+      await this.storeBatch([{ chunk: built.root, data: false }], upload, o, touched, w.signal);
+      const root = built.root.id.toString('hex');
+      await this.commit(upload, root, built.info.createdAt, o.w, touched);
+      return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks, touched };
     } catch (e) {
-      const err = failure ?? e;
-      ac.abort(err);
-      while (inflight.size > 0) await Promise.race(inflight);
+      const err = await w.fail(e);
       await this.abort(upload, touched);
       throw err;
     } finally {
-      o.signal?.removeEventListener('abort', onOuterAbort);
+      w.close();
     }
   }
 

@@ -538,13 +538,7 @@ export class SegmentChunkStore implements ChunkStore {
   }
 
   async delete(id: Buffer): Promise<boolean> {
-    this.#checkOpen();
-    checkChunkId(id);
-    const hex = id.toString('hex');
-    return this.#mutex.run(hex, async () => {
-      this.#checkOpen();
-      const loc = this.#index.get(hex);
-      if (loc === undefined) return false;
+    return this.#withRecord(id, async (hex, loc) => {
       try {
         await this.#append(RecordKind.Tombstone, id);
       } catch (e) {
@@ -552,6 +546,19 @@ export class SegmentChunkStore implements ChunkStore {
       }
       this.#forget(hex, loc);
       this.#scheduleCompaction();
+    });
+  }
+
+  /** Runs `fn` under the id's lock on its live record; false when none is stored. */
+  async #withRecord(id: Buffer, fn: (hex: string, loc: Loc) => Promise<void>): Promise<boolean> {
+    this.#checkOpen();
+    checkChunkId(id);
+    const hex = id.toString('hex');
+    return this.#mutex.run(hex, async () => {
+      this.#checkOpen();
+      const loc = this.#index.get(hex);
+      if (loc === undefined) return false;
+      await fn(hex, loc);
       return true;
     });
   }
@@ -562,16 +569,7 @@ export class SegmentChunkStore implements ChunkStore {
   }
 
   async quarantine(id: Buffer): Promise<boolean> {
-    this.#checkOpen();
-    checkChunkId(id);
-    const hex = id.toString('hex');
-    return this.#mutex.run(hex, async () => {
-      this.#checkOpen();
-      const loc = this.#index.get(hex);
-      if (loc === undefined) return false;
-      await this.#quarantineLocked(hex, id, loc);
-      return true;
-    });
+    return this.#withRecord(id, (hex, loc) => this.#quarantineLocked(hex, id, loc));
   }
 
   /** Copies the record's bytes to segments.quarantine/<hex> durably, then tombstones it. Holds hex's lock. */
