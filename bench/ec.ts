@@ -134,11 +134,9 @@ export async function main(args: string[]): Promise<void> {
     say(`Reed–Solomon ${k}+${m}, 1 MiB chunks: encode ${r.encodeMBps.toFixed(0)} MB/s, decode (2 data shards lost) ${r.decodeMBps.toFixed(0)} MB/s`);
   }
 
-  const env = { MALLOC_MMAP_THRESHOLD_: '134217728', MALLOC_TRIM_THRESHOLD_: '1073741824' };
   const cluster = await LocalCluster.create({
     nodes: 6,
     logLevel: 'warn',
-    env,
     // A quota below the free space fixes each node's capacity, hence its placement weight.
     nodeArgs: ['--quota', '6G', '--probe-interval', '300', '--suspicion-timeout', '1500', '--repair-grace-ms', '1000', '--repair-interval-ms', '5000', '--repair-rate', '4G'],
   });

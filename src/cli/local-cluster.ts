@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, type TesseraClient } from '../client/index.js';
 import { formatJoinToken, initDataDir, newClusterKeys, type ClusterKeys } from '../cluster/identity.js';
 import { TesseraError } from '../errors.js';
+import { nodeRuntimeArgs, withMallocEnv } from './runtime-tuning.js';
 
 export const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
@@ -136,7 +137,7 @@ export class LocalCluster {
     const via = bootstrap ?? this.opts.bootstrapIndexes ?? [0];
     const boot = via.filter((b) => b !== i && this.nodes[b]).map((b) => this.node(b).listen);
     const args = [
-      ...(this.opts.execArgv ?? []),
+      ...nodeRuntimeArgs(this.opts.execArgv),
       CLI_PATH, 'node', '--data', n.dataDir, '--listen', n.listen, '--api', n.api,
       '--log-level', this.opts.logLevel ?? 'info',
       ...(boot.length ? ['--bootstrap', boot.join(',')] : []),
@@ -150,7 +151,7 @@ export class LocalCluster {
     const logStart = fstatSync(fd).size;
     const proc = spawn(process.execPath, args, {
       stdio: ['ignore', fd, fd],
-      env: { ...process.env, ...this.opts.env },
+      env: withMallocEnv({ ...process.env, ...this.opts.env }),
       detached: this.opts.detached === true,
     });
     closeSync(fd);

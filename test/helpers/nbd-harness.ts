@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withMallocEnv } from '../../src/cli/runtime-tuning.js';
 
 export interface ServerProcess {
   port: number;
@@ -26,7 +27,7 @@ export async function startMemoryServerProcess(args: string[]): Promise<ServerPr
   const child = spawn(process.execPath, nodeArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Large reads allocate fresh pages per request without these (DESIGN §9).
-    env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '134217728', MALLOC_TRIM_THRESHOLD_: '1073741824' },
+    env: withMallocEnv(),
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()).slice(-4096));

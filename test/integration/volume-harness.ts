@@ -9,12 +9,11 @@ import { join } from 'node:path';
 import { connect, type TesseraClient } from '../../src/client/index.js';
 import { initDataDir } from '../../src/cluster/identity.js';
 import { CLI_PATH, LocalCluster, freePort, waitFor } from '../../src/cli/local-cluster.js';
+import { nodeRuntimeArgs, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 import type { VolumeView } from '../../src/api/volume-routes.js';
 
 /** Fast failure detection keeps the failure tests short; defaults give ≤ 5 s. */
 export const TIMING = ['--probe-interval', '300', '--suspicion-timeout', '1500'];
-/** Large per-request buffers allocate fresh pages without these (DESIGN §9). */
-export const MALLOC_ENV = { MALLOC_MMAP_THRESHOLD_: '134217728', MALLOC_TRIM_THRESHOLD_: '1073741824' };
 const READY_TIMEOUT_MS = 30_000;
 
 export interface Master {
@@ -32,7 +31,7 @@ export class VolumeCluster {
 
   /** `execArgv`: Node.js flags for every process, master included (e.g. --cpu-prof for a profile). */
   static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[] }): Promise<VolumeCluster> {
-    const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', env: MALLOC_ENV, ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
+    const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
     try {
       const dataDir = join(storage.dir, 'master');
       const id = await initDataDir(dataDir, storage.keys);
@@ -77,10 +76,10 @@ export class VolumeCluster {
     const fd = openSync(logPath, 'a');
     const boot = this.storage.nodes.map((n) => n.listen).join(',');
     const proc = spawn(process.execPath, [
-      ...this.execArgv, CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
+      ...nodeRuntimeArgs(this.execArgv), CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
       '--bootstrap', boot, '--log-level', this.logLevel, ...TIMING,
       ...(this.memberTimeoutMs !== undefined ? ['--member-timeout', String(this.memberTimeoutMs)] : []),
-    ], { stdio: ['ignore', fd, fd], env: { ...process.env, ...MALLOC_ENV } });
+    ], { stdio: ['ignore', fd, fd], env: withMallocEnv() });
     closeSync(fd);
     m.proc = proc;
     await waitFor(`the master to serve its API at ${m.api}`, READY_TIMEOUT_MS, async () => {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { parseHostPort } from '../../client/index.js';
 import { API_TOKEN_FILE } from '../../cluster/identity.js';
 import { TesseraError, badInput } from '../../errors.js';
+import { hasMallocEnv, MALLOC_ENV } from '../runtime-tuning.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { startNode, type NodeConfig } from '../../node.js';
 import { RUNTIME_FILE } from '../../runtime-file.js';
@@ -168,6 +169,7 @@ export async function runNodeCommand(
   const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
   const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
   if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
+  if (!hasMallocEnv()) logger.info({ set: MALLOC_ENV }, 'started without the malloc settings of the tessera command: encryption and hashing may run several times slower');
   const node = await startNode({
     dataDir: flags.data,
     listen,

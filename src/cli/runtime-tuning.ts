@@ -1,0 +1,41 @@
+/**
+ * How tessera processes run Node: glibc malloc settings and V8 heap flags, both measured on the
+ * put and get paths (DESIGN §9, docs/development.md "Runtime tuning").
+ *
+ * malloc: with glibc's defaults each large buffer that crypto, hashing or socket reads allocate
+ * per chunk is served from fresh pages and handed back to the kernel when the garbage collector
+ * frees it, so every megabyte is page-faulted and zeroed again: AES-GCM and SHA-256 alternating
+ * chunk by chunk ran 3–5× slower than with these settings. They stop glibc from returning freed
+ * heap to the kernel and from mapping large blocks one by one; peak memory is unchanged.
+ *
+ * V8: a node's JavaScript heap is small (≈ 13 MB) while it moves hundreds of MB of short-lived
+ * buffers, and V8 sizes its first old-generation limit from the heap, so it ran a full
+ * mark-compact every few tens of MB moved (25–30 per 256 MiB put on each node, 15–18 % of the
+ * machine's CPU). A larger initial old space lets the young-generation collections, which free
+ * those buffers cheaply, do the work: 2–14 full collections per 512 MiB, and peak memory stays within the files-large bound.
+ *
+ * Both only take effect when given at process start, so the `tessera` command carries them in
+ * its `#!` line and every process tessera spawns gets them here. A value the user set is kept.
+ */
+export const MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: String(128 << 20),
+  MALLOC_TRIM_THRESHOLD_: String(1 << 30),
+};
+
+/** V8 flags for node processes (MB). */
+export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
+
+/** `base` with the malloc settings added where it does not set them itself. */
+export function withMallocEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return { ...MALLOC_ENV, ...base };
+}
+
+/** True when this process started with the malloc settings (or the user's own choice of them). */
+export function hasMallocEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return Object.keys(MALLOC_ENV).every((k) => env[k] !== undefined);
+}
+
+/** Node arguments for a tessera process: the tuning flags, then `extra` (which may override them). */
+export function nodeRuntimeArgs(extra: readonly string[] = []): string[] {
+  return [...NODE_FLAGS, ...extra];
+}
