@@ -12,7 +12,7 @@ import { randomStream } from '../src/cli/commands/demo.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster, waitFor } from '../src/cli/local-cluster.js';
 import { decodeShards, encodeShards } from '../src/content/erasure.js';
-import { flag } from './args.js';
+import { flag } from './cli-args.js';
 
 const MIB = 1 << 20;
 /** Each codec figure runs this long, or this many chunks, whichever comes first. */

@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { randomStream } from '../src/cli/commands/demo.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
-import { withMallocEnv } from '../src/cli/runtime-tuning.js';
+import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { checkChunkSize } from '../src/content/chunker.js';
-import { flag } from './args.js';
+import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.5;
 const GET_GOAL = 0.6;
@@ -50,9 +50,9 @@ async function makeSource(path: string, size: number): Promise<string> {
   return hash.digest('hex');
 }
 
-/** One half of the baseline in its own process, with the nodes' malloc settings; returns its time in ms. */
+/** One half of the baseline in its own process, with the nodes' runtime tuning; returns its time in ms. */
 async function runBaseline(args: string[]): Promise<number> {
-  const child = spawn(process.execPath, [BASELINE_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: withMallocEnv() });
+  const child = spawn(process.execPath, [...nodeRuntimeArgs(), BASELINE_SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: withMallocEnv() });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));

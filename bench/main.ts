@@ -1,9 +1,18 @@
 /**
  * `npm run bench -- NAME [ARGS]`: runs bench/NAME.ts. Every benchmark prints its figures as
  * ratios against a baseline measured in the same run, since the machine is shared and noisy.
+ * Benchmarks run with the runtime tuning of the `tessera` command (src/cli/runtime-tuning.ts),
+ * as the client side of a transfer would; without it this process starts itself again with it.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { hasMallocEnv, nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
+
+if (!hasMallocEnv()) {
+  const r = spawnSync(process.execPath, [...nodeRuntimeArgs(process.execArgv), fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env: withMallocEnv() });
+  process.exit(r.status ?? 1);
+}
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const available = readdirSync(here)
