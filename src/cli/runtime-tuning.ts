@@ -12,7 +12,8 @@
  * buffers, and V8 sizes its first old-generation limit from the heap, so it ran a full
  * mark-compact every few tens of MB moved (25–30 per 256 MiB put on each node, 15–18 % of the
  * machine's CPU). A larger initial old space lets the young-generation collections, which free
- * those buffers cheaply, do the work: 2–14 full collections per 512 MiB, and peak memory stays within the files-large bound.
+ * those buffers cheaply, do the work: 2–14 full collections per 512 MiB, and peak memory stays
+ * within the files-large test's bound.
  *
  * Both only take effect when given at process start, so the `tessera` command carries them in
  * its `#!` line and every process tessera spawns gets them here. A value the user set is kept.
@@ -33,6 +34,15 @@ export function withMallocEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pro
 /** True when this process started with the malloc settings (or the user's own choice of them). */
 export function hasMallocEnv(env: NodeJS.ProcessEnv = process.env): boolean {
   return Object.keys(MALLOC_ENV).every((k) => env[k] !== undefined);
+}
+
+/** The settings this process started without: malloc variables and V8 flags, by name. */
+export function missingTuning(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): string[] {
+  const flagName = (f: string) => f.split('=')[0];
+  return [
+    ...Object.keys(MALLOC_ENV).filter((k) => env[k] === undefined),
+    ...NODE_FLAGS.filter((f) => !execArgv.some((a) => flagName(a) === flagName(f))),
+  ];
 }
 
 /** Node arguments for a tessera process: the tuning flags, then `extra` (which may override them). */

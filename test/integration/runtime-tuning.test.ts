@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { CLI_PATH, LocalCluster } from '../../src/cli/local-cluster.js';
-import { MALLOC_ENV, NODE_FLAGS, hasMallocEnv, withMallocEnv } from '../../src/cli/runtime-tuning.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI_PATH, LocalCluster, freePort } from '../../src/cli/local-cluster.js';
+import { initDataDir, newClusterKeys } from '../../src/cluster/identity.js';
+import { MALLOC_ENV, NODE_FLAGS, hasMallocEnv, missingTuning, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 
 const PRINT_ENV = `process.stdout.write(JSON.stringify({ env: process.env, execArgv: process.execArgv }))`;
 
@@ -24,6 +28,7 @@ test('the tessera command starts node with the runtime tuning through its #! lin
   for (const [k, v] of Object.entries(MALLOC_ENV)) assert.equal(env[k], v, k);
   assert.ok(hasMallocEnv(env));
   assert.deepEqual(execArgv.slice(0, NODE_FLAGS.length), [...NODE_FLAGS]);
+  assert.deepEqual(missingTuning(env, execArgv), []);
 });
 
 test('a value the user set is kept', () => {
@@ -32,6 +37,37 @@ test('a value the user set is kept', () => {
   assert.equal(env.MALLOC_MMAP_THRESHOLD_, MALLOC_ENV.MALLOC_MMAP_THRESHOLD_);
   assert.equal(env.HOME, '/h');
   assert.equal(hasMallocEnv({ MALLOC_TRIM_THRESHOLD_: '1' }), false);
+  assert.deepEqual(missingTuning({ MALLOC_TRIM_THRESHOLD_: '1' }, []), ['MALLOC_MMAP_THRESHOLD_', ...NODE_FLAGS]);
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=512']), [], 'a flag the user set is kept');
+});
+
+test('a node started without the tuning says so in its log', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-tuning-'));
+  await initDataDir(dir, newClusterKeys());
+  // Started as `node main.js`, which skips the #! line, and with none of the settings in the environment.
+  const node = spawn(process.execPath, [CLI_PATH, 'node', '--data', dir, '--memory', '--json',
+    '--listen', `127.0.0.1:${await freePort()}`, '--api', `127.0.0.1:${await freePort()}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  try {
+    let out = '';
+    const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no tuning warning in the log: ${out}`)), 20_000);
+      const seen = (d: Buffer) => {
+        out += d.toString();
+        const hit = out.split('\n').find((l) => l.includes('runtime tuning'));
+        if (hit !== undefined) {
+          clearTimeout(timer);
+          resolve(JSON.parse(hit) as Record<string, unknown>);
+        }
+      };
+      node.stdout!.on('data', seen);
+      node.stderr!.on('data', seen);
+      node.once('exit', (code) => { clearTimeout(timer); reject(new Error(`node exited (${code}): ${out}`)); });
+    });
+    assert.deepEqual(line.missing, [...Object.keys(MALLOC_ENV), ...NODE_FLAGS]);
+  } finally {
+    node.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('nodes of a local cluster run with the runtime tuning', async () => {

@@ -4,12 +4,12 @@ import type { Command } from 'commander';
 import { parseHostPort } from '../../client/index.js';
 import { API_TOKEN_FILE } from '../../cluster/identity.js';
 import { TesseraError, badInput } from '../../errors.js';
-import { hasMallocEnv, MALLOC_ENV } from '../runtime-tuning.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { startNode, type NodeConfig } from '../../node.js';
 import { RUNTIME_FILE } from '../../runtime-file.js';
 import { CONFIG_FILE, LOG_LEVELS as CONFIG_LOG_LEVELS, loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
+import { missingTuning } from '../runtime-tuning.js';
 import { MAX_GC_GRACE_MS } from '../../files/limits.js';
 import {
   MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS,
@@ -169,7 +169,8 @@ export async function runNodeCommand(
   const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
   const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
   if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
-  if (!hasMallocEnv()) logger.info({ set: MALLOC_ENV }, 'started without the malloc settings of the tessera command: encryption and hashing may run several times slower');
+  const missing = missingTuning();
+  if (missing.length > 0) logger.info({ missing }, 'started without the runtime tuning of the tessera command (see docs/development.md): encryption and hashing may run several times slower');
   const node = await startNode({
     dataDir: flags.data,
     listen,
