@@ -173,7 +173,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...config.files,
   });
   draining = () => files.draining;
-  const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload);
+  const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload, false, req.recycle);
   for (const prefix of ['chunk.', 'file.', 'name.', 'heal.']) rpc.set(prefix, filesRpc);
 
   let flushTimer: NodeJS.Timeout | undefined;

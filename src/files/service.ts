@@ -200,7 +200,7 @@ export class FileService {
    * is only ever true for this node's own writer calling itself with a chunk it hashed; requests
    * from the network leave it false, so their chunks are hashed before they are stored.
    */
-  async handleRpc(method: string, body: unknown, payload: Buffer, verified = false): Promise<{ body?: unknown; payload?: Buffer }> {
+  async handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
     switch (method) {
       case M.chunkHas:
         return { body: { have: await this.host.has(parseBody(M.chunkHas, body).ids) } };
@@ -223,6 +223,8 @@ export class FileService {
           }
         }
         await this.host.put(b.upload, b.id, payload, verified);
+        // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
+        recycle?.();
         if (b.heal?.r !== undefined) await this.#heal.setCopies(hex, b.heal.r);
         if (b.heal?.stripe) await this.#heal.markStripe(hex);
         if (b.heal?.of) await this.#heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);

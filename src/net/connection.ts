@@ -341,7 +341,9 @@ export class RpcConnection {
     try {
       const req = decodeControl(f.control, requestControl);
       method = req.m;
-      reply = await this.opts.handler({ method, body: req.b, payload: f.payload, peer: this.peer, signal: state.controller.signal });
+      reply = await this.opts.handler({
+        method, body: req.b, payload: f.payload, peer: this.peer, signal: state.controller.signal, ...(f.recycle ? { recycle: f.recycle } : {}),
+      });
     } catch (e) {
       if (state.cancelled || this.closed) return;
       this.opts.counters.requestsFailed++;

@@ -15,6 +15,8 @@ export interface IncomingRequest {
   peer: PeerHello;
   /** Aborts when the caller cancels or times out, or the connection dies. */
   signal: AbortSignal;
+  /** The frame's `recycle` (see wire/frame.ts): a handler done with `payload` for good may call it. */
+  recycle?: () => void;
 }
 
 export interface Reply {

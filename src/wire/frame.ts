@@ -55,6 +55,12 @@ export interface Frame {
   /** Raw CBOR bytes; decode with `decodeControl` against the schema the kind expects. */
   control: Buffer;
   payload: Buffer;
+  /**
+   * Present when the body was assembled in a pooled buffer: call it once nothing refers to
+   * `control` or `payload` any more, and the memory serves a later frame. Never calling it is
+   * safe (the buffer is then garbage); using the bytes after calling it is not.
+   */
+  recycle?: () => void;
 }
 
 export interface FrameHeader {

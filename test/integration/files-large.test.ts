@@ -12,8 +12,9 @@ const SIZE = 1 << 30;
 const RSS_LIMIT = 256 << 20;
 const TIMING = ['--probe-interval', '300', '--suspicion-timeout', '1500'];
 
-test('1 GiB put through node A and read back through node B byte-identical, every process under 256 MiB', { timeout: 240_000 }, async (t) => {
-  const cluster = await LocalCluster.create({ nodes: 3, nodeArgs: TIMING, logLevel: 'warn' });
+test('1 GiB put through node A and read back through node B byte-identical, every process under 256 MiB, every stored copy intact', { timeout: 240_000 }, async (t) => {
+  // Scrub unthrottled, so checking every copy at the end takes seconds.
+  const cluster = await LocalCluster.create({ nodes: 3, nodeArgs: [...TIMING, '--scrub-rate', '4G'], logLevel: 'warn' });
   t.after(() => cluster.destroy());
   await cluster.waitForMembers({ alive: 3 });
 
@@ -44,4 +45,13 @@ test('1 GiB put through node A and read back through node B byte-identical, ever
   t.diagnostic(`peak RSS: nodes ${peaks.map((p) => (p / 2 ** 20).toFixed(0)).join(', ')} MiB; test process ${(self / 2 ** 20).toFixed(0)} MiB`);
   for (const [i, p] of peaks.entries()) assert.ok(p < RSS_LIMIT, `node ${i} peak RSS ${p} bytes is under ${RSS_LIMIT}`);
   assert.ok(self < RSS_LIMIT, `test process peak RSS ${self} is under ${RSS_LIMIT}`);
+
+  // Reads fail over past a bad copy, so a read-back alone would hide one: every node checks
+  // every copy it stored (each chunk arrived in a frame buffer that is reused afterwards).
+  const scrubs = await Promise.all(cluster.nodes.map((n) => n.client.scrub()));
+  t.diagnostic(`scrub: ${scrubs.map((r) => `${r.checked} copies checked, ${r.bad} bad`).join('; ')}`);
+  for (const [i, r] of scrubs.entries()) {
+    assert.equal(r.bad, 0, `node ${i} holds bad copies: ${r.badIds.join(', ')}`);
+    assert.ok(r.checked >= put.chunks, `node ${i} checked ${r.checked} copies, fewer than the file's ${put.chunks} chunks`);
+  }
 });

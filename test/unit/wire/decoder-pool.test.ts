@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { FrameKind, encodeFrame, type Frame } from '../../../src/wire/frame.js';
+import { FrameDecoder, POOLED_BODY_MIN_BYTES } from '../../../src/wire/decoder.js';
+
+const TLS_RECORD = 16 * 1024;
+
+/** Feeds a frame in TLS-record-sized pieces, as a socket delivers it, and returns it whole. */
+function receive(d: FrameDecoder, payload: Buffer, requestId = 1): Frame {
+  const wire = Buffer.concat(encodeFrame(FrameKind.REQUEST, requestId, Buffer.from([0xa0]), payload));
+  const out: Frame[] = [];
+  for (let at = 0; at < wire.length; at += TLS_RECORD) out.push(...d.pushAndDrain(Buffer.from(wire.subarray(at, at + TLS_RECORD))));
+  assert.equal(out.length, 1);
+  return out[0]!;
+}
+
+test('a large body that spans socket chunks is assembled in a pooled buffer, reused once recycled', () => {
+  const d = new FrameDecoder();
+  const a = randomBytes(1 << 20);
+  const first = receive(d, a);
+  assert.ok(first.payload.equals(a));
+  assert.equal(typeof first.recycle, 'function');
+  const memory = first.payload.buffer;
+  first.recycle!();
+  first.recycle!(); // a second call must not put the buffer in the pool twice
+
+  const b = randomBytes(1 << 20);
+  const second = receive(d, b, 3);
+  assert.equal(second.payload.buffer, memory, 'the recycled buffer serves the next body of its size');
+  assert.ok(second.payload.equals(b));
+  const third = receive(d, randomBytes(1 << 20), 5);
+  assert.notEqual(third.payload.buffer, memory, 'a buffer in use is never handed out again');
+  assert.ok(second.payload.equals(b), 'a body in use is not overwritten by the next frame');
+});
+
+test('a body that is not recycled is never reused', () => {
+  const d = new FrameDecoder();
+  const kept = receive(d, randomBytes(1 << 20));
+  const copy = Buffer.from(kept.payload);
+  for (let i = 0; i < 4; i++) receive(d, randomBytes(1 << 20), 7 + 2 * i).recycle!();
+  assert.ok(kept.payload.equals(copy));
+});
+
+test('small bodies are not pooled', () => {
+  const d = new FrameDecoder();
+  const f = receive(d, randomBytes(POOLED_BODY_MIN_BYTES - 1024));
+  assert.equal(f.recycle, undefined);
+});
