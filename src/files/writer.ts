@@ -81,7 +81,8 @@ export class FileWriter {
         batch.push({ chunk, data: true, spare });
         // Full manifest pages are rare (one per 8192 chunks) and are not counted in the window.
         for (const page of builder.add({ id: chunk.id, key: chunk.key, size: plain.length })) batch.push({ chunk: page, data: false });
-        if (batch.length >= CLAIM_BATCH_CHUNKS) {
+        // A batch also leaves when it holds every slot: the next chunk could never get one.
+        if (batch.length >= CLAIM_BATCH_CHUNKS || slots >= o.windowChunks) {
           launch(batch, slots);
           batch = [];
           slots = 0;

@@ -28,7 +28,7 @@ class RecordingStore extends MemoryChunkStore {
   }
 }
 
-async function cluster(n: number) {
+async function cluster(n: number, windowChunks = 4) {
   const dataKey = randomBytes(32);
   const ids = Array.from({ length: n }, (_, i) => `node${i}`);
   const down = new Set<string>();
@@ -51,7 +51,7 @@ async function cluster(n: number) {
     };
     const store = new RecordingStore();
     stores.set(id, store);
-    services.set(id, new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks: 4 }));
+    services.set(id, new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks }));
   }
   return { services, stores, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
 }
@@ -75,6 +75,19 @@ test('a put through one service reads back through another; one node down still 
   assert.ok((await collect((await b.open(put2.fileId)).read())).equals(other));
   c.down.add('node1');
   await assert.rejects(a.put(pieces(randomBytes(100))), { code: 'UNAVAILABLE' });
+});
+
+test('puts and reads complete with windows smaller than a claim batch', { timeout: 20_000 }, async (t) => {
+  for (const window of [1, 2, 3]) {
+    const c = await cluster(3, window);
+    t.after(() => c.close());
+    const data = randomBytes(9 * 4096 + 5);
+    const put = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096 });
+    assert.equal(put.chunks, 10, `window ${window}`);
+    assert.ok((await collect((await c.services.get('node1')!.open(put.fileId)).read())).equals(data), `window ${window}`);
+    const ec = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096, ec: { k: 2, m: 1 } });
+    assert.ok((await collect((await c.services.get('node2')!.open(ec.fileId)).read())).equals(data), `window ${window}, ec 2+1`);
+  }
 });
 
 test('a read with reuse yields the same bytes, each piece valid until the next is asked for', async (t) => {
