@@ -7,9 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { hasMallocEnv, nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
+import { missingTuning, nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 
-if (!hasMallocEnv()) {
+if (missingTuning().length > 0) {
   const r = spawnSync(process.execPath, [...nodeRuntimeArgs(process.execArgv), fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env: withMallocEnv() });
   process.exit(r.status ?? 1);
 }

@@ -31,11 +31,6 @@ export function withMallocEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pro
   return { ...MALLOC_ENV, ...base };
 }
 
-/** True when this process started with the malloc settings (or the user's own choice of them). */
-export function hasMallocEnv(env: NodeJS.ProcessEnv = process.env): boolean {
-  return Object.keys(MALLOC_ENV).every((k) => env[k] !== undefined);
-}
-
 /** The settings this process started without: malloc variables and V8 flags, by name. */
 export function missingTuning(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): string[] {
   const flagName = (f: string) => f.split('=')[0];

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameKind, encodeFrame, type Frame } from '../../../src/wire/frame.js';
-import { FrameDecoder, POOLED_BODY_MIN_BYTES } from '../../../src/wire/decoder.js';
+import { BODY_POOL_BUFFERS, FrameDecoder, POOLED_BODY_MIN_BYTES } from '../../../src/wire/decoder.js';
 
 const TLS_RECORD = 16 * 1024;
 
@@ -46,4 +46,15 @@ test('small bodies are not pooled', () => {
   const d = new FrameDecoder();
   const f = receive(d, randomBytes(POOLED_BODY_MIN_BYTES - 1024));
   assert.equal(f.recycle, undefined);
+});
+
+test('the pool keeps at most BODY_POOL_BUFFERS buffers, the most recently returned', () => {
+  const d = new FrameDecoder();
+  const frames = Array.from({ length: BODY_POOL_BUFFERS + 3 }, (_, i) => receive(d, randomBytes(1 << 20), 101 + 2 * i));
+  const returned = frames.map((f) => f.payload.buffer);
+  for (const f of frames) f.recycle!();
+  const again = Array.from({ length: BODY_POOL_BUFFERS + 3 }, (_, i) => receive(d, randomBytes(1 << 20), 201 + 2 * i).payload.buffer);
+  const reused = again.filter((b) => returned.includes(b));
+  assert.equal(reused.length, BODY_POOL_BUFFERS);
+  assert.ok(!reused.includes(returned[0]!), 'the oldest returned buffers were let go');
 });
