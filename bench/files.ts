@@ -3,9 +3,10 @@
  * disk nodes (R=3, W=2, durable), against baselines measured in the same run by one process
  * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
- *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--dir DIR] [--no-verify] [--json]
+ *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--json]
  *
- * Goals: put ≥ 0.5× its baseline, get ≥ 0.6× its baseline. Peak memory is each process's VmHWM.
+ * Goals: put ≥ 0.5× its baseline, get ≥ 0.6× its baseline, as the median over rounds of each
+ * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -23,6 +24,9 @@ import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.5;
 const GET_GOAL = 0.6;
+/** Rounds of put and get, each with a file of its own; the verdict is the median ratio. */
+const DEFAULT_ROUNDS = 3;
+const MAX_ROUNDS = 20;
 const BASELINE_SCRIPT = fileURLToPath(new URL('./files-baseline.js', import.meta.url));
 
 /** Peak resident set of a process in bytes, from the kernel's high-water mark. */
@@ -63,9 +67,23 @@ async function runBaseline(args: string[]): Promise<number> {
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+/**
+ * The ratio of each cluster run to the baselines timed right before and right after it:
+ * `base` has one more entry than `runs`, and run i sits between base[i] and base[i + 1].
+ */
+const bracketedRatios = (base: number[], runs: number[]) => runs.map((ms, i) => mean([base[i] as number, base[i + 1] as number]) / ms);
+
 export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');
   const chunkBytes = checkChunkSize(parseSize(flag(args, '--chunk-size') ?? '1M', '--chunk-size'));
+  const rounds = Number(flag(args, '--rounds') ?? DEFAULT_ROUNDS);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) throw new Error(`--rounds must be 1..${MAX_ROUNDS}`);
   const verify = !args.includes('--no-verify');
   const json = args.includes('--json');
   const say = (s: string) => {
@@ -74,51 +92,64 @@ export async function main(args: string[]): Promise<void> {
   const base = await mkdtemp(join(flag(args, '--dir') ?? tmpdir(), 'tessera-bench-files-'));
   let cluster: LocalCluster | undefined;
   try {
-    const source = join(base, 'source.bin');
-    say(`files: ${formatBytes(size)} file, ${formatBytes(chunkBytes)} chunks, 3 disk nodes on loopback, R=3 W=2, in ${base}`);
-    const sourceSha = await makeSource(source, size);
-
-    // Each baseline runs right before and right after the cluster's own run, and their mean is
-    // the reference: on a shared machine the load drifts over minutes, and this brackets it.
+    say(`files: ${rounds} × ${formatBytes(size)} file, ${formatBytes(chunkBytes)} chunks, 3 disk nodes on loopback, R=3 W=2, in ${base}`);
     const baseDir = join(base, 'baseline');
-    const basePut = () => runBaseline(['put', source, baseDir, String(chunkBytes)]);
+    const basePut = (source: string) => runBaseline(['put', source, baseDir, String(chunkBytes)]);
     const baseGet = () => runBaseline(['get', baseDir, String(chunkBytes)]);
-    const putBase: number[] = [await basePut()];
 
     cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
     await cluster.waitForMembers({ alive: 3 });
     const writer = cluster.node(0);
     const reader = cluster.node(1);
 
-    let t0 = performance.now();
-    const put = await writer.client.put(createReadStream(source, { highWaterMark: chunkBytes }), {
-      name: 'bench.bin',
-      replicas: 3,
-      quorum: 2,
-      chunkSize: chunkBytes,
-    });
-    const putMs = performance.now() - t0;
-    if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
-    putBase.push(await basePut());
-    const getBase: number[] = [await baseGet()];
+    // Each round puts a file of fresh random bytes (the same bytes again would be deduplicated),
+    // and every cluster run is bracketed by baseline runs: on a shared machine the load drifts
+    // over seconds, so a ratio is only fair against the baseline timed right beside it, and the
+    // median over rounds keeps one noisy moment from deciding the verdict.
+    const files: { id: string; sha: string }[] = [];
+    const putBase: number[] = [];
+    const putMs: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const source = join(base, 'source.bin');
+      const sha = await makeSource(source, size);
+      if (i === 0) putBase.push(await basePut(source));
+      const t0 = performance.now();
+      const put = await writer.client.put(createReadStream(source, { highWaterMark: chunkBytes }), {
+        name: `bench-${i}.bin`,
+        replicas: 3,
+        quorum: 2,
+        chunkSize: chunkBytes,
+      });
+      putMs.push(performance.now() - t0);
+      if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
+      putBase.push(await basePut(source));
+      await rm(source, { force: true });
+      files.push({ id: put.fileId, sha });
+    }
 
-    t0 = performance.now();
-    const res = await reader.client.get(put.fileId);
-    let got = 0;
-    for await (const piece of res.stream as AsyncIterable<Buffer>) got += piece.length;
-    const getMs = performance.now() - t0;
-    if (got !== size) throw new Error(`get returned ${got} bytes of ${size}`);
-    getBase.push(await baseGet());
+    const getBase: number[] = [await baseGet()];
+    const getMs: number[] = [];
+    for (const file of files) {
+      const t0 = performance.now();
+      const res = await reader.client.get(file.id);
+      let got = 0;
+      for await (const piece of res.stream as AsyncIterable<Buffer>) got += piece.length;
+      getMs.push(performance.now() - t0);
+      if (got !== size) throw new Error(`get returned ${got} bytes of ${size}`);
+      getBase.push(await baseGet());
+    }
     await rm(baseDir, { recursive: true, force: true });
 
-    // Checked in a separate, untimed read so hashing in this process does not tax the timed one.
+    // Checked in separate, untimed reads so hashing in this process does not tax the timed ones.
     let verified: boolean | undefined;
     if (verify) {
-      const again = await reader.client.get(put.fileId);
-      const h = createHash('sha256');
-      for await (const piece of again.stream as AsyncIterable<Buffer>) h.update(piece);
-      verified = h.digest('hex') === sourceSha;
-      if (!verified) throw new Error('the file read back differs from the source (SHA-256 mismatch)');
+      for (const [i, file] of files.entries()) {
+        const again = await reader.client.get(file.id);
+        const h = createHash('sha256');
+        for await (const piece of again.stream as AsyncIterable<Buffer>) h.update(piece);
+        if (h.digest('hex') !== file.sha) throw new Error(`file ${i} read back differs from its source (SHA-256 mismatch)`);
+      }
+      verified = true;
     }
 
     const rss = {
@@ -127,11 +158,22 @@ export async function main(args: string[]): Promise<void> {
       node2: await peakRss(cluster.node(2).proc?.pid ?? 0),
       client: await peakRss('self'),
     };
+    const side = (baseMs: number[], runMs: number[], goal: number) => {
+      const ratios = bracketedRatios(baseMs, runMs);
+      return {
+        mbps: runMs.map((ms) => mbps(size, ms)),
+        baselineMbps: baseMs.map((ms) => mbps(size, ms)),
+        ratios,
+        ratio: median(ratios),
+        goal,
+      };
+    };
     const figures = {
       size,
       chunkBytes,
-      put: { mbps: mbps(size, putMs), baselineMbps: putBase.map((ms) => mbps(size, ms)), ratio: mean(putBase) / putMs, goal: PUT_GOAL },
-      get: { mbps: mbps(size, getMs), baselineMbps: getBase.map((ms) => mbps(size, ms)), ratio: mean(getBase) / getMs, goal: GET_GOAL },
+      rounds,
+      put: side(putBase, putMs, PUT_GOAL),
+      get: side(getBase, getMs, GET_GOAL),
       peakRssBytes: rss,
       verified,
     };
@@ -139,16 +181,18 @@ export async function main(args: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(figures) + '\n');
       return;
     }
-    const row = (what: string, v: number | number[]) =>
-      `  ${what.padEnd(62)} ${(Array.isArray(v) ? v.map((x) => x.toFixed(0)).join(' / ') : v.toFixed(0)).padStart(9)} MB/s`;
-    const verdict = (ratio: number, goal: number) => `${ratio.toFixed(2)}× baseline (goal ≥ ${goal}×: ${ratio >= goal ? 'met' : 'NOT met'})`;
-    say(row('baseline put (before / after): hash, encrypt, 3 fsynced copies', figures.put.baselineMbps));
-    say(row('tessera put through node 0 (R=3, W=2, durable)', figures.put.mbps) + `   ${verdict(figures.put.ratio, PUT_GOAL)}`);
-    say(row('baseline get (before / after): read a copy, verify, decrypt', figures.get.baselineMbps));
-    say(row('tessera get through node 1', figures.get.mbps) + `   ${verdict(figures.get.ratio, GET_GOAL)}`);
+    const list = (xs: number[], digits: number) => xs.map((x) => x.toFixed(digits)).join(' / ');
+    const verdict = (ratio: number, goal: number) => `median ${ratio.toFixed(2)}× (goal ≥ ${goal}×: ${ratio >= goal ? 'met' : 'NOT met'})`;
+    say(`  baselines, one before each run and one after the last (MB/s):`);
+    say(`    put: hash, encrypt, 3 fsynced copies    ${list(figures.put.baselineMbps, 0)}`);
+    say(`    get: read a copy, verify, decrypt       ${list(figures.get.baselineMbps, 0)}`);
+    say(`  tessera put through node 0 (R=3, W=2, durable): ${list(figures.put.mbps, 0)} MB/s`);
+    say(`    ratios to the bracketing baselines ${list(figures.put.ratios, 2)}   ${verdict(figures.put.ratio, PUT_GOAL)}`);
+    say(`  tessera get through node 1: ${list(figures.get.mbps, 0)} MB/s`);
+    say(`    ratios to the bracketing baselines ${list(figures.get.ratios, 2)}   ${verdict(figures.get.ratio, GET_GOAL)}`);
     const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : formatBytes(n));
     say(`  peak RSS (VmHWM): node0 ${fmt(rss.node0)}, node1 ${fmt(rss.node1)}, node2 ${fmt(rss.node2)}, bench client ${fmt(rss.client)}`);
-    say(verify ? '  read-back SHA-256 matches the source' : '  read-back not verified (--no-verify)');
+    say(verify ? '  every file read back matches its source (SHA-256)' : '  read-back not verified (--no-verify)');
   } finally {
     await cluster?.destroy();
     await rm(base, { recursive: true, force: true });
