@@ -12,6 +12,8 @@ import {
   MAX_EXTENT_UNIT_BYTES,
   MAX_GENERATIONS_PER_READ,
   MIN_EXTENT_UNIT_BYTES,
+  SYNC_READ_MAX_BYTES,
+  COLD_READS_POOLED_MS,
 } from '../../../src/store/extent-store.js';
 import { isTesseraError } from '../../../src/errors.js';
 
@@ -146,5 +148,45 @@ test('extent: delete removes the volume; open clears half-made volumes and skips
   await s.create('b', { units: 2, unitSize: U });
   assert.deepEqual(await s.read('b', 0, 10), Buffer.alloc(10));
   assert.deepEqual(await s.generations('b', 0, 2), [0, 0]);
+  await s.close();
+});
+
+test('extent: reads of cached data are made in line; one that reached the disk sends that volume to the thread pool for a while', async () => {
+  let now = 1_000;
+  let diskReads = 0;
+  // When set, every look at the block-read count finds it grown: the read in between went to the disk.
+  let readsHitDisk = false;
+  const s = await ExtentStore.open(await tempDir(), { now: () => now, diskReads: () => (readsHitDisk ? ++diskReads : diskReads) });
+  await s.create('hot', { units: 64, unitSize: U });
+  await s.create('other', { units: 64, unitSize: U });
+  const data = randomBytes(8 * U);
+  await s.write('hot', 0, data);
+  await s.write('other', 0, data);
+
+  assert.deepEqual(await s.read('hot', 4096, 4096), data.subarray(4096, 8192));
+  assert.deepEqual(s.readCounters, { inLine: 1, pooled: 0, fromDisk: 0 });
+
+  readsHitDisk = true;
+  assert.deepEqual(await s.read('hot', 0, 4096), data.subarray(0, 4096));
+  readsHitDisk = false;
+  assert.deepEqual(s.readCounters, { inLine: 2, pooled: 0, fromDisk: 1 });
+
+  // Within the interval that volume's reads take the thread pool, and return the same bytes.
+  const into = [Buffer.alloc(U), Buffer.alloc(U)];
+  await s.readInto('hot', U, into);
+  assert.deepEqual(Buffer.concat(into), data.subarray(U, 3 * U));
+  assert.equal(s.readCounters.pooled, 1);
+  // Other volumes keep reading in line.
+  assert.deepEqual(await s.read('other', 0, 100), data.subarray(0, 100));
+  assert.equal(s.readCounters.inLine, 3);
+
+  now += COLD_READS_POOLED_MS + 1;
+  assert.deepEqual(await s.read('hot', 2 * U, 4096), data.subarray(2 * U, 2 * U + 4096));
+  assert.deepEqual(s.readCounters, { inLine: 4, pooled: 1, fromDisk: 1 });
+
+  // Reads larger than the in-line limit always take the thread pool.
+  const big = await s.read('other', 0, SYNC_READ_MAX_BYTES + 4096);
+  assert.deepEqual(big, data.subarray(0, big.length));
+  assert.deepEqual(s.readCounters, { inLine: 4, pooled: 2, fromDisk: 1 });
   await s.close();
 });
