@@ -20,6 +20,7 @@ import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { checkChunkSize } from '../src/content/chunker.js';
+import { mean, median } from './bench-stats.js';
 import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.5;
@@ -65,13 +66,6 @@ async function runBaseline(args: string[]): Promise<number> {
 }
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 /**
  * The ratio of each cluster run to the baselines timed right before and right after it:

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { freePort, waitFor } from '../src/cli/local-cluster.js';
 import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
+import { median } from './bench-stats.js';
 
 const MiB = 1 << 20;
 const TOOL_TIMEOUT_MS = 600_000;
@@ -38,7 +39,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function fioIops(uri: string, rw: 'randwrite' | 'randread', size: number, runtime: number): Promise<number> {
   const out = await exec('fio', [

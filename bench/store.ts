@@ -16,6 +16,7 @@ import { DiskChunkStore } from '../src/store/disk-store.js';
 import { SegmentChunkStore } from '../src/store/segment-store.js';
 import { chunkIdOf } from '../src/store/chunk-store.js';
 import type { ChunkStore } from '../src/store/chunk-store.js';
+import { median } from './bench-stats.js';
 
 function arg(args: string[], name: string, def: number): number {
   const i = args.indexOf(name);
@@ -45,11 +46,6 @@ const ENGINES: Record<string, (dir: string) => Promise<ChunkStore>> = {
 };
 
 const BASELINE = 'baseline: one file, fdatasync per chunk, 1 at a time';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 export async function main(args: string[]): Promise<void> {
   const mb = arg(args, '--mb', 32);
