@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, readdir, mkdir, writeFile, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -188,5 +188,25 @@ test('extent: reads of cached data are made in line; one that reached the disk s
   const big = await s.read('other', 0, SYNC_READ_MAX_BYTES + 4096);
   assert.deepEqual(big, data.subarray(0, big.length));
   assert.deepEqual(s.readCounters, { inLine: 4, pooled: 2, fromDisk: 1 });
+  await s.close();
+});
+
+test('extent: a data file cut short behind the store reads as zeroes past the cut, in line and through the thread pool', async () => {
+  const root = await tempDir();
+  const s = await ExtentStore.open(root);
+  await s.create('cut', { units: 16, unitSize: U });
+  const data = randomBytes(16 * U);
+  await s.write('cut', 0, data);
+  const cut = 5 * U + 100;
+  await truncate(join(root, 'cut', 'extent'), cut);
+
+  const small = await s.read('cut', cut - 4096, 8192);
+  assert.deepEqual(small, Buffer.concat([data.subarray(cut - 4096, cut), Buffer.alloc(4096)]));
+  assert.equal(s.readCounters.inLine, 1);
+
+  const bigLength = SYNC_READ_MAX_BYTES + 4096;
+  const big = await s.read('cut', cut - 4096, bigLength);
+  assert.deepEqual(big, Buffer.concat([data.subarray(cut - 4096, cut), Buffer.alloc(bigLength - 4096)]));
+  assert.equal(s.readCounters.pooled, 1);
   await s.close();
 });
