@@ -34,7 +34,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function fioArgs(uri: string, verifyOnly: boolean): string[] {
   return [
-    '--name=load', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--iodepth=16',
+    // --thread: fio's job runs inside the process the timeout kills; a forked job outlived that
+    // SIGKILL once, spinning on a dead server and holding the test's pipes open.
+    '--name=load', '--thread', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--iodepth=16',
     `--offset=${FIO_OFFSET}`, `--size=${FIO_BYTES}`, '--verify=crc32c', '--verify_fatal=1', '--output=/dev/null',
     ...(verifyOnly ? ['--verify_only'] : ['--do_verify=1', `--rate_iops=${FIO_RATE_IOPS}`]),
   ];
