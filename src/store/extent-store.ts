@@ -283,6 +283,8 @@ export class ExtentStore {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #diskReads: () => number;
+  /** The block-input count after the last in-line read of this event-loop turn (see #readData). */
+  #turnDiskReads: number | undefined;
   #cachedGenPages = 0;
   #closed = false;
   readonly readCounters: ExtentReadCounters = { inLine: 0, pooled: 0, fromDisk: 0 };
@@ -449,15 +451,25 @@ export class ExtentStore {
       await this.#track(v, 'read', () => preadvFull(v.data.fh, bufs, offset));
       return;
     }
-    const before = this.#diskReads();
+    // Reading the count builds a 16-field object per call; a batch of reads in one turn reuses
+    // the previous read's closing count as its opening one. A read on the thread pool landing in
+    // between only makes the check err towards the pool.
+    let before = this.#turnDiskReads;
+    if (before === undefined) {
+      before = this.#diskReads();
+      setImmediate(() => { this.#turnDiskReads = undefined; });
+    }
     try {
       preadvSync(v.data.fh.fd, bufs, offset);
     } catch (e) {
+      this.#turnDiskReads = undefined;
       throw fsError(e, `read on volume '${v.info.name}'`);
     }
     this.readCounters.inLine++;
     // Timing cannot tell a disk read from a preempted copy on a busy machine; the block-input count can.
-    if (this.#diskReads() !== before) {
+    const after = this.#diskReads();
+    this.#turnDiskReads = after;
+    if (after !== before) {
       this.readCounters.fromDisk++;
       v.pooledReadsUntil = this.#now() + COLD_READS_POOLED_MS;
     }

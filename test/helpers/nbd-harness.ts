@@ -66,10 +66,10 @@ export function missingTools(tools: string[]): string | false {
   return missing.length ? `not installed: ${missing.join(', ')} (apt-get install libnbd-bin qemu-utils fio nbdkit fuse3 e2fsprogs)` : false;
 }
 
-/** Runs a command to completion, bounded in time; rejects with its stderr on failure. */
+/** Runs a command to completion, bounded in time (SIGKILL at the bound: a tool stuck on a dead server may ignore SIGTERM); rejects with its stderr on failure. */
 export function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
       else resolve({ stdout, stderr });
     });

@@ -101,7 +101,7 @@ describe('NBD server with real clients', () => {
     if (!/\bnbd\b/.test(eng)) return assert.ok(true, 'this fio has no nbd engine');
     const { stdout } = await run(
       'fio',
-      ['--name=verify', '--ioengine=nbd', `--uri=${srv.uri('fio')}`, '--rw=randwrite', '--bs=4k', '--iodepth=16', '--size=32M',
+      ['--name=verify', '--thread', '--ioengine=nbd', `--uri=${srv.uri('fio')}`, '--rw=randwrite', '--bs=4k', '--iodepth=16', '--size=32M',
         '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--runtime=60', '--output-format=json'],
       180_000,
     );

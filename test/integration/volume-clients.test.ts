@@ -87,7 +87,7 @@ describe('volumes over a cluster with real NBD clients', { skip: missingTools(TO
 
       it('fio random writes verified with crc32c', async () => {
         await run('fio', [
-          '--name=verify', '--ioengine=nbd', `--uri=${c.uri(`v-${layout}`)}`, '--rw=randwrite', '--bs=4k', '--iodepth=16',
+          '--name=verify', '--thread', '--ioengine=nbd', `--uri=${c.uri(`v-${layout}`)}`, '--rw=randwrite', '--bs=4k', '--iodepth=16',
           `--size=${FIO_BYTES}`, '--offset=96M', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--output=/dev/null',
         ], 300_000);
       });

