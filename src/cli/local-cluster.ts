@@ -5,30 +5,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type TesseraClient } from '../client/index.js';
 import { formatJoinToken, initDataDir, newClusterKeys, type ClusterKeys } from '../cluster/identity.js';
 import { TesseraError } from '../errors.js';
+import { freePort } from './free-port.js';
 import { nodeRuntimeArgs, withMallocEnv } from './runtime-tuning.js';
+
+export { freePort };
 
 export const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
 const POLL_MS = 50;
-
-/** Asks the kernel for a free loopback port (closed again at once; fine on loopback). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
   const deadline = Date.now() + timeoutMs;
