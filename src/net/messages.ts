@@ -1,6 +1,6 @@
 /** Control-section schemas of the frames this layer sends, with the bounds a peer must respect. */
 import { z } from 'zod';
-import { EXIT_CODES, type ErrorCode } from '../errors.js';
+import { EXIT_CODES, TesseraError, type ErrorCode } from '../errors.js';
 
 export const MAX_METHOD_CHARS = 128;
 export const MAX_ERROR_MESSAGE_CHARS = 4096;
@@ -9,8 +9,30 @@ export const MAX_CAPABILITY_CHARS = 64;
 export const MAX_ADDR_CHARS = 256;
 export const MAX_CLUSTER_ID_CHARS = 128;
 
-export const requestControl = z.object({ m: z.string().min(1).max(MAX_METHOD_CHARS), b: z.unknown() });
-export const responseControl = z.object({ b: z.unknown() });
+export interface RequestControl {
+  m: string;
+  b: unknown;
+}
+
+const notMatching = (where: string, msg: string) => new TesseraError('BAD_INPUT', `control message does not match its schema at ${where}: ${msg}`);
+
+const isPlainMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+/**
+ * Request and response controls are checked by hand: they come with every call, and a schema
+ * parse of these two-key maps was 2 % of a storage node's CPU under small block reads.
+ */
+export function checkRequestControl(v: unknown): RequestControl {
+  if (!isPlainMap(v)) throw notMatching('body', 'expected a map');
+  const m = v.m;
+  if (typeof m !== 'string' || m.length < 1 || m.length > MAX_METHOD_CHARS) throw notMatching('m', `expected a method name of 1 to ${MAX_METHOD_CHARS} characters`);
+  return { m, b: v.b };
+}
+
+export function checkResponseControl(v: unknown): { b: unknown } {
+  if (!isPlainMap(v)) throw notMatching('body', 'expected a map');
+  return { b: v.b };
+}
 export const errorControl = z.object({ c: z.string().max(32), m: z.string().max(MAX_ERROR_MESSAGE_CHARS) });
 
 /**

@@ -21,12 +21,16 @@ export class Semaphore {
     return this.waiters.length;
   }
 
+  /** Takes a slot if one is free and nobody is queued for it. */
+  tryAcquire(): boolean {
+    if (this.used >= this.capacity || this.waiters.length > 0) return false;
+    this.used++;
+    return true;
+  }
+
   /** Resolves once a slot is held; rejects with the signal's reason if it aborts first. */
   acquire(signal?: AbortSignal): Promise<void> {
-    if (this.used < this.capacity && this.waiters.length === 0) {
-      this.used++;
-      return Promise.resolve();
-    }
+    if (this.tryAcquire()) return Promise.resolve();
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {

@@ -214,3 +214,56 @@ test('simultaneous dials in both directions settle on one connection per peer', 
   const r = await a.t.call(b.addr, 'after', 1);
   assert.equal((r.body as { body: number }).body, 1);
 });
+
+test('a call that times out or is cancelled while queued for a slot never reaches the peer, and frees no slot it did not hold', async () => {
+  const seen: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const b = await node({
+    handler: async (req) => {
+      seen.push(req.method);
+      if (req.method === 'hold') await gate;
+      return { body: req.method };
+    },
+  });
+  const a = await node({ maxInFlightPerConnection: 1 });
+  const held = a.t.call(b.addr, 'hold', null);
+  assert.ok(await waitFor(() => seen.length === 1));
+  await assert.rejects(a.t.call(b.addr, 'queued', null, undefined, { timeoutMs: 100 }), isErr('TIMEOUT', /queued .* timed out/));
+  const ac = new AbortController();
+  const cancelled = a.t.call(b.addr, 'cancelled', null, undefined, { signal: ac.signal });
+  setTimeout(() => ac.abort(), 50);
+  await assert.rejects(cancelled, isErr('CANCELLED', /cancelled .* was cancelled/));
+  release();
+  assert.equal((await held).body, 'hold');
+  // Had either given back a slot it never held, two calls would now run at once.
+  const both = await Promise.all([a.t.call(b.addr, 'next', null), a.t.call(b.addr, 'last', null)]);
+  assert.deepEqual(both.map((r) => r.body), ['next', 'last']);
+  assert.deepEqual(seen, ['hold', 'next', 'last']);
+  assert.equal(a.t.counters.callsTimedOut, 1);
+  assert.equal(a.t.counters.callsCancelled, 1);
+});
+
+test('a handler that looks at its signal only after the caller went away sees it aborted', async () => {
+  let started = false;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let sawAborted: boolean | undefined;
+  const b = await node({
+    handler: async (req) => {
+      started = true;
+      await gate;
+      sawAborted = req.signal.aborted;
+      return {};
+    },
+  });
+  const a = await makeNode();
+  const p = a.t.call(b.addr, 'wait', null).catch(() => undefined);
+  assert.ok(await waitFor(() => started));
+  await a.t.close();
+  await p;
+  assert.ok(await waitFor(() => b.t.counters.connectionsClosed >= 1), 'the serving side must see the connection close');
+  release();
+  assert.ok(await waitFor(() => sawAborted !== undefined));
+  assert.equal(sawAborted, true);
+});
