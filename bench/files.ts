@@ -20,7 +20,7 @@ import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { checkChunkSize } from '../src/content/chunker.js';
-import { mean, median } from './bench-stats.js';
+import { bracketingBaselines, mean, median } from './bench-stats.js';
 import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.5;
@@ -67,11 +67,8 @@ async function runBaseline(args: string[]): Promise<number> {
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
-/**
- * The ratio of each cluster run to the baselines timed right before and right after it:
- * `base` has one more entry than `runs`, and run i sits between base[i] and base[i + 1].
- */
-const bracketedRatios = (base: number[], runs: number[]) => runs.map((ms, i) => mean([base[i] as number, base[i + 1] as number]) / ms);
+/** The ratio of each cluster run's speed to that of the baselines timed right before and right after it. */
+const bracketedRatios = (baseMs: number[], runMs: number[]) => bracketingBaselines(baseMs, runMs.length).map((b, i) => b / (runMs[i] as number));
 
 export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');

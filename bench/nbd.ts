@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- nbd [--size 256M] [--runtime 10] [--reps 1]`: block volumes served by a
+ * `npm run bench -- nbd [--size 256M] [--runtime 10] [--reps 3]`: block volumes served by a
  * `tessera nbd` master over 4 loopback storage nodes (raid0, raid1, raid5), against `nbdkit memory`
  * started in the same run. Sequential write/read with nbdcopy (1 connection, 16 requests) and
- * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit.
+ * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit, which
+ * runs before and after every tessera run of the same workload.
  * Goals: sequential ≥ 0.4× nbdkit memory, random 4K ≥ 0.3×.
  */
 import { spawn, execFile } from 'node:child_process';
@@ -14,15 +15,14 @@ import { parseArgs } from 'node:util';
 import { freePort, waitFor } from '../src/cli/local-cluster.js';
 import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
-import { median } from './bench-stats.js';
+import { bracketingBaselines, median } from './bench-stats.js';
 
 const MiB = 1 << 20;
 const TOOL_TIMEOUT_MS = 600_000;
 /** Bounds every run however the arguments are set. */
 const MAX_RUNTIME_S = 120;
 const MAX_REPS = 10;
-
-interface Figures { seqWrite: number; seqRead: number; randWrite: number; randRead: number }
+const DEFAULT_REPS = 3;
 
 function exec(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -39,7 +39,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-
 async function fioIops(uri: string, rw: 'randwrite' | 'randread', size: number, runtime: number): Promise<number> {
   const out = await exec('fio', [
     `--name=${rw}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, '--bs=4k', '--iodepth=32', `--size=${size}`,
@@ -49,29 +48,38 @@ async function fioIops(uri: string, rw: 'randwrite' | 'randread', size: number, 
   return Math.round(job?.[rw === 'randwrite' ? 'write' : 'read'].iops ?? 0);
 }
 
-async function measure(uri: string, src: string, size: number, runtime: number, reps: number): Promise<Figures> {
-  const copy = ['--connections=1', '--requests=16'];
-  // One untimed pass allocates whatever the target allocates lazily.
-  await exec('nbdcopy', [...copy, src, uri]);
-  const w: number[] = [], r: number[] = [], rw: number[] = [], rr: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    w.push(size / MiB / await timed(() => exec('nbdcopy', [...copy, '--flush', src, uri])));
-    r.push(size / MiB / await timed(() => exec('nbdcopy', [...copy, '--no-extents', uri, 'null:'])));
-    rw.push(await fioIops(uri, 'randwrite', size, runtime));
-    rr.push(await fioIops(uri, 'randread', size, runtime));
+const WORKLOADS = ['seqWrite', 'seqRead', 'randWrite', 'randRead'] as const;
+type Workload = (typeof WORKLOADS)[number];
+type Figures = Record<Workload, number>;
+type Series = Record<Workload, number[]>;
+const series = (): Series => ({ seqWrite: [], seqRead: [], randWrite: [], randRead: [] });
+
+const COPY = ['--connections=1', '--requests=16'];
+
+/** One run of one workload: MiB/s for the sequential ones, IOPS for the random ones. */
+async function runWorkload(w: Workload, uri: string, src: string, size: number, runtime: number): Promise<number> {
+  switch (w) {
+    case 'seqWrite':
+      return size / MiB / await timed(() => exec('nbdcopy', [...COPY, '--flush', src, uri]));
+    case 'seqRead':
+      return size / MiB / await timed(() => exec('nbdcopy', [...COPY, '--no-extents', uri, 'null:']));
+    case 'randWrite':
+      return fioIops(uri, 'randwrite', size, runtime);
+    case 'randRead':
+      return fioIops(uri, 'randread', size, runtime);
   }
-  return { seqWrite: median(w), seqRead: median(r), randWrite: median(rw), randRead: median(rr) };
 }
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '256M' }, runtime: { type: 'string', default: '10' }, reps: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '256M' }, runtime: { type: 'string', default: '10' }, reps: { type: 'string', default: String(DEFAULT_REPS) } } });
   const size = parseSize(values.size!, '--size');
   const runtime = Math.min(MAX_RUNTIME_S, Math.max(1, Number(values.runtime)));
   const reps = Math.min(MAX_REPS, Math.max(1, Number(values.reps)));
   const dir = await mkdtemp(join(tmpdir(), 'bench-nbd-'));
   const src = join(dir, 'src');
   await writeFile(src, randomBytes(size));
-  const results = new Map<string, Figures>();
+  const baseline = series();
+  const volumes: Array<{ name: string; uri: string; runs: Series; ratios: Series }> = [];
 
   const port = await freePort();
   const nbdkit = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', String(size)], { stdio: 'ignore' });
@@ -79,15 +87,29 @@ export async function main(args: string[]): Promise<void> {
   try {
     const kitUri = `nbd://127.0.0.1:${port}/`;
     await waitFor('nbdkit to listen', 20_000, async () => { await exec('nbdinfo', ['--size', kitUri]); return true; });
-    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
-    results.set('nbdkit memory', await measure(kitUri, src, size, runtime, reps));
-
     cluster = await VolumeCluster.create({ storage: 4 });
     const layouts = [['raid0', [0, 1, 2, 3]], ['raid1', [0, 1]], ['raid5', [0, 1, 2, 3]]] as const;
     for (const [layout, nodes] of layouts) {
       await cluster.createVolume(`b-${layout}`, layout, size, [...nodes]);
       await cluster.waitOpen(`b-${layout}`);
-      results.set(`tessera ${layout} (${nodes.length} nodes)`, await measure(cluster.uri(`b-${layout}`), src, size, runtime, reps));
+      volumes.push({ name: `tessera ${layout} (${nodes.length} nodes)`, uri: cluster.uri(`b-${layout}`), runs: series(), ratios: series() });
+    }
+    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
+    // One untimed pass allocates whatever each target allocates lazily.
+    for (const uri of [kitUri, ...volumes.map((v) => v.uri)]) await exec('nbdcopy', [...COPY, src, uri]);
+    // nbdkit runs before and after every tessera run of the same workload: the machine's speed
+    // drifts by up to 2x between minutes, and each ratio is taken against its own neighbours.
+    for (let rep = 0; rep < reps; rep++) {
+      for (const w of WORKLOADS) {
+        const base = [await runWorkload(w, kitUri, src, size, runtime)];
+        for (const v of volumes) {
+          v.runs[w].push(await runWorkload(w, v.uri, src, size, runtime));
+          base.push(await runWorkload(w, kitUri, src, size, runtime));
+        }
+        const bases = bracketingBaselines(base, volumes.length);
+        volumes.forEach((v, i) => v.ratios[w].push(bases[i]! > 0 ? v.runs[w].at(-1)! / bases[i]! : 0));
+        baseline[w].push(...base);
+      }
     }
   } finally {
     nbdkit.kill('SIGTERM');
@@ -95,15 +117,23 @@ export async function main(args: string[]): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
 
-  const base = results.get('nbdkit memory') as Figures;
-  const ratio = (v: number, b: number) => (b > 0 ? `${(v / b).toFixed(2)}×` : '-');
-  const rows = [...results].map(([name, f]) => [
-    name.padEnd(26),
-    `${f.seqWrite.toFixed(0)} MiB/s (${ratio(f.seqWrite, base.seqWrite)})`.padEnd(22),
-    `${f.seqRead.toFixed(0)} MiB/s (${ratio(f.seqRead, base.seqRead)})`.padEnd(22),
-    `${f.randWrite} (${ratio(f.randWrite, base.randWrite)})`.padEnd(18),
-    `${f.randRead} (${ratio(f.randRead, base.randRead)})`,
-  ].join(' '));
-  process.stdout.write(['target'.padEnd(26) + ' ' + 'seq write'.padEnd(22) + ' ' + 'seq read'.padEnd(22) + ' ' + 'rand write IOPS'.padEnd(18) + ' rand read IOPS', ...rows].join('\n') + '\n');
+  const medians = (s: Series) => Object.fromEntries(WORKLOADS.map((w) => [w, median(s[w])])) as Figures;
+  const cell = (w: Workload, value: number, ratio: number) => `${w.startsWith('seq') ? `${value.toFixed(0)} MiB/s` : Math.round(value)} (${ratio.toFixed(2)}×)`;
+  const widths: Figures = { seqWrite: 22, seqRead: 22, randWrite: 18, randRead: 0 };
+  const row = (name: string, text: (w: Workload) => string) => [name.padEnd(26), ...WORKLOADS.map((w) => text(w).padEnd(widths[w]))].join(' ').trimEnd();
+  const kit = medians(baseline);
+  const heads: Record<Workload, string> = { seqWrite: 'seq write', seqRead: 'seq read', randWrite: 'rand write IOPS', randRead: 'rand read IOPS' };
+  const lines = [
+    row('target', (w) => heads[w]),
+    row('nbdkit memory', (w) => cell(w, kit[w], 1)),
+    ...volumes.map((v) => {
+      const f = medians(v.runs);
+      const r = medians(v.ratios);
+      return row(v.name, (w) => cell(w, f[w], r[w]));
+    }),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`figures are medians over ${reps} rep(s); a ratio is each run against the mean of the nbdkit runs just before and after it, then the median\n`);
+  process.stdout.write('nbdkit range: ' + WORKLOADS.map((w) => `${w} ${Math.round(Math.min(...baseline[w]))}–${Math.round(Math.max(...baseline[w]))}`).join(', ') + '\n');
   process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×\n');
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mean, median } from '../../../bench/bench-stats.js';
+import { bracketingBaselines, mean, median } from '../../../bench/bench-stats.js';
 
 test('bench stats: median of odd and even counts, unsorted input left as it was', () => {
   const xs = [0.62, 0.45, 0.78];
@@ -14,4 +14,10 @@ test('bench stats: median of odd and even counts, unsorted input left as it was'
 test('bench stats: mean', () => {
   assert.equal(mean([100, 200]), 150);
   assert.throws(() => mean([]), /no values/);
+});
+
+test('bench stats: each run is bracketed by the baselines just before and after it', () => {
+  assert.deepEqual(bracketingBaselines([100, 200, 50], 2), [150, 125]);
+  assert.deepEqual(bracketingBaselines([10], 0), []);
+  assert.throws(() => bracketingBaselines([1, 2], 2), /2 runs need 3 bracketing baselines, got 2/);
 });
