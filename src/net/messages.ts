@@ -33,6 +33,7 @@ export function checkResponseControl(v: unknown): { b: unknown } {
   if (!isPlainMap(v)) throw notMatching('body', 'expected a map');
   return { b: v.b };
 }
+
 export const errorControl = z.object({ c: z.string().max(32), m: z.string().max(MAX_ERROR_MESSAGE_CHARS) });
 
 /**
