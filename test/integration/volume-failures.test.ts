@@ -25,6 +25,8 @@ const FIO_BYTES = '32M';
 /** Paces fio so its write phase outlasts the moment a node is killed (8192 writes ≥ 5 s). */
 const FIO_RATE_IOPS = '1500';
 const FIO_TIMEOUT_MS = 300_000;
+/** How long fio gets to notice its server died before it is killed: its nbd engine sometimes keeps retrying instead of exiting. */
+const FIO_LOST_SERVER_MS = 20_000;
 const RESYNC_TIMEOUT_MS = 90_000;
 /** Lets fio get going before a node is killed; not an assertion. */
 const KILL_AFTER_MS = 1_500;
@@ -43,14 +45,14 @@ function fioArgs(uri: string, verifyOnly: boolean): string[] {
 }
 
 /** Runs fio in the background; resolves with its exit code and output. */
-function startFio(args: string[]): { done: Promise<{ code: number | null; out: string }>; running: () => boolean } {
+function startFio(args: string[]): { done: Promise<{ code: number | null; out: string }>; running: () => boolean; kill: () => void } {
   const p = spawn('fio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-8192); });
   p.stderr.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-8192); });
   const timer = setTimeout(() => p.kill('SIGKILL'), FIO_TIMEOUT_MS);
   const done = new Promise<{ code: number | null; out: string }>((resolve) => p.once('exit', (code) => { clearTimeout(timer); resolve({ code, out }); }));
-  return { done, running: () => p.exitCode === null && p.signalCode === null };
+  return { done, running: () => p.exitCode === null && p.signalCode === null, kill: () => p.kill('SIGKILL') };
 }
 
 describe('volume failures with real processes', { skip: missingTools(TOOLS) }, () => {
@@ -201,7 +203,12 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     await sleep(KILL_AFTER_MS);
     assert.ok(fio.running(), 'fio is still writing when the master is killed');
     await c.killMaster('SIGKILL');
+    const giveUp = setTimeout(() => {
+      t_diag(`fio still running ${FIO_LOST_SERVER_MS} ms after its server died; killed`);
+      fio.kill();
+    }, FIO_LOST_SERVER_MS);
     const r = await fio.done;
+    clearTimeout(giveUp);
     assert.notEqual(r.code, 0, 'fio lost its server');
 
     await c.startMaster();
