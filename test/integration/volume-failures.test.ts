@@ -203,12 +203,14 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     await sleep(KILL_AFTER_MS);
     assert.ok(fio.running(), 'fio is still writing when the master is killed');
     await c.killMaster('SIGKILL');
+    let gaveUp = false;
     const giveUp = setTimeout(() => {
-      t_diag(`fio still running ${FIO_LOST_SERVER_MS} ms after its server died; killed`);
+      gaveUp = true;
       fio.kill();
     }, FIO_LOST_SERVER_MS);
     const r = await fio.done;
     clearTimeout(giveUp);
+    if (gaveUp) t_diag(`fio still running ${FIO_LOST_SERVER_MS} ms after its server died; killed. Its last words: ${JSON.stringify(r.out.slice(-600))}`);
     assert.notEqual(r.code, 0, 'fio lost its server');
 
     await c.startMaster();
