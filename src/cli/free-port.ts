@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { TesseraError } from '../errors.js';
 
 /**
  * Ports for local clusters come from just below the kernel's ephemeral range.
@@ -10,13 +11,15 @@ import { createServer } from 'node:net';
  */
 const EPHEMERAL_RANGE_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
 const PICK_SPAN = 16_384;
+/** Fewer ports than this below the range would make clashes between test processes likely. */
+const MIN_PICK_SPAN = 1_024;
 const LOWEST_PICK = 1_024;
 const PICK_ATTEMPTS = 64;
 
 /** The [low, high) range to pick from, or undefined where the ephemeral range leaves no room below it. */
 export function pickRangeBelow(ephemeralRangeText: string): { low: number; high: number } | undefined {
   const low = Number(ephemeralRangeText.trim().split(/\s+/)[0]);
-  if (!Number.isInteger(low) || low - LOWEST_PICK < 1_024) return undefined;
+  if (!Number.isInteger(low) || low - LOWEST_PICK < MIN_PICK_SPAN) return undefined;
   return { low: Math.max(LOWEST_PICK, low - PICK_SPAN), high: low };
 }
 
@@ -55,6 +58,6 @@ export async function freePort(): Promise<number> {
     }
   }
   const port = await tryListen(0);
-  if (port === undefined) throw new Error('no free loopback port');
+  if (port === undefined) throw new TesseraError('UNAVAILABLE', 'no free port on 127.0.0.1');
   return port;
 }
