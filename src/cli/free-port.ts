@@ -45,8 +45,12 @@ function tryListen(port: number): Promise<number | undefined> {
 }
 
 /** A loopback port that was free a moment ago and that no outgoing connection will take. */
-export async function freePort(): Promise<number> {
-  const range = readPickRange();
+export function freePort(): Promise<number> {
+  return freePortIn(readPickRange());
+}
+
+/** Picks within `range`; with no range, or none free after a few tries, takes what the kernel gives. */
+export async function freePortIn(range: { low: number; high: number } | undefined): Promise<number> {
   if (range) {
     for (let i = 0; i < PICK_ATTEMPTS; i++) {
       const port = range.low + Math.floor(Math.random() * (range.high - range.low));
