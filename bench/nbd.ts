@@ -3,19 +3,22 @@
  * `tessera nbd` master over 4 loopback storage nodes (raid0, raid1, raid5), against `nbdkit memory`
  * started in the same run. Sequential write/read with nbdcopy (1 connection, 16 requests) and
  * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit, which
- * runs before and after every tessera run of the same workload.
+ * runs before and after every tessera run of the same workload. Each run's CPU time (client plus
+ * server processes) is printed per MiB or per op, so the figures say where the machine's two
+ * cores go, not only how fast the run was.
  * Goals: sequential ≥ 0.4× nbdkit memory, random 4K ≥ 0.3×.
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, waitFor } from '../src/cli/local-cluster.js';
 import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
 import { bracketingBaselines, median } from './bench-stats.js';
+import { measureCpu } from './cpu-time.js';
 
 const MiB = 1 << 20;
 const TOOL_TIMEOUT_MS = 600_000;
@@ -39,13 +42,20 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-async function fioIops(uri: string, rw: 'randwrite' | 'randread', size: number, runtime: number): Promise<number> {
+/** A run's speed (MiB/s or IOPS) and the work it did (MiB or ops). */
+interface Run {
+  rate: number;
+  work: number;
+}
+
+async function fioRun(uri: string, rw: 'randwrite' | 'randread', size: number, runtime: number): Promise<Run> {
   const out = await exec('fio', [
     `--name=${rw}`, '--ioengine=nbd', `--uri=${uri}`, `--rw=${rw}`, '--bs=4k', '--iodepth=32', `--size=${size}`,
     '--time_based', `--runtime=${runtime}`, '--output-format=json',
   ]);
-  const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<Record<'read' | 'write', { iops: number }>> }).jobs[0];
-  return Math.round(job?.[rw === 'randwrite' ? 'write' : 'read'].iops ?? 0);
+  const job = (JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<Record<'read' | 'write', { iops: number; total_ios: number }>> }).jobs[0];
+  const side = job?.[rw === 'randwrite' ? 'write' : 'read'];
+  return { rate: Math.round(side?.iops ?? 0), work: side?.total_ios ?? 0 };
 }
 
 const WORKLOADS = ['seqWrite', 'seqRead', 'randWrite', 'randRead'] as const;
@@ -57,17 +67,37 @@ const series = (): Series => ({ seqWrite: [], seqRead: [], randWrite: [], randRe
 const COPY = ['--connections=1', '--requests=16'];
 
 /** One run of one workload: MiB/s for the sequential ones, IOPS for the random ones. */
-async function runWorkload(w: Workload, uri: string, src: string, size: number, runtime: number): Promise<number> {
+async function runWorkload(w: Workload, uri: string, src: string, size: number, runtime: number): Promise<Run> {
+  const mib = size / MiB;
   switch (w) {
     case 'seqWrite':
-      return size / MiB / await timed(() => exec('nbdcopy', [...COPY, '--flush', src, uri]));
+      return { rate: mib / await timed(() => exec('nbdcopy', [...COPY, '--flush', src, uri])), work: mib };
     case 'seqRead':
-      return size / MiB / await timed(() => exec('nbdcopy', [...COPY, '--no-extents', uri, 'null:']));
+      return { rate: mib / await timed(() => exec('nbdcopy', [...COPY, '--no-extents', uri, 'null:'])), work: mib };
     case 'randWrite':
-      return fioIops(uri, 'randwrite', size, runtime);
+      return fioRun(uri, 'randwrite', size, runtime);
     case 'randRead':
-      return fioIops(uri, 'randread', size, runtime);
+      return fioRun(uri, 'randread', size, runtime);
   }
+}
+
+/**
+ * A target under test: its NBD URI, the server processes whose CPU counts, and what its runs gave.
+ * CPU is milliseconds per MiB for sequential runs and microseconds per op for random ones.
+ */
+interface Target {
+  name: string;
+  uri: string;
+  pids: () => number[];
+  runs: Series;
+  cpu: Series;
+}
+
+async function measure(t: Target, w: Workload, src: string, size: number, runtime: number): Promise<number> {
+  const { result, cpuMs } = await measureCpu(t.pids(), () => runWorkload(w, t.uri, src, size, runtime));
+  t.runs[w].push(result.rate);
+  t.cpu[w].push(result.work > 0 ? (w.startsWith('seq') ? cpuMs : cpuMs * 1000) / result.work : 0);
+  return result.rate;
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -78,37 +108,40 @@ export async function main(args: string[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-nbd-'));
   const src = join(dir, 'src');
   await writeFile(src, randomBytes(size));
-  const baseline = series();
-  const volumes: Array<{ name: string; uri: string; runs: Series; ratios: Series }> = [];
-
   const port = await freePort();
   const nbdkit = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', String(size)], { stdio: 'ignore' });
+  const kit: Target = { name: 'nbdkit memory', uri: `nbd://127.0.0.1:${port}/`, pids: () => [nbdkit.pid!], runs: series(), cpu: series() };
+  const volumes: Target[] = [];
+  const ratios = new Map<Target, Series>();
   let cluster: VolumeCluster | undefined;
   try {
-    const kitUri = `nbd://127.0.0.1:${port}/`;
-    await waitFor('nbdkit to listen', 20_000, async () => { await exec('nbdinfo', ['--size', kitUri]); return true; });
-    cluster = await VolumeCluster.create({ storage: 4 });
+    await waitFor('nbdkit to listen', 20_000, async () => { await exec('nbdinfo', ['--size', kit.uri]); return true; });
+    const c = await VolumeCluster.create({ storage: 4 });
+    cluster = c;
+    // Every process of the cluster counts, members or not: they are the system under test.
+    const clusterPids = () => [c.master.proc, ...c.storage.nodes.map((n) => n.proc)].map((p) => p?.pid).filter((p): p is number => p !== undefined);
     const layouts = [['raid0', [0, 1, 2, 3]], ['raid1', [0, 1]], ['raid5', [0, 1, 2, 3]]] as const;
     for (const [layout, nodes] of layouts) {
-      await cluster.createVolume(`b-${layout}`, layout, size, [...nodes]);
-      await cluster.waitOpen(`b-${layout}`);
-      volumes.push({ name: `tessera ${layout} (${nodes.length} nodes)`, uri: cluster.uri(`b-${layout}`), runs: series(), ratios: series() });
+      await c.createVolume(`b-${layout}`, layout, size, [...nodes]);
+      await c.waitOpen(`b-${layout}`);
+      const v: Target = { name: `tessera ${layout} (${nodes.length} nodes)`, uri: c.uri(`b-${layout}`), pids: clusterPids, runs: series(), cpu: series() };
+      volumes.push(v);
+      ratios.set(v, series());
     }
     process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
     // One untimed pass allocates whatever each target allocates lazily.
-    for (const uri of [kitUri, ...volumes.map((v) => v.uri)]) await exec('nbdcopy', [...COPY, src, uri]);
+    for (const t of [kit, ...volumes]) await exec('nbdcopy', [...COPY, src, t.uri]);
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed
     // drifts by up to 2x between minutes, and each ratio is taken against its own neighbours.
     for (let rep = 0; rep < reps; rep++) {
       for (const w of WORKLOADS) {
-        const base = [await runWorkload(w, kitUri, src, size, runtime)];
+        const base = [await measure(kit, w, src, size, runtime)];
         for (const v of volumes) {
-          v.runs[w].push(await runWorkload(w, v.uri, src, size, runtime));
-          base.push(await runWorkload(w, kitUri, src, size, runtime));
+          await measure(v, w, src, size, runtime);
+          base.push(await measure(kit, w, src, size, runtime));
         }
         const bases = bracketingBaselines(base, volumes.length);
-        volumes.forEach((v, i) => v.ratios[w].push(bases[i]! > 0 ? v.runs[w].at(-1)! / bases[i]! : 0));
-        baseline[w].push(...base);
+        volumes.forEach((v, i) => ratios.get(v)![w].push(bases[i]! > 0 ? v.runs[w].at(-1)! / bases[i]! : 0));
       }
     }
   } finally {
@@ -119,21 +152,32 @@ export async function main(args: string[]): Promise<void> {
 
   const medians = (s: Series) => Object.fromEntries(WORKLOADS.map((w) => [w, median(s[w])])) as Figures;
   const cell = (w: Workload, value: number, ratio: number) => `${w.startsWith('seq') ? `${value.toFixed(0)} MiB/s` : Math.round(value)} (${ratio.toFixed(2)}×)`;
+  const cpuCell = (w: Workload, value: number, kitValue: number) => `${value.toFixed(w.startsWith('seq') ? 2 : 0)} (${(value / kitValue).toFixed(1)}×)`;
   const widths: Figures = { seqWrite: 22, seqRead: 22, randWrite: 18, randRead: 0 };
   const row = (name: string, text: (w: Workload) => string) => [name.padEnd(26), ...WORKLOADS.map((w) => text(w).padEnd(widths[w]))].join(' ').trimEnd();
-  const kit = medians(baseline);
+  const kitRate = medians(kit.runs);
+  const kitCpu = medians(kit.cpu);
   const heads: Record<Workload, string> = { seqWrite: 'seq write', seqRead: 'seq read', randWrite: 'rand write IOPS', randRead: 'rand read IOPS' };
+  const cpuHeads: Record<Workload, string> = { seqWrite: 'seq write ms/MiB', seqRead: 'seq read ms/MiB', randWrite: 'rand write µs/op', randRead: 'rand read µs/op' };
   const lines = [
     row('target', (w) => heads[w]),
-    row('nbdkit memory', (w) => cell(w, kit[w], 1)),
+    row(kit.name, (w) => cell(w, kitRate[w], 1)),
     ...volumes.map((v) => {
       const f = medians(v.runs);
-      const r = medians(v.ratios);
+      const r = medians(ratios.get(v)!);
       return row(v.name, (w) => cell(w, f[w], r[w]));
+    }),
+    '',
+    row('CPU, client + server', (w) => cpuHeads[w]),
+    row(kit.name, (w) => cpuCell(w, kitCpu[w], kitCpu[w])),
+    ...volumes.map((v) => {
+      const f = medians(v.cpu);
+      return row(v.name, (w) => cpuCell(w, f[w], kitCpu[w]));
     }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   process.stdout.write(`figures are medians over ${reps} rep(s); a ratio is each run against the mean of the nbdkit runs just before and after it, then the median\n`);
-  process.stdout.write('nbdkit range: ' + WORKLOADS.map((w) => `${w} ${Math.round(Math.min(...baseline[w]))}–${Math.round(Math.max(...baseline[w]))}`).join(', ') + '\n');
+  process.stdout.write(`CPU counts the client (nbdcopy or fio) and every server process (nbdkit; the master and all 4 nodes); the machine has ${availableParallelism()} cores\n`);
+  process.stdout.write('nbdkit range: ' + WORKLOADS.map((w) => `${w} ${Math.round(Math.min(...kit.runs[w]))}–${Math.round(Math.max(...kit.runs[w]))}`).join(', ') + '\n');
   process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×\n');
 }

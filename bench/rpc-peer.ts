@@ -8,14 +8,24 @@ import { silentLogger } from '../src/log.js';
 import { generateCredentials } from '../src/net/credentials.js';
 import { Transport } from '../src/net/transport.js';
 
-/** Raw baseline protocol: u64 byte count, then that many bytes; the sink answers one byte. */
+/**
+ * Raw baseline protocol: u64 byte count, then that many bytes; the sink answers with the CPU
+ * microseconds it spent receiving them (u64), so the bench can tell what one TLS hop costs.
+ */
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 function rawSink(key: string, cert: string): Promise<tls.Server> {
   const server = tls.createServer({ key, cert, minVersion: 'TLSv1.3', highWaterMark: 1 << 20 } as tls.TlsOptions, (sock) => {
     let expected = -1;
     let got = 0;
     let head = Buffer.alloc(0);
+    let cpu0 = 0;
     sock.on('data', (chunk: Buffer) => {
       if (expected < 0) {
+        if (head.length === 0) cpu0 = cpuMicros();
         head = Buffer.concat([head, chunk]);
         if (head.length < 8) return;
         expected = Number(head.readBigUInt64BE(0));
@@ -24,7 +34,9 @@ function rawSink(key: string, cert: string): Promise<tls.Server> {
         got += chunk.length;
       }
       if (got >= expected) {
-        sock.write(Buffer.from([1]));
+        const ack = Buffer.alloc(8);
+        ack.writeBigUInt64BE(BigInt(Math.max(0, Math.round(cpuMicros() - cpu0))));
+        sock.write(ack);
         expected = -1;
         got = 0;
         head = Buffer.alloc(0);

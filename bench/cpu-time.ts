@@ -1,0 +1,60 @@
+/**
+ * CPU time of processes, read from /proc: what a benchmark run cost in CPU, next to how fast it
+ * ran. On a machine with two shared cores a throughput figure says little about where the limit
+ * lies; CPU milliseconds per MiB (or microseconds per op), summed over client and server
+ * processes, say how much work each target needs for the same job.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** CPU ticks in one /proc/<pid>/stat line: the process's own, and its reaped children's. */
+export interface StatTicks {
+  self: number;
+  children: number;
+}
+
+/**
+ * Parses /proc/<pid>/stat. The command name (field 2) is in parentheses and may itself hold
+ * spaces and parentheses, so fields are counted from the last ')'. utime, stime, cutime and
+ * cstime are fields 14–17.
+ */
+export function parseStatTicks(stat: string): StatTicks {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) throw new Error('not a /proc stat line: no command name');
+  // After ") " come field 3 (state) onwards; field n sits at index n - 3.
+  const f = stat.slice(close + 2).trim().split(/\s+/);
+  const at = (n: number) => {
+    const v = Number(f[n - 3]);
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`not a /proc stat line: field ${n} is '${f[n - 3] ?? ''}'`);
+    return v;
+  };
+  return { self: at(14) + at(15), children: at(16) + at(17) };
+}
+
+let ticksPerSecond: number | undefined;
+function tickMs(): number {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return 1000 / ticksPerSecond;
+}
+
+/** CPU milliseconds a running process has used so far. */
+export function processCpuMs(pid: number): number {
+  return parseStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')).self * tickMs();
+}
+
+/** CPU milliseconds used by this process's children that have exited and been waited for. */
+export function reapedChildrenCpuMs(): number {
+  return parseStatTicks(readFileSync('/proc/self/stat', 'utf8')).children * tickMs();
+}
+
+/**
+ * CPU of one measured run: the servers' processes (by pid) plus every client process this
+ * process started and reaped during it (nbdcopy, fio).
+ */
+export async function measureCpu<T>(serverPids: readonly number[], run: () => Promise<T>): Promise<{ result: T; cpuMs: number }> {
+  const servers = () => serverPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const s0 = servers();
+  const c0 = reapedChildrenCpuMs();
+  const result = await run();
+  return { result, cpuMs: servers() - s0 + reapedChildrenCpuMs() - c0 };
+}
