@@ -42,6 +42,12 @@ export function processCpuMs(pid: number): number {
   return parseStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')).self * tickMs();
 }
 
+/** CPU microseconds this process has used so far (user plus system). */
+export function ownCpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 /** CPU milliseconds used by this process's children that have exited and been waited for. */
 export function reapedChildrenCpuMs(): number {
   return parseStatTicks(readFileSync('/proc/self/stat', 'utf8')).children * tickMs();

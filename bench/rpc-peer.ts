@@ -7,16 +7,12 @@ import tls from 'node:tls';
 import { silentLogger } from '../src/log.js';
 import { generateCredentials } from '../src/net/credentials.js';
 import { Transport } from '../src/net/transport.js';
+import { ownCpuMicros } from './cpu-time.js';
 
 /**
  * Raw baseline protocol: u64 byte count, then that many bytes; the sink answers with the CPU
  * microseconds it spent receiving them (u64), so the bench can tell what one TLS hop costs.
  */
-function cpuMicros(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-
 function rawSink(key: string, cert: string): Promise<tls.Server> {
   const server = tls.createServer({ key, cert, minVersion: 'TLSv1.3', highWaterMark: 1 << 20 } as tls.TlsOptions, (sock) => {
     let expected = -1;
@@ -25,7 +21,7 @@ function rawSink(key: string, cert: string): Promise<tls.Server> {
     let cpu0 = 0;
     sock.on('data', (chunk: Buffer) => {
       if (expected < 0) {
-        if (head.length === 0) cpu0 = cpuMicros();
+        if (head.length === 0) cpu0 = ownCpuMicros();
         head = Buffer.concat([head, chunk]);
         if (head.length < 8) return;
         expected = Number(head.readBigUInt64BE(0));
@@ -35,7 +31,7 @@ function rawSink(key: string, cert: string): Promise<tls.Server> {
       }
       if (got >= expected) {
         const ack = Buffer.alloc(8);
-        ack.writeBigUInt64BE(BigInt(Math.max(0, Math.round(cpuMicros() - cpu0))));
+        ack.writeBigUInt64BE(BigInt(Math.max(0, Math.round(ownCpuMicros() - cpu0))));
         sock.write(ack);
         expected = -1;
         got = 0;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log.js';
 import { generateCredentials } from '../src/net/credentials.js';
 import { Transport } from '../src/net/transport.js';
+import { ownCpuMicros } from './cpu-time.js';
 
 const MIB = 1 << 20;
 /** Hard ceiling on any one measured phase, so a broken peer cannot hang the run. */
@@ -55,11 +56,6 @@ interface RawResult {
   receiverMsPerMiB: number;
 }
 
-function cpuMicros(): number {
-  const u = process.cpuUsage();
-  return u.user + u.system;
-}
-
 async function rawPhase(port: number, key: string, cert: string, payload: Buffer, count: number): Promise<RawResult> {
   const s = tls.connect({ host: '127.0.0.1', port, key, cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', highWaterMark: MIB } as tls.ConnectionOptions);
   await once(s, 'secureConnect');
@@ -67,7 +63,7 @@ async function rawPhase(port: number, key: string, cert: string, payload: Buffer
   const head = Buffer.alloc(8);
   head.writeBigUInt64BE(BigInt(count * payload.length));
   const ack = readExactly(s, 8);
-  const cpu0 = cpuMicros();
+  const cpu0 = ownCpuMicros();
   const start = process.hrtime.bigint();
   s.write(head);
   const deadline = Date.now() + PHASE_DEADLINE_MS;
@@ -76,7 +72,7 @@ async function rawPhase(port: number, key: string, cert: string, payload: Buffer
   }
   const receiverMicros = Number((await ack).readBigUInt64BE(0));
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
-  const senderMicros = cpuMicros() - cpu0;
+  const senderMicros = ownCpuMicros() - cpu0;
   s.destroy();
   const mib = (count * payload.length) / MIB;
   return { mbps: (count * payload.length) / 1e6 / secs, senderMsPerMiB: senderMicros / 1000 / mib, receiverMsPerMiB: receiverMicros / 1000 / mib };
