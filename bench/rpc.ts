@@ -136,7 +136,7 @@ export async function main(args: string[]): Promise<void> {
       rpcs.push(await rpcPhase(t, addr, payload, mib, inflight));
     }
     const raw = [...raws].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
-    const rpc = rpcs.sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
+    const rpc = [...rpcs].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
     const single = await rpcPhase(t, addr, payload, Math.min(mib, 128), 1);
     await t.close();
 
