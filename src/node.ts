@@ -4,29 +4,20 @@
 import { writeFile, rename, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ApiServer, coreRoutes, type Route } from './api/server.js';
-import { volumeRoutes } from './api/volume-routes.js';
-import { filesRoutes } from './api/files-routes.js';
-import { NodeMetrics, metricsRoute, type MetricsSources } from './api/metrics.js';
-import { EventHub } from './api/events.js';
-import { openApiRoute } from './api/openapi.js';
-import { isLoopbackHost } from './api/http-util.js';
+import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
-import { startVolumes } from './block/cluster-volumes.js';
+import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
-import type { PeerView, StatusView } from './api/types.js';
-import { realClock } from './cluster/clock.js';
-import { loadDataDir } from './cluster/identity.js';
-import { Membership, type MemberInfo, type MembershipConfig } from './cluster/membership.js';
+import { realClock, loadDataDir, Membership, type MemberInfo, type MembershipConfig } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
-import { Transport, type IncomingRequest, type Reply } from './net/transport.js';
+import { Transport, type IncomingRequest, type Reply } from './net/index.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
-import type { ChunkStore } from './store/chunk-store.js';
-import { type DiskEngine, openDiskChunkStore } from './store/open-disk.js';
-import { MemoryChunkStore } from './store/memory-store.js';
-import { openMetadata, type Metadata } from './store/metadata.js';
+import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
 import { VERSION } from './version.js';
+
+/** The CLI parses `--store-engine` with the store's own rule; it reaches the store only through here. */
+export { parseDiskEngine } from './store/index.js';
 
 export interface NodeConfig {
   dataDir: string;

@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
 import type { FileService } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
-import { parsePolicy } from '../content/policy.js';
+import { parsePolicy } from '../content/index.js';
 import type { Route } from './server.js';
 
 /** How long the rest of a refused upload is drained before the connection is closed. */

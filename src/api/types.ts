@@ -1,6 +1,7 @@
 /** Shapes of the HTTP API's JSON bodies, shared by the server and the typed client. */
-import type { DrainState, RepairStats } from '../files/repair.js';
-import type { ScrubReport } from '../files/scrub.js';
+import type { DrainState, RepairStats, ScrubReport } from '../files/index.js';
+
+export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from '../files/index.js';
 
 export interface PeerView {
   nodeId: string;
@@ -36,55 +37,4 @@ export type DrainStateView = DrainState;
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
-}
-
-/** Redundancy policy as text: `replicas:3/2` (R copies, write quorum W) or `ec:4+2`. */
-export type PolicyText = string;
-
-export interface PutResultView {
-  /** Capability string: whoever holds it can read the file. */
-  fileId: string;
-  name: string | null;
-  size: number;
-  chunks: number;
-  /** Chunks the holders did not have yet (the rest were deduplicated). */
-  newChunks: number;
-  policy: PolicyText;
-  durationMs: number;
-}
-
-export interface FileEntryView {
-  name: string;
-  fileId: string;
-  size: number;
-  createdAt: string;
-  policy: PolicyText;
-}
-
-export interface ChunkHealthView {
-  index: number;
-  id: string;
-  size: number;
-  /** Node ids that hold a verified copy (or shard) now. */
-  holders: string[];
-  /** Node ids placement wants it on. */
-  expected: string[];
-}
-
-export interface FileStatView {
-  fileId: string;
-  name: string | null;
-  size: number;
-  chunkSize: number;
-  chunks: number;
-  policy: PolicyText;
-  createdAt: string;
-  health: { fullRedundancy: number; degraded: number; lost: number };
-  /** Per-chunk detail, at most the first MAX_STAT_CHUNKS chunks. */
-  chunkHealth: ChunkHealthView[];
-}
-
-export interface RmResultView {
-  fileId: string;
-  name: string | null;
 }

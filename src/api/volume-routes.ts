@@ -4,13 +4,11 @@
  */
 import { z } from 'zod';
 import { badInput } from '../errors.js';
-import type { VolumeView } from '../block/volumes.js';
-import type { CheckReport } from '../block/volume/volume.js';
+import type { VolumeView, CheckReport } from '../block/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import type { Route } from './server.js';
 
-export type { VolumeView, ResyncEvent } from '../block/volumes.js';
-export type { CheckReport } from '../block/volume/volume.js';
+export type { VolumeView, ResyncEvent, CheckReport } from '../block/index.js';
 
 export interface ReplaceResult {
   member: number;

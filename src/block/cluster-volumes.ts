@@ -6,10 +6,9 @@
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { Membership } from '../cluster/membership.js';
-import type { CallOptions, CallResult, IncomingRequest, Reply } from '../net/transport.js';
-import { ExtentStore } from '../store/extent-store.js';
-import type { Metadata } from '../store/metadata.js';
+import type { Membership } from '../cluster/index.js';
+import type { CallOptions, CallResult, IncomingRequest, Reply } from '../net/index.js';
+import { ExtentStore, type Metadata } from '../store/index.js';
 import { VolumeMaster } from './master.js';
 import { EXTENT_RPC_PREFIX, Minion } from './minion.js';
 import type { MemberNet } from './remote-member.js';

@@ -5,9 +5,8 @@
  */
 import { z } from 'zod';
 import { badInput, TesseraError, tooLarge } from '../errors.js';
-import type { IncomingRequest, Reply } from '../net/transport.js';
-import type { ExtentStore } from '../store/extent-store.js';
-import { MAX_EXTENT_GENERATION, MAX_EXTENT_UNITS, MAX_EXTENT_UNIT_BYTES, MIN_EXTENT_UNIT_BYTES } from '../store/extent-store.js';
+import type { IncomingRequest, Reply } from '../net/index.js';
+import { type ExtentStore, MAX_EXTENT_GENERATION, MAX_EXTENT_UNITS, MAX_EXTENT_UNIT_BYTES, MIN_EXTENT_UNIT_BYTES } from '../store/index.js';
 import { MAX_GENERATIONS_PER_CALL, MAX_MEMBER_IO_BYTES } from './volume/member.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_OPS, type BatchFailure, type BatchOp } from './remote-member.js';
 

@@ -7,7 +7,7 @@
  * address is reached again without rebuilding the volume.
  */
 import { badInput, isTesseraError, TesseraError } from '../errors.js';
-import { toErrorCode } from '../net/messages.js';
+import { toErrorCode } from '../net/index.js';
 import {
   checkGeneration, checkGenerationRange, checkMemberRange,
   type MemberWriteOptions, type VolumeMember,

@@ -13,7 +13,7 @@ import { mkdir, open, readFile, stat, access, constants } from 'node:fs/promises
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
-import { generateCredentials, type NodeCredentials } from '../net/credentials.js';
+import { generateCredentials, type NodeCredentials } from '../net/index.js';
 
 export const IDENTITY_FILE = 'identity.json';
 export const CLUSTER_FILE = 'cluster.json';

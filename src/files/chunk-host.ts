@@ -8,7 +8,7 @@
  */
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { KeyedMutex, type ChunkStore } from '../store/chunk-store.js';
+import { KeyedMutex, type ChunkStore } from '../store/index.js';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { tooLarge, badInput } from '../errors.js';
 import { GC_SWEEP_BATCH } from './limits.js';

@@ -9,11 +9,7 @@
  */
 import { unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkStream } from '../content/chunker.js';
-import { chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
-import { encodeShards, checkErasureParams } from '../content/erasure.js';
-import { formatFileId } from '../content/ids.js';
-import { ManifestBuilder } from '../content/manifest-builder.js';
+import { chunkStream, chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk, encodeShards, checkErasureParams, formatFileId, ManifestBuilder } from '../content/index.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import { encodeStripe } from './erasure-stripe.js';

@@ -4,11 +4,11 @@
  * live nodes hold. A stripe's descriptor sits beside every shard, so counting descriptor holders
  * would call a stripe healthy while the shards themselves are gone.
  */
-import type { WeightedNode } from '../cluster/placement.js';
-import type { ChunkHealthView } from '../api/types.js';
+import type { WeightedNode } from '../cluster/index.js';
+import type { ChunkHealthView } from './views.js';
 import { MAX_IDS_PER_REQUEST } from './limits.js';
 import type { Stripe } from './erasure-stripe.js';
-import type { RedundancyPolicy } from '../content/policy.js';
+import type { RedundancyPolicy } from '../content/index.js';
 
 export interface HealthTally {
   fullRedundancy: number;

@@ -4,7 +4,7 @@
  * of an erasure-coded stripe, and for a shard which stripe(s) it belongs to. Recorded when the
  * chunk arrives; chunks stored before this existed count as 3 replicas, the default policy.
  */
-import type { Metadata } from '../store/metadata.js';
+import type { Metadata } from '../store/index.js';
 
 const T = {
   copies: 'heal-copies', // chunk → copies wanted (replicas, or k+m for a descriptor)

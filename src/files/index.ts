@@ -2,3 +2,7 @@
 export { FileService, formatPolicyText, DEFAULT_REPLICAS, type FileServiceOptions, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
 export type { FilesNet } from './peers.js';
 export * from './limits.js';
+export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from './views.js';
+export type { DrainState, RepairStats } from './repair.js';
+export type { ScrubReport } from './scrub.js';
+export * from './heal-limits.js';

@@ -3,8 +3,7 @@
  * asks every live node, keeps the newest record (last writer wins by hybrid clock) and pushes it
  * back to the nodes that had an older one or none (read repair).
  */
-import type { HybridClock } from '../content/hlc.js';
-import { nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/names.js';
+import { type HybridClock, nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/index.js';
 import { unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CONTROL_CALL_TIMEOUT_MS, MAX_LIST_PAGE_RECORDS, MAX_LIST_PAGES } from './limits.js';

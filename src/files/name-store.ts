@@ -2,9 +2,8 @@
  * One node's replica of the name records: sealed boxes under lookup keys, merged last writer
  * wins. The node needs no keys to keep them, so storage-only nodes hold names too.
  */
-import type { Hlc, HybridClock } from '../content/hlc.js';
-import { checkSealedNameRecord, newerNameRecord, type SealedNameRecord } from '../content/names.js';
-import type { Metadata } from '../store/metadata.js';
+import { type Hlc, type HybridClock, checkSealedNameRecord, newerNameRecord, type SealedNameRecord } from '../content/index.js';
+import type { Metadata } from '../store/index.js';
 import { MAX_LIST_PAGE_BYTES } from './limits.js';
 
 const TABLE = 'names';

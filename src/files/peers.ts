@@ -4,7 +4,7 @@
  * same handler, so local and remote requests are validated alike.
  */
 import { TesseraError, unavailable } from '../errors.js';
-import { placeChunk, type WeightedNode } from '../cluster/placement.js';
+import { placeChunk, type WeightedNode } from '../cluster/index.js';
 import { DOWN_HOLD_MS } from './limits.js';
 
 export interface FilesNet {

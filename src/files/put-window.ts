@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TesseraError } from '../errors.js';
-import { Semaphore } from '../net/semaphore.js';
+import { Semaphore } from '../net/index.js';
 
 export class PutWindow {
   readonly upload = randomBytes(16).toString('hex');

@@ -8,14 +8,13 @@
  */
 import { TesseraError, notFound, unavailable, corrupt } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkIdOf, decryptChunk, encryptedSize } from '../content/crypto.js';
-import type { ManifestReader } from '../content/manifest-reader.js';
+import { chunkIdOf, decryptChunk, encryptedSize, type ManifestReader } from '../content/index.js';
 import { CHUNK_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import { ByteLru } from './lru.js';
 import type { Peers } from './peers.js';
 import { M } from './rpc.js';
-import { Semaphore } from '../net/semaphore.js';
+import { Semaphore } from '../net/index.js';
 
 export interface FetchCounters {
   chunksFetched: number;

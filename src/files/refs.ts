@@ -13,7 +13,7 @@
  * the writer thread's commit on the main thread and stalled the event loop for hundreds of ms.
  */
 import { conflict } from './errors.js';
-import type { Metadata } from '../store/metadata.js';
+import type { Metadata } from '../store/index.js';
 import { REF_TXN_BATCH } from './limits.js';
 
 type UploadRecord = { s: 'p'; t: number } | { s: 'c'; root: string; at: number } | { s: 'a'; t: number };

@@ -14,9 +14,8 @@
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ChunkStore } from '../store/chunk-store.js';
-import type { Metadata } from '../store/metadata.js';
-import type { WeightedNode } from '../cluster/placement.js';
+import type { ChunkStore, Metadata } from '../store/index.js';
+import type { WeightedNode } from '../cluster/index.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { ChunkFetcher } from './reader.js';
 import type { RefStore } from './refs.js';
@@ -34,7 +33,7 @@ import {
   STRIPE_PROBE_EXTRA,
 } from './heal-limits.js';
 import { errorMessage } from './errors.js';
-import { chunkIdOf } from '../content/crypto.js';
+import { chunkIdOf } from '../content/index.js';
 import { decodeStripe, gatherShards, rebuildStripe, type ShardSource, type Stripe } from './erasure-stripe.js';
 
 const GIB = 2 ** 30;

@@ -5,12 +5,9 @@
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
 import { CHUNK_ID_BYTES } from '../limits.js';
-import { hlcSchema } from '../content/hlc.js';
-import { NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES } from '../content/names.js';
-import { MAX_CREATED_AT_MS } from '../content/manifest.js';
+import { hlcSchema, NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES, MAX_CREATED_AT_MS, MAX_EC_SHARDS } from '../content/index.js';
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './heal-limits.js';
-import { MAX_EC_SHARDS } from '../content/erasure.js';
 
 export const M = {
   chunkHas: 'chunk.has',

@@ -5,16 +5,9 @@
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DEFAULT_CHUNK_BYTES } from '../limits.js';
-import type { ChunkStore } from '../store/chunk-store.js';
-import type { Metadata } from '../store/metadata.js';
-import { checkChunkSize } from '../content/chunker.js';
-import { deriveClusterKeys, type ClusterKeys } from '../content/crypto.js';
-import { HybridClock } from '../content/hlc.js';
-import { FILE_ID_PREFIX, isFileId, parseFileId } from '../content/ids.js';
-import { ManifestReader } from '../content/manifest-reader.js';
-import { checkName, type NameRecord } from '../content/names.js';
-import { MAX_REPLICAS, type RedundancyPolicy } from '../content/policy.js';
-import type { FileEntryView, FileStatView, PutResultView, RmResultView } from '../api/types.js';
+import type { ChunkStore, Metadata } from '../store/index.js';
+import { checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, MAX_REPLICAS, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy } from '../content/index.js';
+import type { FileEntryView, FileStatView, PutResultView, RmResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
 import { auth, errorMessage } from './errors.js';
@@ -43,7 +36,6 @@ import { HealMeta } from './heal-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
 import { Healer, drainStateReply, type DrainState, type RepairStats } from './repair.js';
 import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
-import { DEFAULT_POLICY, checkPolicy } from '../content/policy.js';
 import type { CipherSource } from './reader.js';
 
 /** The files service's knobs: node flags and the config file set them, tests shorten the periods. */

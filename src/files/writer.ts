@@ -7,17 +7,13 @@
  */
 import { TesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkStream } from '../content/chunker.js';
-import { encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk } from '../content/crypto.js';
-import { formatFileId } from '../content/ids.js';
+import { chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
-import { ManifestBuilder } from '../content/manifest-builder.js';
-import type { ManifestInfo } from '../content/manifest.js';
 import { M, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
 import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
-import type { WeightedNode } from '../cluster/placement.js';
+import type { WeightedNode } from '../cluster/index.js';
 
 export interface WriteOptions {
   chunkSize: number;

@@ -2,7 +2,7 @@
  * What the server advertises for one device: size, transmission flags and block size
  * constraints, derived from the BlockDevice and what the client negotiated.
  */
-import type { BlockDevice } from '../device.js';
+import type { BlockDevice } from '../index.js';
 import { TesseraError } from '../../errors.js';
 import * as P from './protocol.js';
 import { MAX_PAYLOAD_BYTES } from './limits.js';

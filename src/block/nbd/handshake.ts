@@ -3,7 +3,7 @@
  * (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), aborts, or is disconnected for breaking the protocol.
  */
 import type { Socket } from 'node:net';
-import type { BlockDevice, VolumeProvider } from '../device.js';
+import type { BlockDevice, VolumeProvider } from '../index.js';
 import type { Logger } from '../../log.js';
 import { isTesseraError } from '../../errors.js';
 import type { SocketReader } from './socket-reader.js';

@@ -3,7 +3,7 @@
  * VolumeProvider. Knows nothing of how the volumes store their blocks.
  */
 import net from 'node:net';
-import type { VolumeProvider } from '../device.js';
+import type { VolumeProvider } from '../index.js';
 import type { Logger } from '../../log.js';
 import { silentLogger } from '../../log.js';
 import { TesseraError } from '../../errors.js';

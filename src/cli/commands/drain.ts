@@ -1,7 +1,7 @@
 /** `tessera drain [NODE]`: move a node's data to the others before it leaves the cluster. */
 import type { Command } from 'commander';
 import { TesseraError } from '../../errors.js';
-import type { DrainStateView } from '../../api/types.js';
+import type { DrainStateView } from '../../api/index.js';
 import { clientFrom, type ClientFlags } from '../context.js';
 import { formatBytes } from '../format.js';
 import { withClientOptions } from './peers.js';

@@ -2,20 +2,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parseHostPort } from '../../client/index.js';
-import { API_TOKEN_FILE } from '../../cluster/identity.js';
+import { API_TOKEN_FILE } from '../../cluster/index.js';
 import { TesseraError, badInput } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
-import { startNode, type NodeConfig } from '../../node.js';
+import { parseDiskEngine, startNode, type NodeConfig } from '../../node.js';
 import { RUNTIME_FILE } from '../../runtime-file.js';
 import { CONFIG_FILE, LOG_LEVELS as CONFIG_LOG_LEVELS, loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
 import { missingTuning } from '../runtime-tuning.js';
-import { MAX_GC_GRACE_MS } from '../../files/limits.js';
-import {
-  MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS,
-} from '../../files/heal-limits.js';
-import { parsePolicy } from '../../content/policy.js';
-import { parseDiskEngine } from '../../store/open-disk.js';
+import { MAX_GC_GRACE_MS, MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS } from '../../files/index.js';
+import { parsePolicy } from '../../content/index.js';
 
 const LOG_LEVELS: readonly string[] = CONFIG_LOG_LEVELS;
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { PeerView, StatusView } from '../../api/types.js';
+import type { PeerView, StatusView } from '../../api/index.js';
 import { clientFrom, type ClientFlags } from '../context.js';
 import { formatAgo, formatBytes, table } from '../format.js';
 

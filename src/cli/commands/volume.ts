@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CheckReport, VolumeView } from '../../api/volume-routes.js';
+import type { CheckReport, VolumeView } from '../../api/index.js';
 import { badInput, TesseraError } from '../../errors.js';
 import { clientFrom, type ClientFlags } from '../context.js';
 import { formatBytes, parseSize, table } from '../format.js';

@@ -1,0 +1,6 @@
+/** Identity, membership (gossip, failure detection) and placement. */
+export * from './clock.js';
+export * from './identity.js';
+export * from './membership.js';
+export * from './placement.js';
+export * from './repair-plan.js';
