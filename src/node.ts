@@ -8,10 +8,11 @@ import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, NodeMetri
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
-import { realClock, loadDataDir, Membership, type MemberInfo, type MembershipConfig } from './cluster/index.js';
+import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
-import { Transport, type IncomingRequest, type Reply } from './net/index.js';
+import { PeerRouter, Transport } from './net/index.js';
+import { PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
 import { VERSION } from './version.js';
@@ -46,8 +47,6 @@ const CAPABILITIES = ['membership/1', 'chunks/1'];
 const ADDRESS_BOOK_FLUSH_MS = 500;
 const MEMBERS_KEY = 'address-book';
 
-export type RpcHandler = (req: IncomingRequest) => Promise<Reply>;
-
 export interface RunningNode {
   readonly nodeId: string;
   readonly listenAddr: string;
@@ -81,7 +80,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     : await openDiskChunkStore(config.dataDir, config.storeEngine, { log, ...(config.quota !== undefined ? { quota: config.quota } : {}) });
 
   // Method prefix → handler; each service registers the part of the protocol it owns.
-  const rpc = new Map<string, RpcHandler>();
+  const handlers = new PeerRouter();
   const transport = new Transport({
     credentials: identity.credentials,
     clusterId: identity.cluster.clusterId,
@@ -91,12 +90,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.advertise ? { advertiseAddr: config.advertise } : {}),
     capabilities: CAPABILITIES,
     logger: log,
-    handler: async (req) => {
-      const prefix = req.method.slice(0, req.method.indexOf('.') + 1);
-      const h = rpc.get(prefix);
-      if (!h) throw new TesseraError('BAD_INPUT', `unknown method '${req.method}'`);
-      return h(req);
-    },
+    handler: handlers.handle,
   });
   let bound: { host: string; port: number };
   try {
@@ -135,25 +129,24 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.membership ? { config: config.membership } : {}),
     logger: log,
   });
-  rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body, { peerNodeId: req.peer.nodeId }) }));
+  membership.registerPeerHandlers(handlers);
+  const caller = new NodeCaller({
+    self: { nodeId, clusterId: identity.cluster.clusterId, protocolVersion: PROTOCOL_VERSION, capabilities: CAPABILITIES, listenAddr: advertise },
+    addressOf: (id) => membership.get(id)?.addr,
+    send: (addr, method, body, payload, opts) => transport.call(addr, method, body, payload, opts),
+    local: handlers.handle,
+  });
   const volumes = await startVolumes({
-    dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined,
-    call: (addr, method, body, payload, opts) => transport.call(addr, method, body, payload, opts),
+    dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined, caller, handlers,
     ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
     logger: log,
   });
-  for (const [prefix, handler] of volumes.rpc) rpc.set(prefix, handler);
 
   const filesNet: FilesNet = {
     selfId: nodeId,
     live: () => membership.live().map((m) => ({ nodeId: m.nodeId, capacity: m.nodeId === nodeId ? (draining() ? 0 : chunks.usage().capacity) : m.capacity })),
     members: () => membership.members().map((m) => ({ nodeId: m.nodeId, state: m.state, capacity: m.capacity })),
-    call: async (id, method, body, payload, opts) => {
-      const m = membership.get(id);
-      if (!m) throw new TesseraError('UNAVAILABLE', `node ${id} is not a known member`);
-      const r = await transport.call(m.addr, method, body, payload, { ...opts, expectNodeId: id });
-      return { body: r.body, payload: r.payload };
-    },
+    caller,
   };
   const files = new FileService({
     net: filesNet,
@@ -164,8 +157,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...config.files,
   });
   draining = () => files.draining;
-  const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload, false, req.recycle);
-  for (const prefix of ['chunk.', 'file.', 'name.', 'heal.']) rpc.set(prefix, filesRpc);
+  files.registerPeerHandlers(handlers);
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {

@@ -1,13 +1,12 @@
 /**
  * Block volumes on one node: the extent store and its minion, the replicated volume records, the
  * volume operations the API calls and, on a master, the VolumeMaster the NBD face serves.
- * The composition root calls startVolumes() and registers the returned RPC handlers.
+ * The composition root calls startVolumes(), which registers its own peer handlers.
  */
 import { join } from 'node:path';
-import { TesseraError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import type { Membership } from '../cluster/index.js';
-import type { CallOptions, CallResult, IncomingRequest, Reply } from '../net/index.js';
+import type { Membership, NodeCalls } from '../cluster/index.js';
+import type { PeerHandlers } from '../net/index.js';
 import { ExtentStore, type Metadata } from '../store/index.js';
 import { VolumeMaster } from './master.js';
 import { EXTENT_RPC_PREFIX, Minion } from './minion.js';
@@ -22,7 +21,10 @@ export interface VolumeNodeOptions {
   selfId: string;
   meta: Metadata;
   membership: Membership;
-  call(addr: string, method: string, body: unknown, payload?: Buffer | Buffer[], opts?: CallOptions): Promise<CallResult>;
+  /** The node's caller; a master that is a member of its own volumes reaches itself without a socket. */
+  caller: NodeCalls;
+  /** Where the volumes register the extent (minion) and volume-record parts of the peer protocol. */
+  handlers: PeerHandlers;
   /** Serve every volume as master (tessera nbd). */
   master: boolean;
   memberTimeoutMs?: number;
@@ -33,8 +35,6 @@ export interface VolumeNode {
   readonly service: VolumeService;
   readonly master: VolumeMaster | undefined;
   readonly extents: ExtentStore;
-  /** Method prefix → handler, for the node's RPC table. */
-  readonly rpc: Array<[string, (req: IncomingRequest) => Promise<Reply>]>;
   stop(): Promise<void>;
 }
 
@@ -42,38 +42,18 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
   const log = o.logger ?? silentLogger;
   const extents = await ExtentStore.open(join(o.dataDir, 'extents'), { log });
   const minion = new Minion(extents);
-  let registry: VolumeRegistry | undefined;
-
-  const local = (method: string, body: unknown, payload: Buffer | undefined): Promise<Reply> => {
-    const req: IncomingRequest = {
-      method, body, payload: payload ?? Buffer.alloc(0),
-      peer: { nodeId: o.selfId, clusterId: '', protocolVersion: 0, capabilities: [], listenAddr: '' },
-      signal: new AbortController().signal,
-    };
-    if (method.startsWith(EXTENT_RPC_PREFIX)) return minion.handle(req);
-    if (registry !== undefined && method.startsWith(VOLUME_RPC_PREFIX)) return registry.handle(req);
-    throw new TesseraError('BAD_INPUT', `unknown method '${method}'`);
-  };
+  // Registered first: a master may be a member of its own volumes and call itself.
+  o.handlers.register(EXTENT_RPC_PREFIX, (req) => minion.handle(req));
 
   const net: MemberNet = {
-    async call(nodeId, method, body, payload, timeoutMs) {
-      // A master may be a member of its own volumes: no socket to itself.
-      if (nodeId === o.selfId) {
-        const r = await local(method, body, Array.isArray(payload) ? Buffer.concat(payload) : payload);
-        const p = r.payload;
-        return { body: r.body, payload: p === undefined ? Buffer.alloc(0) : Array.isArray(p) ? Buffer.concat(p) : p };
-      }
-      const m = o.membership.get(nodeId);
-      if (m === undefined) throw new TesseraError('UNAVAILABLE', `node ${nodeId.slice(0, 12)} is not known to this node`);
-      const r = await o.call(m.addr, method, body, payload, { timeoutMs, expectNodeId: nodeId });
-      return { body: r.body, payload: r.payload };
-    },
+    // The master keeps its own member state (degraded mode, member timeouts), so no hold-down here.
+    call: (nodeId, method, body, payload, timeoutMs) => o.caller.call(nodeId, method, body, payload, { timeoutMs, respectHoldDown: false }),
   };
 
   const alive = () => o.membership.members().filter((m) => m.state === 'alive' || m.nodeId === o.selfId);
   const cluster: ClusterView = { selfId: o.selfId, alive };
-  registry = await VolumeRegistry.open(o.meta, net, cluster, log);
-  const reg = registry;
+  const reg = await VolumeRegistry.open(o.meta, net, cluster, log);
+  o.handlers.register(VOLUME_RPC_PREFIX, (req) => reg.handle(req));
 
   // A node that was down when a volume was removed deletes its extent when the tombstone arrives.
   const dropExtent = (name: string) => {
@@ -121,10 +101,6 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
     service,
     master,
     extents,
-    rpc: [
-      [EXTENT_RPC_PREFIX, (req) => minion.handle(req)],
-      [VOLUME_RPC_PREFIX, (req) => reg.handle(req)],
-    ],
     async stop() {
       clearInterval(timer);
       o.membership.off('change', onChange);

@@ -4,3 +4,4 @@ export * from './identity.js';
 export * from './membership.js';
 export * from './placement.js';
 export * from './repair-plan.js';
+export * from './node-caller.js';

@@ -70,6 +70,8 @@ export type PingReqReply = z.infer<typeof pingReqReplySchema>;
 export const syncSchema = z.object({ from: recordSchema, members: boundedList(recordSchema, MAX_SYNC_RECORDS, 'members') });
 export type SyncBody = z.infer<typeof syncSchema>;
 
+/** The part of the peer protocol membership owns. */
+export const MEMBER_RPC_PREFIX = 'member.';
 export const METHODS = {
   ping: 'member.ping',
   pingReq: 'member.ping-req',

@@ -29,6 +29,8 @@ import { EventEmitter } from 'node:events';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import type { PeerHandlers } from '../net/index.js';
+import { MEMBER_RPC_PREFIX } from './membership-wire.js';
 import { pick, randomInt, shuffle, type Clock, type RandomSource } from './clock.js';
 import { BroadcastQueue } from './membership-broadcast.js';
 import { compareRecords, isProbeable, retransmitLimit } from './membership-rules.js';
@@ -365,6 +367,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.touchSelf();
     const m = this.table.get(nodeId);
     return m === undefined ? undefined : publicInfo(m);
+  }
+
+  /** Membership answers the 'member.' part of the peer protocol; the simulator calls handle() directly. */
+  registerPeerHandlers(handlers: PeerHandlers): void {
+    handlers.register(MEMBER_RPC_PREFIX, async (req) => ({ body: await this.handle(req.method, req.body, { peerNodeId: req.peer.nodeId }) }));
   }
 
   /** Serve one incoming membership RPC (method starts with 'member.'). */

@@ -11,9 +11,6 @@ export const MAX_IDS_PER_REQUEST = 1024;
 export const CHUNK_CALL_TIMEOUT_MS = 30_000;
 /** Control calls (claims, commits, names, tombstones). */
 export const CONTROL_CALL_TIMEOUT_MS = 10_000;
-/** A holder that just failed is skipped for this long, so every chunk of a put does not wait on a dead node. */
-export const DOWN_HOLD_MS = 2_000;
-
 /** Grace period before a chunk with no references is deleted. */
 export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
 export const MIN_GC_GRACE_MS = 0;

@@ -1,11 +1,8 @@
 /**
  * The files layer's view of the cluster: which nodes are live, how they rank for a chunk, and
- * one way to call any of them. Calls to this node itself skip the network but go through the
- * same handler, so local and remote requests are validated alike.
+ * the node's caller (cluster/node-caller.ts) to reach any of them, this one included.
  */
-import { TesseraError, unavailable } from '../errors.js';
-import { placeChunk, type WeightedNode } from '../cluster/index.js';
-import { DOWN_HOLD_MS } from './limits.js';
+import { placeChunk, type NodeCallOptions, type NodeCalls, type WeightedNode } from '../cluster/index.js';
 
 export interface FilesNet {
   readonly selfId: string;
@@ -13,36 +10,19 @@ export interface FilesNet {
   live(): { nodeId: string; capacity: number }[];
   /** Every known member with its state, dead and left ones included (repair waits out their grace period). */
   members?(): { nodeId: string; state: string; capacity: number }[];
-  /** Calls a peer; BAD_INPUT-style errors come back as TesseraErrors with the peer's code. */
-  call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<{ body: unknown; payload: Buffer }>;
-}
-
-/** `local.verified`: the payload's id was computed from it by this process (see CallOptions.verified). */
-export type LocalHandler = (method: string, body: unknown, payload: Buffer, local: { verified: boolean }) => Promise<{ body?: unknown; payload?: Buffer | Buffer[] }>;
-
-export interface CallOptions {
-  timeoutMs: number;
-  signal?: AbortSignal;
-  /**
-   * The payload is a chunk whose id this process computed from these very bytes, so this node's
-   * own store need not hash it again. Only a call to this node itself honours it: bytes that go
-   * over the network are always verified by the receiver.
-   */
-  verified?: boolean;
+  /** The node's caller: errors a peer answers with come back as TesseraErrors with the peer's code. */
+  readonly caller: NodeCalls;
 }
 
 const GIB = 2 ** 30;
 
 export class Peers {
   readonly #net: FilesNet;
-  readonly #local: LocalHandler;
-  readonly #down = new Map<string, number>();
   #nodes: WeightedNode[] = [];
   #signature = '';
 
-  constructor(net: FilesNet, local: LocalHandler) {
+  constructor(net: FilesNet) {
     this.#net = net;
-    this.#local = local;
   }
 
   get selfId(): string {
@@ -75,30 +55,10 @@ export class Peers {
 
   /** A node that failed recently is not tried again for a moment (membership will soon decide). */
   isHeldDown(nodeId: string): boolean {
-    const until = this.#down.get(nodeId);
-    if (until === undefined) return false;
-    if (until > Date.now()) return true;
-    this.#down.delete(nodeId);
-    return false;
+    return this.#net.caller.isHeldDown(nodeId);
   }
 
-  async call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: CallOptions): Promise<{ body: unknown; payload: Buffer }> {
-    if (nodeId === this.#net.selfId) {
-      opts.signal?.throwIfAborted();
-      const r = await this.#local(method, body, payload ?? Buffer.alloc(0), { verified: opts.verified === true });
-      const p = r.payload;
-      return { body: r.body, payload: p === undefined ? Buffer.alloc(0) : Array.isArray(p) ? Buffer.concat(p) : p };
-    }
-    if (this.isHeldDown(nodeId)) throw unavailable(`node ${nodeId.slice(0, 12)} failed moments ago; not retrying it yet`);
-    try {
-      return await this.#net.call(nodeId, method, body, payload, { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
-    } catch (e) {
-      const code = e instanceof TesseraError ? e.code : 'UNAVAILABLE';
-      if ((code === 'UNAVAILABLE' || code === 'TIMEOUT') && !opts.signal?.aborted) {
-        this.#down.set(nodeId, Date.now() + DOWN_HOLD_MS);
-        if (this.#down.size > 4096) this.#down.clear();
-      }
-      throw e;
-    }
+  async call(nodeId: string, method: string, body: unknown, payload: Buffer | undefined, opts: NodeCallOptions): Promise<{ body: unknown; payload: Buffer }> {
+    return this.#net.caller.call(nodeId, method, body, payload, opts);
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The files service of one node: put, get, rm, ls and stat for clients, and the storage side of
- * the files protocol for peers. Built by the composition root; knows nothing of HTTP.
+ * The files service of one node: put, get, rm, ls and stat for clients; its peer side
+ * (peer-service.ts) serves the files protocol. Built by the composition root; knows nothing of HTTP.
  */
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
+import type { PeerHandlers } from '../net/index.js';
 import { checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, MAX_REPLICAS, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy } from '../content/index.js';
 import type { FileEntryView, FileStatView, PutResultView, RmResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
@@ -31,6 +32,7 @@ import { RefStore } from './refs.js';
 import { M, parseBody, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
+import { FilesPeerService } from './peer-service.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
 import { HealMeta } from './heal-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
@@ -119,6 +121,7 @@ export class FileService {
   readonly #defaultPolicy: RedundancyPolicy;
   readonly healer: Healer;
   readonly scrubber: Scrubber;
+  readonly #peerService: FilesPeerService;
 
   constructor(o: FileServiceOptions) {
     const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
@@ -130,7 +133,7 @@ export class FileService {
     const clock = new HybridClock(o.net.selfId);
     this.#refs = new RefStore(o.meta);
     this.#nameStore = new NameStore(o.meta, clock);
-    this.#peers = new Peers(o.net, (method, body, payload, local) => this.handleRpc(method, body, payload, local.verified));
+    this.#peers = new Peers(o.net);
     this.host = new ChunkHost({
       store: o.store,
       refs: this.#refs,
@@ -164,6 +167,7 @@ export class FileService {
       ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
     });
     this.scrubber = new Scrubber(o.store, this.healer, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
+    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, heal: this.#heal, healer: this.healer, names: this.#nameStore });
     if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
     this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
   }
@@ -187,78 +191,14 @@ export class FileService {
     if (nodeId !== this.#peers.selfId) void this.#ae.pull(nodeId);
   }
 
-  /**
-   * Serves one peer request of the files protocol (methods chunk.*, file.*, name.*). `verified`
-   * is only ever true for this node's own writer calling itself with a chunk it hashed; requests
-   * from the network leave it false, so their chunks are hashed before they are stored.
-   */
-  async handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
-    switch (method) {
-      case M.chunkHas:
-        return { body: { have: await this.host.has(parseBody(M.chunkHas, body).ids) } };
-      case M.chunkClaim: {
-        const b = parseBody(M.chunkClaim, body);
-        const have = await this.host.claim(b.upload, b.ids);
-        if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#heal.setCopies(id.toString('hex'), b.r!) : undefined)));
-        return { body: { have } };
-      }
-      case M.chunkPut: {
-        const b = parseBody(M.chunkPut, body);
-        const hex = b.id.toString('hex');
-        // The owners a repaired copy arrives with are recorded first, so the copy is never an orphan for a moment.
-        for (const o of b.heal?.owners ?? []) {
-          try {
-            await this.#refs.addRefs(o.upload, [hex], Date.now());
-            await this.#refs.commit(o.upload, o.root, o.at, this.host.graceMs, Date.now());
-          } catch {
-            /* an upload aborted here stays aborted */
-          }
-        }
-        await this.host.put(b.upload, b.id, payload, verified);
-        // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
-        recycle?.();
-        if (b.heal?.r !== undefined) await this.#heal.setCopies(hex, b.heal.r);
-        if (b.heal?.stripe) await this.#heal.markStripe(hex);
-        if (b.heal?.of) await this.#heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
-        return { body: {} };
-      }
-      case M.healDrain:
-        await this.healer.setDraining(parseBody(M.healDrain, body).on);
-        return { body: this.healer.drainState() };
-      case M.healState:
-        parseBody(M.healState, body);
-        return { body: this.healer.drainState() };
-      case M.chunkGet:
-        return { body: {}, payload: await this.host.get(parseBody(M.chunkGet, body).id) };
-      case M.fileCommit: {
-        const b = parseBody(M.fileCommit, body);
-        await this.host.commit(b.upload, b.root, b.at);
-        return { body: {} };
-      }
-      case M.fileAbort:
-        await this.host.abort(parseBody(M.fileAbort, body).upload);
-        return { body: {} };
-      case M.fileRm:
-        await this.host.tombstone(parseBody(M.fileRm, body));
-        return { body: {} };
-      case M.fileTombstones: {
-        const b = parseBody(M.fileTombstones, body);
-        return { body: this.host.listTombstones(b.after, b.limit) };
-      }
-      case M.fileUploads:
-        return { body: { committed: this.host.committed(parseBody(M.fileUploads, body).ids) } };
-      case M.namePut:
-        await this.#nameStore.merge(parseBody(M.namePut, body));
-        return { body: {} };
-      case M.nameGet:
-        return { body: { record: this.#nameStore.get(parseBody(M.nameGet, body).key) ?? null } };
-      case M.nameList: {
-        const b = parseBody(M.nameList, body);
-        return { body: this.#nameStore.list(b.after, b.limit) };
-      }
-      default:
-        throw badInput(`unknown files method '${method}'`);
-    }
+  /** Lets the files service's peer side (files/peer-service.ts) answer its part of the protocol. */
+  registerPeerHandlers(handlers: PeerHandlers): void {
+    this.#peerService.register(handlers);
+  }
+
+  /** Serves one peer request directly, as the network would deliver it (`verified` false). */
+  handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
+    return this.#peerService.handle(method, body, payload, verified, recycle);
   }
 
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {

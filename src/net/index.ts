@@ -7,3 +7,4 @@ export { DEFAULT_HANDSHAKE_TIMEOUT_MS } from './handshake.js';
 export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, RequestHandler, TransportCounters } from './types.js';
 export { Semaphore } from './semaphore.js';
 export { toErrorCode } from './messages.js';
+export { PeerRouter, type PeerHandler, type PeerHandlers } from './peer-router.js';

@@ -17,6 +17,12 @@ export interface IncomingRequest {
   signal: AbortSignal;
   /** The frame's `recycle` (see wire/frame.ts): a handler done with `payload` for good may call it. */
   recycle?: () => void;
+  /**
+   * The payload is a chunk whose id this very process computed from these bytes. Only a node's
+   * call to itself sets it (cluster/node-caller.ts); a request from the network never does, so its
+   * chunk is hashed before it is stored.
+   */
+  verifiedPayload?: boolean;
 }
 
 export interface Reply {

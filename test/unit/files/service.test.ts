@@ -9,6 +9,9 @@ import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
 import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
 import { TesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
+import { PROTOCOL_VERSION } from '../../../src/limits.js';
+import { NodeCaller } from '../../../src/cluster/node-caller.js';
+import { PeerRouter } from '../../../src/net/peer-router.js';
 
 async function* pieces(...parts: Buffer[]) {
   for (const p of parts) yield p;
@@ -52,19 +55,30 @@ async function cluster(n: number, windowChunks = 4) {
   for (const id of ids) {
     const meta = await openMetadata(null);
     metas.push(meta);
+    const handlers = new PeerRouter();
+    // The node's real caller; only the transport under it is faked (node id = address).
+    const caller = new NodeCaller({
+      self: { nodeId: id, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: id },
+      addressOf: (nodeId) => nodeId,
+      send: async (to, method, body, payload) => {
+        calls.push(`${to} ${method}`);
+        if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
+        const p = payload === undefined ? Buffer.alloc(0) : Array.isArray(payload) ? Buffer.concat(payload) : payload;
+        const r = await services.get(to)!.handleRpc(method, body, p);
+        return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0), peer: { nodeId: to, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: to } };
+      },
+      local: handlers.handle,
+    });
     const net: FilesNet = {
       selfId: id,
       live: () => ids.map((nodeId) => ({ nodeId, capacity: 1 << 30 })),
-      call: async (to, method, body, payload) => {
-        calls.push(`${to} ${method}`);
-        if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
-        const r = await services.get(to)!.handleRpc(method, body, payload ?? Buffer.alloc(0));
-        return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0) };
-      },
+      caller,
     };
     const store = new RecordingStore();
     stores.set(id, store);
-    services.set(id, new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks }));
+    const service = new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks });
+    service.registerPeerHandlers(handlers);
+    services.set(id, service);
   }
   return { services, stores, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
 }
@@ -183,7 +197,7 @@ test('a storage-only service refuses puts and reads with AUTH', async () => {
   const meta = await openMetadata(null);
   try {
     const s = new FileService({
-      net: { selfId: 'n', live: () => [{ nodeId: 'n', capacity: 1 }], call: async () => ({ body: {}, payload: Buffer.alloc(0) }) },
+      net: { selfId: 'n', live: () => [{ nodeId: 'n', capacity: 1 }], caller: { selfId: 'n', isHeldDown: () => false, call: async () => ({ body: {}, payload: Buffer.alloc(0) }) } },
       store: new MemoryChunkStore(),
       meta,
       log: silentLogger,

@@ -1,0 +1,111 @@
+/**
+ * The storage side of the files protocol on one node (methods chunk.*, file.*, name.*, heal.*):
+ * the counterpart of block/minion.ts. Every body is parsed by its schema (rpc.ts) before a handler
+ * looks at it.
+ */
+import type { IncomingRequest, PeerHandlers, Reply } from '../net/index.js';
+import { badInput } from '../errors.js';
+import type { ChunkHost } from './chunk-host.js';
+import type { HealMeta } from './heal-meta.js';
+import type { NameStore } from './name-store.js';
+import type { RefStore } from './refs.js';
+import type { Healer } from './repair.js';
+import { M, parseBody } from './rpc.js';
+
+/** The method prefixes this service owns, read off its method table. */
+export const FILES_RPC_PREFIXES: readonly string[] = [...new Set(Object.values(M).map((m) => m.slice(0, m.indexOf('.') + 1)))];
+
+export interface FilesPeerServiceOptions {
+  host: ChunkHost;
+  refs: RefStore;
+  heal: HealMeta;
+  healer: Healer;
+  names: NameStore;
+}
+
+export class FilesPeerService {
+  readonly #o: FilesPeerServiceOptions;
+
+  constructor(o: FilesPeerServiceOptions) {
+    this.#o = o;
+  }
+
+  register(handlers: PeerHandlers): void {
+    const handler = (req: IncomingRequest): Promise<Reply> => this.handle(req.method, req.body, req.payload, req.verifiedPayload === true, req.recycle);
+    for (const prefix of FILES_RPC_PREFIXES) handlers.register(prefix, handler);
+  }
+
+  /**
+   * Serves one request. `verified` is only ever true for this node's own writer calling itself
+   * with a chunk it hashed; requests from the network leave it false, so their chunks are hashed
+   * before they are stored.
+   */
+  async handle(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
+    switch (method) {
+      case M.chunkHas:
+        return { body: { have: await this.#o.host.has(parseBody(M.chunkHas, body).ids) } };
+      case M.chunkClaim: {
+        const b = parseBody(M.chunkClaim, body);
+        const have = await this.#o.host.claim(b.upload, b.ids);
+        if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#o.heal.setCopies(id.toString('hex'), b.r!) : undefined)));
+        return { body: { have } };
+      }
+      case M.chunkPut: {
+        const b = parseBody(M.chunkPut, body);
+        const hex = b.id.toString('hex');
+        // The owners a repaired copy arrives with are recorded first, so the copy is never an orphan for a moment.
+        for (const o of b.heal?.owners ?? []) {
+          try {
+            await this.#o.refs.addRefs(o.upload, [hex], Date.now());
+            await this.#o.refs.commit(o.upload, o.root, o.at, this.#o.host.graceMs, Date.now());
+          } catch {
+            /* an upload aborted here stays aborted */
+          }
+        }
+        await this.#o.host.put(b.upload, b.id, payload, verified);
+        // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
+        recycle?.();
+        if (b.heal?.r !== undefined) await this.#o.heal.setCopies(hex, b.heal.r);
+        if (b.heal?.stripe) await this.#o.heal.markStripe(hex);
+        if (b.heal?.of) await this.#o.heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
+        return { body: {} };
+      }
+      case M.healDrain:
+        await this.#o.healer.setDraining(parseBody(M.healDrain, body).on);
+        return { body: this.#o.healer.drainState() };
+      case M.healState:
+        parseBody(M.healState, body);
+        return { body: this.#o.healer.drainState() };
+      case M.chunkGet:
+        return { body: {}, payload: await this.#o.host.get(parseBody(M.chunkGet, body).id) };
+      case M.fileCommit: {
+        const b = parseBody(M.fileCommit, body);
+        await this.#o.host.commit(b.upload, b.root, b.at);
+        return { body: {} };
+      }
+      case M.fileAbort:
+        await this.#o.host.abort(parseBody(M.fileAbort, body).upload);
+        return { body: {} };
+      case M.fileRm:
+        await this.#o.host.tombstone(parseBody(M.fileRm, body));
+        return { body: {} };
+      case M.fileTombstones: {
+        const b = parseBody(M.fileTombstones, body);
+        return { body: this.#o.host.listTombstones(b.after, b.limit) };
+      }
+      case M.fileUploads:
+        return { body: { committed: this.#o.host.committed(parseBody(M.fileUploads, body).ids) } };
+      case M.namePut:
+        await this.#o.names.merge(parseBody(M.namePut, body));
+        return { body: {} };
+      case M.nameGet:
+        return { body: { record: this.#o.names.get(parseBody(M.nameGet, body).key) ?? null } };
+      case M.nameList: {
+        const b = parseBody(M.nameList, body);
+        return { body: this.#o.names.list(b.after, b.limit) };
+      }
+      default:
+        throw badInput(`unknown files method '${method}'`);
+    }
+    }
+}
