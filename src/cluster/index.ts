@@ -5,3 +5,4 @@ export * from './membership.js';
 export * from './placement.js';
 export * from './repair-plan.js';
 export * from './node-caller.js';
+export * from './quorum.js';

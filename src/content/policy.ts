@@ -11,7 +11,8 @@ export const MAX_REPLICAS = 16;
 
 export type RedundancyPolicy = { kind: 'replicas'; r: number; w: number } | { kind: 'ec'; k: number; m: number };
 
-export const DEFAULT_POLICY: RedundancyPolicy = Object.freeze({ kind: 'replicas', r: 3, w: 2 });
+export const DEFAULT_REPLICAS = 3;
+export const DEFAULT_POLICY: RedundancyPolicy = Object.freeze({ kind: 'replicas', r: DEFAULT_REPLICAS, w: majorityQuorum(DEFAULT_REPLICAS) });
 
 export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = z
   .discriminatedUnion('kind', [
@@ -33,6 +34,11 @@ export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = 
     }
   });
 
+/** A majority of n: any two majorities share a member, so a read of one sees a write to the other. */
+export function majorityQuorum(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
 /** Validates a policy from any source; BAD_INPUT names the first problem found. */
 export function checkPolicy(value: unknown): RedundancyPolicy {
   const parsed = policySchema.safeParse(value);
@@ -50,11 +56,34 @@ export function parsePolicy(text: string): RedundancyPolicy {
   if (ec) return checkPolicy({ kind: 'ec', k: Number(ec[1]), m: Number(ec[2]) });
   if (/^\d{1,2}$/.test(text)) {
     const r = Number(text);
-    return checkPolicy({ kind: 'replicas', r, w: Math.floor(r / 2) + 1 });
+    return checkPolicy({ kind: 'replicas', r, w: majorityQuorum(r) });
   }
   throw badInput(`bad redundancy '${text}': use a replica count such as 3, or data+parity shards such as 4+2`);
 }
 
-export function formatPolicy(policy: RedundancyPolicy): string {
-  return policy.kind === 'replicas' ? `replicas ${policy.r} (w=${policy.w})` : `ec ${policy.k}+${policy.m}`;
+/** A policy as the API and the CLI show it: `replicas:3/2` (R copies, write quorum W) or `ec:4+2`. */
+export function formatPolicy(p: RedundancyPolicy): string {
+  return p.kind === 'replicas' ? `replicas:${p.r}/${p.w}` : `ec:${p.k}+${p.m}`;
+}
+
+/** What a put asks for; each part may be left out. */
+export interface PutRedundancy {
+  replicas?: number;
+  quorum?: number;
+  ec?: { k: number; m: number };
+}
+
+/**
+ * Put's redundancy rules, in one place: copies and shards exclude each other; a put that names
+ * neither gets the node's default; a quorum alone keeps the default replica count and replicas
+ * alone get a majority quorum. `nameQuorum` is how many nodes must take the file's name record.
+ */
+export function resolvePutPolicy(req: PutRedundancy, fallback: RedundancyPolicy): { policy: RedundancyPolicy; nameQuorum: number } {
+  const ec = req.ec ?? (req.replicas === undefined && fallback.kind === 'ec' ? { k: fallback.k, m: fallback.m } : undefined);
+  if (ec !== undefined && req.replicas !== undefined) throw badInput('give either a replica count or erasure coding, not both');
+  const r = req.replicas ?? (fallback.kind === 'replicas' ? fallback.r : DEFAULT_REPLICAS);
+  if (!Number.isInteger(r) || r < 1 || r > MAX_REPLICAS) throw badInput(`replicas must be a whole number from 1 to ${MAX_REPLICAS}, not ${req.replicas}`);
+  const w = req.quorum ?? majorityQuorum(r);
+  if (!Number.isInteger(w) || w < 1 || w > r) throw badInput(`write quorum must be a whole number from 1 to the replica count ${r}, not ${req.quorum}`);
+  return { policy: ec !== undefined ? { kind: 'ec', k: ec.k, m: ec.m } : { kind: 'replicas', r, w }, nameQuorum: w };
 }

@@ -9,8 +9,9 @@
  */
 import { unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkStream, chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk, encodeShards, checkErasureParams, formatFileId, ManifestBuilder } from '../content/index.js';
-import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
+import { chunkStream, chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk, encodeShards, checkErasureParams, formatFileId, ManifestBuilder, majorityQuorum } from '../content/index.js';
+import { describeFailures, reachQuorum } from '../cluster/index.js';
+import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, SPREAD_QUORUM } from './limits.js';
 import { errorMessage } from './errors.js';
 import { encodeStripe } from './erasure-stripe.js';
 import { PutWindow } from './put-window.js';
@@ -24,6 +25,14 @@ export interface EcWriteOptions {
   m: number;
   windowChunks: number;
   signal?: AbortSignal;
+}
+
+/** One stripe on its way out: its descriptor (id `d`) and the k+m shards with their ids. */
+interface StripeWrite {
+  d: Buffer;
+  descriptor: Buffer;
+  shards: Buffer[];
+  ids: Buffer[];
 }
 
 export class EcWriter {
@@ -58,7 +67,7 @@ export class EcWriter {
         const descriptor = encodeStripe({ c: chunk.id, size: chunk.data.length, k: o.k, m: o.m, s });
         const d = chunkIdOf(descriptor);
         pages.push(...builder.add({ id: d, key: chunk.key, size: plain.length }));
-        w.launch(() => this.#storeStripe(d, descriptor, shards, s, n, upload, touched, w.signal));
+        w.launch(() => this.#storeStripe({ d, descriptor, shards, ids: s }, upload, touched, w.signal));
         // Full manifest pages (one per 8192 chunks) are stored as they appear.
         while (pages.length > 0 && w.failure === undefined) {
           const page = pages.shift()!;
@@ -83,66 +92,54 @@ export class EcWriter {
   }
 
   /** Each shard with the descriptor on its own node: the j-th of the placement, or the next unused one. */
-  async #storeStripe(d: Buffer, descriptor: Buffer, shards: Buffer[], s: Buffer[], n: number, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
-    const rank = this.peers.rank(d, this.peers.live());
-    const used = new Set(rank.slice(0, n));
-    let next = n;
-    const errors: string[] = [];
-    const place = async (j: number, node: string): Promise<void> => {
-      try {
+  async #storeStripe(stripe: StripeWrite, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
+    const { d, descriptor, shards, ids } = stripe;
+    const n = shards.length;
+    await reachQuorum({
+      ranked: this.peers.rank(d, this.peers.live()),
+      want: n,
+      quorum: n,
+      usable: (node) => node === this.peers.selfId || !this.peers.isHeldDown(node),
+      signal,
+      attempt: async (node, j) => {
         touched.add(node);
         await Promise.all([
-          this.peers.call(node, M.chunkPut, { upload, id: s[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, M.chunkPut, { upload, id: ids[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
           this.peers.call(node, M.chunkPut, { upload, id: d, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
         ]);
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
-        while (next < rank.length) {
-          const alt = rank[next++]!;
-          if (used.has(alt) || (alt !== this.peers.selfId && this.peers.isHeldDown(alt))) continue;
-          used.add(alt);
-          return place(j, alt);
-        }
-        throw unavailable(`shard ${j} of chunk ${d.toString('hex').slice(0, 16)} found no node to hold it: ${errors.join('; ')}`);
-      }
-    };
-    await Promise.all(rank.slice(0, n).map((node, j) => place(j, node)));
+      },
+      shortfall: ({ done, failed }) => {
+        const placed = new Set(done.map((x) => x.slot));
+        const missing = shards.map((_, j) => j).filter((j) => !placed.has(j));
+        return unavailable(`shard ${missing.join(', ')} of chunk ${d.toString('hex').slice(0, 16)} found no node to hold it: ${describeFailures(failed, errorMessage)}`);
+      },
+    });
   }
 
   /** A replicated chunk (manifest page): `copies` holders wanted, a majority required. */
   async #storeCopies(chunk: EncryptedChunk, copies: number, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
     const rank = this.peers.rank(chunk.id, this.peers.live());
-    const want = Math.min(copies, rank.length);
-    const quorum = Math.floor(copies / 2) + 1;
-    let next = want;
-    let ok = 0;
-    const errors: string[] = [];
-    const attempt = async (node: string): Promise<void> => {
-      try {
+    await reachQuorum({
+      ranked: rank,
+      want: Math.min(copies, rank.length),
+      quorum: Math.min(majorityQuorum(copies), rank.length),
+      usable: (node) => node === this.peers.selfId || !this.peers.isHeldDown(node),
+      signal,
+      attempt: async (node) => {
         touched.add(node);
         await this.peers.call(node, M.chunkPut, { upload, id: chunk.id, heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
-        ok++;
-      } catch (e) {
-        if (signal.aborted) throw signal.reason;
-        errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
-        while (next < rank.length) {
-          const alt = rank[next++]!;
-          if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt);
-        }
-      }
-    };
-    await Promise.all(rank.slice(0, want).map((node) => attempt(node)));
-    if (ok < Math.min(quorum, rank.length)) throw unavailable(`manifest page reached only ${ok} of ${copies} nodes: ${errors.join('; ') || 'no holder answered'}`);
+      },
+      shortfall: ({ done, failed }) => unavailable(`manifest page reached only ${done.length} of ${copies} nodes: ${describeFailures(failed, errorMessage) || 'no holder answered'}`),
+    });
   }
 
   async #commit(upload: string, root: string, at: number, touched: Set<string>): Promise<void> {
-    const results = await Promise.allSettled([...touched].map((node) => this.peers.call(node, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })));
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
-    if (ok < Math.min(2, touched.size)) {
-      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
-      throw unavailable(`the file's commit reached only ${ok} node(s): ${why.join('; ')}`);
-    }
-    this.log.debug({ upload, nodes: ok }, 'erasure-coded file committed');
+    const outcome = await reachQuorum({
+      ranked: [...touched],
+      quorum: Math.min(SPREAD_QUORUM, touched.size),
+      attempt: (node) => this.peers.call(node, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      shortfall: ({ done, failed }) => unavailable(`the file's commit reached only ${done.length} node(s): ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
+    });
+    this.log.debug({ upload, nodes: outcome.done.length }, 'erasure-coded file committed');
   }
 }

@@ -1,5 +1,5 @@
 /** The files layer's public surface for the composition root and the faces. */
-export { FileService, formatPolicyText, DEFAULT_REPLICAS, type FileServiceOptions, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
+export { FileService, type FileServiceOptions, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
 export type { FilesNet } from './peers.js';
 export * from './limits.js';
 export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from './views.js';

@@ -11,6 +11,12 @@ export const MAX_IDS_PER_REQUEST = 1024;
 export const CHUNK_CALL_TIMEOUT_MS = 30_000;
 /** Control calls (claims, commits, names, tombstones). */
 export const CONTROL_CALL_TIMEOUT_MS = 10_000;
+/**
+ * Holders that must take a removal, a name's deletion or an erasure-coded file's commit before it
+ * succeeds: anti-entropy spreads them to every node later, and two keep one through the loss of a
+ * node until then.
+ */
+export const SPREAD_QUORUM = 2;
 /** Grace period before a chunk with no references is deleted. */
 export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
 export const MIN_GC_GRACE_MS = 0;

@@ -5,6 +5,7 @@
  */
 import { type HybridClock, nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/index.js';
 import { unavailable } from '../errors.js';
+import { reachQuorum } from '../cluster/index.js';
 import type { Logger } from '../log.js';
 import { CONTROL_CALL_TIMEOUT_MS, MAX_LIST_PAGE_RECORDS, MAX_LIST_PAGES } from './limits.js';
 import { errorMessage } from './errors.js';
@@ -23,12 +24,13 @@ export class NameDirectory {
   async write(record: NameRecord, quorum: number): Promise<void> {
     const sealed = sealNameRecord(this.keys, record, this.clock.tick());
     const nodes = this.peers.live().map((n) => n.nodeId);
-    const results = await Promise.allSettled(nodes.map((n) => this.push(n, sealed)));
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
-    if (ok < Math.min(quorum, nodes.length) || ok === 0) {
-      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
-      throw unavailable(`the name record reached only ${ok} of ${nodes.length} live node(s), fewer than the quorum ${quorum}: ${why.join('; ')}`);
-    }
+    await reachQuorum({
+      ranked: nodes,
+      quorum: Math.max(1, Math.min(quorum, nodes.length)),
+      attempt: (n) => this.push(n, sealed),
+      shortfall: ({ done, failed }) =>
+        unavailable(`the name record reached only ${done.length} of ${nodes.length} live node(s), fewer than the quorum ${quorum}: ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
+    });
   }
 
   /** The current record for a name (deleted ones included), or undefined if no live node knows it. */

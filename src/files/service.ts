@@ -7,7 +7,8 @@ import type { Logger } from '../log.js';
 import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
 import type { PeerHandlers } from '../net/index.js';
-import { checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, MAX_REPLICAS, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy } from '../content/index.js';
+import { reachQuorum } from '../cluster/index.js';
+import { checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
 import type { FileEntryView, FileStatView, PutResultView, RmResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
@@ -23,6 +24,7 @@ import {
   MAX_IDS_PER_REQUEST,
   MAX_STAT_CHUNKS,
   MAX_WINDOW_CHUNKS,
+  SPREAD_QUORUM,
 } from './limits.js';
 import { NameDirectory } from './name-directory.js';
 import { NameStore } from './name-store.js';
@@ -93,12 +95,6 @@ export interface FilesCounters {
   getsOk: number;
   getsFailed: number;
   removes: number;
-}
-
-export const DEFAULT_REPLICAS = 3;
-
-export function formatPolicyText(p: RedundancyPolicy): string {
-  return p.kind === 'replicas' ? `replicas:${p.r}/${p.w}` : `ec:${p.k}+${p.m}`;
 }
 
 export class FileService {
@@ -204,23 +200,18 @@ export class FileService {
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
     const { writer, names } = this.#needKeys('store files');
     const began = Date.now();
-    const ec = o.ec ?? (o.replicas === undefined && this.#defaultPolicy.kind === 'ec' ? { k: this.#defaultPolicy.k, m: this.#defaultPolicy.m } : undefined);
-    if (ec !== undefined && o.replicas !== undefined) throw badInput('give either a replica count or erasure coding, not both');
-    const r = o.replicas ?? (this.#defaultPolicy.kind === 'replicas' ? this.#defaultPolicy.r : DEFAULT_REPLICAS);
-    if (!Number.isInteger(r) || r < 1 || r > MAX_REPLICAS) throw badInput(`replicas must be a whole number from 1 to ${MAX_REPLICAS}, not ${o.replicas}`);
-    const w = o.quorum ?? Math.floor(r / 2) + 1;
-    if (!Number.isInteger(w) || w < 1 || w > r) throw badInput(`write quorum must be a whole number from 1 to the replica count ${r}, not ${o.quorum}`);
+    const { policy, nameQuorum } = resolvePutPolicy(o, this.#defaultPolicy);
     const chunkSize = checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_BYTES);
     const name = o.name === undefined ? null : checkName(o.name);
     try {
       const res =
-        ec !== undefined
-          ? await this.#ec!.write(source, { chunkSize, k: ec.k, m: ec.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
-          : await writer.write(source, { chunkSize, r, w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+        policy.kind === 'ec'
+          ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
+          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
       if (name !== null) {
         const record: NameRecord = { name, fileId: res.fileId, size: res.info.fileSize, createdAt: res.info.createdAt, policy: res.info.policy };
         try {
-          await names.write(record, w);
+          await names.write(record, nameQuorum);
         } catch (e) {
           // Without its name the put did not happen: its chunks must not stay referenced.
           await writer.abort(res.upload, res.touched);
@@ -235,7 +226,7 @@ export class FileService {
         size: res.info.fileSize,
         chunks: res.info.chunkCount,
         newChunks: res.newChunks,
-        policy: formatPolicyText(res.info.policy),
+        policy: formatPolicy(res.info.policy),
         durationMs: Date.now() - began,
       };
     } catch (e) {
@@ -338,14 +329,15 @@ export class FileService {
     const root = parseFileId(fileId).rootId.toString('hex');
     const at = Date.now();
     const nodes = this.#peers.live().map((n) => n.nodeId);
-    const results = await Promise.allSettled(nodes.map((n) => this.#peers.call(n, M.fileRm, { root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })));
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
-    if (ok === 0 || ok < Math.min(2, nodes.length)) {
-      throw new TesseraError('UNAVAILABLE', `the removal reached only ${ok} of ${nodes.length} live node(s); try again when more are up`);
-    }
+    await reachQuorum({
+      ranked: nodes,
+      quorum: Math.max(1, Math.min(SPREAD_QUORUM, nodes.length)),
+      attempt: (n) => this.#peers.call(n, M.fileRm, { root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
+    });
     // Every name that points at the file goes with it.
     const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
-    for (const rec of named) await names.write({ ...rec, deleted: true }, 2);
+    for (const rec of named) await names.write({ ...rec, deleted: true }, SPREAD_QUORUM);
     this.counters.removes++;
     this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
     return { fileId, name: name ?? named[0]?.name ?? null };
@@ -355,7 +347,7 @@ export class FileService {
     const { names } = this.#needKeys('list files');
     return (await names.list())
       .filter((r) => !r.deleted)
-      .map((r) => ({ name: r.name, fileId: r.fileId, size: r.size, createdAt: new Date(r.createdAt).toISOString(), policy: formatPolicyText(r.policy) }))
+      .map((r) => ({ name: r.name, fileId: r.fileId, size: r.size, createdAt: new Date(r.createdAt).toISOString(), policy: formatPolicy(r.policy) }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -399,7 +391,7 @@ export class FileService {
       size: info.fileSize,
       chunkSize: info.chunkSize,
       chunks: info.chunkCount,
-      policy: formatPolicyText(info.policy),
+      policy: formatPolicy(info.policy),
       createdAt: new Date(info.createdAt).toISOString(),
       health,
       chunkHealth: detail,

@@ -13,7 +13,7 @@ import { M, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
 import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
-import type { WeightedNode } from '../cluster/index.js';
+import { describeFailures, reachQuorum, type WeightedNode } from '../cluster/index.js';
 
 export interface WriteOptions {
   chunkSize: number;
@@ -163,51 +163,31 @@ export class FileWriter {
           return { node: n, state: c?.[pos] ? ('have' as const) : ('need' as const) };
         });
         const had = initial.filter((x) => x.state === 'have').length;
-        let ok = had;
-        const errors: string[] = [];
-        let next = o.r;
-        const attempt = async (node: string, claimedMissing: boolean): Promise<void> => {
-          try {
+        const outcome = await reachQuorum({
+          ranked: rank,
+          want: o.r,
+          quorum: Math.min(o.w, o.r),
+          usable: (n) => n === this.peers.selfId || !this.peers.isHeldDown(n),
+          signal,
+          attempt: async (node, slot, standIn) => {
             touched.add(node);
-            if (!claimedMissing && (await this.claim(node, upload, [it.chunk.id], signal, o.r))[0]) {
-              ok++;
-              return;
-            }
+            if (!standIn) {
+              const first = initial[slot]!;
+              if (first.state === 'have') return;
+              if (first.state === 'failed') throw first.err;
+            } else if ((await this.claim(node, upload, [it.chunk.id], signal, o.r))[0]) return;
             // Every chunk here was hashed by encryptChunk in this process: this node's own store need not hash it again.
             await this.peers.call(node, M.chunkPut, { upload, id: it.chunk.id, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal, verified: true });
-            ok++;
-          } catch (e) {
-            clean = false;
-            if (signal.aborted) throw signal.reason;
-            errors.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
-            // A failed holder is replaced by the next node in placement order, if there is one.
-            while (next < rank.length) {
-              const alt = rank[next++]!;
-              if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt, false);
-            }
-          }
-        };
-        const jobs: Promise<void>[] = [];
-        for (const x of initial) {
-          if (x.state === 'need') jobs.push(attempt(x.node, true));
-          else if (x.state === 'failed') {
-            errors.push(`${x.node.slice(0, 12)}: ${errorMessage(x.err)}`);
-            jobs.push(
-              (async () => {
-                while (next < rank.length) {
-                  const alt = rank[next++]!;
-                  if (alt === this.peers.selfId || !this.peers.isHeldDown(alt)) return attempt(alt, false);
-                }
-              })(),
-            );
-          }
-        }
-        await Promise.all(jobs);
-        if (ok < o.w) {
-          throw unavailable(
-            `chunk ${it.chunk.id.toString('hex').slice(0, 16)} reached only ${ok} of the ${o.w} nodes the write quorum needs (${rank.length} live): ${errors.join('; ') || 'no holder answered'}`,
-          );
-        }
+          },
+          shortfall: ({ done, failed }) =>
+            unavailable(
+              `chunk ${it.chunk.id.toString('hex').slice(0, 16)} reached only ${done.length} of the ${o.w} nodes the write quorum needs (${rank.length} live): ${describeFailures(failed, errorMessage) || 'no holder answered'}`,
+            ),
+        }).catch((e: unknown) => {
+          clean = false;
+          throw e;
+        });
+        if (outcome.failed.length > 0) clean = false;
         return it.data && had === 0 ? 1 : 0;
       }),
     );
@@ -222,14 +202,13 @@ export class FileWriter {
   }
 
   private async commit(upload: string, root: string, at: number, w: number, touched: Set<string>): Promise<void> {
-    const results = await Promise.allSettled(
-      [...touched].map((n) => this.peers.call(n, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS })),
-    );
-    const ok = results.filter((r) => r.status === 'fulfilled').length;
     // Nodes that missed the commit learn it from the others before their pending references expire.
-    if (ok < Math.min(w, touched.size)) {
-      const why = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
-      throw unavailable(`the file's commit reached only ${ok} node(s), fewer than the write quorum ${w}: ${why.join('; ')}`);
-    }
+    await reachQuorum({
+      ranked: [...touched],
+      quorum: Math.min(w, touched.size),
+      attempt: (n) => this.peers.call(n, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      shortfall: ({ done, failed }) =>
+        unavailable(`the file's commit reached only ${done.length} node(s), fewer than the write quorum ${w}: ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
+    });
   }
 }

@@ -1,6 +1,7 @@
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { TesseraError, badInput } from '../../errors.js';
+import { majorityQuorum } from '../../content/policy.js';
 import { formatBytes, parseSize } from '../format.js';
 import { LocalCluster } from '../local-cluster.js';
 import { peersTable } from './peers.js';
@@ -106,7 +107,7 @@ export function registerDemo(program: Command): void {
         const writer = cluster.node(0);
         const reader = cluster.node(count > 1 ? 1 : 0);
         const replicas = Math.min(3, count);
-        const quorum = Math.floor(replicas / 2) + 1;
+        const quorum = majorityQuorum(replicas);
         say(`\nput: ${formatBytes(size)} of random bytes through node 0 (replicas ${replicas}, quorum ${quorum}) ...`);
         const putHash = createHash('sha256');
         const putStart = Date.now();

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { FileEntryView, FileStatView, PutResultView } from '../../api/types.js';
 import { checkChunkSize } from '../../content/chunker.js';
-import { MAX_REPLICAS, parsePolicy } from '../../content/policy.js';
+import { MAX_REPLICAS, majorityQuorum, parsePolicy } from '../../content/policy.js';
 import { TesseraError, badInput, isTesseraError } from '../../errors.js';
 import { clientFrom, type ClientFlags } from '../context.js';
 import { formatBytes, parseSize, table } from '../format.js';
@@ -79,7 +79,7 @@ export function putPolicy(flags: { replicas?: string; quorum?: string }): { repl
   const out: { replicas?: number; quorum?: number } = {};
   if (replicas !== undefined) {
     out.replicas = replicas;
-    out.quorum = quorum ?? Math.floor(replicas / 2) + 1;
+    out.quorum = quorum ?? majorityQuorum(replicas);
   } else if (quorum !== undefined) {
     out.quorum = quorum;
   }
