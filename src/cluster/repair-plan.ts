@@ -1,23 +1,60 @@
 /**
- * Repair planning, pure: given chunks with the nodes that hold a good copy of each, the live
- * membership and the redundancy policy, which copies to make (from which holder to which node), and
- * which surplus copies may be dropped. The repair loop executes a plan, waits for the copies to be
- * confirmed, lists holdings again and plans again; the simulator (bench/sim.ts) runs the same
- * function over a million chunks.
+ * Repair decisions, pure. `decideReplicaRepair` is what one holder of a replicated chunk decides
+ * from what it knows: whether it is the node that acts, which targets it copies the chunk to,
+ * and whether its own copy is surplus. The running node's repair loop (files/repair.ts) calls it
+ * for every chunk it holds; `planRepair` calls it for every live holder of every chunk, so the
+ * simulator (bench/sim.ts, a million chunks over a thousand nodes) runs the same decisions.
  *
  * Rules, each for a reason:
  * - Targets are the placement of the chunk over the live nodes (DESIGN §3.6), so after repair every
  *   chunk sits where a reader will look first, and a later join or leave moves only ~1/N again.
- * - A copy's source is a live holder; among them the one with the fewest copies assigned in this
- *   plan, so one surviving replica holder does not serve a whole failed node's data alone.
- * - Drops happen only in a plan where every target already holds the chunk: a surplus copy is
- *   released after the new copies are confirmed (they are in the holdings the next plan is given),
- *   never in the same breath as the copies that replace it, so the last good copy is never dropped.
+ * - One holder acts for a chunk: the best-placed target that holds it, or, when no target holds
+ *   it, every holder outside the targets (their copies are identical; a put is idempotent).
+ * - A target whose state is unknown (a member dead for less than the grace period) is waited for,
+ *   never copied to: during a blip nothing moves.
+ * - A surplus copy is dropped only once every target holds the chunk: it is released after the
+ *   new copies are confirmed, never in the same breath as the copies that replace it, so the last
+ *   good copy is never dropped.
  * - Budgets (copies per plan, per source, per target) keep each batch friendly to foreground
  *   traffic; what does not fit is counted as deferred and comes back in the next plan.
  */
 import { TesseraError } from '../errors.js';
 import { Placer, type WeightedNode } from './placement.js';
+
+/** What a node knows of one target's copy: it has one, it answered that it lacks one, or it did not answer. */
+export type CopyState = 'have' | 'lack' | 'unknown';
+
+export interface ReplicaView {
+  /** The deciding node, a holder of the chunk. */
+  self: string;
+  /** Where placement wants the copies now, best first. */
+  targets: readonly string[];
+  /** What a target holds as far as the deciding node knows (it is asked for the others only). */
+  stateOf(nodeId: string): CopyState;
+}
+
+export interface ReplicaDecision {
+  /** Targets without a confirmed copy. */
+  missing: number;
+  /** Of those, targets that did not answer: presumed back soon, so waited for. */
+  waiting: number;
+  /** This node is the one that acts for the chunk. */
+  responsible: boolean;
+  /** Targets this node copies the chunk to (empty unless it is responsible). */
+  pushTo: string[];
+  /** This node is not a target: its copy goes once every target confirms holding one. */
+  surplus: boolean;
+}
+
+export function decideReplicaRepair(v: ReplicaView): ReplicaDecision {
+  const states = v.targets.map((t) => (t === v.self ? 'have' : v.stateOf(t)));
+  const lacking = v.targets.filter((_, j) => states[j] === 'lack');
+  const missing = states.filter((st) => st !== 'have').length;
+  const selfTarget = v.targets.includes(v.self);
+  const firstHolder = v.targets.find((_, j) => states[j] === 'have');
+  const responsible = missing > 0 && (selfTarget ? firstHolder === v.self : firstHolder === undefined);
+  return { missing, waiting: missing - lacking.length, responsible, pushTo: responsible ? lacking : [], surplus: !selfTarget };
+}
 
 export interface ChunkHolding {
   /** The chunk id (its content hash) as placement hashes it. */
@@ -113,35 +150,25 @@ export function planRepair(input: RepairInput): RepairPlan {
     }
     if (liveSet.size < want) plan.shortOfNodes++;
     const targets = placer.place(c.id, want);
-    let missing = 0;
-    for (const t of targets) {
-      if (have.includes(t)) continue;
-      missing++;
-      if (plan.copies.length >= budget.maxCopies || (received.get(t) ?? 0) >= budget.maxPerTarget) {
-        plan.deferred++;
-        continue;
-      }
-      let from: string | undefined;
-      let fromLoad = Infinity;
-      for (const h of have) {
+    // Targets are live by construction, so every one answers: it has the chunk or lacks it.
+    const stateOf = (n: string): CopyState => (have.includes(n) ? 'have' : 'lack');
+    const planned = new Set<string>();
+    let lacking = 0;
+    for (const h of have) {
+      const d = decideReplicaRepair({ self: h, targets, stateOf });
+      lacking = Math.max(lacking, d.missing);
+      for (const t of d.pushTo) {
+        if (planned.has(t)) continue;
         const load = sent.get(h) ?? 0;
-        if (load < budget.maxPerSource && load < fromLoad) {
-          from = h;
-          fromLoad = load;
-        }
+        if (plan.copies.length >= budget.maxCopies || (received.get(t) ?? 0) >= budget.maxPerTarget || load >= budget.maxPerSource) continue;
+        planned.add(t);
+        sent.set(h, load + 1);
+        received.set(t, (received.get(t) ?? 0) + 1);
+        plan.copies.push({ chunk: index, from: h, to: t });
       }
-      if (from === undefined) {
-        plan.deferred++;
-        continue;
-      }
-      sent.set(from, fromLoad + 1);
-      received.set(t, (received.get(t) ?? 0) + 1);
-      plan.copies.push({ chunk: index, from, to: t });
+      if (d.surplus && d.missing === 0 && targets.length > 0) plan.drops.push({ chunk: index, node: h });
     }
-    // Surplus goes only once every target holds the chunk, so `want` good copies remain.
-    if (missing === 0 && targets.length > 0) {
-      for (const h of have) if (!targets.includes(h)) plan.drops.push({ chunk: index, node: h });
-    }
+    plan.deferred += lacking - planned.size;
   });
   return plan;
 }

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
-import type { WeightedNode } from '../cluster/index.js';
+import { decideReplicaRepair, type CopyState, type WeightedNode } from '../cluster/index.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { ChunkFetcher } from './reader.js';
 import type { RefStore } from './refs.js';
@@ -108,8 +108,6 @@ class Pace {
     }
   }
 }
-
-type TargetState = 'have' | 'lack' | 'unknown';
 
 interface PassCounters {
   checked: number;
@@ -365,7 +363,7 @@ export class Healer implements ShardSource {
         for (const id of ids) set.add(id);
       }
     }
-    const answers = list.length > 0 ? await this.#ask(new Map([...requests].map(([n, ids]) => [n, [...ids]]))) : new Map<string, Map<string, TargetState>>();
+    const answers = list.length > 0 ? await this.#ask(new Map([...requests].map(([n, ids]) => [n, [...ids]]))) : new Map<string, Map<string, CopyState>>();
     await this.#each(list, (s) =>
       this.#stripe(s.d, s.st, view, answers).catch((err: unknown) => {
         this.#totals.failures++;
@@ -375,12 +373,12 @@ export class Healer implements ShardSource {
   }
 
   /** has-answers of many nodes for many ids: node → id hex → state. */
-  async #ask(requests: Map<string, Buffer[]>): Promise<Map<string, Map<string, TargetState>>> {
+  async #ask(requests: Map<string, Buffer[]>): Promise<Map<string, Map<string, CopyState>>> {
     const live = new Set(this.peers.live().map((n) => n.nodeId));
-    const out = new Map<string, Map<string, TargetState>>();
+    const out = new Map<string, Map<string, CopyState>>();
     await Promise.all(
       [...requests].map(async ([node, ids]) => {
-        const m = new Map<string, TargetState>();
+        const m = new Map<string, CopyState>();
         out.set(node, m);
         if (!live.has(node) && node !== this.peers.selfId) {
           for (const id of ids) m.set(id.toString('hex'), 'unknown');
@@ -470,48 +468,41 @@ export class Healer implements ShardSource {
       for (const t of targets[i]!) if (t !== self) requests.set(t, [...(requests.get(t) ?? []), u.id]);
     });
     const answers = await this.#ask(requests);
-    const stateOf = (node: string, hex: string): TargetState => (node === self ? 'have' : (answers.get(node)?.get(hex) ?? 'unknown'));
+    const stateOf = (node: string, hex: string): CopyState => (node === self ? 'have' : (answers.get(node)?.get(hex) ?? 'unknown'));
     const dropCandidates: number[] = [];
     await this.#each([...units.keys()], async (i) => {
       const u = units[i]!;
       const ts = targets[i]!;
-      const states = ts.map((t) => stateOf(t, u.hex));
-      const missing = ts.filter((_, j) => states[j] !== 'have');
+      const decision = decideReplicaRepair({ self, targets: ts, stateOf: (t) => stateOf(t, u.hex) });
       // Fewer nodes than copies wanted: the shortfall is reported, though no node can take it.
       const short = Math.max(0, u.r - ts.length);
       if (short > 0 && ts[0] === self) {
         this.#cur!.deficitChunks += short;
         this.#cur!.deficitBytes += short * (await this.#o.store.get(u.id).then((b) => b.length, () => 0));
       }
-      const selfTarget = ts.includes(self);
-      if (missing.length === 0) {
-        if (!selfTarget) dropCandidates.push(i);
+      if (decision.missing === 0) {
+        if (decision.surplus) dropCandidates.push(i);
         return;
       }
-      const firstHolder = ts.find((_, j) => states[j] === 'have');
-      // One holder acts: the best-placed one that has it, else (no target has it) every holder outside.
-      const responsible = selfTarget ? firstHolder === self : firstHolder === undefined;
-      if (!responsible) return;
-      const lacking = ts.filter((_, j) => states[j] === 'lack');
-      const waiting = missing.length - lacking.length;
+      if (!decision.responsible) return;
       let data: Buffer;
       try {
         data = await this.#o.store.get(u.id);
       } catch {
         return;
       }
-      this.#cur!.deficitChunks += missing.length;
-      this.#cur!.deficitBytes += missing.length * data.length;
-      this.#cur!.waiting += waiting;
+      this.#cur!.deficitChunks += decision.missing;
+      this.#cur!.deficitBytes += decision.missing * data.length;
+      this.#cur!.waiting += decision.waiting;
       const heal = { r: u.r, owners: this.#owners(u.hex) };
       let ok = 0;
-      for (const t of lacking) {
+      for (const t of decision.pushTo) {
         if (await this.#push(t, u.id, data, heal)) {
           ok++;
           this.#cur!.restoredCopies++;
         }
       }
-      if (!selfTarget && ok === missing.length) dropCandidates.push(i);
+      if (decision.surplus && ok === decision.missing) dropCandidates.push(i);
     });
     if (dropCandidates.length === 0 || this.#stopped) return;
     // Surplus copies go only once every target confirms, asked again now that the copies are made.
@@ -531,7 +522,7 @@ export class Healer implements ShardSource {
     return { targets, probe, ids: [d, ...st.s] };
   }
 
-  async #stripe(d: Buffer, st: Stripe, view: WeightedNode[], firstAnswers?: Map<string, Map<string, TargetState>>): Promise<void> {
+  async #stripe(d: Buffer, st: Stripe, view: WeightedNode[], firstAnswers?: Map<string, Map<string, CopyState>>): Promise<void> {
     const self = this.peers.selfId;
     const n = st.k + st.m;
     const { targets, probe, ids } = this.#stripeProbe(d, st, view);
