@@ -9,10 +9,11 @@
  * without the data key admits a storage-only node, which then never sees plaintext.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, stat, access, constants } from 'node:fs/promises';
+import { mkdir, readFile, stat, access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
+import { createFileDurably, pathExists } from '../disk-io.js';
 import { generateCredentials, type NodeCredentials } from '../net/index.js';
 
 export const IDENTITY_FILE = 'identity.json';
@@ -84,29 +85,13 @@ export function parseJoinToken(token: string): ClusterKeys {
 }
 
 async function writeSecretFile(path: string, content: string): Promise<void> {
-  // 'wx' refuses to overwrite; mode applies at creation so the secret is never world-readable.
-  const fh = await open(path, 'wx', 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  await createFileDurably(path, content, 0o600);
 }
 
 /** Creates a node identity in `dataDir`, for a new cluster or one given by `keys`. */
 export async function initDataDir(dataDir: string, keys: ClusterKeys): Promise<NodeIdentity> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (await exists(join(dataDir, IDENTITY_FILE))) {
+  if (await pathExists(join(dataDir, IDENTITY_FILE))) {
     throw new TesseraError('CONFLICT', `${dataDir} already holds a node identity; refusing to overwrite it (use another --data directory)`);
   }
   const credentials = await generateCredentials();

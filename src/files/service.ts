@@ -31,7 +31,7 @@ import { NameStore } from './name-store.js';
 import { Peers, type FilesNet } from './peers.js';
 import { ChunkFetcher, readRange, type ReadRangeOptions } from './reader.js';
 import { RefStore } from './refs.js';
-import { M, parseBody, parseReply, replies } from './rpc.js';
+import { M, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';

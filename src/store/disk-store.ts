@@ -15,6 +15,7 @@ import { open, readdir, rename, stat, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { TesseraError, notFound } from '../errors.js';
+import { createFileDurably, pathExists } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
@@ -179,7 +180,7 @@ export class DiskChunkStore implements ChunkStore {
       let renamed = false;
       try {
         // The temp file does not live in the shard, so its write and fsync overlap the shard's creation.
-        const [shard, written] = await Promise.allSettled([this.#ensureShard(hex), writeDurably(tmp, data)]);
+        const [shard, written] = await Promise.allSettled([this.#ensureShard(hex), createFileDurably(tmp, data)]);
         if (shard.status === 'rejected') throw shard.reason;
         if (written.status === 'rejected') throw written.reason;
         await rename(tmp, final);
@@ -347,10 +348,8 @@ export class DiskChunkStore implements ChunkStore {
 
 async function exists(path: string): Promise<boolean> {
   try {
-    await stat(path);
-    return true;
+    return await pathExists(path);
   } catch (e) {
-    if (errno(e) === 'ENOENT') return false;
     throw fsError(e, `checking ${path}`);
   }
 }
@@ -364,17 +363,3 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   }
 }
 
-/** Creates `path` exclusively with exactly `data`, flushed to the device before resolving. */
-async function writeDurably(path: string, data: Buffer): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    let off = 0;
-    while (off < data.length) {
-      const { bytesWritten } = await fh.write(data, off, data.length - off, off);
-      off += bytesWritten;
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

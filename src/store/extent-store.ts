@@ -14,12 +14,13 @@
  */
 import { readSync, readvSync, writeSync, writevSync } from 'node:fs';
 import { resourceUsage } from 'node:process';
-import { open, mkdir, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TesseraError, badInput, notFound, tooLarge } from '../errors.js';
+import { MAX_IO_ROUNDS, pathExists, readAtZeroFilled, writeAt } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
-import { errno, fsError, syncDir } from './fs-util.js';
+import { fsError, syncDir } from './fs-util.js';
 
 export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
 export const MAX_EXTENT_UNIT_BYTES = 4 << 20;
@@ -61,8 +62,6 @@ export const COLD_READS_POOLED_MS = 1000;
 const PAGE_BYTES = 4096;
 /** volume.json is a few dozen bytes; anything bigger is not ours. */
 const MAX_VOLUME_RECORD_BYTES = 4096;
-/** Positional I/O may be short; a call that keeps making no progress is an I/O fault. */
-const MAX_IO_ROUNDS = 64;
 const GEN_BYTES = 4;
 const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -144,29 +143,6 @@ function checkGeneration(generation: number | undefined): void {
   }
 }
 
-async function preadFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let done = 0;
-  for (let round = 0; done < buf.length; round++) {
-    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `read made no progress after ${MAX_IO_ROUNDS} rounds`);
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, pos + done);
-    // Past the end of the file reads as zeroes: what a never-written unit (or generation) holds.
-    if (bytesRead === 0) {
-      buf.fill(0, done);
-      return;
-    }
-    done += bytesRead;
-  }
-}
-
-async function pwriteFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let done = 0;
-  for (let round = 0; done < buf.length; round++) {
-    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `write made no progress after ${MAX_IO_ROUNDS} rounds`);
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
-}
-
 /** Buffers left after the first `n` bytes of `bufs`. */
 function skipBytes(bufs: Buffer[], n: number): Buffer[] {
   let i = 0;
@@ -180,7 +156,7 @@ function skipBytes(bufs: Buffer[], n: number): Buffer[] {
 async function pwritevFull(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
   let left = totalLength(bufs);
   if (left <= SYNC_WRITE_MAX_BYTES && pos % PAGE_BYTES === 0 && left % PAGE_BYTES === 0) return pwritevSync(fh.fd, bufs, pos, left);
-  if (bufs.length === 1) return pwriteFull(fh, bufs[0] as Buffer, pos);
+  if (bufs.length === 1) return writeAt(fh, bufs[0] as Buffer, pos);
   let rest = bufs;
   for (let round = 0; left > 0; round++) {
     if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `write made no progress after ${MAX_IO_ROUNDS} rounds`);
@@ -204,7 +180,7 @@ function pwritevSync(fd: number, bufs: Buffer[], pos: number, left: number): voi
 
 /** One preadv into contiguous buffers; past the end of the file reads as zeroes. */
 async function preadvFull(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
-  if (bufs.length === 1) return preadFull(fh, bufs[0] as Buffer, pos);
+  if (bufs.length === 1) return readAtZeroFilled(fh, bufs[0] as Buffer, pos);
   let rest = bufs;
   let left = totalLength(bufs);
   for (let round = 0; left > 0; round++) {
@@ -359,7 +335,7 @@ export class ExtentStore {
     const scratch = join(this.root, `.new-${name}-${randomBytes(4).toString('hex')}`);
     const dir = join(this.root, name);
     try {
-      if (await exists(dir)) throw new TesseraError('CONFLICT', `volume directory ${dir} already exists (an unreadable volume?); remove it first`);
+      if (await pathExists(dir)) throw new TesseraError('CONFLICT', `volume directory ${dir} already exists (an unreadable volume?); remove it first`);
       await mkdir(scratch);
       const info: ExtentInfo = { name, units: geometry.units, unitSize: geometry.unitSize, size: geometry.units * geometry.unitSize };
       for (const [file, size] of [['extent', info.size], ['gens', info.units * GEN_BYTES]] as const) {
@@ -513,7 +489,7 @@ export class ExtentStore {
         // Generation after data: a crash in between leaves the unit looking older, which only
         // makes a resync copy more than it strictly needed, never less.
         if (stamp !== undefined) {
-          await pwriteFull(v.gens.fh, stamp, first * GEN_BYTES);
+          await writeAt(v.gens.fh, stamp, first * GEN_BYTES);
           v.gens.dirty = true;
           await this.#setGens(v, first, last - first + 1, gen as number);
         }
@@ -578,7 +554,7 @@ export class ExtentStore {
     const p = (async () => {
       const units = Math.min(GEN_PAGE_UNITS, v.info.units - pageNo * GEN_PAGE_UNITS);
       const buf = Buffer.allocUnsafe(units * GEN_BYTES);
-      await preadFull(v.gens.fh, buf, pageNo * GEN_PAGE_UNITS * GEN_BYTES);
+      await readAtZeroFilled(v.gens.fh, buf, pageNo * GEN_PAGE_UNITS * GEN_BYTES);
       const page = new Uint32Array(units);
       for (let k = 0; k < units; k++) page[k] = buf.readUInt32LE(k * GEN_BYTES);
       return page;
@@ -673,12 +649,3 @@ async function lockUnits(v: Volume, first: number, last: number): Promise<() => 
   };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if (errno(e) === 'ENOENT') return false;
-    throw e;
-  }
-}

@@ -23,6 +23,7 @@ import { type FileHandle, open, readdir, rename, unlink, mkdir } from 'node:fs/p
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { TesseraError, badInput, notFound } from '../errors.js';
+import { readAt, replaceFileDurably, writeAt } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
@@ -258,7 +259,7 @@ export class SegmentChunkStore implements ChunkStore {
       try {
         const size = (await fh.stat()).size;
         const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-        await readFully(fh, header, 0);
+        await readAt(fh, header, 0);
         const salt = size >= SEGMENT_HEADER_BYTES ? decodeSegmentHeader(header, seq) : undefined;
         if (salt === undefined) {
           await this.#setAsideBadSegment(path, seq, size, newest);
@@ -450,7 +451,7 @@ export class SegmentChunkStore implements ChunkStore {
     const path = join(this.#segDir, segmentFileName(seq));
     const fh = await open(path, 'wx+', 0o644);
     try {
-      await writeFully(fh, encodeSegmentHeader(seq, salt), 0);
+      await writeAt(fh, encodeSegmentHeader(seq, salt), 0);
       await fh.datasync();
       await syncDir(this.#segDir);
     } catch (e) {
@@ -522,7 +523,7 @@ export class SegmentChunkStore implements ChunkStore {
     seg.readers++;
     try {
       const data = into !== undefined && into.length >= loc.len ? into.subarray(0, loc.len) : Buffer.allocUnsafe(loc.len);
-      const got = await readFully(seg.fh, data, loc.off + RECORD_HEADER_BYTES);
+      const got = await readAt(seg.fh, data, loc.off + RECORD_HEADER_BYTES);
       // Short means the file was cut behind our back; the hash check then fails.
       return got < data.length ? data.subarray(0, got) : data;
     } finally {
@@ -576,7 +577,7 @@ export class SegmentChunkStore implements ChunkStore {
   async #quarantineLocked(hex: string, id: Buffer, loc: Loc, data?: Buffer): Promise<void> {
     try {
       const bytes = data ?? (await this.#readData(loc));
-      await writeFileDurably(this.#quarantineDir, hex, bytes);
+      await replaceFileDurably(join(this.#quarantineDir, hex), bytes);
       await this.#append(RecordKind.Tombstone, id);
     } catch (e) {
       throw fsError(e, `quarantining chunk ${hex}`);
@@ -776,7 +777,7 @@ class WindowReader {
     if (rel >= 0 && rel + n <= this.#buf.length) return this.#buf.subarray(rel, rel + n);
     const want = Math.max(0, Math.min(Math.max(n, window), this.size - pos));
     const b = Buffer.allocUnsafe(want);
-    const got = await readFully(this.fh, b, pos);
+    const got = await readAt(this.fh, b, pos);
     this.#buf = b.subarray(0, got);
     this.#start = pos;
     return this.#buf.subarray(0, Math.min(n, got));
@@ -843,24 +844,7 @@ async function findNextHeader(reader: WindowReader, salt: Buffer, from: number, 
 
 // --- file helpers ----------------------------------------------------------------------------
 
-/** Reads until `buf` is full or the file ends; returns the bytes read. */
-async function readFully(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesRead } = await fh.read(buf, off, buf.length - off, pos + off);
-    if (bytesRead === 0) break;
-    off += bytesRead;
-  }
-  return off;
-}
 
-async function writeFully(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, pos + off);
-    off += bytesWritten;
-  }
-}
 
 /** One positional gather write per IOV_MAX-bounded slice, continuing after short writes. */
 async function writevAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
@@ -883,16 +867,3 @@ async function writevAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<v
   }
 }
 
-/** Writes `dir/name` whole via a temp file and rename, flushed before resolving. */
-async function writeFileDurably(dir: string, name: string, data: Buffer): Promise<void> {
-  const tmp = join(dir, `${name}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
-  try {
-    await writeFully(fh, data, 0);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, name));
-  await syncDir(dir);
-}

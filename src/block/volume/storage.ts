@@ -5,6 +5,7 @@
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TesseraError, tooLarge } from '../../errors.js';
+import { readAt, replaceFileDurably, syncDirectory, writeAt } from '../../disk-io.js';
 
 /** Volume state blobs stay small by construction (bounded dirty sets); anything bigger is damage. */
 export const MAX_STATE_BLOB_BYTES = 64 << 20;
@@ -62,8 +63,9 @@ export class FileBlobStorage implements BlobStorage {
       const { size } = await fh.stat();
       if (size > MAX_STATE_BLOB_BYTES) throw tooLarge(`volume state ${this.path} is ${size} bytes, over ${MAX_STATE_BLOB_BYTES}`);
       const buf = Buffer.alloc(size);
-      const { bytesRead } = await fh.read(buf, 0, size, 0);
-      return buf.subarray(0, bytesRead);
+      // A single read may come back short; a blob cut short would read as damage (or worse, as an older state).
+      const got = await readAt(fh, buf, 0);
+      return buf.subarray(0, got);
     } finally {
       await fh.close();
     }
@@ -71,18 +73,8 @@ export class FileBlobStorage implements BlobStorage {
 
   async save(data: Buffer): Promise<void> {
     if (data.length > MAX_STATE_BLOB_BYTES) throw tooLarge(`state blob of ${data.length} bytes exceeds ${MAX_STATE_BLOB_BYTES}`);
-    const tmp = `${this.path}.tmp`;
     try {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(data);
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, this.path);
-      const dir = await open(dirname(this.path), 'r');
-      try { await dir.sync(); } finally { await dir.close(); }
+      await replaceFileDurably(this.path, data);
       this.saves++;
     } catch (e) {
       if (e instanceof TesseraError) throw e;
@@ -113,10 +105,10 @@ export class FileLogStorage extends FileBlobStorage implements LogStorage {
     try {
       const fh = await open(tmp, 'w');
       try {
-        await fh.write(data, 0, data.length, 0);
+        await writeAt(fh, data, 0);
         const zero = Buffer.alloc(Math.min(this.reserveBytes, 1 << 16));
         for (let at = 0; at < this.reserveBytes; at += zero.length) {
-          await fh.write(zero, 0, Math.min(zero.length, this.reserveBytes - at), data.length + at);
+          await writeAt(fh, zero.subarray(0, Math.min(zero.length, this.reserveBytes - at)), data.length + at);
         }
         await fh.sync();
       } catch (e) {
@@ -124,8 +116,7 @@ export class FileLogStorage extends FileBlobStorage implements LogStorage {
         throw e;
       }
       await rename(tmp, this.path);
-      const dir = await open(dirname(this.path), 'r');
-      try { await dir.sync(); } finally { await dir.close(); }
+      await syncDirectory(dirname(this.path));
       const old = this.fh;
       this.fh = fh;
       this.tail = data.length;
@@ -145,12 +136,7 @@ export class FileLogStorage extends FileBlobStorage implements LogStorage {
     // Claimed before the write so a failed append is never overwritten by a shorter one.
     this.tail += data.length;
     try {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, at + done);
-        if (bytesWritten === 0) throw new Error('short write');
-        done += bytesWritten;
-      }
+      await writeAt(this.fh, data, at);
       await this.fh.datasync();
       this.appends++;
     } catch (e) {
