@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { NbdServer } from '../../src/block/nbd/index.js';
-import { MemoryVolumeProvider, type MemoryVolumeSpec } from '../../src/block/memory-device.js';
+import { MemoryVolumeProvider, type MemoryVolumeSpec } from './memory-device.js';
 import { createLogger } from '../../src/log.js';
 
 const UNITS: Record<string, number> = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 };

@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { NbdServer, type NbdAddress } from '../../src/block/nbd/index.js';
-import { MemoryVolumeProvider } from '../../src/block/memory-device.js';
+import { MemoryVolumeProvider } from '../helpers/memory-device.js';
 import type { BlockDevice, VolumeProvider } from '../../src/block/device.js';
 import * as P from '../../src/block/nbd/protocol.js';
 import { RawNbdClient, chunkError, infoData, metaContextData } from '../helpers/nbd-raw-client.js';

@@ -2,7 +2,6 @@ export * from './layout.js';
 export * from './parity.js';
 export * from './member.js';
 export * from './memory-member.js';
-export * from './file-member.js';
 export * from './storage.js';
 export * from './health.js';
 export * from './intent-log.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MemoryStore, MemoryVolumeProvider, MEMORY_PAGE_BYTES, MAX_MEMORY_DEVICE_BYTES } from '../../../src/block/memory-device.js';
+import { MemoryStore, MemoryVolumeProvider, MEMORY_PAGE_BYTES, MAX_MEMORY_DEVICE_BYTES } from '../../helpers/memory-device.js';
 import { isTesseraError } from '../../../src/errors.js';
 
 describe('MemoryStore', () => {

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkRequest, type NbdRequest } from '../../../src/block/nbd/request.js';
 import { describeExport } from '../../../src/block/nbd/export-info.js';
-import { MemoryBlockDevice, MemoryStore } from '../../../src/block/memory-device.js';
+import { MemoryBlockDevice, MemoryStore } from '../../helpers/memory-device.js';
 import * as P from '../../../src/block/nbd/protocol.js';
 import { MAX_PAYLOAD_BYTES } from '../../../src/block/nbd/limits.js';
 import type { BlockDevice } from '../../../src/block/device.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isTesseraError } from '../../../src/errors.js';
-import { FileMember } from '../../../src/block/volume/file-member.js';
+import { FileMember } from '../../helpers/file-member.js';
 import { Layout } from '../../../src/block/volume/layout.js';
 import { MAX_MEMBER_IO_BYTES } from '../../../src/block/volume/member.js';
 import { FileBlobStorage, FileLogStorage } from '../../../src/block/volume/storage.js';

@@ -5,12 +5,12 @@
  */
 import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { badInput, TesseraError } from '../../errors.js';
-import { MAX_MEMBER_BYTES, MAX_STRIPE_UNIT_BYTES, MIN_STRIPE_UNIT_BYTES } from './layout.js';
+import { badInput, TesseraError } from '../../src/errors.js';
+import { MAX_MEMBER_BYTES, MAX_STRIPE_UNIT_BYTES, MIN_STRIPE_UNIT_BYTES } from '../../src/block/volume/layout.js';
 import {
   checkGeneration, checkGenerationRange, checkMemberRange, staleWrite,
   type MemberWriteOptions, type VolumeMember,
-} from './member.js';
+} from '../../src/block/volume/member.js';
 
 const GEN_BYTES = 4;
 /** Short reads/writes are legal for positional I/O; a call that keeps making no progress is an I/O fault. */

@@ -2,8 +2,8 @@
  * Block devices held in memory: sparse pages allocated on first write, so a large device costs
  * nothing until used. For tests, demos and `tessera nbd --memory`.
  */
-import type { BlockDevice, VolumeProvider } from './device.js';
-import { TesseraError, badInput, notFound } from '../errors.js';
+import type { BlockDevice, VolumeProvider } from '../../src/block/device.js';
+import { TesseraError, badInput, notFound } from '../../src/errors.js';
 
 /** Allocation unit: big enough that the page map stays small, small enough that random 4 KiB
  *  writes to a fresh device do not allocate much more than they store. */
