@@ -6,6 +6,7 @@
 import { constants as fsc } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { badInput, TesseraError } from '../../src/errors.js';
+import { readAtZeroFilled, writeAt } from '../../src/disk-io.js';
 import { MAX_MEMBER_BYTES, MAX_STRIPE_UNIT_BYTES, MIN_STRIPE_UNIT_BYTES } from '../../src/block/volume/layout.js';
 import {
   checkGeneration, checkGenerationRange, checkMemberRange, staleWrite,
@@ -13,8 +14,6 @@ import {
 } from '../../src/block/volume/member.js';
 
 const GEN_BYTES = 4;
-/** Short reads/writes are legal for positional I/O; a call that keeps making no progress is an I/O fault. */
-const MAX_IO_ROUNDS = 64;
 
 export interface FileMemberOptions {
   path: string;
@@ -27,26 +26,6 @@ function ioError(id: string, what: string, e: unknown): TesseraError {
   if (e instanceof TesseraError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   return new TesseraError('IO', `member ${id}: ${what} failed: ${msg}`, undefined, { cause: e });
-}
-
-async function preadFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let done = 0;
-  for (let round = 0; done < buf.length; round++) {
-    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `read made no progress after ${MAX_IO_ROUNDS} rounds`);
-    const { bytesRead } = await fh.read(buf, done, buf.length - done, pos + done);
-    // Past the end of a sparse file reads as zeroes, which is what an unwritten unit holds.
-    if (bytesRead === 0) { buf.fill(0, done); return; }
-    done += bytesRead;
-  }
-}
-
-async function pwriteFull(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let done = 0;
-  for (let round = 0; done < buf.length; round++) {
-    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `write made no progress after ${MAX_IO_ROUNDS} rounds`);
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, pos + done);
-    done += bytesWritten;
-  }
 }
 
 export class FileMember implements VolumeMember {
@@ -96,7 +75,7 @@ export class FileMember implements VolumeMember {
     checkMemberRange(this.id, this.size, offset, length);
     this.live();
     const buf = Buffer.allocUnsafe(length);
-    try { await preadFull(this.data, buf, offset); } catch (e) { throw ioError(this.id, 'read', e); }
+    try { await readAtZeroFilled(this.data, buf, offset); } catch (e) { throw ioError(this.id, 'read', e); }
     return buf;
   }
 
@@ -112,13 +91,13 @@ export class FileMember implements VolumeMember {
         const have = await this.readGens(first, last - first + 1);
         have.forEach((g, i) => { if (g > (opts.generation as number)) throw staleWrite(this.id, first + i, g, opts.generation as number); });
       }
-      await pwriteFull(this.data, data, offset);
+      await writeAt(this.data, data, offset);
       // Generation after data: a crash in between leaves the unit looking older, which only makes
       // a resync copy more than it strictly needed.
       if (opts.generation !== undefined) {
         const g = Buffer.alloc((last - first + 1) * GEN_BYTES);
         for (let i = 0; i < last - first + 1; i++) g.writeUInt32LE(opts.generation, i * GEN_BYTES);
-        await pwriteFull(this.gens, g, first * GEN_BYTES);
+        await writeAt(this.gens, g, first * GEN_BYTES);
       }
       if (opts.durable) await this.sync();
     } catch (e) {
@@ -137,7 +116,7 @@ export class FileMember implements VolumeMember {
 
   private async readGens(firstUnit: number, count: number): Promise<number[]> {
     const buf = Buffer.alloc(count * GEN_BYTES);
-    await preadFull(this.gens, buf, firstUnit * GEN_BYTES);
+    await readAtZeroFilled(this.gens, buf, firstUnit * GEN_BYTES);
     const out: number[] = [];
     for (let i = 0; i < count; i++) out.push(buf.readUInt32LE(i * GEN_BYTES));
     return out;

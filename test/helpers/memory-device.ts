@@ -1,6 +1,6 @@
 /**
  * Block devices held in memory: sparse pages allocated on first write, so a large device costs
- * nothing until used. For tests, demos and `tessera nbd --memory`.
+ * nothing until used. The NBD protocol tests serve them in place of a cluster's volumes.
  */
 import type { BlockDevice, VolumeProvider } from '../../src/block/device.js';
 import { TesseraError, badInput, notFound } from '../../src/errors.js';
