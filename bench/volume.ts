@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Layout, type LayoutKind } from '../src/block/volume/layout.js';
 import { MemoryMember } from '../src/block/volume/memory-member.js';
 import { computeParity, xorInto, xorIntoJs } from '../src/block/volume/parity.js';
-import { StripedVolume } from '../src/block/volume/volume.js';
+import { StripedVolume } from '../src/block/volume/striped-volume.js';
 
 const UNIT = 64 << 10;
 const ROUND_MS = 1_500;

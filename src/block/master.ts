@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { BlockDevice, VolumeProvider } from './device.js';
 import { RemoteMember, type MemberNet } from './remote-member.js';
 import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
-import { StripedVolume, type CheckReport } from './volume/volume.js';
+import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
 import { extentName, layoutOf, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
 
 /** How often the watcher looks for members to bring back. */

@@ -13,7 +13,7 @@ import type { IncomingRequest, Reply } from '../net/index.js';
 import { placeChunk, type WeightedNode } from '../cluster/index.js';
 import type { Metadata } from '../store/index.js';
 import { Layout, LAYOUT_KINDS, MAX_MEMBERS, MIN_MEMBERS, DEFAULT_STRIPE_UNIT_BYTES, type LayoutKind } from './volume/layout.js';
-import type { CheckReport, VolumeStatus } from './volume/volume.js';
+import type { CheckReport, VolumeStatus } from './volume/striped-volume.js';
 import { checkExtentName, type MemberNet } from './remote-member.js';
 
 export const VOLUME_RPC_PREFIX = 'vol.';

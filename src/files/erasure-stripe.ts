@@ -16,7 +16,7 @@ import { CHUNK_ID_BYTES, MAX_CHUNK_BYTES } from '../limits.js';
 import { chunkIdOf, MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, decodeShards, rebuildShards, shardSizeFor } from '../content/index.js';
 import type { WeightedNode } from '../cluster/index.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
-import { MAX_STRIPE_DESCRIPTOR_BYTES, STRIPE_PROBE_EXTRA } from './heal-limits.js';
+import { MAX_STRIPE_DESCRIPTOR_BYTES, STRIPE_PROBE_EXTRA } from './repair-limits.js';
 import { errorMessage } from './errors.js';
 import type { Peers } from './peers.js';
 import { M, parseReply, replies } from './rpc.js';

@@ -5,4 +5,4 @@ export * from './limits.js';
 export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from './views.js';
 export type { DrainState, RepairStats } from './repair.js';
 export type { ScrubReport } from './scrub.js';
-export * from './heal-limits.js';
+export * from './repair-limits.js';

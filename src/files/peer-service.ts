@@ -6,7 +6,7 @@
 import type { IncomingRequest, PeerHandlers, Reply } from '../net/index.js';
 import { badInput } from '../errors.js';
 import type { ChunkHost } from './chunk-host.js';
-import type { HealMeta } from './heal-meta.js';
+import type { HealMeta } from './repair-meta.js';
 import type { NameStore } from './name-store.js';
 import type { RefStore } from './refs.js';
 import type { Healer } from './repair.js';

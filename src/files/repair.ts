@@ -19,7 +19,7 @@ import { decideReplicaRepair, type CopyState, type WeightedNode } from '../clust
 import type { ChunkHost } from './chunk-host.js';
 import type { ChunkFetcher } from './reader.js';
 import type { RefStore } from './refs.js';
-import type { HealMeta } from './heal-meta.js';
+import type { HealMeta } from './repair-meta.js';
 import type { Peers } from './peers.js';
 import { M, parseReply, replies } from './rpc.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
@@ -31,7 +31,7 @@ import {
   REPAIR_BATCH_CHUNKS,
   REPAIR_CONCURRENCY,
   STRIPE_PROBE_EXTRA,
-} from './heal-limits.js';
+} from './repair-limits.js';
 import { errorMessage } from './errors.js';
 import { chunkIdOf } from '../content/index.js';
 import { decodeStripe, gatherShards, rebuildStripe, type ShardSource, type Stripe } from './erasure-stripe.js';

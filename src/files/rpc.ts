@@ -7,7 +7,7 @@ import { TesseraError, badInput } from '../errors.js';
 import { CHUNK_ID_BYTES } from '../limits.js';
 import { hlcSchema, NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES, MAX_CREATED_AT_MS, MAX_EC_SHARDS } from '../content/index.js';
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
-import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './heal-limits.js';
+import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
 export const M = {
   chunkHas: 'chunk.has',

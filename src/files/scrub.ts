@@ -7,7 +7,7 @@
 import type { Logger } from '../log.js';
 import type { ChunkStore } from '../store/index.js';
 import { TesseraError } from '../errors.js';
-import { DEFAULT_SCRUB_INTERVAL_MS, DEFAULT_SCRUB_RATE_BYTES, MAX_SCRUB_REPORT_IDS } from './heal-limits.js';
+import { DEFAULT_SCRUB_INTERVAL_MS, DEFAULT_SCRUB_RATE_BYTES, MAX_SCRUB_REPORT_IDS } from './repair-limits.js';
 import { errorMessage } from './errors.js';
 import type { Healer } from './repair.js';
 

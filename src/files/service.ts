@@ -36,7 +36,7 @@ import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
-import { HealMeta } from './heal-meta.js';
+import { HealMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
 import { Healer, drainStateReply, type DrainState, type RepairStats } from './repair.js';
 import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';

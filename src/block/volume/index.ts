@@ -6,4 +6,4 @@ export * from './storage.js';
 export * from './health.js';
 export * from './intent-log.js';
 export * from './stripe-lock.js';
-export * from './volume.js';
+export * from './striped-volume.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Encoder } from 'cbor-x';
 import { decodeStripe, encodeStripe } from '../../../src/files/erasure-stripe.js';
-import { MAX_STRIPE_DESCRIPTOR_BYTES } from '../../../src/files/heal-limits.js';
+import { MAX_STRIPE_DESCRIPTOR_BYTES } from '../../../src/files/repair-limits.js';
 import { TesseraError } from '../../../src/errors.js';
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });

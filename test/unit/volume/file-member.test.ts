@@ -10,7 +10,7 @@ import { Layout } from '../../../src/block/volume/layout.js';
 import { MAX_MEMBER_IO_BYTES } from '../../../src/block/volume/member.js';
 import { FileBlobStorage, FileLogStorage } from '../../../src/block/volume/storage.js';
 import { IntentLog } from '../../../src/block/volume/intent-log.js';
-import { StripedVolume } from '../../../src/block/volume/volume.js';
+import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 
 const UNIT = 4096;
 

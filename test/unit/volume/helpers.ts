@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Layout, MIN_MEMBERS, type LayoutKind } from '../../../src/block/volume/layout.js';
 import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import { MemoryBlobStorage, type BlobStorage, type LogStorage } from '../../../src/block/volume/storage.js';
-import { StripedVolume } from '../../../src/block/volume/volume.js';
+import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 
 export const UNIT = 4096;
 export const STRIPES = 12;

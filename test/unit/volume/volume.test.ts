@@ -6,7 +6,7 @@ import { isTesseraError } from '../../../src/errors.js';
 import { LAYOUT_KINDS, type LayoutKind } from '../../../src/block/volume/layout.js';
 import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import { IntentLog } from '../../../src/block/volume/intent-log.js';
-import { MAX_VOLUME_IO_BYTES, StripedVolume } from '../../../src/block/volume/volume.js';
+import { MAX_VOLUME_IO_BYTES, StripedVolume } from '../../../src/block/volume/striped-volume.js';
 import { fill, put, rig, STRIPES, UNIT, type Rig } from './helpers.js';
 
 const opArb = (size: number) => fc.record({
