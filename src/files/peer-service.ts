@@ -6,10 +6,10 @@
 import type { IncomingRequest, PeerHandlers, Reply } from '../net/index.js';
 import { badInput } from '../errors.js';
 import type { ChunkHost } from './chunk-host.js';
-import type { HealMeta } from './repair-meta.js';
+import type { RepairMeta } from './repair-meta.js';
 import type { NameStore } from './name-store.js';
 import type { RefStore } from './refs.js';
-import type { Healer } from './repair.js';
+import type { RepairLoop } from './repair.js';
 import { M, parseBody } from './rpc.js';
 
 /** The method prefixes this service owns, read off its method table. */
@@ -18,8 +18,8 @@ export const FILES_RPC_PREFIXES: readonly string[] = [...new Set(Object.values(M
 export interface FilesPeerServiceOptions {
   host: ChunkHost;
   refs: RefStore;
-  heal: HealMeta;
-  healer: Healer;
+  repairMeta: RepairMeta;
+  repairLoop: RepairLoop;
   names: NameStore;
 }
 
@@ -47,7 +47,7 @@ export class FilesPeerService {
       case M.chunkClaim: {
         const b = parseBody(M.chunkClaim, body);
         const have = await this.#o.host.claim(b.upload, b.ids);
-        if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#o.heal.setCopies(id.toString('hex'), b.r!) : undefined)));
+        if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#o.repairMeta.setCopies(id.toString('hex'), b.r!) : undefined)));
         return { body: { have } };
       }
       case M.chunkPut: {
@@ -65,17 +65,17 @@ export class FilesPeerService {
         await this.#o.host.put(b.upload, b.id, payload, verified);
         // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
         recycle?.();
-        if (b.heal?.r !== undefined) await this.#o.heal.setCopies(hex, b.heal.r);
-        if (b.heal?.stripe) await this.#o.heal.markStripe(hex);
-        if (b.heal?.of) await this.#o.heal.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
+        if (b.heal?.r !== undefined) await this.#o.repairMeta.setCopies(hex, b.heal.r);
+        if (b.heal?.stripe) await this.#o.repairMeta.markStripe(hex);
+        if (b.heal?.of) await this.#o.repairMeta.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
         return { body: {} };
       }
       case M.healDrain:
-        await this.#o.healer.setDraining(parseBody(M.healDrain, body).on);
-        return { body: this.#o.healer.drainState() };
+        await this.#o.repairLoop.setDraining(parseBody(M.healDrain, body).on);
+        return { body: this.#o.repairLoop.drainState() };
       case M.healState:
         parseBody(M.healState, body);
-        return { body: this.#o.healer.drainState() };
+        return { body: this.#o.repairLoop.drainState() };
       case M.chunkGet:
         return { body: {}, payload: await this.#o.host.get(parseBody(M.chunkGet, body).id) };
       case M.fileCommit: {

@@ -14,7 +14,7 @@ const T = {
 
 export const LEGACY_REPLICAS = 3;
 
-export class HealMeta {
+export class RepairMeta {
   constructor(private readonly meta: Metadata) {
     for (const t of Object.values(T)) meta.table(t);
   }

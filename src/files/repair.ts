@@ -19,7 +19,7 @@ import { decideReplicaRepair, type CopyState, type WeightedNode } from '../clust
 import type { ChunkHost } from './chunk-host.js';
 import type { ChunkFetcher } from './reader.js';
 import type { RefStore } from './refs.js';
-import type { HealMeta } from './repair-meta.js';
+import type { RepairMeta } from './repair-meta.js';
 import type { Peers } from './peers.js';
 import { M, parseReply, replies } from './rpc.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
@@ -45,12 +45,12 @@ export interface MemberSnapshot {
   capacity: number;
 }
 
-export interface HealerOptions {
+export interface RepairLoopOptions {
   peers: Peers;
   host: ChunkHost;
   store: ChunkStore;
   refs: RefStore;
-  heal: HealMeta;
+  repairMeta: RepairMeta;
   meta: Metadata;
   fetcher: ChunkFetcher;
   log: Logger;
@@ -118,13 +118,13 @@ interface PassCounters {
   restoredBytes: number;
 }
 
-export class Healer implements ShardSource {
+export class RepairLoop implements ShardSource {
   readonly peers: Peers;
   readonly log: Logger;
   readonly graceMs: number;
   readonly rateBytes: number;
   readonly intervalMs: number;
-  readonly #o: HealerOptions;
+  readonly #o: RepairLoopOptions;
   readonly #pace: Pace;
   readonly #deadSince = new Map<string, number>();
   readonly #totals = { copiesMade: 0, bytesRestored: 0, shardsRebuilt: 0, copiesDropped: 0, failures: 0 };
@@ -145,7 +145,7 @@ export class Healer implements ShardSource {
   #draining: boolean;
   #drainPassDone = false;
 
-  constructor(o: HealerOptions) {
+  constructor(o: RepairLoopOptions) {
     this.#o = o;
     this.peers = o.peers;
     this.log = o.log.child({ component: 'heal' });
@@ -329,18 +329,18 @@ export class Healer implements ShardSource {
       if (owned === 'none' && this.#draining) unowned.push(id);
       if (owned !== 'committed') continue;
       try {
-        if (this.#o.heal.isStripe(hex)) {
+        if (this.#o.repairMeta.isStripe(hex)) {
           const st = decodeStripe(await this.#o.store.get(id));
           stripes.set(hex, { d: id, st });
-        } else if (this.#o.heal.isShard(hex)) {
+        } else if (this.#o.repairMeta.isShard(hex)) {
           // A shard is handled through its stripe's descriptor; fetched from a sibling if not here.
-          for (const { d } of this.#o.heal.shardOf(hex)) {
+          for (const { d } of this.#o.repairMeta.shardOf(hex)) {
             if (stripes.has(d) || (await this.#o.store.has(Buffer.from(d, 'hex')))) continue;
             const dd = Buffer.from(d, 'hex');
             stripes.set(d, { d: dd, st: decodeStripe(await this.#o.fetcher.fetch(dd)) });
           }
         } else {
-          plain.push({ id, hex, r: this.#o.heal.copies(hex) });
+          plain.push({ id, hex, r: this.#o.repairMeta.copies(hex) });
         }
       } catch (err) {
         if (!(err instanceof TesseraError && err.code === 'NOT_FOUND')) {
@@ -447,7 +447,7 @@ export class Healer implements ShardSource {
         this.#totals.copiesDropped++;
         this.log.debug({ chunk: id.toString('hex').slice(0, 16) }, 'surplus copy dropped');
       }
-      await this.#o.heal.forget(id.toString('hex'));
+      await this.#o.repairMeta.forget(id.toString('hex'));
     }
   }
 
@@ -623,7 +623,7 @@ export class Healer implements ShardSource {
   async restoreLocal(id: Buffer): Promise<boolean> {
     const hex = id.toString('hex');
     try {
-      const stripes = this.#o.heal.shardOf(hex);
+      const stripes = this.#o.repairMeta.shardOf(hex);
       if (stripes.length > 0) {
         const { d, i } = stripes[0]!;
         const dd = Buffer.from(d, 'hex');

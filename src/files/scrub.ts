@@ -9,7 +9,7 @@ import type { ChunkStore } from '../store/index.js';
 import { TesseraError } from '../errors.js';
 import { DEFAULT_SCRUB_INTERVAL_MS, DEFAULT_SCRUB_RATE_BYTES, MAX_SCRUB_REPORT_IDS } from './repair-limits.js';
 import { errorMessage } from './errors.js';
-import type { Healer } from './repair.js';
+import type { RepairLoop } from './repair.js';
 
 export interface ScrubReport {
   startedAt: string;
@@ -44,7 +44,7 @@ export class Scrubber {
 
   constructor(
     private readonly store: ChunkStore,
-    private readonly healer: Healer,
+    private readonly repairLoop: RepairLoop,
     private readonly log: Logger,
     readonly rateBytes = DEFAULT_SCRUB_RATE_BYTES,
     readonly intervalMs = DEFAULT_SCRUB_INTERVAL_MS,
@@ -114,7 +114,7 @@ export class Scrubber {
     let repaired = 0;
     for (const id of bad.values()) {
       if (this.#stopped) break;
-      const ok = (await this.store.has(id)) || (await this.healer.restoreLocal(id));
+      const ok = (await this.store.has(id)) || (await this.repairLoop.restoreLocal(id));
       if (ok) {
         repaired++;
         await this.store.purgeQuarantined(id).catch(() => false);

@@ -36,9 +36,9 @@ import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
-import { HealMeta } from './repair-meta.js';
+import { RepairMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
-import { Healer, drainStateReply, type DrainState, type RepairStats } from './repair.js';
+import { RepairLoop, drainStateReply, type DrainState, type RepairStats } from './repair.js';
 import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
 import type { CipherSource } from './reader.js';
 
@@ -110,12 +110,12 @@ export class FileService {
   readonly #writer: FileWriter | undefined;
   readonly #ae: AntiEntropy;
   readonly #window: number;
-  readonly #heal: HealMeta;
+  readonly #repairMeta: RepairMeta;
   readonly #net: FilesNet;
   readonly #store: ChunkStore;
   readonly #ec: EcWriter | undefined;
   readonly #defaultPolicy: RedundancyPolicy;
-  readonly healer: Healer;
+  readonly repairLoop: RepairLoop;
   readonly scrubber: Scrubber;
   readonly #peerService: FilesPeerService;
 
@@ -143,17 +143,17 @@ export class FileService {
       this.#names = new NameDirectory(this.#peers, this.#keys, clock, this.#log);
       this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
     }
-    this.#heal = new HealMeta(o.meta);
+    this.#repairMeta = new RepairMeta(o.meta);
     this.#net = o.net;
     this.#store = o.store;
     this.#defaultPolicy = checkPolicy(o.defaultPolicy ?? DEFAULT_POLICY);
     const net = o.net;
-    this.healer = new Healer({
+    this.repairLoop = new RepairLoop({
       peers: this.#peers,
       host: this.host,
       store: o.store,
       refs: this.#refs,
-      heal: this.#heal,
+      repairMeta: this.#repairMeta,
       meta: o.meta,
       fetcher: this.fetcher,
       log: this.#log,
@@ -162,8 +162,8 @@ export class FileService {
       ...(o.repairRateBytes !== undefined ? { rateBytes: o.repairRateBytes } : {}),
       ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
     });
-    this.scrubber = new Scrubber(o.store, this.healer, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
-    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, heal: this.#heal, healer: this.healer, names: this.#nameStore });
+    this.scrubber = new Scrubber(o.store, this.repairLoop, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
+    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, names: this.#nameStore });
     if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
     this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
   }
@@ -171,13 +171,13 @@ export class FileService {
   start(): void {
     this.host.start();
     this.#ae.start();
-    this.healer.start();
+    this.repairLoop.start();
     this.scrubber.start();
   }
 
   async stop(): Promise<void> {
     await this.scrubber.stop();
-    await this.healer.stop();
+    await this.repairLoop.stop();
     await this.#ae.stop();
     await this.host.stop();
   }
@@ -261,7 +261,7 @@ export class FileService {
   #stripedSource(): CipherSource {
     return async (d, signal) => {
       const st = decodeStripe(await this.fetcher.fetch(d, signal));
-      return readStriped(this.healer, d, st, signal);
+      return readStriped(this.repairLoop, d, st, signal);
     };
   }
 
@@ -276,7 +276,7 @@ export class FileService {
   }
 
   repairStats(): RepairStats {
-    return this.healer.stats();
+    return this.repairLoop.stats();
   }
 
   scrubStats(): ScrubStats {
@@ -289,15 +289,15 @@ export class FileService {
   }
 
   get draining(): boolean {
-    return this.healer.draining;
+    return this.repairLoop.draining;
   }
 
   /** Starts or cancels draining a node (this one, or another by id or unique id prefix). */
   async drain(node: string | undefined, on: boolean): Promise<DrainState> {
     const id = this.#memberId(node);
     if (id === this.#peers.selfId) {
-      await this.healer.setDraining(on);
-      return this.healer.drainState();
+      await this.repairLoop.setDraining(on);
+      return this.repairLoop.drainState();
     }
     const r = await this.#peers.call(id, M.healDrain, { on }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
@@ -305,7 +305,7 @@ export class FileService {
 
   async drainState(node: string | undefined): Promise<DrainState> {
     const id = this.#memberId(node);
-    if (id === this.#peers.selfId) return this.healer.drainState();
+    if (id === this.#peers.selfId) return this.repairLoop.drainState();
     const r = await this.#peers.call(id, M.healState, {}, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
   }
