@@ -10,7 +10,8 @@ import { TesseraError } from './errors.js';
 /** Short reads and writes are legal for positional I/O; a call that keeps making no progress is an I/O fault. */
 export const MAX_IO_ROUNDS = 64;
 
-function errnoOf(e: unknown): string | undefined {
+/** The errno code of a Node fs error (ENOENT, ENOSPC, …), if it has one. */
+export function errnoOf(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
 

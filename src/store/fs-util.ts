@@ -1,11 +1,10 @@
 /** Small filesystem helpers the disk engines share: durable directory updates and error mapping. */
-import { open, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { TesseraError } from '../errors.js';
+import { errnoOf as errno } from '../disk-io.js';
 import { noSpace } from './chunk-store.js';
 
-export function errno(e: unknown): string | undefined {
-  return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
-}
+export { errno };
 
 /** ENOSPC and EDQUOT become NO_SPACE; everything else that is not already typed becomes IO. */
 export function fsError(e: unknown, what: string): TesseraError {
@@ -19,14 +18,7 @@ export function fsError(e: unknown, what: string): TesseraError {
 }
 
 /** fsync a directory so a rename, create or unlink inside it survives a power cut. */
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { syncDirectory as syncDir } from '../disk-io.js';
 
 /** mkdir that reports whether it created the directory, so the caller knows to sync the parent. */
 export async function mkdirFresh(dir: string): Promise<boolean> {
