@@ -170,10 +170,6 @@ export function routeDocKey(route: Pick<Route, 'method' | 'path'>): string {
   return `${route.method} ${openApiPath(route.path)}`;
 }
 
-export function hasRouteDoc(route: Pick<Route, 'method' | 'path'>): boolean {
-  return routeDocKey(route) in ROUTE_DOCS;
-}
-
 function errorResponse(code: ErrorCode): [string, Schema] {
   return [String(HTTP_STATUS[code]), { description: code, content: { 'application/json': { schema: ref('Error') } } }];
 }

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { TesseraError, corrupt, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CHUNK_ID_BYTES, MAX_CHUNK_BYTES } from '../limits.js';
-import { chunkIdOf, MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, decodeShards, rebuildShards, shardSizeFor } from '../content/index.js';
+import { chunkIdOf, MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, decodeShards, rebuildShards } from '../content/index.js';
 import type { WeightedNode } from '../cluster/index.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
 import { MAX_STRIPE_DESCRIPTOR_BYTES, STRIPE_PROBE_EXTRA } from './repair-limits.js';
@@ -64,10 +64,6 @@ export function decodeStripe(data: Uint8Array): Stripe {
   const p = stripeSchema.safeParse(raw);
   if (!p.success) throw corrupt(`stripe descriptor is malformed: ${p.error.issues[0]?.message ?? 'invalid'}`);
   return { c: p.data.c, size: p.data.n, k: p.data.k, m: p.data.m, s: p.data.s };
-}
-
-export function stripeShardSize(st: Stripe): number {
-  return shardSizeFor(st.size, st.k);
 }
 
 export interface ShardSource {

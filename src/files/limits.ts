@@ -19,7 +19,6 @@ export const CONTROL_CALL_TIMEOUT_MS = 10_000;
 export const SPREAD_QUORUM = 2;
 /** Grace period before a chunk with no references is deleted. */
 export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
-export const MIN_GC_GRACE_MS = 0;
 export const MAX_GC_GRACE_MS = 30 * 24 * 3600_000;
 /** Unreferenced chunks one sweep deletes at most; the next sweep continues. */
 export const GC_SWEEP_BATCH = 2048;
