@@ -5,6 +5,8 @@ import type { ScrubReport } from '../files/scrub.js';
 export interface PeerView {
   nodeId: string;
   addr: string;
+  /** Failure domain the member declared ('' when it declares none). */
+  zone: string;
   state: 'alive' | 'suspect' | 'dead' | 'left';
   incarnation: number;
   capacity: number;
@@ -21,6 +23,10 @@ export interface StatusView {
   listen: string;
   api: string;
   uptimeSec: number;
+  /** This node's failure domain. */
+  zone: string;
+  /** Distinct zones among the members that are up (alive or suspect): how many copies can be kept apart. */
+  zonesUp: number;
   members: { alive: number; suspect: number; dead: number; left: number };
   store: { engine: 'disk' | 'memory'; used: number; count: number; capacity: number; quota: number | null };
   peers: PeerView[];
@@ -80,6 +86,13 @@ export interface FileStatView {
   policy: PolicyText;
   createdAt: string;
   health: { fullRedundancy: number; degraded: number; lost: number };
+  /** Distinct zones among the live nodes. */
+  zones: number;
+  /**
+   * How many zones may fail at once with every chunk still readable, as the copies lie now (the
+   * fewest over all chunks); -1 when some chunk is unreadable already.
+   */
+  zoneLossesSurvived: number;
   /** Per-chunk detail, at most the first MAX_STAT_CHUNKS chunks. */
   chunkHealth: ChunkHealthView[];
 }

@@ -10,7 +10,7 @@ import { DOWN_HOLD_MS } from './limits.js';
 export interface FilesNet {
   readonly selfId: string;
   /** Nodes believed up (alive or suspect), this one included, with their capacity in bytes. */
-  live(): { nodeId: string; capacity: number }[];
+  live(): { nodeId: string; capacity: number; zone?: string }[];
   /** Every known member with its state, dead and left ones included (repair waits out their grace period). */
   members?(): { nodeId: string; state: string; capacity: number }[];
   /** Calls a peer; BAD_INPUT-style errors come back as TesseraErrors with the peer's code. */
@@ -58,9 +58,9 @@ export class Peers {
     const list = this.#net
       .live()
       .filter((m) => m.capacity > 0)
-      .map((m) => ({ nodeId: m.nodeId, weight: Math.max(1, Math.round(m.capacity / GIB)) }))
+      .map((m) => ({ nodeId: m.nodeId, weight: Math.max(1, Math.round(m.capacity / GIB)), zone: m.zone ?? '' }))
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-    const sig = list.map((n) => `${n.nodeId}:${n.weight}`).join(',');
+    const sig = list.map((n) => `${n.nodeId}:${n.weight}:${n.zone}`).join(',');
     if (sig !== this.#signature) {
       this.#signature = sig;
       this.#nodes = list;
