@@ -8,7 +8,7 @@ import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, NodeMetri
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
-import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig } from './cluster/index.js';
+import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';
@@ -27,6 +27,8 @@ export interface NodeConfig {
   /** host:port peers dial; default: the listen address (or this host's first address when listening on a wildcard). */
   advertise?: string;
   bootstrap: string[];
+  /** Failure domain (rack, room, site) this node declares; default: this host's name. */
+  zone?: string;
   memory: boolean;
   /** Disk chunk engine; by default the one the data dir already holds, else segments. */
   storeEngine?: DiskEngine;
@@ -108,9 +110,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   // Membership asks for this node's stats before the files service exists; it answers once it does.
   let draining = (): boolean => false;
+  const zone = config.zone ?? defaultZone();
   const saved = (await meta.get('members', MEMBERS_KEY)) as { incarnation?: number; members?: MemberInfo[] } | undefined;
   const membership = new Membership({
-    self: { nodeId, addr: advertise },
+    self: { nodeId, addr: advertise, zone },
     net: {
       call: async (addr, method, body, opts) =>
         (await transport.call(addr, method, body, undefined, { timeoutMs: opts.timeoutMs, ...(opts.expectNodeId ? { expectNodeId: opts.expectNodeId } : {}) })).body,
@@ -144,7 +147,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const filesNet: FilesNet = {
     selfId: nodeId,
-    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, capacity: m.nodeId === nodeId ? (draining() ? 0 : chunks.usage().capacity) : m.capacity })),
+    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, zone: m.zone, capacity: m.nodeId === nodeId ? (draining() ? 0 : chunks.usage().capacity) : m.capacity })),
     members: () => membership.members().map((m) => ({ nodeId: m.nodeId, state: m.state, capacity: m.capacity })),
     caller,
   };
@@ -173,10 +176,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const peers = (): PeerView[] => {
     const now = realClock.now();
     const usage = chunks.usage();
-    const self: PeerView = { nodeId, addr: advertise, state: 'alive', incarnation: membership.incarnation, capacity: usage.capacity, used: usage.used, lastSeenAgoMs: null, self: true };
+    const self: PeerView = { nodeId, addr: advertise, zone, state: 'alive', incarnation: membership.incarnation, capacity: usage.capacity, used: usage.used, lastSeenAgoMs: null, self: true };
     const others = membership.members().filter((m) => m.nodeId !== nodeId).map((m): PeerView => ({
       nodeId: m.nodeId,
       addr: m.addr,
+      zone: m.zone,
       state: m.state,
       incarnation: m.incarnation,
       capacity: m.capacity,
@@ -198,6 +202,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       listen: advertise,
       api: apiAddr,
       uptimeSec: Math.round((Date.now() - startedAt) / 1000),
+      zone,
+      zonesUp: new Set(list.filter((p) => p.state === 'alive' || p.state === 'suspect').map((p) => p.zone)).size,
       members: { alive: count('alive'), suspect: count('suspect'), dead: count('dead'), left: count('left') },
       store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
       peers: list,

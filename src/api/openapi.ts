@@ -44,13 +44,13 @@ const SCHEMAS: Record<string, Schema> = {
     type: 'object',
     properties: {
       nodeId: str, addr: str, state: { type: 'string', enum: ['alive', 'suspect', 'dead', 'left'] },
-      incarnation: int, capacity: int, used: int, lastSeenAgoMs: { type: ['integer', 'null'] }, self: { type: 'boolean' },
+      incarnation: int, capacity: int, used: int, lastSeenAgoMs: { type: ['integer', 'null'] }, zone: { type: 'string' }, self: { type: 'boolean' },
     },
   },
   Status: {
     type: 'object',
     properties: {
-      nodeId: str, clusterId: str, version: str, listen: str, api: str, uptimeSec: int,
+      nodeId: str, clusterId: str, version: str, listen: str, api: str, uptimeSec: int, zone: str, zonesUp: int,
       members: { type: 'object', properties: { alive: int, suspect: int, dead: int, left: int } },
       store: { type: 'object', properties: { engine: { type: 'string', enum: ['disk', 'memory'] }, used: int, count: int, capacity: int, quota: { type: ['integer', 'null'] } } },
       peers: arrayOf(ref('Peer')),
@@ -66,6 +66,7 @@ const SCHEMAS: Record<string, Schema> = {
     properties: {
       fileId: str, name: { type: ['string', 'null'] }, size: int, chunkSize: int, chunks: int, policy: str, createdAt: str,
       health: { type: 'object', properties: { fullRedundancy: int, degraded: int, lost: int } },
+      zones: int, zoneLossesSurvived: int,
       chunkHealth: arrayOf({ type: 'object', properties: { index: int, id: str, size: int, holders: arrayOf(str), expected: arrayOf(str) } }),
     },
   },

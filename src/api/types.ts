@@ -6,6 +6,8 @@ export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileSta
 export interface PeerView {
   nodeId: string;
   addr: string;
+  /** Failure domain the member declared ('' when it declares none). */
+  zone: string;
   state: 'alive' | 'suspect' | 'dead' | 'left';
   incarnation: number;
   capacity: number;
@@ -22,6 +24,10 @@ export interface StatusView {
   listen: string;
   api: string;
   uptimeSec: number;
+  /** This node's failure domain. */
+  zone: string;
+  /** Distinct zones among the members that are up (alive or suspect): how many copies can be kept apart. */
+  zonesUp: number;
   members: { alive: number; suspect: number; dead: number; left: number };
   store: { engine: 'disk' | 'memory'; used: number; count: number; capacity: number; quota: number | null };
   peers: PeerView[];

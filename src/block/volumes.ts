@@ -76,7 +76,7 @@ export interface RegistryEvents {
 export interface ClusterView {
   selfId: string;
   /** Nodes believed alive now, self included. */
-  alive(): Array<{ nodeId: string; capacity: number; used: number }>;
+  alive(): Array<{ nodeId: string; capacity: number; used: number; zone?: string }>;
 }
 
 export class VolumeRegistry extends EventEmitter<RegistryEvents> {
@@ -296,7 +296,8 @@ export class VolumeService {
     } else {
       const want = req.members ?? Math.max(MIN_MEMBERS[req.layout], Math.min(DEFAULT_MEMBERS[req.layout], alive.length));
       if (want > alive.length) throw unavailable(`layout ${req.layout} with ${want} members needs ${want} live nodes, only ${alive.length} are alive`);
-      const weighted: WeightedNode[] = alive.map((n) => ({ nodeId: n.nodeId, weight: Number.isFinite(n.capacity) && n.capacity > 0 ? Math.max(1, (n.capacity - n.used) / 2 ** 30) : 1 }));
+      // Members spread over zones as a chunk's copies do, so a zone's loss costs a volume the fewest members.
+      const weighted: WeightedNode[] = alive.map((n) => ({ nodeId: n.nodeId, weight: Number.isFinite(n.capacity) && n.capacity > 0 ? Math.max(1, (n.capacity - n.used) / 2 ** 30) : 1, zone: n.zone ?? '' }));
       members = placeChunk(createHash('sha256').update(`volume:${req.name}:${id}`).digest(), weighted, want);
     }
     const unitSize = req.unitSize ?? DEFAULT_STRIPE_UNIT_BYTES;

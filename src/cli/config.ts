@@ -22,6 +22,7 @@ export const nodeConfigSchema = z
     api: hostPort,
     advertise: hostPort,
     bootstrap: z.union([z.string().max(10_000), z.array(hostPort).max(256)]),
+    zone: z.string().min(1).max(64),
     memory: z.boolean(),
     quota: z.union([z.string().max(32), z.number().int().positive()]),
     logLevel: z.enum(LOG_LEVELS),

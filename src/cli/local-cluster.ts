@@ -57,6 +57,8 @@ export interface LocalClusterOptions {
   logLevel?: string;
   /** Extra `tessera node` arguments for every node (e.g. timing knobs). */
   nodeArgs?: string[];
+  /** Extra arguments for the node with this index among the first `nodes` (e.g. its --zone). */
+  argsFor?: (index: number) => string[];
   /** Environment for node processes, on top of this process's. */
   env?: Record<string, string>;
   /** Bootstrap every node after the first through node 0 (default) or through these indexes. */
@@ -78,7 +80,7 @@ export class LocalCluster {
     const cluster = new LocalCluster(dir, newClusterKeys(), opts);
     cluster.ownsDir = opts.dir === undefined;
     try {
-      for (let i = 0; i < opts.nodes; i++) await cluster.addNode({ start: false });
+      for (let i = 0; i < opts.nodes; i++) await cluster.addNode({ start: false, args: opts.argsFor?.(i) ?? [] });
       await Promise.all(cluster.nodes.map((n) => cluster.start(n.index)));
     } catch (err) {
       await cluster.destroy();

@@ -3,6 +3,7 @@ export * from './clock.js';
 export * from './identity.js';
 export * from './membership.js';
 export * from './placement.js';
+export * from './zone.js';
 export * from './repair-plan.js';
 export * from './node-caller.js';
 export * from './quorum.js';

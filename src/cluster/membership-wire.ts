@@ -10,6 +10,8 @@ import { TesseraError } from '../errors.js';
 export const MAX_NODE_ID_CHARS = 128;
 /** Longest `host:port` (or simulator) address accepted from a peer. */
 export const MAX_ADDR_CHARS = 256;
+/** Longest zone (failure-domain) name accepted from a peer or an operator. */
+export const MAX_ZONE_CHARS = 64;
 /** Most piggybacked updates one ping, ack or gossip message may carry. */
 export const MAX_UPDATES_PER_MESSAGE = 64;
 /**
@@ -29,6 +31,7 @@ const counter = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const nodeIdSchema = z.string().min(1).max(MAX_NODE_ID_CHARS).regex(PRINTABLE, 'node id must be printable ASCII');
 export const addrSchema = z.string().min(1).max(MAX_ADDR_CHARS).regex(PRINTABLE, 'address must be printable ASCII');
+export const zoneSchema = z.string().min(1).max(MAX_ZONE_CHARS).regex(PRINTABLE, 'zone must be printable ASCII');
 
 /** What one node believes about one member; the unit of gossip. */
 export const recordSchema = z.object({
@@ -40,6 +43,8 @@ export const recordSchema = z.object({
   used: counter,
   /** Orders stats updates within one incarnation; set by the member itself from its clock. */
   statsVersion: counter,
+  /** The member's failure domain; absent from peers that predate zones (the unnamed zone). */
+  zone: zoneSchema.optional(),
 });
 export type WireRecord = z.infer<typeof recordSchema>;
 
@@ -136,6 +141,7 @@ function readRecordAt(v: unknown, where: string): WireRecord {
     capacity: count(v.capacity, `${where}.capacity`),
     used: count(v.used, `${where}.used`),
     statsVersion: count(v.statsVersion, `${where}.statsVersion`),
+    ...(v.zone === undefined ? {} : { zone: printable(v.zone, MAX_ZONE_CHARS, `${where}.zone`, 'zone') }),
   };
 }
 

@@ -40,6 +40,8 @@ import {
   MAX_UPDATES_PER_MESSAGE,
   METHODS,
   addrSchema,
+  MAX_ZONE_CHARS,
+  zoneSchema,
   nodeIdSchema,
   readPing,
   readPingReq,
@@ -58,6 +60,8 @@ export interface MemberInfo {
   incarnation: number;
   capacity: number;
   used: number;
+  /** Failure domain the member declared ('' for the unnamed zone of members that declare none). */
+  zone: string;
   /** Clock ms of the last direct evidence (a message from the member itself); 0 if never. */
   lastSeen: number;
 }
@@ -124,14 +128,14 @@ export interface MembershipEvents {
 }
 
 export interface MembershipOptions {
-  self: { nodeId: string; addr: string };
+  self: { nodeId: string; addr: string; zone?: string };
   net: MembershipNet;
   clock: Clock;
   random: RandomSource;
   config?: Partial<MembershipConfig>;
   seeds: string[];
   /** Members known from a previous run; loaded as 'dead' (unknown liveness) and used as join contacts. */
-  addressBook?: MemberInfo[];
+  addressBook?: (Omit<MemberInfo, 'zone'> & { zone?: string })[];
   incarnation?: number;
   localStats: () => { capacity: number; used: number };
   logger?: Logger;
@@ -192,6 +196,7 @@ function publicInfo(m: Member): MemberInfo {
     incarnation: m.incarnation,
     capacity: m.capacity,
     used: m.used,
+    zone: m.zone,
     lastSeen: m.lastSeen,
   };
 }
@@ -205,6 +210,7 @@ function toRecord(m: Member): WireRecord {
     capacity: m.capacity,
     used: m.used,
     statsVersion: m.statsVersion,
+    ...(m.zone === '' ? {} : { zone: m.zone }),
   };
 }
 
@@ -252,6 +258,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (!idOk.success || !addrOk.success) {
       throw new TesseraError('BAD_INPUT', `membership self must have a printable node id ≤ 128 chars and address ≤ 256 chars`);
     }
+    const zone = opts.self.zone ?? '';
+    if (zone !== '' && !zoneSchema.safeParse(zone).success) {
+      throw new TesseraError('BAD_INPUT', `zone must be 1 to ${MAX_ZONE_CHARS} printable ASCII characters without spaces, got ${JSON.stringify(zone)}`);
+    }
     const inc = opts.incarnation ?? 0;
     if (!(Number.isSafeInteger(inc) && inc >= 0)) {
       throw new TesseraError('BAD_INPUT', `incarnation must be a non-negative safe integer, got ${inc}`);
@@ -271,6 +281,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       incarnation: inc,
       capacity: stats.capacity,
       used: stats.used,
+      zone,
       lastSeen: now,
       // The clock orders our stats across restarts, when a counter alone would start over.
       statsVersion: Math.max(0, Math.floor(now)),
@@ -291,6 +302,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         incarnation,
         capacity: Number.isSafeInteger(m.capacity) && m.capacity >= 0 ? m.capacity : 0,
         used: Number.isSafeInteger(m.used) && m.used >= 0 ? m.used : 0,
+        zone: typeof m.zone === 'string' && zoneSchema.safeParse(m.zone).success ? m.zone : '',
         lastSeen: 0,
         statsVersion: 0,
         suspectTimer: undefined,
@@ -748,7 +760,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.log.warn({ node: rec.nodeId, max: MAX_MEMBERS }, 'member table full; ignoring a new member');
         return false;
       }
-      m = { ...rec, lastSeen: direct ? now : 0, suspectTimer: undefined, since: now };
+      m = { ...rec, zone: rec.zone ?? '', lastSeen: direct ? now : 0, suspectTimer: undefined, since: now };
       this.table.set(m.nodeId, m);
       if (m.state === 'suspect') this.startSuspicion(m);
       // A member first heard of in a full-state exchange is old news to the peer that sent it, and
@@ -771,6 +783,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       if (rec.statsVersion >= m.statsVersion) {
         m.capacity = rec.capacity;
         m.used = rec.used;
+        m.zone = rec.zone ?? '';
         m.statsVersion = rec.statsVersion;
       }
       if (state === 'suspect') this.startSuspicion(m);
@@ -781,6 +794,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     } else if (cmp === 0 && state === 'alive' && rec.statsVersion > m.statsVersion) {
       m.capacity = rec.capacity;
       m.used = rec.used;
+      m.zone = rec.zone ?? '';
       m.statsVersion = rec.statsVersion;
       if (direct && rec.addr !== m.addr) m.addr = rec.addr;
       this.queue.enqueue(toRecord(m));

@@ -4,7 +4,7 @@
  * live nodes hold. A stripe's descriptor sits beside every shard, so counting descriptor holders
  * would call a stripe healthy while the shards themselves are gone.
  */
-import type { WeightedNode } from '../cluster/index.js';
+import { type WeightedNode, zoneLossTolerance } from '../cluster/index.js';
 import type { ChunkHealthView } from './views.js';
 import { MAX_IDS_PER_REQUEST } from './limits.js';
 import type { Stripe } from './erasure-stripe.js';
@@ -42,10 +42,24 @@ const STRIPE_READS_AT_ONCE = 8;
 export class FileHealth {
   readonly health: HealthTally = { fullRedundancy: 0, degraded: 0, lost: 0 };
   readonly detail: ChunkHealthView[] = [];
+  /** Fewest zones whose loss some chunk survives; -1 once a chunk is unreadable, null before any chunk. */
+  zoneLossesSurvived: number | null = null;
   readonly #o: FileHealthOptions;
+  readonly #zoneOf: Map<string, string>;
 
   constructor(o: FileHealthOptions) {
     this.#o = o;
+    this.#zoneOf = new Map(o.nodes.map((n) => [n.nodeId, n.zone ?? '']));
+  }
+
+  /** A node placement does not know counts as a zone of its own: nothing says it shares a fate. */
+  #zone(node: string): string {
+    return this.#zoneOf.get(node) ?? `node:${node}`;
+  }
+
+  #tolerate(pieces: string[][], needed: number): void {
+    const t = zoneLossTolerance(pieces, needed);
+    this.zoneLossesSurvived = this.zoneLossesSurvived === null ? t : Math.min(this.zoneLossesSurvived, t);
   }
 
   /** How many chunk refs `add` takes at once: one has-query per node covers them all. */
@@ -79,6 +93,7 @@ export class FileHealth {
       const holders = answers.filter((a) => a.have[i] === true).map((a) => a.node);
       this.#count(holders.length, r, 1);
       this.#note(c, holders, r);
+      this.#tolerate(holders.map((h) => [this.#zone(h)]), 1);
     });
   }
 
@@ -105,22 +120,25 @@ export class FileHealth {
         // No descriptor anywhere: nothing says where the shards are, so nothing can be read.
         this.#count(0, k + m, k);
         this.#note(c, [], k + m);
+        this.#tolerate([], k);
         return;
       }
       const holders = new Set<string>();
-      let present = 0;
+      const shardZones: string[][] = [];
       for (let j = 0; j < st.s.length; j++) {
         const at = first[i]! + j;
-        let held = false;
+        const zones: string[] = [];
         for (const a of answers) {
           if (a.have[at] === true) {
-            held = true;
             holders.add(a.node);
+            zones.push(this.#zone(a.node));
           }
         }
-        if (held) present++;
+        shardZones.push(zones);
       }
+      const present = shardZones.filter((z) => z.length > 0).length;
       this.#count(present, st.k + st.m, st.k);
+      this.#tolerate(shardZones, st.k);
       this.#note(c, [...holders], st.k + st.m);
     });
   }

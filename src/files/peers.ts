@@ -7,7 +7,7 @@ import { placeChunk, type NodeCallOptions, type NodeCalls, type WeightedNode } f
 export interface FilesNet {
   readonly selfId: string;
   /** Nodes believed up (alive or suspect), this one included, with their capacity in bytes. */
-  live(): { nodeId: string; capacity: number }[];
+  live(): { nodeId: string; capacity: number; zone?: string }[];
   /** Every known member with its state, dead and left ones included (repair waits out their grace period). */
   members?(): { nodeId: string; state: string; capacity: number }[];
   /** The node's caller: errors a peer answers with come back as TesseraErrors with the peer's code. */
@@ -38,9 +38,9 @@ export class Peers {
     const list = this.#net
       .live()
       .filter((m) => m.capacity > 0)
-      .map((m) => ({ nodeId: m.nodeId, weight: Math.max(1, Math.round(m.capacity / GIB)) }))
+      .map((m) => ({ nodeId: m.nodeId, weight: Math.max(1, Math.round(m.capacity / GIB)), zone: m.zone ?? '' }))
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-    const sig = list.map((n) => `${n.nodeId}:${n.weight}`).join(',');
+    const sig = list.map((n) => `${n.nodeId}:${n.weight}:${n.zone}`).join(',');
     if (sig !== this.#signature) {
       this.#signature = sig;
       this.#nodes = list;

@@ -394,6 +394,8 @@ export class FileService {
       policy: formatPolicy(info.policy),
       createdAt: new Date(info.createdAt).toISOString(),
       health,
+      zones: new Set(nodes.map((n) => n.zone ?? '')).size,
+      zoneLossesSurvived: tally.zoneLossesSurvived ?? 0,
       chunkHealth: detail,
     };
   }

@@ -44,6 +44,13 @@ export interface FileStatView {
   policy: PolicyText;
   createdAt: string;
   health: { fullRedundancy: number; degraded: number; lost: number };
+  /** Distinct zones among the live nodes. */
+  zones: number;
+  /**
+   * How many zones may fail at once with every chunk still readable, as the copies lie now (the
+   * fewest over all chunks); -1 when some chunk is unreadable already.
+   */
+  zoneLossesSurvived: number;
   /** Per-chunk detail, at most the first MAX_STAT_CHUNKS chunks. */
   chunkHealth: ChunkHealthView[];
 }

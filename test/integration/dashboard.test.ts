@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { LocalCluster } from '../../src/cli/local-cluster.js';
+import { defaultZone } from '../../src/cluster/zone.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -75,6 +76,8 @@ test('dashboard: members, upload, download, delete and a node turning dead, in h
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=member-row][data-state=alive]').length === 3);
   const ids = await page.locator('[data-testid=member-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-node-id')));
   assert.deepEqual([...ids].sort(), cluster.nodes.map((n) => n.nodeId).sort(), 'the page lists the three nodes');
+  // Nodes that name no zone share the host's, and the table says which.
+  assert.deepEqual(await page.locator('[data-testid=member-zone]').allTextContents(), cluster.nodes.map(() => defaultZone()));
   assert.equal(await page.locator('[data-testid=conn]').getAttribute('data-state'), 'live');
 
   // Without the token, the upload is refused and the page says how to fix it.

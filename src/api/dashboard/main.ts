@@ -172,12 +172,13 @@ function Members(props: { peers: PeerView[] }) {
     <section class="panel">
       <div class="panel-head"><h2>Members</h2><span class="muted">${props.peers.length} known</span></div>
       <table data-testid="members">
-        <thead><tr><th>Node</th><th>Address</th><th>State</th><th class="wide">Capacity</th><th>Last seen</th></tr></thead>
+        <thead><tr><th>Node</th><th>Address</th><th>Zone</th><th>State</th><th class="wide">Capacity</th><th>Last seen</th></tr></thead>
         <tbody>
           ${props.peers.map((p) => html`
             <tr key=${p.nodeId} data-testid="member-row" data-node-id=${p.nodeId} data-state=${p.state}>
               <td><code title=${p.nodeId}>${shortId(p.nodeId)}</code>${p.self && html` <span class="tag">this node</span>`}</td>
               <td>${p.addr}</td>
+              <td data-testid="member-zone">${p.zone || html`<span class="muted">—</span>`}</td>
               <td><${StateBadge} state=${p.state} /></td>
               <td class="wide">${p.state === 'dead' || p.state === 'left' ? html`<span class="muted">—</span>` : html`<${Bar} used=${p.used} capacity=${p.capacity} />`}</td>
               <td class="muted">${ago(p.lastSeenAgoMs)}</td>

@@ -363,6 +363,13 @@ export function filesTable(files: FileEntryView[]): string {
 
 const short = (id: string) => id.slice(0, 12);
 
+function zoneText(s: FileStatView): string {
+  const over = `copies over ${s.zones} zone${s.zones === 1 ? '' : 's'}`;
+  if (s.zoneLossesSurvived < 0) return `${over}; some chunk is unreadable now`;
+  if (s.zoneLossesSurvived === 0) return `${over}; the loss of any one zone may make it unreadable`;
+  return `${over}; survives the loss of any ${s.zoneLossesSurvived} zone${s.zoneLossesSurvived === 1 ? '' : 's'} at once`;
+}
+
 export function statText(s: FileStatView): string {
   const h = s.health;
   const lines = [
@@ -373,6 +380,7 @@ export function statText(s: FileStatView): string {
     `policy   ${s.policy}`,
     `created  ${formatDate(s.createdAt)}`,
     `health   ${h.fullRedundancy} at full redundancy, ${h.degraded} degraded, ${h.lost} lost`,
+    `zones    ${zoneText(s)}`,
   ];
   if (s.chunkHealth.length > 0) {
     const rows = s.chunkHealth.map((c) => {

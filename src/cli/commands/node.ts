@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parseHostPort } from '../../client/index.js';
-import { API_TOKEN_FILE } from '../../cluster/index.js';
+import { API_TOKEN_FILE, checkZone } from '../../cluster/index.js';
 import { TesseraError, badInput } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log.js';
 import { parseDiskEngine, startNode, type NodeConfig } from '../../node.js';
@@ -21,6 +21,7 @@ export interface NodeFlags {
   api: string;
   advertise?: string;
   bootstrap?: string;
+  zone?: string;
   memory?: boolean;
   storeEngine?: string;
   quota?: string;
@@ -57,7 +58,7 @@ function rateFlag(text: string | undefined, what: string): number | undefined {
 
 /** Config file key for each flag that the file may set. */
 const FROM_FILE: Array<[keyof NodeFlags, keyof NodeFileConfig]> = [
-  ['listen', 'listen'], ['api', 'api'], ['advertise', 'advertise'], ['bootstrap', 'bootstrap'], ['memory', 'memory'],
+  ['listen', 'listen'], ['api', 'api'], ['advertise', 'advertise'], ['bootstrap', 'bootstrap'], ['zone', 'zone'], ['memory', 'memory'],
   ['quota', 'quota'], ['logLevel', 'logLevel'], ['probeInterval', 'probeIntervalMs'], ['suspicionTimeout', 'suspicionTimeoutMs'],
   ['gcGraceMs', 'gcGraceMs'], ['antiEntropyMs', 'antiEntropyMs'], ['cors', 'cors'],
 ];
@@ -109,6 +110,7 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--api <host:port>', 'address of the HTTP API (a token is required beyond loopback)', '127.0.0.1:7401')
     .option('--advertise <host:port>', `address peers should dial (default: the --${peerFlag} address)`)
     .option('--bootstrap <host:port,...>', 'addresses of members to join through')
+    .option('--zone <name>', 'failure domain of this node (rack, room, site): copies of every chunk go to distinct zones (default: the host name)')
     .option('--memory', 'keep chunks in memory instead of on disk (tests, constrained devices)')
     .option('--store-engine <engine>', 'disk chunk engine: segments (append-only files, group commit) or files (one file per chunk); default: the one the data dir already holds, else segments')
     .option('--quota <size>', 'most bytes of chunks this node will store, e.g. 50G')
@@ -153,6 +155,7 @@ export async function runNodeCommand(
   const bootstrap = (flags.bootstrap ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const b of bootstrap) parseHostPort(b, '--bootstrap address');
   if (flags.advertise) parseHostPort(flags.advertise, '--advertise');
+  if (flags.zone !== undefined) checkZone(flags.zone);
   const probeIntervalMs = positiveMs(flags.probeInterval, '--probe-interval');
   const suspicionTimeoutMs = positiveMs(flags.suspicionTimeout, '--suspicion-timeout');
   const gcGraceMs = boundedInt(flags.gcGraceMs, '--gc-grace-ms', 0, MAX_GC_GRACE_MS);
@@ -173,6 +176,7 @@ export async function runNodeCommand(
     api,
     ...(flags.advertise ? { advertise: flags.advertise } : {}),
     bootstrap,
+    ...(flags.zone !== undefined ? { zone: flags.zone } : {}),
     memory: flags.memory === true,
     ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
     ...(flags.cors ? { cors: flags.cors } : {}),

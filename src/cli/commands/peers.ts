@@ -16,12 +16,13 @@ export function peersTable(peers: PeerView[]): string {
   const rows = peers.map((p) => [
     p.nodeId.slice(0, 12) + (p.self ? '*' : ''),
     p.addr,
+    p.zone || '-',
     p.state,
     formatBytes(p.capacity),
     formatBytes(p.used),
     formatAgo(p.lastSeenAgoMs),
   ]);
-  return table(['NODE', 'ADDRESS', 'STATE', 'CAPACITY', 'USED', 'LAST SEEN'], rows);
+  return table(['NODE', 'ADDRESS', 'ZONE', 'STATE', 'CAPACITY', 'USED', 'LAST SEEN'], rows);
 }
 
 function statusText(s: StatusView): string {
@@ -32,6 +33,7 @@ function statusText(s: StatusView): string {
     `version    ${s.version}`,
     `listen     ${s.listen}    api ${s.api}    up ${s.uptimeSec} s`,
     `members    ${m.alive} alive, ${m.suspect} suspect, ${m.dead} dead, ${m.left} left`,
+    `zone       ${s.zone || '-'}    (${s.zonesUp} zone${s.zonesUp === 1 ? '' : 's'} up)`,
     `store      ${s.store.engine}: ${formatBytes(s.store.used)} used in ${s.store.count} chunks, capacity ${formatBytes(s.store.capacity)}`,
     ...(s.repair
       ? [

@@ -13,6 +13,8 @@ import { SimCluster } from './sim-cluster.js';
 
 export interface ScaleOptions {
   nodes: number;
+  /** Failure domains; node i is in zone i mod zones. One zone is placement without domains. */
+  zones: number;
   seed: number;
   bootstraps: number;
   /** Message loss during the loss phase. */
@@ -33,6 +35,7 @@ export interface ScaleOptions {
 
 export const DEFAULT_SCALE_OPTIONS: Readonly<ScaleOptions> = Object.freeze({
   nodes: 1000,
+  zones: 1,
   seed: 1,
   bootstraps: 3,
   lossRate: 0.01,
@@ -71,11 +74,28 @@ export interface ScaleReport {
     underReplicatedAfter: number;
   };
   joinOne: { chunks: number; chunksWithACopyMoved: number; copiesMoved: number; fractionOfCopies: number; expected: number };
+  /** With more than one zone: every node of one zone fails at once (placement and repair planning only). */
+  zoneFailure?: ZoneFailureReport;
   /** FNV-1a over the simulated network's whole trace. */
   digest: string;
 }
 
+export interface ZoneFailureReport {
+  zone: string;
+  failed: number;
+  /** Chunks with a copy in the failed zone. */
+  affected: number;
+  /** Chunks whose every copy was in the failed zone. */
+  lost: number;
+  copies: number;
+  rounds: number;
+  underReplicatedAfter: number;
+  /** Chunks left with two copies in one zone after repair. */
+  sharingAZoneAfter: number;
+}
+
 const nodeName = (i: number, n: number): string => `n${String(i).padStart(String(n).length, '0')}`;
+export const zoneName = (i: number, zones: number): string => `zone${String(i % zones).padStart(String(zones).length, '0')}`;
 
 function chunkId(seed: number, i: number): Uint8Array {
   return createHash('sha256').update(`chunk:${seed}:${i}`).digest();
@@ -97,7 +117,8 @@ export async function runScale(partial: Partial<ScaleOptions> = {}): Promise<Sca
   };
 
   // ---- 1. everyone joins at once through the bootstrap nodes ----
-  for (const id of ids) c.start(id, seeds);
+  const zoneOf = new Map(ids.map((id, i) => [id, zoneName(i, o.zones)]));
+  for (const id of ids) c.start(id, seeds, o.zones > 1 ? { zone: zoneOf.get(id)! } : {});
   const joinOk = await clock.runUntilTrue(allSeeAll, o.phaseLimitMs, CHECK_STEP_MS);
   const joinMs = clock.now();
   const joinCalls = c.net.stats.sent;
@@ -141,11 +162,11 @@ export async function runScale(partial: Partial<ScaleOptions> = {}): Promise<Sca
   c.stopAll();
 
   // ---- 4. repair planning and paced copies over the survivors ----
-  const all: WeightedNode[] = ids.map((nodeId) => ({ nodeId, weight: 1 }));
+  const all: WeightedNode[] = ids.map((nodeId) => ({ nodeId, weight: 1, zone: zoneOf.get(nodeId)! }));
   const live: WeightedNode[] = all.filter((x) => !failed.has(x.nodeId));
   const newcomer = `n${n}`;
   const before = new Placer(all);
-  const after = new Placer([...all, { nodeId: newcomer, weight: 1 }]);
+  const after = new Placer([...all, { nodeId: newcomer, weight: 1, zone: zoneName(n, o.zones) }]);
   const affected: ChunkHolding[] = [];
   let lost = 0;
   let movedChunks = 0;
@@ -172,6 +193,7 @@ export async function runScale(partial: Partial<ScaleOptions> = {}): Promise<Sca
   let repairMs = 0;
   const sentBy = new Map<string, number>();
   let lastPlan = planRepair({ chunks: holdings, live, replicas: o.replicas, placer, budget: o.budget });
+  const zoneFailure = o.zones > 1 ? zoneFailurePhase(o, all, before, say) : undefined;
   while ((lastPlan.copies.length > 0 || lastPlan.drops.length > 0) && rounds < MAX_REPAIR_ROUNDS) {
     rounds++;
     // A round lasts as long as its busiest link: each node sends and receives at `bandwidth`.
@@ -233,8 +255,62 @@ export async function runScale(partial: Partial<ScaleOptions> = {}): Promise<Sca
       fractionOfCopies: movedCopies / Math.max(1, o.chunks * o.replicas),
       expected: 1 / (n + 1),
     },
+    ...(zoneFailure ? { zoneFailure } : {}),
     digest: c.net.digest,
   };
+}
+
+/**
+ * Every node of one zone fails at once: which chunks had every copy there (none may, with at least
+ * R zones), and the repair plans run to completion over the other zones.
+ */
+function zoneFailurePhase(o: ScaleOptions, all: WeightedNode[], placer: Placer, say: (line: string) => void): ZoneFailureReport {
+  const zone = zoneName(Math.floor(createPrng(o.seed, 'zone')() * o.zones), o.zones);
+  const failed = new Set(all.filter((x) => x.zone === zone).map((x) => x.nodeId));
+  const live = all.filter((x) => !failed.has(x.nodeId));
+  const holdings: { id: Uint8Array; holders: string[] }[] = [];
+  let lost = 0;
+  for (let i = 0; i < o.chunks; i++) {
+    const id = chunkId(o.seed, i);
+    const holders = placer.place(id, o.replicas);
+    let down = 0;
+    for (const h of holders) if (failed.has(h)) down++;
+    if (down === holders.length) lost++;
+    if (down > 0) holdings.push({ id, holders });
+  }
+  const livePlacer = new Placer(live);
+  let rounds = 0;
+  let copies = 0;
+  let plan = planRepair({ chunks: holdings, live, replicas: o.replicas, placer: livePlacer, budget: o.budget });
+  while ((plan.copies.length > 0 || plan.drops.length > 0) && rounds < MAX_REPAIR_ROUNDS) {
+    rounds++;
+    for (const cp of plan.copies) holdings[cp.chunk]!.holders.push(cp.to);
+    for (const d of plan.drops) {
+      const h = holdings[d.chunk]!.holders;
+      h.splice(h.indexOf(d.node), 1);
+    }
+    copies += plan.copies.length;
+    plan = planRepair({ chunks: holdings, live, replicas: o.replicas, placer: livePlacer, budget: o.budget });
+  }
+  const zoneOf = new Map(live.map((x) => [x.nodeId, x.zone]));
+  let sharing = 0;
+  for (const h of holdings) {
+    const zones = h.holders.filter((x) => zoneOf.has(x)).map((x) => zoneOf.get(x));
+    if (new Set(zones).size < zones.length) sharing++;
+  }
+  say(`zone failure: ${zone} (${failed.size} nodes) down, ${lost} chunks lost, ${copies} copies to repair in ${rounds} rounds`);
+  return { zone, failed: failed.size, affected: holdings.length, lost, copies, rounds, underReplicatedAfter: plan.underReplicated, sharingAZoneAfter: sharing };
+}
+
+/** Placement lookups per second (wall clock, this machine) over `members` nodes in `zones` zones. */
+export function placementLookupsPerSecond(members: number, zones: number, replicas: number, lookups = 20_000): number {
+  const nodes: WeightedNode[] = Array.from({ length: members }, (_, i) => ({ nodeId: nodeName(i, members), weight: 1, zone: zoneName(i, zones) }));
+  const placer = new Placer(nodes);
+  const ids = Array.from({ length: lookups }, (_, i) => chunkId(members, i));
+  const t0 = process.hrtime.bigint();
+  for (const id of ids) placer.place(id, replicas);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return Math.round(lookups / Math.max(seconds, 1e-9));
 }
 
 function sum(m: Map<string, number>): number {

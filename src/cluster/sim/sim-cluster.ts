@@ -61,14 +61,14 @@ export class SimCluster {
   }
 
   /** Start (or restart) `nodeId` with the given seeds; a restart gets a fresh Membership, like a new process. */
-  start(nodeId: string, seeds: string[], opts: { incarnation?: number; capacity?: number; stats?: () => { capacity: number; used: number }; addressBook?: MemberInfo[] } = {}): Membership {
+  start(nodeId: string, seeds: string[], opts: { incarnation?: number; capacity?: number; stats?: () => { capacity: number; used: number }; addressBook?: MemberInfo[]; zone?: string } = {}): Membership {
     const addr = SimCluster.addrOf(nodeId);
     const prev = this.nodes.get(nodeId);
     if (prev?.up) throw new Error(`sim node ${nodeId} is already running`);
     const starts = (prev?.starts ?? 0) + 1;
     const capacity = opts.capacity ?? 1 << 30;
     const m = new Membership({
-      self: { nodeId, addr },
+      self: { nodeId, addr, ...(opts.zone !== undefined ? { zone: opts.zone } : {}) },
       net: this.net.endpoint(addr),
       clock: this.clock,
       random: createPrng(this.seed, `${nodeId}#${starts}`),

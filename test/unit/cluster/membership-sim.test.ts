@@ -204,3 +204,15 @@ test('a node cut off from everyone blames itself: it accuses nobody, and rejoins
   assert.deepEqual(new Set(c.deaths().map((d) => d.nodeId)), new Set([cut]));
   c.stopAll();
 });
+
+test('zones travel with membership, and a restart in another zone reaches every member', async () => {
+  const c = new SimCluster({ seed: 31 });
+  ids.forEach((id, i) => c.start(id, [SEED_ADDR], { zone: `rack${i % 4}` }));
+  assert.ok(await c.clock.runUntilTrue(() => c.converged(), 10_000));
+  for (const a of c.running()) ids.forEach((id, i) => assert.equal(a.membership.get(id)?.zone, `rack${i % 4}`, `${a.nodeId} sees ${id}'s zone`));
+  c.crash(ids[5]!);
+  c.start(ids[5]!, [SEED_ADDR], { zone: 'rack9', incarnation: 10 });
+  const moved = () => c.running().every((n) => n.membership.get(ids[5]!)?.zone === 'rack9');
+  assert.ok(await c.clock.runUntilTrue(moved, 10_000), 'the new zone did not spread');
+  c.stopAll();
+});

@@ -231,7 +231,7 @@ test('an address book seeds contacts and is remembered as dead until heard from'
       throw new TesseraError('UNAVAILABLE', 'refused');
     },
   };
-  const book: MemberInfo[] = [{ nodeId: 'old', addr: 'old:1', state: 'alive', incarnation: 3, capacity: 1, used: 0, lastSeen: 5 }];
+  const book: MemberInfo[] = [{ nodeId: 'old', addr: 'old:1', state: 'alive', incarnation: 3, capacity: 1, used: 0, zone: '', lastSeen: 5 }];
   const { m, clock } = make(net, { addressBook: book });
   assert.equal(m.get('old')?.state, 'dead');
   await clock.runFor(100);

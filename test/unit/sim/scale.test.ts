@@ -68,3 +68,21 @@ test('sim arguments are parsed and checked', () => {
   assert.throws(() => parseArgs(['--loss', '1']), /fractions/);
   assert.throws(() => parseArgs(['--frobnicate']), /unknown argument/);
 });
+
+test('zones: a whole zone failing loses no chunk, and repair restores R copies in distinct zones', async (t) => {
+  const r = await runScale({ ...SMALL, nodes: 40, zones: 4, chunks: 6000, seed: 6 });
+  t.diagnostic(format(r));
+  const z = r.zoneFailure;
+  assert.ok(z !== undefined, 'a multi-zone run reports a zone failure');
+  assert.equal(z.failed, 10);
+  assert.ok(z.affected > 0.5 * 6000, `${z.affected} chunks had a copy in the failed zone`);
+  assert.equal(z.lost, 0);
+  assert.equal(z.underReplicatedAfter, 0);
+  assert.equal(z.sharingAZoneAfter, 0, 'three zones remain for three copies');
+  assert.ok(z.copies >= z.affected);
+  assert.match(format(r), /a whole zone fails at once: zone\d+, 10 nodes/);
+  // Without zones, one zone's worth of failed nodes does take chunks with it.
+  const flat = await runScale({ ...SMALL, nodes: 40, chunks: 6000, seed: 6, failFraction: 0.25 });
+  assert.ok(flat.repair.lostByPlacement > 0, 'a quarter of the nodes failing at random loses chunks without zones');
+  assert.equal(flat.zoneFailure, undefined);
+});
