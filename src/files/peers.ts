@@ -6,6 +6,7 @@
 import { TesseraError, unavailable } from '../errors.js';
 import { placeChunk, type WeightedNode } from '../cluster/placement.js';
 import { DOWN_HOLD_MS } from './limits.js';
+import { HolderBoard } from './holder-board.js';
 
 export interface FilesNet {
   readonly selfId: string;
@@ -34,6 +35,8 @@ export interface CallOptions {
 const GIB = 2 ** 30;
 
 export class Peers {
+  /** What reads have measured of each holder: shared by every get on this node, replicated or striped. */
+  readonly board = new HolderBoard();
   readonly #net: FilesNet;
   readonly #local: LocalHandler;
   readonly #down = new Map<string, number>();
