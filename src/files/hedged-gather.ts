@@ -17,6 +17,12 @@ export interface Candidate {
   /** Which piece this holder would serve. */
   key: string;
   holder: string;
+  /**
+   * 0 (default) for where placement puts the piece; higher for nodes that only may hold it (after
+   * failures or a rebalance). A higher tier is asked only once no lower one is left to ask, so
+   * the board's preference for a fast node never sends a request where the piece is not.
+   */
+  tier?: number;
 }
 
 export interface Timers {
@@ -62,6 +68,8 @@ export interface GatherResult<T> {
 
 interface Pending {
   c: Candidate;
+  /** Sent because another request passed its deadline. */
+  hedge: boolean;
   ticket: Ticket;
   ac: AbortController;
   cancelTimer: () => void;
@@ -94,7 +102,9 @@ export function gather<T>(o: GatherOptions<T>): Promise<GatherResult<T>> {
     /** The best untried candidate for a piece not yet in; with `fresh`, only for pieces nobody is fetching. */
     const choose = (fresh: boolean): Candidate | undefined => {
       const out = keysOut();
-      const open = o.candidates.filter((c) => !tried.has(c) && !got.has(c.key) && (!fresh || !out.has(c.key)));
+      let open = o.candidates.filter((c) => !tried.has(c) && !got.has(c.key) && (!fresh || !out.has(c.key)));
+      const tier = Math.min(...open.map((c) => c.tier ?? 0));
+      open = open.filter((c) => (c.tier ?? 0) === tier);
       const holder = o.board.pick(
         open.map((c) => c.holder),
         o.bytes,
@@ -106,11 +116,11 @@ export function gather<T>(o: GatherOptions<T>): Promise<GatherResult<T>> {
       o.board.dropped(p.ticket);
       p.ac.abort(new TesseraError('CANCELLED', 'another holder answered first'));
     };
-    const launch = (c: Candidate) => {
+    const launch = (c: Candidate, hedge = false) => {
       tried.add(c);
       const ticket = o.board.start(c.holder, o.bytes);
       const ac = new AbortController();
-      const p: Pending = { c, ticket, ac, cancelTimer: () => {} };
+      const p: Pending = { c, hedge, ticket, ac, cancelTimer: () => {} };
       pending.add(p);
       const check = () => {
         if (settled || !pending.has(p)) return;
@@ -122,7 +132,7 @@ export function gather<T>(o: GatherOptions<T>): Promise<GatherResult<T>> {
         const extra = choose(true) ?? choose(false);
         if (extra !== undefined) {
           counts.hedges++;
-          launch(extra);
+          launch(extra, true);
         }
       };
       p.cancelTimer = timers.after(ticket.deadlineMs, check);
@@ -155,6 +165,11 @@ export function gather<T>(o: GatherOptions<T>): Promise<GatherResult<T>> {
           pending.delete(p);
           o.board.dropped(ticket);
           o.onError?.(c, e);
+          // A hedge that failed is replaced while the request it backs up is still silent.
+          if (p.hedge && !got.has(c.key) && [...pending].some((q) => q.c.key === c.key)) {
+            const again = choose(true) ?? choose(false);
+            if (again !== undefined) launch(again, true);
+          }
           step();
         },
       );

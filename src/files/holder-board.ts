@@ -38,6 +38,8 @@ interface HolderState {
   mark: number;
   /** Last time the holder was asked or answered (for eviction). */
   touched: number;
+  /** When a request to it last went unanswered past its deadline, if it has not answered since. */
+  silentSince: number | undefined;
 }
 
 /** One request in flight at one holder, as handed out by `start`. */
@@ -88,7 +90,8 @@ export class HolderBoard {
   /**
    * The candidate expected to answer a request of `bytes` first; ties (and holders not measured
    * yet, which count as fast as the fastest measured one, so they get tried) go to the earlier
-   * in `candidates` (placement order). Undefined when there are none.
+   * in `candidates` (placement order). A holder silent past a deadline comes last. Undefined
+   * when there are none.
    */
   pick(candidates: readonly string[], bytes: number): string | undefined {
     const now = this.#now();
@@ -99,8 +102,14 @@ export class HolderBoard {
     }
     let chosen: string | undefined;
     let score = Infinity;
+    let fallback: string | undefined;
     for (const c of candidates) {
       const s = this.#holders.get(c);
+      // A holder that went silent is asked again only when nobody else can serve, or once it has had time to recover.
+      if (s?.silentSince !== undefined && now - s.silentSince <= RATE_STALE_MS) {
+        fallback ??= c;
+        continue;
+      }
       const rate = (s === undefined ? undefined : this.#fresh(s, now)) ?? (best > 0 ? best : 1);
       const t = (((s?.inflight ?? 0) + 1) * bytes) / rate;
       if (t < score) {
@@ -108,7 +117,7 @@ export class HolderBoard {
         chosen = c;
       }
     }
-    return chosen;
+    return chosen ?? fallback;
   }
 
   /** Records a request sent to `holder`, with when to first check on it. */
@@ -150,6 +159,7 @@ export class HolderBoard {
     s.rate = s.rate === undefined || now - s.ratedAt > RATE_STALE_MS ? sample : s.rate + RATE_EWMA_WEIGHT * (sample - s.rate);
     s.ratedAt = now;
     s.mark = now;
+    s.silentSince = undefined;
   }
 
   /** The request failed or was cancelled: no rate sample (failures are failover's business). */
@@ -159,13 +169,15 @@ export class HolderBoard {
 
   /**
    * Whatever a silent holder does, it has delivered nothing since its last departure, so its rate
-   * is at most one request's bytes over that time. New requests then go elsewhere until it
-   * answers, or until the estimate goes stale and it is tried again.
+   * is at most one request's bytes over that time; and it is most likely stalled (a hung process,
+   * a dead link), so new requests go elsewhere until it answers, or until RATE_STALE_MS has
+   * passed and it is tried again.
    */
   #missed(s: HolderState, t: Ticket, now: number): void {
     const bound = Math.max(t.bytes, 1) / Math.max(1, now - Math.max(s.mark, t.startedAt));
     s.rate = s.rate === undefined ? bound : Math.min(s.rate, bound);
     s.ratedAt = now;
+    s.silentSince ??= now;
   }
 
   #end(t: Ticket): HolderState | undefined {
@@ -186,7 +198,7 @@ export class HolderBoard {
     let s = this.#holders.get(holder);
     if (s === undefined) {
       if (this.#holders.size >= MAX_TRACKED_HOLDERS) this.#evict();
-      s = { rate: undefined, ratedAt: now, inflight: 0, mark: now, touched: now };
+      s = { rate: undefined, ratedAt: now, inflight: 0, mark: now, touched: now, silentSince: undefined };
       this.#holders.set(holder, s);
     }
     return s;

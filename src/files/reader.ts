@@ -20,6 +20,8 @@ import { gather, type Candidate } from './hedged-gather.js';
 
 /** What the board assumes a chunk weighs when the caller does not say (manifest pages, descriptors). */
 const ASSUMED_CHUNK_BYTES = 1 << 20;
+/** Copies assumed when the caller does not say (the default replica count). */
+const DEFAULT_COPIES = 3;
 
 export interface FetchCounters {
   chunksFetched: number;
@@ -35,6 +37,14 @@ export interface FetchCounters {
 export interface FetchPlan {
   order: string[];
   local: boolean;
+  /** Placement order, where the first R nodes are the chunk's homes. */
+  rank: string[];
+}
+
+/** What the caller knows of a chunk: its stored size and how many copies placement made. */
+export interface FetchHint {
+  bytes?: number;
+  copies?: number;
 }
 
 /** Reads a copy from this node's own store (verified there), into `into` when it fits. */
@@ -63,8 +73,8 @@ export class ChunkFetcher {
   plan(id: Buffer): FetchPlan {
     const rank = this.peers.rank(id, this.peers.live());
     const self = this.peers.selfId;
-    if (!rank.includes(self)) return { order: rank, local: false };
-    return { order: [self, ...rank.filter((n) => n !== self)], local: this.#local !== undefined };
+    if (!rank.includes(self)) return { order: rank, local: false, rank };
+    return { order: [self, ...rank.filter((n) => n !== self)], local: this.#local !== undefined, rank };
   }
 
   /**
@@ -72,14 +82,15 @@ export class ChunkFetcher {
    * store may be read into; the result may then be a view of it, so the caller must be done with
    * the result before it reuses `scratch`. Copies from peers and the cache never alias it.
    */
-  async fetch(id: Buffer, signal?: AbortSignal, scratch?: Buffer, plan?: FetchPlan, bytes = ASSUMED_CHUNK_BYTES): Promise<Buffer> {
+  async fetch(id: Buffer, signal?: AbortSignal, scratch?: Buffer, plan?: FetchPlan, hint: FetchHint = {}): Promise<Buffer> {
+    const { bytes = ASSUMED_CHUNK_BYTES, copies = DEFAULT_COPIES } = hint;
     const hex = id.toString('hex');
     const cached = this.#cache.get(hex);
     if (cached !== undefined) {
       this.counters.cacheHits++;
       return cached;
     }
-    const { order, local } = plan ?? this.plan(id);
+    const { order, local, rank } = plan ?? this.plan(id);
     const self = this.peers.selfId;
     const bad: string[] = [];
     const failures: string[] = [];
@@ -115,10 +126,13 @@ export class ChunkFetcher {
       }
     }
     const candidates: Candidate[] = [];
+    // Placement puts the copies on the first `copies` of the ranking (this node moved to the front
+    // when it is one of them); the rest may hold one after failures, and are asked only after those.
+    const homes = new Set(rank.slice(0, copies));
     for (const node of order) {
       if (local && node === self) continue;
       if (node !== self && this.peers.isHeldDown(node)) failures.push(`${node.slice(0, 12)}: failed moments ago`);
-      else candidates.push({ key: hex, holder: node });
+      else candidates.push({ key: hex, holder: node, tier: homes.has(node) ? 0 : 1 });
     }
     // The holder expected to answer first is asked; a silent one is hedged with the next.
     const { got, counts } = await gather<Buffer>({
@@ -213,6 +227,8 @@ export async function* readRange(
   opts: ReadRangeOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const queue: Promise<Loaded>[] = [];
+  const policy = reader.info.policy;
+  const copies = policy.kind === 'replicas' ? policy.r : undefined;
   // Local reads land in these, each back as soon as its chunk is decrypted: at most `window` exist.
   const scratch = new Spares(window);
   // With `reuse`, plaintext too: the window ahead plus the one the consumer holds.
@@ -232,7 +248,7 @@ export async function* readRange(
         const buf = scratch.take(encryptedSize(ref.size));
         try {
           // fetch() returns only bytes verified against the id, so decryption need not hash them again.
-          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf, plan, encryptedSize(ref.size)), ref.key, undefined, backing);
+          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf, plan, { bytes: encryptedSize(ref.size), ...(copies !== undefined ? { copies } : {}) }), ref.key, undefined, backing);
         } finally {
           // The plaintext is written elsewhere, so the ciphertext's buffer is free again.
           scratch.give(buf);

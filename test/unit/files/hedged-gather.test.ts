@@ -298,3 +298,39 @@ test('hedge deadlines follow the measured rate within their bounds; the board fo
   assert.equal(board.view('x0').inflight, 0);
   assert.equal(board.view('a').inflight, 1, 'a holder with requests in flight is never forgotten');
 });
+
+test('a hedge that finds no copy is replaced at once; nodes that only may hold a copy are asked after its homes', async () => {
+  const clock = new FakeClock();
+  const board = new HolderBoard(clock.now);
+  // The board has seen `elsewhere` answer fast, but placement does not put this chunk there.
+  board.answered(board.start('elsewhere', BYTES), BYTES);
+  const stalled = new SimHolder('stalled', 4, clock);
+  stalled.stalled = true;
+  const asked: string[] = [];
+  const payload = Buffer.alloc(BYTES, 5);
+  let out: GatherResult<Buffer> | undefined;
+  void gather({
+    need: 1,
+    candidates: [
+      { key: 'c', holder: 'stalled' },
+      { key: 'c', holder: 'lost-it' },
+      { key: 'c', holder: 'good' },
+      { key: 'c', holder: 'elsewhere', tier: 1 },
+    ],
+    board,
+    bytes: BYTES,
+    attempt: async (c, signal) => {
+      asked.push(c.holder);
+      if (c.holder === 'stalled') return stalled.fetch(BYTES, payload, signal);
+      if (c.holder === 'lost-it' || c.holder === 'elsewhere') throw new Error('not stored here');
+      return payload;
+    },
+    sizeOf: (b) => b.length,
+    timers: clock,
+  }).then((r) => (out = r));
+  await clock.run(HEDGE_MAX_MS + 1, () => out !== undefined);
+  assert.equal(out?.got.get('c')?.holder, 'good');
+  assert.ok(clock.t <= HEDGE_MAX_MS, `answered at ${clock.t} ms, not when the stalled request times out`);
+  assert.deepEqual(asked, ['stalled', 'lost-it', 'good'], 'the node outside the placement was never asked');
+  stalled.release();
+});
