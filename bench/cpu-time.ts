@@ -64,3 +64,16 @@ export async function measureCpu<T>(serverPids: readonly number[], run: () => Pr
   const result = await run();
   return { result, cpuMs: servers() - s0 + reapedChildrenCpuMs() - c0 };
 }
+
+/**
+ * Busy CPU milliseconds of the whole machine so far, all cores together (from /proc/stat: every
+ * state but idle and iowait). Beside a benchmark's own processes it says whether the cores were
+ * free: on a shared machine a run can be starved by others while its own CPU stays low.
+ */
+export function machineBusyMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  if (f.length < 4 || f.some((v) => !Number.isSafeInteger(v) || v < 0)) throw new Error(`not a /proc/stat cpu line: '${line}'`);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - (f[3] ?? 0) - (f[4] ?? 0)) * tickMs();
+}

@@ -145,6 +145,8 @@ export interface NetnsClusterOptions {
   logLevel?: string;
   /** Keep chunks in memory (faster, but a killed host loses its copies). Default: disk. */
   memory?: boolean;
+  /** Flags for the Node runtime of every host, after the tuning ones (e.g. `--max-old-space-size=96`). */
+  runtimeFlags?: string[];
   /** Node arguments for one host only, after `nodeArgs` (e.g. `--quota 0` for a host that stores nothing). */
   hostArgs?: (index: number) => string[];
 }
@@ -246,7 +248,7 @@ export class NetnsCluster {
     const boot = this.hosts.filter((x) => x.index !== i && x.index < 2).map((x) => x.advertise);
     const args = [
       // The runtime tuning the `tessera` command's #! line carries (src/cli/runtime-tuning.ts).
-      'netns', 'exec', h.ns, process.execPath, ...nodeRuntimeArgs(), CLI_PATH, 'node',
+      'netns', 'exec', h.ns, process.execPath, ...nodeRuntimeArgs(this.opts.runtimeFlags), CLI_PATH, 'node',
       '--data', h.dataDir, '--listen', `${h.ip}:${PEER_PORT}`, '--advertise', h.advertise, '--api', `${h.ip}:${API_PORT}`,
       // Disk by default: a kill -9 must not take acknowledged copies with it.
       ...(this.opts.memory ? ['--memory'] : []),

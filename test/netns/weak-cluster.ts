@@ -12,6 +12,8 @@ export interface WeakClusterOptions {
   /** Bytes per second each way on every storage host's link. */
   capBytes: number;
   memory?: boolean;
+  /** Node runtime flags for every host, e.g. a heap bound. */
+  runtimeFlags?: string[];
   nodeArgs?: string[];
   logLevel?: string;
   convergeMs?: number;
@@ -31,6 +33,7 @@ export async function startWeakCluster(o: WeakClusterOptions, onCreated?: (c: Ne
     hostArgs: (i) => (i === gateway ? ['--quota', '0'] : []),
     ...(o.memory ? { memory: true } : {}),
     ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+    ...(o.runtimeFlags ? { runtimeFlags: o.runtimeFlags } : {}),
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
   };
   const c = await NetnsCluster.create(opts);
