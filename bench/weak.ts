@@ -9,18 +9,25 @@
  *                         [--memory] [--heap-mb MB] [--json]
  *
  * Per N: a put of one file through the gateway (replicas 3; then ec 4+2 where N ≥ 6) and a get of
- * it back through the gateway, one reader; then N files put at once, each through a different
- * host, and read back at once, each through another host. CPU: every node process plus this
- * one, as cores busy over the wall time of each step (the machine has 2): where that nears 2,
- * the cores and not the caps end the curve. Needs root, `ip netns`, nft and tc.
+ * it back through the gateway, one reader; then N clients at once, each on its own capped host
+ * (bench/weak-client.ts, over the host's loopback, as a device using its own node), put N files
+ * and then read them back, each client another host's file. CPU: every node process, this one
+ * and its clients, as cores busy over each step's wall time and as CPU ms per MiB, and the
+ * whole machine's busy cores: where the machine is busy, the cores and not the caps end the
+ * curve, and the CPU per MiB says how far two cores of our own would carry it. Needs root,
+ * `ip netns`, nft and tc.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { cpus, loadavg } from 'node:os';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { connect, type TesseraClient } from '../src/client/index.js';
 import { cleanStale, netnsUnavailable, type NetnsCluster } from '../test/netns/harness.js';
 import { drain, hashedSource, startWeakCluster, type WeakCluster } from '../test/netns/weak-cluster.js';
-import { machineBusyMs, ownCpuMicros, processCpuMs } from './cpu-time.js';
+import { machineBusyMs, ownCpuMicros, processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 import { flag } from './cli-args.js';
 
 const MB = 1e6;
@@ -30,6 +37,8 @@ const MAX_NODES = 16;
 /** The harness's 5 s idle timeout is for control calls; a put queued behind capped links may wait longer. */
 const CLIENT_IDLE_MS = 120_000;
 const cores = cpus().length;
+const CLIENT_SCRIPT = fileURLToPath(new URL('./weak-client.js', import.meta.url));
+const run = promisify(execFile);
 
 interface Step {
   what: string;
@@ -46,18 +55,22 @@ interface Step {
   nodeCores: number;
   /** Cores busy on the whole machine meanwhile, this run's processes and everyone else's. */
   machineCores: number;
+  /** CPU milliseconds this run's processes spent per MiB moved. */
+  cpuMsPerMiB: number;
+  /** What the machine's cores could carry at that cost, had they been this run's alone: a multiple of the bound. */
+  cpuCeilingOfBound: number;
 }
 
 /** Runs `fn`, returning its wall time and the CPU the cluster's node processes and this process spent meanwhile. */
 async function withCpu<T>(pids: number[], fn: () => Promise<T>): Promise<{ result: T; ms: number; nodeCpuMs: number; ownCpuMs: number; machineMs: number }> {
   const nodes = () => pids.reduce((s, p) => s + processCpuMs(p), 0);
   const n0 = nodes();
-  const o0 = ownCpuMicros();
+  const o0 = ownCpuMicros() / 1000 + reapedChildrenCpuMs();
   const m0 = machineBusyMs();
   const t0 = performance.now();
   const result = await fn();
   const ms = performance.now() - t0;
-  return { result, ms, nodeCpuMs: nodes() - n0, ownCpuMs: (ownCpuMicros() - o0) / 1000, machineMs: machineBusyMs() - m0 };
+  return { result, ms, nodeCpuMs: nodes() - n0, ownCpuMs: ownCpuMicros() / 1000 + reapedChildrenCpuMs() - o0, machineMs: machineBusyMs() - m0 };
 }
 
 async function put(client: TesseraClient, size: number, seed: number, opts: { ec?: string }): Promise<{ fileId: string; sha: string }> {
@@ -71,6 +84,29 @@ async function getChecked(client: TesseraClient, f: { fileId: string; sha: strin
   const res = await client.get(f.fileId);
   const got = await drain(res.stream as AsyncIterable<Buffer>);
   if (got.bytes !== size || got.sha !== f.sha) throw new Error(`file ${f.fileId.slice(0, 16)} read back differs from what was put (${got.bytes} of ${size} bytes)`);
+}
+
+interface ClientResult {
+  fileId?: string;
+  sha: string;
+  bytes: number;
+  start: number;
+  end: number;
+}
+
+/** Runs one bench client inside host `i`'s namespace, talking to that host's API over its own loopback. */
+async function inHost(c: NetnsCluster, i: number, args: string[]): Promise<ClientResult> {
+  const h = c.host(i);
+  const { stdout } = await run('ip', ['netns', 'exec', h.ns, process.execPath, ...nodeRuntimeArgs(), CLIENT_SCRIPT, args[0]!, h.api, h.apiToken, ...args.slice(1)], {
+    env: withMallocEnv(),
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout) as ClientResult;
+}
+
+/** Clients that ran at once: their bytes over the span from the first start to the last end. */
+function span(rs: ClientResult[]): { ms: number; bytes: number } {
+  return { ms: Math.max(...rs.map((r) => r.end)) - Math.min(...rs.map((r) => r.start)), bytes: rs.reduce((a, r) => a + r.bytes, 0) };
 }
 
 async function runN(n: number, o: { size: number; aggSize: number; cap: number; memory: boolean; heapMb: number | undefined }, say: (s: string) => void): Promise<Step[]> {
@@ -100,10 +136,14 @@ async function runN(n: number, o: { size: number; aggSize: number; cap: number; 
         cores: (r.nodeCpuMs + r.ownCpuMs) / r.ms,
         nodeCores: r.nodeCpuMs / r.ms,
         machineCores: r.machineMs / r.ms,
+        cpuMsPerMiB: (r.nodeCpuMs + r.ownCpuMs) / (bytes / 2 ** 20),
+        cpuCeilingOfBound: 0,
       };
+      s.cpuCeilingOfBound = (((cores * 1000) / s.cpuMsPerMiB) * 2 ** 20) / bound;
       steps.push(s);
       say(
-        `  ${what.padEnd(44)} ${formatBytes(bytes).padStart(9)} in ${(r.ms / 1000).toFixed(1).padStart(5)} s: ${mbps.toFixed(1).padStart(6)} MB/s = ${s.xCap.toFixed(2)}× cap, ${s.ofBound.toFixed(2)} of ${boundText}; CPU ${s.cores.toFixed(2)} cores (nodes ${s.nodeCores.toFixed(2)}), machine ${s.machineCores.toFixed(2)} of ${cores} busy`,
+        `  ${what.padEnd(44)} ${formatBytes(bytes).padStart(9)} in ${(r.ms / 1000).toFixed(1).padStart(5)} s: ${mbps.toFixed(1).padStart(6)} MB/s = ${s.xCap.toFixed(2)}× cap, ${s.ofBound.toFixed(2)} of ${boundText}\n` +
+          `  ${''.padEnd(44)} CPU ${s.cores.toFixed(2)} cores (nodes ${s.nodeCores.toFixed(2)}), machine ${s.machineCores.toFixed(2)} of ${cores} busy; ${s.cpuMsPerMiB.toFixed(1)} CPU ms/MiB: ${cores} cores to itself would carry ${s.cpuCeilingOfBound.toFixed(2)} of ${boundText}`,
       );
     };
 
@@ -119,11 +159,18 @@ async function runN(n: number, o: { size: number; aggSize: number; cap: number; 
       record('get ec 4+2, 1 reader via uncapped gateway', o.size, getEc, n * o.cap, 'N×cap');
     }
 
-    // N files at once, each through its own capped host; then read back, each through the next host.
-    const puts = await withCpu(pids, () => Promise.all(w.storage.map((i) => put(client(i), o.aggSize, 100 + i, {}))));
-    record(`put ${n} files at once via ${n} capped hosts`, n * o.aggSize, puts, (n * o.cap) / copies, `N×cap/${copies}`);
-    const gets = await withCpu(pids, () => Promise.all(w.storage.map((i) => getChecked(client((i + 1) % n), puts.result[i]!, o.aggSize))));
-    record(`get ${n} files at once, ${n} readers via ${n} capped hosts`, n * o.aggSize, gets, n * o.cap, 'N×cap');
+    // N devices at once, each with a client on its own host (over that host's loopback): N files
+    // put, then read back, each by the client of another host.
+    const puts = await withCpu(pids, () => Promise.all(w.storage.map((i) => inHost(c, i, ['put', String(o.aggSize), String(100 + i)]))));
+    const putSpan = span(puts.result);
+    record(`put ${n} files at once, ${n} clients on ${n} hosts`, putSpan.bytes, { ...puts, ms: putSpan.ms }, (n * o.cap) / copies, `N×cap/${copies}`);
+    const gets = await withCpu(pids, () => Promise.all(w.storage.map((i) => inHost(c, i, ['get', puts.result[(i + 1) % n]!.fileId!]))));
+    gets.result.forEach((g, i) => {
+      const want = puts.result[(i + 1) % n]!;
+      if (g.bytes !== o.aggSize || g.sha !== want.sha) throw new Error(`host ${i} read back a file that differs from what was put (${g.bytes} of ${o.aggSize} bytes)`);
+    });
+    const getSpan = span(gets.result);
+    record(`get ${n} files at once, ${n} clients on ${n} hosts`, getSpan.bytes, { ...gets, ms: getSpan.ms }, n * o.cap, 'N×cap');
     return steps;
   } finally {
     await made?.destroy();
@@ -156,7 +203,8 @@ export async function main(args: string[]): Promise<void> {
     all[n] = await runN(n, { size, aggSize, cap, memory, heapMb }, say);
   }
   const single8 = all[8]?.find((s) => s.what.startsWith('get, 1 reader'));
-  const agg8 = all[8]?.find((s) => s.what.startsWith(`get 8 files`));
+  const agg8 = all[8]?.find((s) => s.what.startsWith('get 8 files'));
+  say('  (CPU is this run\'s node processes, the bench and its clients; "machine" counts everyone\'s.)');
   if (single8) say(`goal: single reader with 8 capped hosts ≥ ${SINGLE_GOAL_AT_8}× one host's cap: ${single8.xCap.toFixed(2)}× (${single8.xCap >= SINGLE_GOAL_AT_8 ? 'met' : 'NOT met'}; this run's CPU ${single8.cores.toFixed(2)}, machine ${single8.machineCores.toFixed(2)} of ${cores} cores busy)`);
   if (agg8) say(`goal: 8 readers ≥ ${AGGREGATE_GOAL} × 8 × cap: ${agg8.ofBound.toFixed(2)} (${agg8.ofBound >= AGGREGATE_GOAL ? 'met' : 'NOT met'}; this run's CPU ${agg8.cores.toFixed(2)}, machine ${agg8.machineCores.toFixed(2)} of ${cores} cores busy)`);
   if (json) process.stdout.write(JSON.stringify({ capBytes: cap, size, aggSize, memory, heapMb, steps: all }) + '\n');
