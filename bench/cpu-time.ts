@@ -64,3 +64,21 @@ export async function measureCpu<T>(serverPids: readonly number[], run: () => Pr
   const result = await run();
   return { result, cpuMs: servers() - s0 + reapedChildrenCpuMs() - c0 };
 }
+
+/** Busy ticks in /proc/stat's first line (all cores): every state but idle and iowait. */
+export function parseMachineBusyTicks(line: string): number {
+  const f = line.trim().split(/\s+/);
+  if (f[0] !== 'cpu') throw new Error(`not a /proc/stat cpu line: '${line.slice(0, 80)}'`);
+  const v = f.slice(1, 9).map(Number);
+  if (v.length < 5 || v.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new Error(`not a /proc/stat cpu line: '${line.slice(0, 80)}'`);
+  return v.reduce((a, b) => a + b, 0) - v[3]! - v[4]!;
+}
+
+/**
+ * Busy CPU milliseconds of the whole machine so far, all cores together. Beside a benchmark's
+ * own processes it says whether the cores were free: on a shared machine a run can be starved
+ * by others while its own CPU stays low.
+ */
+export function machineBusyMs(): number {
+  return parseMachineBusyTicks(readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '') * tickMs();
+}

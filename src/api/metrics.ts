@@ -17,7 +17,7 @@ export interface MetricsSources {
   files?(): CounterBag;
   /** Chunk host counters: chunksStored, chunksDeduplicated, chunksServed, chunksDeleted, … */
   chunkHost?(): CounterBag;
-  /** Chunk fetcher counters: chunksFetched, cacheHits, failovers, badCopiesReported, copiesRepaired. */
+  /** Chunk fetcher counters: chunksFetched, cacheHits, failovers, hedges, badCopiesReported, copiesRepaired. */
   fetcher?(): CounterBag;
   /** Member counts by state, as this node sees them. */
   members(): Record<'alive' | 'suspect' | 'dead' | 'left', number>;
@@ -51,6 +51,7 @@ const CHUNK_OPS: Array<{ from: 'chunkHost' | 'fetcher'; key: string; op: string;
   { from: 'fetcher', key: 'chunksFetched', op: 'fetch', result: 'ok' },
   { from: 'fetcher', key: 'cacheHits', op: 'fetch', result: 'cache_hit' },
   { from: 'fetcher', key: 'failovers', op: 'fetch', result: 'failover' },
+  { from: 'fetcher', key: 'hedges', op: 'fetch', result: 'hedged' },
   { from: 'fetcher', key: 'badCopiesReported', op: 'fetch', result: 'bad_copy' },
   { from: 'fetcher', key: 'copiesRepaired', op: 'repair', result: 'ok' },
 ];

@@ -5,21 +5,23 @@
  * The descriptor sits beside each shard on the stripe's k+m nodes (the first k+m of its
  * placement), so any holder can find and rebuild the siblings of what it holds.
  *
- * Reads take the data shards first, so a healthy read only joins them; parity is fetched and
- * decoded only for shards that are missing or fail verification.
+ * Reads take k shards from the holders expected to answer first (data shards while nothing is
+ * measured, so a healthy read only joins them); parity is fetched and decoded for shards that
+ * are missing, fail verification, sit on a slow holder, or whose holder stays silent.
  */
 import { Encoder } from 'cbor-x';
 import { z } from 'zod';
 import { TesseraError, corrupt, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CHUNK_ID_BYTES, MAX_CHUNK_BYTES } from '../limits.js';
-import { chunkIdOf, MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, decodeShards, rebuildShards } from '../content/index.js';
+import { chunkIdOf, MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, decodeShards, rebuildShards, shardSizeFor } from '../content/index.js';
 import type { WeightedNode } from '../cluster/index.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
 import { MAX_STRIPE_DESCRIPTOR_BYTES, STRIPE_PROBE_EXTRA } from './repair-limits.js';
 import { errorMessage } from './errors.js';
 import type { Peers } from './peers.js';
 import { M, parseReply, replies } from './rpc.js';
+import { gather, type Candidate } from './hedged-gather.js';
 
 export const STRIPE_VERSION = 1;
 
@@ -126,12 +128,27 @@ export async function gatherShards(src: ShardSource, d: Buffer, st: Stripe, o: {
   const live = new Set(src.peers.live().map((x) => x.nodeId));
   const homes = src.peers.rank(d, src.view()).slice(0, n);
   // The write placed shard j on the j-th node of the placement; after failures it may sit elsewhere.
-  await Promise.all(
-    st.s.slice(0, st.k).map(async (id, j) => {
-      const home = homes[j];
-      if (home !== undefined && live.has(home) && !o.skip?.has(home)) out[j] = await shardFrom(src, home, id, o.signal);
-    }),
-  );
+  // Data shards come first, so with nothing measured a read only joins them; once the board knows
+  // which homes are slow, the fastest k are asked (parity in place of a slow data shard), and a
+  // silent one is hedged with another shard.
+  const candidates: Candidate[] = [];
+  homes.forEach((home, j) => {
+    if (live.has(home) && !o.skip?.has(home) && (home === src.peers.selfId || !src.peers.isHeldDown(home))) candidates.push({ key: String(j), holder: home });
+  });
+  const { got } = await gather<Buffer>({
+    need: want,
+    candidates,
+    board: src.peers.board,
+    bytes: shardSizeFor(st.size, st.k),
+    sizeOf: (b) => b.length,
+    ...(o.signal ? { signal: o.signal } : {}),
+    attempt: async (c, signal) => {
+      const b = await shardFrom(src, c.holder, st.s[Number(c.key)]!, signal);
+      if (b === undefined) throw unavailable(`node ${c.holder.slice(0, 12)} did not return shard ${c.key}`);
+      return b;
+    },
+  });
+  for (const [j, { value }] of got) out[Number(j)] = value;
   if (count() >= want) return out;
   const where = await locateShards(src, d, st, o.signal);
   const order = [...Array(n).keys()].filter((j) => out[j] === undefined);

@@ -3,6 +3,7 @@
  * the node's caller (cluster/node-caller.ts) to reach any of them, this one included.
  */
 import { placeChunk, type NodeCallOptions, type NodeCalls, type WeightedNode } from '../cluster/index.js';
+import { HolderBoard } from './holder-board.js';
 
 export interface FilesNet {
   readonly selfId: string;
@@ -17,6 +18,8 @@ export interface FilesNet {
 const GIB = 2 ** 30;
 
 export class Peers {
+  /** What reads have measured of each holder: shared by every get on this node, replicated or striped. */
+  readonly board = new HolderBoard();
   readonly #net: FilesNet;
   #nodes: WeightedNode[] = [];
   #signature = '';

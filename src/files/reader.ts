@@ -1,7 +1,7 @@
 /**
- * The get side: fetching verified chunks from whichever live holder answers first in placement
- * order (this node's own store before anyone), and streaming a byte range of a file in order
- * with a window of chunks fetched in parallel.
+ * The get side: fetching verified chunks (this node's own store before anyone, then the holder
+ * the board expects to answer first, hedged when it stays silent: see hedged-gather.ts), and
+ * streaming a byte range of a file in order with a window of chunks fetched in parallel.
  *
  * A copy that fails verification is quarantined by its holder; once a good copy is found it is
  * written back there, so bit rot found by a read is repaired by the same read.
@@ -15,6 +15,12 @@ import { ByteLru } from './lru.js';
 import type { Peers } from './peers.js';
 import { M } from './rpc.js';
 import { Semaphore } from '../net/index.js';
+import { gather, type Candidate } from './hedged-gather.js';
+
+/** What the board assumes a chunk weighs when the caller does not say (manifest pages, descriptors). */
+const ASSUMED_CHUNK_BYTES = 1 << 20;
+/** Copies assumed when the caller does not say (the default replica count). */
+const DEFAULT_COPIES = 3;
 
 export interface FetchCounters {
   chunksFetched: number;
@@ -22,19 +28,29 @@ export interface FetchCounters {
   failovers: number;
   badCopiesReported: number;
   copiesRepaired: number;
+  /** Second requests sent because a holder stayed silent past its deadline. */
+  hedges: number;
 }
 
 /** Where a fetch looks: `order` of nodes to try; `local` when the first is this node's own store. */
 export interface FetchPlan {
   order: string[];
   local: boolean;
+  /** Placement order, where the first R nodes are the chunk's homes. */
+  rank: string[];
+}
+
+/** What the caller knows of a chunk: its stored size and how many copies placement made. */
+export interface FetchHint {
+  bytes?: number;
+  copies?: number;
 }
 
 /** Reads a copy from this node's own store (verified there), into `into` when it fits. */
 export type LocalRead = (id: Buffer, into?: Buffer) => Promise<Buffer>;
 
 export class ChunkFetcher {
-  readonly counters: FetchCounters = { chunksFetched: 0, cacheHits: 0, failovers: 0, badCopiesReported: 0, copiesRepaired: 0 };
+  readonly counters: FetchCounters = { chunksFetched: 0, cacheHits: 0, failovers: 0, badCopiesReported: 0, copiesRepaired: 0, hedges: 0 };
   readonly #cache: ByteLru;
   readonly #local: LocalRead | undefined;
 
@@ -56,8 +72,8 @@ export class ChunkFetcher {
   plan(id: Buffer): FetchPlan {
     const rank = this.peers.rank(id, this.peers.live());
     const self = this.peers.selfId;
-    if (!rank.includes(self)) return { order: rank, local: false };
-    return { order: [self, ...rank.filter((n) => n !== self)], local: this.#local !== undefined };
+    if (!rank.includes(self)) return { order: rank, local: false, rank };
+    return { order: [self, ...rank.filter((n) => n !== self)], local: this.#local !== undefined, rank };
   }
 
   /**
@@ -65,52 +81,77 @@ export class ChunkFetcher {
    * store may be read into; the result may then be a view of it, so the caller must be done with
    * the result before it reuses `scratch`. Copies from peers and the cache never alias it.
    */
-  async fetch(id: Buffer, signal?: AbortSignal, scratch?: Buffer, plan?: FetchPlan): Promise<Buffer> {
+  async fetch(id: Buffer, signal?: AbortSignal, scratch?: Buffer, plan?: FetchPlan, hint: FetchHint = {}): Promise<Buffer> {
+    const { bytes = ASSUMED_CHUNK_BYTES, copies = DEFAULT_COPIES } = hint;
     const hex = id.toString('hex');
     const cached = this.#cache.get(hex);
     if (cached !== undefined) {
       this.counters.cacheHits++;
       return cached;
     }
-    const { order } = plan ?? this.plan(id);
+    const { order, local, rank } = plan ?? this.plan(id);
     const self = this.peers.selfId;
     const bad: string[] = [];
     const failures: string[] = [];
     let missing = 0;
-    for (const node of order) {
-      signal?.throwIfAborted();
-      if (node !== self && this.peers.isHeldDown(node)) {
-        failures.push(`${node.slice(0, 12)}: failed moments ago`);
-        continue;
+    const failed = (node: string, e: unknown) => {
+      const code = e instanceof TesseraError ? e.code : 'INTERNAL';
+      if (code === 'NOT_FOUND') missing++;
+      else {
+        this.counters.failovers++;
+        failures.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
       }
+      if (code === 'CORRUPT') {
+        bad.push(node);
+        this.counters.badCopiesReported++;
+        this.log.warn({ chunk: hex, holder: node }, 'bad copy of a chunk: quarantined on its holder, reading another copy');
+      }
+    };
+    const found = (node: string, payload: Buffer): Buffer => {
+      this.counters.chunksFetched++;
+      if (node !== self) this.#cache.set(hex, payload);
+      // A repair outlives this call, so it must not be handed bytes that live in `scratch`.
+      if (bad.length > 0) void this.#repair(id, node === self ? Buffer.from(payload) : payload, bad);
+      return payload;
+    };
+    // This node's own copy costs no link: read it first; it was verified as the store read it.
+    if (local) {
+      signal?.throwIfAborted();
       try {
-        const payload =
-          node === self && this.#local !== undefined
-            ? await this.#local(id, scratch)
-            : (await this.peers.call(node, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) })).payload;
-        // This node's store verified the copy as it read it; a peer's copy is checked again here
-        // against damage on the way and lying peers. Either way the bytes are verified once here.
-        if (node !== self && !chunkIdOf(payload).equals(id)) throw corrupt(`node ${node.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
-        this.counters.chunksFetched++;
-        if (node !== self) this.#cache.set(hex, payload);
-        // A repair outlives this call, so it must not be handed bytes that live in `scratch`.
-        if (bad.length > 0) void this.#repair(id, node === self ? Buffer.from(payload) : payload, bad);
-        return payload;
+        return found(self, await this.#local!(id, scratch));
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
-        const code = e instanceof TesseraError ? e.code : 'INTERNAL';
-        if (code === 'NOT_FOUND') missing++;
-        else {
-          this.counters.failovers++;
-          failures.push(`${node.slice(0, 12)}: ${errorMessage(e)}`);
-        }
-        if (code === 'CORRUPT') {
-          bad.push(node);
-          this.counters.badCopiesReported++;
-          this.log.warn({ chunk: hex, holder: node }, 'bad copy of a chunk: quarantined on its holder, reading another copy');
-        }
+        failed(self, e);
       }
     }
+    const candidates: Candidate[] = [];
+    // Placement puts the copies on the first `copies` of the ranking (this node moved to the front
+    // when it is one of them); the rest may hold one after failures, and are asked only after those.
+    const homes = new Set(rank.slice(0, copies));
+    for (const node of order) {
+      if (local && node === self) continue;
+      if (node !== self && this.peers.isHeldDown(node)) failures.push(`${node.slice(0, 12)}: failed moments ago`);
+      else candidates.push({ key: hex, holder: node, tier: homes.has(node) ? 0 : 1 });
+    }
+    // The holder expected to answer first is asked; a silent one is hedged with the next.
+    const { got, counts } = await gather<Buffer>({
+      need: 1,
+      candidates,
+      board: this.peers.board,
+      bytes,
+      sizeOf: (b) => b.length,
+      ...(signal ? { signal } : {}),
+      onError: (c, e) => failed(c.holder, e),
+      attempt: async (c, sig) => {
+        const payload = (await this.peers.call(c.holder, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal: sig })).payload;
+        // A peer's copy is checked here against damage on the way and lying peers.
+        if (!chunkIdOf(payload).equals(id)) throw corrupt(`node ${c.holder.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
+        return payload;
+      },
+    });
+    this.counters.hedges += counts.hedges;
+    const won = got.get(hex);
+    if (won !== undefined) return found(won.holder, won.value);
     if (failures.length === 0) throw notFound(`chunk ${hex.slice(0, 16)} is on none of the ${order.length} live nodes`, { id: hex });
     if (bad.length > 0 && bad.length === failures.length) throw corrupt(`every reachable copy of chunk ${hex.slice(0, 16)} is damaged (${bad.length}); ${missing} node(s) lack it`);
     throw unavailable(`no live holder returned chunk ${hex.slice(0, 16)} (${missing} node(s) lack it): ${failures.join('; ')}`);
@@ -185,6 +226,8 @@ export async function* readRange(
   opts: ReadRangeOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const queue: Promise<Loaded>[] = [];
+  const policy = reader.info.policy;
+  const copies = policy.kind === 'replicas' ? policy.r : undefined;
   // Local reads land in these, each back as soon as its chunk is decrypted: at most `window` exist.
   const scratch = new Spares(window);
   // With `reuse`, plaintext too: the window ahead plus the one the consumer holds.
@@ -204,7 +247,7 @@ export async function* readRange(
         const buf = scratch.take(encryptedSize(ref.size));
         try {
           // fetch() returns only bytes verified against the id, so decryption need not hash them again.
-          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf, plan), ref.key, undefined, backing);
+          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf, plan, { bytes: encryptedSize(ref.size), ...(copies !== undefined ? { copies } : {}) }), ref.key, undefined, backing);
         } finally {
           // The plaintext is written elsewhere, so the ciphertext's buffer is free again.
           scratch.give(buf);

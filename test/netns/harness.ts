@@ -18,6 +18,7 @@ import { connect, type TesseraClient } from '../../src/client/index.js';
 import type { PeerView } from '../../src/api/types.js';
 import { initDataDir, newClusterKeys, type ClusterKeys } from '../../src/cluster/identity.js';
 import { CLI_PATH, waitFor } from '../../src/cli/local-cluster.js';
+import { nodeRuntimeArgs, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 import { FaultProxy, type FaultSpec } from './fault-proxy.js';
 
 const run = promisify(execFile);
@@ -144,7 +145,16 @@ export interface NetnsClusterOptions {
   logLevel?: string;
   /** Keep chunks in memory (faster, but a killed host loses its copies). Default: disk. */
   memory?: boolean;
+  /** Flags for the Node runtime of every host, after the tuning ones (e.g. `--max-old-space-size=96`). */
+  runtimeFlags?: string[];
+  /** Node arguments for one host only, after `nodeArgs` (e.g. `--quota 0` for a host that stores nothing). */
+  hostArgs?: (index: number) => string[];
 }
+
+/** tc's token bucket needs room for at least one full-size (GSO) packet, and a few ms of traffic. */
+const TBF_MIN_BURST_BYTES = 128 << 10;
+/** How long a packet may wait in a capped link's queue before it is dropped. */
+const TBF_LATENCY_MS = 50;
 
 export class NetnsCluster {
   readonly hosts: Host[] = [];
@@ -237,15 +247,17 @@ export class NetnsCluster {
     if (h.proc && h.proc.exitCode === null && h.proc.signalCode === null) throw new Error(`host ${i} is already running`);
     const boot = this.hosts.filter((x) => x.index !== i && x.index < 2).map((x) => x.advertise);
     const args = [
-      'netns', 'exec', h.ns, process.execPath, CLI_PATH, 'node',
+      // The runtime tuning the `tessera` command's #! line carries (src/cli/runtime-tuning.ts).
+      'netns', 'exec', h.ns, process.execPath, ...nodeRuntimeArgs(this.opts.runtimeFlags), CLI_PATH, 'node',
       '--data', h.dataDir, '--listen', `${h.ip}:${PEER_PORT}`, '--advertise', h.advertise, '--api', `${h.ip}:${API_PORT}`,
       // Disk by default: a kill -9 must not take acknowledged copies with it.
       ...(this.opts.memory ? ['--memory'] : []),
       '--log-level', this.opts.logLevel ?? 'warn',
       ...(boot.length ? ['--bootstrap', boot.join(',')] : []),
       ...(this.opts.nodeArgs ?? []),
+      ...(this.opts.hostArgs?.(i) ?? []),
     ];
-    const proc = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], env: withMallocEnv() });
     let tail = '';
     proc.stderr?.on('data', (b: Buffer) => {
       tail = (tail + b.toString('utf8')).slice(-2000);
@@ -277,6 +289,30 @@ export class NetnsCluster {
     const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /**
+   * Caps host `i`'s link at `bytesPerSecond` each way with a token bucket filter (tc tbf): on its
+   * own end of the veth for what it sends, on the bridge's end for what it receives.
+   */
+  async capLink(i: number, bytesPerSecond: number): Promise<void> {
+    if (!Number.isSafeInteger(bytesPerSecond) || bytesPerSecond < 1) throw new Error(`link cap must be a positive whole number of bytes per second, got ${bytesPerSecond}`);
+    const h = this.host(i);
+    const spec = ['root', 'tbf', 'rate', `${bytesPerSecond * 8}bit`, 'burst', String(Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerSecond / 100))), 'latency', `${TBF_LATENCY_MS}ms`];
+    await ns(h.ns, 'tc', 'qdisc', 'replace', 'dev', 'eth0', ...spec);
+    await ns(this.sw, 'tc', 'qdisc', 'replace', 'dev', `h${i}`, ...spec);
+  }
+
+  /** The pid of host `i`'s node process (`ip netns exec` execs it in place), while it runs. */
+  pid(i: number): number | undefined {
+    return this.running(i) ? this.host(i).proc?.pid : undefined;
+  }
+
+  /** Sends a signal without waiting for an exit: SIGSTOP freezes a host as a hung machine would, SIGCONT thaws it. */
+  signal(i: number, sig: 'SIGSTOP' | 'SIGCONT'): void {
+    const pid = this.pid(i);
+    if (pid === undefined) throw new Error(`host ${i} is not running`);
+    process.kill(pid, sig);
   }
 
   /** Drops packets between host `a` and `b`: both ways, or only those from `a` to `b`. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { measureCpu, parseStatTicks, processCpuMs, reapedChildrenCpuMs } from '../../../bench/cpu-time.js';
+import { machineBusyMs, measureCpu, parseMachineBusyTicks, parseStatTicks, processCpuMs, reapedChildrenCpuMs } from '../../../bench/cpu-time.js';
 
 test('cpu time: utime+stime and cutime+cstime, counted from the last parenthesis', () => {
   // Fields 14–17 are 11, 22, 33, 44; the command name holds spaces and a ')'.
@@ -24,4 +24,14 @@ test('cpu time: a busy child shows up in the reaped children, and in a measured 
   });
   assert.equal(result, 'done');
   assert.ok(cpuMs >= 150, `measured ${cpuMs} ms`);
+});
+
+test('machine busy time: every state but idle and iowait, summed over the cores; it only grows', () => {
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  assert.equal(parseMachineBusyTicks('cpu  100 5 50 1000 40 3 2 1 0 0'), 161);
+  assert.throws(() => parseMachineBusyTicks('cpu0 1 2 3 4 5'), /not a \/proc\/stat cpu line/);
+  assert.throws(() => parseMachineBusyTicks('cpu  1 2 x 4 5'), /not a \/proc\/stat cpu line/);
+  const a = machineBusyMs();
+  assert.ok(a > 0);
+  assert.ok(machineBusyMs() >= a);
 });
