@@ -18,6 +18,7 @@ import type { PeerView, StatusView } from './api/types.js';
 import { realClock } from './cluster/clock.js';
 import { loadDataDir } from './cluster/identity.js';
 import { Membership, type MemberInfo, type MembershipConfig } from './cluster/membership.js';
+import { restartIncarnation } from './cluster/membership-rules.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
 import { Transport, type IncomingRequest, type Reply } from './net/transport.js';
@@ -124,6 +125,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // Membership asks for this node's stats before the files service exists; it answers once it does.
   let draining = (): boolean => false;
   const saved = (await meta.get('members', MEMBERS_KEY)) as { incarnation?: number; members?: MemberInfo[] } | undefined;
+  // A restart must outrank every rumour about this node's previous life.
+  const restarted = restartIncarnation(saved?.incarnation);
+  if (restarted.reset) log.warn({ saved: String(saved?.incarnation).slice(0, 40) }, 'persisted incarnation is out of range; starting over at 0');
   const membership = new Membership({
     self: { nodeId, addr: advertise },
     net: {
@@ -134,8 +138,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     random: Math.random,
     seeds: config.bootstrap,
     addressBook: (saved?.members ?? []).filter((m) => m.nodeId !== nodeId),
-    // A restart must outrank every rumour about this node's previous life.
-    incarnation: (saved?.incarnation ?? 0) + 1,
+    incarnation: restarted.incarnation,
     localStats: () => {
       const u = chunks.usage();
       // A draining node offers no capacity, so placement everywhere stops choosing it.
