@@ -369,7 +369,15 @@ export class RpcConnection {
     let method = '?';
     let reply: Reply;
     try {
-      const req = checkRequestControl(decodeControlUnknown(f.control));
+      let control: unknown;
+      try {
+        control = decodeControlUnknown(f.control);
+      } catch (e) {
+        // Not a bad request but a broken or hostile peer: nothing else it sends can be trusted.
+        this.violation(`request ${id}: ${(e as Error).message}`);
+        return;
+      }
+      const req = checkRequestControl(control);
       method = req.m;
       reply = await this.opts.handler({
         method, body: req.b, payload: f.payload, peer: this.peer,
