@@ -23,7 +23,7 @@ import { PROTOCOL_VERSION } from '../src/limits.js';
 import { ADMITTED_FRAME_LIMITS, FRAME_HEADER_BYTES, FrameDecoder, FrameKind, decodeControlUnknown, encodeControl, encodeFrame, type FrameLimits } from '../src/wire/index.js';
 
 /** Longest any one input may take; normal inputs take microseconds. */
-export const MAX_INPUT_MS = 1000;
+export const MAX_INPUT_MS = 2000;
 
 export interface FuzzReport {
   target: string;

@@ -11,6 +11,7 @@ import { NodeMetrics, metricsRoute, type MetricsSources } from './api/metrics.js
 import { EventHub } from './api/events.js';
 import { openApiRoute } from './api/openapi.js';
 import { isLoopbackHost } from './api/http-util.js';
+import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/api-tls.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/cluster-volumes.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
@@ -47,6 +48,8 @@ export interface NodeConfig {
   files?: FilesTuning;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
+  /** TLS, token and transfer limits of the API (see api/tls.ts). */
+  apiSecurity?: ApiSecurityOptions;
   logger: Logger;
 }
 
@@ -249,10 +252,19 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     sources: { status, volumes: () => volumes.service.list(), metrics: metricSources, repairBacklog: () => metrics.repairBacklog },
     logger: log,
   });
-  routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !isLoopbackHost(config.api.host) }));
+  const sec = config.apiSecurity ?? {};
+  const loopbackApi = isLoopbackHost(config.api.host);
+  const apiTls = apiUsesTls(loopbackApi, sec)
+    ? await loadApiTls(config.dataDir, sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined)
+    : undefined;
+  routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !(sec.openReads === true && loopbackApi) }));
   const api = new ApiServer({
     host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log,
     ...(config.cors ? { cors: config.cors } : {}),
+    ...(apiTls ? { tls: { cert: apiTls.cert, key: apiTls.key } } : {}),
+    ...(sec.openReads !== undefined ? { openReads: sec.openReads } : {}),
+    ...(sec.idleTimeoutMs !== undefined ? { idleTimeoutMs: sec.idleTimeoutMs } : {}),
+    ...(sec.maxTransfers !== undefined ? { maxTransfers: sec.maxTransfers } : {}),
     observe: (method, route, code, seconds) => metrics.observeRequest(method, route, code, seconds),
   });
   let apiAddr: string;
@@ -274,7 +286,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     nbdAddr = await nbd.listen(config.nbd.listen);
   }
 
-  const runtime: RuntimeInfo = { pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString() };
+  const runtime: RuntimeInfo = {
+    pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString(),
+    apiScheme: api.scheme,
+    ...(apiTls ? { apiTls: { certFile: apiTls.certFile, fingerprint256: apiTls.fingerprint256, selfSigned: apiTls.selfSigned } } : {}),
+  };
   const runtimePath = join(config.dataDir, RUNTIME_FILE);
   await writeFile(runtimePath + '.tmp', JSON.stringify(runtime, null, 2) + '\n');
   await rename(runtimePath + '.tmp', runtimePath);
