@@ -70,7 +70,8 @@ function safeEncode(v: unknown): Uint8Array {
   }
 }
 
-function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
+/** Splits `buf` at the given cut points (taken modulo its length, deduplicated, sorted). */
+export function splitAt(buf: Buffer, cuts: number[]): Buffer[] {
   const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
   const out: Buffer[] = [];
   let prev = 0;
