@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type TesseraClient } from '../../src/client/index.js';
+import { connect, type ApiTlsTrust, type TesseraClient } from '../../src/client/index.js';
 import { API_CERT_FILE, ensureSelfSignedApiCert } from '../../src/net/api-tls.js';
 import type { PeerView } from '../../src/api/types.js';
 import { initDataDir, newClusterKeys, type ClusterKeys } from '../../src/cluster/identity.js';
@@ -131,6 +131,8 @@ export interface Host {
   apiToken: string;
   /** host:port of the host's API. */
   api: string;
+  /** How clients trust the host's HTTPS API (its self-signed certificate, pinned). */
+  apiTls: ApiTlsTrust;
   client: TesseraClient;
   proc: ChildProcess | undefined;
   proxy: FaultProxy | undefined;
@@ -202,6 +204,7 @@ export class NetnsCluster {
       // Beyond loopback the API speaks HTTPS: the client pins the certificate, as the CLI does.
       await ensureSelfSignedApiCert(join(this.dir, `h${i}`));
       const certPem = await readFile(join(this.dir, `h${i}`, API_CERT_FILE), 'utf8');
+      const apiTls: ApiTlsTrust = { certPem, fingerprint256: new X509Certificate(certPem).fingerprint256 };
       let advertise = `${ip}:${PEER_PORT}`;
       let proxy: FaultProxy | undefined;
       if (this.opts.proxy) {
@@ -217,7 +220,8 @@ export class NetnsCluster {
         nodeId: id.credentials.nodeId,
         apiToken: id.apiToken,
         api: `${ip}:${API_PORT}`,
-        client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000, tls: { certPem, fingerprint256: new X509Certificate(certPem).fingerprint256 } }),
+        apiTls,
+        client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000, tls: apiTls }),
         proc: undefined,
         proxy,
         logTail: '',
