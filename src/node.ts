@@ -29,6 +29,7 @@ import { type DiskEngine, openDiskChunkStore } from './store/open-disk.js';
 import { MemoryChunkStore } from './store/memory-store.js';
 import { openMetadata, type Metadata } from './store/metadata.js';
 import { VERSION } from './version.js';
+import { MAX_FRAME_PAYLOAD_BYTES } from './limits.js';
 
 export interface NodeConfig {
   dataDir: string;
@@ -104,6 +105,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.advertise ? { advertiseAddr: config.advertise } : {}),
     capabilities: CAPABILITIES,
     logger: log,
+    // Membership messages are all control: a payload on one is a peer misbehaving.
+    maxPayloadBytesFor: (method) => (method.startsWith('member.') ? 0 : MAX_FRAME_PAYLOAD_BYTES),
     handler: async (req) => {
       const prefix = req.method.slice(0, req.method.indexOf('.') + 1);
       const h = rpc.get(prefix);

@@ -29,6 +29,8 @@ export interface ConnectionOptions {
   maxQueuedInbound: number;
   maxQueuedInboundBytes: number;
   defaultTimeoutMs: number;
+  /** Largest payload a method accepts; a request over it is a violation. Default: the frame limit. */
+  maxPayloadBytesFor?: (method: string) => number;
 }
 
 interface Pending {
@@ -379,6 +381,11 @@ export class RpcConnection {
       }
       const req = checkRequestControl(control);
       method = req.m;
+      const maxPayload = this.opts.maxPayloadBytesFor?.(method);
+      if (maxPayload !== undefined && f.payload.length > maxPayload) {
+        this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${f.payload.length}`);
+        return;
+      }
       reply = await this.opts.handler({
         method, body: req.b, payload: f.payload, peer: this.peer,
         get signal() {

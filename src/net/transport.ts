@@ -57,6 +57,8 @@ export interface TransportOptions {
   maxConnections?: number;
   maxPendingHandshakes?: number;
   maxPendingHandshakesPerSource?: number;
+  /** Largest payload each method accepts (see ConnectionOptions); every method gets the frame limit without it. */
+  maxPayloadBytesFor?: (method: string) => number;
   /** Only for testing version negotiation against an older or newer peer. */
   protocolVersion?: number;
 }
@@ -227,6 +229,7 @@ export class Transport {
       maxQueuedInbound: this.o.maxQueuedInboundPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND,
       maxQueuedInboundBytes: this.o.maxQueuedInboundBytesPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND_BYTES,
       defaultTimeoutMs: this.o.defaultCallTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      ...(this.o.maxPayloadBytesFor ? { maxPayloadBytesFor: this.o.maxPayloadBytesFor } : {}),
     });
   }
 

@@ -78,6 +78,11 @@ test('an admitted member cannot exhaust, freeze or cut off a node', async (t) =>
   for (const part of encodeFrame(FrameKind.REQUEST, 1, bignum)) a2.socket.write(part);
   assert.ok(await closedWithin(a2.socket, 10_000), 'the victim closed the connection after the bignum');
 
+  // 2b. A membership message carrying a payload, which no membership method takes.
+  const a3 = await attacker.dial(victim.listen);
+  for (const part of encodeFrame(FrameKind.REQUEST, 1, encodeControl({ m: 'member.ping', b: null }), Buffer.alloc(1 << 20))) a3.socket.write(part);
+  assert.ok(await closedWithin(a3.socket, 10_000), 'the victim closed the connection after a payload on a membership call');
+
   // 3. Accusations at incarnations the accuser chose, to the victim and to the others.
   const me = { nodeId: attacker.identity.credentials.nodeId, addr: '127.0.0.1:1', state: 'left', incarnation: 0, capacity: 0, used: 0, statsVersion: 0 };
   const accuse = (incarnation: number) => ({ nodeId: victim.nodeId, addr: victim.listen, state: 'dead', incarnation, capacity: 0, used: 0, statsVersion: 0 });
@@ -108,6 +113,7 @@ test('an admitted member cannot exhaust, freeze or cut off a node', async (t) =>
   const violations = log.split('\n').filter((l) => l.includes('closing connection after a protocol violation'));
   assert.ok(violations.some((l) => /REQUEST payload of \d+ bytes exceeds the limit/.test(l)), 'the over-limit header is logged with its reason');
   assert.ok(violations.some((l) => /tag 2 is not accepted/.test(l)), 'the bignum is logged with its reason');
+  assert.ok(violations.some((l) => /member\.ping takes at most 0 payload bytes/.test(l)), 'the payload on a membership call is logged');
   assert.match(log, /ignoring a membership record whose incarnation jumps far beyond/);
 
   // The victim restarts cleanly with what it persisted, and rejoins.
