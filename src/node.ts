@@ -5,14 +5,15 @@ import { writeFile, rename, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
+import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress } from './block/nbd/index.js';
-import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone } from './cluster/index.js';
+import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';
-import { PROTOCOL_VERSION } from './limits.js';
+import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
 import { VERSION } from './version.js';
@@ -40,6 +41,8 @@ export interface NodeConfig {
   files?: FilesTuning;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
+  /** TLS, token and transfer limits of the API (see api/tls.ts). */
+  apiSecurity?: ApiSecurityOptions;
   logger: Logger;
 }
 
@@ -92,6 +95,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.advertise ? { advertiseAddr: config.advertise } : {}),
     capabilities: CAPABILITIES,
     logger: log,
+    // Membership messages are all control: a payload on one is a peer misbehaving.
+    maxPayloadBytesFor: (method) => (method.startsWith('member.') ? 0 : MAX_FRAME_PAYLOAD_BYTES),
     handler: handlers.handle,
   });
   let bound: { host: string; port: number };
@@ -112,6 +117,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let draining = (): boolean => false;
   const zone = config.zone ?? defaultZone();
   const saved = (await meta.get('members', MEMBERS_KEY)) as { incarnation?: number; members?: MemberInfo[] } | undefined;
+  // A restart must outrank every rumour about this node's previous life.
+  const restarted = restartIncarnation(saved?.incarnation);
+  if (restarted.reset) log.warn({ saved: String(saved?.incarnation).slice(0, 40) }, 'persisted incarnation is out of range; starting over at 0');
   const membership = new Membership({
     self: { nodeId, addr: advertise, zone },
     net: {
@@ -122,8 +130,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     random: Math.random,
     seeds: config.bootstrap,
     addressBook: (saved?.members ?? []).filter((m) => m.nodeId !== nodeId),
-    // A restart must outrank every rumour about this node's previous life.
-    incarnation: (saved?.incarnation ?? 0) + 1,
+    incarnation: restarted.incarnation,
     localStats: () => {
       const u = chunks.usage();
       // A draining node offers no capacity, so placement everywhere stops choosing it.
@@ -235,10 +242,19 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     sources: { status, volumes: () => volumes.service.list(), metrics: metricSources, repairBacklog: () => metrics.repairBacklog },
     logger: log,
   });
-  routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !isLoopbackHost(config.api.host) }));
+  const sec = config.apiSecurity ?? {};
+  const loopbackApi = isLoopbackHost(config.api.host);
+  const apiTls = apiUsesTls(loopbackApi, sec)
+    ? await loadApiTls(config.dataDir, sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined)
+    : undefined;
+  routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !(sec.openReads === true && loopbackApi) }));
   const api = new ApiServer({
     host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log,
     ...(config.cors ? { cors: config.cors } : {}),
+    ...(apiTls ? { tls: { cert: apiTls.cert, key: apiTls.key } } : {}),
+    ...(sec.openReads !== undefined ? { openReads: sec.openReads } : {}),
+    ...(sec.idleTimeoutMs !== undefined ? { idleTimeoutMs: sec.idleTimeoutMs } : {}),
+    ...(sec.maxTransfers !== undefined ? { maxTransfers: sec.maxTransfers } : {}),
     observe: (method, route, code, seconds) => metrics.observeRequest(method, route, code, seconds),
   });
   let apiAddr: string;
@@ -260,7 +276,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     nbdAddr = await nbd.listen(config.nbd.listen);
   }
 
-  const runtime: RuntimeInfo = { pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString() };
+  const runtime: RuntimeInfo = {
+    pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString(),
+    apiScheme: api.scheme,
+    ...(apiTls ? { apiTls: { certFile: apiTls.certFile, fingerprint256: apiTls.fingerprint256, selfSigned: apiTls.selfSigned } } : {}),
+  };
   const runtimePath = join(config.dataDir, RUNTIME_FILE);
   await writeFile(runtimePath + '.tmp', JSON.stringify(runtime, null, 2) + '\n');
   await rename(runtimePath + '.tmp', runtimePath);

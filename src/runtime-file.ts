@@ -7,4 +7,8 @@ export interface RuntimeInfo {
   listen: string;
   api: string;
   startedAt: string;
+  /** 'https' when the API speaks TLS. */
+  apiScheme?: 'http' | 'https';
+  /** The certificate the API serves; a self-signed one is pinned by its fingerprint. */
+  apiTls?: { certFile: string; fingerprint256: string; selfSigned: boolean };
 }

@@ -77,6 +77,7 @@ export function filesRoutes(files: FileService): Route[] {
       method: 'PUT',
       path: '/api/v1/files',
       write: true,
+      transfer: true,
       handle: async ({ req, res, url }) => {
         const ac = new AbortController();
         res.on('close', () => {
@@ -122,6 +123,7 @@ export function filesRoutes(files: FileService): Route[] {
     {
       method: 'GET',
       path: '/api/v1/files/:ref',
+      transfer: true,
       handle: async ({ req, res, params }) => {
         const file = await files.open(params.ref ?? '');
         const size = file.totalSize;

@@ -3,6 +3,7 @@
  * behind them are passed in, so this module knows HTTP and nothing of how the node works.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -29,8 +30,10 @@ export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
   /** Path with `:name` segments. */
   path: string;
-  /** Writes always need the token; reads only when the API listens beyond loopback. */
+  /** Writes always need the token; reads too, unless the API was started with open reads on loopback. */
   write?: boolean;
+  /** An upload or download: counted against the cap on concurrent transfers. */
+  transfer?: boolean;
   handle(r: ApiRequest): Promise<void> | void;
 }
 
@@ -130,12 +133,32 @@ export interface ApiServerOptions {
   observe?(method: string, route: string, status: number, seconds: number): void;
   /** Folder of the built dashboard; default DASHBOARD_DIR; null serves none. */
   dashboardDir?: string | null;
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+  /** Let reads through without the token; only on loopback (the node refuses it elsewhere). */
+  openReads?: boolean;
+  /** A connection with no bytes moving either way for this long is closed (a stalled download). */
+  idleTimeoutMs?: number;
+  /** Uploads and downloads in progress at once; beyond it a transfer is answered 503. */
+  maxTransfers?: number;
 }
+
+/** Time for a client to send a request's headers. */
+export const API_HEADERS_TIMEOUT_MS = 15_000;
+/** Time to receive a whole request, body included: an upload of many GiB must fit. */
+export const API_REQUEST_TIMEOUT_MS = 60 * 60_000;
+/** A connection that moves no byte for this long is closed. */
+export const DEFAULT_API_IDLE_TIMEOUT_MS = 30_000;
+/** Uploads and downloads served at once; each holds a window of chunks in memory. */
+export const DEFAULT_API_MAX_TRANSFERS = 16;
 
 export class ApiServer {
   private readonly server: Server;
   private readonly routes: CompiledRoute[];
   private readonly requireTokenForReads: boolean;
+  private readonly loopback: boolean;
+  private readonly maxTransfers: number;
+  private transfers = 0;
   private readonly staticFiles: Map<string, StaticFile>;
   private readonly sockets = new Set<Socket>();
   /** Bytes of sockets already closed; live sockets are added at read time. */
@@ -143,9 +166,14 @@ export class ApiServer {
 
   constructor(private readonly opts: ApiServerOptions) {
     this.routes = opts.routes.map(compile);
-    this.requireTokenForReads = !isLoopbackHost(opts.host);
+    this.loopback = isLoopbackHost(opts.host);
+    this.requireTokenForReads = !(opts.openReads === true && this.loopback);
+    this.maxTransfers = opts.maxTransfers ?? DEFAULT_API_MAX_TRANSFERS;
     this.staticFiles = opts.dashboardDir === null ? new Map() : loadStatic(opts.dashboardDir ?? DASHBOARD_DIR);
-    this.server = createServer((req, res) => this.onRequest(req, res));
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    this.server = opts.tls
+      ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, onRequest)
+      : createServer(onRequest);
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => {
@@ -154,10 +182,15 @@ export class ApiServer {
         this.closedBytes.out += socket.bytesWritten;
       });
     });
-    // A slow or idle client must not hold sockets forever.
-    this.server.headersTimeout = 30_000;
-    this.server.requestTimeout = 0; // streaming uploads and downloads may take long; idle sockets time out below
+    // A slow or idle client must not hold sockets (or a download's buffers) forever.
+    this.server.headersTimeout = API_HEADERS_TIMEOUT_MS;
+    this.server.requestTimeout = API_REQUEST_TIMEOUT_MS;
     this.server.keepAliveTimeout = 5_000;
+    this.server.timeout = opts.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS;
+    this.server.on('timeout', (socket: Socket) => {
+      this.opts.logger.info({ remote: socket.remoteAddress, idleMs: this.server.timeout }, 'closing an API connection that moved no data');
+      socket.destroy();
+    });
   }
 
   async start(): Promise<string> {
@@ -230,8 +263,18 @@ export class ApiServer {
     return true;
   }
 
+  /** The scheme clients must use. */
+  get scheme(): 'http' | 'https' {
+    return this.opts.tls ? 'https' : 'http';
+  }
+
+  /** Uploads and downloads in progress. */
+  get transfersInProgress(): number {
+    return this.transfers;
+  }
+
   private async dispatch(req: IncomingMessage, res: ServerResponse, state: { route: string }): Promise<void> {
-    if (!this.requireTokenForReads && !loopbackHostHeader(req.headers.host)) {
+    if (this.loopback && !loopbackHostHeader(req.headers.host)) {
       // A page elsewhere could point its own host name at 127.0.0.1 and read an API that trusts loopback.
       throw new TesseraError('AUTH', `the API listens on loopback and answers only to localhost or 127.0.0.1, not Host '${String(req.headers.host).slice(0, 100)}'`);
     }
@@ -260,7 +303,15 @@ export class ApiServer {
       if (route.method !== method && route.method !== req.method) continue;
       state.route = route.path;
       if ((route.write || this.requireTokenForReads) && !tokenMatches(req.headers.authorization, this.opts.token)) {
-        throw new TesseraError('AUTH', 'missing or wrong API token: send "Authorization: Bearer TOKEN" (the token is in DATA/api-token)');
+        throw new TesseraError('AUTH', 'missing or wrong API token: send "Authorization: Bearer TOKEN" (the token is in DATA/api-token; the CLI reads it with --data DIR)');
+      }
+      if (route.transfer) {
+        if (this.transfers >= this.maxTransfers) {
+          res.setHeader('retry-after', '1');
+          throw new TesseraError('UNAVAILABLE', `this node is serving ${this.transfers} uploads and downloads, its limit; retry shortly or use another node`);
+        }
+        this.transfers++;
+        res.once('close', () => this.transfers--);
       }
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, type TesseraClient } from '../client/index.js';
+import { clientFrom } from './context.js';
 import { formatJoinToken, initDataDir, newClusterKeys, type ClusterKeys } from '../cluster/identity.js';
 import { TesseraError } from '../errors.js';
 import { freePort } from './free-port.js';
@@ -159,8 +160,10 @@ export class LocalCluster {
       if (proc.exitCode !== null || proc.signalCode !== null) {
         throw new TesseraError('UNAVAILABLE', `node ${i} exited during start-up (${proc.exitCode ?? proc.signalCode}): ${stderrTail()}`);
       }
-      const info = JSON.parse(await readFile(join(n.dataDir, 'node.json'), 'utf8')) as { pid: number };
+      const info = JSON.parse(await readFile(join(n.dataDir, 'node.json'), 'utf8')) as { pid: number; apiScheme?: string };
       if (info.pid !== proc.pid) return false;
+      // An HTTPS API is reached the way the CLI does: its certificate pinned from the data dir.
+      if (info.apiScheme === 'https' && !n.client.address.startsWith('https://')) n.client = await clientFrom({ data: n.dataDir, api: n.api, token: n.apiToken });
       return (await n.client.status()).nodeId === n.nodeId;
     }).catch((err: unknown) => {
       // Errors thrown from the probe are remembered; an early exit should win over a timeout.

@@ -2,7 +2,9 @@
  * The typed client for a node's HTTP API: what the CLI uses, and what `import { connect } from
  * 'tessera'` gives a program.
  */
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions as HttpRequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { PeerCertificate } from 'node:tls';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
@@ -16,6 +18,18 @@ const DEFAULT_TIMEOUT_MS = 30_000;
  * them (ECONNRESET on the next request), and a connection on loopback or a LAN is cheap.
  */
 const agent = new Agent({ keepAlive: false });
+const httpsAgent = new HttpsAgent({ keepAlive: false });
+
+/**
+ * How the client trusts a node's HTTPS API: a pinned certificate (the self-signed one `init`
+ * made, read from the data directory), or, with neither field, the system's CAs and host name.
+ */
+export interface ApiTlsTrust {
+  /** PEM of the certificate to pin; it is the only one trusted. */
+  certPem?: string;
+  /** Its SHA-256 fingerprint (AA:BB:...); a node presenting another is refused. */
+  fingerprint256?: string;
+}
 
 export interface ConnectOptions {
   /** host:port of a node's API; default `TESSERA_API` or 127.0.0.1:7401. */
@@ -23,6 +37,8 @@ export interface ConnectOptions {
   /** Bearer token (DATA/api-token); default `TESSERA_TOKEN`. */
   token?: string;
   timeoutMs?: number;
+  /** Speak HTTPS (also chosen by an `https://` prefix on `api`). */
+  tls?: ApiTlsTrust;
 }
 
 export interface RequestOptions {
@@ -44,15 +60,43 @@ export class TesseraClient {
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
 
+  private readonly tls: ApiTlsTrust | undefined;
+
   constructor(opts: ConnectOptions = {}) {
-    const api = opts.api ?? process.env.TESSERA_API ?? DEFAULT_API;
+    const given = opts.api ?? process.env.TESSERA_API ?? DEFAULT_API;
+    const scheme = /^(https?):\/\//.exec(given)?.[1];
+    const api = scheme ? given.slice(scheme.length + 3).replace(/\/$/, '') : given;
     ({ host: this.host, port: this.port } = parseHostPort(api, 'API address'));
+    this.tls = opts.tls ?? (scheme === 'https' ? {} : undefined);
     this.token = opts.token ?? process.env.TESSERA_TOKEN;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   get address(): string {
-    return `${this.host}:${this.port}`;
+    return `${this.tls ? 'https://' : ''}${this.host}:${this.port}`;
+  }
+
+  /** One HTTP or HTTPS request; with a pinned certificate, a node presenting another is refused before the token is sent. */
+  private send(o: HttpRequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
+    const t = this.tls;
+    if (t === undefined) return request({ ...o, agent }, onResponse);
+    const pinned = t.fingerprint256;
+    return httpsRequest(
+      {
+        ...o,
+        agent: httpsAgent,
+        ...(t.certPem !== undefined ? { ca: t.certPem } : {}),
+        ...(pinned !== undefined
+          ? {
+              checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+                cert.fingerprint256 === pinned
+                  ? undefined
+                  : new TesseraError('AUTH', `the node API at ${this.address} presented certificate ${cert.fingerprint256}, not the pinned ${pinned}; check --api, or the data directory's api-cert.pem`),
+            }
+          : {}),
+      },
+      onResponse,
+    );
   }
 
   status(): Promise<StatusView> {
@@ -123,7 +167,7 @@ export class TesseraClient {
       headers['content-length'] = String(payload.length);
     }
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers, agent }, resolve);
+      const req = this.send({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers }, resolve);
       req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof TesseraError) reject(err);
@@ -216,7 +260,7 @@ export class TesseraClient {
         req.destroy();
         reject(err);
       };
-      const req = request({ host: this.host, port: this.port, path, method: 'PUT', headers, agent });
+      const req = this.send({ host: this.host, port: this.port, path, method: 'PUT', headers });
       req.setTimeout(this.timeoutMs, () => fail(new TesseraError('TIMEOUT', `node API at ${this.address} made no progress for ${this.timeoutMs} ms`)));
       const onAbort = () => fail(new TesseraError('CANCELLED', 'upload cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });

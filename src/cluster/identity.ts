@@ -9,7 +9,7 @@
  * without the data key admits a storage-only node, which then never sees plaintext.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, access, constants } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, stat, access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
@@ -22,7 +22,9 @@ export const API_TOKEN_FILE = 'api-token';
 const SECRET_BYTES = 32;
 const JOIN_TOKEN_PREFIX = 'tsrj1_';
 /** A join token is small; anything much longer is not one. */
-const MAX_JOIN_TOKEN_CHARS = 512;
+export const MAX_JOIN_TOKEN_CHARS = 512;
+/** Permission bits of a data directory: its files are the node's secrets, so only the owner. */
+export const DATA_DIR_MODE = 0o700;
 
 export interface ClusterKeys {
   clusterId: string;
@@ -90,7 +92,16 @@ async function writeSecretFile(path: string, content: string): Promise<void> {
 
 /** Creates a node identity in `dataDir`, for a new cluster or one given by `keys`. */
 export async function initDataDir(dataDir: string, keys: ClusterKeys): Promise<NodeIdentity> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(dataDir, { recursive: true, mode: DATA_DIR_MODE });
+  // mkdir's mode only applies to a directory it creates; one that existed keeps whatever it had.
+  const st = await stat(dataDir);
+  if ((st.mode & 0o777) !== DATA_DIR_MODE) {
+    try {
+      await chmod(dataDir, DATA_DIR_MODE);
+    } catch (e) {
+      throw new TesseraError('IO', `cannot restrict data directory ${dataDir} to its owner (${(e as Error).message}); run 'chmod 700 ${dataDir}' as its owner, or choose another --data directory`);
+    }
+  }
   if (await pathExists(join(dataDir, IDENTITY_FILE))) {
     throw new TesseraError('CONFLICT', `${dataDir} already holds a node identity; refusing to overwrite it (use another --data directory)`);
   }
@@ -138,6 +149,10 @@ export async function loadDataDir(dataDir: string): Promise<NodeIdentity> {
     throw new TesseraError('NOT_FOUND', `data directory ${dataDir} does not exist: run 'tessera init --data ${dataDir}' first`);
   }
   if (!st.isDirectory()) throw badInput(`--data ${dataDir} is not a directory`);
+  if ((st.mode & 0o077) !== 0) {
+    // Group or others could read the cluster secret, the data key and the API token.
+    throw new TesseraError('AUTH', `data directory ${dataDir} is accessible to other users (mode ${(st.mode & 0o777).toString(8)}); run 'chmod 700 ${dataDir}' and rotate the cluster secret if others may have read it`);
+  }
   try {
     await access(dataDir, constants.R_OK | constants.W_OK | constants.X_OK);
   } catch {

@@ -2,6 +2,7 @@
 export * from './clock.js';
 export * from './identity.js';
 export * from './membership.js';
+export { restartIncarnation } from './membership-rules.js';
 export * from './placement.js';
 export * from './zone.js';
 export * from './repair-plan.js';

@@ -19,6 +19,12 @@ export const MAX_UPDATES_PER_MESSAGE = 64;
  * CBOR control limit (MAX_CONTROL_BYTES, 256 KiB).
  */
 export const MAX_SYNC_RECORDS = 1024;
+/**
+ * Highest incarnation any node uses or accepts. Far below 2^53, so the arithmetic on it is exact
+ * and a refutation always has room above; at one refutation per probe interval a node would
+ * need centuries to reach it.
+ */
+export const MAX_INCARNATION = 2 ** 32;
 /** Members remembered by one node, dead and left included; the oldest dead are evicted beyond it. */
 export const MAX_MEMBERS = 4096;
 
@@ -38,7 +44,7 @@ export const recordSchema = z.object({
   nodeId: nodeIdSchema,
   addr: addrSchema,
   state: z.enum(MEMBER_STATES),
-  incarnation: counter,
+  incarnation: counter.max(MAX_INCARNATION),
   capacity: counter,
   used: counter,
   /** Orders stats updates within one incarnation; set by the member itself from its clock. */
@@ -129,6 +135,12 @@ function count(v: unknown, where: string): number {
   return v;
 }
 
+function incarnationOf(v: unknown, where: string): number {
+  const n = count(v, where);
+  if (n > MAX_INCARNATION) throw new Malformed(where, `incarnation must be at most ${MAX_INCARNATION}`);
+  return n;
+}
+
 function readRecordAt(v: unknown, where: string): WireRecord {
   if (!isObject(v)) throw new Malformed(where, 'Expected object');
   const state = v.state;
@@ -137,7 +149,7 @@ function readRecordAt(v: unknown, where: string): WireRecord {
     nodeId: printable(v.nodeId, MAX_NODE_ID_CHARS, `${where}.nodeId`, 'node id'),
     addr: printable(v.addr, MAX_ADDR_CHARS, `${where}.addr`, 'address'),
     state: state as MemberState,
-    incarnation: count(v.incarnation, `${where}.incarnation`),
+    incarnation: incarnationOf(v.incarnation, `${where}.incarnation`),
     capacity: count(v.capacity, `${where}.capacity`),
     used: count(v.used, `${where}.used`),
     statsVersion: count(v.statsVersion, `${where}.statsVersion`),

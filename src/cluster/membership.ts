@@ -33,8 +33,9 @@ import type { PeerHandlers } from '../net/index.js';
 import { MEMBER_RPC_PREFIX } from './membership-wire.js';
 import { pick, randomInt, shuffle, type Clock, type RandomSource } from './clock.js';
 import { BroadcastQueue } from './membership-broadcast.js';
-import { compareRecords, isProbeable, retransmitLimit } from './membership-rules.js';
+import { compareRecords, credibleIncarnation, isProbeable, refutationIncarnation, retransmitLimit } from './membership-rules.js';
 import {
+  MAX_INCARNATION,
   MAX_MEMBERS,
   MAX_SYNC_RECORDS,
   MAX_UPDATES_PER_MESSAGE,
@@ -110,6 +111,7 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
   statsIntervalMs: 2_000,
 });
 
+const INCREDIBLE_LOG_INTERVAL_MS = 10_000;
 /** Indirect probes served at once; more are refused so a peer cannot make us fan out unboundedly. */
 export const MAX_CONCURRENT_INDIRECT_PROBES = 32;
 /** Bounds on configuration, so a typo cannot turn the detector into a busy loop or a flood. */
@@ -233,6 +235,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private leaving = false;
   private joinBackoffMs: number;
   private indirectInFlight = 0;
+  /** Records ignored because their incarnation was not credible, and when that was last logged. */
+  private incredibleIgnored = 0;
+  private incredibleLoggedAt = -Infinity;
   private lastStatsBroadcast = Number.NEGATIVE_INFINITY;
   private isolatedProbes = 0;
   private followUpSyncs = 0;
@@ -263,8 +268,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       throw new TesseraError('BAD_INPUT', `zone must be 1 to ${MAX_ZONE_CHARS} printable ASCII characters without spaces, got ${JSON.stringify(zone)}`);
     }
     const inc = opts.incarnation ?? 0;
-    if (!(Number.isSafeInteger(inc) && inc >= 0)) {
-      throw new TesseraError('BAD_INPUT', `incarnation must be a non-negative safe integer, got ${inc}`);
+    if (!(Number.isSafeInteger(inc) && inc >= 0 && inc <= MAX_INCARNATION)) {
+      throw new TesseraError('BAD_INPUT', `incarnation must be an integer from 0 to ${MAX_INCARNATION}, got ${inc}`);
     }
     this.net = opts.net;
     this.clock = opts.clock;
@@ -294,7 +299,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const m of opts.addressBook ?? []) {
       if (m.nodeId === this.me.nodeId || this.table.size >= MAX_MEMBERS) continue;
       if (!nodeIdSchema.safeParse(m.nodeId).success || !addrSchema.safeParse(m.addr).success) continue;
-      const incarnation = Number.isSafeInteger(m.incarnation) && m.incarnation >= 0 ? m.incarnation : 0;
+      const incarnation = Number.isSafeInteger(m.incarnation) && m.incarnation >= 0 && m.incarnation <= MAX_INCARNATION ? m.incarnation : 0;
       this.table.set(m.nodeId, {
         nodeId: m.nodeId,
         addr: m.addr,
@@ -770,27 +775,23 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return false;
     }
     if (direct) m.lastSeen = now;
+    if (!direct && !credibleIncarnation(m.incarnation, rec.incarnation)) {
+      this.noteIncredible(rec, m.incarnation);
+      return false;
+    }
+    if (direct && !credibleIncarnation(rec.incarnation, m.incarnation)) {
+      // What we hold is far ahead of what the member itself says: a forged rumour got in (as a
+      // new member, where there was nothing to compare with). The member's own word wins.
+      this.noteIncredible(toRecord(m), rec.incarnation);
+      this.overwrite(m, rec, rec.state, now);
+      return false;
+    }
     // A remote full state may be stale by a whole partition: let an accused member we hold as up
     // refute within the suspicion timeout instead of dying on hearsay.
     const state: MemberState = fromSync && rec.state === 'dead' && isProbeable(m.state) ? 'suspect' : rec.state;
     const cmp = compareRecords(rec.incarnation, state, m.incarnation, m.state);
     if (cmp > 0) {
-      const prev = m.state;
-      m.incarnation = rec.incarnation;
-      m.addr = rec.addr;
-      if (state !== prev) m.since = now;
-      m.state = state;
-      if (rec.statsVersion >= m.statsVersion) {
-        m.capacity = rec.capacity;
-        m.used = rec.used;
-        m.zone = rec.zone ?? '';
-        m.statsVersion = rec.statsVersion;
-      }
-      if (state === 'suspect') this.startSuspicion(m);
-      else this.clearSuspicion(m);
-      this.queue.enqueue(toRecord(m));
-      if (prev !== state) this.log.info({ node: m.nodeId, state, incarnation: m.incarnation, prev }, 'member state changed');
-      this.emitChange(m, prev);
+      this.overwrite(m, rec, state, now);
     } else if (cmp === 0 && state === 'alive' && rec.statsVersion > m.statsVersion) {
       m.capacity = rec.capacity;
       m.used = rec.used;
@@ -807,15 +808,53 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return cmp < 0;
   }
 
+  /** Takes `rec` (with `state`) as what we now believe about `m`. */
+  private overwrite(m: Member, rec: WireRecord, state: MemberState, now: number): void {
+    const prev = m.state;
+    m.incarnation = rec.incarnation;
+    m.addr = rec.addr;
+    if (state !== prev) m.since = now;
+    m.state = state;
+    if (rec.statsVersion >= m.statsVersion) {
+      m.capacity = rec.capacity;
+      m.used = rec.used;
+      m.zone = rec.zone ?? '';
+      m.statsVersion = rec.statsVersion;
+    }
+    if (state === 'suspect') this.startSuspicion(m);
+    else this.clearSuspicion(m);
+    this.queue.enqueue(toRecord(m));
+    if (prev !== state) this.log.info({ node: m.nodeId, state, incarnation: m.incarnation, prev }, 'member state changed');
+    this.emitChange(m, prev);
+  }
+
   private aboutSelf(rec: WireRecord): void {
     if (this.leaving) return;
     if (rec.state === 'alive' ? rec.incarnation <= this.me.incarnation : rec.incarnation < this.me.incarnation) return;
-    // Accused (or someone holds a newer 'alive' of ours from before a restart): outbid it.
+    // Accused (or someone holds a newer 'alive' of ours from before a restart): outbid it, but
+    // never to a value far beyond our own, which only an accuser could have chosen.
+    const next = refutationIncarnation(this.me.incarnation, rec.incarnation);
+    if (next === undefined) {
+      this.noteIncredible(rec, this.me.incarnation);
+      return;
+    }
     const prevInc = this.me.incarnation;
-    this.me.incarnation = Math.max(this.me.incarnation, rec.incarnation) + 1;
+    this.me.incarnation = next;
     this.queue.enqueue(toRecord(this.me));
     this.log.info({ heard: rec.state, heardIncarnation: rec.incarnation, incarnation: this.me.incarnation, prevIncarnation: prevInc }, 'refuting');
     this.emitChange(this.me, this.me.state);
+  }
+
+  /** One line per interval: a peer repeating a forged record must not flood the log. */
+  private noteIncredible(rec: WireRecord, held: number): void {
+    this.incredibleIgnored++;
+    const now = this.clock.now();
+    if (now - this.incredibleLoggedAt < INCREDIBLE_LOG_INTERVAL_MS) return;
+    this.incredibleLoggedAt = now;
+    this.log.warn(
+      { node: rec.nodeId, state: rec.state, heardIncarnation: rec.incarnation, heldIncarnation: held, ignoredSoFar: this.incredibleIgnored },
+      'ignoring a membership record whose incarnation jumps far beyond the one this node holds',
+    );
   }
 
   private evictOne(): boolean {

@@ -29,6 +29,8 @@ export interface ConnectionOptions {
   maxQueuedInbound: number;
   maxQueuedInboundBytes: number;
   defaultTimeoutMs: number;
+  /** Largest payload a method accepts; a request over it is a violation. Default: the frame limit. */
+  maxPayloadBytesFor?: (method: string) => number;
 }
 
 interface Pending {
@@ -369,8 +371,21 @@ export class RpcConnection {
     let method = '?';
     let reply: Reply;
     try {
-      const req = checkRequestControl(decodeControlUnknown(f.control));
+      let control: unknown;
+      try {
+        control = decodeControlUnknown(f.control);
+      } catch (e) {
+        // Not a bad request but a broken or hostile peer: nothing else it sends can be trusted.
+        this.violation(`request ${id}: ${(e as Error).message}`);
+        return;
+      }
+      const req = checkRequestControl(control);
       method = req.m;
+      const maxPayload = this.opts.maxPayloadBytesFor?.(method);
+      if (maxPayload !== undefined && f.payload.length > maxPayload) {
+        this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${f.payload.length}`);
+        return;
+      }
       reply = await this.opts.handler({
         method, body: req.b, payload: f.payload, peer: this.peer,
         get signal() {

@@ -8,8 +8,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { FrameDecoder, FrameKind, encodeFrame, decodeControl, encodeControl, FRAME_KIND_NAMES, type Frame, type FrameLimits } from '../wire/index.js';
+import { ADMITTED_FRAME_LIMITS, FrameDecoder, FrameKind, encodeFrame, decodeControl, encodeControl, FRAME_KIND_NAMES, type Frame, type FrameLimits } from '../wire/index.js';
 import { nodeIdFromCertificate, type NodeCredentials } from './credentials.js';
+import type { RefusalLog } from './refusal-log.js';
 import { errorControl, helloControl, toErrorCode, truncateMessage } from './messages.js';
 import type { PeerHello, Role } from './types.js';
 
@@ -18,8 +19,17 @@ const ADMISSION_MAC_LABEL = 'tessera-admission-v1';
 const ADMISSION_MAC_BYTES = 32;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
+const HANDSHAKE_CONTROL_BYTES = 4096;
 /** Before admission a peer is a stranger: nothing it sends may cost more than a few KiB. */
-export const HANDSHAKE_FRAME_LIMITS: FrameLimits = { maxControlBytes: 4096, maxPayloadBytes: ADMISSION_MAC_BYTES };
+export const HANDSHAKE_FRAME_LIMITS: FrameLimits = {
+  maxControlBytes: HANDSHAKE_CONTROL_BYTES,
+  maxPayloadBytes: ADMISSION_MAC_BYTES,
+  byKind: {
+    [FrameKind.ADMIT]: { maxControlBytes: 0, maxPayloadBytes: ADMISSION_MAC_BYTES },
+    [FrameKind.HELLO]: { maxControlBytes: HANDSHAKE_CONTROL_BYTES, maxPayloadBytes: 0 },
+    [FrameKind.ERROR]: { maxControlBytes: HANDSHAKE_CONTROL_BYTES, maxPayloadBytes: 0 },
+  },
+};
 
 export interface HandshakeParams {
   role: Role;
@@ -35,12 +45,20 @@ export interface HandshakeParams {
   /** For log lines and messages. */
   remote: string;
   logger: Logger;
+  /** Where refusals are logged, one line per source per interval; without it, one line each. */
+  refusals?: RefusalLog;
 }
 
 export interface HandshakeResult {
   peer: PeerHello;
   /** Holds any bytes the peer sent after its hello; the socket is paused. */
   decoder: FrameDecoder;
+}
+
+/** The address part of "host:port" or "[v6]:port": refusals are counted per host, not per socket. */
+function sourceOf(remote: string): string {
+  const m = /^\[?(.*?)\]?:\d+$/.exec(remote);
+  return m?.[1] ?? remote;
 }
 
 export function admissionMac(secret: Buffer, role: Role, keyingMaterial: Buffer): Buffer {
@@ -72,7 +90,9 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
     const fail = (err: TesseraError, tellPeer: boolean) => {
       if (done) return;
       cleanup();
-      p.logger.warn({ remote: p.remote, role: p.role, code: err.code, reason: err.message }, 'handshake refused');
+      const fields = { remote: p.remote, role: p.role, code: err.code, reason: err.message };
+      if (p.refusals !== undefined) p.refusals.refused(sourceOf(p.remote), fields, 'handshake refused');
+      else p.logger.warn(fields, 'handshake refused');
       if (tellPeer && !socket.destroyed) {
         try {
           const parts = encodeFrame(FrameKind.ERROR, 0, encodeControl({ c: err.code, m: truncateMessage(err.message) }));
@@ -159,7 +179,9 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
       if (p.role === 'acceptor') sendHello();
       cleanup();
       socket.pause();
-      decoder.setLimits({ maxControlBytes: Infinity, maxPayloadBytes: Infinity });
+      // Admission does not lift the bounds: a member is trusted with the cluster's work, not with
+      // this node's memory.
+      decoder.setLimits(ADMITTED_FRAME_LIMITS);
       resolve({
         peer: { nodeId: h.id, clusterId: h.cluster, protocolVersion: h.v, capabilities: h.caps, listenAddr: h.addr },
         decoder,

@@ -8,3 +8,4 @@ export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, Reques
 export { Semaphore } from './semaphore.js';
 export { toErrorCode } from './messages.js';
 export { PeerRouter, type PeerHandler, type PeerHandlers } from './peer-router.js';
+export * from './api-tls.js';

@@ -1,7 +1,8 @@
 /**
- * Minimal DER writer for one shape of certificate: X.509 v3, Ed25519, self-signed, subject =
- * issuer = CN only, no extensions. Peers pin identities by node id (derived from the key), so
- * nothing else in a certificate is relied on.
+ * Minimal DER writer for one shape of certificate: X.509 v3, Ed25519 or ECDSA P-256, self-signed,
+ * subject = issuer = CN only, no extensions. Peers pin identities by node id (derived from the
+ * key) and API clients pin the certificate's fingerprint, so nothing else in it is relied on.
+ * The API's certificate is ECDSA P-256 because browsers do not accept Ed25519 server keys.
  *
  * Written here rather than through @peculiar/x509 because that library pulls in tsyringe, which
  * refuses to load without a global `reflect-metadata` polyfill the project does not carry.
@@ -22,6 +23,7 @@ function tlv(tag: number, ...content: Buffer[]): Buffer {
 
 const seq = (...c: Buffer[]) => tlv(0x30, ...c);
 const OID_ED25519 = Buffer.from([0x06, 0x03, 0x2b, 0x65, 0x70]); // 1.3.101.112
+const OID_ECDSA_SHA256 = Buffer.from([0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]); // 1.2.840.10045.4.3.2
 const OID_COMMON_NAME = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]); // 2.5.4.3
 
 function derTime(d: Date): Buffer {
@@ -32,16 +34,27 @@ function derTime(d: Date): Buffer {
   return year < 2050 ? tlv(0x17, Buffer.from(digits.slice(2), 'ascii')) : tlv(0x18, Buffer.from(digits, 'ascii'));
 }
 
-export function createSelfSignedEd25519(opts: {
+export interface SelfSignedOptions {
   publicKey: KeyObject;
   privateKey: KeyObject;
   commonName: string;
   notBefore: Date;
   notAfter: Date;
-}): string {
+}
+
+export function createSelfSignedEd25519(opts: SelfSignedOptions): string {
+  return createSelfSigned(opts, 'ed25519');
+}
+
+/** For a P-256 key pair (generateKeyPair('ec', { namedCurve: 'prime256v1' })). */
+export function createSelfSignedEcdsaP256(opts: SelfSignedOptions): string {
+  return createSelfSigned(opts, 'ecdsa-p256');
+}
+
+function createSelfSigned(opts: SelfSignedOptions, kind: 'ed25519' | 'ecdsa-p256'): string {
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and without a leading zero byte
-  const algorithm = seq(OID_ED25519);
+  const algorithm = seq(kind === 'ed25519' ? OID_ED25519 : OID_ECDSA_SHA256);
   const name = seq(tlv(0x31, seq(OID_COMMON_NAME, tlv(0x0c, Buffer.from(opts.commonName, 'utf8')))));
   const spki = opts.publicKey.export({ type: 'spki', format: 'der' });
   const tbs = seq(
@@ -53,7 +66,8 @@ export function createSelfSignedEd25519(opts: {
     name,
     spki,
   );
-  const signature = sign(null, tbs, opts.privateKey);
+  // ECDSA signs a SHA-256 digest and yields the DER Ecdsa-Sig-Value X.509 expects.
+  const signature = sign(kind === 'ed25519' ? null : 'sha256', tbs, opts.privateKey);
   const cert = seq(tbs, algorithm, tlv(0x03, Buffer.from([0]), signature));
   const b64 = cert.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;

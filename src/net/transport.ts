@@ -19,6 +19,7 @@ import {
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, runHandshake } from './handshake.js';
 import { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 import { formatAddr, parseAddr } from './addr.js';
+import { RefusalLog } from './refusal-log.js';
 import { newCounters, type CallOptions, type CallResult, type PeerHello, type RequestHandler, type Role, type TransportCounters } from './types.js';
 
 export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, RequestHandler, TransportCounters } from './types.js';
@@ -26,7 +27,12 @@ export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, Reques
 /** Open connections (inbound and outbound) a transport accepts before refusing new ones. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** Inbound connections still in TLS or admission; a flood of strangers cannot exceed it. */
-export const DEFAULT_MAX_PENDING_HANDSHAKES = 64;
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
+/**
+ * Of those, from one source address: a single host holding sockets open without speaking
+ * cannot take the slots every other peer needs to join.
+ */
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 8;
 /** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
 const SOCKET_HIGH_WATER_MARK = 1 << 20;
 
@@ -50,6 +56,9 @@ export interface TransportOptions {
   backoffMaxMs?: number;
   maxConnections?: number;
   maxPendingHandshakes?: number;
+  maxPendingHandshakesPerSource?: number;
+  /** Largest payload each method accepts (see ConnectionOptions); every method gets the frame limit without it. */
+  maxPayloadBytesFor?: (method: string) => number;
   /** Only for testing version negotiation against an older or newer peer. */
   protocolVersion?: number;
 }
@@ -63,6 +72,9 @@ export class Transport {
   private bound: { host: string; port: number } | undefined;
   private closing = false;
   private pendingHandshakes = 0;
+  /** Handshakes in progress by source address; an entry goes when its count drops to 0. */
+  private readonly pendingBySource = new Map<string, number>();
+  private readonly refusals: RefusalLog;
   /** Keyed by remote "ip:port": releases the handshake slot taken when the TCP connection arrived. */
   private readonly handshakeDone = new Map<string, () => void>();
   private readonly byNode = new Map<string, RpcConnection>();
@@ -77,6 +89,7 @@ export class Transport {
     this.o = opts;
     this.nodeId = opts.credentials.nodeId;
     this.log = opts.logger.child({ component: 'net', node: this.nodeId.slice(0, 12) });
+    this.refusals = new RefusalLog(this.log);
     this.backoff = new Backoff(opts.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
   }
 
@@ -112,12 +125,24 @@ export class Transport {
     } as tls.TlsOptions);
     server.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     server.on('connection', (raw: Socket) => {
-      if (this.pendingHandshakes >= (this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES) || this.closing) {
-        this.log.warn({ remote: `${raw.remoteAddress}:${raw.remotePort}` }, 'refusing connection: too many handshakes in progress');
+      const source = raw.remoteAddress ?? 'unknown';
+      const fromSource = this.pendingBySource.get(source) ?? 0;
+      const maxPerSource = this.o.maxPendingHandshakesPerSource ?? DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE;
+      const max = this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
+      if (this.closing || fromSource >= maxPerSource || this.pendingHandshakes >= max) {
+        if (!this.closing) {
+          const perSource = fromSource >= maxPerSource;
+          this.refusals.refused(
+            source,
+            { limit: perSource ? maxPerSource : max },
+            perSource ? 'refusing connections: too many handshakes in progress from this address' : 'refusing connections: too many handshakes in progress',
+          );
+        }
         raw.destroy();
         return;
       }
       this.pendingHandshakes++;
+      this.pendingBySource.set(source, fromSource + 1);
       this.sockets.add(raw);
       raw.once('close', () => this.sockets.delete(raw));
       let counted = true;
@@ -125,6 +150,9 @@ export class Transport {
         if (counted) {
           counted = false;
           this.pendingHandshakes--;
+          const n = (this.pendingBySource.get(source) ?? 1) - 1;
+          if (n > 0) this.pendingBySource.set(source, n);
+          else this.pendingBySource.delete(source);
         }
       };
       const key = `${raw.remoteAddress}:${raw.remotePort}`;
@@ -136,7 +164,7 @@ export class Transport {
     });
     server.on('tlsClientError', (err, sock) => {
       this.counters.handshakesFailed++;
-      this.log.warn({ remote: `${sock.remoteAddress}:${sock.remotePort}`, reason: err.message }, 'TLS handshake refused');
+      this.refusals.refused(sock.remoteAddress ?? 'unknown', { remote: `${sock.remoteAddress}:${sock.remotePort}`, reason: err.message }, 'TLS handshake refused');
       sock.destroy();
     });
     server.on('secureConnection', (sock: tls.TLSSocket) => void this.accept(sock));
@@ -168,6 +196,7 @@ export class Transport {
       timeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       remote,
       logger: this.log,
+      refusals: this.refusals,
       ...(expectNodeId !== undefined ? { expectNodeId } : {}),
     };
   }
@@ -200,6 +229,7 @@ export class Transport {
       maxQueuedInbound: this.o.maxQueuedInboundPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND,
       maxQueuedInboundBytes: this.o.maxQueuedInboundBytesPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND_BYTES,
       defaultTimeoutMs: this.o.defaultCallTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
+      ...(this.o.maxPayloadBytesFor ? { maxPayloadBytesFor: this.o.maxPayloadBytesFor } : {}),
     });
   }
 

@@ -1,9 +1,10 @@
 /**
  * CBOR codec for a frame's control section. Decoding is two-step: a structural scan of the raw
  * bytes (well-formed, definite lengths only, bounded depth, counts that fit the bytes present,
- * only harmless tags) and only then cbor-x, so a hostile message cannot make the decoder
- * recurse deeply or preallocate for a count it will never receive. The result is then checked
- * against the zod schema the caller expects.
+ * no tags, integers within JavaScript's safe range) and only then cbor-x, so a hostile message
+ * cannot make the decoder recurse deeply, preallocate for a count it will never receive, or
+ * spend time out of proportion to its size. The result is then checked against the zod schema
+ * the caller expects.
  */
 import { Decoder, Encoder } from 'cbor-x';
 import type { z } from 'zod';
@@ -13,8 +14,12 @@ import { MAX_CONTROL_BYTES } from '../limits.js';
 /** Deepest nesting of arrays, maps and tags accepted in a control section. */
 export const MAX_CONTROL_DEPTH = 32;
 
-/** Tags cbor-x emits for plain values: epoch date, positive and negative bignums. */
-const ALLOWED_TAGS: ReadonlySet<number> = new Set([1, 2, 3]);
+/**
+ * No control schema uses a tagged value, so every tag is refused. Bignums (tags 2 and 3) in
+ * particular: cbor-x converts them in time quadratic in their length, and one 200 KiB bignum
+ * held a node's event loop for half a minute.
+ */
+const ALLOWED_TAGS: ReadonlySet<number> = new Set();
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
@@ -104,6 +109,8 @@ export function scanCbor(bytes: Uint8Array): void {
     switch (major) {
       case 0:
       case 1:
+        // No schema counts beyond 2^53, and cbor-x would hand such a value back as a BigInt.
+        if (arg > Number.MAX_SAFE_INTEGER) throw bad(`integer beyond ±2^53 is not accepted`, start);
         break;
       case 2:
       case 3:

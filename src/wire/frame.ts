@@ -38,14 +38,40 @@ export const KNOWN_FLAGS = 0;
 
 export const MAX_REQUEST_ID = 0xffff_ffff;
 
-export interface FrameLimits {
+/** Largest control section of an ERROR frame: a code and a message of at most 4096 characters. */
+export const MAX_ERROR_CONTROL_BYTES = 16 << 10;
+
+export interface SectionLimits {
   maxControlBytes: number;
   maxPayloadBytes: number;
+}
+
+/**
+ * Limits for one stage of a connection. `byKind`, when given, is the whole list of kinds the
+ * stage accepts, each with its own bounds: any other kind is a violation, so a frame kind that
+ * has no business at that stage (a HELLO after admission, a payload on a CANCEL) is refused on
+ * its header, before its body is read.
+ */
+export interface FrameLimits extends SectionLimits {
+  byKind?: Readonly<Partial<Record<FrameKind, SectionLimits>>>;
 }
 
 export const DEFAULT_FRAME_LIMITS: FrameLimits = {
   maxControlBytes: MAX_CONTROL_BYTES,
   maxPayloadBytes: MAX_FRAME_PAYLOAD_BYTES,
+};
+
+const CALL_LIMITS: SectionLimits = { maxControlBytes: MAX_CONTROL_BYTES, maxPayloadBytes: MAX_FRAME_PAYLOAD_BYTES };
+
+/** What an admitted peer may send for the rest of the connection's life. */
+export const ADMITTED_FRAME_LIMITS: FrameLimits = {
+  ...CALL_LIMITS,
+  byKind: {
+    [FrameKind.REQUEST]: CALL_LIMITS,
+    [FrameKind.RESPONSE]: CALL_LIMITS,
+    [FrameKind.ERROR]: { maxControlBytes: MAX_ERROR_CONTROL_BYTES, maxPayloadBytes: 0 },
+    [FrameKind.CANCEL]: { maxControlBytes: 0, maxPayloadBytes: 0 },
+  },
 };
 
 export interface Frame {
@@ -90,17 +116,24 @@ export function parseFrameHeader(buf: Buffer, offset: number, limits: FrameLimit
   if (controlLength > bodyLength) {
     throw badFrame(`control length ${controlLength} exceeds frame body length ${bodyLength}`, { controlLength, bodyLength });
   }
-  if (controlLength > limits.maxControlBytes) {
-    throw badFrame(`control section of ${controlLength} bytes exceeds the limit of ${limits.maxControlBytes}`, {
+  let bounds: SectionLimits = limits;
+  if (limits.byKind !== undefined) {
+    const k = limits.byKind[kind as FrameKind];
+    if (k === undefined) throw badFrame(`frame kind ${FRAME_KIND_NAMES[kind]} is not accepted at this stage of the connection`, { kind });
+    bounds = k;
+  }
+  const what = FRAME_KIND_NAMES[kind]!;
+  if (controlLength > bounds.maxControlBytes) {
+    throw badFrame(`${what} control section of ${controlLength} bytes exceeds the limit of ${bounds.maxControlBytes}`, {
       controlLength,
-      limit: limits.maxControlBytes,
+      limit: bounds.maxControlBytes,
     });
   }
   const payloadLength = bodyLength - controlLength;
-  if (payloadLength > limits.maxPayloadBytes) {
-    throw badFrame(`frame payload of ${payloadLength} bytes exceeds the limit of ${limits.maxPayloadBytes}`, {
+  if (payloadLength > bounds.maxPayloadBytes) {
+    throw badFrame(`${what} payload of ${payloadLength} bytes exceeds the limit of ${bounds.maxPayloadBytes}`, {
       payloadLength,
-      limit: limits.maxPayloadBytes,
+      limit: bounds.maxPayloadBytes,
     });
   }
   return { bodyLength, kind: kind as FrameKind, flags, requestId, controlLength };

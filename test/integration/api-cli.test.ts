@@ -53,7 +53,7 @@ test('tessera node: settings from DATA/tessera.json, flags win, a bad file is re
   const api = `127.0.0.1:${flagPort}`;
   const first = await waitFor(`the node to answer on ${api}`, 20_000, async () => {
     if (proc.exitCode !== null) throw new Error(`node exited: ${output}`);
-    return getStatus(api, { origin });
+    return getStatus(api, { origin, authorization: `Bearer ${id.apiToken}` });
   });
   const status = JSON.parse(first.body) as { nodeId: string; listen: string; store: { engine: string } };
   assert.equal(status.nodeId, id.credentials.nodeId);

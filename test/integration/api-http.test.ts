@@ -63,7 +63,8 @@ function openEvents(api: string, path = '/api/v1/events'): Promise<{ status: num
 }
 
 test('HTTP API: ranges, token, errors, CORS, HEAD, OpenAPI, events and the dashboard files', async (t) => {
-  const cluster = await LocalCluster.create({ nodes: 1, memory: true, logLevel: 'warn' });
+  // Reads without the token are the subject of api-security.test.ts; here they stay open.
+  const cluster = await LocalCluster.create({ nodes: 1, memory: true, logLevel: 'warn', nodeArgs: ['--api-open-reads'] });
   t.after(() => cluster.destroy());
   const n0 = cluster.node(0);
   const n1 = await cluster.addNode({ args: ['--cors', ORIGIN] });

@@ -55,7 +55,8 @@ async function count(page: Page, selector: string): Promise<number> {
 }
 
 test('dashboard: members, upload, download, delete and a node turning dead, in headless Chromium', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM} (apt-get install chromium)` }, async (t) => {
-  const cluster = await LocalCluster.create({ nodes: 3, memory: true, nodeArgs: TIMING, logLevel: 'warn' });
+  // The page is opened without a token first: reads stay open on this loopback API.
+  const cluster = await LocalCluster.create({ nodes: 3, memory: true, nodeArgs: [...TIMING, '--api-open-reads'], logLevel: 'warn' });
   t.after(() => cluster.destroy());
   await cluster.waitForMembers({ alive: 3 }, 20_000);
 

@@ -66,13 +66,13 @@ test('files through a three-node cluster: sizes, ranges, dedup, names, stat, err
       assert.ok((await collect(r.stream)).equals(want), `range ${start}-${end}`);
     }
     const node = cluster.node(1);
-    const outside = await apiStatus(node.api, `/api/v1/files/${encodeURIComponent(`edge/${size}.bin`)}`, { headers: { range: `bytes=${size}-` } });
+    const outside = await apiStatus(node.api, `/api/v1/files/${encodeURIComponent(`edge/${size}.bin`)}`, { token: node.apiToken, headers: { range: `bytes=${size}-` } });
     assert.equal(outside.status, 416);
     assert.equal(outside.headers.get('content-range'), `bytes */${size}`);
-    const empty = await apiStatus(node.api, `/api/v1/files/${encodeURIComponent('edge/0.bin')}`, { headers: { range: 'bytes=0-' } });
+    const empty = await apiStatus(node.api, `/api/v1/files/${encodeURIComponent('edge/0.bin')}`, { token: node.apiToken, headers: { range: 'bytes=0-' } });
     assert.equal(empty.status, 416);
     await rejectsWith(b.get(`edge/${size}.bin`, { start: size + 5 }), 'BAD_INPUT', /outside/);
-    const head = await fetch(`http://${node.api}/api/v1/files/${encodeURIComponent(`edge/${size}.bin`)}`, { method: 'HEAD' });
+    const head = await fetch(`http://${node.api}/api/v1/files/${encodeURIComponent(`edge/${size}.bin`)}`, { method: 'HEAD', headers: { authorization: `Bearer ${node.apiToken}` } });
     assert.equal(head.status, 200);
     assert.equal(head.headers.get('content-length'), String(size));
   });
@@ -137,9 +137,10 @@ test('files through a three-node cluster: sizes, ranges, dedup, names, stat, err
     await rejectsWith(a.put(pieces(Buffer.from('x')), { replicas: 5, quorum: 4 }), 'UNAVAILABLE', /live node/);
     await rejectsWith(a.put(pieces(Buffer.from('x')), { name: 'bad\u0001name' }), 'BAD_INPUT', /control character/);
     const n0 = cluster.node(0);
-    assert.equal((await apiStatus(n0.api, `/api/v1/files/${unknownId}`)).status, 404);
-    assert.equal((await apiStatus(n0.api, '/api/v1/files/tsr1abc')).status, 400);
-    assert.equal((await apiStatus(n0.api, `/api/v1/files/nothing-here`)).status, 404);
+    assert.equal((await apiStatus(n0.api, `/api/v1/files/${unknownId}`, { token: n0.apiToken })).status, 404);
+    assert.equal((await apiStatus(n0.api, '/api/v1/files/tsr1abc', { token: n0.apiToken })).status, 400);
+    assert.equal((await apiStatus(n0.api, `/api/v1/files/nothing-here`, { token: n0.apiToken })).status, 404);
+    assert.equal((await apiStatus(n0.api, `/api/v1/files/nothing-here`)).status, 401, 'reads need the token on loopback too');
     const noToken = await apiStatus(n0.api, '/api/v1/files?name=x', { method: 'PUT', body: 'hello' });
     assert.equal(noToken.status, 401);
     assert.equal((await apiStatus(n0.api, `/api/v1/files/${unknownId}`, { method: 'DELETE' })).status, 401);

@@ -60,8 +60,13 @@ export function parsePrometheus(text: string): { samples: Samples; types: Map<st
   return { samples, types };
 }
 
-function get(api: string, path: string, headers: Record<string, string> = {}, body?: Buffer, method = 'GET'): Promise<{ status: number; text: string; type: string }> {
+/** Each node's API token by address: reads need it on loopback too, as a scraper's bearer token. */
+const tokens = new Map<string, string>();
+
+function get(api: string, path: string, given: Record<string, string> = {}, body?: Buffer, method = 'GET'): Promise<{ status: number; text: string; type: string }> {
   const [host, port] = api.split(':') as [string, string];
+  const token = tokens.get(api);
+  const headers = token !== undefined && given.authorization === undefined ? { ...given, authorization: `Bearer ${token}` } : given;
   return new Promise((resolve, reject) => {
     const req = request({ host, port: Number(port), path, method, headers }, (res) => {
       const parts: Buffer[] = [];
@@ -87,6 +92,7 @@ const v = (s: Samples, key: string): number => s.get(key) ?? 0;
 
 test('/metrics parses as Prometheus text and its counters follow a put and a kill', async (t) => {
   const cluster = await LocalCluster.create({ nodes: 3, memory: true, nodeArgs: TIMING, logLevel: 'warn' });
+  for (const n of cluster.nodes) tokens.set(n.api, n.apiToken);
   t.after(() => cluster.destroy());
   await cluster.waitForMembers({ alive: 3 });
   const n0 = cluster.node(0);

@@ -183,8 +183,8 @@ test(`latency and loss with data: a ${BIG / MiB} MiB file put and read back thro
   t.after(() => clearTimeout(timer));
   // The harness's clients give up after 5 s of silence; a large write waits on quorums across
   // delayed, stalled links, so these wait longer (still idle time, not total time).
-  const writer = connect({ api: c.host(0).api, token: c.host(0).apiToken, timeoutMs: 60_000 });
-  const reader = connect({ api: c.host(2).api, token: c.host(2).apiToken, timeoutMs: 60_000 });
+  const writer = connect({ api: c.host(0).api, token: c.host(0).apiToken, tls: c.host(0).apiTls, timeoutMs: 60_000 });
+  const reader = connect({ api: c.host(2).api, token: c.host(2).apiToken, tls: c.host(2).apiTls, timeoutMs: 60_000 });
 
   // The source: BIG bytes of pseudo-random data in 1 MiB pieces, hashed on the way out.
   const SEG = MiB;

@@ -10,11 +10,13 @@
  * crashed is cleaned up by the next one (its pid is gone) without touching a run still alive.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connect, type TesseraClient } from '../../src/client/index.js';
+import { connect, type ApiTlsTrust, type TesseraClient } from '../../src/client/index.js';
+import { API_CERT_FILE, ensureSelfSignedApiCert } from '../../src/net/api-tls.js';
 import type { PeerView } from '../../src/api/types.js';
 import { initDataDir, newClusterKeys, type ClusterKeys } from '../../src/cluster/identity.js';
 import { CLI_PATH, waitFor } from '../../src/cli/local-cluster.js';
@@ -130,6 +132,8 @@ export interface Host {
   apiToken: string;
   /** host:port of the host's API. */
   api: string;
+  /** How clients trust the host's HTTPS API (its self-signed certificate, pinned). */
+  apiTls: ApiTlsTrust;
   client: TesseraClient;
   proc: ChildProcess | undefined;
   proxy: FaultProxy | undefined;
@@ -207,6 +211,10 @@ export class NetnsCluster {
       await ns(name, 'ip', 'link', 'set', 'eth0', 'up');
       await ns(name, 'nft', `add table inet ${PREFIX}; add chain inet ${PREFIX} input { type filter hook input priority 0; }; add chain inet ${PREFIX} output { type filter hook output priority 0; }`);
       const id = await initDataDir(join(this.dir, `h${i}`), this.keys);
+      // Beyond loopback the API speaks HTTPS: the client pins the certificate, as the CLI does.
+      await ensureSelfSignedApiCert(join(this.dir, `h${i}`));
+      const certPem = await readFile(join(this.dir, `h${i}`, API_CERT_FILE), 'utf8');
+      const apiTls: ApiTlsTrust = { certPem, fingerprint256: new X509Certificate(certPem).fingerprint256 };
       let advertise = `${ip}:${PEER_PORT}`;
       let proxy: FaultProxy | undefined;
       if (this.opts.proxy) {
@@ -222,7 +230,8 @@ export class NetnsCluster {
         nodeId: id.credentials.nodeId,
         apiToken: id.apiToken,
         api: `${ip}:${API_PORT}`,
-        client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000 }),
+        apiTls,
+        client: connect({ api: `${ip}:${API_PORT}`, token: id.apiToken, timeoutMs: 5_000, tls: apiTls }),
         proc: undefined,
         proxy,
         logTail: '',

@@ -1,25 +1,29 @@
 import type { Command } from 'commander';
 import { formatJoinToken, initDataDir, loadDataDir, newClusterKeys, parseJoinToken } from '../../cluster/identity.js';
 import { badInput } from '../../errors.js';
+import { ensureSelfSignedApiCert } from '../../net/api-tls.js';
+import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
 
 export function registerInit(program: Command): void {
   program
     .command('init')
     .description('create a node identity in a data directory, for a new cluster or to join one')
     .requiredOption('--data <dir>', 'data directory of the node')
-    .option('--join <token>', 'join an existing cluster with a token from `tessera token`')
-    .option('--json', 'print a JSON result')
-    .addHelpText('after', '\nExamples:\n  tessera init --data ./n1\n  tessera init --data ./n2 --join tsrj1_...')
-    .action(async (opts: { data: string; join?: string; json?: boolean }) => {
-      const keys = opts.join !== undefined ? parseJoinToken(opts.join) : newClusterKeys();
+    .option('--join-file <file>', `join an existing cluster with the token in FILE ('-' reads standard input)`)
+    .option('--join <token>', `join with a token given on the command line (visible to other local users; prefer --join-file or ${JOIN_TOKEN_ENV})`)
+    .option('--json', 'print a JSON result (never the token: get it with `tessera token`)')
+    .addHelpText('after', `\nExamples:\n  tessera init --data ./n1\n  tessera token --data ./n1 | tessera init --data ./n2 --join-file -\n  ${JOIN_TOKEN_ENV}=tsrj1_... tessera init --data ./n3`)
+    .action(async (opts: { data: string; join?: string; joinFile?: string; json?: boolean }) => {
+      const given = await readJoinToken(opts);
+      const keys = given !== undefined ? parseJoinToken(given) : newClusterKeys();
       const id = await initDataDir(opts.data, keys);
-      const token = formatJoinToken(keys);
+      await ensureSelfSignedApiCert(opts.data);
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ nodeId: id.credentials.nodeId, clusterId: keys.clusterId, joinToken: token, storageOnly: !keys.dataKey }) + '\n');
+        process.stdout.write(JSON.stringify({ nodeId: id.credentials.nodeId, clusterId: keys.clusterId, storageOnly: !keys.dataKey }) + '\n');
         return;
       }
       process.stdout.write(`node id:     ${id.credentials.nodeId}\ncluster id:  ${keys.clusterId}\n`);
-      if (opts.join === undefined) process.stdout.write(`join token:  ${token}\n(keep it secret: it admits nodes and holds the data key)\n`);
+      if (given === undefined) process.stdout.write(`join token:  ${formatJoinToken(keys)}\n(keep it secret: it admits nodes and holds the data key; print it again with 'tessera token --data ${opts.data}')\n`);
       else if (!keys.dataKey) process.stdout.write('storage-only node: it will hold ciphertext and never see file contents or names\n');
     });
 

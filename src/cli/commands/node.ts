@@ -38,7 +38,19 @@ export interface NodeFlags {
   repairIntervalMs?: string;
   scrubRate?: string;
   scrubIntervalMs?: string;
+  apiTls?: boolean;
+  apiCert?: string;
+  apiKey?: string;
+  apiPlainHttp?: boolean;
+  apiOpenReads?: boolean;
+  apiIdleTimeoutMs?: string;
+  apiMaxTransfers?: string;
 }
+
+/** Bounds of the API flags: an idle timeout from 1 s to an hour, and up to 1024 transfers. */
+const MIN_API_IDLE_TIMEOUT_MS = 1000;
+const MAX_API_IDLE_TIMEOUT_MS = 3_600_000;
+const MAX_API_TRANSFERS = 1024;
 
 /** A whole number within bounds from a flag, or undefined when the flag is absent. */
 function boundedInt(text: string | undefined, what: string, min: number, max: number): number | undefined {
@@ -78,15 +90,18 @@ function mergeConfig(flags: NodeFlags, peerFlag: PeerFlag, cmd: Command, file: N
 /** The dashboard address with the token in its fragment: browsers never send a fragment to a server. */
 async function dashboardUrl(dataDir: string): Promise<{ url: string; api: string }> {
   let api: string;
+  let scheme = 'http';
   try {
-    api = (JSON.parse(await readFile(join(dataDir, RUNTIME_FILE), 'utf8')) as { api: string }).api;
+    const info = JSON.parse(await readFile(join(dataDir, RUNTIME_FILE), 'utf8')) as { api: string; apiScheme?: string };
+    api = info.api;
+    if (info.apiScheme === 'https') scheme = 'https';
   } catch {
     throw new TesseraError('UNAVAILABLE', `no node is running with data directory ${dataDir}; start it with \`tessera node --data ${dataDir}\``);
   }
   const token = (await readFile(join(dataDir, API_TOKEN_FILE), 'utf8')).trim();
   // A wildcard bind is reachable on loopback from this machine.
   const local = api.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
-  return { url: `http://${local}/#token=${encodeURIComponent(token)}`, api: local };
+  return { url: `${scheme}://${local}/#token=${encodeURIComponent(token)}`, api: local };
 }
 
 function positiveMs(text: string | undefined, what: string): number | undefined {
@@ -126,6 +141,13 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--scrub-rate <bytes>', 'bytes per second the background scrub re-verifies, e.g. 32M (default 32M)')
     .option('--scrub-interval-ms <ms>', 'time between background scrub passes (default 24 h)')
     .option('--cors <origin>', 'let pages of this origin call the API from a browser (default: no cross-origin access)')
+    .option('--api-tls', 'serve the API over HTTPS also on loopback (beyond loopback it is the default), with the self-signed certificate in DATA/api-cert.pem')
+    .option('--api-cert <file>', 'serve the API over HTTPS with this PEM certificate (chain) instead of the self-signed one; needs --api-key')
+    .option('--api-key <file>', 'PEM private key for --api-cert')
+    .option('--api-plain-http', 'serve plain HTTP even beyond loopback (only behind a TLS-terminating proxy: the token and file contents would cross the network in clear)')
+    .option('--api-open-reads', 'let local users read through a loopback API without the token (off by default)')
+    .option('--api-idle-timeout-ms <ms>', 'close an API connection that moves no data for this long (default 30000)')
+    .option('--api-max-transfers <n>', 'uploads and downloads served at once; more are answered 503 (default 16)')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
     .option('--json', 'log JSON lines even on a terminal');
 }
@@ -166,6 +188,8 @@ export async function runNodeCommand(
   const scrubIntervalMs = boundedInt(flags.scrubIntervalMs, '--scrub-interval-ms', MIN_SCRUB_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS);
   const repairRateBytes = rateFlag(flags.repairRate, '--repair-rate');
   const scrubRateBytes = rateFlag(flags.scrubRate, '--scrub-rate');
+  const apiIdleTimeoutMs = boundedInt(flags.apiIdleTimeoutMs, '--api-idle-timeout-ms', MIN_API_IDLE_TIMEOUT_MS, MAX_API_IDLE_TIMEOUT_MS);
+  const apiMaxTransfers = boundedInt(flags.apiMaxTransfers, '--api-max-transfers', 1, MAX_API_TRANSFERS);
   const logger = createLogger({ level: flags.logLevel as LogLevel, ...(given.json ? { pretty: false } : {}) });
   if (file.path) logger.debug({ config: file.path }, 'settings read from the config file');
   const missing = missingTuning();
@@ -180,6 +204,15 @@ export async function runNodeCommand(
     memory: flags.memory === true,
     ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
     ...(flags.cors ? { cors: flags.cors } : {}),
+    apiSecurity: {
+      ...(flags.apiTls ? { tls: true } : {}),
+      ...(flags.apiCert !== undefined ? { certFile: flags.apiCert } : {}),
+      ...(flags.apiKey !== undefined ? { keyFile: flags.apiKey } : {}),
+      ...(flags.apiPlainHttp ? { plainHttp: true } : {}),
+      ...(flags.apiOpenReads ? { openReads: true } : {}),
+      ...(apiIdleTimeoutMs !== undefined ? { idleTimeoutMs: apiIdleTimeoutMs } : {}),
+      ...(apiMaxTransfers !== undefined ? { maxTransfers: apiMaxTransfers } : {}),
+    },
     ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
     files: {
       ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),

@@ -6,9 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CALL_GRACE_MS, DEFAULT_MEMBERSHIP_CONFIG, Membership, MAX_CONCURRENT_INDIRECT_PROBES, type MemberInfo, type MembershipNet } from '../../../src/cluster/membership.js';
 import { BroadcastQueue } from '../../../src/cluster/membership-broadcast.js';
-import { compareRecords, retransmitLimit } from '../../../src/cluster/membership-rules.js';
+import { MAX_INCARNATION_STEP, compareRecords, refutationIncarnation, restartIncarnation, retransmitLimit } from '../../../src/cluster/membership-rules.js';
 import {
   MAX_ADDR_CHARS,
+  MAX_INCARNATION,
   MAX_MEMBERS,
   MAX_NODE_ID_CHARS,
   MAX_SYNC_RECORDS,
@@ -340,4 +341,42 @@ test('a peer repeating a stale accusation gets our newer record in the reply', a
   assert.equal(fix.state, 'alive');
   assert.equal(fix.incarnation, 5);
   m.stop();
+});
+
+test('an accusation far above our incarnation is ignored: a refutation never jumps to a value the accuser chose', async () => {
+  const { m } = make(refusing, { incarnation: 4 });
+  await m.handle('member.ping', ping(rec('x'), [rec('me', 'dead', Number.MAX_SAFE_INTEGER)])).then(
+    () => assert.fail('an incarnation beyond MAX_INCARNATION must be refused on the wire'),
+    (e: unknown) => assert.ok(isTesseraError(e, 'BAD_INPUT')),
+  );
+  await m.handle('member.ping', ping(rec('x'), [rec('me', 'dead', MAX_INCARNATION)]));
+  assert.equal(m.incarnation, 4);
+  await m.handle('member.ping', ping(rec('x'), [rec('me', 'suspect', 4 + MAX_INCARNATION_STEP + 1)]));
+  assert.equal(m.incarnation, 4);
+  // Within the step a stale 'alive' from before a restart is still outbid.
+  await m.handle('member.ping', ping(rec('x'), [rec('me', 'suspect', 4 + MAX_INCARNATION_STEP)]));
+  assert.equal(m.incarnation, 5 + MAX_INCARNATION_STEP);
+});
+
+test('second-hand records far ahead of what we hold are ignored; the member itself is believed', async () => {
+  const { m } = make();
+  await m.handle('member.ping', ping(rec('a', 'alive', 3)));
+  await m.handle('member.ping', ping(rec('x'), [rec('a', 'dead', 3 + MAX_INCARNATION_STEP + 1)]));
+  assert.equal(m.get('a')?.state, 'alive');
+  assert.equal(m.get('a')?.incarnation, 3);
+  // A forged record about a member we did not know yet gets in, but the member's own word replaces it.
+  await m.handle('member.ping', ping(rec('x'), [rec('b', 'dead', 1_000_000)]));
+  assert.equal(m.get('b')?.state, 'dead');
+  await m.handle('member.ping', ping(rec('b', 'alive', 2)));
+  assert.equal(m.get('b')?.state, 'alive');
+  assert.equal(m.get('b')?.incarnation, 2);
+});
+
+test('restart incarnation: one above the saved value; out of range starts over instead of failing', () => {
+  assert.deepEqual(restartIncarnation(undefined), { incarnation: 1, reset: false });
+  assert.deepEqual(restartIncarnation(7), { incarnation: 8, reset: false });
+  for (const bad of [Number.MAX_SAFE_INTEGER + 1, MAX_INCARNATION, -1, 1.5, 'x', null]) {
+    assert.deepEqual(restartIncarnation(bad), { incarnation: 0, reset: true });
+  }
+  assert.equal(refutationIncarnation(MAX_INCARNATION, MAX_INCARNATION), undefined);
 });

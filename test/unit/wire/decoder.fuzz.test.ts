@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { TesseraError } from '../../../src/errors.js';
 import { FRAME_HEADER_BYTES, FrameKind, encodeFrame, type Frame } from '../../../src/wire/frame.js';
 import { FrameDecoder } from '../../../src/wire/decoder.js';
+import { splitAt } from '../../../bench/fuzz-targets.js';
 
 const kinds = Object.values(FrameKind);
 
@@ -14,18 +15,7 @@ const frameArb = fc.record({
   payload: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 4000, max: 70_000 }).map((n) => new Uint8Array(n).fill(n & 0xff))),
 });
 
-/** Splits `buf` at the given (sorted, deduplicated) cut points. */
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
+const split = splitAt;
 
 function feed(d: FrameDecoder, parts: Buffer[]): Frame[] {
   const out: Frame[] = [];

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TesseraError } from '../../../src/errors.js';
 import { MAX_CONTROL_BYTES, MAX_FRAME_PAYLOAD_BYTES } from '../../../src/limits.js';
-import { FRAME_HEADER_BYTES, FrameKind, encodeFrame } from '../../../src/wire/frame.js';
+import { ADMITTED_FRAME_LIMITS, FRAME_HEADER_BYTES, FrameKind, MAX_ERROR_CONTROL_BYTES, encodeFrame } from '../../../src/wire/frame.js';
 import { FrameDecoder } from '../../../src/wire/decoder.js';
 
 function header(bodyLength: number, kind: number, flags: number, reserved: number, requestId: number, controlLength: number): Buffer {
@@ -86,6 +86,26 @@ test('decoder honours tighter limits set for the handshake', () => {
   const d = new FrameDecoder({ maxControlBytes: 64, maxPayloadBytes: 64 });
   d.push(Buffer.concat(encodeFrame(FrameKind.ADMIT, 0, undefined, Buffer.alloc(65))));
   expectBadFrame(() => d.next(), /payload of 65 bytes exceeds the limit of 64/);
+});
+
+test('after admission each kind keeps its own bounds, and handshake kinds are refused', () => {
+  const admitted = () => new FrameDecoder(ADMITTED_FRAME_LIMITS);
+  const d1 = admitted();
+  d1.push(header(0xffff_ffff, FrameKind.REQUEST, 0, 0, 1, 0));
+  expectBadFrame(() => d1.next(), /REQUEST payload of \d+ bytes exceeds the limit/);
+  const d2 = admitted();
+  d2.push(Buffer.concat(encodeFrame(FrameKind.CANCEL, 1, undefined, Buffer.alloc(1))));
+  expectBadFrame(() => d2.next(), /CANCEL payload of 1 bytes exceeds the limit of 0/);
+  const d3 = admitted();
+  d3.push(header(MAX_ERROR_CONTROL_BYTES + 1, FrameKind.ERROR, 0, 0, 1, MAX_ERROR_CONTROL_BYTES + 1));
+  expectBadFrame(() => d3.next(), /ERROR control section of \d+ bytes exceeds the limit/);
+  for (const kind of [FrameKind.HELLO, FrameKind.ADMIT]) {
+    const d = admitted();
+    d.push(header(0, kind, 0, 0, 0, 0));
+    expectBadFrame(() => d.next(), /is not accepted at this stage/);
+  }
+  const ok = admitted().pushAndDrain(Buffer.concat(encodeFrame(FrameKind.REQUEST, 1, Buffer.from([0xf6]), Buffer.alloc(MAX_FRAME_PAYLOAD_BYTES))));
+  assert.equal(ok[0]!.payload.length, MAX_FRAME_PAYLOAD_BYTES);
 });
 
 test('frames split byte by byte and glued together come out whole and in order', () => {
