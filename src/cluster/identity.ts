@@ -113,6 +113,9 @@ export async function initDataDir(dataDir: string, keys: ClusterKeys): Promise<N
     ...(keys.dataKey ? { dataKey: keys.dataKey.toString('base64url') } : {}),
   }, null, 2) + '\n');
   await writeSecretFile(join(dataDir, API_TOKEN_FILE), apiToken + '\n');
+  // Loaded here only: client commands read this module for file names and must start fast.
+  const { ensureSelfSignedApiCert } = await import('../net/index.js');
+  await ensureSelfSignedApiCert(dataDir);
   // The identity file goes last: its presence is what marks a data dir as initialised.
   await writeSecretFile(join(dataDir, IDENTITY_FILE), JSON.stringify({
     nodeId: credentials.nodeId,

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { formatJoinToken, initDataDir, loadDataDir, newClusterKeys, parseJoinToken } from '../../cluster/identity.js';
 import { badInput } from '../../errors.js';
-import { ensureSelfSignedApiCert } from '../../net/api-tls.js';
 import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
 
 export function registerInit(program: Command): void {
@@ -17,7 +16,6 @@ export function registerInit(program: Command): void {
       const given = await readJoinToken(opts);
       const keys = given !== undefined ? parseJoinToken(given) : newClusterKeys();
       const id = await initDataDir(opts.data, keys);
-      await ensureSelfSignedApiCert(opts.data);
       if (opts.json) {
         process.stdout.write(JSON.stringify({ nodeId: id.credentials.nodeId, clusterId: keys.clusterId, storageOnly: !keys.dataKey }) + '\n');
         return;
