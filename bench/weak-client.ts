@@ -10,7 +10,7 @@
  * so the bench can time clients that run at once against one clock.
  */
 import { connect } from '../src/client/index.js';
-import { drain, hashedSource } from '../test/netns/weak-cluster.js';
+import { API_CERT_ENV, drain, hashedSource } from '../test/netns/weak-cluster.js';
 
 const IDLE_MS = 120_000;
 
@@ -19,7 +19,8 @@ if ((op !== 'put' && op !== 'get') || !api || !token || !arg) {
   process.stderr.write('usage: weak-client put API TOKEN SIZE SEED | get API TOKEN FILEID\n');
   process.exit(2);
 }
-const client = connect({ api, token, timeoutMs: IDLE_MS });
+const certPem = process.env[API_CERT_ENV];
+const client = connect({ api, token, timeoutMs: IDLE_MS, ...(certPem ? { tls: { certPem } } : {}) });
 if (op === 'put') {
   const size = Number(arg);
   if (!Number.isSafeInteger(size) || size < 1) throw new Error(`size must be a positive whole number of bytes, not ${arg}`);

@@ -26,7 +26,7 @@ import { cpus, loadavg } from 'node:os';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { connect, type TesseraClient } from '../src/client/index.js';
 import { cleanStale, netnsUnavailable, type NetnsCluster } from '../test/netns/harness.js';
-import { drain, hashedSource, startWeakCluster, type WeakCluster } from '../test/netns/weak-cluster.js';
+import { API_CERT_ENV, drain, hashedSource, startWeakCluster, type WeakCluster } from '../test/netns/weak-cluster.js';
 import { machineBusyMs, ownCpuMicros, processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 import { flag } from './cli-args.js';
 
@@ -98,7 +98,8 @@ interface ClientResult {
 async function inHost(c: NetnsCluster, i: number, args: string[]): Promise<ClientResult> {
   const h = c.host(i);
   const { stdout } = await run('ip', ['netns', 'exec', h.ns, process.execPath, ...nodeRuntimeArgs(), CLIENT_SCRIPT, args[0]!, h.api, h.apiToken, ...args.slice(1)], {
-    env: withMallocEnv(),
+    // The host's API is beyond loopback, so HTTPS with its self-signed certificate, pinned.
+    env: { ...withMallocEnv(), [API_CERT_ENV]: h.apiTls.certPem ?? '' },
     maxBuffer: 1 << 20,
   });
   return JSON.parse(stdout) as ClientResult;
@@ -118,7 +119,7 @@ async function runN(n: number, o: { size: number; aggSize: number; cap: number; 
       (c) => (made = c),
     );
     const c = w.c;
-    const client = (i: number) => connect({ api: c.host(i).api, token: c.host(i).apiToken, timeoutMs: CLIENT_IDLE_MS });
+    const client = (i: number) => connect({ api: c.host(i).api, token: c.host(i).apiToken, timeoutMs: CLIENT_IDLE_MS, tls: c.host(i).apiTls });
     const pids = c.hosts.map((h) => c.pid(h.index)).filter((p): p is number => p !== undefined);
     say(`  node processes: ${pids.map((p) => `${p}:${readFileSync(`/proc/${p}/comm`, 'utf8').trim()}`).join(' ')}`);
     const gw = client(w.gateway);

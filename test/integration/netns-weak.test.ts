@@ -47,7 +47,7 @@ after(async () => {
 /** The harness's clients give up after 5 s of silence; a put across capped links may queue longer than that. */
 const gatewayClient = () => {
   const gw = w!.c.host(w!.gateway);
-  return connect({ api: gw.api, token: gw.apiToken, timeoutMs: 60_000 });
+  return connect({ api: gw.api, token: gw.apiToken, timeoutMs: 60_000, tls: gw.apiTls });
 };
 
 async function putThroughGateway(name: string, seed: number): Promise<{ fileId: string; sha: string; putMs: number }> {

@@ -94,3 +94,6 @@ export function chunkOps(metrics: string, op: string, result: string): number {
   const m = re.exec(metrics);
   return m ? Number(m[1]) : 0;
 }
+
+/** Carries a host's API certificate (PEM) to a client process in its namespace, which pins it. */
+export const API_CERT_ENV = 'WEAK_API_CERT_PEM';
