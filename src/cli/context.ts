@@ -1,8 +1,8 @@
 /** Where a client command finds its node: --api/--token, then --data, then the environment. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type TesseraClient } from '../client/index.js';
-import { API_TOKEN_FILE } from '../cluster/identity.js';
+import type { TesseraClient } from '../client/index.js';
+import { API_TOKEN_FILE } from '../cluster/data-files.js';
 import { RUNTIME_FILE } from '../runtime-file.js';
 
 export interface ClientFlags {
@@ -31,5 +31,8 @@ export async function clientFrom(flags: ClientFlags): Promise<TesseraClient> {
       }
     }
   }
+  // Loaded here rather than at the top: every command registers its options from this module's
+  // importers, and only the one that runs needs the HTTP stack.
+  const { connect } = await import('../client/index.js');
   return connect({ ...(api ? { api } : {}), ...(token ? { token } : {}) });
 }

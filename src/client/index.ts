@@ -3,6 +3,7 @@
  * 'tessera'` gives a program.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
@@ -164,7 +165,7 @@ export class TesseraClient {
   async get(
     ref: string,
     opts: { start?: number; end?: number; signal?: AbortSignal } = {},
-  ): Promise<{ fileId: string; size: number; totalSize: number; stream: NodeJS.ReadableStream }> {
+  ): Promise<{ fileId: string; size: number; totalSize: number; stream: Readable }> {
     const headers: Record<string, string> = {};
     const { start, end } = opts;
     for (const [k, v] of [['start', start], ['end', end]] as const) {

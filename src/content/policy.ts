@@ -4,10 +4,10 @@
  */
 import { z } from 'zod';
 import { badInput } from '../errors.js';
+import { MAX_REPLICAS } from '../limits.js';
 import { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS } from './erasure.js';
 
-/** Most copies of a chunk; beyond this a cluster spends capacity without gaining durability. */
-export const MAX_REPLICAS = 16;
+export { MAX_REPLICAS };
 
 export type RedundancyPolicy = { kind: 'replicas'; r: number; w: number } | { kind: 'ec'; k: number; m: number };
 

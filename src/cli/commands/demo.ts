@@ -2,7 +2,6 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { TesseraError, badInput } from '../../errors.js';
 import { formatBytes, parseSize } from '../format.js';
-import { LocalCluster } from '../local-cluster.js';
 import { peersTable } from './peers.js';
 
 interface DemoFlags {
@@ -82,6 +81,7 @@ export function registerDemo(program: Command): void {
       };
       const t0 = Date.now();
       say(`starting ${count} tessera nodes on 127.0.0.1 ...`);
+      const { LocalCluster } = await import('../local-cluster.js');
       const cluster = await step('starting the nodes', () =>
         LocalCluster.create({ nodes: count, logLevel: 'warn', detached: flags.keep === true }),
       );
