@@ -3,8 +3,10 @@
  * 'tessera'` gives a program.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
+import { download, type DownloadInfo, type DownloadSink } from './download.js';
 import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
@@ -31,6 +33,8 @@ export interface RequestOptions {
   body?: unknown;
   headers?: Record<string, string>;
 }
+
+export type { DownloadInfo, DownloadSink };
 
 export function parseHostPort(addr: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(addr.trim());
@@ -126,17 +130,50 @@ export class TesseraClient {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers, agent }, resolve);
       req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof TesseraError) reject(err);
-        else if (err.code === 'ECONNREFUSED') reject(new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`));
-        else reject(new TesseraError('UNAVAILABLE', `cannot reach the node API at ${this.address}: ${err.message}`));
-      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof TesseraError ? err : this.connectionError(err)));
       if (opts.bodyStream) opts.bodyStream.pipe(req);
       else req.end(payload);
     });
     res.setTimeout(0);
     if (res.statusCode !== undefined && res.statusCode >= 400) throw await errorFrom(res);
     return res;
+  }
+
+  private connectionError(err: NodeJS.ErrnoException): TesseraError {
+    if (err.code === 'ECONNREFUSED') return new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`);
+    return new TesseraError('UNAVAILABLE', `cannot reach the node API at ${this.address}: ${err.message}`);
+  }
+
+  /**
+   * Reads a file (or bytes start..end, both inclusive) by id or name into `sink`, at the speed the
+   * node serves it: the connection is read straight into a few large buffers that the sink takes
+   * in turn (see download.ts). Memory stays within DOWNLOAD_BATCHES × DOWNLOAD_BATCH_BYTES.
+   */
+  download(ref: string, sink: DownloadSink, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<DownloadInfo> {
+    const headers: Record<string, string> = { host: this.hostHeader, connection: 'close' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const range = rangeHeader(opts.start, opts.end);
+    if (range) headers.range = range;
+    for (const [k, v] of Object.entries(headers)) {
+      // node:http refuses these too: a line break in a value would start a header of its own.
+      if (/[\r\n]/.test(v)) throw new TesseraError('BAD_INPUT', `the ${k} header may not hold a line break; check the token`);
+    }
+    const head = `GET /api/v1/files/${encodeURIComponent(ref)} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    return download({
+      open: (onread) => connectTcp({ host: this.host, port: this.port, onread }),
+      request: head,
+      sink,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      idleTimeoutMs: this.timeoutMs,
+      connectionError: (err) => this.connectionError(err),
+      statusError: (status, body) => errorFromBody(status, body),
+      address: this.address,
+    });
+  }
+
+  /** The Host header node:http would send: the API checks it against DNS rebinding. */
+  private get hostHeader(): string {
+    return `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
   }
 
   /**
@@ -167,12 +204,8 @@ export class TesseraClient {
     opts: { start?: number; end?: number; signal?: AbortSignal } = {},
   ): Promise<{ fileId: string; size: number; totalSize: number; stream: Readable }> {
     const headers: Record<string, string> = {};
-    const { start, end } = opts;
-    for (const [k, v] of [['start', start], ['end', end]] as const) {
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new TesseraError('BAD_INPUT', `range ${k} must be a non-negative whole number, not ${v}`);
-    }
-    if (start !== undefined && end !== undefined && end < start) throw new TesseraError('BAD_INPUT', `range end ${end} is before its start ${start}`);
-    if (start !== undefined || end !== undefined) headers.range = `bytes=${start ?? 0}-${end ?? ''}`;
+    const range = rangeHeader(opts.start, opts.end);
+    if (range) headers.range = range;
     opts.signal?.throwIfAborted();
     const res = await this.raw(`/api/v1/files/${encodeURIComponent(ref)}`, { headers });
     // Idle, not total: a long download never times out while bytes keep arriving.
@@ -281,15 +314,35 @@ async function readBounded(res: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** The Range header for bytes start..end (both inclusive), or undefined for the whole file. */
+function rangeHeader(start: number | undefined, end: number | undefined): string | undefined {
+  for (const [k, v] of [['start', start], ['end', end]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new TesseraError('BAD_INPUT', `range ${k} must be a non-negative whole number, not ${v}`);
+  }
+  if (start !== undefined && end !== undefined && end < start) throw new TesseraError('BAD_INPUT', `range end ${end} is before its start ${start}`);
+  return start !== undefined || end !== undefined ? `bytes=${start ?? 0}-${end ?? ''}` : undefined;
+}
+
 async function errorFrom(res: IncomingMessage): Promise<TesseraError> {
+  let body: Buffer = Buffer.alloc(0);
+  try {
+    body = await readBounded(res);
+  } catch {
+    /* too long to be an error body: fall through to the status line */
+  }
+  return errorFromBody(res.statusCode ?? 0, body);
+}
+
+/** The API's JSON error, or one naming the status when the body is not one. */
+function errorFromBody(status: number, raw: Buffer): TesseraError {
   let body: ApiErrorBody | undefined;
   try {
-    body = JSON.parse((await readBounded(res)).toString('utf8')) as ApiErrorBody;
+    body = JSON.parse(raw.toString('utf8')) as ApiErrorBody;
   } catch {
     /* not JSON: fall through to the status line */
   }
   if (body?.error?.code && body.error.message) return new TesseraError(body.error.code as ErrorCode, body.error.message);
-  return new TesseraError('INTERNAL', `node API answered HTTP ${res.statusCode}`);
+  return new TesseraError('INTERNAL', `node API answered HTTP ${status}`);
 }
 
 export function connect(opts: ConnectOptions = {}): TesseraClient {

@@ -7,12 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { open, rename, stat as statPath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { isatty } from 'node:tty';
-import { TesseraError, badInput, isTesseraError } from '../../errors.js';
-import { writeBatched } from '../batched-writer.js';
+import type { DownloadSink } from '../../client/index.js';
+import { badInput, isTesseraError } from '../../errors.js';
 import { clientFrom } from '../context.js';
+import { fdSink, streamSink, type FdSink } from '../download-sinks.js';
 import { startProgress, wantProgress, type Progress } from '../progress.js';
 import { abortOnInterrupt, asTransferError, ioError, type CommonFlags } from './transfer.js';
 
@@ -86,28 +85,13 @@ async function checkOutputPath(out: string): Promise<void> {
  * terminal (/dev/null). Pipes and terminals go through process.stdout, which handles their
  * non-blocking writes and a reader that goes away.
  */
-function stdoutTakesBatches(): boolean {
+function stdoutTakesPlainWrites(): boolean {
   try {
     const st = fstatSync(1);
     return st.isFile() || (st.isCharacterDevice() && !isatty(1));
   } catch {
     return false;
   }
-}
-
-async function toStdout(stream: Readable, onBytes: (n: number) => void, signal: AbortSignal): Promise<number> {
-  const writeError = (err: unknown) => ioError(err, 'cannot write to standard output');
-  if (stdoutTakesBatches()) return writeBatched(stream, 1, { onBytes, writeError });
-  let written = 0;
-  const count = async function* (src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const piece of src) {
-      written += piece.length;
-      onBytes(piece.length);
-      yield piece;
-    }
-  };
-  await pipeline(stream, count, process.stdout, { signal, end: false });
-  return written;
 }
 
 export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
@@ -121,17 +105,16 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
   let temp: string | undefined;
   let fh: FileHandle | undefined;
   let progress: Progress | undefined;
-  let written = 0;
   try {
-    const res = range === 'empty' ? undefined : await client.get(ref, { ...range, signal: abort.signal });
-    const expected = res?.size ?? 0;
     // Bytes going to the same terminal would tear the bar apart, and the bar the bytes.
     const barOk = wantProgress(flags) && (out !== undefined || process.stdout.isTTY !== true);
-    const bar = await startProgress(`get ${basename(out ?? ref).slice(0, 40)}`, expected, barOk);
+    const bar = await startProgress(`get ${basename(out ?? ref).slice(0, 40)}`, undefined, barOk);
     progress = bar;
     const onBytes = (n: number) => bar.add(n);
+    let sink: DownloadSink;
+    let file: FdSink | undefined;
     if (out === undefined) {
-      if (res) written = await toStdout(res.stream, onBytes, abort.signal);
+      sink = stdoutTakesPlainWrites() ? fdSink(1, { onBytes, writeError: (err) => ioError(err, 'cannot write to standard output') }) : streamSink(process.stdout, onBytes);
     } else {
       temp = tempPathFor(out);
       try {
@@ -139,17 +122,17 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
       } catch (err) {
         throw ioError(err, `cannot write '${out}'`);
       }
-      if (res) written = await writeBatched(res.stream, fh.fd, { syncAhead: true, onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
+      file = fdSink(fh.fd, { syncAhead: true, onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
+      sink = file;
     }
-    // A stream that ends early without an error must not pass for the whole file.
-    if (written !== expected) {
-      throw new TesseraError('UNAVAILABLE', `the node sent ${written} of ${expected} bytes before the transfer ended; nothing was kept`);
-    }
-    if (fh && temp && out) {
+    sink.begin = (info) => bar.setTotal(info.size);
+    const res = range === 'empty' ? undefined : await client.download(ref, sink, { ...range, signal: abort.signal });
+    if (fh && temp && out && file) {
       try {
+        await file.flushed();
         await fh.sync();
       } catch (err) {
-        throw ioError(err, `cannot write '${out}'`);
+        throw isTesseraError(err) ? err : ioError(err, `cannot write '${out}'`);
       }
       await fh.close();
       fh = undefined;
@@ -158,7 +141,7 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
     }
     progress.stop();
     if (flags.json && out !== undefined && res) {
-      process.stdout.write(JSON.stringify({ fileId: res.fileId, output: out, bytes: written, totalSize: res.totalSize }) + '\n');
+      process.stdout.write(JSON.stringify({ fileId: res.fileId, output: out, bytes: res.size, totalSize: res.totalSize }) + '\n');
     }
   } catch (err) {
     progress?.stop();
