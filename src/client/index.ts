@@ -182,7 +182,16 @@ export class TesseraClient {
    */
   async put(
     source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
-    opts: { name?: string; replicas?: number; quorum?: number; chunkSize?: number; ec?: string; signal?: AbortSignal } = {},
+    opts: {
+      name?: string;
+      replicas?: number;
+      quorum?: number;
+      chunkSize?: number;
+      ec?: string;
+      signal?: AbortSignal;
+      /** The source's exact length, when known (a regular file): sent as Content-Length instead of chunked encoding. */
+      size?: number;
+    } = {},
   ): Promise<PutResultView> {
     const q = new URLSearchParams();
     if (opts.name !== undefined) q.set('name', opts.name);
@@ -194,7 +203,8 @@ export class TesseraClient {
       q.set(k, String(v));
     }
     const path = `/api/v1/files${q.size > 0 ? `?${q.toString()}` : ''}`;
-    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal);
+    if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) throw new TesseraError('BAD_INPUT', `size must be a whole number of bytes, not ${opts.size}`);
+    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal, opts.size);
     return JSON.parse((await readBounded(res)).toString('utf8')) as PutResultView;
   }
 
@@ -239,8 +249,9 @@ export class TesseraClient {
   }
 
   /** Writes `source` as a chunked request body, honouring backpressure; stops early if the node answers first (an error). */
-  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal): Promise<IncomingMessage> {
+  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal, size?: number): Promise<IncomingMessage> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (size !== undefined) headers['content-length'] = String(size);
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise<IncomingMessage>((resolve, reject) => {
       let settled = false;
@@ -270,10 +281,17 @@ export class TesseraClient {
         settled = true;
         resolve(res);
       });
+      // A source that turns out longer or shorter than the length sent must not pass for the
+      // file: the node would store a cut or mis-framed body.
+      const changed = (sent: number) =>
+        new TesseraError('IO', `the source changed while it was being stored: ${sent} bytes where ${size} were announced; nothing was kept`);
+      let sent = 0;
       const pump = async () => {
         for await (const piece of source) {
           if (settled) return;
           if (!(piece instanceof Uint8Array)) throw new TesseraError('BAD_INPUT', 'upload source must yield bytes (Buffer or Uint8Array), not text; open files without an encoding');
+          sent += piece.length;
+          if (size !== undefined && sent > size) throw changed(sent);
           if (!req.write(piece)) {
             await new Promise<void>((r) => {
               const done = () => {
@@ -286,6 +304,7 @@ export class TesseraClient {
             });
           }
         }
+        if (size !== undefined && sent !== size) throw changed(sent);
         if (!settled) req.end();
       };
       pump().catch((err: unknown) =>

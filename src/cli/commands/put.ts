@@ -116,6 +116,7 @@ export async function putCommand(file: string, flags: PutFlags): Promise<void> {
       ...policy,
       ...(ec !== undefined ? { ec } : {}),
       ...(chunkSize !== undefined ? { chunkSize } : {}),
+      ...(size !== undefined ? { size } : {}),
       signal: abort.signal,
     });
   } catch (err) {
