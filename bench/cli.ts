@@ -3,16 +3,18 @@
  * against `node -e 0`, and downloads and uploads through a node's HTTP API against curl talking
  * to the same node (3 disk nodes on loopback, R=3 W=2).
  *
- *   npm run bench -- cli [--size 256M] [--starts 21] [--rounds 3] [--dir DIR] [--json]
+ *   npm run bench -- cli [--size 256M] [--starts 21] [--rounds 3] [--dir DIR] [--cli PATH] [--json]
  *
  * Goals: `tessera --version` and `--help` take ≤ 1.5× the time of `node -e 0`, `status --json`
  * ≤ 2× (medians of --starts interleaved runs); `get > /dev/null` ≥ 0.9× the speed of
  * `curl -o /dev/null`, `get -o FILE` ≥ 0.85× of `curl -o FILE` and an fsync, `put FILE` ≥ 0.9× of
  * `curl -T FILE` (median over rounds of each round's ratio; the two sides of a pair alternate
  * which goes first). Client CPU is what the command's own process used, from its rusage.
+ * `--cli PATH` measures another build's command (e.g. the one before a change) against the same
+ * nodes and baselines.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, openSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +56,18 @@ async function timed(cmd: string, args: string[], stdoutPath = '/dev/null'): Pro
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * How the kernel runs a script file: its #! interpreter with the rest of that line as one
+ * argument, then the file. Spelled out so the file need not be executable.
+ */
+function viaShebang(file: string): { cmd: string; pre: string[] } {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  if (!first.startsWith('#!')) return { cmd: process.execPath, pre: [file] };
+  const line = first.slice(2).trim();
+  const space = line.indexOf(' ');
+  return space < 0 ? { cmd: line, pre: [file] } : { cmd: line.slice(0, space), pre: [line.slice(space + 1).trim(), file] };
 }
 
 async function fsyncFile(path: string): Promise<void> {
@@ -104,21 +118,23 @@ export async function main(args: string[]): Promise<void> {
   const base = await mkdtemp(join(flag(args, '--dir') ?? tmpdir(), 'tessera-bench-cli-'));
   let cluster: LocalCluster | undefined;
   try {
-    say(`cli: ${formatBytes(size)} file, 3 disk nodes on loopback (R=3 W=2), ${starts} starts, ${rounds} rounds, in ${base}`);
+    say(`cli: ${flag(args, '--cli') ?? CLI_PATH}, ${formatBytes(size)} file, 3 disk nodes on loopback (R=3 W=2), ${starts} starts, ${rounds} rounds, in ${base}`);
     cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
     await cluster.waitForMembers({ alive: 3 });
     const node: LocalNode = cluster.node(0);
     const url = `http://${node.api}/api/v1/files`;
     const auth = `authorization: Bearer ${node.apiToken}`;
     const apiFlags = ['--api', node.api, '--token', node.apiToken];
+    const cli = viaShebang(flag(args, '--cli') ?? CLI_PATH);
+    const tessera = (cliArgs: string[], stdoutPath?: string) => timed(cli.cmd, [...cli.pre, ...cliArgs], stdoutPath);
 
     // Start-up: each command and its baseline interleaved, one of each per pass.
     const startup = { node: [] as number[], version: [] as number[], help: [] as number[], status: [] as number[] };
     for (let i = 0; i < starts; i++) {
       startup.node.push((await timed(process.execPath, ['-e', '0'])).ms);
-      startup.version.push((await timed(CLI_PATH, ['--version'])).ms);
-      startup.help.push((await timed(CLI_PATH, ['--help'])).ms);
-      startup.status.push((await timed(CLI_PATH, ['status', '--json', ...apiFlags])).ms);
+      startup.version.push((await tessera(['--version'])).ms);
+      startup.help.push((await tessera(['--help'])).ms);
+      startup.status.push((await tessera(['status', '--json', ...apiFlags])).ms);
     }
     const nodeMs = median(startup.node);
     const startRatio = (xs: number[]) => median(xs) / nodeMs;
@@ -134,7 +150,7 @@ export async function main(args: string[]): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       const [gt, gc] = await pair(
         r,
-        () => timed(CLI_PATH, ['get', stored.fileId, ...apiFlags]),
+        () => tessera(['get', stored.fileId, ...apiFlags]),
         () => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`]),
       );
       get.tessera.push(gt);
@@ -142,7 +158,7 @@ export async function main(args: string[]): Promise<void> {
 
       const [ft, fc] = await pair(
         r,
-        () => timed(CLI_PATH, ['get', stored.fileId, '-o', out, ...apiFlags]),
+        () => tessera(['get', stored.fileId, '-o', out, ...apiFlags]),
         async () => {
           const t0 = performance.now();
           const t = await timed('curl', ['-sSf', '-o', curlOut, '-H', auth, `${url}/${stored.fileId}`]);
@@ -160,7 +176,7 @@ export async function main(args: string[]): Promise<void> {
         r,
         async () => {
           await makeSource(source, size);
-          return timed(CLI_PATH, ['put', source, '-q', ...apiFlags], join(base, 'put-id.txt'));
+          return tessera(['put', source, '-q', ...apiFlags], join(base, 'put-id.txt'));
         },
         async () => {
           await makeSource(source, size);
