@@ -11,7 +11,7 @@ import { isatty } from 'node:tty';
 import type { DownloadSink } from '../../client/index.js';
 import { badInput, isTesseraError } from '../../errors.js';
 import { clientFrom } from '../context.js';
-import { fdSink, streamSink, type FdSink } from '../download-sinks.js';
+import { fdSink, streamSink } from '../download-sinks.js';
 import { startProgress, wantProgress, type Progress } from '../progress.js';
 import { abortOnInterrupt, asTransferError, ioError, type CommonFlags } from './transfer.js';
 
@@ -112,7 +112,6 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
     progress = bar;
     const onBytes = (n: number) => bar.add(n);
     let sink: DownloadSink;
-    let file: FdSink | undefined;
     if (out === undefined) {
       sink = stdoutTakesPlainWrites() ? fdSink(1, { onBytes, writeError: (err) => ioError(err, 'cannot write to standard output') }) : streamSink(process.stdout, onBytes);
     } else {
@@ -122,17 +121,15 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
       } catch (err) {
         throw ioError(err, `cannot write '${out}'`);
       }
-      file = fdSink(fh.fd, { syncAhead: true, onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
-      sink = file;
+      sink = fdSink(fh.fd, { onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
     }
     sink.begin = (info) => bar.setTotal(info.size);
     const res = range === 'empty' ? undefined : await client.download(ref, sink, { ...range, signal: abort.signal });
-    if (fh && temp && out && file) {
+    if (fh && temp && out) {
       try {
-        await file.flushed();
         await fh.sync();
       } catch (err) {
-        throw isTesseraError(err) ? err : ioError(err, `cannot write '${out}'`);
+        throw ioError(err, `cannot write '${out}'`);
       }
       await fh.close();
       fh = undefined;
