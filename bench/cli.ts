@@ -28,8 +28,11 @@ import { reapedChildrenCpuMs } from './cpu-time.js';
 const GOALS = { version: 1.5, help: 1.5, status: 2, getStdout: 0.9, getFile: 0.85, put: 0.9 } as const;
 const DEFAULT_STARTS = 21;
 const MAX_STARTS = 200;
-const DEFAULT_ROUNDS = 3;
+/** Even, so each side of a pair goes first equally often. */
+const DEFAULT_ROUNDS = 4;
 const MAX_ROUNDS = 20;
+/** Pause for the third copy of a put to land before the disk is flushed (see settle). */
+const SETTLE_MS = 1000;
 /** A stuck command must fail the benchmark, not hang it. */
 const COMMAND_TIMEOUT_MS = 300_000;
 
@@ -94,6 +97,16 @@ function requireCurl(): void {
   if (r.error || r.status !== 0) throw new Error('curl is needed as the baseline: apt-get install curl');
 }
 
+/**
+ * Waits for the disk to be quiet: a put returns once two of its three copies are durable, and the
+ * third, with the kernel's writeback of everything just written, would otherwise land on whatever
+ * runs next (it made the first of each pair up to twice as slow).
+ */
+async function settle(path: string): Promise<void> {
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  spawnSync('sync', ['-f', path], { stdio: 'ignore' });
+}
+
 /** Runs a and b in turn, in alternating order from round to round, so drift in load hits both alike. */
 async function pair(round: number, a: () => Promise<Timed>, b: () => Promise<Timed>): Promise<[Timed, Timed]> {
   if (round % 2 === 0) {
@@ -142,6 +155,9 @@ export async function main(args: string[]): Promise<void> {
     const source = join(base, 'source.bin');
     await makeSource(source, size);
     const stored = await node.client.put(createReadStream(source, { highWaterMark: 1 << 20 }), { name: 'bench.bin' });
+    await settle(base);
+    // One untimed read, so the serving node's page cache is the same for every timed one.
+    await timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`]);
     const out = join(base, 'out.bin');
     const curlOut = join(base, 'curl-out.bin');
     const get = { tessera: [] as Timed[], curl: [] as Timed[] };
@@ -176,15 +192,18 @@ export async function main(args: string[]): Promise<void> {
         r,
         async () => {
           await makeSource(source, size);
+          await settle(base);
           return tessera(['put', source, '-q', ...apiFlags], join(base, 'put-id.txt'));
         },
         async () => {
           await makeSource(source, size);
+          await settle(base);
           return timed('curl', ['-sSf', '-T', source, '-H', auth, url]);
         },
       );
       put.tessera.push(pt);
       put.curl.push(pc);
+      await settle(base);
     }
 
     const speedRatios = (s: { tessera: Timed[]; curl: Timed[] }) => s.tessera.map((t, i) => (s.curl[i] as Timed).ms / t.ms);
