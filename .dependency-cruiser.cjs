@@ -62,12 +62,12 @@ module.exports = {
       name: 'through-index-client-commands',
       comment:
         "the CLI's client commands and the typed client start in tens of milliseconds: they may name one " +
-        'pure module (content/, cluster/identity.ts, the API shapes) where an index would load the whole layer',
+        'pure module (content/, cluster/identity.ts or data-files.ts, the API shapes) where an index would load the whole layer',
       severity: 'error',
       from: { path: `${R}/(?:cli|client)/` },
       to: {
         path: `${R}/(?!cli/|client/)[^/]+/`,
-        pathNot: ['/index\\.ts$', `${R}/content/`, `${R}/cluster/identity\\.ts$`, `${R}/api/(?:types|volume-routes)\\.ts$`],
+        pathNot: ['/index\\.ts$', `${R}/content/`, `${R}/cluster/(?:identity|data-files)\\.ts$`, `${R}/api/(?:types|volume-routes)\\.ts$`],
       },
     },
     {

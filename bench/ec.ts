@@ -8,7 +8,7 @@
  *   npm run bench -- ec [--size 1G] [--chunk-size 1M] [--json]
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { randomStream } from '../src/cli/commands/demo.js';
+import { randomStream } from '../src/cli/random-stream.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster, waitFor } from '../src/cli/local-cluster.js';
 import { decodeShards, encodeShards } from '../src/content/erasure.js';

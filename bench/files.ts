@@ -15,7 +15,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomStream } from '../src/cli/commands/demo.js';
+import { randomStream } from '../src/cli/random-stream.js';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';

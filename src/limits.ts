@@ -15,3 +15,5 @@ export const MAX_CONTROL_BYTES = 256 << 10;
 export const PROTOCOL_VERSION = 1;
 /** Length of a chunk id (SHA-256) in bytes. */
 export const CHUNK_ID_BYTES = 32;
+/** Most copies of a chunk (the files layer enforces it, the CLI names it in its help); beyond this a cluster spends capacity without gaining durability. */
+export const MAX_REPLICAS = 16;

@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { TesseraError, badInput, notFound } from '../errors.js';
 
-export const CONFIG_FILE = 'tessera.json';
+import { CONFIG_FILE, LOG_LEVELS } from './config-names.js';
+
+export { CONFIG_FILE, LOG_LEVELS };
 /** A config file is a few hundred bytes; a bigger one is a mistake, not a config. */
 export const MAX_CONFIG_BYTES = 64 << 10;
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 const ms = z.number().int().min(1).max(600_000);
 const hostPort = z.string().min(3).max(300);

@@ -7,8 +7,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connect, type ApiTlsTrust, type TesseraClient } from '../client/index.js';
-import { API_TOKEN_FILE } from '../cluster/identity.js';
+import type { ApiTlsTrust, TesseraClient } from '../client/index.js';
+import { API_TOKEN_FILE } from '../cluster/data-files.js';
 import { TesseraError } from '../errors.js';
 import { RUNTIME_FILE, type RuntimeInfo } from '../runtime-file.js';
 
@@ -66,5 +66,8 @@ export async function clientFrom(flags: ClientFlags): Promise<TesseraClient> {
   }
   const certEnv = process.env[API_CERT_ENV];
   if (tls === undefined && certEnv) tls = await pinnedTrust(certEnv);
+  // Loaded here rather than at the top: every command registers its options from this module's
+  // importers, and only the one that runs needs the HTTP stack.
+  const { connect } = await import('../client/index.js');
   return connect({ ...(api ? { api } : {}), ...(token ? { token } : {}), ...(tls ? { tls } : {}) });
 }

@@ -6,7 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_CODES, TesseraError } from '../errors.js';
 import { registerInit } from './commands/init.js';
-import { registerDashboard, registerNode } from './commands/node.js';
+import { registerNode } from './commands/node.js';
+import { registerDashboard } from './commands/dashboard.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerPeers } from './commands/peers.js';
 import { registerDemo } from './commands/demo.js';

@@ -3,8 +3,6 @@
  * only to a person at a terminal. Scripts (no TTY, --json, --quiet) get nothing, so stdout and
  * stderr stay clean for them.
  */
-import { Transform } from 'node:stream';
-import cliProgress from 'cli-progress';
 import { formatBytes } from './format.js';
 
 export interface ProgressFlags {
@@ -23,8 +21,6 @@ export interface Progress {
   setTotal(bytes: number): void;
   /** Draws the final state and releases the terminal line. */
   stop(): void;
-  /** A pass-through stream that counts the bytes flowing through it. */
-  counter(): Transform;
 }
 
 /** Does nothing: what callers get when no bar should be drawn, so they need no branches. */
@@ -32,18 +28,6 @@ class SilentProgress implements Progress {
   add(): void {}
   setTotal(): void {}
   stop(): void {}
-  counter(): Transform {
-    return passThroughCounting(() => {});
-  }
-}
-
-function passThroughCounting(onBytes: (n: number) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      onBytes(chunk.length);
-      cb(null, chunk);
-    },
-  });
 }
 
 function formatDuration(sec: number): string {
@@ -70,50 +54,9 @@ export function progressLine(label: string, value: number, total: number | undef
   return `${label} ${bar} ${pct} | ${formatBytes(value)} / ${formatBytes(total)} | ${rateText} | ETA ${value >= total ? '0s' : formatDuration(eta)}`;
 }
 
-class BarProgress implements Progress {
-  private readonly bar: cliProgress.SingleBar;
-  private value = 0;
-  private total: number | undefined;
-  private readonly started = Date.now();
-  private stopped = false;
-
-  constructor(label: string, total: number | undefined, stream: NodeJS.WriteStream) {
-    this.total = total;
-    this.bar = new cliProgress.SingleBar({
-      stream,
-      // A few frames a second is plenty for a person and keeps the CPU for the transfer.
-      fps: 4,
-      hideCursor: true,
-      clearOnComplete: false,
-      linewrap: false,
-      format: (_opts, params) => progressLine(label, params.value, this.total, Date.now() - this.started),
-    });
-    // cli-progress needs a positive total; the formatter ignores it when the size is unknown.
-    this.bar.start(total && total > 0 ? total : 1, 0);
-  }
-
-  add(bytes: number): void {
-    this.value += bytes;
-    this.bar.update(this.value);
-  }
-
-  setTotal(bytes: number): void {
-    this.total = bytes;
-    if (bytes > 0) this.bar.setTotal(bytes);
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.bar.update(this.value);
-    this.bar.stop();
-  }
-
-  counter(): Transform {
-    return passThroughCounting((n) => this.add(n));
-  }
-}
-
-export function startProgress(label: string, total: number | undefined, enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Progress {
-  return enabled ? new BarProgress(label, total, stream) : new SilentProgress();
+/** The bar's drawing library is loaded only when a bar is drawn: scripts never pay for it. */
+export async function startProgress(label: string, total: number | undefined, enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Promise<Progress> {
+  if (!enabled) return new SilentProgress();
+  const { BarProgress } = await import('./progress-bar.js');
+  return new BarProgress(label, total, stream);
 }

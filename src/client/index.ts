@@ -4,8 +4,11 @@
  */
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions as HttpRequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { PeerCertificate } from 'node:tls';
+import { connect as connectTcp, type OnReadOpts, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
+import { download, type DownloadInfo, type DownloadSink } from './download.js';
 import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
@@ -47,6 +50,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+export type { DownloadInfo, DownloadSink };
+
 export function parseHostPort(addr: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(addr.trim());
   const port = m ? Number(m[3]) : NaN;
@@ -59,7 +64,6 @@ export class TesseraClient {
   readonly port: number;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
-
   private readonly tls: ApiTlsTrust | undefined;
 
   constructor(opts: ConnectOptions = {}) {
@@ -76,27 +80,36 @@ export class TesseraClient {
     return `${this.tls ? 'https://' : ''}${this.host}:${this.port}`;
   }
 
+  /** TLS options that trust the node's certificate as configured: pinned, or the system's CAs. */
+  private tlsTrust(t: ApiTlsTrust): { ca?: string; checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined } {
+    const pinned = t.fingerprint256;
+    return {
+      ...(t.certPem !== undefined ? { ca: t.certPem } : {}),
+      ...(pinned !== undefined
+        ? {
+            checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+              cert.fingerprint256 === pinned
+                ? undefined
+                : new TesseraError('AUTH', `the node API at ${this.address} presented certificate ${cert.fingerprint256}, not the pinned ${pinned}; check --api, or the data directory's api-cert.pem`),
+          }
+        : {}),
+    };
+  }
+
   /** One HTTP or HTTPS request; with a pinned certificate, a node presenting another is refused before the token is sent. */
   private send(o: HttpRequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
     const t = this.tls;
     if (t === undefined) return request({ ...o, agent }, onResponse);
-    const pinned = t.fingerprint256;
-    return httpsRequest(
-      {
-        ...o,
-        agent: httpsAgent,
-        ...(t.certPem !== undefined ? { ca: t.certPem } : {}),
-        ...(pinned !== undefined
-          ? {
-              checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-                cert.fingerprint256 === pinned
-                  ? undefined
-                  : new TesseraError('AUTH', `the node API at ${this.address} presented certificate ${cert.fingerprint256}, not the pinned ${pinned}; check --api, or the data directory's api-cert.pem`),
-            }
-          : {}),
-      },
-      onResponse,
-    );
+    return httpsRequest({ ...o, agent: httpsAgent, ...this.tlsTrust(t) }, onResponse);
+  }
+
+  /** A raw connection for a download, read with `onread`; TLS with the same trust as every request. */
+  private openStream(onread: OnReadOpts): Socket {
+    const t = this.tls;
+    if (t === undefined) return connectTcp({ host: this.host, port: this.port, onread });
+    // tls.connect takes `onread` as net.connect does (the TLS socket reads decrypted bytes into it);
+    // @types/node leaves it out of ConnectionOptions.
+    return connectTls({ host: this.host, port: this.port, onread, ...this.tlsTrust(t) } as ConnectionOptions);
   }
 
   status(): Promise<StatusView> {
@@ -169,11 +182,7 @@ export class TesseraClient {
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = this.send({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers }, resolve);
       req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof TesseraError) reject(err);
-        else if (err.code === 'ECONNREFUSED') reject(new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`));
-        else reject(new TesseraError('UNAVAILABLE', `cannot reach the node API at ${this.address}: ${err.message}`));
-      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof TesseraError ? err : this.connectionError(err)));
       if (opts.bodyStream) opts.bodyStream.pipe(req);
       else req.end(payload);
     });
@@ -182,13 +191,59 @@ export class TesseraClient {
     return res;
   }
 
+  private connectionError(err: NodeJS.ErrnoException): TesseraError {
+    if (err.code === 'ECONNREFUSED') return new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`);
+    return new TesseraError('UNAVAILABLE', `cannot reach the node API at ${this.address}: ${err.message}`);
+  }
+
+  /**
+   * Reads a file (or bytes start..end, both inclusive) by id or name into `sink`, at the speed the
+   * node serves it: the connection is read straight into a few large buffers that the sink takes
+   * in turn (see download.ts). Memory stays within DOWNLOAD_BATCHES × DOWNLOAD_BATCH_BYTES.
+   */
+  download(ref: string, sink: DownloadSink, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<DownloadInfo> {
+    const headers: Record<string, string> = { host: this.hostHeader, connection: 'close' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const range = rangeHeader(opts.start, opts.end);
+    if (range) headers.range = range;
+    for (const [k, v] of Object.entries(headers)) {
+      // node:http refuses these too: a line break in a value would start a header of its own.
+      if (/[\r\n]/.test(v)) throw new TesseraError('BAD_INPUT', `the ${k} header may not hold a line break; check the token`);
+    }
+    const head = `GET /api/v1/files/${encodeURIComponent(ref)} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    return download({
+      open: (onread) => this.openStream(onread),
+      request: head,
+      sink,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      idleTimeoutMs: this.timeoutMs,
+      connectionError: (err) => this.connectionError(err),
+      statusError: (status, body) => errorFromBody(status, body),
+      address: this.address,
+    });
+  }
+
+  /** The Host header node:http would send: the API checks it against DNS rebinding. */
+  private get hostHeader(): string {
+    return `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
   /**
    * Stores a file from a byte stream, streamed to the node as it is read (never buffered whole).
    * A transfer may take as long as it needs; only a connection idle for the client's timeout fails.
    */
   async put(
     source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
-    opts: { name?: string; replicas?: number; quorum?: number; chunkSize?: number; ec?: string; signal?: AbortSignal } = {},
+    opts: {
+      name?: string;
+      replicas?: number;
+      quorum?: number;
+      chunkSize?: number;
+      ec?: string;
+      signal?: AbortSignal;
+      /** The source's exact length, when known (a regular file): sent as Content-Length instead of chunked encoding. */
+      size?: number;
+    } = {},
   ): Promise<PutResultView> {
     const q = new URLSearchParams();
     if (opts.name !== undefined) q.set('name', opts.name);
@@ -200,7 +255,8 @@ export class TesseraClient {
       q.set(k, String(v));
     }
     const path = `/api/v1/files${q.size > 0 ? `?${q.toString()}` : ''}`;
-    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal);
+    if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) throw new TesseraError('BAD_INPUT', `size must be a whole number of bytes, not ${opts.size}`);
+    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal, opts.size);
     return JSON.parse((await readBounded(res)).toString('utf8')) as PutResultView;
   }
 
@@ -208,14 +264,10 @@ export class TesseraClient {
   async get(
     ref: string,
     opts: { start?: number; end?: number; signal?: AbortSignal } = {},
-  ): Promise<{ fileId: string; size: number; totalSize: number; stream: NodeJS.ReadableStream }> {
+  ): Promise<{ fileId: string; size: number; totalSize: number; stream: Readable }> {
     const headers: Record<string, string> = {};
-    const { start, end } = opts;
-    for (const [k, v] of [['start', start], ['end', end]] as const) {
-      if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new TesseraError('BAD_INPUT', `range ${k} must be a non-negative whole number, not ${v}`);
-    }
-    if (start !== undefined && end !== undefined && end < start) throw new TesseraError('BAD_INPUT', `range end ${end} is before its start ${start}`);
-    if (start !== undefined || end !== undefined) headers.range = `bytes=${start ?? 0}-${end ?? ''}`;
+    const range = rangeHeader(opts.start, opts.end);
+    if (range) headers.range = range;
     opts.signal?.throwIfAborted();
     const res = await this.raw(`/api/v1/files/${encodeURIComponent(ref)}`, { headers });
     // Idle, not total: a long download never times out while bytes keep arriving.
@@ -249,8 +301,9 @@ export class TesseraClient {
   }
 
   /** Writes `source` as a chunked request body, honouring backpressure; stops early if the node answers first (an error). */
-  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal): Promise<IncomingMessage> {
+  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal, size?: number): Promise<IncomingMessage> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (size !== undefined) headers['content-length'] = String(size);
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise<IncomingMessage>((resolve, reject) => {
       let settled = false;
@@ -280,10 +333,17 @@ export class TesseraClient {
         settled = true;
         resolve(res);
       });
+      // A source that turns out longer or shorter than the length sent must not pass for the
+      // file: the node would store a cut or mis-framed body.
+      const changed = (sent: number) =>
+        new TesseraError('IO', `the source changed while it was being stored: ${sent} bytes where ${size} were announced; nothing was kept`);
+      let sent = 0;
       const pump = async () => {
         for await (const piece of source) {
           if (settled) return;
           if (!(piece instanceof Uint8Array)) throw new TesseraError('BAD_INPUT', 'upload source must yield bytes (Buffer or Uint8Array), not text; open files without an encoding');
+          sent += piece.length;
+          if (size !== undefined && sent > size) throw changed(sent);
           if (!req.write(piece)) {
             await new Promise<void>((r) => {
               const done = () => {
@@ -296,6 +356,7 @@ export class TesseraClient {
             });
           }
         }
+        if (size !== undefined && sent !== size) throw changed(sent);
         if (!settled) req.end();
       };
       pump().catch((err: unknown) =>
@@ -324,15 +385,35 @@ async function readBounded(res: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** The Range header for bytes start..end (both inclusive), or undefined for the whole file. */
+function rangeHeader(start: number | undefined, end: number | undefined): string | undefined {
+  for (const [k, v] of [['start', start], ['end', end]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new TesseraError('BAD_INPUT', `range ${k} must be a non-negative whole number, not ${v}`);
+  }
+  if (start !== undefined && end !== undefined && end < start) throw new TesseraError('BAD_INPUT', `range end ${end} is before its start ${start}`);
+  return start !== undefined || end !== undefined ? `bytes=${start ?? 0}-${end ?? ''}` : undefined;
+}
+
 async function errorFrom(res: IncomingMessage): Promise<TesseraError> {
+  let body: Buffer = Buffer.alloc(0);
+  try {
+    body = await readBounded(res);
+  } catch {
+    /* too long to be an error body: fall through to the status line */
+  }
+  return errorFromBody(res.statusCode ?? 0, body);
+}
+
+/** The API's JSON error, or one naming the status when the body is not one. */
+function errorFromBody(status: number, raw: Buffer): TesseraError {
   let body: ApiErrorBody | undefined;
   try {
-    body = JSON.parse((await readBounded(res)).toString('utf8')) as ApiErrorBody;
+    body = JSON.parse(raw.toString('utf8')) as ApiErrorBody;
   } catch {
     /* not JSON: fall through to the status line */
   }
   if (body?.error?.code && body.error.message) return new TesseraError(body.error.code as ErrorCode, body.error.message);
-  return new TesseraError('INTERNAL', `node API answered HTTP ${res.statusCode}`);
+  return new TesseraError('INTERNAL', `node API answered HTTP ${status}`);
 }
 
 export function connect(opts: ConnectOptions = {}): TesseraClient {

@@ -16,9 +16,9 @@ import { TesseraError, badInput } from '../errors.js';
 import { createFileDurably, pathExists } from '../disk-io.js';
 import { generateCredentials, type NodeCredentials } from '../net/index.js';
 
-export const IDENTITY_FILE = 'identity.json';
-export const CLUSTER_FILE = 'cluster.json';
-export const API_TOKEN_FILE = 'api-token';
+import { API_TOKEN_FILE, CLUSTER_FILE, IDENTITY_FILE } from './data-files.js';
+
+export { API_TOKEN_FILE, CLUSTER_FILE, IDENTITY_FILE };
 const SECRET_BYTES = 32;
 const JOIN_TOKEN_PREFIX = 'tsrj1_';
 /** A join token is small; anything much longer is not one. */

@@ -4,10 +4,11 @@
  */
 import { z } from 'zod';
 import { badInput } from '../errors.js';
+import { MAX_REPLICAS } from '../limits.js';
+import { majorityQuorum } from './majority.js';
 import { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS } from './erasure.js';
 
-/** Most copies of a chunk; beyond this a cluster spends capacity without gaining durability. */
-export const MAX_REPLICAS = 16;
+export { MAX_REPLICAS, majorityQuorum };
 
 export type RedundancyPolicy = { kind: 'replicas'; r: number; w: number } | { kind: 'ec'; k: number; m: number };
 
@@ -34,10 +35,6 @@ export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = 
     }
   });
 
-/** A majority of n: any two majorities share a member, so a read of one sees a write to the other. */
-export function majorityQuorum(n: number): number {
-  return Math.floor(n / 2) + 1;
-}
 
 /** Validates a policy from any source; BAD_INPUT names the first problem found. */
 export function checkPolicy(value: unknown): RedundancyPolicy {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { formatJoinToken, initDataDir, loadDataDir, newClusterKeys, parseJoinToken } from '../../cluster/identity.js';
 import { badInput } from '../../errors.js';
 import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
 
@@ -13,6 +12,8 @@ export function registerInit(program: Command): void {
     .option('--json', 'print a JSON result (never the token: get it with `tessera token`)')
     .addHelpText('after', `\nExamples:\n  tessera init --data ./n1\n  tessera token --data ./n1 | tessera init --data ./n2 --join-file -\n  ${JOIN_TOKEN_ENV}=tsrj1_... tessera init --data ./n3`)
     .action(async (opts: { data: string; join?: string; joinFile?: string; json?: boolean }) => {
+      // Keys, certificates and the schema library are loaded by the command that uses them, not by every command.
+      const { formatJoinToken, initDataDir, newClusterKeys, parseJoinToken } = await import('../../cluster/identity.js');
       const given = await readJoinToken(opts);
       const keys = given !== undefined ? parseJoinToken(given) : newClusterKeys();
       const id = await initDataDir(opts.data, keys);
@@ -32,6 +33,7 @@ export function registerInit(program: Command): void {
     .option('--storage-only', 'leave the data key out: the joining node stores ciphertext only')
     .option('--json', 'print a JSON result')
     .action(async (opts: { data: string; storageOnly?: boolean; json?: boolean }) => {
+      const { formatJoinToken, loadDataDir } = await import('../../cluster/identity.js');
       const id = await loadDataDir(opts.data);
       if (!id.cluster.dataKey && !opts.storageOnly) throw badInput('this node is storage-only and has no data key; use --storage-only');
       const token = formatJoinToken(id.cluster, { storageOnly: opts.storageOnly === true });

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { parseHostPort } from '../../client/index.js';
 import { badInput } from '../../errors.js';
-import { addNodeOptions, runNodeCommand, type NodeFlags } from './node.js';
+import { addNodeOptions, type NodeFlags } from './node.js';
 
 /** Bounds of --member-timeout: below a few ms every member looks dead; above ten minutes I/O hangs. */
 const MIN_MEMBER_TIMEOUT_MS = 1;
@@ -17,6 +16,7 @@ export function registerNbd(program: Command): void {
   addNodeOptions(cmd, 'peer')
     .addHelpText('after', '\nExample:\n  tessera nbd --data ./m --listen 127.0.0.1:10809 --peer 127.0.0.1:7420 --api 127.0.0.1:7421 --bootstrap 127.0.0.1:7400\n  nbdinfo --list nbd://127.0.0.1:10809')
     .action(async (given: NodeFlags & { peer: string; socket?: string; memberTimeout?: string }, c: Command) => {
+      const [{ parseHostPort }, { runNodeCommand }] = await Promise.all([import('../../client/index.js'), import('./node-run.js')]);
       const nbdListen = given.socket ? { socket: given.socket } : parseHostPort(given.listen, '--listen');
       let memberTimeoutMs: number | undefined;
       if (given.memberTimeout !== undefined) {

@@ -1,0 +1,74 @@
+/** `tessera ls`, `stat` and `rm`: a file's listing, chunks and health, and its removal. */
+import type { FileEntryView, FileStatView } from '../../api/types.js';
+import { clientFrom } from '../context.js';
+import { formatBytes, table } from '../format.js';
+import type { CommonFlags } from './transfer.js';
+
+function formatDate(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+export function filesTable(files: FileEntryView[]): string {
+  const rows = [...files]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((f) => [f.name, formatBytes(f.size), formatDate(f.createdAt), f.policy, f.fileId.slice(0, 16) + '…']);
+  return table(['NAME', 'SIZE', 'CREATED', 'POLICY', 'ID'], rows);
+}
+
+const short = (id: string) => id.slice(0, 12);
+
+function zoneText(s: FileStatView): string {
+  const over = `copies over ${s.zones} zone${s.zones === 1 ? '' : 's'}`;
+  if (s.zoneLossesSurvived < 0) return `${over}; some chunk is unreadable now`;
+  if (s.zoneLossesSurvived === 0) return `${over}; the loss of any one zone may make it unreadable`;
+  return `${over}; survives the loss of any ${s.zoneLossesSurvived} zone${s.zoneLossesSurvived === 1 ? '' : 's'} at once`;
+}
+
+export function statText(s: FileStatView): string {
+  const h = s.health;
+  const lines = [
+    `file     ${s.fileId}`,
+    `name     ${s.name ?? '-'}`,
+    `size     ${formatBytes(s.size)} (${s.size} bytes)`,
+    `chunks   ${s.chunks} of ${formatBytes(s.chunkSize)}`,
+    `policy   ${s.policy}`,
+    `created  ${formatDate(s.createdAt)}`,
+    `health   ${h.fullRedundancy} at full redundancy, ${h.degraded} degraded, ${h.lost} lost`,
+    `zones    ${zoneText(s)}`,
+  ];
+  if (s.chunkHealth.length > 0) {
+    const rows = s.chunkHealth.map((c) => {
+      const missing = c.expected.filter((n) => !c.holders.includes(n));
+      return [
+        String(c.index),
+        short(c.id),
+        formatBytes(c.size),
+        `${c.holders.length}/${c.expected.length}`,
+        c.holders.map(short).join(',') || '-',
+        missing.map(short).join(',') || '-',
+      ];
+    });
+    lines.push('', table(['CHUNK', 'ID', 'SIZE', 'COPIES', 'HOLDERS', 'MISSING FROM'], rows));
+    if (s.chunkHealth.length < s.chunks) lines.push(`(first ${s.chunkHealth.length} of ${s.chunks} chunks shown; --json has the same)`);
+  }
+  return lines.join('\n');
+}
+
+export async function rmCommand(ref: string, flags: CommonFlags): Promise<void> {
+  const r = await (await clientFrom(flags)).rm(ref);
+  process.stdout.write((flags.json ? JSON.stringify(r) : `removed ${r.name ? `'${r.name}' ` : ''}${r.fileId}`) + '\n');
+}
+
+export async function lsCommand(flags: CommonFlags): Promise<void> {
+  const files = await (await clientFrom(flags)).ls();
+  if (flags.json) process.stdout.write(JSON.stringify(files) + '\n');
+  else process.stdout.write((files.length === 0 ? 'no named files' : filesTable(files)) + '\n');
+}
+
+export async function statCommand(ref: string, flags: CommonFlags): Promise<void> {
+  const s = await (await clientFrom(flags)).stat(ref);
+  process.stdout.write((flags.json ? JSON.stringify(s) : statText(s)) + '\n');
+}

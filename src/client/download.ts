@@ -1,0 +1,246 @@
+/**
+ * A file download over one HTTP/1.1 connection, read straight into a few large buffers that are
+ * used again and again. Node's HTTP client hands over each socket read as a fresh 64 KiB buffer
+ * and runs it through its parser and a stream: on loopback that halved the speed a node serves a
+ * file at, next to curl. Here the socket fills a 4 MiB batch read after read; a full batch goes
+ * to the sink (one write) while the next batch fills, so the disk and the network overlap; when
+ * every batch waits for the sink, the socket is no longer read until one is free.
+ */
+import type { OnReadOpts, Socket } from 'node:net';
+import { TesseraError } from '../errors.js';
+import { MAX_RESPONSE_HEAD_BYTES, bodyLength, parseResponseHead, type ResponseHead } from './http-head.js';
+
+/** Size of one batch: large writes, few system calls. */
+export const DOWNLOAD_BATCH_BYTES = 4 << 20;
+/** Batches one download may hold: its memory bound, whatever the file's size. */
+export const DOWNLOAD_BATCHES = 4;
+/** A read is not asked to fill less than this; a batch with less room left is handed on. */
+const MIN_READ_BYTES = 64 << 10;
+/** Largest error body buffered (a JSON error is a few hundred bytes). */
+const MAX_ERROR_BODY_BYTES = 64 << 10;
+
+export interface DownloadInfo {
+  fileId: string;
+  /** Bytes in this answer (the range's length, or the whole file). */
+  size: number;
+  /** The whole file's size. */
+  totalSize: number;
+}
+
+/** Where downloaded bytes go. */
+export interface DownloadSink {
+  /** Called once the node has answered with the file, before any bytes. */
+  begin?(info: DownloadInfo): void;
+  /**
+   * Takes the next piece of the file; the piece's memory is used again once the promise resolves.
+   * Called one piece at a time, in order.
+   */
+  write(piece: Buffer): Promise<void>;
+}
+
+export interface DownloadOptions {
+  /** Opens the connection, reading with `onread`: the connection is the client's to make (address, TLS). */
+  open: (onread: OnReadOpts) => Socket;
+  /** The whole request head, blank line included. */
+  request: string;
+  sink: DownloadSink;
+  signal?: AbortSignal;
+  /** Longest time without a byte from the node while it is being read. */
+  idleTimeoutMs: number;
+  connectionError: (err: NodeJS.ErrnoException) => TesseraError;
+  /** The error for a status of 400 or more, from the answer's body. */
+  statusError: (status: number, body: Buffer) => TesseraError;
+  address: string;
+}
+
+/** Downloads one file; resolves once every byte is in the sink, with what the node said of the file. */
+export function download(opts: DownloadOptions): Promise<DownloadInfo> {
+  return new Promise<DownloadInfo>((resolve, reject) => {
+    let head: ResponseHead | undefined;
+    let headBuf: Buffer | undefined = Buffer.allocUnsafe(MAX_RESPONSE_HEAD_BYTES);
+    let headFilled = 0;
+    let info: DownloadInfo | undefined;
+    let errorParts: Buffer[] | undefined;
+    let errorBytes = 0;
+    let errorLength: number | undefined;
+
+    // The batch the socket fills now, those waiting for the sink, and those free again.
+    let current: Buffer | undefined;
+    let filled = 0;
+    const waiting: Array<{ piece: Buffer; batch: Buffer }> = [];
+    const free: Buffer[] = [];
+    let allocated = 0;
+    let received = 0;
+    let writing = false;
+    let pausedForSink = false;
+    let failure: unknown;
+    let settled = false;
+
+    const settle = (err: unknown) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (err === undefined) resolve(info as DownloadInfo);
+      else reject(err);
+    };
+    // A write the sink has begun must end before the caller hears of a failure: it may close the
+    // file the write goes to.
+    const fail = (err: unknown) => {
+      failure ??= err;
+      socket.destroy();
+      if (!writing) settle(failure);
+    };
+    const done = () => info !== undefined && received === info.size && current === undefined && waiting.length === 0 && !writing;
+
+    const nextBatch = (): Buffer | undefined => {
+      const reuse = free.pop();
+      if (reuse) return reuse;
+      if (allocated >= DOWNLOAD_BATCHES) return undefined;
+      allocated++;
+      const left = (info as DownloadInfo).size - received;
+      return Buffer.allocUnsafeSlow(Math.max(1, Math.min(DOWNLOAD_BATCH_BYTES, left)));
+    };
+
+    const pump = () => {
+      if (writing || failure !== undefined) return;
+      const next = waiting.shift();
+      if (!next) {
+        if (done()) settle(undefined);
+        return;
+      }
+      writing = true;
+      opts.sink.write(next.piece).then(
+        () => {
+          writing = false;
+          free.push(next.batch);
+          if (failure !== undefined) return settle(failure);
+          if (pausedForSink && current === undefined) {
+            current = nextBatch();
+            filled = 0;
+            pausedForSink = false;
+            socket.resume();
+          }
+          pump();
+        },
+        (err: unknown) => {
+          writing = false;
+          fail(err);
+        },
+      );
+    };
+
+    /** Hands the current batch to the sink and starts the next; pauses the socket when none is free. */
+    const handOn = () => {
+      if (current && filled > 0) waiting.push({ piece: current.subarray(0, filled), batch: current });
+      current = undefined;
+      filled = 0;
+      if (received < (info as DownloadInfo).size) {
+        current = nextBatch();
+        if (!current) {
+          pausedForSink = true;
+          socket.pause();
+        }
+      }
+      pump();
+    };
+
+    /** Counts `bytes` read into the current batch, or copies them there from `from`. */
+    const takeBody = (bytes: number, from?: Uint8Array) => {
+      const size = (info as DownloadInfo).size;
+      if (received + bytes > size) throw new TesseraError('PROTOCOL', `the node API at ${opts.address} sent more than the ${size} bytes it announced`);
+      if (from) (current as Buffer).set(from.subarray(0, bytes), filled);
+      received += bytes;
+      filled += bytes;
+      if (received === size || (current as Buffer).length - filled < MIN_READ_BYTES) handOn();
+    };
+
+    const takeHead = () => {
+      head = parseResponseHead((headBuf as Buffer).subarray(0, headFilled));
+      if (!head) return;
+      const rest = (headBuf as Buffer).subarray(head.length, headFilled);
+      if (head.status >= 400) {
+        const len = head.headers.get('content-length');
+        errorLength = len !== undefined && /^\d{1,9}$/.test(len) ? Math.min(Number(len), MAX_ERROR_BODY_BYTES) : MAX_ERROR_BODY_BYTES;
+        errorParts = [];
+        headBuf = undefined;
+        takeError(Buffer.from(rest));
+        return;
+      }
+      if (head.status !== 200 && head.status !== 206) throw new TesseraError('PROTOCOL', `the node API at ${opts.address} answered a file read with HTTP ${head.status}`);
+      const size = bodyLength(head);
+      const totalSize = Number(head.headers.get('x-tessera-size'));
+      const fileId = head.headers.get('x-tessera-file-id') ?? '';
+      if (!Number.isSafeInteger(totalSize) || totalSize < size || fileId === '') {
+        throw new TesseraError('PROTOCOL', `node API at ${opts.address} answered a file read without its size or id headers`);
+      }
+      info = { fileId, size, totalSize };
+      opts.sink.begin?.(info);
+      headBuf = undefined;
+      if (size === 0) return pump();
+      current = nextBatch();
+      if (rest.length > 0) takeBody(rest.length, rest);
+    };
+
+    const takeError = (piece: Buffer) => {
+      (errorParts as Buffer[]).push(piece);
+      errorBytes += piece.length;
+      if (errorBytes >= (errorLength as number)) {
+        const body = Buffer.concat(errorParts as Buffer[]).subarray(0, errorLength);
+        fail(opts.statusError((head as ResponseHead).status, body));
+      }
+    };
+    const scratch = Buffer.allocUnsafe(MIN_READ_BYTES);
+
+    // Node asks for the next read's buffer right after each read, not when reading resumes: a
+    // read after a pause for the sink lands in the scratch buffer and is copied into the batch.
+    const socket = opts.open({
+      buffer: () => {
+        if (headBuf) return headBuf.subarray(headFilled);
+        if (errorParts || !current) return scratch;
+        return current.subarray(filled);
+      },
+      callback: (bytes: number, buf: Uint8Array) => {
+        if (failure !== undefined) return false;
+        try {
+          if (headBuf) {
+            headFilled += bytes;
+            takeHead();
+          } else if (errorParts) {
+            takeError(Buffer.from(scratch.subarray(0, bytes)));
+          } else if (current) {
+            takeBody(bytes, buf === scratch ? scratch : undefined);
+          } else {
+            throw new TesseraError('PROTOCOL', `the node API at ${opts.address} sent bytes after the ${info?.size ?? 0} it announced`);
+          }
+        } catch (err) {
+          fail(err);
+          return false;
+        }
+        return true;
+      },
+    });
+
+    const onAbort = () => fail(new TesseraError('CANCELLED', 'download cancelled'));
+    if (opts.signal?.aborted) return fail(new TesseraError('CANCELLED', 'download cancelled'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.setTimeout(opts.idleTimeoutMs, () => {
+      // Waiting for a slow disk is not the node's silence.
+      if (!pausedForSink) fail(new TesseraError('TIMEOUT', `node API at ${opts.address} sent nothing for ${opts.idleTimeoutMs} ms`));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(err instanceof TesseraError ? err : opts.connectionError(err)));
+    socket.on('close', () => {
+      if (failure !== undefined || settled) return;
+      if (errorParts) {
+        return fail(opts.statusError((head as ResponseHead).status, Buffer.concat(errorParts)));
+      }
+      if (!info) return fail(new TesseraError('UNAVAILABLE', `the node API at ${opts.address} closed the connection before answering`));
+      if (received < info.size) {
+        return fail(new TesseraError('UNAVAILABLE', `the node sent ${received} of ${info.size} bytes before the connection closed; nothing was kept`));
+      }
+      pump();
+    });
+    // Queued by the socket until it is connected.
+    socket.write(opts.request);
+  });
+}
