@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { TesseraError, badInput } from '../errors.js';
-import { MAX_JOIN_TOKEN_CHARS } from '../cluster/identity.js';
+import { MAX_JOIN_TOKEN_CHARS } from '../cluster/data-files.js';
 
 export const JOIN_TOKEN_ENV = 'TESSERA_JOIN_TOKEN';
 /** Bytes read from a token file or standard input before giving up: a token plus a newline or two. */

@@ -16,6 +16,12 @@ export const DOWNLOAD_BATCH_BYTES = 4 << 20;
 export const DOWNLOAD_BATCHES = 4;
 /** A read is not asked to fill less than this; a batch with less room left is handed on. */
 const MIN_READ_BYTES = 64 << 10;
+/**
+ * Most bytes kept aside while every batch waits for the sink. A TLS socket goes on handing over
+ * records it had decrypted before pause() took effect (a plain one does not): at most what one
+ * read from the kernel held, far below this.
+ */
+const MAX_HELD_WHILE_PAUSED_BYTES = 1 << 20;
 /** Largest error body buffered (a JSON error is a few hundred bytes). */
 const MAX_ERROR_BODY_BYTES = 64 << 10;
 
@@ -73,6 +79,8 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
     let received = 0;
     let writing = false;
     let pausedForSink = false;
+    const held: Buffer[] = [];
+    let heldBytes = 0;
     let failure: unknown;
     let settled = false;
 
@@ -119,7 +127,13 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
             current = nextBatch();
             filled = 0;
             pausedForSink = false;
-            socket.resume();
+            // Bytes that arrived while paused go first; they may fill the batch and pause again.
+            while (current !== undefined && held.length > 0) {
+              const piece = held.shift() as Buffer;
+              heldBytes -= piece.length;
+              takeBody(piece.length, piece);
+            }
+            if (!pausedForSink) socket.resume();
           }
           pump();
         },
@@ -210,6 +224,12 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
             takeError(Buffer.from(scratch.subarray(0, bytes)));
           } else if (current) {
             takeBody(bytes, buf === scratch ? scratch : undefined);
+          } else if (pausedForSink && info !== undefined && received + heldBytes + bytes <= info.size) {
+            if (heldBytes + bytes > MAX_HELD_WHILE_PAUSED_BYTES) {
+              throw new TesseraError('INTERNAL', `the connection to ${opts.address} went on delivering ${heldBytes + bytes} bytes after it was paused`);
+            }
+            held.push(Buffer.from(scratch.subarray(0, bytes)));
+            heldBytes += bytes;
           } else {
             throw new TesseraError('PROTOCOL', `the node API at ${opts.address} sent bytes after the ${info?.size ?? 0} it announced`);
           }
@@ -235,7 +255,7 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
         return fail(opts.statusError((head as ResponseHead).status, Buffer.concat(errorParts)));
       }
       if (!info) return fail(new TesseraError('UNAVAILABLE', `the node API at ${opts.address} closed the connection before answering`));
-      if (received < info.size) {
+      if (received + heldBytes < info.size) {
         return fail(new TesseraError('UNAVAILABLE', `the node sent ${received} of ${info.size} bytes before the connection closed; nothing was kept`));
       }
       pump();

@@ -6,3 +6,5 @@
 export const IDENTITY_FILE = 'identity.json';
 export const CLUSTER_FILE = 'cluster.json';
 export const API_TOKEN_FILE = 'api-token';
+/** A join token is small; anything much longer is not one. */
+export const MAX_JOIN_TOKEN_CHARS = 512;

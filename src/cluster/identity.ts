@@ -16,13 +16,11 @@ import { TesseraError, badInput } from '../errors.js';
 import { createFileDurably, pathExists } from '../disk-io.js';
 import { generateCredentials, type NodeCredentials } from '../net/index.js';
 
-import { API_TOKEN_FILE, CLUSTER_FILE, IDENTITY_FILE } from './data-files.js';
+import { API_TOKEN_FILE, CLUSTER_FILE, IDENTITY_FILE, MAX_JOIN_TOKEN_CHARS } from './data-files.js';
 
 export { API_TOKEN_FILE, CLUSTER_FILE, IDENTITY_FILE };
 const SECRET_BYTES = 32;
 const JOIN_TOKEN_PREFIX = 'tsrj1_';
-/** A join token is small; anything much longer is not one. */
-export const MAX_JOIN_TOKEN_CHARS = 512;
 /** Permission bits of a data directory: its files are the node's secrets, so only the owner. */
 export const DATA_DIR_MODE = 0o700;
 

@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { X509Certificate, generateKeyPairSync } from 'node:crypto';
+import { createSelfSignedEcdsaP256 } from '../../../src/net/selfsigned.js';
 import { connect, type DownloadSink } from '../../../src/client/index.js';
 import { DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
 import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead } from '../../../src/client/http-head.js';
@@ -86,6 +89,32 @@ test('a file arrives whole through a sink slower than the network, in batches, w
   assert.match(request, /^GET \/api\/v1\/files\/some%2Fname HTTP\/1\.1\r\n/);
   assert.match(request, /\r\nauthorization: Bearer secret-token\r\n/);
   assert.match(request, /\r\nhost: 127\.0\.0\.1:\d+\r\n/);
+});
+
+test('over TLS too: records decrypted after the pause are kept, and the file arrives whole', async (t) => {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const certPem = createSelfSignedEcdsaP256({ publicKey, privateKey, commonName: 'tessera-api', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000) });
+  const body = randomBytes(DOWNLOAD_BATCHES * DOWNLOAD_BATCH_BYTES * 2 + 4321);
+  const server = createTlsServer({ key: privateKey.export({ type: 'pkcs8', format: 'pem' }), cert: certPem }, (socket) => {
+    let head = '';
+    socket.on('data', (b: Buffer) => {
+      head += b.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.write(fileHead(body.length));
+      socket.end(body);
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const api = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  // A sink slow enough that every batch waits on it, many times over.
+  const sink = hashingSink(20);
+  const tls = { certPem, fingerprint256: new X509Certificate(certPem).fingerprint256 };
+  const info = await connect({ api, token: 't', tls }).download('f', sink);
+  assert.equal(info.size, body.length);
+  assert.equal(sink.bytes, body.length);
+  assert.equal(sink.digest(), createHash('sha256').update(body).digest('hex'));
 });
 
 test('the head and the first body bytes in one read; a range; an empty file', async (t) => {
