@@ -160,6 +160,10 @@ export class TableService {
   }
 
   /** Learns which live members hold the data key; unknown ones are asked before anything is placed. */
+  discover(): Promise<void> {
+    return this.#discover();
+  }
+
   async #discover(): Promise<void> {
     const now = Date.now();
     const unknown = this.#o.net.live().filter((n) => {
