@@ -26,6 +26,8 @@ import type { ChunkStore } from './store/chunk-store.js';
 import { type DiskEngine, openDiskChunkStore } from './store/open-disk.js';
 import { MemoryChunkStore } from './store/memory-store.js';
 import { openMetadata, type Metadata } from './store/metadata.js';
+import { openTables, type Tables } from './tables/index.js';
+import { bucketRoutes } from './api/bucket-routes.js';
 import { VERSION } from './version.js';
 
 export interface NodeConfig {
@@ -44,6 +46,8 @@ export interface NodeConfig {
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
   files?: FilesTuning;
+  /** Copies of each metadata table partition (default 3). */
+  tableReplicas?: number;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
   logger: Logger;
@@ -173,6 +177,18 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...config.files,
   });
   draining = () => files.draining;
+
+  // Only a node with the data key holds table partitions: they name files and objects.
+  const dataKey = identity.cluster.dataKey;
+  const tables: Tables | undefined = dataKey === undefined ? undefined : await openTables({
+    dir: join(config.dataDir, 'tables'),
+    dataKey,
+    net: { selfId: nodeId, live: () => filesNet.live().map((n) => ({ nodeId: n.nodeId, weight: 1 })), call: async (id, method, body, opts) => (await filesNet.call(id, method, body, undefined, opts)).body },
+    ...(config.tableReplicas !== undefined ? { replicas: config.tableReplicas } : {}),
+    ...(config.files?.antiEntropyIntervalMs !== undefined ? { syncIntervalMs: config.files.antiEntropyIntervalMs } : {}),
+    log,
+  });
+  if (tables) rpc.set('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
   const filesRpc: RpcHandler = (req) => files.handleRpc(req.method, req.body, req.payload, false, req.recycle);
   for (const prefix of ['chunk.', 'file.', 'name.', 'heal.']) rpc.set(prefix, filesRpc);
 
@@ -183,7 +199,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   };
   membership.on('change', (m: MemberInfo, prev: string | undefined) => {
     if (m.state !== prev) log.info({ member: m.nodeId, addr: m.addr, state: m.state, was: prev ?? 'unknown' }, 'membership change');
-    if (m.state === 'alive' && prev !== 'alive') files.peerUp(m.nodeId);
+    if (m.state === 'alive' && prev !== 'alive') {
+      files.peerUp(m.nodeId);
+      tables?.service.peerUp(m.nodeId);
+    }
     flushTimer ??= setTimeout(() => void saveAddressBook().catch((err: unknown) => log.warn({ err }, 'address book not saved')), ADDRESS_BOOK_FLUSH_MS);
   });
 
@@ -219,12 +238,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
       peers: list,
       repair: files.repairStats(),
+      ...(tables ? { metadata: tables.service.status() } : {}),
     };
   };
 
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
   routes.push(...filesRoutes(files));
+  routes.push(...bucketRoutes(tables));
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
   let nbdServer: NbdServer | undefined;
   const metricSources: MetricsSources = {
@@ -263,6 +284,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   membership.start();
   files.start();
+  tables?.service.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -298,6 +320,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await nbd?.close();
       await volumes.stop();
       await files.stop();
+      await tables?.close();
       await transport.close();
       await chunks.close();
       await meta.close();

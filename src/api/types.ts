@@ -1,4 +1,5 @@
 /** Shapes of the HTTP API's JSON bodies, shared by the server and the typed client. */
+import type { TableStatus } from '../tables/index.js';
 import type { DrainState, RepairStats } from '../files/repair.js';
 import type { ScrubReport } from '../files/scrub.js';
 
@@ -26,6 +27,8 @@ export interface StatusView {
   peers: PeerView[];
   /** Redundancy state as this node sees it: what it must restore, and how far repair got. */
   repair?: RepairStatusView;
+  /** Metadata tables, on nodes that hold the data key. */
+  metadata?: TableStatus;
 }
 
 /** The API shows the repair loop's and the scrub's own reports as they are. */

@@ -2,3 +2,4 @@ export { TableService, DEFAULT_TABLE_REPLICAS, type TableNet, type TableServiceO
 export { EntryStore } from './entry-store.js';
 export { BucketTable, ObjectTable, type BucketEntry, type ObjectEntry, type Page } from './buckets-objects.js';
 export * from './records.js';
+export { openTables, type OpenTablesOptions, type Tables } from './open.js';

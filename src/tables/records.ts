@@ -36,6 +36,7 @@ const META_NAME_RE = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
 
 /** S3's general-purpose bucket naming rules; the message says which one a name breaks. */
 export function checkBucketName(name: string): void {
+  if (typeof name !== 'string') throw badInput('bucket name must be a string');
   const fix = 'use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
   if (name.length < MIN_BUCKET_NAME_CHARS || name.length > MAX_BUCKET_NAME_CHARS) throw badInput(`bucket name '${name.slice(0, 80)}' is ${name.length} characters; ${fix}`);
   if (!BUCKET_NAME_RE.test(name)) throw badInput(`bucket name '${name}' has a character or an end S3 does not allow; ${fix}`);
@@ -46,6 +47,7 @@ export function checkBucketName(name: string): void {
 }
 
 export function checkObjectKey(key: string): void {
+  if (typeof key !== 'string') throw badInput('object key must be a string');
   if (key.length === 0) throw badInput('object key is empty; give a key of 1 to 1,024 bytes of UTF-8');
   if (LONE_SURROGATE_RE.test(key)) throw badInput('object key is not valid Unicode (a lone surrogate); it cannot be stored as UTF-8');
   const n = Buffer.byteLength(key, 'utf8');

@@ -75,12 +75,17 @@ export interface TableCounters {
   /** Entries sent to other replicas by anti-entropy and handoff. */
   entriesPushed: number;
   partitionsDropped: number;
+  /** Entries from other nodes (writes, repairs, anti-entropy) that were newer than what this node held. */
+  entriesApplied: number;
   refusedEntries: number;
 }
 
 export interface TableStatus {
   readonly fullNodes: number;
   readonly replicas: number;
+  /** Partitions with entries on this node. */
+  readonly partitionsHeld: number;
+  readonly counters: TableCounters;
   /** Set when fewer full nodes than the replica count are live. */
   readonly warning?: string;
 }
@@ -92,7 +97,7 @@ interface Known {
 
 export class TableService {
   readonly counters: TableCounters = {
-    writes: 0, reads: 0, scans: 0, repairsSent: 0, syncRounds: 0, entriesPulled: 0, entriesPushed: 0, partitionsDropped: 0, refusedEntries: 0,
+    writes: 0, reads: 0, scans: 0, repairsSent: 0, syncRounds: 0, entriesPulled: 0, entriesPushed: 0, partitionsDropped: 0, entriesApplied: 0, refusedEntries: 0,
   };
   readonly #o: TableServiceOptions;
   readonly #r: number;
@@ -146,9 +151,13 @@ export class TableService {
 
   status(): TableStatus {
     const n = this.#fullLive().length;
+    let held = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) if (digestCount(this.#o.store.root(p)) > 0) held++;
     return {
       fullNodes: n,
       replicas: this.#r,
+      partitionsHeld: held,
+      counters: { ...this.counters },
       ...(n < this.#r ? { warning: `metadata redundancy is below ${this.#r}: only ${n} live node(s) hold the data key, so each holds every table partition; add full nodes` } : {}),
     };
   }
@@ -340,7 +349,9 @@ export class TableService {
       case rpc.TABLE_METHODS.merge: {
         const r = rpc.parseBody(rpc.mergeRequest, body, method);
         const entries = r.entries.map((w) => this.#accept(fromWire(w), peerId));
-        return { kept: (await this.#o.store.merge(entries)).length };
+        const kept = (await this.#o.store.merge(entries)).length;
+        this.counters.entriesApplied += kept;
+        return { kept };
       }
       case rpc.TABLE_METHODS.get: {
         const r = rpc.parseBody(rpc.getRequest, body, method);
@@ -433,6 +444,8 @@ export class TableService {
   async syncPartition(peer: string, p: number, opts: { pull: boolean }): Promise<void> {
     checkPartition(p);
     let diff = [0];
+    // Leaves the peer holds nothing in: our keys there go without asking for its (empty) list.
+    const emptyThere = new Set<number>();
     for (let level = 1; level <= TREE_DEPTH && diff.length > 0; level++) {
       const next: number[] = [];
       const children = diff.flatMap((i) => childrenOf(level - 1, i));
@@ -441,14 +454,32 @@ export class TableService {
         const theirs = rpc.parseBody(rpc.treeReply, await this.#call(peer, rpc.TABLE_METHODS.tree, { auth: this.#auth, part: p, level, idx }), 'table.tree').nodes;
         const ours = this.#o.store.treeNodes(p, level, idx);
         if (theirs.length !== idx.length) throw new TesseraError('PROTOCOL', `node ${peer} answered ${theirs.length} digests for ${idx.length} asked`);
-        for (const j of differing(ours, theirs)) next.push(idx[j]!);
+        for (const j of differing(ours, theirs)) {
+          next.push(idx[j]!);
+          if (level === TREE_DEPTH && digestCount(theirs[j]!) === 0) emptyThere.add(idx[j]!);
+        }
       }
       diff = next;
     }
-    for (const leaf of diff) await this.#syncLeaf(peer, p, leaf, opts.pull);
+    // Differing keys of many leaves travel together, a bounded batch at a time.
+    const pending = { pull: [] as Buffer[], push: [] as Buffer[] };
+    const flush = async (all: boolean) => {
+      if (opts.pull && (all || pending.pull.length >= rpc.MAX_FETCH_KEYS)) await this.#pull(peer, pending.pull.splice(0));
+      if (all || pending.push.length >= rpc.MAX_MERGE_ENTRIES) await this.#push(peer, pending.push.splice(0));
+    };
+    for (const leaf of diff) {
+      const differ = async (want: Buffer[], push: Buffer[]) => {
+        pending.pull.push(...want);
+        pending.push.push(...push);
+        await flush(false);
+      };
+      if (emptyThere.has(leaf)) await this.#ownLeafKeys(p, leaf, (keys) => differ([], keys));
+      else await this.#syncLeaf(peer, p, leaf, differ);
+    }
+    await flush(true);
   }
 
-  async #syncLeaf(peer: string, p: number, leaf: number, pull: boolean): Promise<void> {
+  async #syncLeaf(peer: string, p: number, leaf: number, differ: (pull: Buffer[], push: Buffer[]) => Promise<void>): Promise<void> {
     let after: Buffer | undefined;
     for (;;) {
       const body = { auth: this.#auth, part: p, leaf, ...(after ? { after } : {}), limit: MAX_LEAF_KEYS };
@@ -465,10 +496,19 @@ export class TableService {
         ourAfter = mine.keys[mine.keys.length - 1]!.key;
       }
       const { pull: want, push } = diffKeyLists(ours, theirs);
-      if (pull) await this.#pull(peer, want);
-      await this.#push(peer, push);
+      await differ(want, push);
       if (!page.more || through === undefined) return;
       after = through;
+    }
+  }
+
+  async #ownLeafKeys(p: number, leaf: number, each: (keys: Buffer[]) => Promise<void>): Promise<void> {
+    let after: Buffer | undefined;
+    for (;;) {
+      const page = this.#o.store.leafKeys(p, leaf, after, MAX_LEAF_KEYS);
+      await each(page.keys.map((k) => k.key));
+      if (!page.more) return;
+      after = page.keys[page.keys.length - 1]!.key;
     }
   }
 
@@ -477,7 +517,7 @@ export class TableService {
       const r = rpc.parseBody(rpc.fetchReply, await this.#call(peer, rpc.TABLE_METHODS.fetch, { auth: this.#auth, keys: keys.slice(i, i + rpc.MAX_FETCH_KEYS) }), 'table.fetch');
       const entries = r.entries.map((w) => this.#accept(fromWire(w), peer));
       this.counters.entriesPulled += entries.length;
-      await this.#o.store.merge(entries);
+      this.counters.entriesApplied += (await this.#o.store.merge(entries)).length;
     }
   }
 
