@@ -19,7 +19,7 @@ import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, stora
 
 /** Entries one scan may return; keeps a reply under the control-section limit. */
 export const MAX_SCAN_LIMIT = 1000;
-/** Bytes of keys and values one scan reply may carry before it stops early. */
+/** Bytes of keys and values one reply (scan, leaf listing, fetch, merge) may carry; well under the 256 KiB control-section limit. */
 export const MAX_SCAN_BYTES = 160 << 10;
 /** Keys one leaf listing may return. */
 export const MAX_LEAF_KEYS = 2000;
@@ -187,26 +187,36 @@ export class EntryStore {
     const start = after !== undefined ? Buffer.concat([leafIndexKey(partition, leaf, after), Buffer.from([0])]) : lower;
     const end = prefixEnd(lower);
     const keys: LeafKey[] = [];
+    let bytes = 0;
     for (const { key, value } of this.#leaves.getRange({ start, ...(end ? { end } : {}) })) {
       const stored = Buffer.from(key.subarray(3));
       if (through !== undefined && Buffer.compare(stored, through) > 0) break;
-      if (keys.length >= limit) return { keys, more: true };
+      if (keys.length >= limit || bytes >= MAX_SCAN_BYTES) return { keys, more: true };
       keys.push({ key: stored, hash: value });
+      bytes += stored.length + value.length + 8;
     }
     return { keys, more: false };
   }
 
-  /** Entries under these stored keys (absent ones skipped). */
-  fetch(keys: readonly Buffer[]): TableEntry[] {
+  /**
+   * Entries under these stored keys (absent ones skipped), stopping once the byte budget is
+   * spent; `done` says how many of the keys were looked at.
+   */
+  fetch(keys: readonly Buffer[], maxBytes = Infinity): { entries: TableEntry[]; done: number } {
     this.#checkOpen();
-    const out: TableEntry[] = [];
+    const entries: TableEntry[] = [];
+    let bytes = 0;
+    let done = 0;
     for (const key of keys) {
+      if (bytes >= maxBytes) break;
+      done++;
       const raw = this.#entries.get(key);
       if (raw === undefined) continue;
       const { partition: _p, ...k } = decodeStorageKey(key);
-      out.push({ ...k, ...decodeStored(raw) });
+      entries.push({ ...k, ...decodeStored(raw) });
+      bytes += key.length + raw.length + 64;
     }
-    return out;
+    return { entries, done };
   }
 
   treeNodes(partition: number, level: number, indices: readonly number[]): Buffer[] {

@@ -176,3 +176,27 @@ export function decodeStored(b: Buffer): StoredVersion {
   o += ENTRY_MAC_BYTES;
   return { ts: { wall, logical, node }, value: tomb ? null : Buffer.from(b.subarray(o)), mac };
 }
+
+/** Bytes an entry takes in a message: its canonical bytes plus the MAC and CBOR framing. */
+export function entryWireBytes(e: TableEntry): number {
+  return Buffer.byteLength(e.table) + Buffer.byteLength(e.pk) + Buffer.byteLength(e.sk) + Buffer.byteLength(e.ts.node) + (e.value?.length ?? 0) + ENTRY_MAC_BYTES + 64;
+}
+
+/** Splits entries into runs of at most `maxCount` entries and about `maxBytes` (never empty runs). */
+export function batchEntries<T extends TableEntry>(entries: readonly T[], maxCount: number, maxBytes: number): T[][] {
+  const out: T[][] = [];
+  let run: T[] = [];
+  let bytes = 0;
+  for (const e of entries) {
+    const b = entryWireBytes(e);
+    if (run.length > 0 && (run.length >= maxCount || bytes + b > maxBytes)) {
+      out.push(run);
+      run = [];
+      bytes = 0;
+    }
+    run.push(e);
+    bytes += b;
+  }
+  if (run.length > 0) out.push(run);
+  return out;
+}

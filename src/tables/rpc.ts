@@ -73,7 +73,7 @@ export const leafReply = z
   .strict();
 
 export const fetchRequest = z.object({ auth, keys: z.array(storedKey).max(MAX_FETCH_KEYS) }).strict();
-export const fetchReply = z.object({ entries: z.array(wireEntrySchema).max(MAX_FETCH_KEYS) }).strict();
+export const fetchReply = z.object({ entries: z.array(wireEntrySchema).max(MAX_FETCH_KEYS), done: z.number().int().min(0).max(MAX_FETCH_KEYS) }).strict();
 
 /** Validates a decoded body against its schema, naming the method on failure. */
 export function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {

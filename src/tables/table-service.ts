@@ -11,8 +11,8 @@ import { Placer, type WeightedNode } from '../cluster/placement.js';
 import type { HybridClock } from '../content/hlc.js';
 import { TesseraError, isTesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
-import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_LIMIT } from './entry-store.js';
+import { batchEntries, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
+import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT } from './entry-store.js';
 import { childrenOf, diffKeyLists, digestCount, differing, TREE_DEPTH, type KeyHash } from './digest-tree.js';
 import { callerProof, fullNodeProof, proofMatches, PROOF_NONCE_BYTES } from './full-nodes.js';
 import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT } from './keys.js';
@@ -235,8 +235,7 @@ export class TableService {
     await Promise.all(
       [...byPartition].map(async ([p, list]) => {
         const holders = this.holders(p);
-        for (let i = 0; i < list.length; i += rpc.MAX_MERGE_ENTRIES) {
-          const batch = list.slice(i, i + rpc.MAX_MERGE_ENTRIES);
+        for (const batch of batchEntries(list, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
           await quorum(holders, this.#quorumOf(holders), (id) => this.#sendMerge(id, batch), `write to partition ${p}`);
         }
       }),
@@ -309,9 +308,8 @@ export class TableService {
   async #sendMerge(nodeId: string, entries: readonly TableEntry[]): Promise<number> {
     if (nodeId === this.#o.net.selfId) return (await this.#o.store.merge(entries)).length;
     let kept = 0;
-    for (let i = 0; i < entries.length; i += rpc.MAX_MERGE_ENTRIES) {
-      const batch = entries.slice(i, i + rpc.MAX_MERGE_ENTRIES).map(toWire);
-      kept += rpc.parseBody(rpc.mergeReply, await this.#call(nodeId, rpc.TABLE_METHODS.merge, { auth: this.#auth, entries: batch }), 'table.merge').kept;
+    for (const batch of batchEntries(entries, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
+      kept += rpc.parseBody(rpc.mergeReply, await this.#call(nodeId, rpc.TABLE_METHODS.merge, { auth: this.#auth, entries: batch.map(toWire) }), 'table.merge').kept;
     }
     return kept;
   }
@@ -378,7 +376,8 @@ export class TableService {
       }
       case rpc.TABLE_METHODS.fetch: {
         const r = rpc.parseBody(rpc.fetchRequest, body, method);
-        return { entries: this.#o.store.fetch(r.keys.map((k) => Buffer.from(k))).map(toWire) };
+        const res = this.#o.store.fetch(r.keys.map((k) => Buffer.from(k)), MAX_SCAN_BYTES);
+        return { entries: res.entries.map(toWire), done: res.done };
       }
       default:
         throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
@@ -428,7 +427,7 @@ export class TableService {
   /** Pushes a partition this node no longer holds to every holder, then drops it once all acknowledged. */
   async #handOff(p: number): Promise<void> {
     const holders = this.holders(p);
-    if (holders.length < Math.min(this.#r, this.#fullLive().length) || holders.length === 0) return;
+    if (holders.length === 0) return;
     for (const h of holders) await this.syncPartition(h, p, { pull: false });
     // Each holder answered every merge after it was on disk, and keeps the newer of its version and ours.
     this.counters.partitionsDropped++;
@@ -513,8 +512,12 @@ export class TableService {
   }
 
   async #pull(peer: string, keys: readonly Buffer[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += rpc.MAX_FETCH_KEYS) {
-      const r = rpc.parseBody(rpc.fetchReply, await this.#call(peer, rpc.TABLE_METHODS.fetch, { auth: this.#auth, keys: keys.slice(i, i + rpc.MAX_FETCH_KEYS) }), 'table.fetch');
+    for (let i = 0; i < keys.length; ) {
+      const asked = keys.slice(i, i + rpc.MAX_FETCH_KEYS);
+      const r = rpc.parseBody(rpc.fetchReply, await this.#call(peer, rpc.TABLE_METHODS.fetch, { auth: this.#auth, keys: asked }), 'table.fetch');
+      // A reply cut short by its byte budget says how far it got; one that got nowhere is a broken peer.
+      if (r.done === 0) throw new TesseraError('PROTOCOL', `node ${peer} answered a fetch of ${asked.length} keys with none looked at`);
+      i += r.done;
       const entries = r.entries.map((w) => this.#accept(fromWire(w), peer));
       this.counters.entriesPulled += entries.length;
       this.counters.entriesApplied += (await this.#o.store.merge(entries)).length;
@@ -523,7 +526,7 @@ export class TableService {
 
   async #push(peer: string, keys: readonly Buffer[]): Promise<void> {
     for (let i = 0; i < keys.length; i += rpc.MAX_MERGE_ENTRIES) {
-      const entries = this.#o.store.fetch(keys.slice(i, i + rpc.MAX_MERGE_ENTRIES));
+      const { entries } = this.#o.store.fetch(keys.slice(i, i + rpc.MAX_MERGE_ENTRIES));
       await this.#sendMerge(peer, entries);
       this.counters.entriesPushed += entries.length;
     }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { isTesseraError } from '../../../src/errors.js';
-import { makeEntry, toWire } from '../../../src/tables/entry.js';
+import { makeEntry, toWire, MAX_VALUE_BYTES } from '../../../src/tables/entry.js';
 import { callerProof } from '../../../src/tables/full-nodes.js';
 import { partitionOf, PARTITION_COUNT } from '../../../src/tables/keys.js';
 import { digestCount } from '../../../src/tables/digest-tree.js';
@@ -186,6 +186,32 @@ test('with fewer full nodes than R every full node holds every partition and sta
     const st = s.status();
     assert.equal(st.fullNodes, 2);
     assert.match(st.warning ?? '', /below 3/);
+  } finally {
+    await m.close();
+  }
+});
+
+test('entries with the longest keys and largest values travel in batches that fit a message, by writes, anti-entropy and listings', async () => {
+  const m = await mesh(3);
+  try {
+    const writer = m.services.get('node-0')!;
+    await writer.discover();
+    const big = (i: number) => ({ key: key(`${String(i).padStart(4, '0')}-${'é'.repeat(509)}`), value: Buffer.alloc(MAX_VALUE_BYTES, i) });
+    m.down.add('node-2');
+    await writer.putMany(Array.from({ length: 60 }, (_, i) => big(i)));
+    m.down.delete('node-2');
+    const back = m.services.get('node-2')!;
+    await back.syncNow();
+    assert.equal(back.counters.entriesApplied, 60);
+    const page = await back.list('object', 'bucket-a', { limit: 1000 });
+    const got = [...page.entries];
+    for (let token = page.token, i = 0; token !== null && i < 100; i++) {
+      const next = await back.list('object', 'bucket-a', { limit: 1000, token });
+      got.push(...next.entries);
+      token = next.token;
+    }
+    assert.equal(got.length, 60);
+    assert.ok(got.every((e, i) => e.value!.equals(big(i).value)));
   } finally {
     await m.close();
   }
