@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { isTesseraError } from '../../../src/errors.js';
 import {
-  compareVersions, decodeStored, encodeStored, makeEntry, mergeVersions, verifyEntry, fromWire, toWire, MAX_SORT_KEY_BYTES, MAX_VALUE_BYTES, type TableEntry,
+  batchEntries, compareVersions, decodeStored, encodeStored, entryWireBytes, makeEntry, mergeVersions, verifyEntry, fromWire, toWire, MAX_SORT_KEY_BYTES, MAX_VALUE_BYTES, type TableEntry,
 } from '../../../src/tables/entry.js';
 import { decodeStorageKey, decodeToken, encodeToken, leafOf, LEAF_COUNT, partitionOf, PARTITION_COUNT, prefixEnd, storageKey } from '../../../src/tables/keys.js';
 import { diffKeyLists, digestOf, EMPTY_DIGEST, updateDigest, ancestorAt, TREE_DEPTH, digestCount } from '../../../src/tables/digest-tree.js';
@@ -176,4 +176,18 @@ test('a point read picks the newest version and names every replica behind it', 
   assert.equal(r.winner, cur);
   assert.deepEqual(r.repairs.map((x) => x.nodeId).sort(), ['a', 'c']);
   assert.equal(mergePoint([{ nodeId: 'a', entry: null }]).winner, null);
+});
+
+test('entry batches keep order and stay within their count and byte bounds', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 4000 }), { maxLength: 60 }), fc.integer({ min: 1, max: 10 }), (sizes, maxCount) => {
+      const entries = sizes.map((n, i) => makeEntry(KEY, { table: 't', pk: 'p', sk: `k${i}` }, ts(1), Buffer.alloc(n)));
+      const batches = batchEntries(entries, maxCount, 8000);
+      assert.deepEqual(batches.flat(), entries);
+      for (const b of batches) {
+        assert.ok(b.length >= 1 && b.length <= maxCount);
+        if (b.length > 1) assert.ok(b.reduce((n, e) => n + entryWireBytes(e), 0) <= 8000);
+      }
+    }),
+  );
 });
