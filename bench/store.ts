@@ -17,28 +17,8 @@ import { SegmentChunkStore } from '../src/store/segment-store.js';
 import { chunkIdOf } from '../src/store/chunk-store.js';
 import type { ChunkStore } from '../src/store/chunk-store.js';
 import { median } from './bench-stats.js';
-
-function arg(args: string[], name: string, def: number): number {
-  const i = args.indexOf(name);
-  const v = i >= 0 ? Number(args[i + 1]) : def;
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer`);
-  return v;
-}
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
-
-async function pool(n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(n, concurrency) }, async () => {
-      while (next < n) await fn(next++);
-    }),
-  );
-}
+import { intArg as arg } from './cli-args.js';
+import { pool, timed } from './bench-run.js';
 
 const ENGINES: Record<string, (dir: string) => Promise<ChunkStore>> = {
   files: (dir) => DiskChunkStore.open(dir),

@@ -4,7 +4,7 @@
 import { writeFile, rename, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
+import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
@@ -16,6 +16,7 @@ import { PeerRouter, Transport } from './net/index.js';
 import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
+import { openTables, type Tables } from './tables/index.js';
 import { VERSION } from './version.js';
 
 /** The CLI parses `--store-engine` with the store's own rule; it reaches the store only through here. */
@@ -39,6 +40,8 @@ export interface NodeConfig {
   nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
   files?: FilesTuning;
+  /** Copies of each metadata table partition (default 3). */
+  tableReplicas?: number;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
   cors?: string;
   /** TLS, token and transfer limits of the API (see api/tls.ts). */
@@ -169,6 +172,22 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   draining = () => files.draining;
   files.registerPeerHandlers(handlers);
 
+  // Only a node with the data key holds table partitions: they name files and objects.
+  const dataKey = identity.cluster.dataKey;
+  const tables: Tables | undefined = dataKey === undefined ? undefined : await openTables({
+    dir: join(config.dataDir, 'tables'),
+    dataKey,
+    net: {
+      selfId: nodeId,
+      live: () => filesNet.live().map((n) => ({ nodeId: n.nodeId, weight: 1, ...(n.zone !== undefined ? { zone: n.zone } : {}) })),
+      call: async (id, method, body, opts) => (await caller.call(id, method, body, undefined, opts)).body,
+    },
+    ...(config.tableReplicas !== undefined ? { replicas: config.tableReplicas } : {}),
+    ...(config.files?.antiEntropyIntervalMs !== undefined ? { syncIntervalMs: config.files.antiEntropyIntervalMs } : {}),
+    log,
+  });
+  if (tables) handlers.register('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
+
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
     flushTimer = undefined;
@@ -176,7 +195,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   };
   membership.on('change', (m: MemberInfo, prev: string | undefined) => {
     if (m.state !== prev) log.info({ member: m.nodeId, addr: m.addr, state: m.state, was: prev ?? 'unknown' }, 'membership change');
-    if (m.state === 'alive' && prev !== 'alive') files.peerUp(m.nodeId);
+    if (m.state === 'alive' && prev !== 'alive') {
+      files.peerUp(m.nodeId);
+      tables?.service.peerUp(m.nodeId);
+    }
     flushTimer ??= setTimeout(() => void saveAddressBook().catch((err: unknown) => log.warn({ err }, 'address book not saved')), ADDRESS_BOOK_FLUSH_MS);
   });
 
@@ -215,12 +237,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
       peers: list,
       repair: files.repairStats(),
+      ...(tables ? { metadata: tables.service.status() } : {}),
     };
   };
 
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
   routes.push(...filesRoutes(files));
+  routes.push(...bucketRoutes(tables));
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
   let nbdServer: NbdServer | undefined;
   const metricSources: MetricsSources = {
@@ -268,6 +292,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   }
   membership.start();
   files.start();
+  tables?.service.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -307,6 +332,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await nbd?.close();
       await volumes.stop();
       await files.stop();
+      await tables?.close();
       await transport.close();
       await chunks.close();
       await meta.close();

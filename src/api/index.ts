@@ -2,6 +2,7 @@
 export * from './server.js';
 export * from './files-routes.js';
 export * from './volume-routes.js';
+export * from './bucket-routes.js';
 export * from './metrics.js';
 export * from './events.js';
 export * from './openapi.js';

@@ -54,6 +54,7 @@ const SCHEMAS: Record<string, Schema> = {
       members: { type: 'object', properties: { alive: int, suspect: int, dead: int, left: int } },
       store: { type: 'object', properties: { engine: { type: 'string', enum: ['disk', 'memory'] }, used: int, count: int, capacity: int, quota: { type: ['integer', 'null'] } } },
       peers: arrayOf(ref('Peer')),
+      metadata: { type: 'object', description: 'metadata tables (full nodes only)', properties: { fullNodes: int, replicas: int, warning: str } },
     },
   },
   PutResult: {
@@ -76,6 +77,14 @@ const SCHEMAS: Record<string, Schema> = {
     properties: {
       name: str, id: str, layout: { type: 'string', enum: ['raid0', 'raid1', 'raid5', 'raid6'] }, size: int, unitSize: int,
       memberSize: int, members: arrayOf(str), version: int, status: { type: ['object', 'null'], description: 'live state on the volume master' },
+    },
+  },
+  Bucket: { type: 'object', properties: { name: str, id: str, createdAt: int, policy: { type: 'object' } } },
+  ObjectRecord: {
+    type: 'object',
+    properties: {
+      key: str, fileId: str, size: int, etag: str, checksums: { type: 'object', additionalProperties: str }, contentType: str,
+      userMeta: { type: 'object', additionalProperties: str }, mtime: int,
     },
   },
   VolumeCreate: {
@@ -112,6 +121,59 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
     body: { raw: 'the file contents' },
     ok: { status: 201, json: ref('PutResult') },
     errors: ['BAD_INPUT', 'TOO_LARGE', 'NO_SPACE', 'UNAVAILABLE', 'CANCELLED'],
+  },
+  'GET /api/v1/buckets': {
+    tag: 'buckets',
+    summary: 'Buckets in name order, one page at a time.',
+    query: [
+      { name: 'prefix', schema: str, description: 'only keys starting with this' },
+      { name: 'after', schema: str, description: 'only keys after this one' },
+      { name: 'token', schema: str, description: 'continuation token from the previous page' },
+      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'entries per page (default 1000)' },
+    ],
+    ok: { status: 200, json: { type: 'object', properties: { buckets: arrayOf(ref('Bucket')), token: { type: ['string', 'null'] } } } },
+    errors: ['BAD_INPUT', 'UNAVAILABLE'],
+  },
+  'POST /api/v1/buckets': {
+    tag: 'buckets',
+    summary: "Creates a bucket (S3 naming rules) with an optional default redundancy policy.",
+    body: { json: { type: 'object', required: ['name'], properties: { name: str, policy: { type: 'object' } } } },
+    ok: { status: 201, json: ref('Bucket') },
+    errors: ['BAD_INPUT', 'CONFLICT', 'UNAVAILABLE'],
+  },
+  'DELETE /api/v1/buckets/{bucket}': { tag: 'buckets', summary: 'Removes an empty bucket.', ok: { status: 200, json: { type: 'object' } }, errors: ['NOT_FOUND', 'CONFLICT', 'UNAVAILABLE'] },
+  'GET /api/v1/buckets/{bucket}/objects': {
+    tag: 'buckets',
+    summary: "A bucket's object records in key order (UTF-8 bytes), one page at a time.",
+    query: [
+      { name: 'prefix', schema: str, description: 'only keys starting with this' },
+      { name: 'after', schema: str, description: 'only keys after this one' },
+      { name: 'token', schema: str, description: 'continuation token from the previous page' },
+      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'entries per page (default 1000)' },
+    ],
+    ok: { status: 200, json: { type: 'object', properties: { objects: arrayOf(ref('ObjectRecord')), token: { type: ['string', 'null'] } } } },
+    errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
+  },
+  'PUT /api/v1/buckets/{bucket}/objects': {
+    tag: 'buckets',
+    summary: 'Writes up to 200 object records (metadata only; the bodies are files).',
+    body: { json: { type: 'object', properties: { objects: arrayOf({ type: 'object', properties: { key: str, record: ref('ObjectRecord') } }) } } },
+    ok: { status: 200, json: { type: 'object', properties: { written: int } } },
+    errors: ['BAD_INPUT', 'TOO_LARGE', 'NOT_FOUND', 'UNAVAILABLE'],
+  },
+  'GET /api/v1/buckets/{bucket}/object': {
+    tag: 'buckets',
+    summary: 'One object record.',
+    query: [{ name: 'key', schema: str, description: 'the object key' }],
+    ok: { status: 200, json: ref('ObjectRecord') },
+    errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
+  },
+  'DELETE /api/v1/buckets/{bucket}/object': {
+    tag: 'buckets',
+    summary: 'Removes one object record.',
+    query: [{ name: 'key', schema: str, description: 'the object key' }],
+    ok: { status: 200, json: { type: 'object' } },
+    errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
   },
   'GET /api/v1/files': { tag: 'files', summary: 'Named files.', ok: { status: 200, json: arrayOf(ref('FileEntry')) } },
   'GET /api/v1/files/{ref}': {

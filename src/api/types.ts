@@ -1,4 +1,8 @@
 /** Shapes of the HTTP API's JSON bodies, shared by the server and the typed client. */
+import type { TableStatus } from '../tables/index.js';
+
+export type { BucketEntry, ObjectEntry, ObjectRecord } from '../tables/index.js';
+export type { RedundancyPolicy } from '../content/index.js';
 import type { DrainState, RepairStats, ScrubReport } from '../files/index.js';
 
 export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from '../files/index.js';
@@ -33,6 +37,8 @@ export interface StatusView {
   peers: PeerView[];
   /** Redundancy state as this node sees it: what it must restore, and how far repair got. */
   repair?: RepairStatusView;
+  /** Metadata tables, on nodes that hold the data key. */
+  metadata?: TableStatus;
 }
 
 /** The API shows the repair loop's and the scrub's own reports as they are. */

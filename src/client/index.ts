@@ -9,7 +9,7 @@ import { connect as connectTls, type ConnectionOptions, type PeerCertificate } f
 import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
-import type { ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
+import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
 export const DEFAULT_API = '127.0.0.1:7401';
@@ -163,6 +163,35 @@ export class TesseraClient {
   /** Rebuilds the member on node `oldNode` onto `newNode`; answered by the volume's master. */
   replaceVolumeMember(name: string, oldNode: string, newNode: string): Promise<ReplaceResult> {
     return this.json<ReplaceResult>(`/api/v1/volumes/${encodeURIComponent(name)}/replace`, { method: 'POST', body: { old: oldNode, new: newNode } });
+  }
+
+  buckets(opts: TableListQuery = {}): Promise<{ buckets: BucketView[]; token: string | null }> {
+    return this.json(`/api/v1/buckets${listQuery(opts)}`);
+  }
+
+  createBucket(name: string, policy?: RedundancyPolicy): Promise<BucketView> {
+    return this.json<BucketView>('/api/v1/buckets', { method: 'POST', body: { name, ...(policy ? { policy } : {}) } });
+  }
+
+  removeBucket(name: string): Promise<{ removed: string }> {
+    return this.json(`/api/v1/buckets/${encodeURIComponent(name)}`, { method: 'DELETE' });
+  }
+
+  /** One page of a bucket's object records in key order; pass `token` back for the next. */
+  listObjects(bucket: string, opts: TableListQuery = {}): Promise<{ objects: ObjectView[]; token: string | null }> {
+    return this.json(`/api/v1/buckets/${encodeURIComponent(bucket)}/objects${listQuery(opts)}`);
+  }
+
+  putObjectRecords(bucket: string, objects: ReadonlyArray<{ key: string; record: ObjectRecord }>): Promise<{ written: number }> {
+    return this.json(`/api/v1/buckets/${encodeURIComponent(bucket)}/objects`, { method: 'PUT', body: { objects } });
+  }
+
+  objectRecord(bucket: string, key: string): Promise<ObjectView> {
+    return this.json<ObjectView>(`/api/v1/buckets/${encodeURIComponent(bucket)}/object?key=${encodeURIComponent(key)}`);
+  }
+
+  removeObjectRecord(bucket: string, key: string): Promise<{ removed: string }> {
+    return this.json(`/api/v1/buckets/${encodeURIComponent(bucket)}/object?key=${encodeURIComponent(key)}`, { method: 'DELETE' });
   }
 
   checkVolume(name: string, opts: { repair?: boolean } = {}): Promise<CheckReport> {
@@ -418,4 +447,24 @@ function errorFromBody(status: number, raw: Buffer): TesseraError {
 
 export function connect(opts: ConnectOptions = {}): TesseraClient {
   return new TesseraClient(opts);
+}
+
+export interface TableListQuery {
+  prefix?: string;
+  after?: string;
+  token?: string;
+  limit?: number;
+}
+
+export type BucketView = BucketEntry;
+export type ObjectView = ObjectEntry;
+
+function listQuery(q: TableListQuery): string {
+  const p = new URLSearchParams();
+  if (q.prefix !== undefined) p.set('prefix', q.prefix);
+  if (q.after !== undefined) p.set('after', q.after);
+  if (q.token !== undefined) p.set('token', q.token);
+  if (q.limit !== undefined) p.set('limit', String(q.limit));
+  const s = p.toString();
+  return s ? `?${s}` : '';
 }

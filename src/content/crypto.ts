@@ -47,6 +47,10 @@ export interface ClusterKeys {
   readonly nameKey: Buffer;
   /** Encrypts name records. */
   readonly nameSealKey: Buffer;
+  /** Authenticates metadata table entries and full-node proofs: a storage-only node cannot make these MACs. */
+  readonly tableMacKey: Buffer;
+  /** Page-encrypts the metadata table database on disk. */
+  readonly tableDiskKey: Buffer;
 }
 
 const KEY_LABELS: Record<keyof ClusterKeys, string> = {
@@ -54,6 +58,8 @@ const KEY_LABELS: Record<keyof ClusterKeys, string> = {
   manifestSecret: 'tessera/v1/manifest',
   nameKey: 'tessera/v1/name-lookup',
   nameSealKey: 'tessera/v1/name-seal',
+  tableMacKey: 'tessera/v1/table-mac',
+  tableDiskKey: 'tessera/v1/table-disk',
 };
 
 const HKDF_SALT = Buffer.from('tessera/v1/hkdf-salt', 'utf8');
@@ -70,6 +76,8 @@ export function deriveClusterKeys(dataKey: Uint8Array): ClusterKeys {
     manifestSecret: derive(KEY_LABELS.manifestSecret),
     nameKey: derive(KEY_LABELS.nameKey),
     nameSealKey: derive(KEY_LABELS.nameSealKey),
+    tableMacKey: derive(KEY_LABELS.tableMacKey),
+    tableDiskKey: derive(KEY_LABELS.tableDiskKey),
   };
 }
 

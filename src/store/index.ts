@@ -4,3 +4,4 @@ export * from './memory-store.js';
 export * from './extent-store.js';
 export * from './metadata.js';
 export * from './open-disk.js';
+export { fsError } from './fs-util.js';

@@ -79,7 +79,7 @@ function checkKey(key: MetaKey): void {
   if (n > MAX_META_KEY_BYTES) throw tooLarge(`metadata key of ${n} bytes exceeds the ${MAX_META_KEY_BYTES}-byte limit`, { size: n });
 }
 
-function dbError(e: unknown, what: string): TesseraError {
+export function dbError(e: unknown, what: string): TesseraError {
   if (e instanceof TesseraError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   if (/MDB_MAP_FULL|ENOSPC/.test(msg)) {

@@ -1,0 +1,98 @@
+/**
+ * Object metadata on 3 local nodes: record writes, point reads and listed entries per second, with
+ * 32 requests in flight through the HTTP API, each against a same-run baseline of the same work on
+ * one node's table store in this process (LMDB, no network, no replication): the cost of
+ * replication and of the API made visible.
+ *   npm run bench -- meta [--records N] [--concurrency C] [--batch B]
+ * Writes are measured twice: one record per request, and B records per request (how an import or
+ * the S3 face's multi-object operations write).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { LocalCluster } from '../src/cli/local-cluster.js';
+import { formatFileId } from '../src/content/ids.js';
+import { makeEntry } from '../src/tables/entry.js';
+import { EntryStore } from '../src/tables/entry-store.js';
+import { encodeRecord, type ObjectRecord } from '../src/tables/records.js';
+import { intArg as arg } from './cli-args.js';
+import { pool, timed } from './bench-run.js';
+
+const record = (i: number): ObjectRecord => ({
+  fileId: formatFileId(randomBytes(32), randomBytes(32)),
+  size: i,
+  etag: `"${i.toString(16).padStart(32, '0')}"`,
+  checksums: {},
+  contentType: 'application/octet-stream',
+  userMeta: {},
+  mtime: 1_700_000_000_000 + i,
+});
+const key = (i: number) => `bench/${String(i).padStart(8, '0')}`;
+const rate = (n: number, s: number) => Math.round(n / s);
+
+export async function main(args: string[]): Promise<void> {
+  const n = arg(args, '--records', 5000);
+  const concurrency = arg(args, '--concurrency', 32);
+  const batch = arg(args, '--batch', 100);
+  const base = await mkdtemp(join(tmpdir(), 'tessera-bench-meta-'));
+  process.stdout.write(`meta: ${n} records, ${concurrency} requests in flight, batched writes of ${batch}\n`);
+  const records = Array.from({ length: n }, (_, i) => record(i));
+  let cluster: LocalCluster | undefined;
+  try {
+    // Baseline: the same records merged into one table store, read back and scanned, in this process.
+    const macKey = randomBytes(32);
+    const store = await EntryStore.open(join(base, 'baseline'), randomBytes(32));
+    const ts = (i: number) => ({ wall: 1_700_000_000_000 + i, logical: 0, node: 'bench' });
+    const entry = (i: number) => makeEntry(macKey, { table: 'object', pk: 'bucket', sk: key(i) }, ts(i), encodeRecord(records[i]!));
+    const bWrite = await timed(() => pool(n, concurrency, async (i) => void (await store.merge([entry(i)]))));
+    const bRead = await timed(() => pool(n, concurrency, async (i) => void store.get({ table: 'object', pk: 'bucket', sk: key(i) })));
+    const bList = await timed(async () => {
+      let after: string | undefined;
+      for (;;) {
+        const page = store.scan('object', 'bucket', { limit: 1000, ...(after !== undefined ? { after } : {}) });
+        if (!page.more) break;
+        after = page.entries[page.entries.length - 1]!.sk;
+      }
+    });
+    await store.close();
+
+    cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
+    await cluster.waitForMembers({ alive: 3 });
+    const clients = cluster.nodes.map((x) => x.client);
+    await clients[0]!.createBucket('bench');
+    await clients[0]!.createBucket('bench-batched');
+    const write1 = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }]))));
+    const writeB = await timed(() =>
+      pool(Math.ceil(n / batch), concurrency, async (j) => {
+        const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
+        await clients[j % 3]!.putObjectRecords('bench-batched', items);
+      }),
+    );
+    const read = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.objectRecord('bench', key(i)))));
+    let listed = 0;
+    const list = await timed(async () => {
+      let token: string | undefined;
+      for (;;) {
+        const page = await clients[1]!.listObjects('bench', { limit: 1000, ...(token ? { token } : {}) });
+        listed += page.objects.length;
+        if (page.token === null) break;
+        token = page.token;
+      }
+    });
+    if (listed !== n) throw new Error(`listing returned ${listed} records, expected ${n}`);
+    const line = (what: string, got: number, baseline: number) =>
+      `  ${what.padEnd(34)} ${String(got).padStart(8)} /s   baseline ${String(baseline).padStart(8)} /s   ratio ${(got / baseline).toFixed(3)}`;
+    process.stdout.write(
+      [
+        line('writes, 1 record per request', rate(n, write1), rate(n, bWrite)),
+        line(`writes, ${batch} records per request`, rate(n, writeB), rate(n, bWrite)),
+        line('point reads', rate(n, read), rate(n, bRead)),
+        line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await cluster?.destroy();
+    await rm(base, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The bucket table (name → id, creation time, default redundancy policy) and the object table
+ * ((bucket id, key) → file id, size, ETag, checksums, content type, user metadata, modification
+ * time) over the replicated table service. Objects of one bucket share a partition key, so a
+ * bucket's listing is one ordered scan on its R holders.
+ */
+import { randomBytes } from 'node:crypto';
+import { TesseraError } from '../errors.js';
+import { DEFAULT_POLICY, type RedundancyPolicy } from '../content/index.js';
+import type { ListOptions, TableService } from './table-service.js';
+import {
+  BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, decodeRecord, encodeRecord,
+  type BucketRecord, type ObjectRecord,
+} from './records.js';
+
+export interface BucketEntry extends BucketRecord {
+  readonly name: string;
+}
+
+export interface ObjectEntry extends ObjectRecord {
+  readonly key: string;
+}
+
+export interface Page<T> {
+  readonly items: T[];
+  readonly token: string | null;
+}
+
+export class BucketTable {
+  constructor(private readonly tables: TableService) {}
+
+  async get(name: string): Promise<BucketEntry | null> {
+    checkBucketName(name);
+    const e = await this.tables.get({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name });
+    if (e === null || e.value === null) return null;
+    return { name, ...decodeRecord(e.value, checkBucketRecord, `bucket record '${name}'`) };
+  }
+
+  /**
+   * Creates a bucket, refusing a name already taken. Two creations of one name racing on two
+   * nodes both pass the check; the later timestamp wins and the other bucket's id is unreachable
+   * (it is empty, having just been made).
+   */
+  async create(name: string, policy: RedundancyPolicy = DEFAULT_POLICY, now = Date.now()): Promise<BucketEntry> {
+    checkBucketName(name);
+    if ((await this.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
+    const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy });
+    await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
+    return { name, ...rec };
+  }
+
+  /** Removes an empty bucket. */
+  async remove(name: string, objects: ObjectTable): Promise<void> {
+    const b = await this.get(name);
+    if (b === null) throw new TesseraError('NOT_FOUND', `bucket '${name}' does not exist`);
+    const page = await objects.list(b.id, { limit: 1 });
+    if (page.items.length > 0) throw new TesseraError('CONFLICT', `bucket '${name}' is not empty; remove its objects first`);
+    await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, null);
+  }
+
+  async list(opts: ListOptions): Promise<Page<BucketEntry>> {
+    const page = await this.tables.list(BUCKET_TABLE, BUCKET_PARTITION, opts);
+    return { items: page.entries.map((e) => ({ name: e.sk, ...decodeRecord(e.value!, checkBucketRecord, `bucket record '${e.sk}'`) })), token: page.token };
+  }
+}
+
+export class ObjectTable {
+  constructor(private readonly tables: TableService) {}
+
+  async get(bucketId: string, key: string): Promise<ObjectEntry | null> {
+    checkObjectKey(key);
+    const e = await this.tables.get({ table: OBJECT_TABLE, pk: bucketId, sk: key });
+    if (e === null || e.value === null) return null;
+    return { key, ...decodeRecord(e.value, checkObjectRecord, `object record '${key}'`) };
+  }
+
+  async put(bucketId: string, key: string, record: ObjectRecord): Promise<void> {
+    checkObjectKey(key);
+    await this.tables.put({ table: OBJECT_TABLE, pk: bucketId, sk: key }, encodeRecord(checkObjectRecord(record)));
+  }
+
+  /** Records many objects at once (imports, migration, tests); each is validated first. */
+  async putMany(bucketId: string, items: ReadonlyArray<{ key: string; record: ObjectRecord }>): Promise<void> {
+    const entries = items.map((it) => {
+      checkObjectKey(it.key);
+      return { key: { table: OBJECT_TABLE, pk: bucketId, sk: it.key }, value: encodeRecord(checkObjectRecord(it.record)) };
+    });
+    await this.tables.putMany(entries);
+  }
+
+  async remove(bucketId: string, key: string): Promise<boolean> {
+    checkObjectKey(key);
+    const existed = (await this.get(bucketId, key)) !== null;
+    if (existed) await this.tables.put({ table: OBJECT_TABLE, pk: bucketId, sk: key }, null);
+    return existed;
+  }
+
+  async list(bucketId: string, opts: ListOptions): Promise<Page<ObjectEntry>> {
+    if (opts.prefix !== undefined && opts.prefix.length > 0) checkObjectKey(opts.prefix);
+    const page = await this.tables.list(OBJECT_TABLE, bucketId, opts);
+    return { items: page.entries.map((e) => ({ key: e.sk, ...decodeRecord(e.value!, checkObjectRecord, `object record '${e.sk}'`) })), token: page.token };
+  }
+}

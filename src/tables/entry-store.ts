@@ -1,0 +1,279 @@
+/**
+ * One node's replicas of table partitions, in an LMDB environment of its own, page-encrypted with
+ * a key derived from the data key so a raw scan of the data directory finds no name or object key
+ * (only full nodes open it; a storage-only node has no key and no tables). Three databases:
+ * entries by stored key (sort-key order within a partition key), a per-leaf key index carrying each
+ * entry's hash (what two replicas compare), and the digest tree nodes. A merge updates all three
+ * in one transaction, and resolves once that transaction is on disk.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
+import { badInput, TesseraError } from '../errors.js';
+import { fsError } from '../store/index.js';
+import { dbError } from '../store/index.js';
+import { compareVersions, decodeStored, encodeStored, type EntryKey, type TableEntry } from './entry.js';
+import { ancestorAt, checkTreePosition, EMPTY_DIGEST, TREE_DEPTH, updateDigest } from './digest-tree.js';
+import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, storageKey } from './keys.js';
+
+/** Entries one scan may return; keeps a reply under the control-section limit. */
+export const MAX_SCAN_LIMIT = 1000;
+/** Bytes of keys and values one reply (scan, leaf listing, fetch, merge) may carry; well under the 256 KiB control-section limit. */
+export const MAX_SCAN_BYTES = 160 << 10;
+/** Keys one leaf listing may return. */
+export const MAX_LEAF_KEYS = 2000;
+/** Stored keys removed per transaction when a partition is dropped, so one drop never holds a huge write. */
+export const DROP_BATCH = 500;
+/** LMDB's page cipher takes a 32-character key. */
+const LMDB_KEY_CHARS = 32;
+
+export interface ScanOptions {
+  /** Only sort keys starting with this. */
+  readonly prefix?: string;
+  /** Only sort keys after this one. */
+  readonly after?: string;
+  readonly limit: number;
+}
+
+export interface ScanResult {
+  readonly entries: TableEntry[];
+  /** True when the scan stopped at its limit or byte budget. */
+  readonly more: boolean;
+}
+
+export interface LeafKey {
+  readonly key: Buffer;
+  readonly hash: Buffer;
+}
+
+function leafIndexKey(partition: number, leaf: number, key: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(3);
+  head.writeUInt8(partition, 0);
+  head.writeUInt16BE(leaf, 1);
+  return Buffer.concat([head, key]);
+}
+
+function treeKey(partition: number, level: number, index: number): Buffer {
+  const k = Buffer.allocUnsafe(4);
+  k.writeUInt8(partition, 0);
+  k.writeUInt8(level, 1);
+  k.writeUInt16BE(index, 2);
+  return k;
+}
+
+/** 24 bytes of the derived key as base64url: exactly the 32 characters LMDB's cipher wants. */
+export function lmdbEncryptionKey(diskKey: Uint8Array): string {
+  if (diskKey.length < 24) throw badInput(`table disk key must be at least 24 bytes, got ${diskKey.length}`);
+  const k = Buffer.from(diskKey.subarray(0, 24)).toString('base64url');
+  if (k.length !== LMDB_KEY_CHARS) throw new TesseraError('INTERNAL', `table disk key encodes to ${k.length} characters`);
+  return k;
+}
+
+export class EntryStore {
+  readonly path: string;
+  readonly #root: RootDatabase;
+  readonly #entries: Database<Buffer, Buffer>;
+  readonly #leaves: Database<Buffer, Buffer>;
+  readonly #tree: Database<Buffer, Buffer>;
+  readonly #temporary: boolean;
+  #closed = false;
+
+  private constructor(path: string, root: RootDatabase, temporary: boolean) {
+    this.path = path;
+    this.#root = root;
+    this.#temporary = temporary;
+    const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+    this.#entries = root.openDB<Buffer, Buffer>({ name: 'entries', ...binary });
+    this.#leaves = root.openDB<Buffer, Buffer>({ name: 'leaves', ...binary });
+    this.#tree = root.openDB<Buffer, Buffer>({ name: 'tree', ...binary });
+  }
+
+  /** Opens (creating) the store in `dir`; `null` makes a throwaway one for memory nodes and tests. */
+  static async open(dir: string | null, diskKey: Uint8Array): Promise<EntryStore> {
+    const temporary = dir === null;
+    let path: string;
+    try {
+      if (dir === null) path = await mkdtemp(join(tmpdir(), 'tessera-tables-'));
+      else {
+        path = dir;
+        await mkdir(path, { recursive: true });
+      }
+    } catch (e) {
+      throw fsError(e, `creating table directory ${dir ?? tmpdir()}`);
+    }
+    try {
+      // A Buffer key aborts the process in lmdb 3.5 (napi fatal error); the 32-character string works.
+      const root = openLmdb({ path, maxDbs: 4, encryptionKey: lmdbEncryptionKey(diskKey), ...(temporary ? { noSync: true } : {}) });
+      return new EntryStore(path, root, temporary);
+    } catch (e) {
+      throw dbError(e, `opening table store ${path} (a data directory opened with another data key cannot be read)`);
+    }
+  }
+
+  get(k: EntryKey): TableEntry | null {
+    this.#checkOpen();
+    const raw = this.#entries.get(storageKey(k));
+    if (raw === undefined) return null;
+    return { ...k, ...decodeStored(raw) };
+  }
+
+  /**
+   * Keeps each entry that is newer than the version held (last writer wins) and returns those
+   * kept, once durable. Callers verify MACs first: this layer trusts what it is given.
+   */
+  async merge(entries: readonly TableEntry[]): Promise<TableEntry[]> {
+    this.#checkOpen();
+    const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
+    try {
+      return await this.#root.transaction(() => {
+        const kept: TableEntry[] = [];
+        for (const { e, key } of keyed) {
+          const raw = this.#entries.get(key);
+          const cur = raw === undefined ? undefined : decodeStored(raw);
+          if (cur !== undefined && compareVersions(cur, e) >= 0) continue;
+          this.#entries.putSync(key, encodeStored(e));
+          const partition = key[0]!;
+          const leaf = leafOf(key);
+          this.#leaves.putSync(leafIndexKey(partition, leaf, key), e.mac);
+          this.#fold(partition, leaf, cur?.mac, e.mac);
+          kept.push(e);
+        }
+        return kept;
+      });
+    } catch (e) {
+      throw dbError(e, 'merging table entries');
+    }
+  }
+
+  #fold(partition: number, leaf: number, removed: Buffer | undefined, added: Buffer | undefined): void {
+    for (let level = 0; level <= TREE_DEPTH; level++) {
+      const tk = treeKey(partition, level, ancestorAt(leaf, level));
+      const next = updateDigest(this.#tree.get(tk) ?? EMPTY_DIGEST, removed, added);
+      if (next.equals(EMPTY_DIGEST)) this.#tree.removeSync(tk);
+      else this.#tree.putSync(tk, next);
+    }
+  }
+
+  /** Entries of one partition key in sort-key byte order, tombstones included, bounded by limit and bytes. */
+  scan(table: string, pk: string, opts: ScanOptions): ScanResult {
+    this.#checkOpen();
+    if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > MAX_SCAN_LIMIT) {
+      throw badInput(`scan limit must be 1..${MAX_SCAN_LIMIT}, got ${opts.limit}`);
+    }
+    const group = groupPrefix(table, pk);
+    const lower = Buffer.concat([group, Buffer.from(opts.prefix ?? '', 'utf8')]);
+    const afterKey = opts.after !== undefined ? Buffer.concat([group, Buffer.from(opts.after, 'utf8'), Buffer.from([0])]) : undefined;
+    const start = afterKey !== undefined && Buffer.compare(afterKey, lower) > 0 ? afterKey : lower;
+    const end = prefixEnd(lower);
+    const entries: TableEntry[] = [];
+    let bytes = 0;
+    for (const { key, value } of this.#entries.getRange({ start, ...(end ? { end } : {}) })) {
+      if (entries.length >= opts.limit || bytes >= MAX_SCAN_BYTES) return { entries, more: true };
+      const sk = key.toString('utf8', group.length);
+      entries.push({ table, pk, sk, ...decodeStored(value) });
+      bytes += key.length + value.length;
+    }
+    return { entries, more: false };
+  }
+
+  /** Keys and hashes in one digest leaf after `after` and up to `through` (stored keys), in key order. */
+  leafKeys(partition: number, leaf: number, after: Buffer | undefined, limit: number, through?: Buffer): { keys: LeafKey[]; more: boolean } {
+    this.#checkOpen();
+    checkPartition(partition);
+    checkTreePosition(TREE_DEPTH, leaf);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw badInput(`leaf listing limit must be 1..100000, got ${limit}`);
+    const lower = leafIndexKey(partition, leaf, Buffer.alloc(0));
+    const start = after !== undefined ? Buffer.concat([leafIndexKey(partition, leaf, after), Buffer.from([0])]) : lower;
+    const end = prefixEnd(lower);
+    const keys: LeafKey[] = [];
+    let bytes = 0;
+    for (const { key, value } of this.#leaves.getRange({ start, ...(end ? { end } : {}) })) {
+      const stored = Buffer.from(key.subarray(3));
+      if (through !== undefined && Buffer.compare(stored, through) > 0) break;
+      if (keys.length >= limit || bytes >= MAX_SCAN_BYTES) return { keys, more: true };
+      keys.push({ key: stored, hash: value });
+      bytes += stored.length + value.length + 8;
+    }
+    return { keys, more: false };
+  }
+
+  /**
+   * Entries under these stored keys (absent ones skipped), stopping once the byte budget is
+   * spent; `done` says how many of the keys were looked at.
+   */
+  fetch(keys: readonly Buffer[], maxBytes = Infinity): { entries: TableEntry[]; done: number } {
+    this.#checkOpen();
+    const entries: TableEntry[] = [];
+    let bytes = 0;
+    let done = 0;
+    for (const key of keys) {
+      if (bytes >= maxBytes) break;
+      done++;
+      const raw = this.#entries.get(key);
+      if (raw === undefined) continue;
+      const { partition: _p, ...k } = decodeStorageKey(key);
+      entries.push({ ...k, ...decodeStored(raw) });
+      bytes += key.length + raw.length + 64;
+    }
+    return { entries, done };
+  }
+
+  treeNodes(partition: number, level: number, indices: readonly number[]): Buffer[] {
+    this.#checkOpen();
+    checkPartition(partition);
+    return indices.map((i) => {
+      checkTreePosition(level, i);
+      return this.#tree.get(treeKey(partition, level, i)) ?? EMPTY_DIGEST;
+    });
+  }
+
+  root(partition: number): Buffer {
+    return this.treeNodes(partition, 0, [0])[0]!;
+  }
+
+  /** Drops every entry of a partition, in bounded transactions that keep the digests true to what is left. */
+  async dropPartition(partition: number): Promise<number> {
+    this.#checkOpen();
+    checkPartition(partition);
+    const lower = Buffer.from([partition]);
+    const end = prefixEnd(lower);
+    let dropped = 0;
+    for (;;) {
+      const batch: { key: Buffer; mac: Buffer }[] = [];
+      for (const { key, value } of this.#entries.getRange({ start: lower, ...(end ? { end } : {}), limit: DROP_BATCH })) {
+        batch.push({ key: Buffer.from(key), mac: decodeStored(value).mac });
+      }
+      if (batch.length === 0) return dropped;
+      try {
+        await this.#root.transaction(() => {
+          for (const { key, mac } of batch) {
+            const leaf = leafOf(key);
+            this.#entries.removeSync(key);
+            this.#leaves.removeSync(leafIndexKey(partition, leaf, key));
+            this.#fold(partition, leaf, mac, undefined);
+          }
+        });
+      } catch (e) {
+        throw dbError(e, `dropping table partition ${partition}`);
+      }
+      dropped += batch.length;
+    }
+  }
+
+  count(): number {
+    return this.#entries.getCount();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#root.flushed;
+    await this.#root.close();
+    if (this.#temporary) await rm(this.path, { recursive: true, force: true });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new TesseraError('UNAVAILABLE', `table store ${this.path} is closed`);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Bucket and object records: what the bucket and object tables hold, their validation (S3's
+ * bucket-name rules, object keys of up to 1,024 bytes of UTF-8, bounded user metadata) and their
+ * encoding as table values. Pure functions, no I/O.
+ */
+import { Decoder, Encoder } from 'cbor-x';
+import { z } from 'zod';
+import { badInput, tooLarge, TesseraError } from '../errors.js';
+import { isFileId } from '../content/index.js';
+import { MAX_CREATED_AT_MS, MAX_FILE_BYTES } from '../content/index.js';
+import { policySchema, type RedundancyPolicy } from '../content/index.js';
+import { MAX_SORT_KEY_BYTES } from './entry.js';
+
+export const BUCKET_TABLE = 'bucket';
+export const OBJECT_TABLE = 'object';
+/** All bucket records share one partition key, so listing buckets is one ordered scan. */
+export const BUCKET_PARTITION = 'buckets';
+export const MIN_BUCKET_NAME_CHARS = 3;
+export const MAX_BUCKET_NAME_CHARS = 63;
+export const MAX_OBJECT_KEY_BYTES = MAX_SORT_KEY_BYTES;
+/** S3 caps user-defined metadata at 2 KB (names and values together). */
+export const MAX_USER_METADATA_BYTES = 2048;
+export const MAX_CONTENT_TYPE_CHARS = 256;
+export const MAX_ETAG_CHARS = 80;
+/** Checksums kept per object (e.g. crc32c, sha256), each a short text. */
+export const MAX_CHECKSUMS = 4;
+export const MAX_CHECKSUM_CHARS = 128;
+export const BUCKET_ID_CHARS = 32;
+
+const BUCKET_NAME_RE = /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/;
+const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
+const RESERVED_PREFIXES = ['xn--', 'sthree-', 'amzn-s3-demo-'];
+const RESERVED_SUFFIXES = ['-s3alias', '--ol-s3', '.mrap', '--x-s3'];
+const LONE_SURROGATE_RE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const META_NAME_RE = /^[a-z0-9!#$%&'*+.^_`|~-]{1,128}$/;
+
+/** S3's general-purpose bucket naming rules; the message says which one a name breaks. */
+export function checkBucketName(name: string): void {
+  if (typeof name !== 'string') throw badInput('bucket name must be a string');
+  const fix = 'use 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit';
+  if (name.length < MIN_BUCKET_NAME_CHARS || name.length > MAX_BUCKET_NAME_CHARS) throw badInput(`bucket name '${name.slice(0, 80)}' is ${name.length} characters; ${fix}`);
+  if (!BUCKET_NAME_RE.test(name)) throw badInput(`bucket name '${name}' has a character or an end S3 does not allow; ${fix}`);
+  if (name.includes('..')) throw badInput(`bucket name '${name}' has two dots in a row; ${fix}`);
+  if (IPV4_RE.test(name)) throw badInput(`bucket name '${name}' looks like an IP address, which S3 does not allow`);
+  for (const p of RESERVED_PREFIXES) if (name.startsWith(p)) throw badInput(`bucket names may not start with '${p}' (reserved by S3)`);
+  for (const s of RESERVED_SUFFIXES) if (name.endsWith(s)) throw badInput(`bucket names may not end with '${s}' (reserved by S3)`);
+}
+
+export function checkObjectKey(key: string): void {
+  if (typeof key !== 'string') throw badInput('object key must be a string');
+  if (key.length === 0) throw badInput('object key is empty; give a key of 1 to 1,024 bytes of UTF-8');
+  if (LONE_SURROGATE_RE.test(key)) throw badInput('object key is not valid Unicode (a lone surrogate); it cannot be stored as UTF-8');
+  const n = Buffer.byteLength(key, 'utf8');
+  if (n > MAX_OBJECT_KEY_BYTES) throw tooLarge(`object key of ${n} bytes exceeds S3's limit of ${MAX_OBJECT_KEY_BYTES} bytes of UTF-8`, { size: n });
+}
+
+export interface BucketRecord {
+  readonly id: string;
+  readonly createdAt: number;
+  readonly policy: RedundancyPolicy;
+}
+
+export interface ObjectRecord {
+  readonly fileId: string;
+  readonly size: number;
+  readonly etag: string;
+  readonly checksums: Readonly<Record<string, string>>;
+  readonly contentType: string;
+  /** x-amz-meta-* pairs, names lowercased. */
+  readonly userMeta: Readonly<Record<string, string>>;
+  readonly mtime: number;
+}
+
+const time = z.number().int().min(0).max(MAX_CREATED_AT_MS);
+export const bucketRecordSchema = z
+  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema })
+  .strict();
+
+const textMap = (maxEntries: number, nameRe: RegExp, maxValue: number) =>
+  z.record(z.string().regex(nameRe), z.string().max(maxValue)).refine((m) => Object.keys(m).length <= maxEntries, `at most ${maxEntries} entries`);
+
+export const objectRecordSchema = z
+  .object({
+    fileId: z.string().refine(isFileId, 'not a tessera file id'),
+    size: z.number().int().min(0).max(MAX_FILE_BYTES),
+    etag: z.string().max(MAX_ETAG_CHARS),
+    checksums: textMap(MAX_CHECKSUMS, /^[a-z0-9]{1,16}$/, MAX_CHECKSUM_CHARS),
+    contentType: z.string().max(MAX_CONTENT_TYPE_CHARS),
+    userMeta: textMap(MAX_USER_METADATA_BYTES, META_NAME_RE, MAX_USER_METADATA_BYTES),
+    mtime: time,
+  })
+  .strict();
+
+export function userMetaBytes(meta: Readonly<Record<string, string>>): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(meta)) n += Buffer.byteLength(k, 'utf8') + Buffer.byteLength(v, 'utf8');
+  return n;
+}
+
+function check<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw badInput(`${what} ${issue && issue.path.length > 0 ? `field ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+export function checkBucketRecord(value: unknown): BucketRecord {
+  return check(bucketRecordSchema as z.ZodType<BucketRecord, z.ZodTypeDef, unknown>, value, 'bucket record');
+}
+
+export function checkObjectRecord(value: unknown): ObjectRecord {
+  const r = check(objectRecordSchema as z.ZodType<ObjectRecord, z.ZodTypeDef, unknown>, value, 'object record');
+  const n = userMetaBytes(r.userMeta);
+  if (n > MAX_USER_METADATA_BYTES) throw tooLarge(`user metadata of ${n} bytes exceeds S3's limit of ${MAX_USER_METADATA_BYTES} bytes`, { size: n });
+  return r;
+}
+
+const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+export function encodeRecord(value: BucketRecord | ObjectRecord): Buffer {
+  return Buffer.from(encoder.encode(value));
+}
+
+/** Decodes a stored value; a value that does not decode was corrupted, since every writer validated it. */
+export function decodeRecord<T>(bytes: Buffer, check: (v: unknown) => T, what: string): T {
+  let v: unknown;
+  try {
+    v = decoder.decode(bytes);
+  } catch (e) {
+    throw new TesseraError('CORRUPT', `${what} does not decode: ${(e as Error).message}`);
+  }
+  try {
+    return check(v);
+  } catch (e) {
+    throw new TesseraError('CORRUPT', `${what} is malformed: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The table protocol between full nodes: method names and the schemas every request and reply is
+ * checked against, with every list bounded.
+ */
+import { z } from 'zod';
+import { TesseraError } from '../errors.js';
+import { MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
+import { LEAF_COUNT, PARTITION_COUNT } from './keys.js';
+import { NODE_DIGEST_BYTES, TREE_DEPTH, TREE_FANOUT } from './digest-tree.js';
+import { MAX_LEAF_KEYS, MAX_SCAN_LIMIT } from './entry-store.js';
+import { PROOF_BYTES, PROOF_NONCE_BYTES } from './full-nodes.js';
+
+/** Entries one merge request may carry. */
+export const MAX_MERGE_ENTRIES = 128;
+/** Stored keys one fetch may ask for. */
+export const MAX_FETCH_KEYS = 128;
+/** Digest nodes one tree request may ask for: the children of 16 differing nodes. */
+export const MAX_TREE_NODES = TREE_FANOUT * TREE_FANOUT;
+/** Longest stored key: partition, table, partition key and sort key with their length fields. */
+export const MAX_STORED_KEY_BYTES = 1 + 1 + 32 + 2 + MAX_PARTITION_KEY_BYTES + MAX_SORT_KEY_BYTES;
+
+export const TABLE_METHODS = {
+  hello: 'table.hello',
+  merge: 'table.merge',
+  get: 'table.get',
+  scan: 'table.scan',
+  roots: 'table.roots',
+  tree: 'table.tree',
+  leaf: 'table.leaf',
+  fetch: 'table.fetch',
+} as const;
+
+const bytes = (max: number) => z.custom<Uint8Array>((b) => b instanceof Uint8Array && b.length <= max, `a byte string of at most ${max} bytes`);
+const exactBytes = (n: number) => z.custom<Uint8Array>((b) => b instanceof Uint8Array && b.length === n, `a byte string of exactly ${n} bytes`);
+const partition = z.number().int().min(0).max(PARTITION_COUNT - 1);
+const auth = exactBytes(PROOF_BYTES);
+const storedKey = bytes(MAX_STORED_KEY_BYTES);
+
+export const helloRequest = z.object({ nonce: exactBytes(PROOF_NONCE_BYTES) }).strict();
+export const helloReply = z.object({ proof: exactBytes(PROOF_BYTES) }).strict();
+
+export const mergeRequest = z.object({ auth, entries: z.array(wireEntrySchema).max(MAX_MERGE_ENTRIES) }).strict();
+export const mergeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES) }).strict();
+
+const entryKey = { t: z.string().regex(TABLE_NAME_RE), p: z.string().max(MAX_PARTITION_KEY_BYTES) };
+export const getRequest = z.object({ auth, ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict();
+export const getReply = z.object({ e: wireEntrySchema.nullable() }).strict();
+
+export const scanRequest = z
+  .object({
+    auth,
+    ...entryKey,
+    prefix: z.string().max(MAX_SORT_KEY_BYTES).optional(),
+    after: z.string().max(MAX_SORT_KEY_BYTES).optional(),
+    limit: z.number().int().min(1).max(MAX_SCAN_LIMIT),
+  })
+  .strict();
+export const scanReply = z.object({ entries: z.array(wireEntrySchema).max(MAX_SCAN_LIMIT), more: z.boolean() }).strict();
+
+export const rootsRequest = z.object({ auth, parts: z.array(partition).max(PARTITION_COUNT) }).strict();
+export const rootsReply = z.object({ roots: z.array(exactBytes(NODE_DIGEST_BYTES)).max(PARTITION_COUNT) }).strict();
+
+export const treeRequest = z
+  .object({ auth, part: partition, level: z.number().int().min(0).max(TREE_DEPTH), idx: z.array(z.number().int().min(0).max(LEAF_COUNT - 1)).max(MAX_TREE_NODES) })
+  .strict();
+export const treeReply = z.object({ nodes: z.array(exactBytes(NODE_DIGEST_BYTES)).max(MAX_TREE_NODES) }).strict();
+
+export const leafRequest = z
+  .object({ auth, part: partition, leaf: z.number().int().min(0).max(LEAF_COUNT - 1), after: storedKey.optional(), limit: z.number().int().min(1).max(MAX_LEAF_KEYS) })
+  .strict();
+export const leafReply = z
+  .object({ keys: z.array(z.object({ k: storedKey, h: exactBytes(32) }).strict()).max(MAX_LEAF_KEYS), more: z.boolean() })
+  .strict();
+
+export const fetchRequest = z.object({ auth, keys: z.array(storedKey).max(MAX_FETCH_KEYS) }).strict();
+export const fetchReply = z.object({ entries: z.array(wireEntrySchema).max(MAX_FETCH_KEYS), done: z.number().int().min(0).max(MAX_FETCH_KEYS) }).strict();
+
+/** Validates a decoded body against its schema, naming the method on failure. */
+export function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    throw new TesseraError('PROTOCOL', `${what} message does not match its schema${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data as z.output<S>;
+}

@@ -1,0 +1,535 @@
+/**
+ * The replicated table service of one full node. Each partition lives on R full nodes chosen by
+ * rendezvous placement; writes return once a majority of them hold the entry durably, reads ask a
+ * majority and repair replicas that answered with an older version, and a periodic anti-entropy
+ * round compares digest trees with the other holders and moves only the entries that differ.
+ * Partitions this node no longer holds after a membership change are handed to their new holders
+ * and dropped only once every one of them has acknowledged a durable merge.
+ */
+import { randomBytes } from 'node:crypto';
+import { Placer, type WeightedNode } from '../cluster/index.js';
+import type { HybridClock } from '../content/index.js';
+import { TesseraError, isTesseraError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { batchEntries, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
+import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT } from './entry-store.js';
+import { childrenOf, diffKeyLists, digestCount, differing, TREE_DEPTH, type KeyHash } from './digest-tree.js';
+import { callerProof, fullNodeProof, proofMatches, PROOF_NONCE_BYTES } from './full-nodes.js';
+import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT } from './keys.js';
+import { mergePages, mergePoint, type Repair } from './page-merge.js';
+import { quorum } from './quorum.js';
+import * as rpc from './rpc.js';
+
+export const DEFAULT_TABLE_REPLICAS = 3;
+export const DEFAULT_TABLE_CALL_TIMEOUT_MS = 10_000;
+export const DEFAULT_TABLE_SYNC_INTERVAL_MS = 30_000;
+/** Storage-only answers are trusted this long before a member is asked again (it may be re-keyed). */
+export const NOT_FULL_RECHECK_MS = 60_000;
+/** Merged pages one listing reads while skipping deletions before it returns what it has. */
+export const MAX_SCAN_ROUNDS = 16;
+/** Members asked at once whether they hold the data key. */
+const HELLO_CONCURRENCY = 8;
+
+export interface TableNet {
+  readonly selfId: string;
+  /** Live members, this node included; the service keeps only those that prove they hold the data key. */
+  live(): readonly WeightedNode[];
+  call(nodeId: string, method: string, body: unknown, opts: { timeoutMs: number }): Promise<unknown>;
+}
+
+export interface TableServiceOptions {
+  readonly net: TableNet;
+  readonly store: EntryStore;
+  /** From deriveClusterKeys(dataKey).tableMacKey. */
+  readonly macKey: Buffer;
+  readonly clock: HybridClock;
+  readonly replicas?: number;
+  readonly callTimeoutMs?: number;
+  readonly syncIntervalMs?: number;
+  readonly log: Logger;
+}
+
+export interface ListOptions {
+  readonly prefix?: string;
+  /** Continuation token from a previous page. */
+  readonly token?: string;
+  /** Start after this sort key (what `--after KEY` passes). */
+  readonly after?: string;
+  readonly limit: number;
+}
+
+export interface ListPage {
+  readonly entries: TableEntry[];
+  /** Pass back to get the next page; null at the end. */
+  readonly token: string | null;
+}
+
+export interface TableCounters {
+  writes: number;
+  reads: number;
+  scans: number;
+  repairsSent: number;
+  syncRounds: number;
+  /** Entries fetched from other replicas by anti-entropy. */
+  entriesPulled: number;
+  /** Entries sent to other replicas by anti-entropy and handoff. */
+  entriesPushed: number;
+  partitionsDropped: number;
+  /** Entries from other nodes (writes, repairs, anti-entropy) that were newer than what this node held. */
+  entriesApplied: number;
+  refusedEntries: number;
+}
+
+export interface TableStatus {
+  readonly fullNodes: number;
+  readonly replicas: number;
+  /** Partitions with entries on this node. */
+  readonly partitionsHeld: number;
+  readonly counters: TableCounters;
+  /** Set when fewer full nodes than the replica count are live. */
+  readonly warning?: string;
+}
+
+interface Known {
+  full: boolean;
+  at: number;
+}
+
+export class TableService {
+  readonly counters: TableCounters = {
+    writes: 0, reads: 0, scans: 0, repairsSent: 0, syncRounds: 0, entriesPulled: 0, entriesPushed: 0, partitionsDropped: 0, entriesApplied: 0, refusedEntries: 0,
+  };
+  readonly #o: TableServiceOptions;
+  readonly #r: number;
+  readonly #timeoutMs: number;
+  readonly #auth: Buffer;
+  readonly #known = new Map<string, Known>();
+  #placer: Placer | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #round: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(o: TableServiceOptions) {
+    this.#o = o;
+    this.#r = o.replicas ?? DEFAULT_TABLE_REPLICAS;
+    if (!Number.isInteger(this.#r) || this.#r < 1 || this.#r > 16) throw new TesseraError('BAD_INPUT', `table replicas must be 1..16, got ${this.#r}`);
+    this.#timeoutMs = o.callTimeoutMs ?? DEFAULT_TABLE_CALL_TIMEOUT_MS;
+    this.#auth = callerProof(o.macKey, o.net.selfId);
+    this.#known.set(o.net.selfId, { full: true, at: Infinity });
+  }
+
+  get store(): EntryStore {
+    return this.#o.store;
+  }
+
+  start(): void {
+    const every = this.#o.syncIntervalMs ?? DEFAULT_TABLE_SYNC_INTERVAL_MS;
+    const tick = () => {
+      this.#timer = setTimeout(() => {
+        void this.syncNow().finally(() => {
+          if (!this.#stopped) tick();
+        });
+      }, every);
+      this.#timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#round?.catch(() => undefined);
+  }
+
+  /** A member came (back): ask it again whether it holds the data key, and sync soon. */
+  peerUp(nodeId: string): void {
+    const k = this.#known.get(nodeId);
+    if (k && !k.full) this.#known.delete(nodeId);
+    if (this.#stopped) return;
+    setTimeout(() => void this.syncNow(), 200).unref();
+  }
+
+  status(): TableStatus {
+    const n = this.#fullLive().length;
+    let held = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) if (digestCount(this.#o.store.root(p)) > 0) held++;
+    return {
+      fullNodes: n,
+      replicas: this.#r,
+      partitionsHeld: held,
+      counters: { ...this.counters },
+      ...(n < this.#r ? { warning: `metadata redundancy is below ${this.#r}: only ${n} live node(s) hold the data key, so each holds every table partition; add full nodes` } : {}),
+    };
+  }
+
+  // ---- placement ----
+
+  #fullLive(): WeightedNode[] {
+    return this.#o.net.live().filter((n) => this.#known.get(n.nodeId)?.full === true).map((n) => ({ ...n, weight: 1 }));
+  }
+
+  /** Learns which live members hold the data key; unknown ones are asked before anything is placed. */
+  discover(): Promise<void> {
+    return this.#discover();
+  }
+
+  async #discover(): Promise<void> {
+    const now = Date.now();
+    const unknown = this.#o.net.live().filter((n) => {
+      const k = this.#known.get(n.nodeId);
+      return k === undefined || (!k.full && now - k.at > NOT_FULL_RECHECK_MS);
+    });
+    for (let i = 0; i < unknown.length; i += HELLO_CONCURRENCY) {
+      await Promise.all(unknown.slice(i, i + HELLO_CONCURRENCY).map((n) => this.#hello(n.nodeId)));
+    }
+  }
+
+  async #hello(nodeId: string): Promise<void> {
+    const nonce = randomBytes(PROOF_NONCE_BYTES);
+    try {
+      const reply = rpc.parseBody(rpc.helloReply, await this.#o.net.call(nodeId, rpc.TABLE_METHODS.hello, { nonce }, { timeoutMs: this.#timeoutMs }), 'table.hello');
+      const full = proofMatches(fullNodeProof(this.#o.macKey, nodeId, nonce), reply.proof);
+      if (!full) this.#o.log.warn({ peer: nodeId }, 'member answered the full-node challenge with a wrong proof; it gets no table data');
+      this.#known.set(nodeId, { full, at: Date.now() });
+    } catch (err) {
+      // A storage-only node has no table service; one that is merely unreachable is asked again next time.
+      if (isTesseraError(err, 'BAD_INPUT') || isTesseraError(err, 'AUTH')) this.#known.set(nodeId, { full: false, at: Date.now() });
+      else this.#o.log.debug({ err, peer: nodeId }, 'full-node challenge failed');
+    }
+  }
+
+  /** The R full nodes that hold a partition, best first (all of them when fewer are live). */
+  holders(partition: number): string[] {
+    const nodes = this.#fullLive();
+    if (this.#placer === undefined || !this.#placer.matches(nodes)) this.#placer = new Placer(nodes);
+    return this.#placer.place(partitionPlacementId(partition), this.#r);
+  }
+
+  #quorumOf(holders: readonly string[]): number {
+    return Math.min(Math.floor(this.#r / 2) + 1, holders.length);
+  }
+
+  // ---- client operations ----
+
+  /** Writes (or, with null, deletes) one entry; resolves once a majority of its holders have it on disk. */
+  async put(key: EntryKey, value: Buffer | null): Promise<TableEntry> {
+    const e = makeEntry(this.#o.macKey, key, this.#o.clock.tick(), value);
+    await this.#discover();
+    const holders = this.holders(partitionOf(key.table, key.pk));
+    await quorum(holders, this.#quorumOf(holders), (id) => this.#sendMerge(id, [e]), `write to table '${key.table}'`);
+    this.counters.writes++;
+    return e;
+  }
+
+  /** Many entries at once: each partition's entries go to its holders in batches. */
+  async putMany(items: ReadonlyArray<{ key: EntryKey; value: Buffer | null }>): Promise<void> {
+    await this.#discover();
+    const byPartition = new Map<number, TableEntry[]>();
+    for (const it of items) {
+      const e = makeEntry(this.#o.macKey, it.key, this.#o.clock.tick(), it.value);
+      const p = partitionOf(e.table, e.pk);
+      const list = byPartition.get(p) ?? [];
+      list.push(e);
+      byPartition.set(p, list);
+    }
+    await Promise.all(
+      [...byPartition].map(async ([p, list]) => {
+        const holders = this.holders(p);
+        for (const batch of batchEntries(list, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
+          await quorum(holders, this.#quorumOf(holders), (id) => this.#sendMerge(id, batch), `write to partition ${p}`);
+        }
+      }),
+    );
+    this.counters.writes += items.length;
+  }
+
+  /** The live value of a key (null when absent or deleted), from a majority of its holders. */
+  async get(key: EntryKey): Promise<TableEntry | null> {
+    await this.#discover();
+    const holders = this.holders(partitionOf(key.table, key.pk));
+    const readOne = async (id: string): Promise<TableEntry | null> => {
+      if (id === this.#o.net.selfId) return this.#o.store.get(key);
+      const body = await this.#call(id, rpc.TABLE_METHODS.get, { auth: this.#auth, t: key.table, p: key.pk, s: key.sk });
+      const r = rpc.parseBody(rpc.getReply, body, 'table.get');
+      return r.e === null ? null : this.#accept(fromWire(r.e), id);
+    };
+    const replies: { nodeId: string; entry: TableEntry | null }[] = [];
+    const res = await quorum(holders, this.#quorumOf(holders), readOne, `read from table '${key.table}'`, (nodeId, entry) => {
+      // A holder that answered after the quorum still gets repaired against what was returned.
+      const { repairs } = mergePoint([...replies, { nodeId, entry }]);
+      this.#repair(repairs.filter((r) => r.nodeId === nodeId));
+    });
+    for (const r of res.ok) replies.push({ nodeId: r.nodeId, entry: r.value });
+    const { winner, repairs } = mergePoint(replies);
+    this.#repair(repairs);
+    this.counters.reads++;
+    return winner === null || winner.value === null ? null : winner;
+  }
+
+  /** One page of a partition key's live entries in sort-key byte order. */
+  async list(table: string, pk: string, opts: ListOptions): Promise<ListPage> {
+    if (!Number.isInteger(opts.limit) || opts.limit < 1 || opts.limit > MAX_SCAN_LIMIT) {
+      throw new TesseraError('BAD_INPUT', `listing limit must be 1..${MAX_SCAN_LIMIT}, got ${opts.limit}`);
+    }
+    await this.#discover();
+    const holders = this.holders(partitionOf(table, pk));
+    let after = opts.token !== undefined ? decodeToken(opts.token) : opts.after;
+    const out: TableEntry[] = [];
+    for (let round = 0; round < MAX_SCAN_ROUNDS; round++) {
+      const want = opts.limit - out.length;
+      const scanOne = async (id: string) => {
+        const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
+        if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
+        const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
+        return { entries: r.entries.map((w) => this.#accept(fromWire(w), id)), more: r.more };
+      };
+      const res = await quorum(holders, this.#quorumOf(holders), scanOne, `listing of table '${table}'`);
+      const merged = mergePages(res.ok.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
+      this.#repair(merged.repairs);
+      for (const e of merged.entries) if (e.value !== null && out.length < opts.limit) out.push(e);
+      if (merged.next === null) {
+        this.counters.scans++;
+        return { entries: out, token: null };
+      }
+      after = out.length >= opts.limit ? out[out.length - 1]!.sk : merged.next;
+      if (out.length >= opts.limit) break;
+    }
+    this.counters.scans++;
+    return { entries: out, token: after === undefined ? null : encodeToken(after) };
+  }
+
+  #repair(repairs: readonly Repair[]): void {
+    for (const r of repairs) {
+      this.counters.repairsSent += r.entries.length;
+      void this.#sendMerge(r.nodeId, r.entries).catch((err: unknown) => this.#o.log.debug({ err, peer: r.nodeId }, 'read repair failed'));
+    }
+  }
+
+  async #sendMerge(nodeId: string, entries: readonly TableEntry[]): Promise<number> {
+    if (nodeId === this.#o.net.selfId) return (await this.#o.store.merge(entries)).length;
+    let kept = 0;
+    for (const batch of batchEntries(entries, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
+      kept += rpc.parseBody(rpc.mergeReply, await this.#call(nodeId, rpc.TABLE_METHODS.merge, { auth: this.#auth, entries: batch.map(toWire) }), 'table.merge').kept;
+    }
+    return kept;
+  }
+
+  #call(nodeId: string, method: string, body: unknown): Promise<unknown> {
+    return this.#o.net.call(nodeId, method, body, { timeoutMs: this.#timeoutMs });
+  }
+
+  /** Checks an entry from the network: made by a data-key holder, and not stamped in the future. */
+  #accept(e: TableEntry, from: string): TableEntry {
+    try {
+      verifyEntry(this.#o.macKey, e);
+      this.#o.clock.receive(e.ts);
+    } catch (err) {
+      this.counters.refusedEntries++;
+      this.#o.log.warn({ peer: from, err }, 'refused a table entry');
+      throw err;
+    }
+    return e;
+  }
+
+  // ---- serving other full nodes ----
+
+  async handle(method: string, body: unknown, peerId: string): Promise<unknown> {
+    if (method === rpc.TABLE_METHODS.hello) {
+      const r = rpc.parseBody(rpc.helloRequest, body, method);
+      return { proof: fullNodeProof(this.#o.macKey, this.#o.net.selfId, r.nonce) };
+    }
+    const auth = (body as { auth?: unknown } | null)?.auth;
+    if (!(auth instanceof Uint8Array) || !proofMatches(callerProof(this.#o.macKey, peerId), auth)) {
+      throw new TesseraError('AUTH', `node ${peerId} sent '${method}' without proof that it holds the data key; table data is served to full nodes only`);
+    }
+    this.#known.set(peerId, { full: true, at: Date.now() });
+    switch (method) {
+      case rpc.TABLE_METHODS.merge: {
+        const r = rpc.parseBody(rpc.mergeRequest, body, method);
+        const entries = r.entries.map((w) => this.#accept(fromWire(w), peerId));
+        const kept = (await this.#o.store.merge(entries)).length;
+        this.counters.entriesApplied += kept;
+        return { kept };
+      }
+      case rpc.TABLE_METHODS.get: {
+        const r = rpc.parseBody(rpc.getRequest, body, method);
+        const e = this.#o.store.get({ table: r.t, pk: r.p, sk: r.s });
+        return { e: e === null ? null : toWire(e) };
+      }
+      case rpc.TABLE_METHODS.scan: {
+        const r = rpc.parseBody(rpc.scanRequest, body, method);
+        const res = this.#o.store.scan(r.t, r.p, { limit: r.limit, ...(r.prefix !== undefined ? { prefix: r.prefix } : {}), ...(r.after !== undefined ? { after: r.after } : {}) });
+        return { entries: res.entries.map(toWire), more: res.more };
+      }
+      case rpc.TABLE_METHODS.roots: {
+        const r = rpc.parseBody(rpc.rootsRequest, body, method);
+        return { roots: r.parts.map((p) => this.#o.store.root(p)) };
+      }
+      case rpc.TABLE_METHODS.tree: {
+        const r = rpc.parseBody(rpc.treeRequest, body, method);
+        return { nodes: this.#o.store.treeNodes(r.part, r.level, r.idx) };
+      }
+      case rpc.TABLE_METHODS.leaf: {
+        const r = rpc.parseBody(rpc.leafRequest, body, method);
+        const res = this.#o.store.leafKeys(r.part, r.leaf, r.after === undefined ? undefined : Buffer.from(r.after), r.limit);
+        return { keys: res.keys.map((k) => ({ k: k.key, h: k.hash })), more: res.more };
+      }
+      case rpc.TABLE_METHODS.fetch: {
+        const r = rpc.parseBody(rpc.fetchRequest, body, method);
+        const res = this.#o.store.fetch(r.keys.map((k) => Buffer.from(k)), MAX_SCAN_BYTES);
+        return { entries: res.entries.map(toWire), done: res.done };
+      }
+      default:
+        throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
+    }
+  }
+
+  // ---- anti-entropy and handoff ----
+
+  /** One anti-entropy round now (or joins the one running). */
+  syncNow(): Promise<void> {
+    this.#round ??= this.#syncRound().finally(() => {
+      this.#round = undefined;
+    });
+    return this.#round;
+  }
+
+  async #syncRound(): Promise<void> {
+    await this.#discover();
+    const self = this.#o.net.selfId;
+    const shared = new Map<string, number[]>();
+    const handoff: number[] = [];
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const holders = this.holders(p);
+      if (holders.includes(self)) {
+        for (const h of holders) if (h !== self) shared.set(h, [...(shared.get(h) ?? []), p]);
+      } else if (digestCount(this.#o.store.root(p)) > 0) {
+        handoff.push(p);
+      }
+    }
+    for (const [peer, parts] of shared) {
+      if (this.#stopped) return;
+      try {
+        const theirs = rpc.parseBody(rpc.rootsReply, await this.#call(peer, rpc.TABLE_METHODS.roots, { auth: this.#auth, parts }), 'table.roots').roots;
+        const ours = parts.map((p) => this.#o.store.root(p));
+        for (const i of differing(ours, theirs)) await this.syncPartition(peer, parts[i]!, { pull: true });
+      } catch (err) {
+        this.#o.log.debug({ err, peer }, 'table anti-entropy with peer failed; retrying next round');
+      }
+    }
+    for (const p of handoff) {
+      if (this.#stopped) return;
+      await this.#handOff(p).catch((err: unknown) => this.#o.log.debug({ err, partition: p }, 'table partition handoff incomplete; retrying next round'));
+    }
+    this.counters.syncRounds++;
+  }
+
+  /** Pushes a partition this node no longer holds to every holder, then drops it once all acknowledged. */
+  async #handOff(p: number): Promise<void> {
+    const holders = this.holders(p);
+    if (holders.length === 0) return;
+    for (const h of holders) await this.syncPartition(h, p, { pull: false });
+    // Each holder answered every merge after it was on disk, and keeps the newer of its version and ours.
+    this.counters.partitionsDropped++;
+    await this.#o.store.dropPartition(p);
+    this.#o.log.info({ partition: p, holders }, 'table partition handed off and dropped');
+  }
+
+  /**
+   * Brings this node and `peer` to the same content for one partition: walks down the digest
+   * tree along differing nodes only, then for each differing leaf exchanges key lists and moves
+   * just the entries that differ (pulling only when asked to).
+   */
+  async syncPartition(peer: string, p: number, opts: { pull: boolean }): Promise<void> {
+    checkPartition(p);
+    let diff = [0];
+    // Leaves the peer holds nothing in: our keys there go without asking for its (empty) list.
+    const emptyThere = new Set<number>();
+    for (let level = 1; level <= TREE_DEPTH && diff.length > 0; level++) {
+      const next: number[] = [];
+      const children = diff.flatMap((i) => childrenOf(level - 1, i));
+      for (let i = 0; i < children.length; i += rpc.MAX_TREE_NODES) {
+        const idx = children.slice(i, i + rpc.MAX_TREE_NODES);
+        const theirs = rpc.parseBody(rpc.treeReply, await this.#call(peer, rpc.TABLE_METHODS.tree, { auth: this.#auth, part: p, level, idx }), 'table.tree').nodes;
+        const ours = this.#o.store.treeNodes(p, level, idx);
+        if (theirs.length !== idx.length) throw new TesseraError('PROTOCOL', `node ${peer} answered ${theirs.length} digests for ${idx.length} asked`);
+        for (const j of differing(ours, theirs)) {
+          next.push(idx[j]!);
+          if (level === TREE_DEPTH && digestCount(theirs[j]!) === 0) emptyThere.add(idx[j]!);
+        }
+      }
+      diff = next;
+    }
+    // Differing keys of many leaves travel together, a bounded batch at a time.
+    const pending = { pull: [] as Buffer[], push: [] as Buffer[] };
+    const flush = async (all: boolean) => {
+      if (opts.pull && (all || pending.pull.length >= rpc.MAX_FETCH_KEYS)) await this.#pull(peer, pending.pull.splice(0));
+      if (all || pending.push.length >= rpc.MAX_MERGE_ENTRIES) await this.#push(peer, pending.push.splice(0));
+    };
+    for (const leaf of diff) {
+      const differ = async (want: Buffer[], push: Buffer[]) => {
+        pending.pull.push(...want);
+        pending.push.push(...push);
+        await flush(false);
+      };
+      if (emptyThere.has(leaf)) await this.#ownLeafKeys(p, leaf, (keys) => differ([], keys));
+      else await this.#syncLeaf(peer, p, leaf, differ);
+    }
+    await flush(true);
+  }
+
+  async #syncLeaf(peer: string, p: number, leaf: number, differ: (pull: Buffer[], push: Buffer[]) => Promise<void>): Promise<void> {
+    let after: Buffer | undefined;
+    for (;;) {
+      const body = { auth: this.#auth, part: p, leaf, ...(after ? { after } : {}), limit: MAX_LEAF_KEYS };
+      const page = rpc.parseBody(rpc.leafReply, await this.#call(peer, rpc.TABLE_METHODS.leaf, body), 'table.leaf');
+      const theirs: KeyHash[] = page.keys.map((k) => ({ key: Buffer.from(k.k), hash: Buffer.from(k.h) }));
+      const through = page.more ? theirs[theirs.length - 1]?.key : undefined;
+      // Our keys in the same range, read in bounded pages: those past `through` wait for the next page of theirs.
+      const ours: KeyHash[] = [];
+      let ourAfter = after;
+      for (;;) {
+        const mine = this.#o.store.leafKeys(p, leaf, ourAfter, MAX_LEAF_KEYS, through);
+        ours.push(...mine.keys);
+        if (!mine.more) break;
+        ourAfter = mine.keys[mine.keys.length - 1]!.key;
+      }
+      const { pull: want, push } = diffKeyLists(ours, theirs);
+      await differ(want, push);
+      if (!page.more || through === undefined) return;
+      after = through;
+    }
+  }
+
+  async #ownLeafKeys(p: number, leaf: number, each: (keys: Buffer[]) => Promise<void>): Promise<void> {
+    let after: Buffer | undefined;
+    for (;;) {
+      const page = this.#o.store.leafKeys(p, leaf, after, MAX_LEAF_KEYS);
+      await each(page.keys.map((k) => k.key));
+      if (!page.more) return;
+      after = page.keys[page.keys.length - 1]!.key;
+    }
+  }
+
+  async #pull(peer: string, keys: readonly Buffer[]): Promise<void> {
+    for (let i = 0; i < keys.length; ) {
+      const asked = keys.slice(i, i + rpc.MAX_FETCH_KEYS);
+      const r = rpc.parseBody(rpc.fetchReply, await this.#call(peer, rpc.TABLE_METHODS.fetch, { auth: this.#auth, keys: asked }), 'table.fetch');
+      // A reply cut short by its byte budget says how far it got; one that got nowhere is a broken peer.
+      if (r.done === 0) throw new TesseraError('PROTOCOL', `node ${peer} answered a fetch of ${asked.length} keys with none looked at`);
+      i += r.done;
+      const entries = r.entries.map((w) => this.#accept(fromWire(w), peer));
+      this.counters.entriesPulled += entries.length;
+      this.counters.entriesApplied += (await this.#o.store.merge(entries)).length;
+    }
+  }
+
+  async #push(peer: string, keys: readonly Buffer[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += rpc.MAX_MERGE_ENTRIES) {
+      const { entries } = this.#o.store.fetch(keys.slice(i, i + rpc.MAX_MERGE_ENTRIES));
+      await this.#sendMerge(peer, entries);
+      this.counters.entriesPushed += entries.length;
+    }
+  }
+}
+

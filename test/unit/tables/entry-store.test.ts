@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isTesseraError } from '../../../src/errors.js';
+import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
+import { EntryStore, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+import { digestOf, digestCount, EMPTY_DIGEST } from '../../../src/tables/digest-tree.js';
+import { partitionOf } from '../../../src/tables/keys.js';
+
+const MAC = randomBytes(32);
+const DISK = randomBytes(32);
+const e = (sk: string, wall: number, v: string | null, pk = 'bucket-1') => makeEntry(MAC, { table: 'object', pk, sk }, { wall, logical: 0, node: 'n1' }, v === null ? null : Buffer.from(v));
+
+test('merge keeps the newest version, scans in byte order with prefix, after and limit', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    const kept = await s.merge([e('b', 2, 'b2'), e('a', 1, 'a1'), e('é', 1, 'x'), e('ab', 1, 'ab'), e('c', 1, null)]);
+    assert.equal(kept.length, 5);
+    assert.equal((await s.merge([e('b', 1, 'older')])).length, 0);
+    assert.equal((await s.merge([e('b', 3, 'b3')])).length, 1);
+    assert.equal(s.get({ table: 'object', pk: 'bucket-1', sk: 'b' })?.value?.toString(), 'b3');
+    const all = s.scan('object', 'bucket-1', { limit: 10 });
+    assert.deepEqual(all.entries.map((x) => x.sk), ['a', 'ab', 'b', 'c', 'é']);
+    assert.equal(all.entries[3]!.value, null, 'tombstones are kept and returned');
+    assert.deepEqual(s.scan('object', 'bucket-1', { limit: 10, prefix: 'a' }).entries.map((x) => x.sk), ['a', 'ab']);
+    const page = s.scan('object', 'bucket-1', { limit: 2, after: 'a' });
+    assert.deepEqual(page.entries.map((x) => x.sk), ['ab', 'b']);
+    assert.equal(page.more, true);
+    assert.deepEqual(s.scan('object', 'bucket-2', { limit: 10 }).entries, [], 'another partition key sees nothing');
+    assert.throws(() => s.scan('object', 'bucket-1', { limit: MAX_SCAN_LIMIT + 1 }), (err) => isTesseraError(err, 'BAD_INPUT'));
+  } finally {
+    await s.close();
+  }
+});
+
+test('the partition root is the digest of the current versions, and dropping a partition empties it', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    const entries: TableEntry[] = [];
+    for (let i = 0; i < 300; i++) entries.push(e(`k${i}`, 1, `v${i}`));
+    await s.merge(entries);
+    const newer = e('k7', 5, 'changed');
+    await s.merge([newer]);
+    const current = entries.map((x) => (x.sk === 'k7' ? newer : x));
+    const p = partitionOf('object', 'bucket-1');
+    assert.ok(s.root(p).equals(digestOf(current.map((x) => x.mac))));
+    assert.equal(digestCount(s.root(p)), 300);
+    await s.merge([e('z', 1, 'other', 'bucket-9')]);
+    const dropped = await s.dropPartition(p);
+    assert.equal(dropped >= 300, true);
+    assert.ok(s.root(p).equals(EMPTY_DIGEST));
+    assert.equal(s.scan('object', 'bucket-1', { limit: 10 }).entries.length, 0);
+    if (partitionOf('object', 'bucket-9') !== p) assert.equal(s.scan('object', 'bucket-9', { limit: 10 }).entries.length, 1);
+  } finally {
+    await s.close();
+  }
+});
+
+test('on disk the store is encrypted: no key or value appears in any file, and it reopens with the same key', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-tables-test-'));
+  try {
+    const s = await EntryStore.open(join(dir, 't'), DISK);
+    await s.merge([e('secret-object-NAME-4471', 1, 'secret-VALUE-9912', 'bucket-SECRET-77')]);
+    await s.close();
+    for (const f of await readdir(join(dir, 't'))) {
+      const raw = await readFile(join(dir, 't', f));
+      for (const needle of ['secret-object-NAME-4471', 'secret-VALUE-9912', 'bucket-SECRET-77']) assert.equal(raw.includes(needle), false, `${needle} found in ${f}`);
+    }
+    const again = await EntryStore.open(join(dir, 't'), DISK);
+    assert.equal(again.get({ table: 'object', pk: 'bucket-SECRET-77', sk: 'secret-object-NAME-4471' })?.value?.toString(), 'secret-VALUE-9912');
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,218 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { isTesseraError } from '../../../src/errors.js';
+import { makeEntry, toWire, MAX_VALUE_BYTES } from '../../../src/tables/entry.js';
+import { callerProof } from '../../../src/tables/full-nodes.js';
+import { partitionOf, PARTITION_COUNT } from '../../../src/tables/keys.js';
+import { digestCount } from '../../../src/tables/digest-tree.js';
+import { mesh } from './mesh.js';
+
+const key = (sk: string, pk = 'bucket-a') => ({ table: 'object', pk, sk });
+const holdersWith = (m: Awaited<ReturnType<typeof mesh>>, k: ReturnType<typeof key>) =>
+  m.ids.filter((id) => m.services.get(id)?.store.get(k) != null).sort();
+
+test('a write lands on exactly R full holders, never on a storage-only member, and any node reads it', async () => {
+  const m = await mesh(5, { storageOnly: 1 });
+  try {
+    await m.services.get('node-0')!.put(key('a/1'), Buffer.from('v1'));
+    const svc = m.services.get('node-0')!;
+    const holders = svc.holders(partitionOf('object', 'bucket-a'));
+    assert.equal(holders.length, 3);
+    assert.ok(!holders.includes('storage-0'));
+    // Quorum is 2 of 3; the third copy may arrive just after the call returns.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(holdersWith(m, key('a/1')), [...holders].sort());
+    for (const id of m.ids.filter((x) => !m.storageOnly.has(x))) {
+      assert.equal((await m.services.get(id)!.get(key('a/1')))?.value?.toString(), 'v1');
+    }
+    assert.equal(m.calls.get('table.merge') !== undefined, true);
+  } finally {
+    await m.close();
+  }
+});
+
+test('with one holder down writes and reads keep working, and on return it pulls exactly what it missed', async () => {
+  const m = await mesh(5);
+  try {
+    const writer = m.services.get('node-0')!;
+    await writer.discover();
+    const holders = writer.holders(partitionOf('object', 'bucket-a'));
+    const victim = holders.find((h) => h !== 'node-0')!;
+    for (let i = 0; i < 20; i++) await writer.put(key(`before/${i}`), Buffer.from('x'));
+    await new Promise((r) => setTimeout(r, 20));
+    m.down.add(victim);
+    for (let i = 0; i < 50; i++) await writer.put(key(`during/${i}`), Buffer.from('y'));
+    assert.equal((await writer.get(key('during/7')))?.value?.toString(), 'y');
+    m.down.delete(victim);
+    const back = m.services.get(victim)!;
+    await back.syncNow();
+    assert.equal(back.counters.entriesPulled, 50, 'pulled exactly the entries written while it was down');
+    assert.equal(back.counters.entriesPushed, 0);
+    const p = partitionOf('object', 'bucket-a');
+    const roots = holders.map((h) => m.services.get(h)!.store.root(p));
+    assert.ok(roots.every((r) => r.equals(roots[0]!)), 'holders converged');
+    assert.equal(digestCount(roots[0]!), 70);
+  } finally {
+    await m.close();
+  }
+});
+
+test('reads repair a holder that answered with an older version', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    await a.put(key('k'), Buffer.from('old'));
+    await new Promise((r) => setTimeout(r, 20));
+    m.down.add('node-2');
+    await a.put(key('k'), Buffer.from('new'));
+    m.down.delete('node-2');
+    assert.equal(m.services.get('node-2')!.store.get(key('k'))?.value?.toString(), 'old');
+    // Every node reads from a majority; keep reading from node-2 until its own copy is repaired.
+    for (let i = 0; i < 20 && m.services.get('node-2')!.store.get(key('k'))?.value?.toString() !== 'new'; i++) {
+      assert.equal((await m.services.get('node-2')!.get(key('k')))?.value?.toString(), 'new');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(m.services.get('node-2')!.store.get(key('k'))?.value?.toString(), 'new');
+  } finally {
+    await m.close();
+  }
+});
+
+test('listing pages through a partition key in byte order, hides deletions and ends with a null token', async () => {
+  const m = await mesh(4);
+  try {
+    const s = m.services.get('node-1')!;
+    const names = Array.from({ length: 120 }, (_, i) => `p${i % 3}/${String(i).padStart(4, '0')}${i % 7 === 0 ? 'é' : ''}`);
+    await s.putMany(names.map((n) => ({ key: key(n), value: Buffer.from(n) })));
+    for (const n of names.filter((_, i) => i % 10 === 0)) await s.put(key(n), null);
+    const expect = names.filter((_, i) => i % 10 !== 0).filter((n) => n.startsWith('p1/')).sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    const got: string[] = [];
+    let token: string | undefined;
+    for (let i = 0; i < 100; i++) {
+      const page = await m.services.get('node-3')!.list('object', 'bucket-a', { prefix: 'p1/', limit: 7, ...(token ? { token } : {}) });
+      assert.ok(page.entries.length <= 7);
+      got.push(...page.entries.map((e) => e.sk));
+      if (page.token === null) break;
+      token = page.token;
+    }
+    assert.deepEqual(got, expect);
+  } finally {
+    await m.close();
+  }
+});
+
+test('a joining node receives about 1/N of the partitions; old holders drop them only after handing off, nothing is lost', async () => {
+  const m = await mesh(5);
+  try {
+    const s = m.services.get('node-0')!;
+    const items = Array.from({ length: 1500 }, (_, i) => ({ key: key(`k${i}`, `bucket-${i % 500}`), value: Buffer.from(String(i)) }));
+    await s.putMany(items);
+    await s.discover();
+    for (const id of [...m.services.keys()]) await m.services.get(id)!.syncNow();
+    const before = Array.from({ length: PARTITION_COUNT }, (_, p) => s.holders(p));
+    const joined = await m.add('node-5');
+    await s.discover();
+    const after = Array.from({ length: PARTITION_COUNT }, (_, p) => s.holders(p));
+    const moved = after.filter((h, p) => h.includes('node-5') && !before[p]!.includes('node-5')).length;
+    // Each partition has 3 of 6 holders: node-5 should be one for ~1/2 of them (3/6), i.e. 1/6 of all copies.
+    assert.ok(moved > PARTITION_COUNT * 0.35 && moved < PARTITION_COUNT * 0.65, `node-5 holds ${moved} of ${PARTITION_COUNT} partitions`);
+    for (let round = 0; round < 3; round++) for (const id of m.ids) await m.services.get(id)!.syncNow();
+    let copies = 0;
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      for (const id of m.ids) {
+        const n = digestCount(m.services.get(id)!.store.root(p));
+        if (n > 0) {
+          copies++;
+          assert.ok(after[p]!.includes(id), `node ${id} still holds partition ${p} it is no longer a holder of`);
+        }
+      }
+    }
+    const onJoined = Array.from({ length: PARTITION_COUNT }, (_, p) => digestCount(joined.store.root(p))).reduce((a, b) => a + b, 0);
+    assert.ok(onJoined > 0, 'the new node holds entries');
+    const dropped = m.ids.reduce((n, id) => n + m.services.get(id)!.counters.partitionsDropped, 0);
+    assert.ok(dropped > 0 && dropped <= moved, `dropped ${dropped}, moved ${moved}`);
+    for (const it of items) assert.equal((await m.services.get('node-5')!.get(it.key))?.value?.toString(), it.value.toString());
+    assert.ok(copies > 0);
+  } finally {
+    await m.close();
+  }
+});
+
+test('concurrent writers of one key from two nodes converge on every replica to the same winner', async () => {
+  const m = await mesh(4);
+  try {
+    await Promise.all([
+      m.services.get('node-0')!.put(key('same'), Buffer.from('from-0')),
+      m.services.get('node-1')!.put(key('same'), Buffer.from('from-1')),
+      m.services.get('node-2')!.put(key('same'), Buffer.from('from-2')),
+    ]);
+    for (const id of m.ids) await m.services.get(id)!.syncNow();
+    const holders = m.services.get('node-0')!.holders(partitionOf('object', 'bucket-a'));
+    const macs = holders.map((h) => m.services.get(h)!.store.get(key('same'))!.mac.toString('hex'));
+    assert.equal(new Set(macs).size, 1, 'one winner everywhere');
+  } finally {
+    await m.close();
+  }
+});
+
+test('table requests without a full-node proof, forged entries and far-future timestamps are refused', async () => {
+  const macKey = randomBytes(32);
+  const m = await mesh(3, { macKey });
+  try {
+    const target = m.services.get('node-0')!;
+    await assert.rejects(target.handle('table.scan', { t: 'object', p: 'bucket-a', limit: 5, auth: randomBytes(32) }, 'storage-x'), (e) => isTesseraError(e, 'AUTH'));
+    // Another member's proof is bound to its own id.
+    await assert.rejects(target.handle('table.get', { t: 'object', p: 'b', s: 'k', auth: callerProof(macKey, 'node-1') }, 'storage-x'), (e) => isTesseraError(e, 'AUTH'));
+    const forged = makeEntry(randomBytes(32), key('x'), { wall: Date.now(), logical: 0, node: 'node-1' }, Buffer.from('evil'));
+    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: [toWire(forged)] }, 'node-1'), (e) => isTesseraError(e, 'AUTH'));
+    const future = makeEntry(macKey, key('y'), { wall: Date.now() + 3_600_000, logical: 0, node: 'node-1' }, Buffer.from('later'));
+    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: [toWire(future)] }, 'node-1'), (e) => isTesseraError(e, 'BAD_INPUT'));
+    assert.equal(target.store.get(key('x')), null);
+    assert.equal(target.store.get(key('y')), null);
+    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: Array.from({ length: 129 }, () => toWire(forged)) }, 'node-1'), (e) => isTesseraError(e, 'PROTOCOL'));
+  } finally {
+    await m.close();
+  }
+});
+
+test('with fewer full nodes than R every full node holds every partition and status warns', async () => {
+  const m = await mesh(2, { storageOnly: 2 });
+  try {
+    const s = m.services.get('node-0')!;
+    await s.put(key('k'), Buffer.from('v'));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(holdersWith(m, key('k')), ['node-0', 'node-1']);
+    const st = s.status();
+    assert.equal(st.fullNodes, 2);
+    assert.match(st.warning ?? '', /below 3/);
+  } finally {
+    await m.close();
+  }
+});
+
+test('entries with the longest keys and largest values travel in batches that fit a message, by writes, anti-entropy and listings', async () => {
+  const m = await mesh(3);
+  try {
+    const writer = m.services.get('node-0')!;
+    await writer.discover();
+    const big = (i: number) => ({ key: key(`${String(i).padStart(4, '0')}-${'é'.repeat(509)}`), value: Buffer.alloc(MAX_VALUE_BYTES, i) });
+    m.down.add('node-2');
+    await writer.putMany(Array.from({ length: 60 }, (_, i) => big(i)));
+    m.down.delete('node-2');
+    const back = m.services.get('node-2')!;
+    await back.syncNow();
+    assert.equal(back.counters.entriesApplied, 60);
+    const page = await back.list('object', 'bucket-a', { limit: 1000 });
+    const got = [...page.entries];
+    for (let token = page.token, i = 0; token !== null && i < 100; i++) {
+      const next = await back.list('object', 'bucket-a', { limit: 1000, token });
+      got.push(...next.entries);
+      token = next.token;
+    }
+    assert.equal(got.length, 60);
+    assert.ok(got.every((e, i) => e.value!.equals(big(i).value)));
+  } finally {
+    await m.close();
+  }
+});
