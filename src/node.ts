@@ -147,6 +147,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   rpc.set('member.', async (req) => ({ body: await membership.handle(req.method, req.body, { peerNodeId: req.peer.nodeId }) }));
   const volumes = await startVolumes({
     dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined,
+    ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
     call: (addr, method, body, payload, opts) => transport.call(addr, method, body, payload, opts),
     ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
     logger: log,

@@ -4,7 +4,7 @@
  * The composition root calls startVolumes() and registers the returned RPC handlers.
  */
 import { join } from 'node:path';
-import { TesseraError } from '../errors.js';
+import { badInput, TesseraError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Membership } from '../cluster/membership.js';
 import type { CallOptions, CallResult, IncomingRequest, Reply } from '../net/transport.js';
@@ -26,6 +26,8 @@ export interface VolumeNodeOptions {
   call(addr: string, method: string, body: unknown, payload?: Buffer | Buffer[], opts?: CallOptions): Promise<CallResult>;
   /** Serve every volume as master (tessera nbd). */
   master: boolean;
+  /** The cluster's data key: a master seals volume blocks with keys derived from it. */
+  dataKey?: Uint8Array;
   memberTimeoutMs?: number;
   logger?: Logger;
 }
@@ -104,7 +106,11 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
   const service = new VolumeService(reg, net, cluster, log);
   let master: VolumeMaster | undefined;
   if (o.master) {
+    if (o.dataKey === undefined) {
+      throw badInput('this node is storage-only (it joined without the data key) and cannot be a volume master: volume blocks are encrypted with keys derived from the data key; run tessera nbd on a node that has it');
+    }
     master = new VolumeMaster({
+      dataKey: o.dataKey,
       dataDir: o.dataDir,
       registry: reg,
       net,

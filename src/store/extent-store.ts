@@ -22,7 +22,8 @@ import { type Logger, silentLogger } from '../log.js';
 import { errno, fsError, syncDir } from './fs-util.js';
 
 export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
-export const MAX_EXTENT_UNIT_BYTES = 4 << 20;
+/** A 4 MiB stripe unit sealed: 4 MiB of sectors plus their 32-byte trailers. */
+export const MAX_EXTENT_UNIT_BYTES = (4 << 20) + (32 << 10);
 /** 2^26 units keep the generation file at 256 MiB at most. */
 export const MAX_EXTENT_UNITS = 1 << 26;
 /** A volume member holds at most 1 PiB (2^50 bytes), matching the volume layer's members. */
