@@ -13,7 +13,7 @@ import { openApiRoute } from './api/openapi.js';
 import { isLoopbackHost } from './api/http-util.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/cluster-volumes.js';
-import { NbdServer, type NbdAddress } from './block/nbd/index.js';
+import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import type { PeerView, StatusView } from './api/types.js';
 import { realClock } from './cluster/clock.js';
 import { loadDataDir } from './cluster/identity.js';
@@ -41,7 +41,7 @@ export interface NodeConfig {
   quota?: number;
   membership?: Partial<MembershipConfig>;
   /** Serve every volume over NBD as their master (tessera nbd). */
-  nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
+  nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number; server?: Omit<NbdServerOptions, 'provider' | 'logger'> };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
   files?: FilesTuning;
   /** Origin allowed to call the API from another origin's page (CORS); none by default. */
@@ -267,7 +267,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
-    nbd = new NbdServer({ provider: volumes.master, logger: log.child({ component: 'nbd' }) });
+    nbd = new NbdServer({ ...config.nbd.server, provider: volumes.master, logger: log.child({ component: 'nbd' }) });
     nbdServer = nbd;
     nbdAddr = await nbd.listen(config.nbd.listen);
   }

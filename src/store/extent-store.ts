@@ -364,7 +364,7 @@ export class ExtentStore {
       await mkdir(scratch);
       const info: ExtentInfo = { name, units: geometry.units, unitSize: geometry.unitSize, size: geometry.units * geometry.unitSize };
       for (const [file, size] of [['extent', info.size], ['gens', info.units * GEN_BYTES]] as const) {
-        const fh = await open(join(scratch, file), 'wx');
+        const fh = await open(join(scratch, file), 'wx', 0o600);
         try {
           await fh.truncate(size);
           await fh.sync();
