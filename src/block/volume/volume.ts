@@ -767,7 +767,6 @@ export class StripedVolume implements BlockDevice {
       throw badInput(`check range ${first}+${count} is outside the volume's ${L.stripeCount} stripes`);
     }
     const report: CheckReport = { stripesChecked: 0, stripesSkipped: 0, mismatches: 0, firstMismatches: [], repaired: 0 };
-    if (L.kind === 'raid0') { report.stripesChecked = count; return report; }
     for (let s = first; s < first + count; s++) {
       await this.locks.with(s, async () => {
         if (this.unreadable(s).length > 0) { report.stripesSkipped++; return; }
@@ -775,7 +774,8 @@ export class StripedVolume implements BlockDevice {
         report.stripesChecked++;
         if (bad.length === 0) return;
         report.mismatches++;
-        if (opts.repair) report.repaired++;
+        // Units beyond what the layout can rebuild (and every raid0 unit) stay as they are.
+        if (opts.repair && L.kind !== 'raid0' && bad.length <= L.tolerance) report.repaired++;
         if (report.firstMismatches.length < MAX_REPORTED_MISMATCHES) report.firstMismatches.push({ stripe: s, members: bad });
       });
     }
@@ -796,10 +796,11 @@ export class StripedVolume implements BlockDevice {
       else throw r.reason;
     }
     if (corrupt.length > 0) {
-      if (corrupt.length > L.tolerance) throw new TesseraError('CORRUPT', `stripe ${s}: ${corrupt.length} members hold bytes that fail authentication, more than layout ${L.kind} can rebuild`, { stripe: s, members: corrupt });
-      if (repair) for (const j of corrupt) await this.rebuildUnit(j, s);
+      // Beyond the tolerance there is nothing to rebuild from: reported, left for a rewrite.
+      if (repair && corrupt.length <= L.tolerance) for (const j of corrupt) await this.rebuildUnit(j, s);
       return corrupt;
     }
+    if (L.kind === 'raid0') return [];
     if (L.kind === 'raid1') {
       const all = await this.settle(Array.from({ length: L.members }, (_, j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
       const ref = all[0] as Buffer;
@@ -837,7 +838,8 @@ export class StripedVolume implements BlockDevice {
           await this.retrying(`recovery of stripe ${s}`, () => this.recoverStripe(s));
           report.repaired++;
         } catch (e) {
-          if (!isTesseraError(e, 'UNAVAILABLE')) throw e;
+          // CORRUPT: more units of the stripe were torn than the layout can rebuild.
+          if (!isTesseraError(e, 'UNAVAILABLE') && !isTesseraError(e, 'CORRUPT')) throw e;
           report.unrecoverable.push(s);
         }
       });

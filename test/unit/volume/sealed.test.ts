@@ -166,6 +166,11 @@ describe('sealed volumes: altered member bytes', () => {
     flip(v, UNIT + 10);
     await assert.rejects(v.volume.read(UNIT, 4096), (e: unknown) => isTesseraError(e, 'CORRUPT'));
     assert.deepEqual(await v.volume.read(0, UNIT), v.data.subarray(0, UNIT), 'the rest of the volume reads');
+    const c = await v.volume.check({ repair: true });
+    assert.equal(c.mismatches, 1, 'check reads raid0 through verification and reports the unit');
+    assert.equal(c.repaired, 0);
+    assert.equal(c.firstMismatches[0]!.stripe, 0);
+    await assert.rejects(v.volume.read(UNIT, 4096), (e: unknown) => isTesseraError(e, 'CORRUPT'), 'nothing to repair it from');
   });
 });
 
