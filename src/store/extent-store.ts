@@ -476,6 +476,26 @@ export class ExtentStore {
     }
   }
 
+  /**
+   * In line when the write is small and either covers whole pages or the volume's pages look
+   * cached; else on the thread pool. Sealed volumes write 4128-byte records, so nearly every write
+   * covers part of a page: the kernel then needs that page in cache, and reads it first if it is
+   * not. The block-input count tells when it did, and sends the volume's partial writes (and
+   * reads) to the thread pool for COLD_READS_POOLED_MS, as reads do. In line, a 4 KiB record costs
+   * a member about 5 µs; through the thread pool about 20.
+   */
+  async #writeData(v: Volume, bufs: Buffer[], offset: number, length: number): Promise<void> {
+    const whole = offset % PAGE_BYTES === 0 && length % PAGE_BYTES === 0;
+    if (length > SYNC_WRITE_MAX_BYTES || (!whole && this.#now() < v.pooledReadsUntil)) return pwritevFull(v.data.fh, bufs, offset);
+    const before = whole ? 0 : this.#diskReads();
+    try {
+      pwritevSync(v.data.fh.fd, bufs, offset, length);
+    } catch (e) {
+      throw fsError(e, `write on volume '${v.info.name}'`);
+    }
+    if (!whole && this.#diskReads() !== before) v.pooledReadsUntil = this.#now() + COLD_READS_POOLED_MS;
+  }
+
   /** Writes `data` at `offset`; a list of buffers is written back to back in one pwritev. */
   async write(name: string, offset: number, data: Buffer | Buffer[], opts: ExtentWriteOptions = {}): Promise<void> {
     const v = this.#volume(name);
@@ -509,7 +529,7 @@ export class ExtentStore {
           }
           if (stamp !== undefined) for (let i = 0; i < have.length; i++) stamp.writeUInt32LE(gen, i * GEN_BYTES);
         }
-        await pwritevFull(v.data.fh, bufs, offset);
+        await this.#writeData(v, bufs, offset, length);
         v.data.dirty = true;
         // Generation after data: a crash in between leaves the unit looking older, which only
         // makes a resync copy more than it strictly needed, never less.

@@ -18,6 +18,7 @@ import type { BlockDevice, VolumeProvider } from '../../src/block/device.js';
 import * as P from '../../src/block/nbd/protocol.js';
 import type { NbdTls } from '../../src/block/nbd/tls.js';
 import { isTesseraError } from '../../src/errors.js';
+import { startServer, waitFor } from '../helpers/nbd-in-process.js';
 import { RawNbdClient, infoData } from '../helpers/nbd-raw-client.js';
 import { CLI_PATH } from '../../src/cli/local-cluster.js';
 
@@ -29,20 +30,6 @@ const pskClient = (key = KEY): tls.ConnectionOptions => ({
   ciphers: 'TLS_AES_128_GCM_SHA256:PSK-AES256-GCM-SHA384',
   checkServerIdentity: () => undefined,
 });
-
-async function startServer(provider: VolumeProvider, extra: Partial<ConstructorParameters<typeof NbdServer>[0]> = {}) {
-  const server = new NbdServer({ provider, ...extra });
-  const addr = await server.listen({ host: '127.0.0.1', port: 0 });
-  return { server, addr };
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Greeting, STARTTLS, TLS handshake: the client is then inside TLS, still haggling. */
 async function tlsClient(addr: NbdAddress, opts: tls.ConnectionOptions): Promise<RawNbdClient> {

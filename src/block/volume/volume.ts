@@ -250,10 +250,7 @@ export class StripedVolume implements BlockDevice {
     } catch (e) {
       // A write that failed authentication re-read part of a sector: the member is taken down and
       // the units it misses are rebuilt by resync, like any other write it could not take.
-      if (isTesseraError(e, 'CORRUPT') && what !== 'write') {
-        this.log.warn({ member: j, id: m.id, err: e.message }, 'volume: member returned bytes that failed authentication');
-        throw new MemberCorrupt(j, e);
-      }
+      if (isTesseraError(e, 'CORRUPT') && what !== 'write') throw new MemberCorrupt(j, e);
       // Our own bad arguments and a newer master's fence are not the member's fault.
       if (isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE') || isTesseraError(e, 'CONFLICT')) throw e;
       await this.fail(j, e);
@@ -347,14 +344,37 @@ export class StripedVolume implements BlockDevice {
       const j = current[this.readRobin++ % current.length] as number;
       return this.call(j, 'read', (m) => m.read(e.memberOffset, e.length)).catch((err: unknown) => {
         if (!(err instanceof MemberCorrupt)) throw err;
-        return this.locks.with(e.stripe, () => this.readMirrors(e.stripe, e.unitOffset, e.length, new Set([j])));
+        return this.locks.with(e.stripe, async () => await this.rereadLocked(e, j)
+          ?? this.readMirrors(e.stripe, e.unitOffset, e.length, new Set([j])));
       });
     }
     if (!this.health.readable(e.member, e.stripe)) return this.locks.with(e.stripe, () => this.degradedRead(e));
     return this.call(e.member, 'read', (m) => m.read(e.memberOffset, e.length)).catch((err: unknown) => {
-      if (!(err instanceof MemberCorrupt) || L.kind === 'raid0') throw err;
-      return this.locks.with(e.stripe, () => this.readAroundCorrupt(e));
+      if (!(err instanceof MemberCorrupt)) throw err;
+      return this.locks.with(e.stripe, async () => {
+        const again = await this.rereadLocked(e, e.member);
+        if (again !== null) return again;
+        if (L.kind === 'raid0') {
+          this.log.warn({ member: e.member, stripe: e.stripe, err: err.message }, 'volume: raid0 member bytes failed authentication; the read fails');
+          throw err;
+        }
+        return this.readAroundCorrupt(e);
+      });
     });
+  }
+
+  /**
+   * Reads a piece again under its stripe lock. Reads do not take the lock, so one that ran beside
+   * a write of the same sectors may have seen a record half written; with every write of the
+   * stripe finished, bytes that still fail authentication are really bad. Null when they are.
+   */
+  private async rereadLocked(e: UnitExtent, j: number): Promise<Buffer | null> {
+    try {
+      return await this.call(j, 'read', (m) => m.read(e.memberOffset, e.length));
+    } catch (err) {
+      if (err instanceof MemberCorrupt) return null;
+      throw err;
+    }
   }
 
   /** Rebuilds a piece whose member bytes failed authentication, and rewrites them. Caller holds the stripe lock. */
@@ -502,12 +522,15 @@ export class StripedVolume implements BlockDevice {
   private async writeStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
     const L = this.layout;
     if (L.kind === 'raid0') {
-      await this.retrying(`write of stripe ${stripe}`, async () => {
+      // Under the stripe lock like every layout: a member re-seals whole sectors, so two writes
+      // into one sector must not interleave their read-modify-writes, and a read that saw a
+      // record half written re-reads under this lock.
+      await this.locks.with(stripe, () => this.retrying(`write of stripe ${stripe}`, async () => {
         this.requireTolerated(stripe, 'write');
         this.noteUnflushed(stripe);
         await this.settle(pieces.map((p) => this.call(p.member, 'write', (m) =>
           m.write(p.memberOffset, p.data, { durable, generation: this.health.epoch }))));
-      });
+      }));
       return;
     }
     if (L.kind === 'raid1') {
