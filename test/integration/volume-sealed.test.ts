@@ -108,6 +108,25 @@ describe('sealed volumes over NBD with TLS (real processes and clients)', { skip
     }
   });
 
+  it('a storage-only node (no data key) serves as a member and holds only ciphertext', async () => {
+    const { dataKey: _omitted, ...withoutDataKey } = c.storage.keys;
+    const node = await c.storage.addNode({ keys: withoutDataKey });
+    const cluster = JSON.parse(await readFile(join(node.dataDir, 'cluster.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(cluster.dataKey, undefined, 'the node was made without the data key');
+    const v = await c.createVolume('s-storage-only', 'raid1', SIZE, [node.index, 0], UNIT);
+    views.set(v.name, v);
+    await c.waitOpen(v.name);
+    const data = Buffer.alloc(SIZE);
+    for (let at = 0; at < SIZE; at += MARKER.length) MARKER.copy(data, at);
+    const src = join(dir, 'storage-only.in');
+    await writeFile(src, data);
+    await run('nbdcopy', ['--flush', src, uri(v.name)]);
+    assert.equal(sha(await readVolume(v.name)), sha(data));
+    const raw = await readFile(extentPath(v, 0));
+    assert.equal(raw.includes(MARKER.subarray(0, 16)), false, 'the storage-only member holds no plaintext');
+    assert.equal((await c.master.client.checkVolume(v.name)).mismatches, 0);
+  });
+
   it('qemu-img with tls-creds-psk round-trips an image', async () => {
     const img = join(dir, 'qemu.raw');
     const data = randomBytes(SIZE);
