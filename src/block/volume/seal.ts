@@ -74,6 +74,8 @@ export class SectorSealer {
   private readonly aad = Buffer.alloc(AAD_BYTES);
   private readonly nonces = new NonceSource();
   private readonly volumeTag: Buffer;
+  /** Runs sealed in this turn of the event loop, by the plaintext buffer and first sector. */
+  private readonly recent = new Map<Buffer, Map<number, Buffer>>();
 
   /** `volumeId` is the record's 16 hex digits; it goes into every sector's associated data. */
   constructor(private readonly key: Buffer, volumeId: string) {
@@ -100,6 +102,30 @@ export class SectorSealer {
     c.getAuthTag().copy(out, nonceAt + SEAL_NONCE_BYTES);
     out[nonceAt + SEAL_NONCE_BYTES + SEAL_TAG_BYTES] = SEAL_VERSION;
     out.fill(0, nonceAt + SEAL_NONCE_BYTES + SEAL_TAG_BYTES + 1, at + SEALED_SECTOR_BYTES);
+  }
+
+  /**
+   * Seals whole sectors `plain` starting at member sector `firstSector` into a new buffer of
+   * records. raid1 writes the same buffer at the same offset to every mirror: records are bound
+   * to their position, not to a member, so the mirrors get the records sealed once (identical
+   * ciphertext of identical plaintext; no nonce meets two plaintexts). Only within one turn of the
+   * event loop, while the caller cannot have changed the buffer.
+   */
+  sealRun(plain: Buffer, firstSector: number): Buffer {
+    const n = plain.length / SECTOR_BYTES;
+    if (!Number.isInteger(n)) throw badInput(`a sealed run is whole ${SECTOR_BYTES}-byte sectors, got ${plain.length} bytes`);
+    const hit = this.recent.get(plain)?.get(firstSector);
+    if (hit !== undefined) return hit;
+    const rec = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
+    for (let i = 0; i < n; i++) this.seal(plain.subarray(i * SECTOR_BYTES, (i + 1) * SECTOR_BYTES), firstSector + i, rec, i * SEALED_SECTOR_BYTES);
+    let bySector = this.recent.get(plain);
+    if (bySector === undefined) {
+      if (this.recent.size === 0) setImmediate(() => this.recent.clear());
+      bySector = new Map();
+      this.recent.set(plain, bySector);
+    }
+    bySector.set(firstSector, rec);
+    return rec;
   }
 
   /**

@@ -80,13 +80,11 @@ export class SealedMember implements VolumeMember {
       tail?.copy(plain, b - a - SECTOR_BYTES);
       data.copy(plain, offset - a);
     }
-    await Promise.all(this.spans(a, b).map((s) => {
-      const rec = Buffer.allocUnsafe(s.sectors * SEALED_SECTOR_BYTES);
-      for (let i = 0; i < s.sectors; i++) {
-        const at = s.plain - a + i * SECTOR_BYTES;
-        this.sealer.seal(plain.subarray(at, at + SECTOR_BYTES), s.plain / SECTOR_BYTES + i, rec, i * SEALED_SECTOR_BYTES);
-      }
-      return this.inner.write(s.phys, rec, opts);
+    const spans = this.spans(a, b);
+    await Promise.all(spans.map((s) => {
+      // A whole buffer is the cache key of sealRun: mirrors pass the same one (see there).
+      const run = spans.length === 1 ? plain : plain.subarray(s.plain - a, s.plain - a + s.sectors * SECTOR_BYTES);
+      return this.inner.write(s.phys, this.sealer.sealRun(run, s.plain / SECTOR_BYTES), opts);
     }));
   }
 

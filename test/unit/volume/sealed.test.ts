@@ -89,6 +89,20 @@ describe('SealedMember', () => {
     assert.equal((raw[0] as MemoryMember).raw().includes(marker.subarray(0, 16)), false);
   });
 
+  it('seals a buffer written to the same place on two mirrors once, and afresh in a later turn', async () => {
+    const { raw, sealed } = sealedMembers(2, 2);
+    const data = randomBytes(UNIT);
+    await Promise.all(sealed.map((m) => m.write(UNIT, data)));
+    const unitOf = (m: MemoryMember) => m.raw().subarray(sealedUnitBytes(UNIT), 2 * sealedUnitBytes(UNIT));
+    assert.deepEqual(unitOf(raw[0]!), unitOf(raw[1]!), 'one sealing for both mirrors');
+    const first = Buffer.from(unitOf(raw[0]!));
+    await new Promise((r) => setImmediate(r));
+    await sealed[0]!.write(UNIT, data);
+    assert.equal(unitOf(raw[0]!).equals(first), false, 'a rewrite in a later turn takes fresh nonces');
+    assert.deepEqual(await sealed[0]!.read(UNIT, UNIT), data);
+    assert.deepEqual(await sealed[1]!.read(UNIT, UNIT), data);
+  });
+
   it('rejects a read whose record was altered with CORRUPT naming the sector', async () => {
     const { raw, sealed } = sealedMembers(1, 2);
     const m = sealed[0] as SealedMember;
