@@ -8,7 +8,7 @@ import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRou
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
 import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
-import { NbdServer, type NbdAddress } from './block/nbd/index.js';
+import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
@@ -37,7 +37,7 @@ export interface NodeConfig {
   quota?: number;
   membership?: Partial<MembershipConfig>;
   /** Serve every volume over NBD as their master (tessera nbd). */
-  nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number };
+  nbd?: { listen: { host: string; port: number } | { socket: string }; memberTimeoutMs?: number; server?: Omit<NbdServerOptions, 'provider' | 'logger'> };
   /** Files service knobs (tests shorten the grace period and the anti-entropy interval). */
   files?: FilesTuning;
   /** Copies of each metadata table partition (default 3). */
@@ -151,6 +151,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   const volumes = await startVolumes({
     dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined, caller, handlers,
+    ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
     ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
     logger: log,
   });
@@ -296,7 +297,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
-    nbd = new NbdServer({ provider: volumes.master, logger: log.child({ component: 'nbd' }) });
+    nbd = new NbdServer({ ...config.nbd.server, provider: volumes.master, logger: log.child({ component: 'nbd' }) });
     nbdServer = nbd;
     nbdAddr = await nbd.listen(config.nbd.listen);
   }

@@ -11,8 +11,10 @@ import { silentLogger, type Logger } from '../log.js';
 import type { BlockDevice, VolumeProvider } from './device.js';
 import { RemoteMember, type MemberNet } from './remote-member.js';
 import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
+import { deriveVolumeKey, SectorSealer, sealedUnitBytes } from './volume/seal.js';
+import { SealedMember } from './volume/sealed-member.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
-import { extentName, layoutOf, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
+import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
 
 /** How often the watcher looks for members to bring back. */
 export const RESYNC_POLL_MS = 500;
@@ -25,6 +27,8 @@ const MEMBER_WAIT_POLL_MS = 200;
 
 export interface MasterOptions {
   dataDir: string;
+  /** The cluster's data key; each volume's sealing key is derived from it. */
+  dataKey: Uint8Array;
   registry: VolumeRegistry;
   net: MemberNet;
   selfId: string;
@@ -92,8 +96,16 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     return join(this.o.dataDir, 'volumes', `${rec.name}.${rec.id}`);
   }
 
-  private member(rec: VolumeRecord, nodeId: string): RemoteMember {
-    return new RemoteMember({ net: this.o.net, nodeId, extent: extentName(rec), size: rec.memberSize, unitSize: rec.unitSize });
+  /** A member as the volume sees it: plain bytes, sealed on their way to the node's extent. */
+  private member(rec: VolumeRecord, nodeId: string, sealer: SectorSealer): SealedMember {
+    const units = rec.memberSize / rec.unitSize;
+    const sealed = sealedUnitBytes(rec.unitSize);
+    const remote = new RemoteMember({ net: this.o.net, nodeId, extent: extentName(rec), size: units * sealed, unitSize: sealed });
+    return new SealedMember(remote, sealer, rec.unitSize, units);
+  }
+
+  private sealer(rec: VolumeRecord): SectorSealer {
+    return new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
   }
 
   private ensure(rec: VolumeRecord): Open {
@@ -139,10 +151,14 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private async openVolume(rec: VolumeRecord): Promise<StripedVolume> {
     const dir = this.stateDir(rec);
     await mkdir(dir, { recursive: true });
+    if (rec.format !== SEALED_VOLUME_FORMAT) {
+      throw badInput(`volume '${rec.name}' was made before volumes were encrypted: its members hold plaintext extents this version does not serve; copy its data out with the tessera version that made it, then 'tessera volume rm ${rec.name}' and create it again`);
+    }
     await this.waitForMembers(rec);
+    const sealer = this.sealer(rec);
     const v = await StripedVolume.open({
       layout: layoutOf(rec),
-      members: rec.members.map((id) => this.member(rec, id)),
+      members: rec.members.map((id) => this.member(rec, id, sealer)),
       healthStorage: new FileBlobStorage(join(dir, 'health')),
       intentStorage: new FileLogStorage(join(dir, 'intent')),
       ...(this.o.memberTimeoutMs !== undefined ? { memberTimeoutMs: this.o.memberTimeoutMs } : {}),
@@ -199,8 +215,8 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       const newId = this.resolveAlive(newText);
       if (rec.members.includes(newId)) throw badInput(`node ${newId.slice(0, 12)} already holds a member of volume '${name}'; choose another node`);
       const layout = layoutOf(rec);
-      await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: rec.unitSize }, undefined, 15_000);
-      const report = await vol.replace(index, this.member(rec, newId));
+      await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: sealedUnitBytes(rec.unitSize) }, undefined, 15_000);
+      const report = await vol.replace(index, this.member(rec, newId, this.sealer(rec)));
       // The record moves only after the rebuild: a master that dies mid-way restarts with the old
       // member, marked for a full rebuild, rather than a half-filled new one taken as current.
       const members = [...rec.members];
@@ -248,7 +264,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       e.resyncing = true;
       const nodeId = e.rec.members[target.index] as string;
       const dirtyBefore = target.dirtyUnits;
-      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId)))
+      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId, this.sealer(e.rec))))
         .then((r) => {
           e.lastResync = { member: r.member, nodeId, unitsCopied: r.unitsCopied, dirtyBefore, at: new Date().toISOString() };
         })

@@ -9,7 +9,7 @@
 import { badInput, isTesseraError, TesseraError } from '../errors.js';
 import { toErrorCode } from '../net/index.js';
 import {
-  checkGeneration, checkGenerationRange, checkMemberRange,
+  checkGeneration, checkGenerationRange, checkMemberRange, MAX_MEMBER_IO_BYTES,
   type MemberWriteOptions, type VolumeMember,
 } from './volume/member.js';
 
@@ -19,7 +19,7 @@ export const DEFAULT_REMOTE_CALL_TIMEOUT_MS = 15_000;
 /** A batch carries at most this many reads and writes. */
 export const MAX_BATCH_OPS = 256;
 /** Bytes a batch moves each way; one frame carries 8 MiB + 64 KiB. */
-export const MAX_BATCH_BYTES = 4 << 20;
+export const MAX_BATCH_BYTES = MAX_MEMBER_IO_BYTES;
 
 /** What a remote member needs from the node: one RPC to a node by id. */
 export interface MemberNet {

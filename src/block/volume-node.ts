@@ -4,6 +4,7 @@
  * The composition root calls startVolumes(), which registers its own peer handlers.
  */
 import { join } from 'node:path';
+import { badInput, TesseraError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { Membership, NodeCalls } from '../cluster/index.js';
 import type { PeerHandlers } from '../net/index.js';
@@ -27,6 +28,8 @@ export interface VolumeNodeOptions {
   handlers: PeerHandlers;
   /** Serve every volume as master (tessera nbd). */
   master: boolean;
+  /** The cluster's data key: a master seals volume blocks with keys derived from it. */
+  dataKey?: Uint8Array;
   memberTimeoutMs?: number;
   logger?: Logger;
 }
@@ -83,7 +86,11 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
   const service = new VolumeService(reg, net, cluster, log);
   let master: VolumeMaster | undefined;
   if (o.master) {
+    if (o.dataKey === undefined) {
+      throw badInput('this node is storage-only (it joined without the data key) and cannot be a volume master: volume blocks are encrypted with keys derived from the data key; run tessera nbd on a node that has it');
+    }
     master = new VolumeMaster({
+      dataKey: o.dataKey,
       dataDir: o.dataDir,
       registry: reg,
       net,

@@ -13,6 +13,7 @@ import type { IncomingRequest, Reply } from '../net/index.js';
 import { placeChunk, type WeightedNode } from '../cluster/index.js';
 import type { Metadata } from '../store/index.js';
 import { Layout, LAYOUT_KINDS, MAX_MEMBERS, MIN_MEMBERS, DEFAULT_STRIPE_UNIT_BYTES, type LayoutKind } from './volume/layout.js';
+import { SECTOR_BYTES, sealedUnitBytes } from './volume/seal.js';
 import type { CheckReport, VolumeStatus } from './volume/striped-volume.js';
 import { checkExtentName, type MemberNet } from './remote-member.js';
 
@@ -48,6 +49,11 @@ export const volumeRecordSchema = z.object({
   updatedAt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   updatedBy: nodeIdSchema,
   deleted: z.boolean(),
+  /**
+   * On-disk format of the members' extents: absent for volumes made before sealing (plaintext
+   * extents, which masters refuse to open), SEALED_VOLUME_FORMAT for sealed sectors (seal.ts).
+   */
+  format: z.literal(2).optional(),
 }).strict();
 export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
 
@@ -61,8 +67,11 @@ export function newer(a: VolumeRecord, b: VolumeRecord): boolean {
   return a.updatedBy > b.updatedBy;
 }
 
+/** Extents of sealed sectors: every 4 KiB encrypted and authenticated at the master. */
+export const SEALED_VOLUME_FORMAT = 2;
+
 export function layoutOf(rec: VolumeRecord): Layout {
-  return new Layout({ kind: rec.layout, members: rec.members.length, memberSize: rec.memberSize, unitSize: rec.unitSize });
+  return new Layout({ kind: rec.layout, members: rec.members.length, memberSize: rec.memberSize, unitSize: rec.unitSize, size: rec.size });
 }
 
 export function extentName(rec: Pick<VolumeRecord, 'name' | 'id'>): string {
@@ -303,17 +312,20 @@ export class VolumeService {
     const unitSize = req.unitSize ?? DEFAULT_STRIPE_UNIT_BYTES;
     // Validates kind, member count and unit size before any node is asked for space.
     const shape = new Layout({ kind: req.layout, members: members.length, memberSize: 0, unitSize });
+    if (req.size % SECTOR_BYTES !== 0) throw badInput(`volume size ${req.size} is not a multiple of ${SECTOR_BYTES} bytes (the sector the master seals); round it to a whole number of KiB divisible by 4`);
+    // The last stripe may be partly used: the volume exports exactly the size asked for.
     const stripes = Math.ceil(req.size / shape.stripeDataBytes);
-    const layout = new Layout({ kind: req.layout, members: members.length, memberSize: stripes * unitSize, unitSize });
+    const layout = new Layout({ kind: req.layout, members: members.length, memberSize: stripes * unitSize, unitSize, size: req.size });
     const prev = this.registry.latest(req.name);
     const rec: VolumeRecord = {
       name: req.name, id, layout: req.layout, size: layout.size, memberSize: layout.memberSize, unitSize,
       members, version: (prev?.version ?? 0) + 1, updatedAt: Date.now(), updatedBy: this.cluster.selfId, deleted: false,
+      format: SEALED_VOLUME_FORMAT,
     };
     const extent = extentName(rec);
     const made: string[] = [];
     const results = await Promise.allSettled(members.map(async (m) => {
-      await this.net.call(m, 'extent.create', { name: extent, units: layout.stripeCount, unitSize }, undefined, EXTENT_CALL_TIMEOUT_MS);
+      await this.net.call(m, 'extent.create', { name: extent, units: layout.stripeCount, unitSize: sealedUnitBytes(unitSize) }, undefined, EXTENT_CALL_TIMEOUT_MS);
       made.push(m);
     }));
     const failed = results.findIndex((r) => r.status === 'rejected');

@@ -23,7 +23,8 @@ import { type Logger, silentLogger } from '../log.js';
 import { fsError, syncDir } from './fs-util.js';
 
 export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
-export const MAX_EXTENT_UNIT_BYTES = 4 << 20;
+/** A 4 MiB stripe unit sealed: 4 MiB of sectors plus their 32-byte trailers. */
+export const MAX_EXTENT_UNIT_BYTES = (4 << 20) + (32 << 10);
 /** 2^26 units keep the generation file at 256 MiB at most. */
 export const MAX_EXTENT_UNITS = 1 << 26;
 /** A volume member holds at most 1 PiB (2^50 bytes), matching the volume layer's members. */
@@ -339,7 +340,7 @@ export class ExtentStore {
       await mkdir(scratch);
       const info: ExtentInfo = { name, units: geometry.units, unitSize: geometry.unitSize, size: geometry.units * geometry.unitSize };
       for (const [file, size] of [['extent', info.size], ['gens', info.units * GEN_BYTES]] as const) {
-        const fh = await open(join(scratch, file), 'wx');
+        const fh = await open(join(scratch, file), 'wx', 0o600);
         try {
           await fh.truncate(size);
           await fh.sync();
@@ -451,6 +452,26 @@ export class ExtentStore {
     }
   }
 
+  /**
+   * In line when the write is small and either covers whole pages or the volume's pages look
+   * cached; else on the thread pool. Sealed volumes write 4128-byte records, so nearly every write
+   * covers part of a page: the kernel then needs that page in cache, and reads it first if it is
+   * not. The block-input count tells when it did, and sends the volume's partial writes (and
+   * reads) to the thread pool for COLD_READS_POOLED_MS, as reads do. In line, a 4 KiB record costs
+   * a member about 5 µs; through the thread pool about 20.
+   */
+  async #writeData(v: Volume, bufs: Buffer[], offset: number, length: number): Promise<void> {
+    const whole = offset % PAGE_BYTES === 0 && length % PAGE_BYTES === 0;
+    if (length > SYNC_WRITE_MAX_BYTES || (!whole && this.#now() < v.pooledReadsUntil)) return pwritevFull(v.data.fh, bufs, offset);
+    const before = whole ? 0 : this.#diskReads();
+    try {
+      pwritevSync(v.data.fh.fd, bufs, offset, length);
+    } catch (e) {
+      throw fsError(e, `write on volume '${v.info.name}'`);
+    }
+    if (!whole && this.#diskReads() !== before) v.pooledReadsUntil = this.#now() + COLD_READS_POOLED_MS;
+  }
+
   /** Writes `data` at `offset`; a list of buffers is written back to back in one pwritev. */
   async write(name: string, offset: number, data: Buffer | Buffer[], opts: ExtentWriteOptions = {}): Promise<void> {
     const v = this.#volume(name);
@@ -484,7 +505,7 @@ export class ExtentStore {
           }
           if (stamp !== undefined) for (let i = 0; i < have.length; i++) stamp.writeUInt32LE(gen, i * GEN_BYTES);
         }
-        await pwritevFull(v.data.fh, bufs, offset);
+        await this.#writeData(v, bufs, offset, length);
         v.data.dirty = true;
         // Generation after data: a crash in between leaves the unit looking older, which only
         // makes a resync copy more than it strictly needed, never less.

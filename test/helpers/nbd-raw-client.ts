@@ -3,6 +3,7 @@
  * and decodes what the server answers, so every reply and error number can be asserted.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { SocketReader } from '../../src/block/nbd/socket-reader.js';
 import * as P from '../../src/block/nbd/protocol.js';
@@ -21,15 +22,30 @@ export interface StructuredChunk {
 }
 
 export class RawNbdClient {
-  readonly reader: SocketReader;
+  reader: SocketReader;
   private closedFlag = false;
   readonly closed: Promise<void>;
 
-  private constructor(readonly socket: net.Socket) {
+  private constructor(public socket: net.Socket) {
     this.reader = new SocketReader(socket, 64 << 20);
     socket.on('error', () => {});
     this.closed = new Promise((r) => socket.once('close', () => r()));
     void this.closed.then(() => (this.closedFlag = true));
+  }
+
+  /** After the server ACKed NBD_OPT_STARTTLS: the TLS handshake, then everything over TLS. */
+  async startTls(opts: tls.ConnectionOptions): Promise<tls.TLSSocket> {
+    this.reader.detach();
+    const secure = tls.connect({ ...opts, socket: this.socket });
+    secure.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+      secure.once('close', () => reject(new Error('closed during the TLS handshake')));
+    });
+    this.socket = secure;
+    this.reader = new SocketReader(secure, 64 << 20);
+    return secure;
   }
 
   static async connect(addr: { host: string; port: number } | { socket: string }): Promise<RawNbdClient> {

@@ -30,7 +30,8 @@ export class VolumeCluster {
   private constructor(readonly storage: LocalCluster, readonly master: Master, private readonly logLevel: string) {}
 
   /** `execArgv`: Node.js flags for every process, master included (e.g. --cpu-prof for a profile). */
-  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[] }): Promise<VolumeCluster> {
+  /** `masterArgs`: more flags for `tessera nbd` (TLS, for one). */
+  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[]; masterArgs?: string[] }): Promise<VolumeCluster> {
     const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
     try {
       const dataDir = join(storage.dir, 'master');
@@ -48,6 +49,7 @@ export class VolumeCluster {
       const c = new VolumeCluster(storage, master, opts.logLevel ?? 'warn');
       c.memberTimeoutMs = opts.memberTimeoutMs;
       c.execArgv = opts.execArgv ?? [];
+      c.masterArgs = opts.masterArgs ?? [];
       await c.startMaster();
       await storage.waitForMembers({ alive: opts.storage + 1 }, 30_000);
       await waitFor('the master to see every storage node', 30_000, async () => (await master.client.peers()).filter((p) => p.state === 'alive').length === opts.storage + 1);
@@ -60,6 +62,7 @@ export class VolumeCluster {
 
   memberTimeoutMs: number | undefined;
   execArgv: string[] = [];
+  masterArgs: string[] = [];
 
   uri(name = ''): string {
     return `nbd://127.0.0.1:${this.master.nbdPort}/${name}`;
@@ -79,6 +82,7 @@ export class VolumeCluster {
       ...nodeRuntimeArgs(this.execArgv), CLI_PATH, 'nbd', '--data', m.dataDir, '--listen', `127.0.0.1:${m.nbdPort}`, '--peer', m.peer, '--api', m.api,
       '--bootstrap', boot, '--log-level', this.logLevel, ...TIMING,
       ...(this.memberTimeoutMs !== undefined ? ['--member-timeout', String(this.memberTimeoutMs)] : []),
+      ...this.masterArgs,
     ], { stdio: ['ignore', fd, fd], env: withMallocEnv() });
     closeSync(fd);
     m.proc = proc;

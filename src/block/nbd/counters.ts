@@ -12,6 +12,10 @@ export interface NbdCounters {
   handshakesFailed: number;
   /** Hard disconnects caused by a client breaking the protocol (bad magic, bad flags, …). */
   protocolErrors: number;
+  /** Refused for TLS: no STARTTLS where TLS is required, or a failed TLS handshake (wrong key). */
+  tlsRefused: number;
+  /** Closed after the idle timeout with nothing in flight. */
+  idleClosed: number;
   ops: Record<NbdCommandName, Record<OpResult, number>>;
   /** Payload bytes sent to clients by READ. */
   bytesRead: number;
@@ -28,6 +32,8 @@ export function newCounters(): NbdCounters {
     connectionsAccepted: 0,
     connectionsActive: 0,
     connectionsRejected: 0,
+    tlsRefused: 0,
+    idleClosed: 0,
     handshakesCompleted: 0,
     handshakesFailed: 0,
     protocolErrors: 0,

@@ -12,6 +12,7 @@ import * as E from './encode.js';
 import { describeExport, type ExportInfo } from './export-info.js';
 import { decodeString, matchMetaContexts, parseInfoRequest, parseMetaContextRequest } from './options.js';
 import { MAX_DISCARDED_OPTION_BYTES, MAX_OPTION_BYTES, MAX_OPTIONS_PER_HANDSHAKE } from './limits.js';
+import type { NbdTlsMode } from './tls.js';
 
 /** Id of base:allocation in NBD_REP_META_CONTEXT; opaque to clients. */
 export const BASE_ALLOCATION_CONTEXT_ID = 1;
@@ -26,14 +27,25 @@ export interface Negotiated {
 }
 
 export type HandshakeOutcome =
-  | { kind: 'transmission'; negotiated: Negotiated }
+  /** `socket` and `reader` are the ones to carry on with: TLS ones after STARTTLS. */
+  | { kind: 'transmission'; negotiated: Negotiated; socket: Socket; reader: SocketReader }
   | { kind: 'closed'; reason: string }
+  /** Refused for policy: TLS required but not used, or its handshake failed (wrong key). */
+  | { kind: 'refused'; reason: string }
   /** The client broke a MUST of the protocol; the caller hard-disconnects. */
   | { kind: 'violation'; reason: string };
+
+/** What one option leads to, before the session's socket is attached. */
+type Step = Exclude<HandshakeOutcome, { kind: 'transmission' }> | { kind: 'transmission'; negotiated: Negotiated };
 
 export interface HandshakeContext {
   socket: Socket;
   reader: SocketReader;
+  /** 'require': every option but STARTTLS and ABORT is refused until TLS is up. */
+  tlsMode: NbdTlsMode;
+  /** Runs the server side of TLS over the socket (absent when TLS is off). */
+  startTls?: (socket: Socket) => Promise<Socket>;
+  makeReader(socket: Socket): SocketReader;
   provider: VolumeProvider;
   logger: Logger;
   maxPayloadBytes: number;
@@ -49,19 +61,31 @@ class Handshake {
   private noZeroes = false;
   /** The export (canonical name) a SET_META_CONTEXT selected base:allocation for. */
   private metaExport: string | null = null;
+  private secure = false;
+  private socket: Socket;
+  private reader: SocketReader;
 
-  constructor(private readonly ctx: HandshakeContext) {}
+  constructor(private readonly ctx: HandshakeContext) {
+    this.socket = ctx.socket;
+    this.reader = ctx.reader;
+  }
 
   async run(): Promise<HandshakeOutcome> {
-    const { socket, reader } = this.ctx;
+    const out = await this.haggle();
+    return out.kind === 'transmission' ? { ...out, socket: this.socket, reader: this.reader } : out;
+  }
+
+  private async haggle(): Promise<Step> {
+    const { socket } = this;
     socket.write(E.encodeGreeting(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES));
-    const clientFlags = (await reader.read(4)).readUInt32BE(0);
+    const clientFlags = (await this.reader.read(4)).readUInt32BE(0);
     if ((clientFlags & ~P.KNOWN_CLIENT_FLAGS) !== 0) {
       return { kind: 'violation', reason: `unknown client flags 0x${clientFlags.toString(16)}` };
     }
     this.noZeroes = (clientFlags & P.FLAG_C_NO_ZEROES) !== 0;
 
     for (let n = 0; n < MAX_OPTIONS_PER_HANDSHAKE; n++) {
+      const { reader } = this;
       const header = await reader.read(P.OPTION_HEADER_BYTES);
       if (header.readBigUInt64BE(0) !== P.IHAVEOPT) return { kind: 'violation', reason: 'bad option magic' };
       const option = header.readUInt32BE(8);
@@ -82,7 +106,13 @@ class Handshake {
   }
 
   /** Handles one option; returns an outcome when haggling is over. */
-  private async option(option: number, data: Buffer): Promise<HandshakeOutcome | null> {
+  private async option(option: number, data: Buffer): Promise<Step | null> {
+    if (this.ctx.tlsMode === 'require' && !this.secure && option !== P.OPT_STARTTLS && option !== P.OPT_ABORT) {
+      // The spec's FORCEDTLS: nothing about the exports is said before TLS.
+      if (option === P.OPT_EXPORT_NAME) return { kind: 'refused', reason: 'NBD_OPT_EXPORT_NAME without TLS, which this server requires' };
+      this.reply(option, P.REP_ERR_TLS_REQD, 'this server requires TLS: connect with nbds:// and a PSK or certificate');
+      return null;
+    }
     if (this.ctx.isShuttingDown() && option !== P.OPT_ABORT) {
       if (option === P.OPT_EXPORT_NAME) return { kind: 'closed', reason: 'server shutting down' };
       this.reply(option, P.REP_ERR_SHUTDOWN, 'the server is shutting down');
@@ -113,22 +143,50 @@ class Handshake {
         await this.metaContext(option, data);
         return null;
       case P.OPT_STARTTLS:
-        this.reply(option, P.REP_ERR_UNSUP, 'TLS is not supported by this server');
-        return null;
+        return this.startTls(data);
       default:
         this.reply(option, P.REP_ERR_UNSUP, `option ${option} is not supported`);
         return null;
     }
   }
 
-  private async exportName(data: Buffer): Promise<HandshakeOutcome> {
+  private async startTls(data: Buffer): Promise<Step | null> {
+    const start = this.ctx.startTls;
+    if (start === undefined) {
+      this.reply(P.OPT_STARTTLS, P.REP_ERR_POLICY, 'TLS is off on this server (tessera nbd --tls)');
+      return null;
+    }
+    if (data.length !== 0) {
+      this.reply(P.OPT_STARTTLS, P.REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+      return null;
+    }
+    if (this.secure) {
+      this.reply(P.OPT_STARTTLS, P.REP_ERR_INVALID, 'TLS is already on');
+      return null;
+    }
+    this.reply(P.OPT_STARTTLS, P.REP_ACK);
+    if (this.reader.detach() !== 0) return { kind: 'violation', reason: 'client sent data after NBD_OPT_STARTTLS before the TLS handshake' };
+    try {
+      this.socket = await start(this.socket);
+    } catch (err) {
+      return { kind: 'refused', reason: (err as Error).message };
+    }
+    this.reader = this.ctx.makeReader(this.socket);
+    this.secure = true;
+    // What was negotiated in plaintext does not carry over into the TLS session.
+    this.structured = false;
+    this.metaExport = null;
+    return null;
+  }
+
+  private async exportName(data: Buffer): Promise<Step> {
     // NBD_OPT_EXPORT_NAME has no error reply: every failure ends the session.
     const name = decodeString(data, 'export name');
     if (!name.ok) return { kind: 'violation', reason: name.message };
     const opened = await this.open(name.value);
     if (!opened.ok) return { kind: 'closed', reason: opened.message };
     const { device, info, canonical } = opened;
-    this.ctx.socket.write(E.encodeExportNameReply(info.size, info.flags, this.noZeroes));
+    this.socket.write(E.encodeExportNameReply(info.size, info.flags, this.noZeroes));
     return { kind: 'transmission', negotiated: this.negotiated(canonical, device, info) };
   }
 
@@ -145,7 +203,7 @@ class Handshake {
     this.reply(P.OPT_LIST, P.REP_ACK);
   }
 
-  private async infoOrGo(option: number, data: Buffer): Promise<HandshakeOutcome | null> {
+  private async infoOrGo(option: number, data: Buffer): Promise<Step | null> {
     const req = parseInfoRequest(data);
     if (!req.ok) {
       this.reply(option, req.reply, req.message);
@@ -247,7 +305,7 @@ class Handshake {
 
   private reply(option: number, type: number, data?: Buffer | string): void {
     const payload = typeof data === 'string' ? E.clampString(data) : data;
-    this.ctx.socket.write(E.encodeOptionReply(option, type, payload));
+    this.socket.write(E.encodeOptionReply(option, type, payload));
   }
 }
 

@@ -24,6 +24,13 @@ export const DEFAULT_MAX_IN_FLIGHT = 64;
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 << 20;
 /** Concurrent client connections; more are accepted and closed at once. */
 export const DEFAULT_MAX_CONNECTIONS = 256;
+/** Payload bytes in flight across every connection together: the server's memory for request
+ *  data is this, not per-connection bytes times connections (64 MiB × 256 would be 16 GiB). */
+export const DEFAULT_MAX_TOTAL_IN_FLIGHT_BYTES = 256 << 20;
+/** A client connection with no request in flight and no traffic for this long is closed. A
+ *  kernel nbd-client mount that may sit idle longer needs --nbd-idle-timeout 0. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60_000;
+export const MAX_IDLE_TIMEOUT_MS = 7 * 24 * 3_600_000;
 /** How long close() waits for in-flight requests before dropping connections. */
 export const DEFAULT_CLOSE_GRACE_MS = 5_000;
 /** Size of the shared zero buffer used to honour WRITE_ZEROES with NO_HOLE. */

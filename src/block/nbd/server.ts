@@ -2,7 +2,9 @@
  * The NBD face: accepts connections on TCP or a unix socket and serves the volumes of a
  * VolumeProvider. Knows nothing of how the volumes store their blocks.
  */
+import { chmod } from 'node:fs/promises';
 import net from 'node:net';
+import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import type { VolumeProvider } from '../index.js';
 import type { Logger } from '../../log.js';
 import { silentLogger } from '../../log.js';
@@ -13,6 +15,9 @@ import { Transmission } from './transmission.js';
 import { newCounters, snapshotCounters, type NbdCounters } from './counters.js';
 import * as L from './limits.js';
 import * as P from './protocol.js';
+import { InFlightLimiter } from './in-flight.js';
+import { RefusalLog } from './refusal-log.js';
+import { checkTlsPolicy, startTls, tlsServerOptions, type NbdTls } from './tls.js';
 
 export interface NbdServerOptions {
   provider: VolumeProvider;
@@ -26,6 +31,14 @@ export interface NbdServerOptions {
   maxConnections?: number;
   handshakeTimeoutMs?: number;
   closeGraceMs?: number;
+  /** Payload bytes in flight across all connections (default DEFAULT_MAX_TOTAL_IN_FLIGHT_BYTES). */
+  maxTotalInFlightBytes?: number;
+  /** A connection with nothing in flight and no traffic for this long is closed; 0 never. */
+  idleTimeoutMs?: number;
+  /** TLS mode and credentials (default off). */
+  tls?: NbdTls;
+  /** Serve TCP beyond loopback without required TLS (the operator said the network is trusted). */
+  allowPlaintext?: boolean;
 }
 
 export type NbdListenTarget = { host: string; port: number } | { socket: string };
@@ -41,7 +54,13 @@ interface Conn {
 export class NbdServer {
   private readonly provider: VolumeProvider;
   private readonly logger: Logger;
-  private readonly opts: Required<Omit<NbdServerOptions, 'provider' | 'logger'>>;
+  private readonly opts: Required<Omit<NbdServerOptions, 'provider' | 'logger' | 'tls' | 'allowPlaintext' | 'idleTimeoutMs'>> & { idleTimeoutMs: number };
+  private readonly tls: NbdTls;
+  private readonly allowPlaintext: boolean;
+  private readonly tlsOptions: TlsOptions | undefined;
+  private readonly tlsContext: SecureContext | undefined;
+  private readonly shared: InFlightLimiter;
+  private readonly refusals: RefusalLog;
   private readonly stats = newCounters();
   private readonly conns = new Set<Conn>();
   private server: net.Server | null = null;
@@ -67,7 +86,20 @@ export class NbdServer {
       maxConnections: positive(options.maxConnections, L.DEFAULT_MAX_CONNECTIONS, 'maxConnections'),
       handshakeTimeoutMs: positive(options.handshakeTimeoutMs, L.DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs'),
       closeGraceMs: positive(options.closeGraceMs, L.DEFAULT_CLOSE_GRACE_MS, 'closeGraceMs'),
+      maxTotalInFlightBytes: positive(options.maxTotalInFlightBytes, L.DEFAULT_MAX_TOTAL_IN_FLIGHT_BYTES, 'maxTotalInFlightBytes'),
+      idleTimeoutMs: options.idleTimeoutMs ?? L.DEFAULT_IDLE_TIMEOUT_MS,
     };
+    if (!Number.isSafeInteger(this.opts.idleTimeoutMs) || this.opts.idleTimeoutMs < 0 || this.opts.idleTimeoutMs > L.MAX_IDLE_TIMEOUT_MS) {
+      throw new TesseraError('BAD_INPUT', `NBD idle timeout must be 0 (never) to ${L.MAX_IDLE_TIMEOUT_MS} ms, got ${options.idleTimeoutMs}`);
+    }
+    this.shared = new InFlightLimiter(Number.MAX_SAFE_INTEGER, this.opts.maxTotalInFlightBytes);
+    this.refusals = new RefusalLog(this.logger);
+    this.tls = options.tls ?? { mode: 'off' };
+    this.allowPlaintext = options.allowPlaintext === true;
+    if (this.tls.mode !== 'off' && this.tls.credentials !== undefined) {
+      this.tlsOptions = tlsServerOptions(this.tls.credentials);
+      this.tlsContext = createSecureContext(this.tlsOptions);
+    }
   }
 
   /** A copy of the counters, for metrics. */
@@ -81,6 +113,7 @@ export class NbdServer {
 
   async listen(target: NbdListenTarget): Promise<NbdAddress> {
     if (this.server) throw new TesseraError('CONFLICT', 'NBD server is already listening');
+    checkTlsPolicy(this.tls, 'socket' in target ? null : target.host, this.allowPlaintext);
     const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -96,12 +129,13 @@ export class NbdServer {
         server.on('error', (err) => this.logger.error({ err }, 'NBD listener error'));
         resolve();
       };
-      if ('socket' in target) server.listen(target.socket, ready);
+      if ('socket' in target) listenOwnerOnly(server, target.socket, ready);
       else server.listen(target.port, target.host, ready);
     });
+    if ('socket' in target) await chmod(target.socket, SOCKET_MODE);
     const a = server.address();
     this.bound = typeof a === 'string' || a === null ? { socket: 'socket' in target ? target.socket : String(a) } : { host: a.address, port: a.port };
-    this.logger.info({ address: this.bound }, 'NBD server listening');
+    this.logger.info({ address: this.bound, tls: this.tls.mode }, 'NBD server listening');
     return this.bound;
   }
 
@@ -125,7 +159,7 @@ export class NbdServer {
   private accept(socket: net.Socket): void {
     if (this.closing || this.conns.size >= this.opts.maxConnections) {
       this.stats.connectionsRejected++;
-      this.logger.warn({ remote: socket.remoteAddress, active: this.conns.size }, 'NBD connection refused: server closing or at its connection limit');
+      this.refusals.warn({ remote: socket.remoteAddress, active: this.conns.size }, 'NBD connection refused: server closing or at its connection limit');
       socket.destroy();
       return;
     }
@@ -139,6 +173,14 @@ export class NbdServer {
         this.conns.delete(conn);
         this.stats.connectionsActive--;
       });
+  }
+
+  /** TLS over a connection; the connection then closes through its TLS socket. */
+  private async startTls(conn: Conn, s: net.Socket): Promise<net.Socket> {
+    const secure = await startTls(s, this.tlsOptions!, this.tlsContext!);
+    secure.on('error', () => {});
+    conn.socket = secure;
+    return secure;
   }
 
   private async serve(conn: Conn): Promise<void> {
@@ -160,6 +202,9 @@ export class NbdServer {
         logger: log,
         maxPayloadBytes: this.opts.maxPayloadBytes,
         isShuttingDown: () => this.closing,
+        tlsMode: this.tls.mode,
+        makeReader: (s) => new SocketReader(s, this.opts.maxPayloadBytes + P.REQUEST_HEADER_BYTES),
+        ...(this.tlsContext !== undefined ? { startTls: (s: net.Socket) => this.startTls(conn, s) } : {}),
       });
     } catch (err) {
       outcome = { kind: 'closed' as const, reason: (err as Error).message };
@@ -169,25 +214,55 @@ export class NbdServer {
     if (outcome.kind !== 'transmission') {
       if (outcome.kind === 'violation') {
         this.stats.protocolErrors++;
-        log.warn({ reason: outcome.reason }, 'NBD handshake violation; disconnecting');
+        this.refusals.warn({ remote: socket.remoteAddress ?? 'unix', reason: outcome.reason }, 'NBD handshake violation; disconnecting');
+      } else if (outcome.kind === 'refused') {
+        this.stats.tlsRefused++;
+        this.refusals.warn({ remote: socket.remoteAddress ?? 'unix', reason: outcome.reason }, 'NBD client refused');
       } else log.debug({ reason: outcome.reason }, 'NBD handshake ended');
       this.stats.handshakesFailed++;
-      await endSocket(socket, outcome.kind === 'violation');
+      await endSocket(conn.socket, outcome.kind !== 'closed');
       return;
     }
+    const { socket: live, reader: liveReader } = outcome;
     this.stats.handshakesCompleted++;
     const neg = outcome.negotiated;
     log.debug({ export: neg.exportName, structured: neg.structuredReplies }, 'NBD client entered transmission');
-    const t = new Transmission(socket, reader, neg, this.stats, log.child({ export: neg.exportName }), {
+    const t = new Transmission(live, liveReader, neg, this.stats, log.child({ export: neg.exportName }), {
       maxInFlight: this.opts.maxInFlight,
       maxInFlightBytes: this.opts.maxInFlightBytes,
+      shared: this.shared,
     });
     conn.transmission = t;
     if (this.closing) t.stop();
+    if (this.opts.idleTimeoutMs > 0) {
+      // Only a connection with nothing in flight is idle: a slow volume is not the client's fault.
+      live.setTimeout(this.opts.idleTimeoutMs, () => {
+        if (t.inFlight > 0) return;
+        this.stats.idleClosed++;
+        this.refusals.warn({ remote: socket.remoteAddress ?? 'unix', ms: this.opts.idleTimeoutMs }, 'NBD connection idle; closing it');
+        live.destroy();
+      });
+    }
     const end = await t.run();
     if (end === 'violation') this.stats.protocolErrors++;
-    await endSocket(socket, end === 'violation');
+    await endSocket(live, end === 'violation');
     await closeQuietly(neg.device, log);
+  }
+}
+
+/** Only the owner (the user tessera runs as) may connect to the unix socket. */
+const SOCKET_MODE = 0o600;
+
+/**
+ * Binds a unix socket with no access for group or others from the moment it exists: the umask is
+ * narrowed for the synchronous bind only, then the mode is set again once listening.
+ */
+function listenOwnerOnly(server: net.Server, path: string, ready: () => void): void {
+  const old = process.umask(0o177);
+  try {
+    server.listen(path, ready);
+  } finally {
+    process.umask(old);
   }
 }
 

@@ -12,19 +12,34 @@ export class SocketReader {
   private waiter: Waiter | null = null;
   private failure: Error | null = null;
   private paused = false;
+  // Listeners of different shapes, kept so detach() removes exactly these.
+  private readonly handlers: Array<[string, (...args: any[]) => void]>;
 
   constructor(
     private readonly socket: Socket,
     private readonly highWaterBytes: number,
   ) {
-    socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-      this.pump();
-    });
-    socket.on('end', () => this.fail(new TesseraError('UNAVAILABLE', 'NBD client closed the connection')));
-    socket.on('close', () => this.fail(new TesseraError('UNAVAILABLE', 'NBD connection closed')));
-    socket.on('error', (err) => this.fail(new TesseraError('UNAVAILABLE', `NBD socket error: ${err.message}`, undefined, { cause: err })));
+    this.handlers = [
+      ['data', (chunk: Buffer) => {
+        this.chunks.push(chunk);
+        this.buffered += chunk.length;
+        this.pump();
+      }],
+      ['end', () => this.fail(new TesseraError('UNAVAILABLE', 'NBD client closed the connection'))],
+      ['close', () => this.fail(new TesseraError('UNAVAILABLE', 'NBD connection closed'))],
+      ['error', (err: Error) => this.fail(new TesseraError('UNAVAILABLE', `NBD socket error: ${err.message}`, undefined, { cause: err }))],
+    ];
+    for (const [event, fn] of this.handlers) socket.on(event, fn);
+  }
+
+  /**
+   * Stops reading the socket so another layer (TLS) can take it over. Returns the bytes received
+   * and not consumed: after NBD_OPT_STARTTLS there must be none, or the client spoke too early.
+   */
+  detach(): number {
+    for (const [event, fn] of this.handlers) this.socket.off(event, fn);
+    if (this.paused) this.socket.resume();
+    return this.buffered;
   }
 
   /** Bytes received and not yet consumed. */

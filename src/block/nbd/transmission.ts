@@ -17,6 +17,8 @@ import { ZERO_FILL_CHUNK_BYTES } from './limits.js';
 export interface TransmissionOptions {
   maxInFlight: number;
   maxInFlightBytes: number;
+  /** Payload bytes in flight across every connection of the server, shared by all of them. */
+  shared?: InFlightLimiter;
 }
 
 /** Why the request loop stopped. */
@@ -27,6 +29,7 @@ const zeroes = () => (zeroChunk ??= Buffer.alloc(ZERO_FILL_CHUNK_BYTES));
 
 export class Transmission {
   private readonly limiter: InFlightLimiter;
+  private readonly shared: InFlightLimiter | undefined;
   private stopping = false;
   private corked = false;
 
@@ -39,6 +42,23 @@ export class Transmission {
     opts: TransmissionOptions,
   ) {
     this.limiter = new InFlightLimiter(opts.maxInFlight, opts.maxInFlightBytes);
+    this.shared = opts.shared;
+  }
+
+  /** Requests of this connection being served now. */
+  get inFlight(): number {
+    return this.limiter.inFlight;
+  }
+
+  /** The connection's own budget first, so one connection waits for the shared one at most once. */
+  private async admit(bytes: number): Promise<void> {
+    await this.limiter.acquire(bytes);
+    await this.shared?.acquire(bytes);
+  }
+
+  private free(bytes: number): void {
+    this.shared?.release(bytes);
+    this.limiter.release(bytes);
   }
 
   /** Serves requests until the client disconnects or breaks the protocol; in-flight work is finished first. */
@@ -97,17 +117,17 @@ export class Transmission {
         if (problem) {
           // The payload is on the wire whatever we think of it; drop it unread to stay in sync.
           await reader.skip(req.length);
-          await this.limiter.acquire(0);
+          await this.admit(0);
           this.replyError(req, problem.error, problem.message, 0);
           continue;
         }
-        await this.limiter.acquire(req.length);
+        await this.admit(req.length);
         const data = await reader.read(req.length);
         void this.execute(req, Number(req.offset), data);
         continue;
       }
       const bytes = req.type === P.CMD_READ && !problem ? req.length : 0;
-      await this.limiter.acquire(bytes);
+      await this.admit(bytes);
       if (problem) this.replyError(req, problem.error, problem.message, bytes);
       else void this.execute(req, Number(req.offset), null);
     }
@@ -209,7 +229,7 @@ export class Transmission {
   /** Writes one reply contiguously and frees its in-flight slot once the socket has taken it. */
   private send(parts: Buffer[], bytes: number): void {
     if (this.socket.destroyed || !this.socket.writable) {
-      this.limiter.release(bytes);
+      this.free(bytes);
       return;
     }
     // Replies finished in the same turn of the event loop leave in one writev: one syscall
@@ -225,7 +245,7 @@ export class Transmission {
       });
     }
     for (let i = 0; i < parts.length - 1; i++) this.socket.write(parts[i]!);
-    this.socket.write(parts[parts.length - 1]!, () => this.limiter.release(bytes));
+    this.socket.write(parts[parts.length - 1]!, () => this.free(bytes));
   }
 
   private count(name: P.NbdCommandName, result: 'ok' | 'error'): void {

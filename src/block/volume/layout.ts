@@ -31,6 +31,11 @@ export interface LayoutSpec {
   /** Usable bytes of each member; rounded down to whole units. */
   memberSize: number;
   unitSize?: number;
+  /**
+   * Bytes the volume exports, at most the whole stripes' capacity; the tail of the last stripe
+   * beyond it is never addressed. Defaults to every whole stripe.
+   */
+  size?: number;
 }
 
 /** The role a member plays in one stripe. */
@@ -95,7 +100,11 @@ export class Layout {
     this.stripeCount = Math.floor(spec.memberSize / unitSize);
     this.memberSize = this.stripeCount * unitSize;
     this.stripeDataBytes = this.dataUnits * unitSize;
-    this.size = this.stripeCount * this.stripeDataBytes;
+    const capacity = this.stripeCount * this.stripeDataBytes;
+    if (spec.size !== undefined && (!Number.isSafeInteger(spec.size) || spec.size < 0 || spec.size > capacity || capacity - spec.size >= this.stripeDataBytes)) {
+      throw badInput(`volume size ${spec.size} does not fit ${this.stripeCount} stripes of ${this.stripeDataBytes} bytes (it must be more than ${capacity - this.stripeDataBytes} and at most ${capacity})`);
+    }
+    this.size = spec.size ?? capacity;
   }
 
   /**

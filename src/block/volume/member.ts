@@ -5,9 +5,10 @@
  */
 import { badInput, TesseraError, tooLarge } from '../../errors.js';
 import { MAX_STRIPE_UNIT_BYTES } from './layout.js';
+import { sealedUnitBytes } from './seal.js';
 
-/** A single member call never moves more than one stripe unit. */
-export const MAX_MEMBER_IO_BYTES = MAX_STRIPE_UNIT_BYTES;
+/** A single member call never moves more than one stripe unit, sealed (seal.ts) at most. */
+export const MAX_MEMBER_IO_BYTES = sealedUnitBytes(MAX_STRIPE_UNIT_BYTES);
 /** Generations are u32 on disk and on the wire. */
 export const MAX_GENERATION = 0xffff_ffff;
 /** One generations() call answers for at most this many units (4 bytes each: 256 KiB). */

@@ -13,6 +13,7 @@ import { Layout, type UnitExtent } from './layout.js';
 import { withTimeout, type VolumeMember } from './member.js';
 import { computeParity, reconstruct } from './parity.js';
 import { MemoryBlobStorage, type BlobStorage, type LogStorage } from './storage.js';
+import { SECTOR_BYTES } from './seal.js';
 import { StripeLocks } from './stripe-lock.js';
 
 /** NBD clients send at most 32 MiB per request; the volume refuses more. */
@@ -32,6 +33,11 @@ export const MAX_UNFLUSHED_STRIPES = 65_536;
 export const MAX_REPORTED_MISMATCHES = 16;
 /** writeZeroes sends zeroes in requests of this size. */
 const ZERO_CHUNK_BYTES = 1 << 20;
+
+/** [lo, hi) widened to whole sealed sectors, within a unit of `unitSize` bytes. */
+function sectorAligned(lo: number, hi: number, unitSize: number): [number, number] {
+  return [Math.floor(lo / SECTOR_BYTES) * SECTOR_BYTES, Math.min(unitSize, Math.ceil(hi / SECTOR_BYTES) * SECTOR_BYTES)];
+}
 
 export interface StripedVolumeOptions {
   layout: Layout;
@@ -71,6 +77,8 @@ export interface VolumeStatus {
   dirtyUnits: number;
   epoch: number;
   stripesInFlight: number;
+  /** Units rewritten from redundancy since open because a member's bytes failed authentication. */
+  repairedUnits: number;
 }
 
 export interface CheckReport {
@@ -98,6 +106,17 @@ export interface RecoverReport {
 /** Thrown inside one attempt when a member failed and was marked down; the attempt is redone. */
 class MemberFailed extends Error {
   constructor(readonly member: number, override readonly cause: unknown) { super(`member ${member} failed`); }
+}
+
+/**
+ * A member answered a read with bytes that failed authentication (a sealed member's CORRUPT). The
+ * member stays up: the bytes are served from the rest of the stripe and rewritten on it. On a
+ * layout without redundancy this reaches the client as an I/O error.
+ */
+class MemberCorrupt extends TesseraError {
+  constructor(readonly member: number, cause: TesseraError) {
+    super('CORRUPT', `volume member ${member}: ${cause.message}`, { member, ...cause.details });
+  }
 }
 
 type Piece = UnitExtent & { data: Buffer };
@@ -149,6 +168,8 @@ export class StripedVolume implements BlockDevice {
   private unflushedOverflow = -1;
   private writeSeq = 0;
   private readRobin = 0;
+  /** Units rewritten because their bytes failed authentication. */
+  private repairs = 0;
   private closed = false;
 
   private constructor(opts: StripedVolumeOptions, private readonly health: MemberHealth, private readonly intents: IntentLog) {
@@ -205,6 +226,7 @@ export class StripedVolume implements BlockDevice {
       dirtyUnits: members.reduce((a, m) => a + m.dirtyUnits, 0),
       epoch: this.health.epoch,
       stripesInFlight: this.intents.inFlight,
+      repairedUnits: this.repairs,
     };
   }
 
@@ -226,6 +248,9 @@ export class StripedVolume implements BlockDevice {
     try {
       return await withTimeout(fn(m), this.timeoutMs, `member ${m.id} ${what}`);
     } catch (e) {
+      // A write that failed authentication re-read part of a sector: the member is taken down and
+      // the units it misses are rebuilt by resync, like any other write it could not take.
+      if (isTesseraError(e, 'CORRUPT') && what !== 'write') throw new MemberCorrupt(j, e);
       // Our own bad arguments and a newer master's fence are not the member's fault.
       if (isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE') || isTesseraError(e, 'CONFLICT')) throw e;
       await this.fail(j, e);
@@ -317,10 +342,85 @@ export class StripedVolume implements BlockDevice {
       const current: number[] = [];
       for (let j = 0; j < L.members; j++) if (this.health.readable(j, e.stripe)) current.push(j);
       const j = current[this.readRobin++ % current.length] as number;
-      return this.call(j, 'read', (m) => m.read(e.memberOffset, e.length));
+      return this.call(j, 'read', (m) => m.read(e.memberOffset, e.length)).catch((err: unknown) => {
+        if (!(err instanceof MemberCorrupt)) throw err;
+        return this.locks.with(e.stripe, async () => await this.rereadLocked(e, j)
+          ?? this.readMirrors(e.stripe, e.unitOffset, e.length, new Set([j])));
+      });
     }
-    if (this.health.readable(e.member, e.stripe)) return this.call(e.member, 'read', (m) => m.read(e.memberOffset, e.length));
-    return this.locks.with(e.stripe, () => this.degradedRead(e));
+    if (!this.health.readable(e.member, e.stripe)) return this.locks.with(e.stripe, () => this.degradedRead(e));
+    return this.call(e.member, 'read', (m) => m.read(e.memberOffset, e.length)).catch((err: unknown) => {
+      if (!(err instanceof MemberCorrupt)) throw err;
+      return this.locks.with(e.stripe, async () => {
+        const again = await this.rereadLocked(e, e.member);
+        if (again !== null) return again;
+        if (L.kind === 'raid0') {
+          this.log.warn({ member: e.member, stripe: e.stripe, err: err.message }, 'volume: raid0 member bytes failed authentication; the read fails');
+          throw err;
+        }
+        return this.readAroundCorrupt(e);
+      });
+    });
+  }
+
+  /**
+   * Reads a piece again under its stripe lock. Reads do not take the lock, so one that ran beside
+   * a write of the same sectors may have seen a record half written; with every write of the
+   * stripe finished, bytes that still fail authentication are really bad. Null when they are.
+   */
+  private async rereadLocked(e: UnitExtent, j: number): Promise<Buffer | null> {
+    try {
+      return await this.call(j, 'read', (m) => m.read(e.memberOffset, e.length));
+    } catch (err) {
+      if (err instanceof MemberCorrupt) return null;
+      throw err;
+    }
+  }
+
+  /** Rebuilds a piece whose member bytes failed authentication, and rewrites them. Caller holds the stripe lock. */
+  private async readAroundCorrupt(e: UnitExtent): Promise<Buffer> {
+    const [alo, ahi] = sectorAligned(e.unitOffset, e.unitOffset + e.length, this.layout.unitSize);
+    const [lo, len] = this.window(alo, ahi);
+    const units = await this.readWindow(e.stripe, lo, len, new Set([e.member]));
+    const unit = units[e.dataIndex] as Buffer;
+    await this.repairUnits(e.stripe, lo, [[e.member, unit]]);
+    return unit.subarray(e.unitOffset - lo, e.unitOffset - lo + e.length);
+  }
+
+  /**
+   * Reads bytes [lo, lo+len) of a raid1 stripe's unit from a mirror that is current and not in
+   * `bad`; mirrors whose bytes fail authentication join `bad`, and every one in `bad` is rewritten
+   * from the good copy (whole sectors). Caller holds the stripe lock.
+   */
+  private async readMirrors(stripe: number, lo: number, len: number, bad: Set<number>): Promise<Buffer> {
+    const L = this.layout;
+    const [alo, ahi] = sectorAligned(lo, lo + len, L.unitSize);
+    const off = stripe * L.unitSize;
+    for (let j = 0; j < L.members; j++) {
+      if (bad.has(j) || !this.health.readable(j, stripe)) continue;
+      let good: Buffer;
+      try {
+        good = await this.call(j, 'read', (m) => m.read(off + alo, ahi - alo));
+      } catch (err) {
+        if (!(err instanceof MemberCorrupt)) throw err;
+        bad.add(j);
+        continue;
+      }
+      await this.repairUnits(stripe, alo, [...bad].map((b) => [b, good] as const));
+      return good.subarray(lo - alo, lo - alo + len);
+    }
+    throw new TesseraError('CORRUPT', `stripe ${stripe}: no mirror holds bytes that pass authentication (${bad.size} failed); the data at this range is lost`, { stripe, members: [...bad] });
+  }
+
+  /** Rewrites member units that failed authentication with their rebuilt bytes; a failure here only leaves them for the next read or check. */
+  private async repairUnits(stripe: number, lo: number, fixes: ReadonlyArray<readonly [number, Buffer]>): Promise<void> {
+    if (fixes.length === 0) return;
+    const off = stripe * this.layout.unitSize + lo;
+    await Promise.allSettled(fixes.map(([j, buf]) => this.health.writable(j)
+      ? this.call(j, 'write', (m) => m.write(off, buf, { generation: this.health.epoch }))
+      : Promise.resolve()));
+    this.repairs += fixes.length;
+    this.log.warn({ stripe, members: fixes.map(([j]) => j), offset: lo, bytes: fixes[0]?.[1].length }, 'volume: rewrote units that failed authentication from redundancy');
   }
 
   /** Rebuilds one piece of a data unit from the rest of its stripe. */
@@ -341,6 +441,28 @@ export class StripedVolume implements BlockDevice {
    * `skip`), and reconstructs the rest. Returned in stripe order: data 0..k-1, P, Q.
    */
   private async readWindow(stripe: number, lo: number, len: number, skip: Set<number> = new Set()): Promise<Buffer[]> {
+    try {
+      return await this.readWindowOnce(stripe, lo, len, skip);
+    } catch (err) {
+      if (!(err instanceof MemberCorrupt)) throw err;
+      // Redo over whole sectors without the members whose bytes failed, then rewrite theirs.
+      const [alo, ahi] = sectorAligned(lo, lo + len, this.layout.unitSize);
+      const bad = new Set([err.member]);
+      for (;;) {
+        try {
+          const units = await this.readWindowOnce(stripe, alo, ahi - alo, new Set([...skip, ...bad]));
+          const order = this.stripeOrder(stripe);
+          await this.repairUnits(stripe, alo, [...bad].map((j) => [j, units[order.indexOf(j)] as Buffer] as const));
+          return alo === lo && ahi === lo + len ? units : units.map((u) => u.subarray(lo - alo, lo - alo + len));
+        } catch (again) {
+          if (!(again instanceof MemberCorrupt) || bad.has(again.member)) throw again;
+          bad.add(again.member);
+        }
+      }
+    }
+  }
+
+  private async readWindowOnce(stripe: number, lo: number, len: number, skip: Set<number>): Promise<Buffer[]> {
     const L = this.layout;
     this.requireTolerated(stripe, 'read');
     const k = L.dataUnits;
@@ -400,12 +522,15 @@ export class StripedVolume implements BlockDevice {
   private async writeStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
     const L = this.layout;
     if (L.kind === 'raid0') {
-      await this.retrying(`write of stripe ${stripe}`, async () => {
+      // Under the stripe lock like every layout: a member re-seals whole sectors, so two writes
+      // into one sector must not interleave their read-modify-writes, and a read that saw a
+      // record half written re-reads under this lock.
+      await this.locks.with(stripe, () => this.retrying(`write of stripe ${stripe}`, async () => {
         this.requireTolerated(stripe, 'write');
         this.noteUnflushed(stripe);
         await this.settle(pieces.map((p) => this.call(p.member, 'write', (m) =>
           m.write(p.memberOffset, p.data, { durable, generation: this.health.epoch }))));
-      });
+      }));
       return;
     }
     if (L.kind === 'raid1') {
@@ -500,9 +625,15 @@ export class StripedVolume implements BlockDevice {
     const needOld: number[] = [];
     for (let i = 0; i < k; i++) if (!covers(i)) needOld.push(i);
     let data: Buffer[];
+    let old: Buffer[] | null = null;
     if (needOld.every((i) => this.health.readable(order[i] as number, stripe))) {
       const base = stripe * L.unitSize + lo;
-      const old = await this.settle(needOld.map((i) => this.call(order[i] as number, 'read', (m) => m.read(base, len))));
+      old = await this.settle(needOld.map((i) => this.call(order[i] as number, 'read', (m) => m.read(base, len)))).catch((err: unknown) => {
+        if (err instanceof MemberCorrupt) return null;
+        throw err;
+      });
+    }
+    if (old !== null) {
       data = [];
       for (let i = 0, n = 0; i < k; i++) data.push(covers(i) ? Buffer.alloc(len) : (old[n++] as Buffer));
     } else {
@@ -574,7 +705,7 @@ export class StripedVolume implements BlockDevice {
       let src = -1;
       for (let i = 0; i < L.members; i++) if (i !== j && this.health.readable(i, stripe)) { src = i; break; }
       if (src < 0) throw unavailable(`stripe ${stripe}: no current mirror to copy from`);
-      unit = await this.call(src, 'read', (m) => m.read(off, L.unitSize));
+      unit = await this.readMirrors(stripe, 0, L.unitSize, new Set([j]));
     } else {
       const units = await this.readWindow(stripe, 0, L.unitSize, new Set([j]));
       unit = units[this.stripeOrder(stripe).indexOf(j)] as Buffer;
@@ -659,7 +790,6 @@ export class StripedVolume implements BlockDevice {
       throw badInput(`check range ${first}+${count} is outside the volume's ${L.stripeCount} stripes`);
     }
     const report: CheckReport = { stripesChecked: 0, stripesSkipped: 0, mismatches: 0, firstMismatches: [], repaired: 0 };
-    if (L.kind === 'raid0') { report.stripesChecked = count; return report; }
     for (let s = first; s < first + count; s++) {
       await this.locks.with(s, async () => {
         if (this.unreadable(s).length > 0) { report.stripesSkipped++; return; }
@@ -667,7 +797,8 @@ export class StripedVolume implements BlockDevice {
         report.stripesChecked++;
         if (bad.length === 0) return;
         report.mismatches++;
-        if (opts.repair) report.repaired++;
+        // Units beyond what the layout can rebuild (and every raid0 unit) stay as they are.
+        if (opts.repair && L.kind !== 'raid0' && bad.length <= L.tolerance) report.repaired++;
         if (report.firstMismatches.length < MAX_REPORTED_MISMATCHES) report.firstMismatches.push({ stripe: s, members: bad });
       });
     }
@@ -678,6 +809,21 @@ export class StripedVolume implements BlockDevice {
   private async checkStripe(s: number, repair: boolean): Promise<number[]> {
     const L = this.layout;
     const off = s * L.unitSize;
+    // Sealed members verify every sector on the way: a unit that fails authentication is bad
+    // whatever its mirrors or parity say, and is rebuilt from the others.
+    const reads = await Promise.allSettled(Array.from({ length: L.members }, (_, j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
+    const corrupt: number[] = [];
+    for (const [j, r] of reads.entries()) {
+      if (r.status === 'fulfilled') continue;
+      if (r.reason instanceof MemberCorrupt) corrupt.push(j);
+      else throw r.reason;
+    }
+    if (corrupt.length > 0) {
+      // Beyond the tolerance there is nothing to rebuild from: reported, left for a rewrite.
+      if (repair && corrupt.length <= L.tolerance) for (const j of corrupt) await this.rebuildUnit(j, s);
+      return corrupt;
+    }
+    if (L.kind === 'raid0') return [];
     if (L.kind === 'raid1') {
       const all = await this.settle(Array.from({ length: L.members }, (_, j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
       const ref = all[0] as Buffer;
@@ -715,7 +861,8 @@ export class StripedVolume implements BlockDevice {
           await this.retrying(`recovery of stripe ${s}`, () => this.recoverStripe(s));
           report.repaired++;
         } catch (e) {
-          if (!isTesseraError(e, 'UNAVAILABLE')) throw e;
+          // CORRUPT: more units of the stripe were torn than the layout can rebuild.
+          if (!isTesseraError(e, 'UNAVAILABLE') && !isTesseraError(e, 'CORRUPT')) throw e;
           report.unrecoverable.push(s);
         }
       });
@@ -734,14 +881,20 @@ export class StripedVolume implements BlockDevice {
     if (L.kind === 'raid1') {
       let src = -1;
       for (let j = 0; j < L.members && src < 0; j++) if (this.health.readable(j, s)) src = j;
-      const ref = await this.call(src, 'read', (m) => m.read(off, L.unitSize));
+      const ref = await this.readMirrors(s, 0, L.unitSize, new Set());
       const calls: Array<Promise<void>> = [];
       for (let j = 0; j < L.members; j++) if (j !== src && this.health.writable(j)) calls.push(this.call(j, 'write', (m) => m.write(off, ref, { generation: gen })));
       await this.settle(calls);
       return;
     }
     const order = this.stripeOrder(s);
-    const data = await this.settle(order.slice(0, L.dataUnits).map((j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))));
+    // A data unit torn by the crash fails authentication and is rebuilt from parity (old or new
+    // bytes, either of which the unacknowledged write allows); parity is then recomputed.
+    const data = await this.settle(order.slice(0, L.dataUnits).map((j) => this.call(j, 'read', (m) => m.read(off, L.unitSize))))
+      .catch(async (err: unknown) => {
+        if (!(err instanceof MemberCorrupt)) throw err;
+        return (await this.readWindow(s, 0, L.unitSize)).slice(0, L.dataUnits);
+      });
     const parity = await computeParity(data, L.parityUnits as 1 | 2);
     await this.settle(parity.map((p, n) => {
       const j = order[L.dataUnits + n] as number;

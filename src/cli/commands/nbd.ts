@@ -1,30 +1,24 @@
+/** `tessera nbd`: its options and help; starting it (nbd-run.ts) is loaded when it runs. */
 import type { Command } from 'commander';
-import { badInput } from '../../errors.js';
+import { DEFAULT_IDLE_TIMEOUT_MS } from '../../block/nbd/limits.js';
 import { addNodeOptions, type NodeFlags } from './node.js';
-
-/** Bounds of --member-timeout: below a few ms every member looks dead; above ten minutes I/O hangs. */
-const MIN_MEMBER_TIMEOUT_MS = 1;
-const MAX_MEMBER_TIMEOUT_MS = 600_000;
+import type { NbdFlags } from './nbd-run.js';
 
 export function registerNbd(program: Command): void {
   const cmd = program
     .command('nbd')
     .description("run a node that also serves every volume over NBD (the volumes' master)")
     .option('--listen <host:port>', 'NBD address for nbd-client, qemu and libnbd', '127.0.0.1:10809')
-    .option('--socket <path>', 'serve NBD on this unix socket instead of --listen')
-    .option('--member-timeout <ms>', 'how long a volume member may take to answer before the volume runs degraded without it');
+    .option('--socket <path>', 'serve NBD on this unix socket (mode 0600) instead of --listen')
+    .option('--member-timeout <ms>', 'how long a volume member may take to answer before the volume runs degraded without it')
+    .option('--tls <mode>', 'off, on (clients choose) or require; require when TLS credentials are given')
+    .option('--tls-psk <file>', "pre-shared keys, one 'username:hexkey' per line (psktool -u NAME -p FILE)")
+    .option('--tls-cert <file>', 'server certificate chain (PEM), with --tls-key')
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--tls-ca <file>', 'CA (PEM) that client certificates must chain to; clients without one are refused')
+    .option('--allow-plaintext', 'serve NBD beyond loopback without required TLS (only on a network you trust)')
+    .option('--nbd-idle-timeout <seconds>', `close client connections idle this long (0: never; default ${DEFAULT_IDLE_TIMEOUT_MS / 1000})`);
   addNodeOptions(cmd, 'peer')
-    .addHelpText('after', '\nExample:\n  tessera nbd --data ./m --listen 127.0.0.1:10809 --peer 127.0.0.1:7420 --api 127.0.0.1:7421 --bootstrap 127.0.0.1:7400\n  nbdinfo --list nbd://127.0.0.1:10809')
-    .action(async (given: NodeFlags & { peer: string; socket?: string; memberTimeout?: string }, c: Command) => {
-      const [{ parseHostPort }, { runNodeCommand }] = await Promise.all([import('../../client/index.js'), import('./node-run.js')]);
-      const nbdListen = given.socket ? { socket: given.socket } : parseHostPort(given.listen, '--listen');
-      let memberTimeoutMs: number | undefined;
-      if (given.memberTimeout !== undefined) {
-        memberTimeoutMs = Number(given.memberTimeout);
-        if (!Number.isInteger(memberTimeoutMs) || memberTimeoutMs < MIN_MEMBER_TIMEOUT_MS || memberTimeoutMs > MAX_MEMBER_TIMEOUT_MS) {
-          throw badInput(`--member-timeout must be a whole number of milliseconds from ${MIN_MEMBER_TIMEOUT_MS} to ${MAX_MEMBER_TIMEOUT_MS}`);
-        }
-      }
-      await runNodeCommand(given, c, 'peer', { nbd: { listen: nbdListen, ...(memberTimeoutMs ? { memberTimeoutMs } : {}) } });
-    });
+    .addHelpText('after', '\nExamples:\n  tessera nbd --data ./m --listen 127.0.0.1:10809 --peer 127.0.0.1:7420 --api 127.0.0.1:7421 --bootstrap 127.0.0.1:7400\n  nbdinfo --list nbd://127.0.0.1:10809\n  psktool -u alice -p nbd.psk && tessera nbd ... --listen 0.0.0.0:10809 --tls-psk nbd.psk\n  nbdinfo --list "nbds://alice@host:10809/?tls-psk-file=nbd.psk"')
+    .action(async (given: NodeFlags & NbdFlags, c: Command) => (await import('./nbd-run.js')).runNbdCommand(given, c));
 }

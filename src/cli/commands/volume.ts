@@ -30,7 +30,7 @@ function infoText(v: VolumeView): string {
     lines.push('', table(['#', 'NODE'], v.members.map((m, i) => [String(i), m])));
     return lines.join('\n');
   }
-  lines.push(`state      ${stateSummary(v)}${s.degraded ? ' (reads reconstruct, writes continue)' : ''}, epoch ${s.epoch}, ${s.dirtyUnits} dirty units, ${s.stripesInFlight} stripes in flight`);
+  lines.push(`state      ${stateSummary(v)}${s.degraded ? ' (reads reconstruct, writes continue)' : ''}, epoch ${s.epoch}, ${s.dirtyUnits} dirty units, ${s.stripesInFlight} stripes in flight, ${s.repairedUnits} units rewritten after failing authentication`);
   if (s.lastResync) lines.push(`resync     member ${s.lastResync.member} (${s.lastResync.nodeId.slice(0, 12)}): ${s.lastResync.unitsCopied} units copied at ${s.lastResync.at}`);
   lines.push('', table(['#', 'NODE', 'STATE', 'DIRTY UNITS', 'FULL REBUILD'], s.members.map((m) => [
     String(m.index), v.members[m.index] ?? m.id, m.state, String(m.dirtyUnits), m.fullRebuild ? 'yes' : 'no',

@@ -191,6 +191,30 @@ test('extent: reads of cached data are made in line; one that reached the disk s
   await s.close();
 });
 
+test('extent: a write of part of a page that had to read the page from disk sends that volume to the thread pool for a while', async () => {
+  let now = 1_000;
+  let diskReads = 0;
+  let writesHitDisk = false;
+  const s = await ExtentStore.open(await tempDir(), { now: () => now, diskReads: () => (writesHitDisk ? ++diskReads : diskReads) });
+  await s.create('v', { units: 64, unitSize: U });
+  const record = randomBytes(4128);
+  await s.write('v', 4128, record);
+  assert.deepEqual(await s.read('v', 4128, 4128), record);
+  assert.deepEqual(s.readCounters, { inLine: 1, pooled: 0, fromDisk: 0 });
+
+  writesHitDisk = true;
+  await s.write('v', 3 * 4128, record);
+  writesHitDisk = false;
+  assert.deepEqual(await s.read('v', 3 * 4128, 4128), record);
+  assert.equal(s.readCounters.pooled, 1, 'the volume looks cold: its reads take the thread pool');
+  await s.write('v', 5 * 4128, record);
+  assert.deepEqual(await s.read('v', 5 * 4128, 4128), record, 'partial writes on the thread pool land too');
+  now += COLD_READS_POOLED_MS + 1;
+  assert.deepEqual(await s.read('v', 0, 4128 * 2), Buffer.concat([Buffer.alloc(4128), record]));
+  assert.equal(s.readCounters.inLine, 2);
+  await s.close();
+});
+
 test('extent: in-line reads of one turn share their looks at the block-read count; a rise between turns blames no read', async () => {
   let diskReads = 0;
   let looks = 0;

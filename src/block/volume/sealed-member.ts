@@ -1,0 +1,94 @@
+/**
+ * A VolumeMember that seals every sector before it reaches the member it wraps and opens (verifies)
+ * every sector it reads back: the wrapped member, and the network to it, see only ciphertext. The
+ * volume above addresses plain member bytes; this maps them onto sealed records (see seal.ts).
+ * A read whose records fail authentication rejects with CORRUPT, which the volume answers from
+ * redundancy; writes that cover part of a sector read and re-seal the whole sector.
+ */
+import { badInput } from '../../errors.js';
+import { checkMemberRange, type MemberWriteOptions, type VolumeMember } from './member.js';
+import { SECTOR_BYTES, SEALED_SECTOR_BYTES, sealedUnitBytes, sectorsCorrupt, type SectorSealer } from './seal.js';
+
+/** One unit's slice of a sector-aligned member range. */
+interface Span {
+  /** Plain member offset of the first sector. */
+  plain: number;
+  /** Physical offset of its first record on the wrapped member. */
+  phys: number;
+  sectors: number;
+}
+
+export class SealedMember implements VolumeMember {
+  readonly id: string;
+  readonly size: number;
+  private readonly sealedUnit: number;
+
+  /** `inner` holds `units` sealed units; this exposes `units * unitSize` plain bytes. */
+  constructor(private readonly inner: VolumeMember, private readonly sealer: SectorSealer, private readonly unitSize: number, units: number) {
+    this.id = inner.id;
+    this.sealedUnit = sealedUnitBytes(unitSize);
+    this.size = units * unitSize;
+    if (inner.size < units * this.sealedUnit) throw badInput(`member ${inner.id} holds ${inner.size} bytes, ${units} sealed units need ${units * this.sealedUnit}`);
+  }
+
+  /** Splits sector-aligned plain range [a, b) at unit boundaries. */
+  private spans(a: number, b: number): Span[] {
+    const out: Span[] = [];
+    for (let pos = a; pos < b;) {
+      const unit = Math.floor(pos / this.unitSize);
+      const end = Math.min(b, (unit + 1) * this.unitSize);
+      out.push({ plain: pos, phys: unit * this.sealedUnit + ((pos - unit * this.unitSize) / SECTOR_BYTES) * SEALED_SECTOR_BYTES, sectors: (end - pos) / SECTOR_BYTES });
+      pos = end;
+    }
+    return out;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    checkMemberRange(this.id, this.size, offset, length);
+    if (length === 0) return Buffer.alloc(0);
+    const a = Math.floor(offset / SECTOR_BYTES) * SECTOR_BYTES;
+    const b = Math.ceil((offset + length) / SECTOR_BYTES) * SECTOR_BYTES;
+    const out = Buffer.allocUnsafe(b - a);
+    const spans = this.spans(a, b);
+    const recs = await Promise.all(spans.map((s) => this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES)));
+    const bad: number[] = [];
+    spans.forEach((s, n) => {
+      const rec = recs[n] as Buffer;
+      for (let i = 0; i < s.sectors; i++) {
+        const sector = s.plain / SECTOR_BYTES + i;
+        if (!this.sealer.open(rec, i * SEALED_SECTOR_BYTES, sector, out, s.plain - a + i * SECTOR_BYTES)) bad.push(sector);
+      }
+    });
+    if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
+    return a === offset && b === offset + length ? out : out.subarray(offset - a, offset - a + length);
+  }
+
+  async write(offset: number, data: Buffer, opts: MemberWriteOptions = {}): Promise<void> {
+    checkMemberRange(this.id, this.size, offset, data.length);
+    if (data.length === 0) return;
+    const a = Math.floor(offset / SECTOR_BYTES) * SECTOR_BYTES;
+    const b = Math.ceil((offset + data.length) / SECTOR_BYTES) * SECTOR_BYTES;
+    let plain = data;
+    if (a !== offset || b !== offset + data.length) {
+      // A partial sector is re-sealed whole: its other bytes come from the member, verified.
+      plain = Buffer.allocUnsafe(b - a);
+      const [head, tail] = await Promise.all([
+        a !== offset ? this.read(a, SECTOR_BYTES) : undefined,
+        b !== offset + data.length && (b - SECTOR_BYTES >= offset || a === offset) ? this.read(b - SECTOR_BYTES, SECTOR_BYTES) : undefined,
+      ]);
+      head?.copy(plain, 0);
+      tail?.copy(plain, b - a - SECTOR_BYTES);
+      data.copy(plain, offset - a);
+    }
+    const spans = this.spans(a, b);
+    await Promise.all(spans.map((s) => {
+      // A whole buffer is the cache key of sealRun: mirrors pass the same one (see there).
+      const run = spans.length === 1 ? plain : plain.subarray(s.plain - a, s.plain - a + s.sectors * SECTOR_BYTES);
+      return this.inner.write(s.phys, this.sealer.sealRun(run, s.plain / SECTOR_BYTES), opts);
+    }));
+  }
+
+  flush(): Promise<void> { return this.inner.flush(); }
+  generations(firstUnit: number, count: number): Promise<number[]> { return this.inner.generations(firstUnit, count); }
+  close(): Promise<void> { return this.inner.close(); }
+}
