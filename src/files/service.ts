@@ -103,6 +103,9 @@ export interface FilesCounters {
   removes: number;
 }
 
+const storageOnly = (what: string) =>
+  auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
+
 export class FileService {
   readonly counters: FilesCounters = { putsOk: 0, putsFailed: 0, getsOk: 0, getsFailed: 0, removes: 0 };
   readonly host: ChunkHost;
@@ -416,14 +419,12 @@ export class FileService {
   }
 
   #needSigner(what: string): AuthoritySigner {
-    if (!this.#signer) throw auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
+    if (!this.#signer) throw storageOnly(what);
     return this.#signer;
   }
 
   #needKeys(what: string): { writer: FileWriter; names: NameDirectory } {
-    if (!this.#writer || !this.#names) {
-      throw auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
-    }
+    if (!this.#writer || !this.#names) throw storageOnly(what);
     return { writer: this.#writer, names: this.#names };
   }
 
