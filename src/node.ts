@@ -167,6 +167,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     store: chunks,
     meta,
     ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
+    ...(identity.cluster.authorityKey ? { authorityKey: identity.cluster.authorityKey } : {}),
     log,
     ...config.files,
   });

@@ -29,6 +29,11 @@ export interface ClusterKeys {
   clusterSecret: Buffer;
   /** Absent on a storage-only node. */
   dataKey?: Buffer;
+  /**
+   * The public key that checks proofs of destructive messages (content/authority.ts), derived
+   * from the data key; a storage-only node is given it, since it cannot derive it.
+   */
+  authorityKey?: Buffer;
 }
 
 export interface NodeIdentity {
@@ -48,8 +53,9 @@ const clusterSchema = z.object({
   clusterId: z.string().regex(/^[0-9a-f]{32}$/),
   clusterSecret: b64,
   dataKey: b64.optional(),
+  authorityKey: b64.optional(),
 });
-const tokenSchema = z.object({ v: z.literal(1), c: z.string().regex(/^[0-9a-f]{32}$/), s: b64, k: b64.optional() });
+const tokenSchema = z.object({ v: z.literal(1), c: z.string().regex(/^[0-9a-f]{32}$/), s: b64, k: b64.optional(), a: b64.optional() });
 
 function decodeSecret(text: string, what: string): Buffer {
   const buf = Buffer.from(text, 'base64url');
@@ -64,6 +70,7 @@ export function newClusterKeys(): ClusterKeys {
 export function formatJoinToken(keys: ClusterKeys, opts: { storageOnly?: boolean } = {}): string {
   const body: z.infer<typeof tokenSchema> = { v: 1, c: keys.clusterId, s: keys.clusterSecret.toString('base64url') };
   if (keys.dataKey && !opts.storageOnly) body.k = keys.dataKey.toString('base64url');
+  else if (keys.authorityKey) body.a = keys.authorityKey.toString('base64url');
   return JOIN_TOKEN_PREFIX + Buffer.from(JSON.stringify(body)).toString('base64url');
 }
 
@@ -81,6 +88,7 @@ export function parseJoinToken(token: string): ClusterKeys {
   if (!r.success) throw badInput('join token is damaged: its fields are not valid');
   const keys: ClusterKeys = { clusterId: r.data.c, clusterSecret: decodeSecret(r.data.s, 'cluster secret') };
   if (r.data.k !== undefined) keys.dataKey = decodeSecret(r.data.k, 'data key');
+  else if (r.data.a !== undefined) keys.authorityKey = decodeSecret(r.data.a, 'authority key');
   return keys;
 }
 
@@ -109,6 +117,7 @@ export async function initDataDir(dataDir: string, keys: ClusterKeys): Promise<N
     clusterId: keys.clusterId,
     clusterSecret: keys.clusterSecret.toString('base64url'),
     ...(keys.dataKey ? { dataKey: keys.dataKey.toString('base64url') } : {}),
+    ...(!keys.dataKey && keys.authorityKey ? { authorityKey: keys.authorityKey.toString('base64url') } : {}),
   }, null, 2) + '\n');
   await writeSecretFile(join(dataDir, API_TOKEN_FILE), apiToken + '\n');
   // Loaded here only: client commands read this module for file names and must start fast.
@@ -165,6 +174,7 @@ export async function loadDataDir(dataDir: string): Promise<NodeIdentity> {
   if (!cl.success) throw new TesseraError('CORRUPT', `cluster keys in ${dataDir} are damaged`);
   const cluster: ClusterKeys = { clusterId: cl.data.clusterId, clusterSecret: decodeSecret(cl.data.clusterSecret, 'cluster secret') };
   if (cl.data.dataKey !== undefined) cluster.dataKey = decodeSecret(cl.data.dataKey, 'data key');
+  if (cl.data.authorityKey !== undefined) cluster.authorityKey = decodeSecret(cl.data.authorityKey, 'authority key');
   let apiToken: string;
   try {
     apiToken = (await readFile(join(dataDir, API_TOKEN_FILE), 'utf8')).trim();

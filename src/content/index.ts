@@ -9,3 +9,4 @@ export * from './manifest-builder.js';
 export * from './manifest-reader.js';
 export * from './names.js';
 export * from './policy.js';
+export * from './authority.js';

@@ -9,6 +9,7 @@ import { errorMessage } from './errors.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { NameStore } from './name-store.js';
 import type { Peers } from './peers.js';
+import type { AuthorityGate } from './authority-gate.js';
 import { M, nameListReply, parseReply, replies } from './rpc.js';
 
 export class AntiEntropy {
@@ -23,6 +24,7 @@ export class AntiEntropy {
     private readonly names: NameStore,
     private readonly log: Logger,
     private readonly intervalMs: number,
+    private readonly gate: AuthorityGate,
   ) {}
 
   start(): void {
@@ -58,7 +60,8 @@ export class AntiEntropy {
     for (let page = 0; page < MAX_LIST_PAGES && !this.#stopped; page++) {
       const r = await this.peers.call(node, M.fileTombstones, { ...(after ? { after } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
       const { items, more } = parseReply(replies.tombstones, r.body, node);
-      for (const t of items) await this.host.tombstone(t);
+      // A page that carries an unproven tombstone is not thrown away whole: the proven ones still apply.
+      for (const t of items) await this.#applyTombstone(t, node);
       const last = items[items.length - 1];
       if (!more || !last) break;
       after = last.root;
@@ -67,11 +70,27 @@ export class AntiEntropy {
     for (let page = 0; page < MAX_LIST_PAGES && !this.#stopped; page++) {
       const r = await this.peers.call(node, M.nameList, { ...(afterKey ? { after: afterKey } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
       const { records, more } = parseReply(nameListReply, r.body, node);
-      for (const rec of records) await this.names.merge(rec).catch((err: unknown) => this.log.debug({ err: errorMessage(err) }, 'name record from a peer refused'));
+      for (const rec of records) {
+        try {
+          this.gate.name(rec, node);
+          await this.names.merge(rec);
+        } catch (err) {
+          this.log.debug({ err: errorMessage(err) }, 'name record from a peer refused');
+        }
+      }
       const last = records[records.length - 1];
       if (!more || !last) break;
       afterKey = last.key;
     }
     this.pulls++;
+  }
+
+  async #applyTombstone(t: { root: string; at: number; proof?: Buffer | undefined }, node: string): Promise<void> {
+    try {
+      this.gate.tombstone(t, node);
+    } catch {
+      return; // refused and logged by the gate
+    }
+    await this.host.tombstone(t);
   }
 }

@@ -150,7 +150,7 @@ export class ChunkHost {
 
   async tombstone(t: Tombstone): Promise<void> {
     if (t.at > this.#now() + 24 * 3600_000) throw badInput(`removal time ${t.at} is a day or more in this node's future; check the clocks`);
-    if (await this.#o.refs.tombstone(t.root, t.at, this.#o.gcGraceMs, this.#now())) {
+    if (await this.#o.refs.tombstone(t.root, t.at, this.#o.gcGraceMs, this.#now(), t.proof)) {
       this.counters.tombstonesApplied++;
       this.#o.log.info({ file: t.root }, 'file removed; its unshared chunks will be deleted after the grace period');
     }

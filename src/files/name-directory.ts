@@ -2,8 +2,11 @@
  * Names across the cluster: a write goes to every live node and succeeds on a quorum; a read
  * asks every live node, keeps the newest record (last writer wins by hybrid clock) and pushes it
  * back to the nodes that had an older one or none (read repair).
+ *
+ * Only records that open under this cluster's keys take part in the merge: a record a member
+ * made up, however new its timestamp, cannot shadow the real one.
  */
-import { type HybridClock, nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/index.js';
+import { type AuthoritySigner, type HybridClock, nameLookupKey, openNameRecord, sealNameRecord, type NameKeys, type NameRecord, type SealedNameRecord, newerNameRecord } from '../content/index.js';
 import { unavailable } from '../errors.js';
 import { reachQuorum } from '../cluster/index.js';
 import type { Logger } from '../log.js';
@@ -16,6 +19,7 @@ export class NameDirectory {
   constructor(
     private readonly peers: Peers,
     private readonly keys: NameKeys,
+    private readonly signer: AuthoritySigner,
     private readonly clock: HybridClock,
     private readonly log: Logger,
   ) {}
@@ -50,12 +54,15 @@ export class NameDirectory {
     );
     const answered = answers.filter((a) => a.rec !== undefined);
     if (answered.length === 0) throw unavailable(`no live node answered a name lookup (${nodes.length} asked)`);
-    let best: SealedNameRecord | undefined;
-    for (const a of answered) if (a.rec) best = best === undefined ? a.rec : newerNameRecord(best, a.rec);
+    let best: { sealed: SealedNameRecord; opened: NameRecord } | undefined;
+    for (const a of answered) {
+      const opened = a.rec ? this.#open(a.rec) : undefined;
+      if (a.rec && opened && (best === undefined || newerNameRecord(best.sealed, a.rec) === a.rec)) best = { sealed: a.rec, opened };
+    }
     if (best === undefined) return undefined;
-    const winner = best;
+    const winner = best.sealed;
     for (const a of answered) if (!a.rec || !a.rec.box.equals(winner.box)) void this.repair(a.node, winner);
-    return openNameRecord(this.keys, winner);
+    return best.opened;
   }
 
   /** Every name any live node knows, merged; deleted names included (callers filter). */
@@ -72,28 +79,26 @@ export class NameDirectory {
       }),
     );
     if (perNode.size === 0) throw unavailable(`no live node answered a name listing (${nodes.length} asked)`);
-    const merged = new Map<string, SealedNameRecord>();
+    const merged = new Map<string, { sealed: SealedNameRecord; opened: NameRecord }>();
+    // Replicas mostly agree, so each distinct box is opened once.
+    const openedBoxes = new Map<string, NameRecord | undefined>();
     for (const recs of perNode.values()) {
       for (const [k, rec] of recs) {
+        const boxHex = rec.box.toString('hex');
+        if (!openedBoxes.has(boxHex)) openedBoxes.set(boxHex, this.#open(rec));
+        const opened = openedBoxes.get(boxHex);
+        if (opened === undefined) continue;
         const cur = merged.get(k);
-        merged.set(k, cur === undefined ? rec : newerNameRecord(cur, rec));
+        if (cur === undefined || newerNameRecord(cur.sealed, rec) === rec) merged.set(k, { sealed: rec, opened });
       }
     }
     for (const [node, recs] of perNode) {
       for (const [k, rec] of merged) {
         const theirs = recs.get(k);
-        if (theirs === undefined || !theirs.box.equals(rec.box)) void this.repair(node, rec);
+        if (theirs === undefined || !theirs.box.equals(rec.sealed.box)) void this.repair(node, rec.sealed);
       }
     }
-    const out: NameRecord[] = [];
-    for (const rec of merged.values()) {
-      try {
-        out.push(openNameRecord(this.keys, rec));
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'skipping a name record that does not open with this cluster\'s keys');
-      }
-    }
-    return out;
+    return [...merged.values()].map((m) => m.opened);
   }
 
   async listNode(node: string): Promise<Map<string, SealedNameRecord>> {
@@ -110,8 +115,24 @@ export class NameDirectory {
     return out;
   }
 
+  /**
+   * Pushes a record that opened under this cluster's keys (so a data-key holder sealed it) with
+   * its proof. Ed25519 proofs are deterministic, so proving it again gives the writer's proof, and
+   * records written before proofs existed gain one on their first read repair.
+   */
   private async push(node: string, rec: SealedNameRecord): Promise<void> {
-    await this.peers.call(node, M.namePut, { key: rec.key, hlc: rec.hlc, box: rec.box }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    const proof = this.signer.prove({ kind: 'name', key: rec.key, hlc: rec.hlc, box: rec.box });
+    await this.peers.call(node, M.namePut, { key: rec.key, hlc: rec.hlc, box: rec.box, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+  }
+
+  /** The record's contents, or undefined when it does not open under this cluster's keys (forged or damaged). */
+  #open(rec: SealedNameRecord): NameRecord | undefined {
+    try {
+      return openNameRecord(this.keys, rec);
+    } catch (err) {
+      this.log.debug({ key: rec.key.toString('hex').slice(0, 16), err: errorMessage(err) }, 'ignoring a name record that does not open with this cluster\'s keys');
+      return undefined;
+    }
   }
 
   private async repair(node: string, rec: SealedNameRecord): Promise<void> {

@@ -10,6 +10,7 @@ import type { RepairMeta } from './repair-meta.js';
 import type { NameStore } from './name-store.js';
 import type { RefStore } from './refs.js';
 import type { RepairLoop } from './repair.js';
+import type { AuthorityGate } from './authority-gate.js';
 import { M, parseBody } from './rpc.js';
 
 /** The method prefixes this service owns, read off its method table. */
@@ -21,6 +22,9 @@ export interface FilesPeerServiceOptions {
   repairMeta: RepairMeta;
   repairLoop: RepairLoop;
   names: NameStore;
+  /** Checks the proof of every destructive message before it is applied. */
+  gate: AuthorityGate;
+  selfId: string;
 }
 
 export class FilesPeerService {
@@ -31,16 +35,16 @@ export class FilesPeerService {
   }
 
   register(handlers: PeerHandlers): void {
-    const handler = (req: IncomingRequest): Promise<Reply> => this.handle(req.method, req.body, req.payload, req.verifiedPayload === true, req.recycle);
+    const handler = (req: IncomingRequest): Promise<Reply> => this.handle(req.method, req.body, req.payload, req.verifiedPayload === true, req.recycle, req.peer.nodeId);
     for (const prefix of FILES_RPC_PREFIXES) handlers.register(prefix, handler);
   }
 
   /**
    * Serves one request. `verified` is only ever true for this node's own writer calling itself
    * with a chunk it hashed; requests from the network leave it false, so their chunks are hashed
-   * before they are stored.
+   * before they are stored. `from` is the sending node, named when a message is refused.
    */
-  async handle(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
+  async handle(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void, from = 'unknown'): Promise<{ body?: unknown; payload?: Buffer }> {
     switch (method) {
       case M.chunkHas:
         return { body: { have: await this.#o.host.has(parseBody(M.chunkHas, body).ids) } };
@@ -70,9 +74,12 @@ export class FilesPeerService {
         if (b.heal?.of) await this.#o.repairMeta.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
         return { body: {} };
       }
-      case M.healDrain:
-        await this.#o.repairLoop.setDraining(parseBody(M.healDrain, body).on);
+      case M.healDrain: {
+        const b = parseBody(M.healDrain, body);
+        this.#o.gate.drain(b, this.#o.selfId, from);
+        await this.#o.repairLoop.setDraining(b.on);
         return { body: this.#o.repairLoop.drainState() };
+      }
       case M.healState:
         parseBody(M.healState, body);
         return { body: this.#o.repairLoop.drainState() };
@@ -86,18 +93,24 @@ export class FilesPeerService {
       case M.fileAbort:
         await this.#o.host.abort(parseBody(M.fileAbort, body).upload);
         return { body: {} };
-      case M.fileRm:
-        await this.#o.host.tombstone(parseBody(M.fileRm, body));
+      case M.fileRm: {
+        const b = parseBody(M.fileRm, body);
+        this.#o.gate.tombstone(b, from);
+        await this.#o.host.tombstone(b);
         return { body: {} };
+      }
       case M.fileTombstones: {
         const b = parseBody(M.fileTombstones, body);
         return { body: this.#o.host.listTombstones(b.after, b.limit) };
       }
       case M.fileUploads:
         return { body: { committed: this.#o.host.committed(parseBody(M.fileUploads, body).ids) } };
-      case M.namePut:
-        await this.#o.names.merge(parseBody(M.namePut, body));
+      case M.namePut: {
+        const b = parseBody(M.namePut, body);
+        this.#o.gate.name(b, from);
+        await this.#o.names.merge(b);
         return { body: {} };
+      }
       case M.nameGet:
         return { body: { record: this.#o.names.get(parseBody(M.nameGet, body).key) ?? null } };
       case M.nameList: {
@@ -107,5 +120,5 @@ export class FilesPeerService {
       default:
         throw badInput(`unknown files method '${method}'`);
     }
-    }
+  }
 }

@@ -24,12 +24,15 @@ const T = {
   uploads: 'uploads', // upload → UploadRecord
   fileUploads: 'file-uploads', // `${root}/${upload}` → commit time
   tombstones: 'tombstones', // root → removal time
+  tombstoneProofs: 'tombstone-proofs', // root → authority proof of the removal time held in `tombstones`
   gc: 'gc', // chunk → time it may be deleted
 } as const;
 
 export interface Tombstone {
   root: string;
   at: number;
+  /** Signed by a holder of the data key (content/authority.ts); passed on so other nodes can check it. */
+  proof?: Uint8Array | undefined;
 }
 
 export class RefStore {
@@ -96,10 +99,10 @@ export class RefStore {
   }
 
   /** Records a removal and drops the references of every upload of that file committed before it. */
-  async tombstone(root: string, at: number, graceMs: number, now: number): Promise<boolean> {
+  async tombstone(root: string, at: number, graceMs: number, now: number, proof?: Uint8Array): Promise<boolean> {
     const prev = this.meta.get<number>(T.tombstones, root);
     const isNew = prev === undefined || prev < at;
-    if (isNew) await this.meta.put(T.tombstones, root, at);
+    if (isNew) await Promise.all([this.meta.put(T.tombstones, root, at), proof ? this.meta.put(T.tombstoneProofs, root, proof) : this.meta.remove(T.tombstoneProofs, root)]);
     const effective = Math.max(prev ?? 0, at);
     const uploads = [...this.meta.range<number>(T.fileUploads, { prefix: `${root}/` })];
     for (const { key, value } of uploads) {
@@ -127,7 +130,8 @@ export class RefStore {
         more = true;
         break;
       }
-      items.push({ root: String(key), at: value });
+      const proof = this.meta.get<Uint8Array>(T.tombstoneProofs, String(key));
+      items.push({ root: String(key), at: value, ...(proof ? { proof: Buffer.from(proof) } : {}) });
     }
     return { items, more };
   }

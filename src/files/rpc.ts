@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
 import { CHUNK_ID_BYTES } from '../limits.js';
-import { hlcSchema, NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES, MAX_CREATED_AT_MS, MAX_EC_SHARDS } from '../content/index.js';
+import { hlcSchema, NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES, MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../content/index.js';
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
@@ -34,6 +34,20 @@ export const chunkIdSchema = bytes(CHUNK_ID_BYTES, 'chunk id');
 export const uploadIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'upload id must be 32 hex digits');
 const timeSchema = z.number().int().min(0).max(MAX_CREATED_AT_MS);
 const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 hex digits');
+/**
+ * The authority proof of a destructive message (content/authority.ts). Optional in the schema so
+ * a message from an older peer parses and is then refused with AUTH, naming why.
+ */
+const proofSchema = bytes(AUTHORITY_PROOF_BYTES, 'authority proof').optional();
+const tombstoneSchema = z.object({ root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
+const nameRecordSchema = z
+  .object({
+    key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'),
+    hlc: hlcSchema,
+    box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES, `name record must be bytes, at most ${MAX_NAME_RECORD_BYTES}`).transform((v) => Buffer.from(v)),
+    proof: proofSchema,
+  })
+  .strict();
 export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict();
 /** What the holder must remember to heal the chunk later: copies wanted, stripe membership, owning files. */
 export const healSchema = z
@@ -53,13 +67,11 @@ export const schemas = {
   [M.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
   [M.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
   [M.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
-  [M.fileRm]: z.object({ root: rootHexSchema, at: timeSchema }).strict(),
+  [M.fileRm]: tombstoneSchema,
   [M.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
   [M.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [M.namePut]: z
-    .object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'), hlc: hlcSchema, box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES, `name record must be bytes, at most ${MAX_NAME_RECORD_BYTES}`).transform((v) => Buffer.from(v)) })
-    .strict(),
-  [M.healDrain]: z.object({ on: z.boolean() }).strict(),
+  [M.namePut]: nameRecordSchema,
+  [M.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
   [M.healState]: z.object({}).strict(),
   [M.nameGet]: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key') }).strict(),
   [M.nameList]: z.object({ after: bytes(NAME_LOOKUP_KEY_BYTES, 'name key').optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
@@ -83,8 +95,8 @@ export function parseBody<K extends Method>(method: K, body: unknown): Body<K> {
 export const replies = {
   has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
   uploads: z.object({ committed: z.array(z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict()).max(MAX_IDS_PER_REQUEST) }).strict(),
-  tombstones: z.object({ items: z.array(z.object({ root: rootHexSchema, at: timeSchema }).strict()).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
-  nameRecord: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'), hlc: hlcSchema, box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES).transform((v) => Buffer.from(v)) }).strict(),
+  tombstones: z.object({ items: z.array(tombstoneSchema).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
+  nameRecord: nameRecordSchema,
 };
 export const nameGetReply = z.object({ record: replies.nameRecord.nullable() }).strict();
 export const nameListReply = z.object({ records: z.array(replies.nameRecord).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict();

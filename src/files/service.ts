@@ -8,7 +8,7 @@ import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
 import type { PeerHandlers } from '../net/index.js';
 import { reachQuorum } from '../cluster/index.js';
-import { checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
+import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
 import type { FileEntryView, FileStatView, PutResultView, RmResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
@@ -35,6 +35,7 @@ import { M, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
+import { AuthorityGate } from './authority-gate.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
 import { RepairMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
@@ -64,6 +65,11 @@ export interface FileServiceOptions extends FilesTuning {
   meta: Metadata;
   /** Absent on a storage-only node: it stores and serves chunks but never sees plaintext. */
   dataKey?: Buffer;
+  /**
+   * The public half of the cluster's authority key, for a storage-only node (a full node derives
+   * it from the data key). Without either, every destructive message is refused.
+   */
+  authorityKey?: Buffer;
   log: Logger;
 }
 
@@ -97,6 +103,9 @@ export interface FilesCounters {
   removes: number;
 }
 
+const storageOnly = (what: string) =>
+  auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
+
 export class FileService {
   readonly counters: FilesCounters = { putsOk: 0, putsFailed: 0, getsOk: 0, getsFailed: 0, removes: 0 };
   readonly host: ChunkHost;
@@ -118,6 +127,8 @@ export class FileService {
   readonly repairLoop: RepairLoop;
   readonly scrubber: Scrubber;
   readonly #peerService: FilesPeerService;
+  readonly #signer: AuthoritySigner | undefined;
+  readonly authorityGate: AuthorityGate;
 
   constructor(o: FileServiceOptions) {
     const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
@@ -126,6 +137,8 @@ export class FileService {
     if (!Number.isInteger(this.#window) || this.#window < 1 || this.#window > MAX_WINDOW_CHUNKS) throw badInput(`window must be 1..${MAX_WINDOW_CHUNKS} chunks`);
     this.#log = o.log.child({ component: 'files' });
     this.#keys = o.dataKey ? deriveClusterKeys(o.dataKey) : undefined;
+    this.#signer = o.dataKey ? new AuthoritySigner(o.dataKey) : undefined;
+    this.authorityGate = new AuthorityGate(this.#signer ?? (o.authorityKey ? new AuthorityVerifier(o.authorityKey) : undefined), this.#log);
     const clock = new HybridClock(o.net.selfId);
     this.#refs = new RefStore(o.meta);
     this.#nameStore = new NameStore(o.meta, clock);
@@ -139,8 +152,8 @@ export class FileService {
       askCommitted: (uploads) => this.#askCommitted(uploads),
     });
     this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => this.host.get(id, into));
-    if (this.#keys) {
-      this.#names = new NameDirectory(this.#peers, this.#keys, clock, this.#log);
+    if (this.#keys && this.#signer) {
+      this.#names = new NameDirectory(this.#peers, this.#keys, this.#signer, clock, this.#log);
       this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
     }
     this.#repairMeta = new RepairMeta(o.meta);
@@ -163,9 +176,9 @@ export class FileService {
       ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
     });
     this.scrubber = new Scrubber(o.store, this.repairLoop, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
-    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, names: this.#nameStore });
+    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, names: this.#nameStore, gate: this.authorityGate, selfId: o.net.selfId });
     if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
-    this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
+    this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, this.authorityGate);
   }
 
   start(): void {
@@ -193,8 +206,8 @@ export class FileService {
   }
 
   /** Serves one peer request directly, as the network would deliver it (`verified` false). */
-  handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void): Promise<{ body?: unknown; payload?: Buffer }> {
-    return this.#peerService.handle(method, body, payload, verified, recycle);
+  handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void, from?: string): Promise<{ body?: unknown; payload?: Buffer }> {
+    return this.#peerService.handle(method, body, payload, verified, recycle, from);
   }
 
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
@@ -299,7 +312,11 @@ export class FileService {
       await this.repairLoop.setDraining(on);
       return this.repairLoop.drainState();
     }
-    const r = await this.#peers.call(id, M.healDrain, { on }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    // The order is bound to the node it drains and to now, so it cannot be sent to another node or replayed later.
+    const signer = this.#needSigner('drain another node');
+    const at = Date.now();
+    const proof = signer.prove({ kind: 'drain', target: id, on, at });
+    const r = await this.#peers.call(id, M.healDrain, { on, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
   }
 
@@ -328,11 +345,12 @@ export class FileService {
     await this.#openManifest(fileId);
     const root = parseFileId(fileId).rootId.toString('hex');
     const at = Date.now();
+    const proof = this.#needSigner('remove files').prove({ kind: 'fileRm', root, at });
     const nodes = this.#peers.live().map((n) => n.nodeId);
     await reachQuorum({
       ranked: nodes,
       quorum: Math.max(1, Math.min(SPREAD_QUORUM, nodes.length)),
-      attempt: (n) => this.#peers.call(n, M.fileRm, { root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (n) => this.#peers.call(n, M.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
     });
     // Every name that points at the file goes with it.
@@ -400,10 +418,13 @@ export class FileService {
     };
   }
 
+  #needSigner(what: string): AuthoritySigner {
+    if (!this.#signer) throw storageOnly(what);
+    return this.#signer;
+  }
+
   #needKeys(what: string): { writer: FileWriter; names: NameDirectory } {
-    if (!this.#writer || !this.#names) {
-      throw auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
-    }
+    if (!this.#writer || !this.#names) throw storageOnly(what);
     return { writer: this.#writer, names: this.#names };
   }
 

@@ -9,3 +9,4 @@ export { Semaphore } from './semaphore.js';
 export { toErrorCode } from './messages.js';
 export { PeerRouter, type PeerHandler, type PeerHandlers } from './peer-router.js';
 export * from './api-tls.js';
+export { RefusalLog } from './refusal-log.js';

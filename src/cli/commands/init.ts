@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
+import { authorityPublicKey } from '../../content/index.js';
 import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
 
 export function registerInit(program: Command): void {
@@ -36,7 +37,9 @@ export function registerInit(program: Command): void {
       const { formatJoinToken, loadDataDir } = await import('../../cluster/identity.js');
       const id = await loadDataDir(opts.data);
       if (!id.cluster.dataKey && !opts.storageOnly) throw badInput('this node is storage-only and has no data key; use --storage-only');
-      const token = formatJoinToken(id.cluster, { storageOnly: opts.storageOnly === true });
+      // A storage-only node cannot derive the key that checks destructive messages, so its token carries it.
+      const cluster = id.cluster.dataKey ? { ...id.cluster, authorityKey: authorityPublicKey(id.cluster.dataKey) } : id.cluster;
+      const token = formatJoinToken(cluster, { storageOnly: opts.storageOnly === true });
       process.stdout.write(opts.json ? JSON.stringify({ joinToken: token }) + '\n' : token + '\n');
     });
 }

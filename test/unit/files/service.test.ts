@@ -8,6 +8,7 @@ import type { PutOptions } from '../../../src/store/chunk-store.js';
 import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
 import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
 import { TesseraError } from '../../../src/errors.js';
+import { parseFileId } from '../../../src/content/index.js';
 import { silentLogger } from '../../../src/log.js';
 import { PROTOCOL_VERSION } from '../../../src/limits.js';
 import { NodeCaller } from '../../../src/cluster/node-caller.js';
@@ -52,6 +53,8 @@ async function cluster(n: number, windowChunks = 4) {
   const metas: Metadata[] = [];
   const stores = new Map<string, RecordingStore>();
   const calls: string[] = [];
+  /** Replies a test makes a node give instead of its service's (a hostile member's answers). */
+  const forged = new Map<string, (method: string) => unknown>();
   for (const id of ids) {
     const meta = await openMetadata(null);
     metas.push(meta);
@@ -64,7 +67,8 @@ async function cluster(n: number, windowChunks = 4) {
         calls.push(`${to} ${method}`);
         if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
         const p = payload === undefined ? Buffer.alloc(0) : Array.isArray(payload) ? Buffer.concat(payload) : payload;
-        const r = await services.get(to)!.handleRpc(method, body, p);
+        const fake = forged.get(to)?.(method);
+        const r = fake !== undefined ? { body: fake } : await services.get(to)!.handleRpc(method, body, p, false, undefined, id);
         return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0), peer: { nodeId: to, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: to } };
       },
       local: handlers.handle,
@@ -80,7 +84,7 @@ async function cluster(n: number, windowChunks = 4) {
     service.registerPeerHandlers(handlers);
     services.set(id, service);
   }
-  return { services, stores, down, calls, close: () => Promise.all(metas.map((m) => m.close())) };
+  return { services, stores, down, calls, forged, close: () => Promise.all(metas.map((m) => m.close())) };
 }
 
 test('a put through one service reads back through another; one node down still meets W=2', async (t) => {
@@ -207,4 +211,32 @@ test('a storage-only service refuses puts and reads with AUTH', async () => {
   } finally {
     await meta.close();
   }
+});
+
+test('a member without the data key cannot remove a file or shadow its name through anti-entropy or lookups', async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  const data = randomBytes(3 * 4096);
+  const a = c.services.get('node0')!;
+  const put = await a.put(pieces(data), { chunkSize: 4096, name: 'f' });
+  const root = parseFileId(put.fileId).rootId.toString('hex');
+  const [real] = ((await a.handleRpc('name.list', { limit: 10 }, Buffer.alloc(0))).body as { records: unknown[] }).records as { key: Buffer; hlc: { wall: number; logical: number; node: string }; box: Buffer; proof: Buffer }[];
+  assert.ok(real?.proof, 'stored name records keep their proof');
+  // A newer record under the real key, which no data-key holder sealed or signed.
+  const fake = { key: real.key, hlc: { ...real.hlc, wall: Date.now() + 10_000 }, box: randomBytes(real.box.length) };
+  c.forged.set('node2', (method) => {
+    if (method === 'file.tombstones') return { items: [{ root, at: Date.now() }], more: false };
+    if (method === 'name.list') return { records: [fake], more: false };
+    if (method === 'name.get') return { record: { ...fake, proof: real.proof } };
+    return undefined;
+  });
+  const refusedBefore = a.authorityGate.refused;
+  a.peerUp('node2');
+  for (let i = 0; i < 100 && !c.calls.includes('node2 name.list'); i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(a.authorityGate.refused - refusedBefore, 2, 'the unproven tombstone and name record were refused');
+  assert.equal(((await a.handleRpc('file.tombstones', { limit: 10 }, Buffer.alloc(0))).body as { items: unknown[] }).items.length, 0, 'no tombstone was stored');
+  // The lookup hears the made-up record from node2 as the newest, and still resolves the real one.
+  assert.ok((await collect((await a.open('f')).read())).equals(data));
+  assert.deepEqual((await a.ls()).map((e) => e.name), ['f']);
 });

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { AuthoritySigner, AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS } from '../../../src/content/authority.js';
+import { AuthorityGate } from '../../../src/files/authority-gate.js';
+
+const NOW = 1_800_000_000_000;
+const signer = new AuthoritySigner(randomBytes(32));
+const root = 'c'.repeat(64);
+
+function gate(verifier: AuthorityVerifier | null = new AuthorityVerifier(signer.publicKey)) {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'warn' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+  return { g: new AuthorityGate(verifier ?? undefined, log, () => NOW), lines };
+}
+
+test('a proven tombstone passes; one without proof, with a wrong one, or for another file is refused with AUTH', () => {
+  const { g } = gate();
+  const proof = signer.prove({ kind: 'fileRm', root, at: NOW });
+  assert.doesNotThrow(() => g.tombstone({ root, at: NOW, proof }, 'peer1'));
+  assert.throws(() => g.tombstone({ root, at: NOW }, 'peer1'), { code: 'AUTH', message: /carries no proof/ });
+  assert.throws(() => g.tombstone({ root, at: NOW, proof: new AuthoritySigner(randomBytes(32)).prove({ kind: 'fileRm', root, at: NOW }) }, 'peer1'), { code: 'AUTH', message: /does not match/ });
+  assert.throws(() => g.tombstone({ root: 'd'.repeat(64), at: NOW, proof }, 'peer1'), { code: 'AUTH' });
+  assert.equal(g.refused, 3);
+});
+
+test('a tombstone dated beyond the clock bound is refused even with a valid proof', () => {
+  const { g } = gate();
+  const at = NOW + MAX_PROOF_FUTURE_MS + 1;
+  assert.throws(() => g.tombstone({ root, at, proof: signer.prove({ kind: 'fileRm', root, at }) }, 'peer1'), { code: 'AUTH', message: /future/ });
+});
+
+test('a name record with a swapped field or a far-future timestamp is refused', () => {
+  const { g } = gate();
+  const key = randomBytes(32);
+  const box = randomBytes(64);
+  const hlc = { wall: NOW, logical: 0, node: 'n1' };
+  const proof = signer.prove({ kind: 'name', key, hlc, box });
+  assert.doesNotThrow(() => g.name({ key, hlc, box, proof }, 'peer1'));
+  assert.equal(g.validName({ key, hlc, box, proof }), true);
+  assert.throws(() => g.name({ key, hlc, box: randomBytes(64), proof }, 'peer1'), { code: 'AUTH' });
+  const far = { ...hlc, wall: NOW + MAX_PROOF_FUTURE_MS + 1 };
+  assert.throws(() => g.name({ key, hlc: far, box, proof: signer.prove({ kind: 'name', key, hlc: far, box }) }, 'peer1'), { code: 'AUTH', message: /future/ });
+});
+
+test('a drain order is refused when meant for another node, stale, undated or unproven', () => {
+  const { g } = gate();
+  const at = NOW - 1000;
+  const proof = signer.prove({ kind: 'drain', target: 'self', on: true, at });
+  assert.doesNotThrow(() => g.drain({ on: true, at, proof }, 'self', 'peer1'));
+  assert.throws(() => g.drain({ on: true, at, proof }, 'other', 'peer1'), { code: 'AUTH', message: /does not match/ });
+  const old = NOW - MAX_DRAIN_ORDER_AGE_MS - 1;
+  assert.throws(() => g.drain({ on: true, at: old, proof: signer.prove({ kind: 'drain', target: 'self', on: true, at: old }) }, 'self', 'peer1'), { code: 'AUTH', message: /stale/ });
+  assert.throws(() => g.drain({ on: true }, 'self', 'peer1'), { code: 'AUTH', message: /stale or undated/ });
+});
+
+test('a node without the authority key refuses every destructive message', () => {
+  const { g } = gate(null);
+  const proof = signer.prove({ kind: 'fileRm', root, at: NOW });
+  assert.throws(() => g.tombstone({ root, at: NOW, proof }, 'peer1'), { code: 'AUTH', message: /no authority key/ });
+});
+
+test('refusals are logged once per sender per interval, with the count of those held back', () => {
+  const { g, lines } = gate();
+  for (let i = 0; i < 50; i++) assert.throws(() => g.tombstone({ root, at: NOW }, 'peer1'));
+  assert.throws(() => g.tombstone({ root, at: NOW }, 'peer2'));
+  assert.equal(lines.length, 2);
+  assert.equal(lines[0]!.source, 'peer1');
+  assert.equal(lines[0]!.method, 'file.rm');
+  assert.equal(lines[1]!.source, 'peer2');
+  assert.equal(g.refused, 51);
+});
