@@ -26,6 +26,9 @@ export interface Master {
   proc: ChildProcess | undefined;
 }
 
+/** How long the storage nodes and the master get to see each other alive. */
+const FORM_TIMEOUT_MS = 60_000;
+
 export class VolumeCluster {
   private constructor(readonly storage: LocalCluster, readonly master: Master, private readonly logLevel: string) {}
 
@@ -33,6 +36,7 @@ export class VolumeCluster {
   /** `masterArgs`: more flags for `tessera nbd` (TLS, for one). */
   static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[]; masterArgs?: string[] }): Promise<VolumeCluster> {
     const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
+    let made: VolumeCluster | undefined;
     try {
       const dataDir = join(storage.dir, 'master');
       const id = await initDataDir(dataDir, storage.keys);
@@ -47,14 +51,18 @@ export class VolumeCluster {
         proc: undefined,
       };
       const c = new VolumeCluster(storage, master, opts.logLevel ?? 'warn');
+      made = c;
       c.memberTimeoutMs = opts.memberTimeoutMs;
       c.execArgv = opts.execArgv ?? [];
       c.masterArgs = opts.masterArgs ?? [];
       await c.startMaster();
-      await storage.waitForMembers({ alive: opts.storage + 1 }, 30_000);
-      await waitFor('the master to see every storage node', 30_000, async () => (await master.client.peers()).filter((p) => p.state === 'alive').length === opts.storage + 1);
+      // Generous: on a loaded machine five processes' TLS handshakes and probes all compete for two cores.
+      await storage.waitForMembers({ alive: opts.storage + 1 }, FORM_TIMEOUT_MS);
+      await waitFor('the master to see every storage node', FORM_TIMEOUT_MS, async () => (await master.client.peers()).filter((p) => p.state === 'alive').length === opts.storage + 1);
       return c;
     } catch (err) {
+      // A master left running would keep the test process, and the whole test run, alive.
+      await made?.killMaster();
       await storage.destroy();
       throw err;
     }
