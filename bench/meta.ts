@@ -12,22 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LocalCluster } from '../src/cli/local-cluster.js';
-import { formatFileId } from '../src/content/ids.js';
 import { makeEntry } from '../src/tables/entry.js';
 import { EntryStore } from '../src/tables/entry-store.js';
-import { encodeRecord, type ObjectRecord } from '../src/tables/records.js';
+import { encodeRecord } from '../src/tables/records.js';
 import { intArg as arg } from './cli-args.js';
 import { pool, timed } from './bench-run.js';
+import { sampleObjectRecord as record } from '../test/helpers/object-record.js';
 
-const record = (i: number): ObjectRecord => ({
-  fileId: formatFileId(randomBytes(32), randomBytes(32)),
-  size: i,
-  etag: `"${i.toString(16).padStart(32, '0')}"`,
-  checksums: {},
-  contentType: 'application/octet-stream',
-  userMeta: {},
-  mtime: 1_700_000_000_000 + i,
-});
 const key = (i: number) => `bench/${String(i).padStart(8, '0')}`;
 const rate = (n: number, s: number) => Math.round(n / s);
 

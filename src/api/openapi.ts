@@ -97,6 +97,14 @@ const SCHEMAS: Record<string, Schema> = {
   },
 };
 
+/** The query of every paged table listing (buckets, objects). */
+const PAGE_QUERY = [
+  { name: 'prefix', schema: str, description: 'only keys starting with this' },
+  { name: 'after', schema: str, description: 'only keys after this one' },
+  { name: 'token', schema: str, description: 'continuation token from the previous page' },
+  { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'entries per page (default 1000)' },
+];
+
 const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/v1/status': { tag: 'cluster', summary: "This node's status: membership counts, store usage and the member table.", ok: { status: 200, json: ref('Status') } },
   'GET /api/v1/peers': { tag: 'cluster', summary: 'The members this node knows, with state, capacity and last contact.', ok: { status: 200, json: arrayOf(ref('Peer')) } },
@@ -125,12 +133,7 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/v1/buckets': {
     tag: 'buckets',
     summary: 'Buckets in name order, one page at a time.',
-    query: [
-      { name: 'prefix', schema: str, description: 'only keys starting with this' },
-      { name: 'after', schema: str, description: 'only keys after this one' },
-      { name: 'token', schema: str, description: 'continuation token from the previous page' },
-      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'entries per page (default 1000)' },
-    ],
+    query: PAGE_QUERY,
     ok: { status: 200, json: { type: 'object', properties: { buckets: arrayOf(ref('Bucket')), token: { type: ['string', 'null'] } } } },
     errors: ['BAD_INPUT', 'UNAVAILABLE'],
   },
@@ -145,12 +148,7 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
   'GET /api/v1/buckets/{bucket}/objects': {
     tag: 'buckets',
     summary: "A bucket's object records in key order (UTF-8 bytes), one page at a time.",
-    query: [
-      { name: 'prefix', schema: str, description: 'only keys starting with this' },
-      { name: 'after', schema: str, description: 'only keys after this one' },
-      { name: 'token', schema: str, description: 'continuation token from the previous page' },
-      { name: 'limit', schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'entries per page (default 1000)' },
-    ],
+    query: PAGE_QUERY,
     ok: { status: 200, json: { type: 'object', properties: { objects: arrayOf(ref('ObjectRecord')), token: { type: ['string', 'null'] } } } },
     errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
   },

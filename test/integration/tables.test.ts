@@ -5,29 +5,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { LocalCluster, waitFor } from '../../src/cli/local-cluster.js';
 import { isTesseraError } from '../../src/errors.js';
-import { formatFileId } from '../../src/content/ids.js';
 import { Placer } from '../../src/cluster/placement.js';
 import { partitionOf, partitionPlacementId } from '../../src/tables/keys.js';
-import { BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, type ObjectRecord } from '../../src/tables/records.js';
+import { BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE } from '../../src/tables/records.js';
 import type { TesseraClient } from '../../src/client/index.js';
 import { filesContaining } from './files-support.js';
+import { sampleObjectRecord as record } from '../helpers/object-record.js';
 
 const TIMING = ['--probe-interval', '200', '--suspicion-timeout', '1500', '--anti-entropy-ms', '1000'];
 const OBJECTS = 10_000;
 const BATCH = 200;
 
-const record = (i: number): ObjectRecord => ({
-  fileId: formatFileId(randomBytes(32), randomBytes(32)),
-  size: i,
-  etag: `"${i.toString(16).padStart(32, '0')}"`,
-  checksums: {},
-  contentType: 'application/octet-stream',
-  userMeta: {},
-  mtime: 1_700_000_000_000 + i,
-});
 
 const keyOf = (i: number) => `dir-${i % 7}/obj-MARKER-${String(i).padStart(6, '0')}${i % 11 === 0 ? '-é' : ''}`;
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
