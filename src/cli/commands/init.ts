@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import { authorityPublicKey } from '../../content/index.js';
 import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
 
 export function registerInit(program: Command): void {
@@ -34,7 +33,7 @@ export function registerInit(program: Command): void {
     .option('--storage-only', 'leave the data key out: the joining node stores ciphertext only')
     .option('--json', 'print a JSON result')
     .action(async (opts: { data: string; storageOnly?: boolean; json?: boolean }) => {
-      const { formatJoinToken, loadDataDir } = await import('../../cluster/identity.js');
+      const [{ formatJoinToken, loadDataDir }, { authorityPublicKey }] = await Promise.all([import('../../cluster/identity.js'), import('../../content/index.js')]);
       const id = await loadDataDir(opts.data);
       if (!id.cluster.dataKey && !opts.storageOnly) throw badInput('this node is storage-only and has no data key; use --storage-only');
       // A storage-only node cannot derive the key that checks destructive messages, so its token carries it.
