@@ -14,10 +14,11 @@ import type { TesseraClient } from '../../src/client/index.js';
 import { filesContaining } from './files-support.js';
 import { sampleObjectRecord as record } from '../helpers/object-record.js';
 
+/** Writes from before a holder's kill that it may still lack and catch up with the missed ones. */
+const MAX_EARLIER_WRITES_CAUGHT_UP = 10;
 const TIMING = ['--probe-interval', '200', '--suspicion-timeout', '1500', '--anti-entropy-ms', '1000'];
 const OBJECTS = 10_000;
 const BATCH = 200;
-
 
 const keyOf = (i: number) => `dir-${i % 7}/obj-MARKER-${String(i).padStart(6, '0')}${i % 11 === 0 ? '-é' : ''}`;
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
@@ -83,6 +84,8 @@ test('tables on 5 full + 1 storage-only node: listings, secrecy, a holder down a
       await c0.putObjectRecords('photos-marker', Array.from({ length: 100 }, (_, j) => ({ key: `late/${String(i + j).padStart(4, '0')}`, record: record(i + j) })));
     }
     assert.equal((await c0.objectRecord('photos-marker', 'late/0042')).size, 42);
+    model.push(...Array.from({ length: missed }, (_, i) => `late/${String(i).padStart(4, '0')}`));
+    model.sort(byteOrder);
     await cluster.start(victim.index);
     await cluster.waitForMembers({ alive: 6 });
     let last: unknown;
@@ -97,10 +100,12 @@ test('tables on 5 full + 1 storage-only node: listings, secrecy, a holder down a
     // Give any duplicate transfer time to land: it must not be applied twice.
     await new Promise((r) => setTimeout(r, 3000));
     const after = (await victim.client.status()).metadata!;
-    assert.equal(after.counters.entriesApplied, missed, `applied ${after.counters.entriesApplied}, pulled ${st.counters.entriesPulled}`);
-    t.diagnostic(`restarted holder: applied ${after.counters.entriesApplied}, pulled ${after.counters.entriesPulled}, missed ${missed}`);
-    model.push(...Array.from({ length: missed }, (_, i) => `late/${String(i).padStart(4, '0')}`));
-    model.sort(byteOrder);
+    // What it missed: the writes made while it was down, plus any earlier write whose third copy had
+    // not reached it before the kill (a write returns once 2 of 3 copies landed). A merge counts only
+    // entries newer than the node's own, so nothing applied twice can hide in the slack.
+    const applied = after.counters.entriesApplied;
+    assert.ok(applied >= missed && applied <= missed + MAX_EARLIER_WRITES_CAUGHT_UP, `applied ${applied}, pulled ${st.counters.entriesPulled}, missed ${missed}`);
+    t.diagnostic(`restarted holder: applied ${applied}, pulled ${after.counters.entriesPulled}, missed ${missed}`);
   });
 
   await t.test('a sixth full node takes over about R/N of the partitions in use; old holders drop theirs; nothing is lost', async () => {
