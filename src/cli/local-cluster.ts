@@ -193,14 +193,21 @@ export class LocalCluster {
   /** Waits until every running node's API lists `expected` members in the given states. */
   async waitForMembers(expected: { alive: number; dead?: number }, timeoutMs = 20_000, among?: number[]): Promise<void> {
     const which = among ?? this.nodes.filter((n) => this.running(n.index)).map((n) => n.index);
+    // What the node that fell short saw last, so a timeout says who is missing from whose view.
+    let shortfall = '';
     await waitFor(`${which.length} nodes to see ${expected.alive} alive${expected.dead !== undefined ? ` and ${expected.dead} dead` : ''}`, timeoutMs, async () => {
       for (const i of which) {
         const peers = await this.node(i).client.peers();
         const alive = peers.filter((p) => p.state === 'alive').length;
         const dead = peers.filter((p) => p.state === 'dead' || p.state === 'left').length;
-        if (alive !== expected.alive || (expected.dead !== undefined && dead !== expected.dead)) return false;
+        if (alive !== expected.alive || (expected.dead !== undefined && dead !== expected.dead)) {
+          shortfall = `node ${i} sees ${peers.map((p) => `${p.nodeId.slice(0, 8)}@${p.addr}=${p.state}`).join(' ')}`;
+          return false;
+        }
       }
       return true;
+    }).catch((err: unknown) => {
+      throw err instanceof TesseraError && shortfall !== '' ? new TesseraError(err.code, `${err.message}; ${shortfall}`) : err;
     });
   }
 
