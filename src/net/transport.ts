@@ -30,9 +30,11 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 /**
  * Of those, from one source address: a single host holding sockets open without speaking
- * cannot take the slots every other peer needs to join.
+ * cannot take the slots every other peer needs to join. Not much smaller: the members of a local
+ * cluster (and nodes behind one NAT) share an address, and restarting together they all dial at
+ * once, several connections each while probes and syncs overlap.
  */
-export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 8;
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 32;
 /** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
 const SOCKET_HIGH_WATER_MARK = 1 << 20;
 
