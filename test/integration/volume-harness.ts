@@ -11,6 +11,7 @@ import { initDataDir } from '../../src/cluster/identity.js';
 import { CLI_PATH, LocalCluster, freePort, waitFor } from '../../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 import type { VolumeView } from '../../src/api/volume-routes.js';
+import { isTesseraError } from '../../src/errors.js';
 
 /** Fast failure detection keeps the failure tests short; defaults give ≤ 5 s. */
 export const TIMING = ['--probe-interval', '300', '--suspicion-timeout', '1500'];
@@ -26,6 +27,14 @@ export interface Master {
   proc: ChildProcess | undefined;
 }
 
+interface VolumeClusterOptions {
+  storage: number;
+  logLevel?: string;
+  memberTimeoutMs?: number;
+  execArgv?: string[];
+  masterArgs?: string[];
+}
+
 /** How long the storage nodes and the master get to see each other alive. */
 const FORM_TIMEOUT_MS = 60_000;
 
@@ -34,7 +43,19 @@ export class VolumeCluster {
 
   /** `execArgv`: Node.js flags for every process, master included (e.g. --cpu-prof for a profile). */
   /** `masterArgs`: more flags for `tessera nbd` (TLS, for one). */
-  static async create(opts: { storage: number; logLevel?: string; memberTimeoutMs?: number; execArgv?: string[]; masterArgs?: string[] }): Promise<VolumeCluster> {
+  static async create(opts: VolumeClusterOptions): Promise<VolumeCluster> {
+    try {
+      return await VolumeCluster.createOnce(opts);
+    } catch (err) {
+      // Now and then (3 of 8 full runs on a loaded machine) the bootstrap node never sees one or
+      // two of the others join; the cause is still open. One more fresh cluster, said out loud.
+      if (!isTesseraError(err, 'TIMEOUT')) throw err;
+      process.stderr.write(`volume harness: the cluster did not form (${err.message}); trying a fresh one once\n`);
+      return VolumeCluster.createOnce(opts);
+    }
+  }
+
+  private static async createOnce(opts: VolumeClusterOptions): Promise<VolumeCluster> {
     const storage = await LocalCluster.create({ nodes: opts.storage, nodeArgs: TIMING, logLevel: opts.logLevel ?? 'warn', ...(opts.execArgv ? { execArgv: opts.execArgv } : {}) });
     let made: VolumeCluster | undefined;
     try {
