@@ -476,10 +476,25 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (early) this.followUpSyncs--;
     const wait = early ? this.cfg.probeIntervalMs * (1 + this.random()) : this.cfg.pushPullIntervalMs;
     this.schedule('pushPull', wait, () => this.pushPullTick());
+    const stray = this.strayContact();
+    if (stray !== undefined) void this.sync(stray, undefined);
     const alive = this.view().alive;
     if (alive.length === 0) return;
     const m = alive[randomInt(this.random, alive.length)]!;
     void this.sync(m.addr, m.nodeId);
+  }
+
+  /**
+   * A seed (or remembered address) at which no member we hold up lives. Joining stops once any
+   * member is known, so a node whose seed was not listening yet, but which another newcomer
+   * reached first, would otherwise stay in an island its seed never hears of; one sync with such
+   * a contact per push-pull merges the two views. Costs nothing once every contact is up.
+   */
+  private strayContact(): string | undefined {
+    if (this.contacts.length === 0) return undefined;
+    const upAddrs = new Set(this.view().up.map((m) => m.addr));
+    const stray = this.contacts.filter((a) => !upAddrs.has(a));
+    return stray.length === 0 ? undefined : stray[randomInt(this.random, stray.length)];
   }
 
   private deadProbeTick(): void {

@@ -216,3 +216,18 @@ test('zones travel with membership, and a restart in another zone reaches every 
   assert.ok(await c.clock.runUntilTrue(moved, 10_000), 'the new zone did not spread');
   c.stopAll();
 });
+
+test('a node whose seed was not up yet, reached first by another newcomer, still ends in one cluster with its seed', async () => {
+  const c = new SimCluster({ seed: 41 });
+  const [a, b, d, e] = ['isl-a', 'isl-b', 'isl-d', 'isl-e'];
+  // b's only seed (a) is not running yet; d joins through b, so b is no longer alone and stops joining.
+  c.start(b!, [SimCluster.addrOf(a!)]);
+  c.start(d!, [SimCluster.addrOf(b!)]);
+  assert.ok(await c.clock.runUntilTrue(() => c.get(b!).get(d!)?.state === 'alive', 10_000), 'b and d find each other');
+  // Now a starts, and e joins through it: two islands, unless b goes back to its seed.
+  c.start(a!, []);
+  c.start(e!, [SimCluster.addrOf(a!)]);
+  const one = () => c.converged() && c.running().every((n) => n.membership.live().length === 4);
+  assert.ok(await c.clock.runUntilTrue(one, 3 * DEFAULT_MEMBERSHIP_CONFIG.pushPullIntervalMs + 5_000), 'the two islands merged');
+  c.stopAll();
+});
