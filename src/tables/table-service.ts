@@ -7,9 +7,9 @@
  * and dropped only once every one of them has acknowledged a durable merge.
  */
 import { randomBytes } from 'node:crypto';
-import { Placer, type WeightedNode } from '../cluster/index.js';
-import type { HybridClock } from '../content/index.js';
-import { TesseraError, isTesseraError } from '../errors.js';
+import { describeFailures, Placer, reachQuorum, type QuorumOutcome, type WeightedNode } from '../cluster/index.js';
+import { majorityQuorum, type HybridClock } from '../content/index.js';
+import { TesseraError, isTesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { batchEntries, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
 import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT } from './entry-store.js';
@@ -17,7 +17,6 @@ import { childrenOf, diffKeyLists, digestCount, differing, TREE_DEPTH, type KeyH
 import { callerProof, fullNodeProof, proofMatches, PROOF_NONCE_BYTES } from './full-nodes.js';
 import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT } from './keys.js';
 import { mergePages, mergePoint, type Repair } from './page-merge.js';
-import { quorum } from './quorum.js';
 import * as rpc from './rpc.js';
 
 export const DEFAULT_TABLE_REPLICAS = 3;
@@ -205,8 +204,25 @@ export class TableService {
     return this.#placer.place(partitionPlacementId(partition), this.#r);
   }
 
-  #quorumOf(holders: readonly string[]): number {
-    return Math.min(Math.floor(this.#r / 2) + 1, holders.length);
+  /**
+   * Calls every holder at once and answers with the first majority (of R, capped at the holders
+   * there are); holders that answer later go to `late`.
+   */
+  async #quorum<T>(holders: readonly string[], call: (nodeId: string) => Promise<T>, what: string, late?: (nodeId: string, value: T) => void): Promise<Array<{ nodeId: string; value: T }>> {
+    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    const shortfall = (o: QuorumOutcome<T>) =>
+      o.failed.length === 0 && o.done.length === 0
+        ? unavailable(`${what} needs ${need} replicas but only ${holders.length} full nodes are live`)
+        : unavailable(`${what} reached ${o.done.length} of the ${need} replicas it needs (${describeFailures(o.failed, (e) => (e instanceof Error ? e.message : String(e)))})`, { ok: o.done.length, need });
+    const outcome = await reachQuorum({
+      ranked: holders,
+      quorum: need,
+      early: true,
+      attempt: (nodeId) => call(nodeId),
+      ...(late !== undefined ? { late: (d: { nodeId: string; value: T }) => late(d.nodeId, d.value) } : {}),
+      shortfall,
+    });
+    return outcome.done.map((d) => ({ nodeId: d.nodeId, value: d.value }));
   }
 
   // ---- client operations ----
@@ -216,7 +232,7 @@ export class TableService {
     const e = makeEntry(this.#o.macKey, key, this.#o.clock.tick(), value);
     await this.#discover();
     const holders = this.holders(partitionOf(key.table, key.pk));
-    await quorum(holders, this.#quorumOf(holders), (id) => this.#sendMerge(id, [e]), `write to table '${key.table}'`);
+    await this.#quorum(holders, (id) => this.#sendMerge(id, [e]), `write to table '${key.table}'`);
     this.counters.writes++;
     return e;
   }
@@ -236,7 +252,7 @@ export class TableService {
       [...byPartition].map(async ([p, list]) => {
         const holders = this.holders(p);
         for (const batch of batchEntries(list, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
-          await quorum(holders, this.#quorumOf(holders), (id) => this.#sendMerge(id, batch), `write to partition ${p}`);
+          await this.#quorum(holders, (id) => this.#sendMerge(id, batch), `write to partition ${p}`);
         }
       }),
     );
@@ -254,12 +270,12 @@ export class TableService {
       return r.e === null ? null : this.#accept(fromWire(r.e), id);
     };
     const replies: { nodeId: string; entry: TableEntry | null }[] = [];
-    const res = await quorum(holders, this.#quorumOf(holders), readOne, `read from table '${key.table}'`, (nodeId, entry) => {
+    const res = await this.#quorum(holders, readOne, `read from table '${key.table}'`, (nodeId, entry) => {
       // A holder that answered after the quorum still gets repaired against what was returned.
       const { repairs } = mergePoint([...replies, { nodeId, entry }]);
       this.#repair(repairs.filter((r) => r.nodeId === nodeId));
     });
-    for (const r of res.ok) replies.push({ nodeId: r.nodeId, entry: r.value });
+    for (const r of res) replies.push({ nodeId: r.nodeId, entry: r.value });
     const { winner, repairs } = mergePoint(replies);
     this.#repair(repairs);
     this.counters.reads++;
@@ -283,8 +299,8 @@ export class TableService {
         const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
         return { entries: r.entries.map((w) => this.#accept(fromWire(w), id)), more: r.more };
       };
-      const res = await quorum(holders, this.#quorumOf(holders), scanOne, `listing of table '${table}'`);
-      const merged = mergePages(res.ok.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
+      const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`);
+      const merged = mergePages(res.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
       this.#repair(merged.repairs);
       for (const e of merged.entries) if (e.value !== null && out.length < opts.limit) out.push(e);
       if (merged.next === null) {

@@ -113,3 +113,81 @@ test('a plan that names a node twice is a bug, refused before any call', async (
   await assert.rejects(reachQuorum({ ranked: ['a', 'a'], quorum: 1, attempt: async () => void calls++, shortfall }), { code: 'INTERNAL' });
   assert.equal(calls, 0);
 });
+
+/** An attempt that stays open until the test releases it. */
+function gate<T>(): { promise: Promise<T>; open(v: T): void; fail(e: Error): void } {
+  let open!: (v: T) => void;
+  let fail!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    open = res;
+    fail = rej;
+  });
+  return { promise, open, fail };
+}
+
+test('early: settles on the quorum while a straggler is still out, and hands the straggler to late', async () => {
+  const slow = gate<string>();
+  const late: string[] = [];
+  const out = await reachQuorum({
+    ranked: ['a', 'b', 'c'],
+    quorum: 2,
+    early: true,
+    attempt: async (node) => (node === 'c' ? slow.promise : node),
+    late: (d) => late.push(`${d.nodeId}=${d.value}`),
+    shortfall,
+  });
+  assert.deepEqual(out.done.map((d) => d.nodeId).sort(), ['a', 'b']);
+  assert.deepEqual(late, []);
+  slow.open('C');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(late, ['c=C']);
+  assert.deepEqual(out.done.map((d) => d.nodeId).sort(), ['a', 'b'], 'the answer already given does not change');
+});
+
+test('early: fails as soon as the open slots cannot make the quorum, without waiting for the last one', async () => {
+  const slow = gate<string>();
+  const late: string[] = [];
+  let thrown: unknown;
+  try {
+    await reachQuorum({
+      ranked: ['a', 'b', 'c'],
+      quorum: 2,
+      early: true,
+      attempt: async (node) => {
+        if (node === 'c') return slow.promise;
+        throw new Error(`${node} down`);
+      },
+      late: (d) => late.push(d.nodeId),
+      shortfall,
+    });
+  } catch (e) {
+    thrown = e;
+  }
+  assert.ok(thrown instanceof TesseraError);
+  assert.match(thrown.message, /^reached 0; failed /);
+  assert.deepEqual(thrown.message.replace(/^reached 0; failed /, '').split(',').sort(), ['a', 'b']);
+  slow.open('C');
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(late, ['c']);
+});
+
+test('early: a wait-all plan with the same answers waits for the straggler', async () => {
+  const slow = gate<string>();
+  let settled = false;
+  const p = reachQuorum({ ranked: ['a', 'b', 'c'], quorum: 2, attempt: async (node) => (node === 'c' ? slow.promise : node), shortfall }).then((o) => {
+    settled = true;
+    return o;
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false);
+  slow.open('C');
+  assert.deepEqual((await p).done.map((d) => d.nodeId).sort(), ['a', 'b', 'c']);
+});
+
+test('early: fewer slots than the quorum fails before any call; late without early is a bug', async () => {
+  let calls = 0;
+  await assert.rejects(reachQuorum({ ranked: ['a'], quorum: 2, early: true, attempt: async () => void calls++, shortfall }), { code: 'UNAVAILABLE' });
+  assert.equal(calls, 0);
+  await assert.rejects(reachQuorum({ ranked: ['a'], quorum: 1, late: () => undefined, attempt: async () => void calls++, shortfall }), { code: 'INTERNAL' });
+  assert.equal(calls, 0);
+});
