@@ -152,6 +152,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const volumes = await startVolumes({
     dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined, caller, handlers,
     ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
+    ...(identity.cluster.authorityKey ? { authorityKey: identity.cluster.authorityKey } : {}),
     ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
     logger: log,
   });
