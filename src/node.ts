@@ -93,6 +93,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     credentials: identity.credentials,
     clusterId: identity.cluster.clusterId,
     clusterSecret: identity.cluster.clusterSecret,
+    previousClusterSecret: identity.cluster.previousClusterSecret,
     host: config.listen.host,
     port: config.listen.port,
     ...(config.advertise ? { advertiseAddr: config.advertise } : {}),

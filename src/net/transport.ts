@@ -42,6 +42,8 @@ export interface TransportOptions {
   credentials: NodeCredentials;
   clusterId: string;
   clusterSecret: Buffer;
+  /** During a rotation of the cluster secret: the old one, still proved and accepted. */
+  previousClusterSecret?: Buffer | undefined;
   host: string;
   port: number;
   advertiseAddr?: string;
@@ -192,6 +194,7 @@ export class Transport {
       credentials: this.o.credentials,
       clusterId: this.o.clusterId,
       clusterSecret: this.o.clusterSecret,
+      previousClusterSecret: this.o.previousClusterSecret,
       capabilities: this.o.capabilities ?? [],
       listenAddr: this.listenAddr,
       protocolVersion: this.o.protocolVersion ?? PROTOCOL_VERSION,
