@@ -169,18 +169,21 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     if (pending.size > 0) this.log.warn({ volume: rec.name, missing: [...pending] }, 'opening volume without every member');
   }
 
+  /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
+  private async claim(rec: VolumeRecord): Promise<void> {
+    if (rec.master === this.o.selfId) return;
+    if (rec.master !== undefined) this.log.warn({ volume: rec.name, from: rec.master }, 'taking over a volume whose master is not alive; which units that master had not yet resynced stayed with it: run tessera volume check --repair');
+    await this.o.registry.commit({ ...rec, master: this.o.selfId, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
+  }
+
   private async openVolume(rec: VolumeRecord): Promise<StripedVolume> {
     const dir = this.stateDir(rec);
     await mkdir(dir, { recursive: true });
     if (rec.format !== SEALED_VOLUME_FORMAT) {
       throw badInput(`volume '${rec.name}' was made before volumes were encrypted: its members hold plaintext extents this version does not serve; copy its data out with the tessera version that made it, then 'tessera volume rm ${rec.name}' and create it again`);
     }
+    await this.claim(rec);
     await this.waitForMembers(rec);
-    if (rec.master !== this.o.selfId) {
-      // Taking the volume: from the moment a member holds this record it refuses any other master's writes.
-      if (rec.master !== undefined) this.log.warn({ volume: rec.name, from: rec.master }, 'taking over a volume whose master is not alive; which units that master had not yet resynced stayed with it: run tessera volume check --repair');
-      await this.o.registry.commit({ ...rec, master: this.o.selfId, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
-    }
     const sealer = this.sealer(rec);
     const v = await StripedVolume.open({
       layout: layoutOf(rec),
@@ -245,15 +248,10 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       // The new node is named `incoming` first: its minion then creates the extent and takes this master's writes.
       const bump = (r: VolumeRecord): VolumeRecord => ({ ...r, version: r.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
       const settled = ({ incoming: _, ...r }: VolumeRecord): VolumeRecord => r;
+      // Pushed to every live node, the new one included; a replace that fails leaves `incoming` set until the next one.
       const receiving = await this.o.registry.commit(bump({ ...rec, incoming: newId }));
-      let report: { unitsCopied: number };
-      try {
-        await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: sealedUnitBytes(rec.unitSize), record: receiving }, undefined, 15_000);
-        report = await vol.replace(index, this.member(rec, newId, this.sealer(rec)));
-      } catch (err) {
-        entry.rec = await this.o.registry.commit(bump(settled(receiving))).catch(() => entry.rec);
-        throw err;
-      }
+      await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: sealedUnitBytes(rec.unitSize) }, undefined, 15_000);
+      const report = await vol.replace(index, this.member(rec, newId, this.sealer(rec)));
       // The record moves only after the rebuild: a master that dies mid-way restarts with the old
       // member, marked for a full rebuild, rather than a half-filled new one taken as current.
       const members = [...rec.members];
@@ -307,11 +305,9 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       e.resyncing = true;
       const nodeId = e.rec.members[target.index] as string;
       const dirtyBefore = target.dirtyUnits;
-      void this.exclusive(e, async () => {
-        // A member that missed the record naming this master would refuse the resync's writes.
-        await this.o.registry.push([e.rec], [nodeId]);
-        return v.resync(target.index, this.member(e.rec, nodeId, this.sealer(e.rec)));
-      })
+      // A member that missed the record naming this master refuses the resync's writes until it holds it (retried).
+      void this.o.registry.push([e.rec], [nodeId]);
+      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId, this.sealer(e.rec))))
         .then((r) => {
           e.lastResync = { member: r.member, nodeId, unitsCopied: r.unitsCopied, dirtyBefore, at: new Date().toISOString() };
         })

@@ -16,7 +16,6 @@ import { registerNbd } from './commands/nbd.js';
 import { registerFiles } from './commands/files.js';
 import { registerScrub } from './commands/scrub.js';
 import { registerDrain } from './commands/drain.js';
-import { registerSecret } from './commands/secret.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -31,7 +30,6 @@ export function buildProgram(): Command {
   registerFiles(program);
   registerScrub(program);
   registerDrain(program);
-  registerSecret(program);
   registerDemo(program);
   registerVolume(program);
   registerNbd(program);

@@ -4,7 +4,7 @@
  * and drain orders. A message without a valid authority proof, or dated beyond the clock bound,
  * is refused with AUTH and logged, at most one line per sender per interval.
  */
-import { AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS, proofProblem, type Hlc, type Statement, unproven } from '../content/index.js';
+import { AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS, type Hlc, type Statement, unproven } from '../content/index.js';
 import type { Logger } from '../log.js';
 import { RefusalLog } from '../net/index.js';
 
@@ -61,7 +61,12 @@ export class AuthorityGate {
   }
 
   #check(method: string, what: string, from: string, s: Statement, proof: Uint8Array | undefined, timeProblem: string | undefined): void {
-    const why = proofProblem(this.verifier, s, proof, timeProblem);
+    let why = timeProblem;
+    if (why === undefined) {
+      if (this.verifier === undefined) why = 'this node holds no authority key to check it with (re-join it with a current token)';
+      else if (proof === undefined) why = 'it carries no proof';
+      else if (!this.verifier.valid(s, proof)) why = 'its proof does not match';
+    }
     if (why === undefined) return;
     this.refused++;
     this.#refusals.refused(from, { method, reason: why }, 'refused a destructive message from a member');

@@ -194,7 +194,6 @@ export class Transport {
       credentials: this.o.credentials,
       clusterId: this.o.clusterId,
       clusterSecret: this.o.clusterSecret,
-      previousClusterSecret: this.o.previousClusterSecret,
       capabilities: this.o.capabilities ?? [],
       listenAddr: this.listenAddr,
       protocolVersion: this.o.protocolVersion ?? PROTOCOL_VERSION,
@@ -202,6 +201,7 @@ export class Transport {
       remote,
       logger: this.log,
       refusals: this.refusals,
+      previousClusterSecret: this.o.previousClusterSecret,
       ...(expectNodeId !== undefined ? { expectNodeId } : {}),
     };
   }
