@@ -129,6 +129,13 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined);
   }
 
+  /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
+  private async claim(rec: VolumeRecord): Promise<void> {
+    if (rec.master === this.o.selfId) return;
+    if (rec.master !== undefined) this.log.warn({ volume: rec.name, from: rec.master }, 'taking over a volume whose master is not alive; which units that master had not yet resynced stayed with it: run tessera volume check --repair');
+    await this.o.registry.commit({ ...rec, master: this.o.selfId, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
+  }
+
   private ensure(rec: VolumeRecord): Open {
     const have = this.open_.get(rec.name);
     if (have !== undefined && have.rec.id === rec.id) {
@@ -167,13 +174,6 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       if (pending.size > 0) await new Promise((r) => setTimeout(r, MEMBER_WAIT_POLL_MS));
     }
     if (pending.size > 0) this.log.warn({ volume: rec.name, missing: [...pending] }, 'opening volume without every member');
-  }
-
-  /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
-  private async claim(rec: VolumeRecord): Promise<void> {
-    if (rec.master === this.o.selfId) return;
-    if (rec.master !== undefined) this.log.warn({ volume: rec.name, from: rec.master }, 'taking over a volume whose master is not alive; which units that master had not yet resynced stayed with it: run tessera volume check --repair');
-    await this.o.registry.commit({ ...rec, master: this.o.selfId, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
   }
 
   private async openVolume(rec: VolumeRecord): Promise<StripedVolume> {
@@ -301,12 +301,12 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       const st = v.status();
       const target = st.members.find((m) => m.state !== 'up' && this.o.isAlive(e.rec.members[m.index] as string) && now - (e.lastTry.get(m.index) ?? 0) >= RESYNC_RETRY_MS);
       if (target === undefined) continue;
+      // A member that missed the record naming this master refuses the resync's writes until it holds it (retried).
+      void this.o.registry.push([e.rec], [e.rec.members[target.index] as string]);
       e.lastTry.set(target.index, now);
       e.resyncing = true;
       const nodeId = e.rec.members[target.index] as string;
       const dirtyBefore = target.dirtyUnits;
-      // A member that missed the record naming this master refuses the resync's writes until it holds it (retried).
-      void this.o.registry.push([e.rec], [nodeId]);
       void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId, this.sealer(e.rec))))
         .then((r) => {
           e.lastResync = { member: r.member, nodeId, unitsCopied: r.unitsCopied, dirtyBefore, at: new Date().toISOString() };

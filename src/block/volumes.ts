@@ -50,18 +50,18 @@ export const volumeRecordSchema = z.object({
   version: z.number().int().nonnegative().max(MAX_VOLUME_VERSION),
   updatedAt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   updatedBy: nodeIdSchema,
-  deleted: z.boolean(),
-  /**
-   * On-disk format of the members' extents: absent for volumes made before sealing (plaintext
-   * extents, which masters refuse to open), SEALED_VOLUME_FORMAT for sealed sectors (seal.ts).
-   */
-  format: z.literal(2).optional(),
   /** The master that may write the members' extents (volume-authority.ts); none until one takes it. */
   master: nodeIdSchema.optional(),
   /** A replacement member being rebuilt: it takes the master's writes before the record lists it. */
   incoming: nodeIdSchema.optional(),
   /** Made with the cluster's authority key; a record without a valid one never wins a merge from the network. */
   proof: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === AUTHORITY_PROOF_BYTES, `proof must be ${AUTHORITY_PROOF_BYTES} bytes`).optional(),
+  deleted: z.boolean(),
+  /**
+   * On-disk format of the members' extents: absent for volumes made before sealing (plaintext
+   * extents, which masters refuse to open), SEALED_VOLUME_FORMAT for sealed sectors (seal.ts).
+   */
+  format: z.literal(2).optional(),
 }).strict();
 export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
 
