@@ -80,9 +80,9 @@ export async function createFileDurably(path: string, data: Buffer | string, mod
  * Replaces `path` with exactly `data`: a temporary file beside it, fsynced, renamed over it, and
  * the directory fsynced, so after a crash the file is the old one or the new one, whole.
  */
-export async function replaceFileDurably(path: string, data: Buffer): Promise<void> {
+export async function replaceFileDurably(path: string, data: Buffer, mode = 0o644): Promise<void> {
   const tmp = join(dirname(path), `${basename(path)}.tmp`);
-  const fh = await open(tmp, 'w', 0o644);
+  const fh = await open(tmp, 'w', mode);
   try {
     await writeAt(fh, data, 0);
     await fh.sync();

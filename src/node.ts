@@ -93,6 +93,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     credentials: identity.credentials,
     clusterId: identity.cluster.clusterId,
     clusterSecret: identity.cluster.clusterSecret,
+    previousClusterSecret: identity.cluster.previousClusterSecret,
     host: config.listen.host,
     port: config.listen.port,
     ...(config.advertise ? { advertiseAddr: config.advertise } : {}),
@@ -152,6 +153,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const volumes = await startVolumes({
     dataDir: config.dataDir, selfId: nodeId, meta, membership, master: config.nbd !== undefined, caller, handlers,
     ...(identity.cluster.dataKey ? { dataKey: identity.cluster.dataKey } : {}),
+    ...(identity.cluster.authorityKey ? { authorityKey: identity.cluster.authorityKey } : {}),
     ...(config.nbd?.memberTimeoutMs !== undefined ? { memberTimeoutMs: config.nbd.memberTimeoutMs } : {}),
     logger: log,
   });

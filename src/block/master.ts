@@ -20,6 +20,8 @@ import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type Resync
 export const RESYNC_POLL_MS = 500;
 /** A member whose resync failed is tried again after this long. */
 export const RESYNC_RETRY_MS = 2_000;
+/** A volume whose master is gone is tried again (taken over) at most this often. */
+export const TAKEOVER_RETRY_MS = 10_000;
 /** A starting master waits this long for every member to answer before opening a volume degraded. */
 export const MEMBER_WAIT_MS = 15_000;
 const MEMBER_PROBE_TIMEOUT_MS = 2_000;
@@ -75,18 +77,19 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly takeoverTry = new Map<string, number>();
 
   constructor(private readonly o: MasterOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
   }
 
   start(): void {
-    for (const rec of this.o.registry.list()) this.ensure(rec);
+    for (const rec of this.o.registry.list()) this.consider(rec);
     this.o.registry.on('change', (rec, prev) => {
       if (rec.deleted || (prev !== undefined && prev.id !== rec.id)) {
         if (prev !== undefined) void this.forget(prev).catch((err: unknown) => this.log.warn({ err }, 'closing a removed volume failed'));
       }
-      if (!rec.deleted) this.ensure(rec);
+      if (!rec.deleted) this.consider(rec);
     });
     this.timer = setInterval(() => this.tick(), RESYNC_POLL_MS);
     this.timer.unref();
@@ -106,6 +109,31 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
 
   private sealer(rec: VolumeRecord): SectorSealer {
     return new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
+  }
+
+  /** True when another master that is alive holds the volume: its members take writes from it alone. */
+  private servedElsewhere(rec: VolumeRecord): boolean {
+    return rec.master !== undefined && rec.master !== this.o.selfId && this.o.isAlive(rec.master);
+  }
+
+  private consider(rec: VolumeRecord): void {
+    if (!this.servedElsewhere(rec)) {
+      this.ensure(rec);
+      return;
+    }
+    const e = this.open_.get(rec.name);
+    if (e === undefined) return;
+    // Fenced: the members now refuse this master's writes, so stop serving rather than fail each one.
+    this.open_.delete(rec.name);
+    this.log.warn({ volume: rec.name, master: rec.master }, 'another master took this volume over; no longer serving it');
+    void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined);
+  }
+
+  /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
+  private async claim(rec: VolumeRecord): Promise<void> {
+    if (rec.master === this.o.selfId) return;
+    if (rec.master !== undefined) this.log.warn({ volume: rec.name, from: rec.master }, 'taking over a volume whose master is not alive; which units that master had not yet resynced stayed with it: run tessera volume check --repair');
+    await this.o.registry.commit({ ...rec, master: this.o.selfId, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
   }
 
   private ensure(rec: VolumeRecord): Open {
@@ -154,6 +182,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     if (rec.format !== SEALED_VOLUME_FORMAT) {
       throw badInput(`volume '${rec.name}' was made before volumes were encrypted: its members hold plaintext extents this version does not serve; copy its data out with the tessera version that made it, then 'tessera volume rm ${rec.name}' and create it again`);
     }
+    await this.claim(rec);
     await this.waitForMembers(rec);
     const sealer = this.sealer(rec);
     const v = await StripedVolume.open({
@@ -171,6 +200,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private async volume(name: string): Promise<{ entry: Open; vol: StripedVolume }> {
     const rec = this.o.registry.get(name);
     if (rec === undefined) throw notFound(`no volume named '${name}'`, { volume: name });
+    if (this.servedElsewhere(rec)) throw unavailable(`volume '${name}' is served by master ${rec.master?.slice(0, 12)}; use that node's NBD address and API`);
     const entry = this.ensure(rec);
     return { entry, vol: await entry.ready };
   }
@@ -215,14 +245,18 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       const newId = this.resolveAlive(newText);
       if (rec.members.includes(newId)) throw badInput(`node ${newId.slice(0, 12)} already holds a member of volume '${name}'; choose another node`);
       const layout = layoutOf(rec);
+      // The new node is named `incoming` first: its minion then creates the extent and takes this master's writes.
+      const bump = (r: VolumeRecord): VolumeRecord => ({ ...r, version: r.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId });
+      const settled = ({ incoming: _, ...r }: VolumeRecord): VolumeRecord => r;
+      // Pushed to every live node, the new one included; a replace that fails leaves `incoming` set until the next one.
+      const receiving = await this.o.registry.commit(bump({ ...rec, incoming: newId }));
       await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: sealedUnitBytes(rec.unitSize) }, undefined, 15_000);
       const report = await vol.replace(index, this.member(rec, newId, this.sealer(rec)));
       // The record moves only after the rebuild: a master that dies mid-way restarts with the old
       // member, marked for a full rebuild, rather than a half-filled new one taken as current.
       const members = [...rec.members];
       members[index] = newId;
-      const next: VolumeRecord = { ...rec, members, version: rec.version + 1, updatedAt: Date.now(), updatedBy: this.o.selfId };
-      await this.o.registry.commit(next);
+      const next = await this.o.registry.commit(bump({ ...settled(receiving), members }));
       entry.rec = next;
       entry.lastResync = { member: index, nodeId: newId, unitsCopied: report.unitsCopied, dirtyBefore: layout.stripeCount, at: new Date().toISOString() };
       await this.o.net.call(oldId, 'extent.delete', { name: extentName(rec) }, undefined, 5_000).catch(() => undefined);
@@ -254,12 +288,21 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private tick(): void {
     if (this.closed) return;
     const now = Date.now();
+    // Failover: a volume whose master is gone is taken over here.
+    for (const rec of this.o.registry.list()) {
+      if (rec.master === undefined || rec.master === this.o.selfId || this.open_.has(rec.name) || this.o.isAlive(rec.master)) continue;
+      if (now - (this.takeoverTry.get(rec.name) ?? 0) < TAKEOVER_RETRY_MS) continue;
+      this.takeoverTry.set(rec.name, now);
+      this.ensure(rec);
+    }
     for (const e of this.open_.values()) {
       const v = e.vol;
       if (v === undefined || e.resyncing) continue;
       const st = v.status();
       const target = st.members.find((m) => m.state !== 'up' && this.o.isAlive(e.rec.members[m.index] as string) && now - (e.lastTry.get(m.index) ?? 0) >= RESYNC_RETRY_MS);
       if (target === undefined) continue;
+      // A member that missed the record naming this master refuses the resync's writes until it holds it (retried).
+      void this.o.registry.push([e.rec], [e.rec.members[target.index] as string]);
       e.lastTry.set(target.index, now);
       e.resyncing = true;
       const nodeId = e.rec.members[target.index] as string;

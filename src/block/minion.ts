@@ -1,7 +1,10 @@
 /**
  * The storage-node side of block volumes: serves `extent.*` RPCs from the node's ExtentStore.
  * A master sends one call per member unit piece; every body is validated here because any peer
- * in the cluster may send anything, and a bad request must never take the node down.
+ * in the cluster may send anything, and a bad request must never take the node down. Creating,
+ * writing and deleting an extent pass the guard first (volume-authority.ts: only the volume's
+ * current master writes); reads, syncs and listings are open to members, since every extent
+ * holds only sectors sealed at the master.
  */
 import { z } from 'zod';
 import { badInput, TesseraError, tooLarge } from '../errors.js';
@@ -9,6 +12,7 @@ import type { IncomingRequest, Reply } from '../net/index.js';
 import { type ExtentStore, MAX_EXTENT_GENERATION, MAX_EXTENT_UNITS, MAX_EXTENT_UNIT_BYTES, MIN_EXTENT_UNIT_BYTES } from '../store/index.js';
 import { MAX_GENERATIONS_PER_CALL, MAX_MEMBER_IO_BYTES } from './volume/member.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_OPS, type BatchFailure, type BatchOp } from './remote-member.js';
+import type { ExtentOp } from './volume-authority.js';
 
 export const EXTENT_RPC_PREFIX = 'extent.';
 /** Extent names are "<volume>.<volume id>"; the store's own name rule bounds them further. */
@@ -17,7 +21,7 @@ export const MAX_EXTENT_NAME_CHARS = 128;
 const name = z.string().min(1).max(MAX_EXTENT_NAME_CHARS);
 const offset = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 const schemas = {
-  create: z.object({ name, units: z.number().int().min(1).max(MAX_EXTENT_UNITS), unitSize: z.number().int().min(MIN_EXTENT_UNIT_BYTES).max(MAX_EXTENT_UNIT_BYTES) }).strict(),
+  create: z.object({ name, units: z.number().int().min(1).max(MAX_EXTENT_UNITS), unitSize: z.number().int().min(MIN_EXTENT_UNIT_BYTES).max(MAX_EXTENT_UNIT_BYTES), record: z.unknown().optional() }).strict(),
   delete: z.object({ name }).strict(),
   info: z.object({ name }).strict(),
   read: z.object({ name, offset, length: z.number().int().nonnegative().max(MAX_MEMBER_IO_BYTES) }).strict(),
@@ -83,8 +87,16 @@ function parse<M extends Method>(method: M, body: unknown): z.infer<(typeof sche
   return r.data as z.infer<(typeof schemas)[M]>;
 }
 
+/** What the minion asks before it changes an extent (volume-authority.ts and the record registry). */
+export interface ExtentGuard {
+  /** Merges a signed volume record a master sent with an extent.create; throws AUTH when it is not proven. */
+  accept(record: unknown, from: string): Promise<void>;
+  /** Throws AUTH unless `from` may run `op` on `extent`. */
+  check(op: ExtentOp, extent: string, from: string): void;
+}
+
 export class Minion {
-  constructor(private readonly store: ExtentStore) {}
+  constructor(private readonly store: ExtentStore, private readonly guard: ExtentGuard) {}
 
   /** Dispatches one `extent.*` request. */
   async handle(req: IncomingRequest): Promise<Reply> {
@@ -92,6 +104,8 @@ export class Minion {
     switch (method) {
       case 'create': {
         const b = parse('create', req.body);
+        if (b.record !== undefined) await this.guard.accept(b.record, req.peer.nodeId);
+        this.guard.check('create', b.name, req.peer.nodeId);
         // Idempotent: a master retrying a create whose answer it lost must not fail.
         const have = this.store.list().find((v) => v.name === b.name);
         if (have !== undefined) {
@@ -102,6 +116,7 @@ export class Minion {
       }
       case 'delete': {
         const b = parse('delete', req.body);
+        this.guard.check('delete', b.name, req.peer.nodeId);
         return { body: { deleted: await this.store.delete(b.name) } };
       }
       case 'info':
@@ -112,6 +127,7 @@ export class Minion {
       }
       case 'write': {
         const b = parse('write', req.body);
+        this.guard.check('write', b.name, req.peer.nodeId);
         if (req.payload.length > MAX_MEMBER_IO_BYTES) throw tooLarge(`extent.write of ${req.payload.length} bytes exceeds ${MAX_MEMBER_IO_BYTES}`);
         await this.store.write(b.name, b.offset, req.payload, {
           ...(b.generation !== undefined ? { generation: b.generation } : {}),
@@ -122,8 +138,11 @@ export class Minion {
       case 'sync':
         await this.store.sync(parse('sync', req.body).name);
         return {};
-      case 'batch':
-        return this.batch(parseBatch(req.body), req.payload);
+      case 'batch': {
+        const b = parseBatch(req.body);
+        if (b.ops.some((op) => op[0] === 1)) this.guard.check('write', b.name, req.peer.nodeId);
+        return this.batch(b, req.payload);
+      }
       case 'generations': {
         const b = parse('generations', req.body);
         const gens = await this.store.generations(b.name, b.first, b.count);

@@ -12,6 +12,7 @@ import { ExtentStore, type Metadata } from '../store/index.js';
 import { VolumeMaster } from './master.js';
 import { EXTENT_RPC_PREFIX, Minion } from './minion.js';
 import type { MemberNet } from './remote-member.js';
+import { VolumeAuthority } from './volume-authority.js';
 import { extentName, VOLUME_RPC_PREFIX, VolumeRegistry, VolumeService, type ClusterView } from './volumes.js';
 
 /** Background anti-entropy: records also reach nodes that missed a push and a join exchange. */
@@ -30,6 +31,8 @@ export interface VolumeNodeOptions {
   master: boolean;
   /** The cluster's data key: a master seals volume blocks with keys derived from it. */
   dataKey?: Uint8Array;
+  /** A storage-only node's public authority key: it checks volume records and extent changes with it. */
+  authorityKey?: Uint8Array;
   memberTimeoutMs?: number;
   logger?: Logger;
 }
@@ -44,10 +47,6 @@ export interface VolumeNode {
 export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
   const log = o.logger ?? silentLogger;
   const extents = await ExtentStore.open(join(o.dataDir, 'extents'), { log });
-  const minion = new Minion(extents);
-  // Registered first: a master may be a member of its own volumes and call itself.
-  o.handlers.register(EXTENT_RPC_PREFIX, (req) => minion.handle(req));
-
   const net: MemberNet = {
     // The master keeps its own member state (degraded mode, member timeouts), so no hold-down here.
     call: (nodeId, method, body, payload, timeoutMs) => o.caller.call(nodeId, method, body, payload, { timeoutMs, respectHoldDown: false }),
@@ -55,7 +54,14 @@ export async function startVolumes(o: VolumeNodeOptions): Promise<VolumeNode> {
 
   const alive = () => o.membership.members().filter((m) => m.state === 'alive' || m.nodeId === o.selfId);
   const cluster: ClusterView = { selfId: o.selfId, alive };
-  const reg = await VolumeRegistry.open(o.meta, net, cluster, log);
+  const authority = new VolumeAuthority({ dataKey: o.dataKey, authorityKey: o.authorityKey }, o.selfId, log);
+  const reg = await VolumeRegistry.open(o.meta, net, cluster, authority, log);
+  const minion = new Minion(extents, {
+    accept: (record, from) => reg.acceptFromPeer(record, from),
+    check: (op, extent, from) => authority.checkExtent(op, extent, reg.forExtent(extent), from),
+  });
+  // Registered before the master starts: a master may be a member of its own volumes and call itself.
+  o.handlers.register(EXTENT_RPC_PREFIX, (req) => minion.handle(req));
   o.handlers.register(VOLUME_RPC_PREFIX, (req) => reg.handle(req));
 
   // A node that was down when a volume was removed deletes its extent when the tombstone arrives.

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { badInput, notFound, TesseraError, tooLarge, unavailable } from '../errors.js';
+import { badInput, isTesseraError, notFound, TesseraError, tooLarge, unavailable } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { IncomingRequest, Reply } from '../net/index.js';
 import { placeChunk, type WeightedNode } from '../cluster/index.js';
@@ -16,6 +16,8 @@ import { Layout, LAYOUT_KINDS, MAX_MEMBERS, MIN_MEMBERS, DEFAULT_STRIPE_UNIT_BYT
 import { SECTOR_BYTES, sealedUnitBytes } from './volume/seal.js';
 import type { CheckReport, VolumeStatus } from './volume/striped-volume.js';
 import { checkExtentName, type MemberNet } from './remote-member.js';
+import { MAX_VOLUME_VERSION, volumeOfExtent, type VolumeAuthority } from './volume-authority.js';
+import { AUTHORITY_PROOF_BYTES } from '../content/index.js';
 
 export const VOLUME_RPC_PREFIX = 'vol.';
 /** Volumes a cluster serves; each costs an extent file and two descriptors on its members. */
@@ -45,9 +47,15 @@ export const volumeRecordSchema = z.object({
   memberSize: z.number().int().nonnegative().max(MAX_VOLUME_BYTES),
   unitSize: z.number().int().positive().max(1 << 30),
   members: z.array(nodeIdSchema).max(MAX_MEMBERS),
-  version: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  version: z.number().int().nonnegative().max(MAX_VOLUME_VERSION),
   updatedAt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
   updatedBy: nodeIdSchema,
+  /** The master that may write the members' extents (volume-authority.ts); none until one takes it. */
+  master: nodeIdSchema.optional(),
+  /** A replacement member being rebuilt: it takes the master's writes before the record lists it. */
+  incoming: nodeIdSchema.optional(),
+  /** Made with the cluster's authority key; a record without a valid one never wins a merge from the network. */
+  proof: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === AUTHORITY_PROOF_BYTES, `proof must be ${AUTHORITY_PROOF_BYTES} bytes`).optional(),
   deleted: z.boolean(),
   /**
    * On-disk format of the members' extents: absent for volumes made before sealing (plaintext
@@ -91,18 +99,47 @@ export interface ClusterView {
 export class VolumeRegistry extends EventEmitter<RegistryEvents> {
   private readonly records = new Map<string, VolumeRecord>();
 
-  private constructor(private readonly meta: Metadata, private readonly net: MemberNet, private readonly cluster: ClusterView, private readonly log: Logger) {
+  private constructor(private readonly meta: Metadata, private readonly net: MemberNet, private readonly cluster: ClusterView, readonly authority: VolumeAuthority, private readonly log: Logger) {
     super();
   }
 
-  static async open(meta: Metadata, net: MemberNet, cluster: ClusterView, log: Logger = silentLogger): Promise<VolumeRegistry> {
-    const r = new VolumeRegistry(meta, net, cluster, log);
+  static async open(meta: Metadata, net: MemberNet, cluster: ClusterView, authority: VolumeAuthority, log: Logger = silentLogger): Promise<VolumeRegistry> {
+    const r = new VolumeRegistry(meta, net, cluster, authority, log);
     for (const e of meta.table<unknown>(TABLE).range()) {
       const p = volumeRecordSchema.safeParse(e.value);
-      if (p.success) r.records.set(p.data.name, p.data);
-      else log.error({ key: e.key }, 'volumes: skipping a damaged volume record');
+      if (!p.success) {
+        log.error({ key: e.key }, 'volumes: skipping a damaged volume record');
+        continue;
+      }
+      // Records stored before proofs existed: a full node vouches for what it holds, as name records' read repair does.
+      const rec = p.data.proof === undefined && authority.canSign ? authority.sign(p.data) : p.data;
+      if (rec !== p.data) await meta.put(TABLE, rec.name, rec);
+      r.records.set(rec.name, rec);
     }
     return r;
+  }
+
+  /** The record of the volume an extent ("<volume>.<id>") belongs to, tombstones included. */
+  forExtent(extent: string): VolumeRecord | undefined {
+    return this.records.get(volumeOfExtent(extent).volume);
+  }
+
+  /**
+   * Merges a record from a peer: one that would win must pass the authority check first (AUTH
+   * otherwise); one that would not is dropped unchecked, so anti-entropy's repeats cost nothing.
+   */
+  async mergeFromPeer(rec: VolumeRecord, from: string): Promise<boolean> {
+    const held = this.records.get(rec.name);
+    if (held !== undefined && !newer(rec, held)) return false;
+    this.authority.checkRecord(rec, held, from);
+    return this.merge(rec);
+  }
+
+  /** Parses and merges a record a peer sent inside another message (extent.create). */
+  async acceptFromPeer(raw: unknown, from: string): Promise<void> {
+    const p = volumeRecordSchema.safeParse(raw);
+    if (!p.success) throw badInput(`malformed volume record: ${p.error.issues[0]?.path.join('.')}: ${p.error.issues[0]?.message}`);
+    await this.mergeFromPeer(p.data, from);
   }
 
   get(name: string): VolumeRecord | undefined {
@@ -142,13 +179,16 @@ export class VolumeRegistry extends EventEmitter<RegistryEvents> {
     return true;
   }
 
-  /** Stores a locally made change and pushes it to every live node. */
-  async commit(rec: VolumeRecord): Promise<void> {
-    await this.merge(rec);
-    await this.push([rec]);
+  /** Signs a locally made change, stores it and pushes it to every live node; returns it signed. */
+  async commit(rec: VolumeRecord): Promise<VolumeRecord> {
+    const signed = this.authority.sign(rec);
+    await this.merge(signed);
+    await this.push([signed]);
+    return signed;
   }
 
-  private async push(records: VolumeRecord[], to?: string[]): Promise<void> {
+  /** Pushes records to the given nodes (a master making sure a member holds the record naming it). */
+  async push(records: VolumeRecord[], to?: string[]): Promise<void> {
     const targets = to ?? this.cluster.alive().map((n) => n.nodeId).filter((id) => id !== this.cluster.selfId);
     await Promise.allSettled(targets.map(async (id) => {
       for (let i = 0; i < records.length; i += MAX_RECORDS_PER_MESSAGE) {
@@ -167,7 +207,8 @@ export class VolumeRegistry extends EventEmitter<RegistryEvents> {
       if (!body.success) throw new TesseraError('PROTOCOL', `node ${nodeId} answered vol.all with a malformed body`);
       for (const raw of body.data.records) {
         const p = volumeRecordSchema.safeParse(raw);
-        if (p.success) await this.merge(p.data);
+        // A refused record is logged by the authority check; the rest of the page still counts.
+        if (p.success) await this.mergeFromPeer(p.data, nodeId).catch((err: unknown) => { if (!isTesseraError(err, 'AUTH')) throw err; });
       }
       if (body.data.next === undefined) break;
       after = body.data.next;
@@ -183,7 +224,7 @@ export class VolumeRegistry extends EventEmitter<RegistryEvents> {
       for (const raw of b.data.records) {
         const p = volumeRecordSchema.safeParse(raw);
         if (!p.success) throw badInput(`vol.put: malformed volume record: ${p.error.issues[0]?.path.join('.')}: ${p.error.issues[0]?.message}`);
-        if (await this.merge(p.data)) merged++;
+        if (await this.mergeFromPeer(p.data, req.peer.nodeId)) merged++;
       }
       return { body: { merged } };
     }
@@ -292,6 +333,7 @@ export class VolumeService {
       throw badInput(`volume create: ${i ? `${i.path.join('.') || 'body'}: ${i.message}` : 'invalid request'}`);
     }
     const req = p.data;
+    if (!this.registry.authority.canSign) throw new TesseraError('AUTH', 'this node is storage-only (it joined without the data key) and cannot create volumes: their records need a proof only a full node can make; use the API of a full node');
     if (this.registry.get(req.name) !== undefined) throw new TesseraError('CONFLICT', `volume '${req.name}' already exists; remove it first or choose another name`);
     if (this.registry.list().length >= MAX_VOLUMES) throw tooLarge(`the cluster already has ${MAX_VOLUMES} volumes`);
     const alive = this.cluster.alive();
@@ -321,15 +363,21 @@ export class VolumeService {
       name: req.name, id, layout: req.layout, size: layout.size, memberSize: layout.memberSize, unitSize,
       members, version: (prev?.version ?? 0) + 1, updatedAt: Date.now(), updatedBy: this.cluster.selfId, deleted: false,
       format: SEALED_VOLUME_FORMAT,
+      // A master names itself at once; a volume made elsewhere is taken by the first master that sees it.
+      ...(this.master !== undefined ? { master: this.cluster.selfId } : {}),
     };
     const extent = extentName(rec);
     const made: string[] = [];
+    // Each member receives the signed record with the create: it creates only an extent a proven record places on it.
+    const signed = this.registry.authority.sign(rec);
     const results = await Promise.allSettled(members.map(async (m) => {
-      await this.net.call(m, 'extent.create', { name: extent, units: layout.stripeCount, unitSize: sealedUnitBytes(unitSize) }, undefined, EXTENT_CALL_TIMEOUT_MS);
+      await this.net.call(m, 'extent.create', { name: extent, units: layout.stripeCount, unitSize: sealedUnitBytes(unitSize), record: signed }, undefined, EXTENT_CALL_TIMEOUT_MS);
       made.push(m);
     }));
     const failed = results.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
+      // The members that merged the record learn of its removal before they are asked to drop the extent.
+      await this.registry.commit({ ...rec, deleted: true, version: rec.version + 1, updatedAt: Date.now() });
       await Promise.allSettled(made.map((m) => this.net.call(m, 'extent.delete', { name: extent }, undefined, EXTENT_CALL_TIMEOUT_MS)));
       const why = (results[failed] as PromiseRejectedResult).reason as Error;
       throw unavailable(`volume '${req.name}': node ${members[failed]?.slice(0, 12)} could not make its extent: ${why.message}`);

@@ -34,6 +34,8 @@ export interface ClusterKeys {
    * from the data key; a storage-only node is given it, since it cannot derive it.
    */
   authorityKey?: Buffer;
+  /** Set while the cluster secret is rotated (tessera secret rotate): the old secret, still accepted. */
+  previousClusterSecret?: Buffer;
 }
 
 export interface NodeIdentity {
@@ -54,6 +56,7 @@ const clusterSchema = z.object({
   clusterSecret: b64,
   dataKey: b64.optional(),
   authorityKey: b64.optional(),
+  previousClusterSecret: b64.optional(),
 });
 const tokenSchema = z.object({ v: z.literal(1), c: z.string().regex(/^[0-9a-f]{32}$/), s: b64, k: b64.optional(), a: b64.optional() });
 
@@ -175,6 +178,7 @@ export async function loadDataDir(dataDir: string): Promise<NodeIdentity> {
   const cluster: ClusterKeys = { clusterId: cl.data.clusterId, clusterSecret: decodeSecret(cl.data.clusterSecret, 'cluster secret') };
   if (cl.data.dataKey !== undefined) cluster.dataKey = decodeSecret(cl.data.dataKey, 'data key');
   if (cl.data.authorityKey !== undefined) cluster.authorityKey = decodeSecret(cl.data.authorityKey, 'authority key');
+  if (cl.data.previousClusterSecret !== undefined) cluster.previousClusterSecret = decodeSecret(cl.data.previousClusterSecret, 'previous cluster secret');
   let apiToken: string;
   try {
     apiToken = (await readFile(join(dataDir, API_TOKEN_FILE), 'utf8')).trim();

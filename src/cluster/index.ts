@@ -8,3 +8,4 @@ export * from './zone.js';
 export * from './repair-plan.js';
 export * from './node-caller.js';
 export * from './quorum.js';
+export * from './secret-rotation.js';

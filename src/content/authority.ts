@@ -34,6 +34,7 @@ const LABEL = {
   fileRm: 'tessera/v1/proof/file.rm',
   name: 'tessera/v1/proof/name',
   drain: 'tessera/v1/proof/heal.drain',
+  volume: 'tessera/v1/proof/volume-record',
 } as const;
 
 /** A removal of a file (its tombstone): the root it removes and when. */
@@ -56,7 +57,12 @@ export interface DrainStatement {
   on: boolean;
   at: number;
 }
-export type Statement = FileRmStatement | NameStatement | DrainStatement;
+/** A volume record (layout, members, master, version): its canonical bytes, made by block/. */
+export interface VolumeStatement {
+  kind: 'volume';
+  record: Uint8Array;
+}
+export type Statement = FileRmStatement | NameStatement | DrainStatement | VolumeStatement;
 
 function field(b: Uint8Array): Buffer {
   const len = Buffer.allocUnsafe(4);
@@ -79,6 +85,8 @@ export function statementBytes(s: Statement): Buffer {
       return Buffer.concat([field(Buffer.from(LABEL.name)), field(s.key), field(encodeHlc(s.hlc)), field(createHash('sha256').update(s.box).digest())]);
     case 'drain':
       return Buffer.concat([field(Buffer.from(LABEL.drain)), field(Buffer.from(s.target, 'utf8')), Buffer.from([s.on ? 1 : 0]), u64(s.at)]);
+    case 'volume':
+      return Buffer.concat([field(Buffer.from(LABEL.volume)), field(s.record)]);
   }
 }
 
@@ -121,6 +129,18 @@ export class AuthoritySigner extends AuthorityVerifier {
 /** The public half of the authority key for a data key: what a storage-only node's token carries. */
 export function authorityPublicKey(dataKey: Uint8Array): Buffer {
   return new AuthoritySigner(dataKey).publicKey;
+}
+
+/**
+ * Why a proven message must be refused, or undefined when it passes: a time problem the caller
+ * found first, no key to check with, no proof, or a proof that does not match.
+ */
+export function proofProblem(verifier: AuthorityVerifier | undefined, s: Statement, proof: Uint8Array | undefined, timeProblem?: string): string | undefined {
+  if (timeProblem !== undefined) return timeProblem;
+  if (verifier === undefined) return 'this node holds no authority key to check it with (re-join it with a current token)';
+  if (proof === undefined) return 'it carries no proof';
+  if (!verifier.valid(s, proof)) return 'its proof does not match';
+  return undefined;
 }
 
 /** AUTH error for a destructive message without a valid proof; names what was refused and why. */

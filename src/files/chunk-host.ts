@@ -9,11 +9,13 @@
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { KeyedMutex, type ChunkStore } from '../store/index.js';
+import { RefusalLog } from '../net/index.js';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { tooLarge, badInput } from '../errors.js';
 import { GC_SWEEP_BATCH } from './limits.js';
 import { errorMessage } from './errors.js';
 import type { RefStore, Tombstone } from './refs.js';
+import { UNCOMMITTED_SHARE_ALL_PEERS, UNCOMMITTED_SHARE_PER_PEER, UncommittedLedger } from './uncommitted-ledger.js';
 
 export interface HostCounters {
   chunksStored: number;
@@ -49,6 +51,9 @@ export class ChunkHost {
   readonly #o: ChunkHostOptions;
   readonly #lock = new KeyedMutex();
   readonly #now: () => number;
+  /** What each peer keeps here that no committed file holds yet (uncommitted-ledger.ts). */
+  readonly uncommitted: UncommittedLedger;
+  readonly #refusals: RefusalLog;
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
   #closed = false;
@@ -56,6 +61,11 @@ export class ChunkHost {
   constructor(opts: ChunkHostOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#refusals = new RefusalLog(opts.log);
+    this.uncommitted = new UncommittedLedger(() => {
+      const capacity = opts.store.usage().capacity;
+      return { perPeer: capacity * UNCOMMITTED_SHARE_PER_PEER, allPeers: capacity * UNCOMMITTED_SHARE_ALL_PEERS };
+    });
   }
 
   get graceMs(): number {
@@ -99,11 +109,13 @@ export class ChunkHost {
   /**
    * Stores a copy durably and, with an upload, records its reference; resolves only when both are
    * on disk. `verified`: this process computed `id` from `data` itself (the store skips its hash).
+   * `from`: the peer that sent it, charged for it until a commit holds it (none for this node's own).
    */
-  async put(upload: string | undefined, id: Buffer, data: Buffer, verified = false): Promise<void> {
+  async put(upload: string | undefined, id: Buffer, data: Buffer, verified = false, from?: string): Promise<void> {
     if (data.length > MAX_CHUNK_BYTES) throw tooLarge(`chunk of ${data.length} bytes is over the ${MAX_CHUNK_BYTES}-byte limit`);
     const hex = id.toString('hex');
     await this.#lock.run(hex, async () => {
+      const charged = from !== undefined ? this.#charge(from, upload, hex, data.length) : undefined;
       const [stored, ref] = await Promise.allSettled([
         this.#o.store.put(id, data, verified ? { verified: true } : undefined),
         upload !== undefined ? this.#o.refs.addRefs(upload, [hex], this.#now()) : Promise.resolve(),
@@ -111,11 +123,38 @@ export class ChunkHost {
       if (stored.status === 'fulfilled' && (ref.status === 'rejected' || upload === undefined)) {
         await this.#o.refs.scheduleIfOrphan(hex, this.#o.gcGraceMs, this.#now());
       }
+      // Bytes that were already here, or never written, take no share.
+      if (charged !== undefined && (stored.status === 'rejected' || !stored.value)) this.uncommitted.refund(charged, data.length);
       if (stored.status === 'rejected') throw stored.reason;
       if (ref.status === 'rejected') throw ref.reason;
       if (stored.value) this.counters.chunksStored++;
       else this.counters.chunksDeduplicated++;
     });
+  }
+
+  /** Charges a peer's chunk to its upload, or, when no upload or file holds it, to a grace-period bucket; returns the key. */
+  #charge(from: string, upload: string | undefined, hex: string, bytes: number): string | undefined {
+    try {
+      return this.#chargeTo(from, upload, hex, bytes);
+    } catch (e) {
+      this.#refusals.refused(from, { reason: errorMessage(e) }, 'refused a chunk over the sender\'s share of uncommitted bytes');
+      throw e;
+    }
+  }
+
+  #chargeTo(from: string, upload: string | undefined, hex: string, bytes: number): string | undefined {
+    const now = this.#now();
+    const grace = Math.max(1000, this.#o.gcGraceMs);
+    if (upload !== undefined) {
+      // The sweep aborts an idle upload after the TTL and retires its charge then; this is only a backstop.
+      this.uncommitted.charge(from, upload, bytes, now + this.#o.pendingUploadTtlMs + 2 * grace);
+      return upload;
+    }
+    if (this.#o.refs.hasRefs(hex)) return undefined;
+    const bucket = Math.floor(now / grace);
+    const key = `orphan/${from}/${bucket}`;
+    this.uncommitted.charge(from, key, bytes, (bucket + 2) * grace);
+    return key;
   }
 
   /** Deletes a copy that repair made surplus (its replacements are confirmed elsewhere); true when one was here. */
@@ -140,10 +179,12 @@ export class ChunkHost {
 
   async commit(upload: string, root: string, at: number): Promise<void> {
     await this.#o.refs.commit(upload, root, at, this.#o.gcGraceMs, this.#now());
+    this.uncommitted.release(upload);
   }
 
   async abort(upload: string): Promise<void> {
     const dropped = await this.#o.refs.dropUpload(upload, this.#o.gcGraceMs, this.#now());
+    this.uncommitted.retire(upload, this.#now() + this.#o.gcGraceMs);
     this.counters.uploadsAborted++;
     this.#o.log.info({ upload, chunks: dropped }, 'upload aborted; its chunks wait out the grace period');
   }
@@ -178,6 +219,7 @@ export class ChunkHost {
 
   async #sweep(): Promise<void> {
     const now = this.#now();
+    this.uncommitted.expire(now);
     for (const hex of this.#o.refs.dueForDeletion(now, GC_SWEEP_BATCH)) {
       if (this.#closed) return;
       await this.#lock.run(hex, async () => {

@@ -61,12 +61,13 @@ export class FilesPeerService {
         for (const o of b.heal?.owners ?? []) {
           try {
             await this.#o.refs.addRefs(o.upload, [hex], Date.now());
-            await this.#o.refs.commit(o.upload, o.root, o.at, this.#o.host.graceMs, Date.now());
+            await this.#o.host.commit(o.upload, o.root, o.at);
           } catch {
             /* an upload aborted here stays aborted */
           }
         }
-        await this.#o.host.put(b.upload, b.id, payload, verified);
+        // A peer's chunk counts against its share of uncommitted bytes here until a commit holds it.
+        await this.#o.host.put(b.upload, b.id, payload, verified, from === this.#o.selfId ? undefined : from);
         // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
         recycle?.();
         if (b.heal?.r !== undefined) await this.#o.repairMeta.setCopies(hex, b.heal.r);

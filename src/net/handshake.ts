@@ -17,15 +17,21 @@ import type { PeerHello, Role } from './types.js';
 export const ADMISSION_EXPORTER_LABEL = 'EXPORTER-tessera-admission';
 const ADMISSION_MAC_LABEL = 'tessera-admission-v1';
 const ADMISSION_MAC_BYTES = 32;
+/**
+ * Secrets a node proves at once: its cluster secret, and during a rotation the one it replaces.
+ * An ADMIT frame carries one MAC per secret; a peer is admitted when any of them matches a MAC
+ * of any secret this node accepts, so rotated and not-yet-rotated nodes admit each other.
+ */
+export const MAX_ADMISSION_SECRETS = 2;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 const HANDSHAKE_CONTROL_BYTES = 4096;
 /** Before admission a peer is a stranger: nothing it sends may cost more than a few KiB. */
 export const HANDSHAKE_FRAME_LIMITS: FrameLimits = {
   maxControlBytes: HANDSHAKE_CONTROL_BYTES,
-  maxPayloadBytes: ADMISSION_MAC_BYTES,
+  maxPayloadBytes: ADMISSION_MAC_BYTES * MAX_ADMISSION_SECRETS,
   byKind: {
-    [FrameKind.ADMIT]: { maxControlBytes: 0, maxPayloadBytes: ADMISSION_MAC_BYTES },
+    [FrameKind.ADMIT]: { maxControlBytes: 0, maxPayloadBytes: ADMISSION_MAC_BYTES * MAX_ADMISSION_SECRETS },
     [FrameKind.HELLO]: { maxControlBytes: HANDSHAKE_CONTROL_BYTES, maxPayloadBytes: 0 },
     [FrameKind.ERROR]: { maxControlBytes: HANDSHAKE_CONTROL_BYTES, maxPayloadBytes: 0 },
   },
@@ -36,6 +42,8 @@ export interface HandshakeParams {
   credentials: NodeCredentials;
   clusterId: string;
   clusterSecret: Buffer;
+  /** The secret being rotated out (tessera secret rotate): still proved and accepted until `secret finish`. */
+  previousClusterSecret?: Buffer | undefined;
   capabilities: string[];
   listenAddr: string;
   protocolVersion: number;
@@ -65,6 +73,18 @@ export function admissionMac(secret: Buffer, role: Role, keyingMaterial: Buffer)
   return createHmac('sha256', secret).update(ADMISSION_MAC_LABEL).update(role).update(keyingMaterial).digest();
 }
 
+/** True when the ADMIT payload (whole MACs, at most MAX_ADMISSION_SECRETS) holds one of the expected MACs. */
+function anyMacMatches(payload: Buffer, expected: Buffer[]): boolean {
+  if (payload.length === 0 || payload.length % ADMISSION_MAC_BYTES !== 0 || payload.length > ADMISSION_MAC_BYTES * MAX_ADMISSION_SECRETS) return false;
+  let ok = false;
+  for (let at = 0; at < payload.length; at += ADMISSION_MAC_BYTES) {
+    const mac = payload.subarray(at, at + ADMISSION_MAC_BYTES);
+    // Every comparison runs, so timing says nothing about which secret matched.
+    for (const e of expected) if (timingSafeEqual(mac, e)) ok = true;
+  }
+  return ok;
+}
+
 /** Codes this layer reports a handshake failure with; anything else is folded into PROTOCOL. */
 function handshakeError(code: ErrorCode, msg: string): TesseraError {
   return new TesseraError(code === 'AUTH' ? 'AUTH' : 'PROTOCOL', msg);
@@ -76,7 +96,7 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
     const peerRole: Role = p.role === 'dialer' ? 'acceptor' : 'dialer';
     let done = false;
     let peerId = '';
-    let expectedMac: Buffer | undefined;
+    let expectedMacs: Buffer[] = [];
     let admitted = false;
 
     const cleanup = () => {
@@ -141,7 +161,7 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
           fail(new TesseraError('PROTOCOL', `peer ${p.remote} sent ${FRAME_KIND_NAMES[f.kind]} before proving cluster membership`), true);
           return false;
         }
-        if (f.payload.length !== ADMISSION_MAC_BYTES || !timingSafeEqual(f.payload, expectedMac!)) {
+        if (!anyMacMatches(f.payload, expectedMacs)) {
           fail(new TesseraError('AUTH', `peer ${p.remote} failed cluster admission: its proof of the cluster secret does not verify (different secret, or a replayed handshake)`), true);
           return false;
         }
@@ -221,8 +241,9 @@ export function runHandshake(socket: TLSSocket, p: HandshakeParams): Promise<Han
         throw new TesseraError('AUTH', `peer at ${p.remote} is node ${peerId}, expected ${p.expectNodeId}`);
       }
       const ekm = socket.exportKeyingMaterial(32, ADMISSION_EXPORTER_LABEL, Buffer.alloc(0));
-      expectedMac = admissionMac(p.clusterSecret, peerRole, ekm);
-      send(FrameKind.ADMIT, undefined, admissionMac(p.clusterSecret, p.role, ekm));
+      const secrets = p.previousClusterSecret !== undefined ? [p.clusterSecret, p.previousClusterSecret] : [p.clusterSecret];
+      expectedMacs = secrets.map((s) => admissionMac(s, peerRole, ekm));
+      send(FrameKind.ADMIT, undefined, Buffer.concat(secrets.map((s) => admissionMac(s, p.role, ekm))));
     } catch (e) {
       const err = e instanceof TesseraError ? handshakeError(e.code, e.message) : new TesseraError('PROTOCOL', `handshake with ${p.remote} failed: ${String(e)}`);
       fail(err, false);

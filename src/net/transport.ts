@@ -42,6 +42,8 @@ export interface TransportOptions {
   credentials: NodeCredentials;
   clusterId: string;
   clusterSecret: Buffer;
+  /** During a rotation of the cluster secret: the old one, still proved and accepted. */
+  previousClusterSecret?: Buffer | undefined;
   host: string;
   port: number;
   advertiseAddr?: string;
@@ -199,6 +201,7 @@ export class Transport {
       remote,
       logger: this.log,
       refusals: this.refusals,
+      previousClusterSecret: this.o.previousClusterSecret,
       ...(expectNodeId !== undefined ? { expectNodeId } : {}),
     };
   }

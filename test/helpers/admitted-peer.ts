@@ -21,8 +21,9 @@ export interface AdmittedPeer {
   rpc(addr: string): Promise<RpcConnection>;
 }
 
-export async function admittedPeer(dataDir: string, keys: ClusterKeys): Promise<AdmittedPeer> {
-  const identity = await initDataDir(dataDir, keys);
+/** `existing`: speak as a node that already exists (a stopped master, say) instead of a new identity. */
+export async function admittedPeer(dataDir: string, keys: ClusterKeys, existing?: NodeIdentity): Promise<AdmittedPeer> {
+  const identity = existing ?? await initDataDir(dataDir, keys);
   const dial = async (addr: string) => {
     const { host, port } = parseAddr(addr);
     const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {

@@ -13,6 +13,7 @@ import { VolumeCluster } from './volume-harness.js';
 import { Layout } from '../../src/block/volume/layout.js';
 import { SEALED_SECTOR_BYTES, SECTOR_BYTES, sealedUnitBytes } from '../../src/block/volume/seal.js';
 import type { VolumeView } from '../../src/block/volumes.js';
+import { authorityPublicKey } from '../../src/content/index.js';
 
 const MiB = 1 << 20;
 const SIZE = 8 * MiB;
@@ -109,8 +110,9 @@ describe('sealed volumes over NBD with TLS (real processes and clients)', { skip
   });
 
   it('a storage-only node (no data key) serves as a member and holds only ciphertext', async () => {
-    const { dataKey: _omitted, ...withoutDataKey } = c.storage.keys;
-    const node = await c.storage.addNode({ keys: withoutDataKey });
+    const { dataKey, ...withoutDataKey } = c.storage.keys;
+    // As `tessera token --storage-only` gives it: the public half of the authority key, to check volume records with.
+    const node = await c.storage.addNode({ keys: { ...withoutDataKey, authorityKey: authorityPublicKey(dataKey!) } });
     const cluster = JSON.parse(await readFile(join(node.dataDir, 'cluster.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cluster.dataKey, undefined, 'the node was made without the data key');
     const v = await c.createVolume('s-storage-only', 'raid1', SIZE, [node.index, 0], UNIT);

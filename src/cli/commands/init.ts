@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { badInput } from '../../errors.js';
 import { JOIN_TOKEN_ENV, readJoinToken } from '../join-token-source.js';
+import { registerSecret } from './secret.js';
 
 export function registerInit(program: Command): void {
   program
@@ -41,4 +42,7 @@ export function registerInit(program: Command): void {
       const token = formatJoinToken(cluster, { storageOnly: opts.storageOnly === true });
       process.stdout.write(opts.json ? JSON.stringify({ joinToken: token }) + '\n' : token + '\n');
     });
+
+  // Beside init and token: the other command that changes a data directory's cluster keys.
+  registerSecret(program);
 }

@@ -38,6 +38,22 @@ test('a wrong cluster secret is refused in both directions, with the reason logg
   assert.equal(good.t.peers.length, 0);
 });
 
+test('during a rotation of the cluster secret, rotated nodes admit old and new ones; old and new alone do not', async () => {
+  const oldSecret = randomBytes(32);
+  const newSecret = randomBytes(32);
+  const old = await node({ clusterSecret: oldSecret });
+  const rotated = await node({ clusterSecret: newSecret, previousClusterSecret: oldSecret });
+  const finished = await node({ clusterSecret: newSecret });
+  for (const [a, b] of [[old, rotated], [rotated, old], [rotated, finished], [finished, rotated]] as const) {
+    assert.equal(((await a.t.call(b.addr, 'echo', { x: 1 })).body as { from: string }).from, a.creds.nodeId);
+  }
+  await assert.rejects(old.t.call(finished.addr, 'm', null), isErr('AUTH', /cluster secret|admission/));
+  await assert.rejects(finished.t.call(old.addr, 'm', null), isErr('AUTH', /cluster secret|admission/));
+  // A stranger holding neither secret gets nowhere with a rotated node either.
+  const stranger = await node({ clusterSecret: randomBytes(32), previousClusterSecret: randomBytes(32) });
+  await assert.rejects(stranger.t.call(rotated.addr, 'm', null), isErr('AUTH'));
+});
+
 test('a hello whose node id differs from the certificate is refused', async () => {
   const good = await node();
   const real = await generateCredentials();

@@ -8,13 +8,14 @@ import { isTesseraError } from '../../../src/errors.js';
 import type { IncomingRequest } from '../../../src/net/transport.js';
 import { ExtentStore, MAX_EXTENT_UNITS } from '../../../src/store/extent-store.js';
 import { MAX_EXTENT_NAME_CHARS, Minion } from '../../../src/block/minion.js';
+import { openExtentGuard } from '../../helpers/open-extent-guard.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_OPS } from '../../../src/block/remote-member.js';
 import { MAX_MEMBER_IO_BYTES } from '../../../src/block/volume/member.js';
 
 const UNIT = 4096;
 
 function req(method: string, body: unknown, payload = Buffer.alloc(0)): IncomingRequest {
-  return { method, body, payload } as unknown as IncomingRequest;
+  return { method, body, payload, peer: { nodeId: 'master' } } as unknown as IncomingRequest;
 }
 
 test('minion: malformed, unknown and oversized requests are refused and nothing is written', async () => {
@@ -22,7 +23,7 @@ test('minion: malformed, unknown and oversized requests are refused and nothing 
   const store = await ExtentStore.open(join(dir, 'x'));
   try {
     await store.create('v.1', { units: 16, unitSize: UNIT });
-    const minion = new Minion(store);
+    const minion = new Minion(store, openExtentGuard);
     const refused = async (r: IncomingRequest, code: string, pattern: RegExp) => {
       await assert.rejects(minion.handle(r), (e: unknown) => isTesseraError(e) && e.code === code && pattern.test(e.message));
     };

@@ -8,6 +8,7 @@ import { isTesseraError, TesseraError } from '../../../src/errors.js';
 import type { IncomingRequest } from '../../../src/net/transport.js';
 import { ExtentStore } from '../../../src/store/extent-store.js';
 import { Minion } from '../../../src/block/minion.js';
+import { openExtentGuard } from '../../helpers/open-extent-guard.js';
 import { MAX_BATCH_OPS, RemoteMember, type MemberNet } from '../../../src/block/remote-member.js';
 
 const UNIT = 4096;
@@ -17,14 +18,14 @@ async function setup(opts: { batchUnknown?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-remote-'));
   const store = await ExtentStore.open(join(dir, 'x'));
   await store.create('v.1', { units: UNITS, unitSize: UNIT });
-  const minion = new Minion(store);
+  const minion = new Minion(store, openExtentGuard);
   const calls: string[] = [];
   const net: MemberNet = {
     async call(_node, method, body, payload) {
       calls.push(method);
       if (opts.batchUnknown && method === 'extent.batch') throw new TesseraError('BAD_INPUT', `unknown method '${method}'`);
       const p = payload === undefined ? Buffer.alloc(0) : Array.isArray(payload) ? Buffer.concat(payload) : payload;
-      const req = { method, body, payload: p } as unknown as IncomingRequest;
+      const req = { method, body, payload: p, peer: { nodeId: 'master' } } as unknown as IncomingRequest;
       // Through a structured clone, as the wire would: no shared buffers between the two sides.
       const r = await minion.handle(req);
       const out = r.payload === undefined ? Buffer.alloc(0) : Array.isArray(r.payload) ? Buffer.concat(r.payload) : Buffer.from(r.payload);
@@ -90,7 +91,7 @@ test('remote member: FUA writes go in a batch of their own; a node without batch
 test('minion: malformed batches are refused whole', async () => {
   const r = await setup();
   try {
-    const call = (body: unknown, payload = Buffer.alloc(0)) => r.minion.handle({ method: 'extent.batch', body, payload } as unknown as IncomingRequest);
+    const call = (body: unknown, payload = Buffer.alloc(0)) => r.minion.handle({ method: 'extent.batch', body, payload, peer: { nodeId: 'master' } } as unknown as IncomingRequest);
     const bad = (e: unknown) => isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE');
     await assert.rejects(call({ name: 'v.1', ops: [[1, 0, 10]] }, Buffer.alloc(9)), bad);
     await assert.rejects(call({ name: 'v.1', ops: [] }), bad);
