@@ -100,15 +100,15 @@ export class SectorSealer {
    * Seals plaintext sector `plain` (SECTOR_BYTES) of member sector index `sector` into `out` at
    * `at`, under `version`, which the caller never hands out twice (seal-versions.ts).
    */
-  seal(plain: Buffer, sector: number, version: number, out: Buffer, at: number): void {
+  seal(plain: Uint8Array, sector: number, version: number, out: Buffer, at: number): void {
     if (!Number.isSafeInteger(version) || version <= 0) throw badInput(`seal version must be a positive safe integer, got ${version}`);
     const nonceAt = at + SECTOR_BYTES;
     out.writeUInt32BE(Math.floor(version / 2 ** 32), nonceAt);
     out.writeUInt32BE(version >>> 0, nonceAt + 4);
-    this.nonceRandom.copy(out, nonceAt + VERSION_BYTES);
+    out.set(this.nonceRandom, nonceAt + VERSION_BYTES);
     sodium.crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-      out.subarray(at, nonceAt), out.subarray(at + TAG_AT, at + FORMAT_AT), plain, this.aadFor(sector), null,
-      out.subarray(nonceAt, nonceAt + SEAL_NONCE_BYTES), this.key,
+      view(out, at, SECTOR_BYTES), view(out, at + TAG_AT, SEAL_TAG_BYTES), plain, this.aadFor(sector), null,
+      view(out, nonceAt, SEAL_NONCE_BYTES), this.key,
     );
     out[at + FORMAT_AT] = SEAL_FORMAT;
     out.fill(0, at + FORMAT_AT + 1, at + SEALED_SECTOR_BYTES);
@@ -129,7 +129,7 @@ export class SectorSealer {
     if (hit !== undefined) return hit;
     const v = firstVersion();
     const rec = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
-    for (let i = 0; i < n; i++) this.seal(plain.subarray(i * SECTOR_BYTES, (i + 1) * SECTOR_BYTES), firstSector + i, v + i, rec, i * SEALED_SECTOR_BYTES);
+    for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, v + i, rec, i * SEALED_SECTOR_BYTES);
     let bySector = this.recent.get(plain);
     if (bySector === undefined) {
       if (this.recent.size === 0) setImmediate(() => this.recent.clear());
@@ -155,8 +155,8 @@ export class SectorSealer {
     }
     try {
       sodium.crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-        out.subarray(outAt, outAt + SECTOR_BYTES), null, rec.subarray(at, trailer), rec.subarray(at + TAG_AT, at + FORMAT_AT),
-        this.aadFor(sector), rec.subarray(trailer, trailer + SEAL_NONCE_BYTES), this.key,
+        view(out, outAt, SECTOR_BYTES), null, view(rec, at, SECTOR_BYTES), view(rec, at + TAG_AT, SEAL_TAG_BYTES),
+        this.aadFor(sector), view(rec, trailer, SEAL_NONCE_BYTES), this.key,
       );
     } catch {
       return BAD_RECORD;
@@ -164,6 +164,11 @@ export class SectorSealer {
     const version = recordVersion(rec, at);
     return version > 0 ? version : BAD_RECORD;
   }
+}
+
+/** A plain view of `len` bytes of `b` at `at`: about half what Buffer.subarray costs, paid four times per sector. */
+function view(b: Uint8Array, at: number, len: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + at, len);
 }
 
 function isZero(b: Buffer, from: number, to: number): boolean {
