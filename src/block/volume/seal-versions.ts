@@ -31,8 +31,9 @@ const MAGIC = Buffer.from('TSV1');
 const HEADER_BYTES = MAGIC.length + 8 + 1;
 const ENTRY_BYTES = U48_BYTES + 8;
 /**
- * Member sectors a volume's versions are kept for (64 GiB of member space; 8 bytes each in
- * memory twice, 14 bytes each saved once written). The saved state must fit a state blob.
+ * Member sectors a volume's versions are kept for (about 4.8 million, 18 GiB of member space;
+ * 8 bytes each in memory twice, 14 bytes each saved once written): the saved state must fit a
+ * state blob.
  */
 export const MAX_VERSIONED_SECTORS = Math.floor((MAX_STATE_BLOB_BYTES - HEADER_BYTES - MAX_MEMBERS * 4) / ENTRY_BYTES);
 
