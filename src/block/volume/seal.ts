@@ -142,7 +142,8 @@ export class SectorSealer {
   }
 
   /**
-   * Opens the record at `rec[at..]` into `out` at `outAt`. Returns the record's version, 0 for a
+   * Opens the record at `rec[at..]` into `out` at `outAt`, which may be the record itself
+   * (`out === rec && outAt === at`; libsodium decrypts in place). Returns the record's version, 0 for a
    * record of all zeroes (a sector never written, which opens as zeroes), or BAD_RECORD when the
    * record fails authentication. Whether the version is the one expected is the caller's check.
    */

@@ -60,20 +60,25 @@ export class SealedMember implements VolumeMember {
     if (length === 0) return Buffer.alloc(0);
     const a = Math.floor(offset / SECTOR_BYTES) * SECTOR_BYTES;
     const b = Math.ceil((offset + length) / SECTOR_BYTES) * SECTOR_BYTES;
-    const out = Buffer.allocUnsafe(b - a);
     const spans = this.spans(a, b);
     const recs = await Promise.all(spans.map((s) => this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES)));
+    // Within one unit (nearly every read), the records are opened in place and the plaintext moved
+    // down over the trailers: no second buffer per read for the garbage collector.
+    const single = spans.length === 1;
+    const out = single ? (recs[0] as Buffer) : Buffer.allocUnsafe(b - a);
     const bad: number[] = [];
     spans.forEach((s, n) => {
       const rec = recs[n] as Buffer;
       for (let i = 0; i < s.sectors; i++) {
         const sector = s.plain / SECTOR_BYTES + i;
-        const v = this.sealer.open(rec, i * SEALED_SECTOR_BYTES, sector, out, s.plain - a + i * SECTOR_BYTES);
+        const at = i * SEALED_SECTOR_BYTES;
+        const v = single ? this.sealer.open(rec, at, sector, rec, at) : this.sealer.open(rec, at, sector, out, s.plain - a + i * SECTOR_BYTES);
         if (v === BAD_RECORD || !this.versions.table.accept(this.versions.index, sector, v)) bad.push(sector);
+        else if (single && i > 0) rec.copyWithin(i * SECTOR_BYTES, at, at + SECTOR_BYTES);
       }
     });
     if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
-    return a === offset && b === offset + length ? out : out.subarray(offset - a, offset - a + length);
+    return out.subarray(offset - a, offset - a + length);
   }
 
   async write(offset: number, data: Buffer, opts: MemberWriteOptions = {}): Promise<void> {
