@@ -11,7 +11,8 @@ import { silentLogger, type Logger } from '../log.js';
 import type { BlockDevice, VolumeProvider } from './device.js';
 import { RemoteMember, type MemberNet } from './remote-member.js';
 import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
-import { deriveVolumeKey, SectorSealer, sealedUnitBytes } from './volume/seal.js';
+import { deriveVolumeKey, SECTOR_BYTES, SectorSealer, sealedUnitBytes } from './volume/seal.js';
+import { MAX_VERSIONED_SECTORS, SealVersions } from './volume/seal-versions.js';
 import { SealedMember } from './volume/sealed-member.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
 import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
@@ -41,9 +42,16 @@ export interface MasterOptions {
   logger?: Logger;
 }
 
+/** A volume's sealing state for one run of the master: its sealer and the per-sector versions. */
+interface Sealing {
+  sealer: SectorSealer;
+  versions: SealVersions;
+}
+
 interface Open {
   rec: VolumeRecord;
   ready: Promise<StripedVolume>;
+  sealing: Sealing | undefined;
   vol: StripedVolume | undefined;
   resyncing: boolean;
   lastTry: Map<number, number>;
@@ -99,16 +107,18 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     return join(this.o.dataDir, 'volumes', `${rec.name}.${rec.id}`);
   }
 
-  /** A member as the volume sees it: plain bytes, sealed on their way to the node's extent. */
-  private member(rec: VolumeRecord, nodeId: string, sealer: SectorSealer): SealedMember {
+  /** Member `index` as the volume sees it: plain bytes, sealed on their way to the node's extent. */
+  private member(rec: VolumeRecord, nodeId: string, index: number, sealing: Sealing): SealedMember {
     const units = rec.memberSize / rec.unitSize;
     const sealed = sealedUnitBytes(rec.unitSize);
     const remote = new RemoteMember({ net: this.o.net, nodeId, extent: extentName(rec), size: units * sealed, unitSize: sealed });
-    return new SealedMember(remote, sealer, rec.unitSize, units);
+    return new SealedMember(remote, sealing.sealer, rec.unitSize, units, { table: sealing.versions, index });
   }
 
-  private sealer(rec: VolumeRecord): SectorSealer {
-    return new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
+  /** The open volume's sealing state; a volume not open yet has none to lend. */
+  private sealingOf(entry: Open): Sealing {
+    if (entry.sealing === undefined) throw unavailable(`volume '${entry.rec.name}' is not open yet`);
+    return entry.sealing;
   }
 
   /** True when another master that is alive holds the volume: its members take writes from it alone. */
@@ -142,8 +152,8 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       have.rec = rec;
       return have;
     }
-    const entry: Open = { rec, ready: null as unknown as Promise<StripedVolume>, vol: undefined, resyncing: false, lastTry: new Map(), lastResync: null, admin: Promise.resolve() };
-    entry.ready = this.openVolume(rec).then((v) => {
+    const entry: Open = { rec, ready: null as unknown as Promise<StripedVolume>, sealing: undefined, vol: undefined, resyncing: false, lastTry: new Map(), lastResync: null, admin: Promise.resolve() };
+    entry.ready = this.openVolume(rec, entry).then((v) => {
       if (this.closed || this.open_.get(rec.name) !== entry) {
         void v.close();
         throw unavailable(`volume '${rec.name}' was closed while opening`);
@@ -176,18 +186,27 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     if (pending.size > 0) this.log.warn({ volume: rec.name, missing: [...pending] }, 'opening volume without every member');
   }
 
-  private async openVolume(rec: VolumeRecord): Promise<StripedVolume> {
+  private async openVolume(rec: VolumeRecord, entry: Open): Promise<StripedVolume> {
     const dir = this.stateDir(rec);
     await mkdir(dir, { recursive: true });
     if (rec.format !== SEALED_VOLUME_FORMAT) {
-      throw badInput(`volume '${rec.name}' was made before volumes were encrypted: its members hold plaintext extents this version does not serve; copy its data out with the tessera version that made it, then 'tessera volume rm ${rec.name}' and create it again`);
+      const what = rec.format === undefined
+        ? 'was made before volumes were encrypted: its members hold plaintext extents'
+        : 'was sealed with AES-256-GCM records of an earlier format, without the versions that catch a member replaying old data';
+      throw badInput(`volume '${rec.name}' ${what}; this version does not serve it: copy its data out with the tessera version that made it, then 'tessera volume rm ${rec.name}' and create it again`);
     }
     await this.claim(rec);
     await this.waitForMembers(rec);
-    const sealer = this.sealer(rec);
+    const sectorsPerMember = rec.memberSize / SECTOR_BYTES;
+    const versions = await SealVersions.open(new FileBlobStorage(join(dir, 'versions')), rec.members.length, sectorsPerMember);
+    if (!versions.tracking) {
+      this.log.warn({ volume: rec.name, sectors: rec.members.length * sectorsPerMember, max: MAX_VERSIONED_SECTORS }, 'volume too large to keep sector versions for: a member replaying an older sealed record of a sector is not detected');
+    }
+    const sealing: Sealing = { sealer: new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id), versions };
+    entry.sealing = sealing;
     const v = await StripedVolume.open({
       layout: layoutOf(rec),
-      members: rec.members.map((id) => this.member(rec, id, sealer)),
+      members: rec.members.map((id, i) => this.member(rec, id, i, sealing)),
       healthStorage: new FileBlobStorage(join(dir, 'health')),
       intentStorage: new FileLogStorage(join(dir, 'intent')),
       ...(this.o.memberTimeoutMs !== undefined ? { memberTimeoutMs: this.o.memberTimeoutMs } : {}),
@@ -251,7 +270,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       // Pushed to every live node, the new one included; a replace that fails leaves `incoming` set until the next one.
       const receiving = await this.o.registry.commit(bump({ ...rec, incoming: newId }));
       await this.o.net.call(newId, 'extent.create', { name: extentName(rec), units: layout.stripeCount, unitSize: sealedUnitBytes(rec.unitSize) }, undefined, 15_000);
-      const report = await vol.replace(index, this.member(rec, newId, this.sealer(rec)));
+      const report = await vol.replace(index, this.member(rec, newId, index, this.sealingOf(entry)));
       // The record moves only after the rebuild: a master that dies mid-way restarts with the old
       // member, marked for a full rebuild, rather than a half-filled new one taken as current.
       const members = [...rec.members];
@@ -307,7 +326,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       e.resyncing = true;
       const nodeId = e.rec.members[target.index] as string;
       const dirtyBefore = target.dirtyUnits;
-      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId, this.sealer(e.rec))))
+      void this.exclusive(e, () => v.resync(target.index, this.member(e.rec, nodeId, target.index, this.sealingOf(e))))
         .then((r) => {
           e.lastResync = { member: r.member, nodeId, unitsCopied: r.unitsCopied, dirtyBefore, at: new Date().toISOString() };
         })

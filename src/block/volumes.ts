@@ -59,9 +59,10 @@ export const volumeRecordSchema = z.object({
   deleted: z.boolean(),
   /**
    * On-disk format of the members' extents: absent for volumes made before sealing (plaintext
-   * extents, which masters refuse to open), SEALED_VOLUME_FORMAT for sealed sectors (seal.ts).
+   * extents, which masters refuse to open), 2 for the first sealed format (AES-256-GCM records
+   * without versions, also refused), SEALED_VOLUME_FORMAT for sealed sectors (seal.ts).
    */
-  format: z.literal(2).optional(),
+  format: z.union([z.literal(2), z.literal(3)]).optional(),
 }).strict();
 export type VolumeRecord = z.infer<typeof volumeRecordSchema>;
 
@@ -75,8 +76,8 @@ export function newer(a: VolumeRecord, b: VolumeRecord): boolean {
   return a.updatedBy > b.updatedBy;
 }
 
-/** Extents of sealed sectors: every 4 KiB encrypted and authenticated at the master. */
-export const SEALED_VOLUME_FORMAT = 2;
+/** Extents of sealed sectors: every 4 KiB encrypted, authenticated and versioned at the master. */
+export const SEALED_VOLUME_FORMAT = 3;
 
 export function layoutOf(rec: VolumeRecord): Layout {
   return new Layout({ kind: rec.layout, members: rec.members.length, memberSize: rec.memberSize, unitSize: rec.unitSize, size: rec.size });

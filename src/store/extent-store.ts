@@ -23,8 +23,8 @@ import { type Logger, silentLogger } from '../log.js';
 import { fsError, syncDir } from './fs-util.js';
 
 export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
-/** A 4 MiB stripe unit sealed: 4 MiB of sectors plus their 32-byte trailers. */
-export const MAX_EXTENT_UNIT_BYTES = (4 << 20) + (32 << 10);
+/** A 4 MiB stripe unit sealed: 4 MiB of sectors plus their 64-byte trailers (block/volume/seal.ts). */
+export const MAX_EXTENT_UNIT_BYTES = (4 << 20) + (64 << 10);
 /** 2^26 units keep the generation file at 256 MiB at most. */
 export const MAX_EXTENT_UNITS = 1 << 26;
 /** A volume member holds at most 1 PiB (2^50 bytes), matching the volume layer's members. */
@@ -454,7 +454,7 @@ export class ExtentStore {
 
   /**
    * In line when the write is small and either covers whole pages or the volume's pages look
-   * cached; else on the thread pool. Sealed volumes write 4128-byte records, so nearly every write
+   * cached; else on the thread pool. Sealed volumes write 4160-byte records, so nearly every write
    * covers part of a page: the kernel then needs that page in cache, and reads it first if it is
    * not. The block-input count tells when it did, and sends the volume's partial writes (and
    * reads) to the thread pool for COLD_READS_POOLED_MS, as reads do. In line, a 4 KiB record costs

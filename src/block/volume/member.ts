@@ -29,6 +29,7 @@ export interface VolumeMember {
   readonly id: string;
   /** Bytes addressable on the member. */
   readonly size: number;
+  /** Resolves to a buffer the caller owns: a sealed member decrypts in it. */
   read(offset: number, length: number): Promise<Buffer>;
   write(offset: number, data: Buffer, opts?: MemberWriteOptions): Promise<void>;
   /** Makes every acknowledged write durable. */

@@ -2,12 +2,14 @@
  * A VolumeMember that seals every sector before it reaches the member it wraps and opens (verifies)
  * every sector it reads back: the wrapped member, and the network to it, see only ciphertext. The
  * volume above addresses plain member bytes; this maps them onto sealed records (see seal.ts).
- * A read whose records fail authentication rejects with CORRUPT, which the volume answers from
- * redundancy; writes that cover part of a sector read and re-seal the whole sector.
+ * A read whose records fail authentication, or carry another version than the master expects for
+ * the sector (seal-versions.ts: a replayed older record), rejects with CORRUPT, which the volume
+ * answers from redundancy; writes that cover part of a sector read and re-seal the whole sector.
  */
 import { badInput } from '../../errors.js';
 import { checkMemberRange, type MemberWriteOptions, type VolumeMember } from './member.js';
-import { SECTOR_BYTES, SEALED_SECTOR_BYTES, sealedUnitBytes, sectorsCorrupt, type SectorSealer } from './seal.js';
+import { BAD_RECORD, SECTOR_BYTES, SEALED_SECTOR_BYTES, sealedUnitBytes, sectorsCorrupt, type SectorSealer } from './seal.js';
+import type { SealVersions } from './seal-versions.js';
 
 /** One unit's slice of a sector-aligned member range. */
 interface Span {
@@ -23,8 +25,18 @@ export class SealedMember implements VolumeMember {
   readonly size: number;
   private readonly sealedUnit: number;
 
-  /** `inner` holds `units` sealed units; this exposes `units * unitSize` plain bytes. */
-  constructor(private readonly inner: VolumeMember, private readonly sealer: SectorSealer, private readonly unitSize: number, units: number) {
+  /**
+   * `inner` holds `units` sealed units; this exposes `units * unitSize` plain bytes. `versions`
+   * (shared by the volume's members, this one at `index`) hands out seal versions and checks the
+   * ones read back.
+   */
+  constructor(
+    private readonly inner: VolumeMember,
+    private readonly sealer: SectorSealer,
+    private readonly unitSize: number,
+    units: number,
+    private readonly versions: { table: SealVersions; index: number },
+  ) {
     this.id = inner.id;
     this.sealedUnit = sealedUnitBytes(unitSize);
     this.size = units * unitSize;
@@ -48,19 +60,25 @@ export class SealedMember implements VolumeMember {
     if (length === 0) return Buffer.alloc(0);
     const a = Math.floor(offset / SECTOR_BYTES) * SECTOR_BYTES;
     const b = Math.ceil((offset + length) / SECTOR_BYTES) * SECTOR_BYTES;
-    const out = Buffer.allocUnsafe(b - a);
     const spans = this.spans(a, b);
     const recs = await Promise.all(spans.map((s) => this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES)));
+    // Within one unit (nearly every read), the records are opened in place and the plaintext moved
+    // down over the trailers: no second buffer per read for the garbage collector.
+    const single = spans.length === 1;
+    const out = single ? (recs[0] as Buffer) : Buffer.allocUnsafe(b - a);
     const bad: number[] = [];
     spans.forEach((s, n) => {
       const rec = recs[n] as Buffer;
       for (let i = 0; i < s.sectors; i++) {
         const sector = s.plain / SECTOR_BYTES + i;
-        if (!this.sealer.open(rec, i * SEALED_SECTOR_BYTES, sector, out, s.plain - a + i * SECTOR_BYTES)) bad.push(sector);
+        const at = i * SEALED_SECTOR_BYTES;
+        const v = single ? this.sealer.open(rec, at, sector, rec, at) : this.sealer.open(rec, at, sector, out, s.plain - a + i * SECTOR_BYTES);
+        if (v === BAD_RECORD || !this.versions.table.accept(this.versions.index, sector, v)) bad.push(sector);
+        else if (single && i > 0) rec.copyWithin(i * SECTOR_BYTES, at, at + SECTOR_BYTES);
       }
     });
     if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
-    return a === offset && b === offset + length ? out : out.subarray(offset - a, offset - a + length);
+    return out.subarray(offset - a, offset - a + length);
   }
 
   async write(offset: number, data: Buffer, opts: MemberWriteOptions = {}): Promise<void> {
@@ -81,14 +99,33 @@ export class SealedMember implements VolumeMember {
       data.copy(plain, offset - a);
     }
     const spans = this.spans(a, b);
-    await Promise.all(spans.map((s) => {
+    const vt = this.versions;
+    // No await between the last check and the takes below: another writer could take the room.
+    while (!vt.table.canTake((b - a) / SECTOR_BYTES)) await vt.table.reserve((b - a) / SECTOR_BYTES);
+    await Promise.all(spans.map(async (s) => {
       // A whole buffer is the cache key of sealRun: mirrors pass the same one (see there).
       const run = spans.length === 1 ? plain : plain.subarray(s.plain - a, s.plain - a + s.sectors * SECTOR_BYTES);
-      return this.inner.write(s.phys, this.sealer.sealRun(run, s.plain / SECTOR_BYTES), opts);
+      const first = s.plain / SECTOR_BYTES;
+      const sealed = this.sealer.sealRun(run, first, () => vt.table.take(s.sectors));
+      vt.table.wrote(vt.index, first, s.sectors, sealed.firstVersion);
+      await this.inner.write(s.phys, sealed.rec, opts);
+      if (opts.durable === true) await vt.table.flushed(vt.index, new Map(Array.from({ length: s.sectors }, (_, i) => [first + i, sealed.firstVersion + i])));
+      else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
     }));
   }
 
-  flush(): Promise<void> { return this.inner.flush(); }
+  /** The versions of writes that landed before the flush became durable with it (seal-versions.ts). */
+  async flush(): Promise<void> {
+    const vt = this.versions;
+    const landed = vt.table.beginFlush(vt.index);
+    try {
+      await this.inner.flush();
+    } catch (e) {
+      vt.table.flushFailed(vt.index, landed);
+      throw e;
+    }
+    await vt.table.flushed(vt.index, landed);
+  }
   generations(firstUnit: number, count: number): Promise<number[]> { return this.inner.generations(firstUnit, count); }
   close(): Promise<void> { return this.inner.close(); }
 }

@@ -4,9 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { Layout, type LayoutKind } from '../../../src/block/volume/layout.js';
 import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import {
-  deriveVolumeKey, NonceSource, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES, SEAL_NONCE_BYTES, sealedUnitBytes,
+  BAD_RECORD, deriveVolumeKey, recordVersion, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES, SEAL_NONCE_BYTES, sealedUnitBytes,
 } from '../../../src/block/volume/seal.js';
+import { SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { SealedMember } from '../../../src/block/volume/sealed-member.js';
+import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
 import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 import { isTesseraError } from '../../../src/errors.js';
 
@@ -18,46 +20,52 @@ describe('sector sealing', () => {
     const s = sealer();
     const plain = randomBytes(SECTOR_BYTES);
     const rec = Buffer.alloc(SEALED_SECTOR_BYTES);
-    s.seal(plain, 7, rec, 0);
+    s.seal(plain, 7, 42, rec, 0);
     assert.equal(rec.subarray(0, SECTOR_BYTES).equals(plain), false);
     const out = Buffer.alloc(SECTOR_BYTES);
-    assert.equal(s.open(rec, 0, 7, out, 0), true);
+    assert.equal(s.open(rec, 0, 7, out, 0), 42, 'opens, and tells the version it was sealed under');
     assert.deepEqual(out, plain);
-    assert.equal(s.open(rec, 0, 8, out, 0), false, 'a record moved to another sector fails');
-    for (const at of [0, 4095, SECTOR_BYTES + 3, SECTOR_BYTES + SEAL_NONCE_BYTES + 5]) {
+    assert.equal(s.open(rec, 0, 8, out, 0), BAD_RECORD, 'a record moved to another sector fails');
+    // Ciphertext, the version half of the nonce, the random half, the tag, the format byte.
+    for (const at of [0, 4095, SECTOR_BYTES + 7, SECTOR_BYTES + 12, SECTOR_BYTES + SEAL_NONCE_BYTES + 5, SECTOR_BYTES + SEAL_NONCE_BYTES + 16]) {
       const bad = Buffer.from(rec);
       bad[at] = (bad[at] as number) ^ 1;
-      assert.equal(s.open(bad, 0, 7, out, 0), false, `flip at ${at}`);
+      assert.equal(s.open(bad, 0, 7, out, 0), BAD_RECORD, `flip at ${at}`);
     }
     const other = new SectorSealer(deriveVolumeKey(randomBytes(32), 'fedcba9876543210'), 'fedcba9876543210');
-    assert.equal(other.open(rec, 0, 7, out, 0), false);
+    assert.equal(other.open(rec, 0, 7, out, 0), BAD_RECORD);
+    assert.throws(() => s.seal(plain, 7, 0, rec, 0), (e: unknown) => isTesseraError(e, 'BAD_INPUT'), 'version 0 is a sector never written');
   });
 
   it('reads a never-written record as zeroes, but not zero trailer with data', () => {
     const s = sealer();
     const out = Buffer.alloc(SECTOR_BYTES, 0xaa);
     const rec = Buffer.alloc(SEALED_SECTOR_BYTES);
-    assert.equal(s.open(rec, 0, 0, out, 0), true);
+    assert.equal(s.open(rec, 0, 0, out, 0), 0);
     assert.equal(out.every((b) => b === 0), true);
     rec[10] = 1;
-    assert.equal(s.open(rec, 0, 0, out, 0), false);
+    assert.equal(s.open(rec, 0, 0, out, 0), BAD_RECORD);
   });
 
-  it('never repeats a nonce within a source, and two sources differ in their prefix', () => {
-    const a = new NonceSource();
-    const b = new NonceSource();
-    const seen = new Set<string>();
-    const buf = Buffer.alloc(SEAL_NONCE_BYTES);
-    for (let i = 0; i < 10_000; i++) { a.next(buf, 0); seen.add(buf.toString('hex')); }
-    assert.equal(seen.size, 10_000);
-    b.next(buf, 0);
-    assert.equal(seen.has(buf.toString('hex')), false);
+  it('puts the version in the nonce beside a random half drawn per sealer', () => {
+    const key = deriveVolumeKey(randomBytes(32), VOLUME_ID);
+    const a = new SectorSealer(key, VOLUME_ID);
+    const b = new SectorSealer(key, VOLUME_ID);
+    const plain = randomBytes(SECTOR_BYTES);
+    const ra = Buffer.alloc(SEALED_SECTOR_BYTES);
+    const rb = Buffer.alloc(SEALED_SECTOR_BYTES);
+    a.seal(plain, 1, 2 ** 40 + 5, ra, 0);
+    b.seal(plain, 1, 2 ** 40 + 5, rb, 0);
+    assert.equal(recordVersion(ra, 0), 2 ** 40 + 5);
+    const nonce = (r: Buffer) => r.subarray(SECTOR_BYTES, SECTOR_BYTES + SEAL_NONCE_BYTES);
+    assert.equal(nonce(ra).equals(nonce(rb)), false, 'two sealers counting over the same versions still differ');
+    assert.equal(ra.subarray(0, SECTOR_BYTES).equals(rb.subarray(0, SECTOR_BYTES)), false);
   });
 
   it('sizes sealed units in whole 512-byte blocks', () => {
     assert.equal(sealedUnitBytes(4096), 4608);
-    assert.equal(sealedUnitBytes(64 << 10), 66048);
-    assert.equal(sealedUnitBytes(4 << 20), (4 << 20) + (32 << 10));
+    assert.equal(sealedUnitBytes(64 << 10), 66560);
+    assert.equal(sealedUnitBytes(4 << 20), (4 << 20) + (64 << 10));
     assert.throws(() => sealedUnitBytes(1000), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
   });
 });
@@ -65,16 +73,17 @@ describe('sector sealing', () => {
 const UNIT = 16 << 10;
 const STRIPES = 6;
 
-function sealedMembers(n: number, units: number): { raw: MemoryMember[]; sealed: SealedMember[] } {
-  const s = sealer();
+/** Sealed members over raw memory members; `state` keeps the versions across a simulated restart. */
+async function sealedMembers(n: number, units: number, state = new MemoryBlobStorage(), raw?: MemoryMember[], s = sealer()) {
   const su = sealedUnitBytes(UNIT);
-  const raw = Array.from({ length: n }, (_, i) => new MemoryMember({ id: `m${i}`, size: units * su, unitSize: su }));
-  return { raw, sealed: raw.map((m) => new SealedMember(m, s, UNIT, units)) };
+  raw ??= Array.from({ length: n }, (_, i) => new MemoryMember({ id: `m${i}`, size: units * su, unitSize: su }));
+  const versions = await SealVersions.open(state, n, (units * UNIT) / SECTOR_BYTES);
+  return { raw, state, versions, sealer: s, sealed: raw.map((m, index) => new SealedMember(m, s, UNIT, units, { table: versions, index })) };
 }
 
 describe('SealedMember', () => {
   it('round-trips unaligned reads and writes and stores no plaintext', async () => {
-    const { raw, sealed } = sealedMembers(1, 4);
+    const { raw, sealed } = await sealedMembers(1, 4);
     const m = sealed[0] as SealedMember;
     const ref = Buffer.alloc(m.size);
     const marker = Buffer.from('tessera-plaintext-marker-32bytes');
@@ -90,7 +99,7 @@ describe('SealedMember', () => {
   });
 
   it('seals a buffer written to the same place on two mirrors once, and afresh in a later turn', async () => {
-    const { raw, sealed } = sealedMembers(2, 2);
+    const { raw, sealed } = await sealedMembers(2, 2);
     const data = randomBytes(UNIT);
     await Promise.all(sealed.map((m) => m.write(UNIT, data)));
     const unitOf = (m: MemoryMember) => m.raw().subarray(sealedUnitBytes(UNIT), 2 * sealedUnitBytes(UNIT));
@@ -104,7 +113,7 @@ describe('SealedMember', () => {
   });
 
   it('rejects a read whose record was altered with CORRUPT naming the sector', async () => {
-    const { raw, sealed } = sealedMembers(1, 2);
+    const { raw, sealed } = await sealedMembers(1, 2);
     const m = sealed[0] as SealedMember;
     await m.write(0, randomBytes(2 * UNIT));
     const bytes = (raw[0] as MemoryMember).raw();
@@ -117,11 +126,11 @@ describe('SealedMember', () => {
 
 async function sealedVolume(kind: LayoutKind, n: number) {
   const layout = new Layout({ kind, members: n, unitSize: UNIT, memberSize: STRIPES * UNIT });
-  const { raw, sealed } = sealedMembers(n, STRIPES);
+  const { raw, sealed, versions } = await sealedMembers(n, STRIPES);
   const volume = await StripedVolume.open({ layout, members: sealed });
   const data = randomBytes(layout.size);
   await volume.write(0, data);
-  return { layout, raw, volume, data };
+  return { layout, raw, volume, data, versions };
 }
 
 /** Flips one byte of the record holding volume offset `at` on the member that stores it. */
@@ -201,10 +210,10 @@ class TearingMember extends MemoryMember {
 describe('sealed volumes: concurrent access', () => {
   async function tearing(kind: LayoutKind, n: number) {
     const layout = new Layout({ kind, members: n, unitSize: UNIT, memberSize: STRIPES * UNIT });
-    const s = sealer();
     const su = sealedUnitBytes(UNIT);
     const raw = Array.from({ length: n }, (_, i) => new TearingMember({ id: `t${i}`, size: STRIPES * su, unitSize: su }));
-    const volume = await StripedVolume.open({ layout, members: raw.map((m) => new SealedMember(m, s, UNIT, STRIPES)) });
+    const { sealed } = await sealedMembers(n, STRIPES, new MemoryBlobStorage(), raw);
+    const volume = await StripedVolume.open({ layout, members: sealed });
     return { layout, volume };
   }
 
@@ -249,5 +258,102 @@ describe('exact volume sizes', () => {
     assert.deepEqual(l.mapRange(size - 1, 1).length, 1);
     assert.throws(() => l.mapRange(size, 1), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
     assert.throws(() => new Layout({ kind: 'raid5', members: 4, unitSize: unit, memberSize: Math.ceil(size / stripeData) * unit + unit, size }), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
+  });
+});
+
+/** The records of member sectors [first, first + n) of a raw member, as stored. */
+function recordsAt(m: MemoryMember, sector: number, n = 1): { at: number; bytes: Buffer } {
+  const perUnit = UNIT / SECTOR_BYTES;
+  const at = Math.floor(sector / perUnit) * sealedUnitBytes(UNIT) + (sector % perUnit) * SEALED_SECTOR_BYTES;
+  return { at, bytes: Buffer.from(m.raw().subarray(at, at + n * SEALED_SECTOR_BYTES)) };
+}
+
+describe('sealed volumes: a member replaying an older record', () => {
+  it('a member read of a replayed sector fails with CORRUPT; the sector next to it still reads', async () => {
+    const { raw, sealed } = await sealedMembers(1, 2);
+    const m = sealed[0]!;
+    const first = randomBytes(2 * SECTOR_BYTES);
+    await m.write(0, first);
+    const old = recordsAt(raw[0]!, 0);
+    await m.write(0, randomBytes(SECTOR_BYTES));
+    old.bytes.copy(raw[0]!.raw(), old.at);
+    await assert.rejects(m.read(0, SECTOR_BYTES), (e: unknown) => isTesseraError(e, 'CORRUPT') && (e.details as { sectors: number[] }).sectors[0] === 0);
+    assert.deepEqual(await m.read(SECTOR_BYTES, SECTOR_BYTES), first.subarray(SECTOR_BYTES));
+    // A sector written once cannot be put back to "never written" either.
+    raw[0]!.raw().fill(0, old.at, old.at + SEALED_SECTOR_BYTES);
+    await assert.rejects(m.read(0, SECTOR_BYTES), (e: unknown) => isTesseraError(e, 'CORRUPT'));
+  });
+
+  for (const [kind, n] of [['raid1', 2], ['raid5', 4]] as const) {
+    it(`${kind}: a replayed unit is served from redundancy and rewritten`, async () => {
+      const v = await sealedVolume(kind, n);
+      const at = UNIT * 2 + SECTOR_BYTES;
+      const e = v.layout.mapRange(at, 1)[0]!;
+      const sector = Math.floor(e.memberOffset / SECTOR_BYTES);
+      const old = recordsAt(v.raw[e.member]!, sector);
+      const next = randomBytes(SECTOR_BYTES);
+      await v.volume.write(at, next);
+      next.copy(v.data, at);
+      old.bytes.copy(v.raw[e.member]!.raw(), old.at);
+      for (let i = 0; i < n; i++) assert.deepEqual(await v.volume.read(at, SECTOR_BYTES), next, 'the new bytes, never the replayed ones');
+      assert.ok(v.volume.status().repairedUnits >= 1, 'the replayed unit was rewritten');
+      assert.equal(recordsAt(v.raw[e.member]!, sector).bytes.equals(old.bytes), false);
+      assert.equal((await v.volume.check()).mismatches, 0);
+      assert.deepEqual(await v.volume.read(0, v.layout.size), v.data);
+    });
+  }
+
+  it('raid0: a replayed sector fails the read with CORRUPT', async () => {
+    const v = await sealedVolume('raid0', 2);
+    const e = v.layout.mapRange(UNIT, 1)[0]!;
+    const old = recordsAt(v.raw[e.member]!, e.memberOffset / SECTOR_BYTES);
+    await v.volume.write(UNIT, randomBytes(SECTOR_BYTES));
+    old.bytes.copy(v.raw[e.member]!.raw(), old.at);
+    await assert.rejects(v.volume.read(UNIT, SECTOR_BYTES), (err: unknown) => isTesseraError(err, 'CORRUPT'));
+    assert.equal((await v.volume.check()).mismatches, 1);
+  });
+
+  it('after a restart, a sector accepts its last flushed write or a later one, never an older one', async () => {
+    const first = await sealedMembers(1, 2);
+    const m = first.sealed[0]!;
+    await m.write(0, Buffer.alloc(SECTOR_BYTES, 1));
+    const v1 = recordsAt(first.raw[0]!, 0);
+    await m.write(0, Buffer.alloc(SECTOR_BYTES, 2));
+    const v2 = recordsAt(first.raw[0]!, 0);
+    await m.flush();
+    await m.write(0, Buffer.alloc(SECTOR_BYTES, 3));
+    const v3 = recordsAt(first.raw[0]!, 0);
+    await first.versions.idle();
+    // The master stops; the member keeps its bytes and the state keeps the flushed versions.
+    const reopen = async (rec: { at: number; bytes: Buffer }) => {
+      rec.bytes.copy(first.raw[0]!.raw(), rec.at);
+      const again = await sealedMembers(1, 2, first.state, first.raw, first.sealer);
+      return again.sealed[0]!.read(0, SECTOR_BYTES);
+    };
+    await assert.rejects(reopen(v1), (e: unknown) => isTesseraError(e, 'CORRUPT'), 'older than the flushed write');
+    assert.deepEqual(await reopen(v2), Buffer.alloc(SECTOR_BYTES, 2), 'the flushed write');
+    assert.deepEqual(await reopen(v3), Buffer.alloc(SECTOR_BYTES, 3), 'a later, unflushed write that landed');
+  });
+
+  it('hands out versions that grow across restarts, and saves the new range before the first seal', async () => {
+    const state = new MemoryBlobStorage();
+    const a = await SealVersions.open(state, 2, 64);
+    const va = a.take(10);
+    const b = await SealVersions.open(state, 2, 64);
+    assert.ok(b.take(1) > va + 9, 'a restart never reuses a version');
+    assert.equal(state.saves, 2, 'each open saved its range before handing out any version');
+  });
+
+  it('refuses a damaged versions file with CORRUPT, and keeps no table for a volume too large', async () => {
+    const state = new MemoryBlobStorage();
+    await SealVersions.open(state, 2, 64);
+    const blob = (await state.load())!;
+    blob[0] = 0;
+    await state.save(blob);
+    await assert.rejects(SealVersions.open(state, 2, 64), (e: unknown) => isTesseraError(e, 'CORRUPT'));
+    const big = await SealVersions.open(new MemoryBlobStorage(), 24, 2 ** 40);
+    assert.equal(big.tracking, false);
+    assert.equal(big.accept(0, 5, 1), true);
+    assert.ok(big.take(1) > 0, 'versions (nonces) are still handed out');
   });
 });
