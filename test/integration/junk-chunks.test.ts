@@ -14,9 +14,9 @@ import { Readable } from 'node:stream';
 import { LocalCluster } from '../../src/cli/local-cluster.js';
 import type { ClusterKeys } from '../../src/cluster/identity.js';
 import { authorityPublicKey } from '../../src/content/index.js';
-import type { TesseraClient } from '../../src/client/index.js';
 import { UNCOMMITTED_SHARE_PER_PEER } from '../../src/files/uncommitted-ledger.js';
 import { admittedPeer } from '../helpers/admitted-peer.js';
+import { readAll } from '../helpers/read-all.js';
 
 const MiB = 1 << 20;
 const QUOTA = 64 * MiB;
@@ -25,13 +25,6 @@ const SHARE = QUOTA * UNCOMMITTED_SHARE_PER_PEER;
 /** Bounded: the whole quota and then some, were nothing refused. */
 const MAX_PUSHES = QUOTA / CHUNK + 8;
 const LEGIT_BYTES = 6 * MiB;
-
-async function readAll(client: TesseraClient, ref: string): Promise<Buffer> {
-  const { stream } = await client.get(ref);
-  const parts: Buffer[] = [];
-  for await (const p of stream) parts.push(p as Buffer);
-  return Buffer.concat(parts);
-}
 
 test('a member pushing junk chunks cannot fill another node, and puts still succeed', async (t) => {
   const cluster = await LocalCluster.create({ nodes: 3, logLevel: 'info', nodeArgs: ['--quota', String(QUOTA)] });

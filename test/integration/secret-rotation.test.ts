@@ -13,8 +13,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CLI_PATH, LocalCluster } from '../../src/cli/local-cluster.js';
-import type { TesseraClient } from '../../src/client/index.js';
 import { admittedPeer } from '../helpers/admitted-peer.js';
+import { readAll } from '../helpers/read-all.js';
 
 const NODES = 3;
 const FILE_BYTES = 200_000;
@@ -23,13 +23,6 @@ function cli(args: string[]): Record<string, unknown> {
   const r = spawnSync(process.execPath, [CLI_PATH, ...args, '--json'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, TESSERA_API: '' } });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as Record<string, unknown>;
-}
-
-async function readAll(client: TesseraClient, ref: string): Promise<Buffer> {
-  const { stream } = await client.get(ref);
-  const parts: Buffer[] = [];
-  for await (const p of stream) parts.push(p as Buffer);
-  return Buffer.concat(parts);
 }
 
 test('the cluster secret rotates node by node while the cluster stays whole', async (t) => {
