@@ -29,6 +29,8 @@ export const DEFAULT_BUCKET = 'default';
  */
 export const DEFAULT_BUCKET_ID = createHash('sha256').update('tessera/v1/default-bucket').digest('hex').slice(0, 32);
 export const FILE_REF_TABLE = 'fileref';
+/** Names a migrated deletion removed, with its time (name-migration.ts): (bucket id, key) → time. */
+export const MIGRATED_DELETION_TABLE = 'migrated-deletion';
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 export const MD5_BYTES = 16;
 /** Most entries one listing page returns (the table layer's scan bound). */
@@ -332,24 +334,30 @@ export class ObjectService {
 
   /**
    * Takes over one name record of the previous version's name directory (migration). Last writer
-   * wins by the record's time: a key already holding an object at least as new is left alone, so
-   * nodes migrating the same names at once, in any order, end with the same object. A deleted
-   * name removes the object only if it still points at the deleted file and is not newer. Files
-   * an older record pointed at are not removed: the previous version kept them too.
+   * wins by the record's time: a key already holding an object at least as new is left alone, and
+   * a deletion leaves a marker with its time, so a live record older than a deletion another node
+   * migrated first is not brought back. The outcome does not depend on the order in which nodes
+   * migrate; see name-migration.ts for writes that race. Files an older record pointed at are not
+   * removed: the previous version kept them too.
    */
   async adoptName(name: string, rec: { fileId: string; size: number; deleted?: boolean }, at: number): Promise<'written' | 'removed' | 'kept'> {
     const key = checkName(name);
     const b = await this.#bucket(DEFAULT_BUCKET, true);
-    const cur = await this.#tables.objects.get(b.id, key);
-    const pk = refPartition(rec.fileId);
+    const markerKey = { table: MIGRATED_DELETION_TABLE, pk: b.id, sk: key };
+    const marker = await this.#tables.service.get(markerKey);
+    const markedAt = marker?.value ? Number(marker.value.toString('utf8')) : -1;
     if (rec.deleted === true) {
-      if (cur === null || cur.fileId !== rec.fileId || cur.mtime > at) return 'kept';
+      if (markedAt < at) await this.#tables.service.put(markerKey, Buffer.from(String(at), 'utf8'));
+      const cur = await this.#tables.objects.get(b.id, key);
+      if (cur === null || cur.mtime > at) return 'kept';
       await this.#tables.objects.remove(b.id, key);
-      await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, null);
+      await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
       return 'removed';
     }
+    if (markedAt >= at) return 'kept';
+    const cur = await this.#tables.objects.get(b.id, key);
     if (cur !== null && cur.mtime >= at) return 'kept';
-    await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(rec.fileId), sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
     await this.#tables.objects.put(b.id, key, { fileId: rec.fileId, size: rec.size, etag: '', checksums: {}, contentType: DEFAULT_CONTENT_TYPE, userMeta: {}, mtime: at });
     return 'written';
   }

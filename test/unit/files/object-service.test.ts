@@ -10,6 +10,7 @@ import { ObjectService, DEFAULT_BUCKET } from '../../../src/files/index.js';
 import { BucketTable, ObjectTable, type Tables } from '../../../src/tables/index.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
+import { formatFileId } from '../../../src/content/index.js';
 import { cluster } from '../../helpers/files-mesh.js';
 import { mesh } from '../tables/mesh.js';
 
@@ -138,4 +139,25 @@ test('buckets: the default one appears on first put with a fixed id; others must
   const again = await objects.createBucket(DEFAULT_BUCKET);
   assert.equal(again.id, d.id);
   assert.deepEqual((await objects.listBuckets()).items.map((b) => b.name), [DEFAULT_BUCKET]);
+});
+
+test('migrated name records: the newest wins, a deletion keeps older records out, in any order', async (t) => {
+  const { objects } = await setup(t);
+  const f1 = formatFileId(randomBytes(32), randomBytes(32));
+  const f2 = formatFileId(randomBytes(32), randomBytes(32));
+  type Rec = [{ fileId: string; size: number; deleted?: boolean }, number];
+  const live1: Rec = [{ fileId: f1, size: 1 }, 1000];
+  const gone: Rec = [{ fileId: f1, size: 1, deleted: true }, 3000];
+  const live2: Rec = [{ fileId: f2, size: 2 }, 5000];
+  const orders: Rec[][] = [[live1, gone, live2], [live2, gone, live1], [gone, live1, live2], [gone, live2, live1], [live1, live2, gone], [live2, live1, gone]];
+  for (const [i, order] of orders.entries()) {
+    for (const [rec, at] of order) await objects.adoptName(`n${i}`, rec, at);
+    const o = await objects.headObject(DEFAULT_BUCKET, `n${i}`);
+    assert.equal(o?.fileId, f2, `order ${i}`);
+    assert.equal(o?.mtime, 5000);
+    for (const [rec, at] of [[live1, gone], [gone, live1]][i % 2]!) await objects.adoptName(`m${i}`, rec, at);
+    assert.equal(await objects.headObject(DEFAULT_BUCKET, `m${i}`), null, `order ${i}: deleted after its only live record`);
+  }
+  assert.equal(await objects.adoptName('n0', live2[0], live2[1]), 'kept', 'adopting the same record again changes nothing');
+  await assert.rejects(objects.adoptName('bad\u0001name', live1[0], 1), (e) => isTesseraError(e, 'BAD_INPUT'));
 });
