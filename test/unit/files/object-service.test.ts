@@ -26,9 +26,9 @@ async function bytesOf(s: AsyncIterable<unknown>): Promise<Buffer> {
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest();
 
-async function setup(t: { after(fn: () => unknown): void }) {
+async function setup(t: { after(fn: () => unknown): void }, tableNodes = 3) {
   const files = await cluster(3, 4, { gcGraceMs: 0 });
-  const m = await mesh(3);
+  const m = await mesh(tableNodes);
   t.after(async () => {
     await m.close();
     await files.close();
@@ -46,7 +46,7 @@ async function setup(t: { after(fn: () => unknown): void }) {
     }
     return n;
   };
-  return { files, objects, tables, node0, storedChunks };
+  return { files, objects, tables, node0, storedChunks, mesh: m };
 }
 
 test('a put records the MD5 of the plaintext as ETag, size and type; reads whole and by inclusive range', async (t) => {
@@ -160,4 +160,34 @@ test('migrated name records: the newest wins, a deletion keeps older records out
   }
   assert.equal(await objects.adoptName('n0', live2[0], live2[1]), 'kept', 'adopting the same record again changes nothing');
   await assert.rejects(objects.adoptName('bad\u0001name', live1[0], 1), (e) => isTesseraError(e, 'BAD_INPUT'));
+});
+
+test('a name operation costs O(R) table calls, whatever the number of table nodes', async (t) => {
+  const R = 3;
+  const costs: Record<string, number>[] = [];
+  for (const n of [4, 16]) {
+    const { objects, mesh: m } = await setup(t, n);
+    // The first operation asks every member once whether it holds the data key; that is not per operation.
+    await objects.putObject(DEFAULT_BUCKET, 'warm-up', pieces(Buffer.from('x')));
+    const cost: Record<string, number> = {};
+    const measure = async (what: string, op: () => Promise<unknown>) => {
+      m.calls.clear();
+      await op();
+      // Read repairs are sent without waiting; let them land before counting.
+      await new Promise((r) => setTimeout(r, 20));
+      cost[what] = [...m.calls.values()].reduce((a, b) => a + b, 0);
+    };
+    await measure('put', () => objects.putName('docs/a', pieces(Buffer.from('hello'))));
+    await measure('overwrite', () => objects.putName('docs/a', pieces(Buffer.from('hello again'))));
+    await measure('lookup', () => objects.resolveRef('docs/a'));
+    await measure('list', () => objects.listObjects(DEFAULT_BUCKET, { prefix: 'docs/', limit: 10 }));
+    await measure('rm', () => objects.removeRef('docs/a'));
+    costs.push(cost);
+  }
+  // put: bucket, old object, reference, record, read-back; overwrite adds the old reference and its count;
+  // rm: bucket twice, object, removal (read + write), reference, count. Each op is at most R calls.
+  const bound: Record<string, number> = { put: 5 * R, overwrite: 7 * R, lookup: 2 * R, list: 2 * R, rm: 8 * R };
+  for (const cost of costs) for (const [what, n] of Object.entries(cost)) assert.ok(n <= bound[what]!, `${what} took ${n} table calls (bound ${bound[what]})`);
+  assert.deepEqual(Object.keys(costs[1]!), Object.keys(bound));
+  t.diagnostic(`table calls per name operation with 4 and 16 table nodes: ${JSON.stringify(costs)}`);
 });
