@@ -12,9 +12,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import {
-  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, encodeRecord,
+  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
 } from '../tables/index.js';
 import type { FileService } from './service.js';
@@ -79,6 +79,7 @@ export interface ResolvedRef {
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
+const PLACEHOLDER_FILE_ID = formatFileId(Buffer.alloc(32), Buffer.alloc(32));
 const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
 
 /** The ref's sort key: fixed length whatever the object key, and the key itself is not repeated. */
@@ -162,6 +163,8 @@ export class ObjectService {
     checkObjectKey(key);
     if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
     if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
+    // Content type and user metadata are checked before any byte is stored.
+    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0 });
     const b = await this.#bucket(bucket, true);
     const policy = opts.policy ?? b.policy;
     const md5 = createHash('md5');

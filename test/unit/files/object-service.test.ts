@@ -80,6 +80,8 @@ test('a Content-MD5 or length mismatch stores nothing and leaves the old object 
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'short', pieces(v2), { expectedSize: v2.length + 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'long', pieces(v2), { expectedSize: v2.length - 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'x', pieces(v2), { expectedMd5: Buffer.alloc(3) }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'meta', pieces(v2), { userMeta: { big: 'x'.repeat(3000) } }), (e) => isTesseraError(e));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'type', pieces(v2), { contentType: 't'.repeat(300) }), (e) => isTesseraError(e, 'BAD_INPUT'));
   assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items.map((o) => o.key), ['k']);
   assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'k')).stream)).equals(v1));
   // The refused uploads' chunks are collected like any aborted put's.
