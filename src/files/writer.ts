@@ -103,6 +103,27 @@ export class FileWriter {
     }
   }
 
+  /**
+   * Stores a root sealed elsewhere (a composite's: it names other files, not chunks) and commits
+   * it as a file of its own, with the same references and abort as any put.
+   */
+  async writeRoot(root: EncryptedChunk, info: ManifestInfo, o: WriteOptions): Promise<WriteResult> {
+    const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
+    const { upload, touched } = w;
+    try {
+      await this.storeBatch([{ chunk: root, data: false }], upload, o, touched, w.signal);
+      const hex = root.id.toString('hex');
+      await this.commit(upload, hex, info.createdAt, o.w, touched);
+      return { fileId: formatFileId(root.id, root.key), root: hex, upload, info, newChunks: 0, touched };
+    } catch (e) {
+      const err = await w.fail(e);
+      await this.abort(upload, touched);
+      throw err;
+    } finally {
+      w.close();
+    }
+  }
+
   /** Tells every node that got references of this upload to drop them (best effort, bounded in time). */
   async abort(upload: string, touched: Iterable<string>): Promise<void> {
     const targets = new Set<string>([...touched, ...this.peers.live().map((n) => n.nodeId)]);

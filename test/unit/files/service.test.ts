@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FileService, type FilesNet } from '../../../src/files/index.js';
+import { FileService, type FilesNet, type FilesTuning } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
 import type { PutOptions } from '../../../src/store/chunk-store.js';
 import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
@@ -45,7 +45,7 @@ class RecordingStore extends MemoryChunkStore {
   }
 }
 
-async function cluster(n: number, windowChunks = 4) {
+async function cluster(n: number, windowChunks = 4, tuning: FilesTuning = {}) {
   const dataKey = randomBytes(32);
   const ids = Array.from({ length: n }, (_, i) => `node${i}`);
   const down = new Set<string>();
@@ -80,7 +80,7 @@ async function cluster(n: number, windowChunks = 4) {
     };
     const store = new RecordingStore();
     stores.set(id, store);
-    const service = new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks });
+    const service = new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks, ...tuning });
     service.registerPeerHandlers(handlers);
     services.set(id, service);
   }
@@ -239,4 +239,36 @@ test('a member without the data key cannot remove a file or shadow its name thro
   // The lookup hears the made-up record from node2 as the newest, and still resolves the real one.
   assert.ok((await collect((await a.open('f')).read())).equals(data));
   assert.deepEqual((await a.ls()).map((e) => e.name), ['f']);
+});
+
+test('a composite file is stitched from its parts without copying them, reads across part boundaries, and removing it removes the parts', async (t) => {
+  const c = await cluster(3, 4, { gcGraceMs: 0 });
+  t.after(() => c.close());
+  const a = c.services.get('node0')!;
+  const b = c.services.get('node1')!;
+  const datas = [randomBytes(3 * 4096 + 11), randomBytes(4096), randomBytes(2 * 4096 + 1)];
+  const parts = [];
+  for (const d of datas) parts.push((await a.put(pieces(d), { chunkSize: 4096 })).fileId);
+  const chunksBefore = c.stores.get('node0')!.puts.length;
+  const composite = await a.putComposite(parts);
+  assert.equal(c.stores.get('node0')!.puts.length - chunksBefore, 1, 'only the composite root was stored');
+  const whole = Buffer.concat(datas);
+  assert.equal(composite.size, whole.length);
+  assert.equal(composite.chunks, 4 + 1 + 3);
+  const opened = await b.open(composite.fileId);
+  assert.equal(opened.totalSize, whole.length);
+  assert.ok((await collect(opened.read())).equals(whole));
+  for (const [s, e] of [[3 * 4096 + 5, 4 * 4096 + 20], [0, 1], [whole.length - 3, whole.length], [4096, 6 * 4096]] as const) {
+    assert.ok((await collect(opened.read(s, e))).equals(whole.subarray(s, e)), `${s}-${e}`);
+  }
+  assert.equal((await b.stat(composite.fileId)).chunks, 8);
+  await assert.rejects(a.putComposite([composite.fileId]), { code: 'BAD_INPUT', message: /itself a composite/ });
+  await assert.rejects(a.putComposite([]), { code: 'BAD_INPUT' });
+
+  await a.rm(composite.fileId);
+  await assert.rejects(b.open(composite.fileId), { code: 'NOT_FOUND' });
+  for (const p of parts) await assert.rejects(b.open(p), { code: 'NOT_FOUND' }, 'each part went with the composite');
+  // With no grace period, the sweep deletes every chunk the parts and the composite held.
+  for (const s of c.services.values()) await s.host.sweep();
+  for (const [id, store] of c.stores) assert.equal((await c.services.get(id)!.listChunks(100)).ids.length, 0, `${id} holds no chunk (${store.puts.length} were stored)`);
 });
