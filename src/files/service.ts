@@ -345,18 +345,28 @@ export class FileService {
   async rm(ref: string): Promise<RmResultView> {
     const { names } = this.#needKeys('remove files');
     const { fileId, name, record } = await this.#resolve(ref);
-    const manifest = await this.#openManifest(fileId);
-    const root = parseFileId(fileId).rootId.toString('hex');
-    // A composite owns the files it is stitched from: they go with it (each was made for it alone),
-    // first, so a removal cut short can be tried again while the composite still names them.
-    await this.#tombstoneParts(manifest.parts);
-    await this.#tombstone(root);
+    const root = await this.removeFile(fileId);
     // Every name that points at the file goes with it.
     const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
     for (const rec of named) await names.write({ ...rec, deleted: true }, SPREAD_QUORUM);
     this.counters.removes++;
     this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
     return { fileId, name: name ?? named[0]?.name ?? null };
+  }
+
+  /**
+   * Removes a file by id on the nodes (its chunks are collected after the grace period); whatever
+   * names or objects point at it is the caller's business. Returns the file's root id.
+   */
+  async removeFile(fileId: string): Promise<string> {
+    this.#needKeys('remove files');
+    const manifest = await this.#openManifest(fileId);
+    const root = parseFileId(fileId).rootId.toString('hex');
+    // A composite owns the files it is stitched from: they go with it (each was made for it alone),
+    // first, so a removal cut short can be tried again while the composite still names them.
+    await this.#tombstoneParts(manifest.parts);
+    await this.#tombstone(root);
+    return root;
   }
 
   /** Records a file's removal on a quorum of live nodes; anti-entropy spreads it to the rest. */
