@@ -4,3 +4,4 @@ export { BucketTable, ObjectTable, type BucketEntry, type ObjectEntry, type Page
 export * from './records.js';
 export { openTables, type OpenTablesOptions, type Tables } from './open.js';
 export * from './multipart-records.js';
+export { AccessKeyTable, ACCESS_KEY_PERMISSIONS, isAccessKeyId, type AccessKeyPermission, type AccessKeyView } from './access-keys.js';

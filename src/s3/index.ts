@@ -1,0 +1,5 @@
+/** The S3 face's public surface for the composition root. */
+export * from './handler.js';
+export * from './errors.js';
+export * from './xml.js';
+export type { S3Objects, ObjectWriteOptions } from './objects.js';
