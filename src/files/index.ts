@@ -7,3 +7,4 @@ export type { DrainState, RepairStats } from './repair.js';
 export type { ScrubReport } from './scrub.js';
 export * from './repair-limits.js';
 export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult } from './object-service.js';
+export { MultipartService, multipartEtag, multipartFault, MIN_PART_BYTES, MAX_PART_BYTES, DEFAULT_ABANDON_AFTER_MS, MAX_MULTIPART_PAGE, type MultipartFault, type MultipartServiceOptions, type UploadView, type PartView, type CompletedPart } from './multipart.js';
