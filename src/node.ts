@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
+import { FileService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -191,6 +191,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   if (tables) handlers.register('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
   // Objects (names in the default bucket, S3) need the tables, so only full nodes serve them.
   const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
+  // A data directory of the version before names were objects: its name records become objects.
+  const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -247,7 +249,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
-  routes.push(...filesRoutes(files));
+  routes.push(...filesRoutes(files, objects));
   routes.push(...bucketRoutes(tables));
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
   let nbdServer: NbdServer | undefined;
@@ -297,6 +299,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   membership.start();
   files.start();
   tables?.service.start();
+  nameMigration?.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -335,6 +338,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await api.close();
       await nbd?.close();
       await volumes.stop();
+      await nameMigration?.stop();
       await files.stop();
       await tables?.close();
       await transport.close();
