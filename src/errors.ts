@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'CONFLICT' // already exists, or state forbids the operation
   | 'CORRUPT' // stored bytes do not match their id
+  | 'BAD_DIGEST' // a body does not match the digest its sender announced (Content-MD5)
   | 'NO_SPACE' // quota or disk full
   | 'AUTH' // authentication or admission refused
   | 'PROTOCOL' // version mismatch or protocol violation by a peer
@@ -48,6 +49,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   NOT_FOUND: 3,
   CONFLICT: 4,
   CORRUPT: 5,
+  BAD_DIGEST: 5,
   NO_SPACE: 6,
   AUTH: 7,
   PROTOCOL: 7,
@@ -65,6 +67,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   CORRUPT: 502,
+  BAD_DIGEST: 400,
   NO_SPACE: 507,
   AUTH: 401,
   PROTOCOL: 400,

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, type FilesNet, type FilesTuning } from './files/index.js';
+import { FileService, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -189,6 +189,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     log,
   });
   if (tables) handlers.register('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
+  // Objects (names in the default bucket, S3) need the tables, so only full nodes serve them.
+  const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {

@@ -6,3 +6,4 @@ export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileSta
 export type { DrainState, RepairStats } from './repair.js';
 export type { ScrubReport } from './scrub.js';
 export * from './repair-limits.js';
+export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult } from './object-service.js';

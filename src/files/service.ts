@@ -342,6 +342,21 @@ export class FileService {
   async rm(ref: string): Promise<RmResultView> {
     const { names } = this.#needKeys('remove files');
     const { fileId, name, record } = await this.#resolve(ref);
+    const root = await this.removeFile(fileId);
+    // Every name that points at the file goes with it.
+    const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
+    for (const rec of named) await names.write({ ...rec, deleted: true }, SPREAD_QUORUM);
+    this.counters.removes++;
+    this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
+    return { fileId, name: name ?? named[0]?.name ?? null };
+  }
+
+  /**
+   * Removes a file by id on the nodes (its chunks are collected after the grace period); whatever
+   * names or objects point at it is the caller's business. Returns the file's root id.
+   */
+  async removeFile(fileId: string): Promise<string> {
+    this.#needKeys('remove files');
     await this.#openManifest(fileId);
     const root = parseFileId(fileId).rootId.toString('hex');
     const at = Date.now();
@@ -353,12 +368,7 @@ export class FileService {
       attempt: (n) => this.#peers.call(n, M.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
     });
-    // Every name that points at the file goes with it.
-    const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
-    for (const rec of named) await names.write({ ...rec, deleted: true }, SPREAD_QUORUM);
-    this.counters.removes++;
-    this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
-    return { fileId, name: name ?? named[0]?.name ?? null };
+    return root;
   }
 
   async ls(): Promise<FileEntryView[]> {

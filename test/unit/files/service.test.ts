@@ -2,17 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FileService, type FilesNet } from '../../../src/files/index.js';
+import { FileService } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
-import type { PutOptions } from '../../../src/store/chunk-store.js';
 import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
-import { openMetadata, type Metadata } from '../../../src/store/metadata.js';
-import { TesseraError } from '../../../src/errors.js';
+import { openMetadata } from '../../../src/store/metadata.js';
 import { parseFileId } from '../../../src/content/index.js';
 import { silentLogger } from '../../../src/log.js';
-import { PROTOCOL_VERSION } from '../../../src/limits.js';
-import { NodeCaller } from '../../../src/cluster/node-caller.js';
-import { PeerRouter } from '../../../src/net/peer-router.js';
+import { cluster } from '../../helpers/files-mesh.js';
 
 async function* pieces(...parts: Buffer[]) {
   for (const p of parts) yield p;
@@ -22,69 +18,6 @@ async function collect(s: AsyncIterable<Buffer>): Promise<Buffer> {
   const out: Buffer[] = [];
   for await (const p of s) out.push(p);
   return Buffer.concat(out);
-}
-
-/** Remembers, per chunk put, whether the caller vouched for its hash, and how many reads ever overlapped. */
-class RecordingStore extends MemoryChunkStore {
-  readonly puts: { id: string; verified: boolean }[] = [];
-  readsInFlight = 0;
-  maxReadsInFlight = 0;
-  override put(id: Buffer, data: Buffer, opts?: PutOptions): Promise<boolean> {
-    this.puts.push({ id: id.toString('hex'), verified: opts?.verified === true });
-    return super.put(id, data, opts);
-  }
-  override async get(id: Buffer): Promise<Buffer> {
-    this.maxReadsInFlight = Math.max(this.maxReadsInFlight, ++this.readsInFlight);
-    try {
-      // A read that takes a moment, as a disk read does, so reads issued together overlap.
-      await new Promise((r) => setTimeout(r, 2));
-      return await super.get(id);
-    } finally {
-      this.readsInFlight--;
-    }
-  }
-}
-
-async function cluster(n: number, windowChunks = 4) {
-  const dataKey = randomBytes(32);
-  const ids = Array.from({ length: n }, (_, i) => `node${i}`);
-  const down = new Set<string>();
-  const services = new Map<string, FileService>();
-  const metas: Metadata[] = [];
-  const stores = new Map<string, RecordingStore>();
-  const calls: string[] = [];
-  /** Replies a test makes a node give instead of its service's (a hostile member's answers). */
-  const forged = new Map<string, (method: string) => unknown>();
-  for (const id of ids) {
-    const meta = await openMetadata(null);
-    metas.push(meta);
-    const handlers = new PeerRouter();
-    // The node's real caller; only the transport under it is faked (node id = address).
-    const caller = new NodeCaller({
-      self: { nodeId: id, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: id },
-      addressOf: (nodeId) => nodeId,
-      send: async (to, method, body, payload) => {
-        calls.push(`${to} ${method}`);
-        if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
-        const p = payload === undefined ? Buffer.alloc(0) : Array.isArray(payload) ? Buffer.concat(payload) : payload;
-        const fake = forged.get(to)?.(method);
-        const r = fake !== undefined ? { body: fake } : await services.get(to)!.handleRpc(method, body, p, false, undefined, id);
-        return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0), peer: { nodeId: to, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: to } };
-      },
-      local: handlers.handle,
-    });
-    const net: FilesNet = {
-      selfId: id,
-      live: () => ids.map((nodeId) => ({ nodeId, capacity: 1 << 30 })),
-      caller,
-    };
-    const store = new RecordingStore();
-    stores.set(id, store);
-    const service = new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks });
-    service.registerPeerHandlers(handlers);
-    services.set(id, service);
-  }
-  return { services, stores, down, calls, forged, close: () => Promise.all(metas.map((m) => m.close())) };
 }
 
 test('a put through one service reads back through another; one node down still meets W=2', async (t) => {

@@ -1,0 +1,278 @@
+/**
+ * Objects: keys in buckets that point at stored files. The one place that turns bytes into
+ * objects, used by the CLI/HTTP names (the `default` bucket) and by the S3 face.
+ *
+ * A put streams the body into an ordinary file while computing its MD5 (the ETag) and size, and
+ * writes the object record only once the file is durable, so a reader sees the old or the new
+ * object, never a mix. Several objects may point at one file (a zero-copy copy), so each object
+ * holds a reference in the file-reference table (partition = the file's root id, sort key = bucket
+ * id + a hash of the key); a file is removed when the last reference goes.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { TesseraError, badInput, notFound } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import {
+  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, encodeRecord,
+  type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
+} from '../tables/index.js';
+import type { FileService } from './service.js';
+import { errorMessage } from './errors.js';
+
+/** Where `tessera put --name` stores names. */
+export const DEFAULT_BUCKET = 'default';
+/**
+ * The default bucket's id is fixed, so nodes that create it on demand at the same moment write
+ * the same id: whichever record wins, no object written meanwhile becomes unreachable.
+ */
+export const DEFAULT_BUCKET_ID = createHash('sha256').update('tessera/v1/default-bucket').digest('hex').slice(0, 32);
+export const FILE_REF_TABLE = 'fileref';
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+export const MD5_BYTES = 16;
+/** Most entries one listing page returns (the table layer's scan bound). */
+export const MAX_OBJECT_PAGE = 1000;
+export const DEFAULT_OBJECT_PAGE = 1000;
+
+export interface ObjectWriteOptions {
+  contentType?: string;
+  userMeta?: Record<string, string>;
+  /** Overrides the bucket's default redundancy policy. */
+  policy?: RedundancyPolicy;
+  /** Content-MD5: checked before the file is committed; a mismatch is BAD_DIGEST and nothing is listed. */
+  expectedMd5?: Buffer;
+  /** Content-Length: a body of another length is refused before the file is committed. */
+  expectedSize?: number;
+  chunkSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface ObjectListOptions {
+  prefix?: string;
+  after?: string;
+  limit?: number;
+  token?: string;
+}
+
+export interface ObjectServiceOptions {
+  files: FileService;
+  tables: Tables;
+  log: Logger;
+}
+
+/** What a put or a record replaced, so the caller can report it. */
+export interface ObjectPutResult extends ObjectEntry {
+  readonly bucket: string;
+}
+
+const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
+
+/** The ref's sort key: fixed length whatever the object key, and the key itself is not repeated. */
+function refSortKey(bucketId: string, key: string): string {
+  return `${bucketId}:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
+}
+
+function refPartition(fileId: string): string {
+  return parseFileId(fileId).rootId.toString('hex');
+}
+
+const REF_VALUE = Buffer.from([1]);
+
+export class ObjectService {
+  readonly #files: FileService;
+  readonly #tables: Tables;
+  readonly #log: Logger;
+
+  constructor(o: ObjectServiceOptions) {
+    this.#files = o.files;
+    this.#tables = o.tables;
+    this.#log = o.log.child({ component: 'objects' });
+  }
+
+  // ---- buckets ----
+
+  async createBucket(name: string, policy?: RedundancyPolicy): Promise<BucketEntry> {
+    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy);
+    if ((await this.#tables.buckets.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
+    return this.#writeDefault(policy);
+  }
+
+  getBucket(name: string): Promise<BucketEntry | null> {
+    return this.#tables.buckets.get(name);
+  }
+
+  removeBucket(name: string): Promise<void> {
+    return this.#tables.buckets.remove(name, this.#tables.objects);
+  }
+
+  listBuckets(opts: { prefix?: string; after?: string; limit?: number; token?: string } = {}): Promise<Page<BucketEntry>> {
+    return this.#tables.buckets.list({ ...opts, limit: pageLimit(opts.limit) });
+  }
+
+  /** The bucket, or NOT_FOUND; the default bucket is made on first use. */
+  async #bucket(name: string, create: boolean): Promise<BucketEntry> {
+    const b = await this.#tables.buckets.get(name);
+    if (b !== null) return b;
+    if (name === DEFAULT_BUCKET && create) return this.#writeDefault();
+    throw notFound(`bucket '${name}' does not exist`);
+  }
+
+  async #writeDefault(policy: RedundancyPolicy = DEFAULT_POLICY): Promise<BucketEntry> {
+    checkBucketName(DEFAULT_BUCKET);
+    const rec = checkBucketRecord({ id: DEFAULT_BUCKET_ID, createdAt: Date.now(), policy });
+    await this.#tables.service.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: DEFAULT_BUCKET }, encodeRecord(rec));
+    return { name: DEFAULT_BUCKET, ...rec };
+  }
+
+  // ---- objects ----
+
+  /**
+   * Stores a body as a new file and points the key at it. The MD5 and size of the plaintext are
+   * computed while it streams; a Content-MD5 or length mismatch fails the stream itself, so the
+   * file is never committed and no record is written.
+   */
+  async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
+    checkObjectKey(key);
+    if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
+    if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
+    const b = await this.#bucket(bucket, true);
+    const policy = opts.policy ?? b.policy;
+    const md5 = createHash('md5');
+    let size = 0;
+    const expectedSize = opts.expectedSize;
+    const expectedMd5 = opts.expectedMd5;
+    async function* hashed(): AsyncGenerator<Buffer> {
+      for await (const piece of body as AsyncIterable<unknown>) {
+        const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
+        size += buf.length;
+        if (expectedSize !== undefined && size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
+        md5.update(buf);
+        yield buf;
+      }
+      if (expectedSize !== undefined && size !== expectedSize) throw badInput(`the body ended after ${size} of the ${expectedSize} bytes announced`);
+      if (expectedMd5 !== undefined) {
+        const got = md5.copy().digest();
+        if (!got.equals(expectedMd5)) throw badDigest(`the body's MD5 ${got.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
+      }
+    }
+    const put = await this.#files.put(hashed(), {
+      ...(policy.kind === 'ec' ? { ec: { k: policy.k, m: policy.m } } : { replicas: policy.r, quorum: policy.w }),
+      ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const record: ObjectRecord = {
+      fileId: put.fileId,
+      size,
+      etag: md5.digest('hex'),
+      checksums: {},
+      contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
+      userMeta: opts.userMeta ?? {},
+      mtime: Date.now(),
+    };
+    try {
+      await this.#point(b, key, record);
+    } catch (e) {
+      // The file is referenced by nothing: it must not stay.
+      await this.#dropFileIfUnreferenced(put.fileId);
+      throw e;
+    }
+    return { bucket: b.name, key, ...record };
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {
+    checkObjectKey(key);
+    const b = await this.#tables.buckets.get(bucket);
+    if (b === null) return null;
+    return this.#tables.objects.get(b.id, key);
+  }
+
+  /** The object's bytes [start, end] (inclusive, as in HTTP ranges), streamed in bounded memory. */
+  async openObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; stream: Readable }> {
+    const entry = await this.headObject(bucket, key);
+    if (entry === null) throw notFound(`no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
+    const file = await this.#files.open(entry.fileId);
+    let start = 0;
+    let end = file.totalSize;
+    if (range !== undefined) {
+      if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {
+        throw badInput(`byte range ${range.start}-${range.end} does not fit the object's ${file.totalSize} bytes`, { size: file.totalSize });
+      }
+      start = range.start;
+      end = range.end + 1;
+    }
+    return { entry, stream: Readable.from(file.read(start, end), { objectMode: false }) };
+  }
+
+  /** Removes the key; its file goes when no other object points at it. False when there was none. */
+  async removeObject(bucket: string, key: string): Promise<boolean> {
+    checkObjectKey(key);
+    const b = await this.#tables.buckets.get(bucket);
+    if (b === null) throw notFound(`bucket '${bucket}' does not exist`);
+    const cur = await this.#tables.objects.get(b.id, key);
+    if (cur === null) return false;
+    await this.#tables.objects.remove(b.id, key);
+    await this.#unref(b.id, key, cur.fileId);
+    return true;
+  }
+
+  async listObjects(bucket: string, opts: ObjectListOptions = {}): Promise<Page<ObjectEntry>> {
+    const b = await this.#tables.buckets.get(bucket);
+    if (b === null) {
+      // The default bucket exists once something was put; before that it is simply empty.
+      if (bucket === DEFAULT_BUCKET) return { items: [], token: null };
+      throw notFound(`bucket '${bucket}' does not exist`);
+    }
+    return this.#tables.objects.list(b.id, { ...opts, limit: pageLimit(opts.limit) });
+  }
+
+  /** Points a key at an existing file (zero-copy copy, multipart completion). */
+  async recordObject(bucket: string, key: string, record: ObjectRecord): Promise<void> {
+    checkObjectKey(key);
+    const b = await this.#bucket(bucket, true);
+    await this.#point(b, key, record);
+  }
+
+  /**
+   * Adds the new file's reference before the record that uses it, then drops the replaced
+   * object's reference. Two writers racing on one key each re-read the winner afterwards; the
+   * loser drops its own reference, so its file does not stay referenced by nothing.
+   */
+  async #point(b: BucketEntry, key: string, record: ObjectRecord): Promise<void> {
+    const old = await this.#tables.objects.get(b.id, key);
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(record.fileId), sk: refSortKey(b.id, key) }, REF_VALUE);
+    await this.#tables.objects.put(b.id, key, record);
+    if (old !== null && old.fileId !== record.fileId) await this.#unref(b.id, key, old.fileId);
+    // A quorum read after a quorum write sees this write or a later one (another writer's, or a removal).
+    const now = await this.#tables.objects.get(b.id, key);
+    if (now?.fileId !== record.fileId) {
+      this.#log.debug({ key: key.slice(0, 64) }, 'a concurrent write or removal of the key won; dropping this write\'s reference');
+      await this.#unref(b.id, key, record.fileId);
+    }
+  }
+
+  async #unref(bucketId: string, key: string, fileId: string): Promise<void> {
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(fileId), sk: refSortKey(bucketId, key) }, null);
+    await this.#dropFileIfUnreferenced(fileId);
+  }
+
+  /** How many objects point at a file (at most `limit` counted). */
+  async references(fileId: string, limit = 2): Promise<number> {
+    return (await this.#tables.service.list(FILE_REF_TABLE, refPartition(fileId), { limit })).entries.length;
+  }
+
+  async #dropFileIfUnreferenced(fileId: string): Promise<void> {
+    try {
+      if ((await this.references(fileId, 1)) > 0) return;
+      await this.#files.removeFile(fileId);
+    } catch (err) {
+      // A file left behind costs space, not correctness; `tessera rm FILE_ID` removes it.
+      this.#log.warn({ err: errorMessage(err), file: fileId.slice(0, 16) }, 'an unreferenced file could not be removed');
+    }
+  }
+}
+
+function pageLimit(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_OBJECT_PAGE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_OBJECT_PAGE) throw badInput(`listing limit must be 1..${MAX_OBJECT_PAGE}, got ${limit}`);
+  return limit;
+}

@@ -1,0 +1,141 @@
+/**
+ * ObjectService over real FileService and TableService instances wired in one process: ETags,
+ * Content-MD5, ranges, overwrites and removals that must not leave a file behind, and files shared
+ * by two objects.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { ObjectService, DEFAULT_BUCKET } from '../../../src/files/index.js';
+import { BucketTable, ObjectTable, type Tables } from '../../../src/tables/index.js';
+import { isTesseraError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/log.js';
+import { cluster } from '../../helpers/files-mesh.js';
+import { mesh } from '../tables/mesh.js';
+
+async function* pieces(...parts: Buffer[]) {
+  for (const p of parts) yield p;
+}
+
+async function bytesOf(s: AsyncIterable<unknown>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const p of s) out.push(p as Buffer);
+  return Buffer.concat(out);
+}
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest();
+
+async function setup(t: { after(fn: () => unknown): void }) {
+  const files = await cluster(3, 4, { gcGraceMs: 0 });
+  const m = await mesh(3);
+  t.after(async () => {
+    await m.close();
+    await files.close();
+  });
+  const svc = m.services.get('node-0')!;
+  const tables: Tables = { service: svc, buckets: new BucketTable(svc), objects: new ObjectTable(svc), close: async () => undefined };
+  const node0 = files.services.get('node0')!;
+  const objects = new ObjectService({ files: node0, tables, log: silentLogger });
+  /** Chunks stored on all nodes, after every node collected what is due. */
+  const storedChunks = async () => {
+    let n = 0;
+    for (const [id, s] of files.services) {
+      await s.host.sweep();
+      n += files.stores.get(id)!.usage().count;
+    }
+    return n;
+  };
+  return { files, objects, tables, node0, storedChunks };
+}
+
+test('a put records the MD5 of the plaintext as ETag, size and type; reads whole and by inclusive range', async (t) => {
+  const { objects } = await setup(t);
+  const data = randomBytes(3 * 4096 + 100);
+  const put = await objects.putObject(DEFAULT_BUCKET, 'docs/a.bin', pieces(data.subarray(0, 5000), data.subarray(5000)), { chunkSize: 4096, contentType: 'text/plain', userMeta: { owner: 'ana' } });
+  assert.equal(put.etag, md5(data).toString('hex'));
+  assert.equal(put.size, data.length);
+  const head = await objects.headObject(DEFAULT_BUCKET, 'docs/a.bin');
+  assert.equal(head?.etag, md5(data).toString('hex'));
+  assert.equal(head?.contentType, 'text/plain');
+  assert.deepEqual(head?.userMeta, { owner: 'ana' });
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'docs/a.bin')).stream)).equals(data));
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'docs/a.bin', { start: 4090, end: 8200 })).stream)).equals(data.subarray(4090, 8201)));
+  await assert.rejects(objects.openObject(DEFAULT_BUCKET, 'docs/a.bin', { start: 0, end: data.length }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.openObject(DEFAULT_BUCKET, 'nope'), (e) => isTesseraError(e, 'NOT_FOUND'));
+  const empty = await objects.putObject(DEFAULT_BUCKET, 'empty', pieces());
+  assert.equal(empty.etag, md5(Buffer.alloc(0)).toString('hex'));
+  assert.equal((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'empty')).stream)).length, 0);
+  assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items.map((o) => o.key), ['docs/a.bin', 'empty']);
+});
+
+test('a Content-MD5 or length mismatch stores nothing and leaves the old object in place', async (t) => {
+  const { objects, storedChunks } = await setup(t);
+  const v1 = randomBytes(5000);
+  await objects.putObject(DEFAULT_BUCKET, 'k', pieces(v1), { chunkSize: 4096, expectedMd5: md5(v1), expectedSize: v1.length });
+  const before = await storedChunks();
+  const v2 = randomBytes(5000);
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'k', pieces(v2), { chunkSize: 4096, expectedMd5: md5(v1) }), (e) => isTesseraError(e, 'BAD_DIGEST'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'fresh', pieces(v2), { expectedMd5: md5(v1) }), (e) => isTesseraError(e, 'BAD_DIGEST'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'short', pieces(v2), { expectedSize: v2.length + 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'long', pieces(v2), { expectedSize: v2.length - 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'x', pieces(v2), { expectedMd5: Buffer.alloc(3) }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items.map((o) => o.key), ['k']);
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'k')).stream)).equals(v1));
+  // The refused uploads' chunks are collected like any aborted put's.
+  assert.equal(await storedChunks(), before);
+});
+
+test('overwriting a key removes the old file, removing the key removes the file', async (t) => {
+  const { objects, node0, storedChunks } = await setup(t);
+  assert.equal(await storedChunks(), 0);
+  const v1 = await objects.putObject(DEFAULT_BUCKET, 'k', pieces(randomBytes(3 * 4096)), { chunkSize: 4096 });
+  const one = await storedChunks();
+  assert.ok(one > 0);
+  const v2 = await objects.putObject(DEFAULT_BUCKET, 'k', pieces(randomBytes(3 * 4096)), { chunkSize: 4096 });
+  assert.notEqual(v1.fileId, v2.fileId);
+  await assert.rejects(node0.open(v1.fileId), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(await storedChunks(), one, 'only the new file\'s chunks remain');
+  assert.equal(await objects.references(v1.fileId), 0);
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'k'), true);
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'k'), false);
+  await assert.rejects(node0.open(v2.fileId), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(await storedChunks(), 0);
+  assert.equal(await objects.headObject(DEFAULT_BUCKET, 'k'), null);
+});
+
+test('a file shared by two objects survives removing one of them', async (t) => {
+  const { objects, node0 } = await setup(t);
+  await objects.createBucket('photos');
+  const data = randomBytes(6000);
+  const a = await objects.putObject('photos', 'a', pieces(data));
+  await objects.recordObject(DEFAULT_BUCKET, 'copy-of-a', { fileId: a.fileId, size: a.size, etag: a.etag, checksums: {}, contentType: a.contentType, userMeta: {}, mtime: Date.now() });
+  assert.equal(await objects.references(a.fileId), 2);
+  assert.equal(await objects.removeObject('photos', 'a'), true);
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'copy-of-a')).stream)).equals(data));
+  // Pointing the copy at the same file again changes nothing; removing it takes the file.
+  await objects.recordObject(DEFAULT_BUCKET, 'copy-of-a', { fileId: a.fileId, size: a.size, etag: a.etag, checksums: {}, contentType: a.contentType, userMeta: {}, mtime: Date.now() });
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'copy-of-a')).stream)).equals(data));
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'copy-of-a'), true);
+  await assert.rejects(node0.open(a.fileId), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(await objects.references(a.fileId), 0);
+});
+
+test('buckets: the default one appears on first put with a fixed id; others must exist; non-empty ones stay', async (t) => {
+  const { objects } = await setup(t);
+  assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items, []);
+  assert.equal(await objects.getBucket(DEFAULT_BUCKET), null);
+  await objects.putObject(DEFAULT_BUCKET, 'x', pieces(Buffer.from('hi')));
+  const d = await objects.getBucket(DEFAULT_BUCKET);
+  assert.ok(d);
+  await assert.rejects(objects.createBucket(DEFAULT_BUCKET), (e) => isTesseraError(e, 'CONFLICT'));
+  await assert.rejects(objects.putObject('missing', 'x', pieces(Buffer.from('hi'))), (e) => isTesseraError(e, 'NOT_FOUND'));
+  await assert.rejects(objects.listObjects('missing'), (e) => isTesseraError(e, 'NOT_FOUND'));
+  await assert.rejects(objects.removeBucket(DEFAULT_BUCKET), (e) => isTesseraError(e, 'CONFLICT'));
+  await assert.rejects(objects.listObjects(DEFAULT_BUCKET, { limit: 0 }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'é'.repeat(513), pieces(Buffer.from('hi'))), (e) => isTesseraError(e, 'TOO_LARGE'));
+  await objects.removeObject(DEFAULT_BUCKET, 'x');
+  await objects.removeBucket(DEFAULT_BUCKET);
+  const again = await objects.createBucket(DEFAULT_BUCKET);
+  assert.equal(again.id, d.id);
+  assert.deepEqual((await objects.listBuckets()).items.map((b) => b.name), [DEFAULT_BUCKET]);
+});
