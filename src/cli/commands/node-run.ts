@@ -114,6 +114,7 @@ export async function runNodeCommand(
       ...(apiIdleTimeoutMs !== undefined ? { idleTimeoutMs: apiIdleTimeoutMs } : {}),
       ...(apiMaxTransfers !== undefined ? { maxTransfers: apiMaxTransfers } : {}),
     },
+    ...(flags.s3 !== undefined ? { s3: { ...parseHostPort(flags.s3, '--s3'), ...(flags.s3Domain ? { domain: flags.s3Domain } : {}) } } : {}),
     ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
     files: {
       ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),

@@ -37,6 +37,8 @@ export interface NodeFlags {
   apiOpenReads?: boolean;
   apiIdleTimeoutMs?: string;
   apiMaxTransfers?: string;
+  s3?: string;
+  s3Domain?: string;
 }
 
 /**
@@ -76,6 +78,8 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--api-open-reads', 'let local users read through a loopback API without the token (off by default)')
     .option('--api-idle-timeout-ms <ms>', 'close an API connection that moves no data for this long (default 30000)')
     .option('--api-max-transfers <n>', 'uploads and downloads served at once; more are answered 503 (default 16)')
+    .option('--s3 <host:port>', 'serve an S3-compatible endpoint here (plain HTTP on loopback, HTTPS with the API\'s certificate beyond it); keys: tessera s3 key create')
+    .option('--s3-domain <domain>', 'also answer virtual-host style S3 requests for BUCKET.DOMAIN')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
     .option('--json', 'log JSON lines even on a terminal');
 }
