@@ -29,6 +29,7 @@ export const MIN_PART_BYTES = 5 << 20;
 export const MAX_PART_BYTES = 5 * 2 ** 30;
 /** An upload neither completed nor aborted for this long is aborted by the sweep (S3 keeps them until a lifecycle rule; a week is generous). */
 export const DEFAULT_ABANDON_AFTER_MS = 7 * 24 * 3600_000;
+export const MAX_ABANDON_AFTER_MS = 365 * 24 * 3600_000;
 export const DEFAULT_MULTIPART_SWEEP_MS = 3600_000;
 /** Uploads or parts returned by one listing page (S3's maximum). */
 export const MAX_MULTIPART_PAGE = 1000;
@@ -141,7 +142,7 @@ export class MultipartService {
     this.#abandonAfter = o.abandonAfterMs ?? DEFAULT_ABANDON_AFTER_MS;
     this.#sweepEvery = o.sweepIntervalMs ?? DEFAULT_MULTIPART_SWEEP_MS;
     this.#now = o.now ?? Date.now;
-    if (!Number.isInteger(this.#abandonAfter) || this.#abandonAfter < 0) throw badInput('abandon period must be a whole number of milliseconds');
+    if (!Number.isInteger(this.#abandonAfter) || this.#abandonAfter < 0 || this.#abandonAfter > MAX_ABANDON_AFTER_MS) throw badInput(`abandon period must be 0..${MAX_ABANDON_AFTER_MS} ms`);
   }
 
   start(): void {

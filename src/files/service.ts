@@ -55,6 +55,8 @@ export interface FilesTuning {
   repairIntervalMs?: number;
   scrubRateBytes?: number;
   scrubIntervalMs?: number;
+  /** A multipart upload left open this long is aborted and its parts removed (files/multipart.ts). */
+  multipartAbandonMs?: number;
 }
 
 export interface FileServiceOptions extends FilesTuning {

@@ -66,6 +66,8 @@ export const s3Error = (code: S3ErrorCode, message: string): S3Error => new S3Er
  */
 export function toS3Error(err: unknown): S3Error {
   if (err instanceof S3Error) return err;
+  // A body check that failed inside a service's stream arrives wrapped; its S3 name is the answer.
+  if (err instanceof Error && err.cause instanceof S3Error) return err.cause;
   if (!(err instanceof TesseraError)) return new S3Error('InternalError', (err as Error)?.message ?? String(err), { cause: err });
   const code = err.code as string;
   const map: Record<string, S3ErrorCode> = {

@@ -30,6 +30,8 @@ export interface S3Context {
   readonly headers: IncomingHttpHeaders;
   readonly principal: S3Principal;
   readonly objects: S3Objects;
+  /** Bytes of object data the body carries (Content-Length, or x-amz-decoded-content-length of an aws-chunked body), when the request says. */
+  readonly bodyLength: number | undefined;
   /** Identifies the request in the error document and the log. */
   readonly requestId: string;
   /**
