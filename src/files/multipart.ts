@@ -31,6 +31,8 @@ export const MAX_PART_BYTES = 5 * 2 ** 30;
 export const DEFAULT_ABANDON_AFTER_MS = 7 * 24 * 3600_000;
 export const MAX_ABANDON_AFTER_MS = 365 * 24 * 3600_000;
 export const DEFAULT_MULTIPART_SWEEP_MS = 3600_000;
+/** How long a completed upload answers a repeated completion (a client retrying after a lost answer). */
+export const COMPLETED_KEEP_MS = 3600_000;
 /** Uploads or parts returned by one listing page (S3's maximum). */
 export const MAX_MULTIPART_PAGE = 1000;
 /** Part files removed at once when an upload ends. */
@@ -58,12 +60,14 @@ export interface MultipartObjects {
   getBucket(name: string): Promise<BucketEntry | null>;
   storeBody(body: AsyncIterable<unknown> | Readable, opts: { policy: RedundancyPolicy; expectedMd5?: Buffer; expectedSize?: number; signal?: AbortSignal }): Promise<StoredBody>;
   openObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; stream: Readable }>;
+  headObject(bucket: string, key: string): Promise<ObjectEntry | null>;
   recordObject(bucket: string, key: string, record: ObjectRecord): Promise<void>;
 }
 
 export interface MultipartFiles {
   putComposite(partIds: readonly string[], o?: { signal?: AbortSignal }): Promise<{ fileId: string; size: number }>;
   removeFile(fileId: string): Promise<unknown>;
+  partSizes(fileId: string): Promise<number[]>;
 }
 
 export interface MultipartServiceOptions {
@@ -162,13 +166,15 @@ export class MultipartService {
     return b;
   }
 
-  async #upload(b: BucketEntry, key: string, uploadId: string): Promise<UploadRecord> {
+  async #upload(b: BucketEntry, key: string, uploadId: string, completed = false): Promise<UploadRecord> {
     const missing = () => multipartError('NOT_FOUND', 'no-such-upload', `no multipart upload ${String(uploadId).slice(0, 40)} for key '${key.slice(0, 200)}' in bucket '${b.name}': it was completed, aborted or never begun`);
     if (!isUploadId(uploadId)) throw missing();
     checkMultipartKey(key);
     const e = await this.#tables.get({ table: UPLOAD_TABLE, pk: b.id, sk: uploadSortKey(key, uploadId) });
     if (e === null || e.value === null) throw missing();
-    return decodeUploadRecord(e.value, `upload record ${uploadId}`);
+    const rec = decodeUploadRecord(e.value, `upload record ${uploadId}`);
+    if (rec.completed !== undefined && !completed) throw missing();
+    return rec;
   }
 
   async create(bucket: string, key: string, o: CreateUploadOptions): Promise<UploadView> {
@@ -258,12 +264,15 @@ export class MultipartService {
     const uploads: UploadView[] = [];
     let truncated = false;
     for await (const e of this.#scan(UPLOAD_TABLE, b.id, o.prefix, after)) {
+      const { key, uploadId } = parseUploadSortKey(e.sk);
       if (uploads.length === limit) {
+        const next = decodeUploadRecord(e.value, `upload record ${uploadId}`);
+        if (next.completed !== undefined) continue;
         truncated = true;
         break;
       }
-      const { key, uploadId } = parseUploadSortKey(e.sk);
-      uploads.push({ bucket, key, uploadId, ...decodeUploadRecord(e.value, `upload record ${uploadId}`) });
+      const rec = decodeUploadRecord(e.value, `upload record ${uploadId}`);
+      if (rec.completed === undefined) uploads.push({ bucket, key, uploadId, ...rec });
     }
     return { uploads, truncated };
   }
@@ -274,8 +283,16 @@ export class MultipartService {
    */
   async complete(bucket: string, key: string, uploadId: string, requested: readonly CompletedPart[], signal?: AbortSignal): Promise<ObjectRecord & { key: string }> {
     const b = await this.#bucket(bucket);
-    const upload = await this.#upload(b, key, uploadId);
+    const upload = await this.#upload(b, key, uploadId, true);
     if (requested.length === 0) throw multipartError('BAD_INPUT', 'malformed', 'the completion lists no parts; list each part number with its ETag');
+    const request = createHash('sha256').update(JSON.stringify(requested.map((p) => [p.partNumber, stripQuotes(p.etag)]))).digest('hex');
+    if (upload.completed !== undefined) {
+      // The same completion again (its answer was lost): the same answer. Anything else finds no upload.
+      if (upload.completed.request !== request) await this.#upload(b, key, uploadId);
+      const done = upload.completed;
+      const now = await this.#objects.headObject(bucket, key);
+      return { key, fileId: now?.fileId ?? '', size: done.size, etag: done.etag, checksums: {}, contentType: upload.contentType, userMeta: upload.userMeta, mtime: done.at };
+    }
     if (requested.length > MAX_PART_NUMBER) throw multipartError('BAD_INPUT', 'malformed', `the completion lists ${requested.length} parts; at most ${MAX_PART_NUMBER}`);
     // Ascending; a number listed twice (a client that re-sent a part and kept both answers) counts once, by its later entry.
     const wanted: CompletedPart[] = [];
@@ -311,7 +328,7 @@ export class MultipartService {
     await this.#objects.recordObject(bucket, key, record);
     // The object now owns the chosen parts; everything else the upload stored goes.
     const used = new Set(chosen.map((p) => p.fileId));
-    await this.#end(b, key, uploadId, used);
+    await this.#end(b, key, uploadId, used, { ...upload, completed: { at: record.mtime, etag: record.etag, size: record.size, request } });
     this.#log.info({ key: key.slice(0, 64), parts: chosen.length, size: record.size }, 'multipart upload completed');
     return { key, ...record };
   }
@@ -321,6 +338,22 @@ export class MultipartService {
     await this.#upload(b, key, uploadId);
     await this.#end(b, key, uploadId, new Set());
     this.#log.info({ key: key.slice(0, 64), upload: uploadId }, 'multipart upload aborted');
+  }
+
+  /**
+   * Where part `partNumber` of an object lies (inclusive range) and how many parts it has: an
+   * object from a multipart upload is read part by part as it was sent; any other is one part.
+   */
+  async partRange(bucket: string, key: string, partNumber: number): Promise<{ entry: ObjectEntry; start: number; end: number; count: number }> {
+    checkPartNumber(partNumber);
+    const entry = await this.#objects.headObject(bucket, key);
+    if (entry === null) throw new TesseraError('NOT_FOUND', `no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
+    const sizes = /-\d+$/.test(entry.etag) ? await this.#files.partSizes(entry.fileId) : [entry.size];
+    const count = Math.max(1, sizes.length);
+    if (partNumber > count) throw multipartError('BAD_INPUT', 'invalid-part', `the object has ${count} part(s); part ${partNumber} does not exist`);
+    let start = 0;
+    for (let i = 0; i < partNumber - 1; i++) start += sizes[i]!;
+    return { entry, start, end: start + (sizes[partNumber - 1] ?? 0) - 1, count };
   }
 
   /**
@@ -352,6 +385,10 @@ export class MultipartService {
         for await (const e of this.#scan(UPLOAD_TABLE, b.id)) {
           const { key, uploadId } = parseUploadSortKey(e.sk);
           const rec = decodeUploadRecord(e.value, `upload record ${uploadId}`);
+          if (rec.completed !== undefined) {
+            if (rec.completed.at <= this.#now() - COMPLETED_KEEP_MS) await this.#tables.put({ table: UPLOAD_TABLE, pk: b.id, sk: e.sk }, null);
+            continue;
+          }
           if (rec.createdAt > cutoff) continue;
           await this.#end(b, key, uploadId, new Set());
           ended++;
@@ -363,8 +400,8 @@ export class MultipartService {
   }
 
   /** Ends an upload: its record goes first (no part is accepted after), then every part not kept. */
-  async #end(b: BucketEntry, key: string, uploadId: string, keep: ReadonlySet<string>): Promise<void> {
-    await this.#tables.put({ table: UPLOAD_TABLE, pk: b.id, sk: uploadSortKey(key, uploadId) }, null);
+  async #end(b: BucketEntry, key: string, uploadId: string, keep: ReadonlySet<string>, completed?: UploadRecord): Promise<void> {
+    await this.#tables.put({ table: UPLOAD_TABLE, pk: b.id, sk: uploadSortKey(key, uploadId) }, completed ? encodeUploadRecord(completed) : null);
     const drop: string[] = [];
     const entries: string[] = [];
     for await (const e of this.#scan(PART_TABLE, uploadId)) {

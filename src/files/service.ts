@@ -375,6 +375,12 @@ export class FileService {
     await Promise.all(Array.from({ length: Math.min(COMPOSITE_CONCURRENCY, parts.length) }, worker));
   }
 
+  /** The sizes of the files a composite is stitched from, in order; empty for an ordinary file. */
+  async partSizes(ref: string): Promise<number[]> {
+    this.#needWriter('read files');
+    return (await this.#openManifest(checkFileRef(ref))).parts.map((p) => p.size);
+  }
+
   /**
    * Stores a file stitched from other files, in order: its root lists their manifests and no byte
    * is copied. Every part must be an ordinary file of this cluster with one redundancy policy;

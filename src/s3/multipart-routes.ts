@@ -11,16 +11,15 @@ import { MAX_PART_NUMBER } from '../tables/index.js';
 import { S3Error, toS3Error, type S3ErrorCode } from './errors.js';
 import type { S3Context, S3Response, S3Route } from './handler.js';
 import { el, parseXmlBody, xmlDocument, type XmlChild } from './xml.js';
+import { bucketName, header, isoDate, objectKey, quoteEtag, whatIsMissing } from './common.js';
+import { copySource, objectHeaders, userMetaOf } from './object-ops.js';
 
 /** What the routes need of the multipart service (the node passes the real one; tests may pass another). */
-export type S3Multipart = Pick<MultipartService, 'create' | 'uploadPart' | 'uploadPartCopy' | 'listParts' | 'listUploads' | 'complete' | 'abort'>;
+export type S3Multipart = Pick<MultipartService, 'create' | 'uploadPart' | 'uploadPartCopy' | 'listParts' | 'listUploads' | 'complete' | 'abort' | 'partRange'>;
 
 /** A CompleteMultipartUpload body: 10,000 parts of about 100 bytes each, with room for whitespace. */
 export const MAX_COMPLETE_BODY_BYTES = 2 << 20;
-/** Longest `x-amz-copy-source` accepted: a bucket name, a 1,024-byte key percent-encoded, and a version id. */
-export const MAX_COPY_SOURCE_CHARS = 64 + 3 * 1024 + 128;
 const MD5_BASE64_CHARS = 24;
-const META_PREFIX = 'x-amz-meta-';
 
 const FAULTS: Record<MultipartFault, S3ErrorCode> = {
   'no-such-bucket': 'NoSuchBucket',
@@ -45,16 +44,6 @@ const wrap = (fn: (ctx: S3Context) => Promise<S3Response | void>) => async (ctx:
     throw asS3(e);
   }
 };
-
-function header(ctx: S3Context, name: string): string | undefined {
-  const v = ctx.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function need<T>(v: T | undefined, what: string): T {
-  if (v === undefined) throw new S3Error('InvalidRequest', `${what} is missing from the request`);
-  return v;
-}
 
 function uploadIdOf(ctx: S3Context): string {
   return ctx.query.get('uploadId') ?? '';
@@ -91,28 +80,6 @@ function bodyLength(ctx: S3Context): number | undefined {
   return Number(text);
 }
 
-function userMetaOf(ctx: S3Context): Record<string, string> {
-  const meta: Record<string, string> = {};
-  for (const [name, value] of Object.entries(ctx.headers)) {
-    if (!name.startsWith(META_PREFIX) || value === undefined) continue;
-    meta[name.slice(META_PREFIX.length)] = Array.isArray(value) ? value.join(',') : value;
-  }
-  return meta;
-}
-
-/** `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, percent-encoded. */
-export function parseCopySource(text: string): { bucket: string; key: string } {
-  if (text.length > MAX_COPY_SOURCE_CHARS) throw new S3Error('InvalidArgument', `x-amz-copy-source is longer than ${MAX_COPY_SOURCE_CHARS} characters`);
-  const path = (text.startsWith('/') ? text.slice(1) : text).split('?')[0]!;
-  const slash = path.indexOf('/');
-  if (slash <= 0 || slash === path.length - 1) throw new S3Error('InvalidArgument', 'x-amz-copy-source must name a bucket and a key: /bucket/key');
-  try {
-    return { bucket: decodeURIComponent(path.slice(0, slash)), key: decodeURIComponent(path.slice(slash + 1)) };
-  } catch {
-    throw new S3Error('InvalidArgument', 'x-amz-copy-source is not valid percent-encoding');
-  }
-}
-
 /** `x-amz-copy-source-range: bytes=first-last` (both required, inclusive) within an object of `size` bytes. */
 export function parseCopyRange(text: string, size: number): { start: number; end: number } {
   const m = /^bytes=(\d{1,16})-(\d{1,16})$/.exec(text.trim());
@@ -123,8 +90,6 @@ export function parseCopyRange(text: string, size: number): { start: number; end
   return { start, end };
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const quoted = (etag: string) => `"${etag}"`;
 const person = (u: UploadView, tag: string) => el(tag, el('ID', u.initiator.id), el('DisplayName', u.initiator.name));
 
 /** S3's `encoding-type=url`: keys percent-encoded as a URI component, '/' kept. */
@@ -153,8 +118,8 @@ function parseComplete(body: Buffer): CompletedPart[] {
 
 export function multipartRoutes(mp: S3Multipart): S3Route[] {
   const create = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
-    const key = need(ctx.key, 'the key');
+    const bucket = bucketName(ctx);
+    const key = objectKey(ctx);
     const up = await mp.create(bucket, key, {
       ...(header(ctx, 'content-type') !== undefined ? { contentType: header(ctx, 'content-type')! } : {}),
       userMeta: userMetaOf(ctx),
@@ -164,21 +129,21 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
   });
 
   const uploadPart = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
-    const key = need(ctx.key, 'the key');
+    const bucket = bucketName(ctx);
+    const key = objectKey(ctx);
     const n = partNumberOf(ctx);
     const md5 = contentMd5(ctx);
     const size = bodyLength(ctx);
     const body: Readable = ctx.body();
     const part = await mp.uploadPart(bucket, key, uploadIdOf(ctx), n, body, { ...(md5 ? { expectedMd5: md5 } : {}), ...(size !== undefined ? { expectedSize: size } : {}) });
-    return { headers: { ETag: quoted(part.etag) } };
+    return { headers: { ETag: quoteEtag(part.etag) } };
   });
 
   const uploadPartCopy = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
-    const key = need(ctx.key, 'the key');
+    const bucket = bucketName(ctx);
+    const key = objectKey(ctx);
     const n = partNumberOf(ctx);
-    const source = parseCopySource(need(header(ctx, 'x-amz-copy-source'), 'x-amz-copy-source'));
+    const source = copySource(ctx);
     if (!ctx.may(source.bucket, 'read')) throw new S3Error('AccessDenied', `this access key may not read bucket '${source.bucket}'`);
     const rangeText = header(ctx, 'x-amz-copy-source-range');
     let range: { start: number; end: number } | undefined;
@@ -189,27 +154,27 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
       range = parseCopyRange(rangeText, entry.size);
     }
     const part = await mp.uploadPartCopy(bucket, key, uploadIdOf(ctx), n, { ...source, ...(range ? { range } : {}) });
-    return { body: xmlDocument('CopyPartResult', el('LastModified', iso(part.mtime)), el('ETag', quoted(part.etag))) };
+    return { body: xmlDocument('CopyPartResult', el('LastModified', isoDate(part.mtime)), el('ETag', quoteEtag(part.etag))) };
   });
 
   const complete = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
-    const key = need(ctx.key, 'the key');
+    const bucket = bucketName(ctx);
+    const key = objectKey(ctx);
     const parts = parseComplete(await ctx.readBody(MAX_COMPLETE_BODY_BYTES));
     const done = await mp.complete(bucket, key, uploadIdOf(ctx), parts);
     return {
-      body: xmlDocument('CompleteMultipartUploadResult', el('Location', `/${bucket}/${key}`), el('Bucket', bucket), el('Key', key), el('ETag', quoted(done.etag))),
+      body: xmlDocument('CompleteMultipartUploadResult', el('Location', `/${bucket}/${key}`), el('Bucket', bucket), el('Key', key), el('ETag', quoteEtag(done.etag))),
     };
   });
 
   const abort = wrap(async (ctx) => {
-    await mp.abort(need(ctx.bucket, 'the bucket'), need(ctx.key, 'the key'), uploadIdOf(ctx));
+    await mp.abort(bucketName(ctx), objectKey(ctx), uploadIdOf(ctx));
     return { status: 204 };
   });
 
   const listParts = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
-    const key = need(ctx.key, 'the key');
+    const bucket = bucketName(ctx);
+    const key = objectKey(ctx);
     const markerText = ctx.query.get('part-number-marker') ?? '0';
     if (!/^\d{1,5}$/.test(markerText)) throw new S3Error('InvalidArgument', 'part-number-marker must be a part number');
     const limit = limitOf(ctx, 'max-parts');
@@ -228,13 +193,13 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
         el('NextPartNumberMarker', r.next ?? (r.parts.length > 0 ? r.parts[r.parts.length - 1]!.partNumber : 0)),
         el('MaxParts', limit),
         el('IsTruncated', r.truncated),
-        r.parts.map((p: PartView) => el('Part', el('PartNumber', p.partNumber), el('LastModified', iso(p.mtime)), el('ETag', quoted(p.etag)), el('Size', p.size))),
+        r.parts.map((p: PartView) => el('Part', el('PartNumber', p.partNumber), el('LastModified', isoDate(p.mtime)), el('ETag', quoteEtag(p.etag)), el('Size', p.size))),
       ),
     };
   });
 
   const listUploads = wrap(async (ctx) => {
-    const bucket = need(ctx.bucket, 'the bucket');
+    const bucket = bucketName(ctx);
     const prefix = ctx.query.get('prefix') ?? '';
     const delimiter = ctx.query.get('delimiter') ?? '';
     const keyMarker = ctx.query.get('key-marker') ?? '';
@@ -279,13 +244,30 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
         el('Prefix', enc(prefix)),
         el('MaxUploads', limit),
         el('IsTruncated', truncated),
-        uploads.map((u) => el('Upload', el('Key', enc(u.key)), el('UploadId', u.uploadId), person(u, 'Initiator'), person(u, 'Owner'), el('StorageClass', 'STANDARD'), el('Initiated', iso(u.createdAt)))),
+        uploads.map((u) => el('Upload', el('Key', enc(u.key)), el('UploadId', u.uploadId), person(u, 'Initiator'), person(u, 'Owner'), el('StorageClass', 'STANDARD'), el('Initiated', isoDate(u.createdAt)))),
         prefixes.map((p): XmlChild => el('CommonPrefixes', el('Prefix', enc(p)))),
       ),
     };
   });
 
+  /** GetObject and HeadObject with ?partNumber: the bytes of one part as it was uploaded. */
+  const getPart = (read: boolean) =>
+    wrap(async (ctx) => {
+      const bucket = bucketName(ctx);
+      const key = objectKey(ctx);
+      const n = partNumberOf(ctx);
+      const r = await mp.partRange(bucket, key, n).catch((e: unknown) => (multipartFault(e) !== undefined ? Promise.reject(e) : whatIsMissing(ctx, e, bucket, key)));
+      const size = r.end - r.start + 1;
+      const headers: Record<string, string | number> = { ...objectHeaders(r.entry), 'x-amz-mp-parts-count': r.count, 'content-length': size };
+      if (size > 0) headers['content-range'] = `bytes ${r.start}-${r.end}/${r.entry.size}`;
+      if (!read || size === 0) return { status: 206, headers };
+      const { stream } = await ctx.objects.openObject(bucket, key, { start: r.start, end: r.end });
+      return { status: 206, headers, body: stream };
+    });
+
   return [
+    { method: 'GET', target: 'object', query: ['partNumber'], access: 'read', name: 'GetObjectPart', handle: getPart(true) },
+    { method: 'HEAD', target: 'object', query: ['partNumber'], access: 'read', name: 'HeadObjectPart', handle: getPart(false) },
     { method: 'POST', target: 'object', query: ['uploads'], access: 'write', name: 'CreateMultipartUpload', handle: create },
     { method: 'PUT', target: 'object', query: ['partNumber', 'uploadId'], access: 'write', name: 'UploadPart', handle: uploadPart },
     { method: 'PUT', target: 'object', query: ['partNumber', 'uploadId'], header: 'x-amz-copy-source', access: 'write', name: 'UploadPartCopy', handle: uploadPartCopy },

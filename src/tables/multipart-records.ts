@@ -39,6 +39,19 @@ export interface UploadRecord {
   readonly policy: RedundancyPolicy;
   /** Who began the upload (the access key's id and name), for ListMultipartUploads. */
   readonly initiator: { readonly id: string; readonly name: string };
+  /**
+   * Set once the upload is completed: what the completion made, so a client that repeats the
+   * same completion (a retry after a lost answer) gets the same answer. Otherwise it is gone.
+   */
+  readonly completed?: CompletedUpload;
+}
+
+export interface CompletedUpload {
+  readonly at: number;
+  readonly etag: string;
+  readonly size: number;
+  /** Hex SHA-256 of the part list the completion named. */
+  readonly request: string;
 }
 
 export interface PartRecord {
@@ -57,6 +70,7 @@ const uploadSchema = z
     userMeta: z.record(z.string().max(128), z.string().max(MAX_USER_METADATA_BYTES)),
     policy: policySchema,
     initiator: z.object({ id: z.string().max(MAX_PRINCIPAL_CHARS), name: z.string().max(MAX_PRINCIPAL_CHARS) }).strict(),
+    completed: z.object({ at: time, etag: z.string().max(MAX_ETAG_CHARS), size: z.number().int().min(0).max(MAX_FILE_BYTES), request: z.string().regex(/^[0-9a-f]{64}$/) }).strict().optional(),
   })
   .strict();
 const partSchema = z

@@ -41,6 +41,10 @@ async function setup(t: { after: (fn: () => Promise<unknown>) => void }, o: { ab
       const bytes = range ? all.subarray(range.start, range.end + 1) : all;
       return { entry: { key, ...rec }, stream: Readable.from([bytes]) };
     },
+    async headObject(bucket, key) {
+      const rec = records.get(`${bucket}/${key}`);
+      return rec ? { key, ...rec } : null;
+    },
     async recordObject(bucket, key, record) {
       records.set(`${bucket}/${key}`, record);
     },
@@ -50,6 +54,9 @@ async function setup(t: { after: (fn: () => Promise<unknown>) => void }, o: { ab
       const fileId = formatFileId(randomBytes(32), randomBytes(32));
       composites.set(fileId, [...ids]);
       return { fileId, size: ids.reduce((n, id) => n + bodies.get(id)!.length, 0) };
+    },
+    async partSizes(id) {
+      return (composites.get(id) ?? []).map((p) => bodies.get(p)!.length);
     },
     async removeFile(id) {
       if (removed.includes(id)) throw new TesseraError('NOT_FOUND', 'already removed');
@@ -86,6 +93,15 @@ test('parts uploaded out of order and one re-uploaded complete into the object; 
   assert.ok(read('bkt', 'big/file.bin').equals(Buffer.concat(data)));
   assert.equal(records.get('bkt/big/file.bin')!.contentType, 'text/plain');
   assert.deepEqual(removed, [first2.fileId], 'only the superseded upload of part 2 was removed');
+  // The same completion repeated (a retry after a lost answer) answers the same; another list finds no upload.
+  const again = await svc.complete('bkt', 'big/file.bin', up.uploadId, [{ partNumber: 1, etag: `"${p1.etag}"` }, { partNumber: 2, etag: p2.etag }, { partNumber: 3, etag: p3.etag }]);
+  assert.equal(again.etag, done.etag);
+  assert.equal(again.fileId, done.fileId);
+  await assert.rejects(svc.complete('bkt', 'big/file.bin', up.uploadId, [{ partNumber: 1, etag: p1.etag }]), faultOf('no-such-upload'));
+  assert.deepEqual((await svc.listUploads('bkt')).uploads, [], 'a completed upload is not listed');
+  const second = await svc.partRange('bkt', 'big/file.bin', 2);
+  assert.deepEqual([second.start, second.end, second.count], [MIN + 5, 2 * MIN + 4, 3]);
+  await assert.rejects(svc.partRange('bkt', 'big/file.bin', 4), faultOf('invalid-part'));
   await assert.rejects(svc.listParts('bkt', 'big/file.bin', up.uploadId), faultOf('no-such-upload'));
   await assert.rejects(svc.uploadPart('bkt', 'big/file.bin', up.uploadId, 4, [Buffer.from('late')]), faultOf('no-such-upload'));
 });
