@@ -58,7 +58,7 @@ export interface StoredBody {
 
 export interface MultipartObjects {
   getBucket(name: string): Promise<BucketEntry | null>;
-  storeBody(body: AsyncIterable<unknown> | Readable, opts: { policy: RedundancyPolicy; expectedMd5?: Buffer; expectedSize?: number; signal?: AbortSignal }): Promise<StoredBody>;
+  storeBody(body: AsyncIterable<unknown> | Readable, opts: { policy: RedundancyPolicy; unique?: boolean; expectedMd5?: Buffer; expectedSize?: number; signal?: AbortSignal }): Promise<StoredBody>;
   openObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; stream: Readable }>;
   headObject(bucket: string, key: string): Promise<ObjectEntry | null>;
   recordObject(bucket: string, key: string, record: ObjectRecord): Promise<void>;
@@ -195,8 +195,10 @@ export class MultipartService {
     let versions = 0;
     for await (const _ of this.#scan(PART_TABLE, uploadId, partPrefix(partNumber))) versions++;
     if (versions >= MAX_PART_VERSIONS) throw tooLarge(`part ${partNumber} was uploaded ${versions} times already; complete or abort the upload and begin again`);
+    // A part's file is removed with its upload or its object: no other upload may share its id.
     const stored = await this.#objects.storeBody(capped(body, MAX_PART_BYTES), {
       policy: upload.policy,
+      unique: true,
       ...(o.expectedMd5 !== undefined ? { expectedMd5: o.expectedMd5 } : {}),
       ...(o.expectedSize !== undefined ? { expectedSize: o.expectedSize } : {}),
       ...(o.signal ? { signal: o.signal } : {}),

@@ -186,7 +186,7 @@ export class ObjectService {
    * computed as it streams (multipart parts are such files). A Content-MD5 or length mismatch
    * fails the stream itself, so the file is never committed.
    */
-  async storeBody(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions & { policy: RedundancyPolicy }): Promise<PutResultView & { md5: Buffer }> {
+  async storeBody(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions & { policy: RedundancyPolicy; unique?: boolean }): Promise<PutResultView & { md5: Buffer }> {
     if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
     if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
     const policy = opts.policy;
@@ -212,6 +212,7 @@ export class ObjectService {
       ...(policy.kind === 'ec' ? { ec: { k: policy.k, m: policy.m } } : { replicas: policy.r, quorum: policy.w }),
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.unique ? { unique: true } : {}),
     });
     return { ...put, size, md5: md5.digest() };
   }

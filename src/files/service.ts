@@ -80,6 +80,8 @@ export interface PutOptions {
   /** Erasure coding instead of replicas: k data and m parity shards per chunk. */
   ec?: { k: number; m: number };
   signal?: AbortSignal;
+  /** Give the file an id of its own even if the same bytes were stored in the same millisecond (multipart parts). */
+  unique?: boolean;
 }
 
 export interface OpenedFile {
@@ -221,8 +223,8 @@ export class FileService {
     try {
       const res =
         policy.kind === 'ec'
-          ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
-          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+          ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) })
+          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) });
       this.counters.putsOk++;
       this.#log.info({ file: res.root.slice(0, 16), size: res.info.fileSize, chunks: res.info.chunkCount, newChunks: res.newChunks }, 'file stored');
       return {

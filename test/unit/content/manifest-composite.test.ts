@@ -129,3 +129,24 @@ test('a part whose manifest disagrees with the composite fails CORRUPT when read
   store.put(junk);
   await assert.rejects(openFileManifest(formatFileId(junk.id, junk.key), store.fetch), (e: unknown) => isTesseraError(e, 'CORRUPT'));
 });
+
+test('a root nonce makes the same file a different root, and a nonce of the wrong size is CORRUPT', async () => {
+  const { decodePage, MANIFEST_NONCE_BYTES } = await import('../../../src/content/manifest.js');
+  const build = (nonce?: Buffer) => {
+    const b = new ManifestBuilder({ manifestSecret: secret, chunkSize: CS, policy, createdAt: 5, ...(nonce ? { nonce } : {}) });
+    b.add({ id: Buffer.alloc(32, 1), key: Buffer.alloc(32, 2), size: 10 });
+    return b.finish();
+  };
+  const plain = build();
+  const n = randomBytes(MANIFEST_NONCE_BYTES);
+  const unique = build(n);
+  assert.ok(!plain.root.id.equals(unique.root.id));
+  assert.ok(build().root.id.equals(plain.root.id), 'without a nonce the root is convergent');
+  const store = new Store();
+  store.put(unique.root);
+  const m = await openFileManifest({ rootId: unique.root.id, rootKey: unique.root.key }, store.fetch);
+  assert.ok(m.info.nonce?.equals(n));
+  assert.throws(() => new ManifestBuilder({ manifestSecret: secret, chunkSize: CS, policy, nonce: randomBytes(3) }), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
+  const forged = cbor.encode({ v: 1, t: 'root', d: 0, e: [], size: 0, cs: CS, n: 0, p: policy, at: 1, u: randomBytes(5) });
+  assert.throws(() => decodePage(forged, true), (e: unknown) => isTesseraError(e, 'CORRUPT'));
+});

@@ -194,3 +194,16 @@ test('a composite file is stitched from its parts without copying them, reads ac
   for (const s of c.services.values()) await s.host.sweep();
   for (const [id, store] of c.stores) assert.equal((await c.services.get(id)!.listChunks(100)).ids.length, 0, `${id} holds no chunk (${store.puts.length} were stored)`);
 });
+
+test('a put with unique gets a file id of its own for the same bytes; removing one leaves the other readable', async (t) => {
+  const c = await cluster(3, 4);
+  t.after(() => c.close());
+  const a = c.services.get('node0')!;
+  const data = randomBytes(3 * 4096 + 1);
+  const one = await a.put(pieces(data), { chunkSize: 4096, unique: true });
+  const two = await a.put(pieces(data), { chunkSize: 4096, unique: true });
+  assert.notEqual(one.fileId, two.fileId);
+  assert.equal(two.newChunks, 0, 'the data chunks are still shared');
+  await a.removeFile(one.fileId);
+  assert.ok((await collect((await c.services.get('node1')!.open(two.fileId)).read())).equals(data));
+});
