@@ -93,10 +93,7 @@ export class FileWriter {
       if (batch.length > 0) launch(batch, slots);
       await w.drain();
       // The root names everything below it, so it is stored only once they all are.
-      await this.storeBatch([{ chunk: built.root, data: false }], upload, o, touched, w.signal);
-      const root = built.root.id.toString('hex');
-      await this.commit(upload, root, built.info.createdAt, o.w, touched);
-      return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks, touched };
+      return await this.storeRoot(built.root, built.info, newChunks, w, o);
     } catch (e) {
       const err = await w.fail(e);
       await this.abort(upload, touched);
@@ -112,19 +109,23 @@ export class FileWriter {
    */
   async writeRoot(root: EncryptedChunk, info: ManifestInfo, o: WriteOptions): Promise<WriteResult> {
     const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
-    const { upload, touched } = w;
     try {
-      await this.storeBatch([{ chunk: root, data: false }], upload, o, touched, w.signal);
-      const hex = root.id.toString('hex');
-      await this.commit(upload, hex, info.createdAt, o.w, touched);
-      return { fileId: formatFileId(root.id, root.key), root: hex, upload, info, newChunks: 0, touched };
+      return await this.storeRoot(root, info, 0, w, o);
     } catch (e) {
       const err = await w.fail(e);
-      await this.abort(upload, touched);
+      await this.abort(w.upload, w.touched);
       throw err;
     } finally {
       w.close();
     }
+  }
+
+  /** Stores the root once everything below it is stored, then commits the upload as that file. */
+  private async storeRoot(root: EncryptedChunk, info: ManifestInfo, newChunks: number, w: PutWindow, o: WriteOptions): Promise<WriteResult> {
+    await this.storeBatch([{ chunk: root, data: false }], w.upload, o, w.touched, w.signal);
+    const hex = root.id.toString('hex');
+    await this.commit(w.upload, hex, info.createdAt, o.w, w.touched);
+    return { fileId: formatFileId(root.id, root.key), root: hex, upload: w.upload, info, newChunks, touched: w.touched };
   }
 
   /** Tells every node that got references of this upload to drop them (best effort, bounded in time). */

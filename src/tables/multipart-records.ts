@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { badInput, tooLarge } from '../errors.js';
 import { isFileId, policySchema, MAX_CREATED_AT_MS, MAX_FILE_BYTES, type RedundancyPolicy } from '../content/index.js';
 import { MAX_SORT_KEY_BYTES } from './entry.js';
-import { MAX_CONTENT_TYPE_CHARS, MAX_USER_METADATA_BYTES, checkObjectKey, decodeRecord, userMetaBytes } from './records.js';
+import { MAX_CONTENT_TYPE_CHARS, MAX_USER_METADATA_BYTES, checkObjectKey, checkRecord, decodeRecord, userMetaBytes } from './records.js';
 
 export const UPLOAD_TABLE = 'mpupload';
 export const PART_TABLE = 'mppart';
@@ -82,24 +82,15 @@ const partSchema = z
   })
   .strict();
 
-function check<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, what: string): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw badInput(`${what}${issue && issue.path.length > 0 ? ` field ${issue.path.join('.')}` : ''}: ${issue?.message ?? 'invalid'}`);
-  }
-  return r.data;
-}
-
 export function checkUploadRecord(value: unknown): UploadRecord {
-  const r = check(uploadSchema as z.ZodType<UploadRecord, z.ZodTypeDef, unknown>, value, 'upload record');
+  const r = checkRecord(uploadSchema as z.ZodType<UploadRecord, z.ZodTypeDef, unknown>, value, 'upload record');
   const n = userMetaBytes(r.userMeta);
   if (n > MAX_USER_METADATA_BYTES) throw tooLarge(`user metadata of ${n} bytes exceeds S3's limit of ${MAX_USER_METADATA_BYTES} bytes`, { size: n });
   return r;
 }
 
 export function checkPartRecord(value: unknown): PartRecord {
-  return check(partSchema as z.ZodType<PartRecord, z.ZodTypeDef, unknown>, value, 'part record');
+  return checkRecord(partSchema as z.ZodType<PartRecord, z.ZodTypeDef, unknown>, value, 'part record');
 }
 
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false });

@@ -112,6 +112,8 @@ export function awsEnv(key: S3Key, home: string): Record<string, string> {
     AWS_SHARED_CREDENTIALS_FILE: `${home}/aws-credentials`,
     AWS_EC2_METADATA_DISABLED: 'true',
     AWS_PAGER: '',
+    // A CA bundle from the surrounding environment is for HTTPS elsewhere; Go's SDK (rclone, restic) fails loading one for plain HTTP.
+    AWS_CA_BUNDLE: '',
     HOME: home,
   };
 }

@@ -132,6 +132,7 @@ test('aws-cli s3: mb, cp of a file over the 8 MB multipart threshold, ls, sync, 
 
 test('rclone (s3, provider Other): copy, check with MD5, sync, lsf, delete over many small files and one large one', { timeout: 600_000 }, async () => {
   const env = {
+    ...awsEnv(key, work),
     RCLONE_CONFIG: join(work, 'rclone.conf'),
     RCLONE_CONFIG_TSR_TYPE: 's3',
     RCLONE_CONFIG_TSR_PROVIDER: 'Other',
