@@ -100,6 +100,14 @@ function encoder(ctx: S3Context): (s: string) => string {
   return (s) => encodeURIComponent(s).replace(/%2F/g, '/');
 }
 
+/** Numeric character references (Go's XML encoder writes an ETag's quotes as `&#34;`), which the parser leaves as they are. */
+function decodeCharRefs(s: string): string {
+  return s.replace(/&#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});/g, (m, n: string) => {
+    const code = n.startsWith('x') ? Number.parseInt(n.slice(1), 16) : Number(n);
+    return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : m;
+  });
+}
+
 function parseComplete(body: Buffer): CompletedPart[] {
   const doc = parseXmlBody(body, 'CompleteMultipartUpload');
   const raw = doc['Part'];
@@ -108,7 +116,7 @@ function parseComplete(body: Buffer): CompletedPart[] {
   return raw.map((p, i) => {
     const part = p as Record<string, unknown>;
     const n = typeof part['PartNumber'] === 'string' ? part['PartNumber'].trim() : '';
-    const etag = typeof part['ETag'] === 'string' ? part['ETag'] : '';
+    const etag = typeof part['ETag'] === 'string' ? decodeCharRefs(part['ETag']) : '';
     if (!/^\d{1,5}$/.test(n) || etag === '') throw new S3Error('MalformedXML', `part ${i + 1} of CompleteMultipartUpload needs a PartNumber and an ETag`);
     const partNumber = Number(n);
     if (partNumber < 1 || partNumber > MAX_PART_NUMBER) throw new S3Error('InvalidArgument', `part number ${partNumber} is outside 1..${MAX_PART_NUMBER}`);
