@@ -9,10 +9,10 @@ export const CLAIM_BATCH_CHUNKS = 4;
 export const MAX_IDS_PER_REQUEST = 1024;
 /** How long one chunk transfer to or from one holder may take before that holder counts as failed. */
 export const CHUNK_CALL_TIMEOUT_MS = 30_000;
-/** Control calls (claims, commits, names, tombstones). */
+/** Control calls (claims, commits, tombstones). */
 export const CONTROL_CALL_TIMEOUT_MS = 10_000;
 /**
- * Holders that must take a removal, a name's deletion or an erasure-coded file's commit before it
+ * Holders that must take a removal or an erasure-coded file's commit before it
  * succeeds: anti-entropy spreads them to every node later, and two keep one through the loss of a
  * node until then.
  */
@@ -24,13 +24,13 @@ export const MAX_GC_GRACE_MS = 30 * 24 * 3600_000;
 export const GC_SWEEP_BATCH = 2048;
 /** A put that stopped sending to a node for this long is presumed dead there (if no peer saw it commit). */
 export const DEFAULT_PENDING_UPLOAD_TTL_MS = 15 * 60_000;
-/** How often a node pulls tombstones and names from a peer even when membership is quiet. */
+/** How often a node pulls tombstones from a peer even when membership is quiet. */
 export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 30_000;
 
-/** Records in one page of a name or tombstone listing, and the bytes they may take. */
+/** Records in one page of a tombstone listing (or of old name records being migrated), and the bytes they may take. */
 export const MAX_LIST_PAGE_RECORDS = 512;
 export const MAX_LIST_PAGE_BYTES = 160 << 10;
-/** Pages one listing walks per peer; 2,000 × 512 names is far beyond what ls is meant for. */
+/** Pages of tombstones one anti-entropy pull walks per peer. */
 export const MAX_LIST_PAGES = 2_000;
 /** Per-chunk detail returned by stat; counts still cover every chunk. */
 export const MAX_STAT_CHUNKS = 4096;

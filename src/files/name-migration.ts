@@ -19,6 +19,8 @@ import type { ObjectService } from './object-service.js';
 
 /** How long a migration that failed (too few table holders up) waits before it tries again. */
 export const NAME_MIGRATION_RETRY_MS = 5_000;
+/** Between the two passes of a migration (see migrateNameRecords). */
+export const NAME_MIGRATION_SETTLE_MS = 3_000;
 /** Records migrated per page; each page is dropped in one transaction once migrated. */
 export const NAME_MIGRATION_PAGE = 256;
 
@@ -38,29 +40,42 @@ export interface NameMigrationOptions {
   log: Logger;
 }
 
-/** Migrates every name record this node holds; throws (leaving the rest for a retry) on the first failed write. */
-export async function migrateNameRecords(o: NameMigrationOptions): Promise<NameMigrationReport> {
+/**
+ * Migrates every name record this node holds; throws (leaving the rest for a retry) on the first
+ * failed write. The table layer has no conditional write, so two nodes adopting different records
+ * of one name at the same moment could leave the older one; a second pass after `settleMs`, which
+ * every migrating node makes, writes any newer record again, and only then are records dropped.
+ */
+export async function migrateNameRecords(o: NameMigrationOptions, settleMs = NAME_MIGRATION_SETTLE_MS): Promise<NameMigrationReport> {
   const report: NameMigrationReport = { written: 0, removed: 0, kept: 0, unreadable: 0 };
   if (nameRecordCount(o.meta) === 0) return report;
   const store = new NameStore(o.meta, new HybridClock(o.selfId));
   const keys = deriveClusterKeys(o.dataKey);
   const pageSize = Math.min(NAME_MIGRATION_PAGE, MAX_LIST_PAGE_RECORDS);
-  // Each migrated page is dropped, so the next page starts at the front again; the bound is the record count.
-  for (let guard = nameRecordCount(o.meta); guard >= 0; guard -= pageSize) {
-    const { records } = store.list(undefined, pageSize);
-    if (records.length === 0) break;
-    for (const sealed of records) {
-      let rec;
-      try {
-        rec = openNameRecord(keys, sealed);
-      } catch (err) {
-        report.unreadable++;
-        o.log.warn({ key: sealed.key.toString('hex').slice(0, 16), err: errorMessage(err) }, 'a name record that does not open with this cluster\'s keys was dropped unread');
-        continue;
+  for (const last of [false, true]) {
+    if (last) await new Promise((r) => setTimeout(r, settleMs));
+    let after: Buffer | undefined;
+    // Bounded by the record count: each page moves the cursor on (or, in the last pass, drops the page).
+    for (let guard = nameRecordCount(o.meta); guard >= 0; guard -= pageSize) {
+      const { records } = store.list(last ? undefined : after, pageSize);
+      if (records.length === 0) break;
+      for (const sealed of records) {
+        let rec;
+        try {
+          rec = openNameRecord(keys, sealed);
+        } catch (err) {
+          if (last) {
+            report.unreadable++;
+            o.log.warn({ key: sealed.key.toString('hex').slice(0, 16), err: errorMessage(err) }, 'a name record that does not open with this cluster\'s keys was dropped unread');
+          }
+          continue;
+        }
+        const outcome = await o.objects.adoptName(rec.name, { fileId: rec.fileId, size: rec.size, ...(rec.deleted ? { deleted: true } : {}) }, sealed.hlc.wall);
+        if (!last) report[outcome]++;
       }
-      report[await o.objects.adoptName(rec.name, { fileId: rec.fileId, size: rec.size, ...(rec.deleted ? { deleted: true } : {}) }, sealed.hlc.wall)]++;
+      if (last) await dropNameRecords(o.meta, records.map((r) => r.key));
+      after = records[records.length - 1]!.key;
     }
-    await dropNameRecords(o.meta, records.map((r) => r.key));
   }
   return report;
 }

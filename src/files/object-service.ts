@@ -12,9 +12,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import {
-  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, encodeRecord,
+  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
 } from '../tables/index.js';
 import type { FileService } from './service.js';
@@ -29,6 +29,8 @@ export const DEFAULT_BUCKET = 'default';
  */
 export const DEFAULT_BUCKET_ID = createHash('sha256').update('tessera/v1/default-bucket').digest('hex').slice(0, 32);
 export const FILE_REF_TABLE = 'fileref';
+/** Names a migrated deletion removed, with its time (name-migration.ts): (bucket id, key) → time. */
+export const MIGRATED_DELETION_TABLE = 'migrated-deletion';
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 export const MD5_BYTES = 16;
 /** Most entries one listing page returns (the table layer's scan bound). */
@@ -77,6 +79,7 @@ export interface ResolvedRef {
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
+const PLACEHOLDER_FILE_ID = formatFileId(Buffer.alloc(32), Buffer.alloc(32));
 const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
 
 /** The ref's sort key: fixed length whatever the object key, and the key itself is not repeated. */
@@ -158,6 +161,8 @@ export class ObjectService {
    */
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
+    // Content type and user metadata are checked before any byte is stored.
+    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0 });
     const b = await this.#bucket(bucket, true);
     const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
     const { size } = put;
@@ -345,24 +350,30 @@ export class ObjectService {
 
   /**
    * Takes over one name record of the previous version's name directory (migration). Last writer
-   * wins by the record's time: a key already holding an object at least as new is left alone, so
-   * nodes migrating the same names at once, in any order, end with the same object. A deleted
-   * name removes the object only if it still points at the deleted file and is not newer. Files
-   * an older record pointed at are not removed: the previous version kept them too.
+   * wins by the record's time: a key already holding an object at least as new is left alone, and
+   * a deletion leaves a marker with its time, so a live record older than a deletion another node
+   * migrated first is not brought back. The outcome does not depend on the order in which nodes
+   * migrate; see name-migration.ts for writes that race. Files an older record pointed at are not
+   * removed: the previous version kept them too.
    */
   async adoptName(name: string, rec: { fileId: string; size: number; deleted?: boolean }, at: number): Promise<'written' | 'removed' | 'kept'> {
     const key = checkName(name);
     const b = await this.#bucket(DEFAULT_BUCKET, true);
-    const cur = await this.#tables.objects.get(b.id, key);
-    const pk = refPartition(rec.fileId);
+    const markerKey = { table: MIGRATED_DELETION_TABLE, pk: b.id, sk: key };
+    const marker = await this.#tables.service.get(markerKey);
+    const markedAt = marker?.value ? Number(marker.value.toString('utf8')) : -1;
     if (rec.deleted === true) {
-      if (cur === null || cur.fileId !== rec.fileId || cur.mtime > at) return 'kept';
+      if (markedAt < at) await this.#tables.service.put(markerKey, Buffer.from(String(at), 'utf8'));
+      const cur = await this.#tables.objects.get(b.id, key);
+      if (cur === null || cur.mtime > at) return 'kept';
       await this.#tables.objects.remove(b.id, key);
-      await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, null);
+      await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
       return 'removed';
     }
+    if (markedAt >= at) return 'kept';
+    const cur = await this.#tables.objects.get(b.id, key);
     if (cur !== null && cur.mtime >= at) return 'kept';
-    await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(rec.fileId), sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
     await this.#tables.objects.put(b.id, key, { fileId: rec.fileId, size: rec.size, etag: '', checksums: {}, contentType: DEFAULT_CONTENT_TYPE, userMeta: {}, mtime: at });
     return 'written';
   }

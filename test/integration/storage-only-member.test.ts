@@ -18,6 +18,7 @@ import { parseJoinToken } from '../../src/cluster/identity.js';
 import { AuthoritySigner, parseFileId } from '../../src/content/index.js';
 import type { TesseraClient } from '../../src/client/index.js';
 import { admittedPeer } from '../helpers/admitted-peer.js';
+import { isTesseraError } from '../../src/errors.js';
 
 const FILE_BYTES = 300_000;
 const FUTURE_MS = 30_000;
@@ -36,7 +37,7 @@ function storageOnlyToken(dataDir: string): string {
   return r.stdout.trim();
 }
 
-test('a storage-only member cannot remove files, shadow names or drain other nodes', async (t) => {
+test('a storage-only member cannot remove files, read or shadow names, or drain other nodes', async (t) => {
   const cluster = await LocalCluster.create({ nodes: 3, logLevel: 'info' });
   t.after(() => cluster.destroy({ keep: process.env.KEEP === '1' }));
   const storageKeys = parseJoinToken(storageOnlyToken(cluster.node(0).dataDir));
@@ -67,15 +68,10 @@ test('a storage-only member cannot remove files, shadow names or drain other nod
     await refuse('file.rm', { root, at: now, proof: randomBytes(64) }, 'random proof');
     await refuse('file.rm', { root, at: now, proof: forger.prove({ kind: 'fileRm', root, at: now }) }, 'proof from another data key');
 
-    // The attacker can list the sealed records and so knows every lookup key it could shadow.
-    const listed = (await rpc.call('name.list', { limit: 100 }, undefined)).body as { records: { key: Uint8Array; hlc: { wall: number; logical: number; node: string }; box: Uint8Array; proof?: Uint8Array }[] };
-    assert.equal(listed.records.length, 3);
-    for (const rec of listed.records) {
-      const hlc = { wall: now + FUTURE_MS, logical: 0, node: attacker.identity.credentials.nodeId };
-      await refuse('name.put', { key: rec.key, hlc, box: randomBytes(rec.box.length) }, 'made-up record, no proof');
-      await refuse('name.put', { key: rec.key, hlc, box: rec.box, proof: rec.proof }, 'real record re-dated with its old proof');
-      await refuse('name.put', { key: rec.key, hlc: rec.hlc, box: randomBytes(rec.box.length), proof: rec.proof }, 'real proof, box swapped');
-    }
+    // Names are objects in the metadata tables: the old name methods are gone, and the tables
+    // answer only callers that prove they hold the data key (a storage-only node has none to ask).
+    await assert.rejects(rpc.call('name.list', { limit: 100 }, undefined), { code: 'BAD_INPUT' }, `name.list to node ${target.index}`);
+    await assert.rejects(rpc.call('table.scan', { auth: randomBytes(32), t: 'object', p: 'x', limit: 10 }, undefined), (e) => isTesseraError(e, target === storage ? 'BAD_INPUT' : 'AUTH'), `table.scan to node ${target.index}`);
 
     await refuse('heal.drain', { on: true }, 'no proof');
     await refuse('heal.drain', { on: true, at: now, proof: randomBytes(64) }, 'random proof');

@@ -17,7 +17,7 @@ export function registerFiles(program: Command): void {
       .description("store a file in the cluster and print its id (whoever holds the id can read the file)")
       .argument('<file>', "the file to store, or '-' for standard input"),
   )
-    .option('--name <name>', 'also record the file under this name (without one it is reachable only by its id)')
+    .option('--name <name>', "also record the file under this name, a key of the bucket 'default' (without one it is reachable only by its id)")
     .option('--replicas <r>', `copies of every chunk, 1 to ${MAX_REPLICAS} (default 3)`)
     .option('--quorum <w>', 'copies that must be durable before put succeeds (default: a majority of the replicas)')
     .option('--chunk-size <size>', 'chunk size, e.g. 256K or 4M (default 1M)')

@@ -10,6 +10,7 @@ import { ObjectService, DEFAULT_BUCKET } from '../../../src/files/index.js';
 import { BucketTable, ObjectTable, type Tables } from '../../../src/tables/index.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
+import { formatFileId } from '../../../src/content/index.js';
 import { cluster } from '../../helpers/files-mesh.js';
 import { mesh } from '../tables/mesh.js';
 
@@ -25,9 +26,9 @@ async function bytesOf(s: AsyncIterable<unknown>): Promise<Buffer> {
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest();
 
-async function setup(t: { after(fn: () => unknown): void }) {
+async function setup(t: { after(fn: () => unknown): void }, tableNodes = 3) {
   const files = await cluster(3, 4, { gcGraceMs: 0 });
-  const m = await mesh(3);
+  const m = await mesh(tableNodes);
   t.after(async () => {
     await m.close();
     await files.close();
@@ -45,7 +46,7 @@ async function setup(t: { after(fn: () => unknown): void }) {
     }
     return n;
   };
-  return { files, objects, tables, node0, storedChunks };
+  return { files, objects, tables, node0, storedChunks, mesh: m };
 }
 
 test('a put records the MD5 of the plaintext as ETag, size and type; reads whole and by inclusive range', async (t) => {
@@ -79,6 +80,8 @@ test('a Content-MD5 or length mismatch stores nothing and leaves the old object 
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'short', pieces(v2), { expectedSize: v2.length + 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'long', pieces(v2), { expectedSize: v2.length - 1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
   await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'x', pieces(v2), { expectedMd5: Buffer.alloc(3) }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'meta', pieces(v2), { userMeta: { big: 'x'.repeat(3000) } }), (e) => isTesseraError(e));
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'type', pieces(v2), { contentType: 't'.repeat(300) }), (e) => isTesseraError(e, 'BAD_INPUT'));
   assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items.map((o) => o.key), ['k']);
   assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'k')).stream)).equals(v1));
   // The refused uploads' chunks are collected like any aborted put's.
@@ -138,4 +141,55 @@ test('buckets: the default one appears on first put with a fixed id; others must
   const again = await objects.createBucket(DEFAULT_BUCKET);
   assert.equal(again.id, d.id);
   assert.deepEqual((await objects.listBuckets()).items.map((b) => b.name), [DEFAULT_BUCKET]);
+});
+
+test('migrated name records: the newest wins, a deletion keeps older records out, in any order', async (t) => {
+  const { objects } = await setup(t);
+  const f1 = formatFileId(randomBytes(32), randomBytes(32));
+  const f2 = formatFileId(randomBytes(32), randomBytes(32));
+  type Rec = [{ fileId: string; size: number; deleted?: boolean }, number];
+  const live1: Rec = [{ fileId: f1, size: 1 }, 1000];
+  const gone: Rec = [{ fileId: f1, size: 1, deleted: true }, 3000];
+  const live2: Rec = [{ fileId: f2, size: 2 }, 5000];
+  const orders: Rec[][] = [[live1, gone, live2], [live2, gone, live1], [gone, live1, live2], [gone, live2, live1], [live1, live2, gone], [live2, live1, gone]];
+  for (const [i, order] of orders.entries()) {
+    for (const [rec, at] of order) await objects.adoptName(`n${i}`, rec, at);
+    const o = await objects.headObject(DEFAULT_BUCKET, `n${i}`);
+    assert.equal(o?.fileId, f2, `order ${i}`);
+    assert.equal(o?.mtime, 5000);
+    for (const [rec, at] of [[live1, gone], [gone, live1]][i % 2]!) await objects.adoptName(`m${i}`, rec, at);
+    assert.equal(await objects.headObject(DEFAULT_BUCKET, `m${i}`), null, `order ${i}: deleted after its only live record`);
+  }
+  assert.equal(await objects.adoptName('n0', live2[0], live2[1]), 'kept', 'adopting the same record again changes nothing');
+  await assert.rejects(objects.adoptName('bad\u0001name', live1[0], 1), (e) => isTesseraError(e, 'BAD_INPUT'));
+});
+
+test('a name operation costs O(R) table calls, whatever the number of table nodes', async (t) => {
+  const R = 3;
+  const costs: Record<string, number>[] = [];
+  for (const n of [4, 16]) {
+    const { objects, mesh: m } = await setup(t, n);
+    // The first operation asks every member once whether it holds the data key; that is not per operation.
+    await objects.putObject(DEFAULT_BUCKET, 'warm-up', pieces(Buffer.from('x')));
+    const cost: Record<string, number> = {};
+    const measure = async (what: string, op: () => Promise<unknown>) => {
+      m.calls.clear();
+      await op();
+      // Read repairs are sent without waiting; let them land before counting.
+      await new Promise((r) => setTimeout(r, 20));
+      cost[what] = [...m.calls.values()].reduce((a, b) => a + b, 0);
+    };
+    await measure('put', () => objects.putName('docs/a', pieces(Buffer.from('hello'))));
+    await measure('overwrite', () => objects.putName('docs/a', pieces(Buffer.from('hello again'))));
+    await measure('lookup', () => objects.resolveRef('docs/a'));
+    await measure('list', () => objects.listObjects(DEFAULT_BUCKET, { prefix: 'docs/', limit: 10 }));
+    await measure('rm', () => objects.removeRef('docs/a'));
+    costs.push(cost);
+  }
+  // put: bucket, old object, reference, record, read-back; overwrite adds the old reference and its count;
+  // rm: bucket twice, object, removal (read + write), reference, count. Each op is at most R calls.
+  const bound: Record<string, number> = { put: 5 * R, overwrite: 7 * R, lookup: 2 * R, list: 2 * R, rm: 8 * R };
+  for (const cost of costs) for (const [what, n] of Object.entries(cost)) assert.ok(n <= bound[what]!, `${what} took ${n} table calls (bound ${bound[what]})`);
+  assert.deepEqual(Object.keys(costs[1]!), Object.keys(bound));
+  t.diagnostic(`table calls per name operation with 4 and 16 table nodes: ${JSON.stringify(costs)}`);
 });
