@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, s3KeyRoutes, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
+import { FileService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -200,6 +200,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   if (config.s3 !== undefined && (objects === undefined || accessKeys === undefined)) {
     throw new TesseraError('BAD_INPUT', 'this node is storage-only (no data key): it holds no buckets or S3 keys, so it cannot serve --s3; serve S3 from a full node');
   }
+  // A data directory of the version before names were objects: its name records become objects.
+  const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -256,7 +258,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const routes: Route[] = coreRoutes({ status, peers });
   routes.push(...volumeRoutes(volumes.service));
-  routes.push(...filesRoutes(files));
+  routes.push(...filesRoutes(files, objects));
   routes.push(...bucketRoutes(tables));
   routes.push(...s3KeyRoutes(accessKeys));
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
@@ -333,6 +335,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   membership.start();
   files.start();
   tables?.service.start();
+  nameMigration?.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -374,6 +377,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await api.close();
       await nbd?.close();
       await volumes.stop();
+      await nameMigration?.stop();
       await files.stop();
       await tables?.close();
       await transport.close();

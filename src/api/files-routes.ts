@@ -4,9 +4,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
-import type { FileService } from '../files/index.js';
+import { DEFAULT_BUCKET, DEFAULT_OBJECT_PAGE, MAX_OBJECT_PAGE, type FileEntryView, type FileService, type ObjectService, type ResolvedRef } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
-import { parsePolicy } from '../content/index.js';
+import { parsePolicy, resolvePutPolicy } from '../content/index.js';
 import type { Route } from './server.js';
 
 /** How long the rest of a refused upload is drained before the connection is closed. */
@@ -71,7 +71,31 @@ function writeOut(res: ServerResponse, piece: Buffer): Promise<void> {
   });
 }
 
-export function filesRoutes(files: FileService): Route[] {
+const storageOnlyNames = () =>
+  new TesseraError('AUTH', 'this node is storage-only (it joined without the data key) and holds no names; send the request to a node that has the data key');
+
+/** A name listing's query: prefix, after, token and limit, each bounded. */
+function listQuery(url: URL): { prefix?: string; after?: string; token?: string; limit: number } {
+  const limit = intParam(url, 'limit', 'names per page') ?? DEFAULT_OBJECT_PAGE;
+  if (limit < 1 || limit > MAX_OBJECT_PAGE) throw badInput(`limit must be 1..${MAX_OBJECT_PAGE}, not ${limit}`);
+  const out: { prefix?: string; after?: string; token?: string; limit: number } = { limit };
+  for (const k of ['prefix', 'after', 'token'] as const) {
+    const v = url.searchParams.get(k);
+    if (v !== null && v !== '') out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Names are objects of the default bucket (files/object-service.ts); a node without the data key
+ * has no object service and answers name requests with AUTH.
+ */
+export function filesRoutes(files: FileService, objects?: ObjectService): Route[] {
+  const resolve = async (ref: string): Promise<ResolvedRef> => (objects ? objects.resolveRef(ref) : { fileId: ref, name: null });
+  const needObjects = (): ObjectService => {
+    if (!objects) throw storageOnlyNames();
+    return objects;
+  };
   return [
     {
       method: 'PUT',
@@ -95,15 +119,18 @@ export function filesRoutes(files: FileService): Route[] {
             if (p.kind !== 'ec' || ecText.length > 8) throw badInput(`ec=${ecText.slice(0, 20)} is not data+parity shards such as 4+2`);
             ec = { k: p.k, m: p.m };
           }
-          const result = await files.put(req, {
-            ...(name !== null ? { name } : {}),
+          const redundancy = {
             ...(replicas !== undefined ? { replicas } : {}),
             ...(quorum !== undefined ? { quorum } : {}),
-            ...(chunkSize !== undefined ? { chunkSize } : {}),
             ...(ec !== undefined ? { ec } : {}),
-            signal: ac.signal,
-          });
-          sendJson(res, 201, result);
+          };
+          if (name === null) {
+            sendJson(res, 201, await files.put(req, { ...redundancy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal }));
+            return;
+          }
+          const { policy } = resolvePutPolicy(redundancy, files.defaultPolicy);
+          const stored = await needObjects().putName(name, req, { policy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal });
+          sendJson(res, 201, { ...stored.file, name: stored.key });
         } catch (e) {
           if (!req.complete) {
             // The rest of a refused upload is read and dropped, so the client sees this answer
@@ -117,15 +144,38 @@ export function filesRoutes(files: FileService): Route[] {
         }
       },
     },
-    { method: 'GET', path: '/api/v1/files', handle: async ({ res }) => sendJson(res, 200, await files.ls()) },
-    { method: 'GET', path: '/api/v1/files/:ref/stat', handle: async ({ res, params }) => sendJson(res, 200, await files.stat(params.ref ?? '')) },
-    { method: 'DELETE', path: '/api/v1/files/:ref', write: true, handle: async ({ res, params }) => sendJson(res, 200, await files.rm(params.ref ?? '')) },
+    {
+      method: 'GET',
+      path: '/api/v1/files',
+      handle: async ({ res, url }) => {
+        const page = await needObjects().listObjects(DEFAULT_BUCKET, listQuery(url));
+        const list: FileEntryView[] = page.items.map((o) => ({ name: o.key, fileId: o.fileId, size: o.size, createdAt: new Date(o.mtime).toISOString(), etag: o.etag }));
+        sendJson(res, 200, { files: list, token: page.token });
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/v1/files/:ref/stat',
+      handle: async ({ res, params }) => {
+        const r = await resolve(params.ref ?? '');
+        sendJson(res, 200, { ...(await files.stat(r.fileId)), name: r.name });
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/files/:ref',
+      write: true,
+      handle: async ({ res, params }) => {
+        if (!objects) await files.removeFile(params.ref ?? '');
+        sendJson(res, 200, await needObjects().removeRef(params.ref ?? ''));
+      },
+    },
     {
       method: 'GET',
       path: '/api/v1/files/:ref',
       transfer: true,
       handle: async ({ req, res, params }) => {
-        const file = await files.open(params.ref ?? '');
+        const file = await files.open((await resolve(params.ref ?? '')).fileId);
         const size = file.totalSize;
         let range: { start: number; end: number } | undefined;
         try {

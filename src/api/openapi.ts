@@ -61,7 +61,7 @@ const SCHEMAS: Record<string, Schema> = {
     type: 'object',
     properties: { fileId: str, name: { type: ['string', 'null'] }, size: int, chunks: int, newChunks: int, policy: str, durationMs: int },
   },
-  FileEntry: { type: 'object', properties: { name: str, fileId: str, size: int, createdAt: { type: 'string', format: 'date-time' }, policy: str } },
+  FileEntry: { type: 'object', properties: { name: str, fileId: str, size: int, createdAt: { type: 'string', format: 'date-time' }, etag: str } },
   FileStat: {
     type: 'object',
     properties: {
@@ -121,7 +121,7 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
     tag: 'files',
     summary: 'Stores the request body as a file, streamed; answers once the write quorum holds every chunk.',
     query: [
-      { name: 'name', schema: str, description: 'a name for the file (optional)' },
+      { name: 'name', schema: str, description: "a name for the file (optional): a key of the bucket 'default'" },
       { name: 'replicas', schema: { type: 'integer', minimum: 1, maximum: 16 }, description: 'copies of each chunk (default 3)' },
       { name: 'quorum', schema: { type: 'integer', minimum: 1 }, description: 'copies on disk before success (default a majority)' },
       { name: 'chunkSize', schema: { type: 'integer' }, description: 'bytes per chunk (default 1 MiB)' },
@@ -173,7 +173,13 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
     ok: { status: 200, json: { type: 'object' } },
     errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
   },
-  'GET /api/v1/files': { tag: 'files', summary: 'Named files.', ok: { status: 200, json: arrayOf(ref('FileEntry')) } },
+  'GET /api/v1/files': {
+    tag: 'files',
+    summary: "Named files (the bucket 'default') in name order (UTF-8 bytes), one page at a time.",
+    query: PAGE_QUERY,
+    ok: { status: 200, json: { type: 'object', properties: { files: arrayOf(ref('FileEntry')), token: { type: ['string', 'null'] } } } },
+    errors: ['BAD_INPUT', 'AUTH', 'UNAVAILABLE'],
+  },
   'GET /api/v1/files/{ref}': {
     tag: 'files',
     summary: 'A file\'s bytes, streamed. Supports a single Range (bytes=A-B, bytes=A-, bytes=-N): 206 with Content-Range, 416 when it selects nothing.',

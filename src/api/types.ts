@@ -5,7 +5,7 @@ export type { BucketEntry, ObjectEntry, ObjectRecord } from '../tables/index.js'
 export type { RedundancyPolicy } from '../content/index.js';
 import type { DrainState, RepairStats, ScrubReport } from '../files/index.js';
 
-export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from '../files/index.js';
+export type { PolicyText, PutResultView, FileEntryView, FileListView, ChunkHealthView, FileStatView, RmResultView } from '../files/index.js';
 
 export interface PeerView {
   nodeId: string;

@@ -9,7 +9,7 @@ import { connect as connectTls, type ConnectionOptions, type PeerCertificate } f
 import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
-import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileEntryView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
+import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileListView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
 export const DEFAULT_API = '127.0.0.1:7401';
@@ -321,8 +321,12 @@ export class TesseraClient {
     return this.json<RmResultView>(`/api/v1/files/${encodeURIComponent(ref)}`, { method: 'DELETE' });
   }
 
-  ls(): Promise<FileEntryView[]> {
-    return this.json<FileEntryView[]>('/api/v1/files');
+  /** One page of names in byte order, from `after` (or a page's `token`) on. */
+  ls(opts: { prefix?: string; after?: string; token?: string; limit?: number } = {}): Promise<FileListView> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined) q.set(k, String(v));
+    const qs = q.toString();
+    return this.json<FileListView>(`/api/v1/files${qs ? `?${qs}` : ''}`);
   }
 
   stat(ref: string): Promise<FileStatView> {

@@ -1,16 +1,16 @@
 /**
  * Pulls what a node may have missed while it was down or cut off: file tombstones (so it deletes
- * the chunks of files removed meanwhile) and name records. It runs when a peer comes alive, which
+ * the chunks of files removed meanwhile). Names are objects now, kept by the table layer's own
+ * anti-entropy. It runs when a peer comes alive, which
  * is exactly when a returning node meets the others, and on a slow timer besides.
  */
 import type { Logger } from '../log.js';
 import { MAX_LIST_PAGE_RECORDS, MAX_LIST_PAGES, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import type { ChunkHost } from './chunk-host.js';
-import type { NameStore } from './name-store.js';
 import type { Peers } from './peers.js';
 import type { AuthorityGate } from './authority-gate.js';
-import { M, nameListReply, parseReply, replies } from './rpc.js';
+import { M, parseReply, replies } from './rpc.js';
 
 export class AntiEntropy {
   readonly #running = new Map<string, Promise<void>>();
@@ -21,7 +21,6 @@ export class AntiEntropy {
   constructor(
     private readonly peers: Peers,
     private readonly host: ChunkHost,
-    private readonly names: NameStore,
     private readonly log: Logger,
     private readonly intervalMs: number,
     private readonly gate: AuthorityGate,
@@ -65,22 +64,6 @@ export class AntiEntropy {
       const last = items[items.length - 1];
       if (!more || !last) break;
       after = last.root;
-    }
-    let afterKey: Buffer | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES && !this.#stopped; page++) {
-      const r = await this.peers.call(node, M.nameList, { ...(afterKey ? { after: afterKey } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
-      const { records, more } = parseReply(nameListReply, r.body, node);
-      for (const rec of records) {
-        try {
-          this.gate.name(rec, node);
-          await this.names.merge(rec);
-        } catch (err) {
-          this.log.debug({ err: errorMessage(err) }, 'name record from a peer refused');
-        }
-      }
-      const last = records[records.length - 1];
-      if (!more || !last) break;
-      afterKey = last.key;
     }
     this.pulls++;
   }

@@ -1,22 +1,15 @@
 /**
  * The check every destructive files message passes before anything is applied or merged:
- * tombstones (file.rm and anti-entropy), name records (name.put, read repair and anti-entropy)
- * and drain orders. A message without a valid authority proof, or dated beyond the clock bound,
+ * tombstones (file.rm and anti-entropy) and drain orders. A message without a valid authority proof, or dated beyond the clock bound,
  * is refused with AUTH and logged, at most one line per sender per interval.
  */
-import { AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS, type Hlc, type Statement, unproven } from '../content/index.js';
+import { AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS, type Statement, unproven } from '../content/index.js';
 import type { Logger } from '../log.js';
 import { RefusalLog } from '../net/index.js';
 
 export interface ProvenTombstone {
   root: string;
   at: number;
-  proof?: Uint8Array | undefined;
-}
-export interface ProvenNameRecord {
-  key: Uint8Array;
-  hlc: Hlc;
-  box: Uint8Array;
   proof?: Uint8Array | undefined;
 }
 export interface ProvenDrain {
@@ -42,22 +35,12 @@ export class AuthorityGate {
     this.#check('file.rm', `removal of file ${t.root.slice(0, 16)}`, from, { kind: 'fileRm', root: t.root, at: t.at }, t.proof, t.at > this.now() + MAX_PROOF_FUTURE_MS ? 'it is dated in the future' : undefined);
   }
 
-  name(r: ProvenNameRecord, from: string): void {
-    const future = r.hlc.wall > this.now() + MAX_PROOF_FUTURE_MS ? 'it is dated in the future' : undefined;
-    this.#check('name.put', 'name record', from, { kind: 'name', key: r.key, hlc: r.hlc, box: r.box }, r.proof, future);
-  }
-
   /** A drain order is bound to the node it drains, and must be fresh. */
   drain(d: ProvenDrain, selfId: string, from: string): void {
     const at = d.at ?? -1;
     const t = this.now();
     const stale = at > t + MAX_PROOF_FUTURE_MS ? 'it is dated in the future' : at < t - MAX_DRAIN_ORDER_AGE_MS ? 'it is stale or undated' : undefined;
     this.#check('heal.drain', `order to ${d.on ? 'drain' : 'stop draining'} this node`, from, { kind: 'drain', target: selfId, on: d.on, at }, d.proof, stale);
-  }
-
-  /** True when a record would pass, without logging: for readers choosing among copies. */
-  validName(r: ProvenNameRecord): boolean {
-    return this.verifier !== undefined && r.hlc.wall <= this.now() + MAX_PROOF_FUTURE_MS && this.verifier.valid({ kind: 'name', key: r.key, hlc: r.hlc, box: r.box }, r.proof);
   }
 
   #check(method: string, what: string, from: string, s: Statement, proof: Uint8Array | undefined, timeProblem: string | undefined): void {

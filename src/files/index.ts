@@ -2,8 +2,9 @@
 export { FileService, type FileServiceOptions, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
 export type { FilesNet } from './peers.js';
 export * from './limits.js';
-export type { PolicyText, PutResultView, FileEntryView, ChunkHealthView, FileStatView, RmResultView } from './views.js';
+export type { PolicyText, PutResultView, FileEntryView, FileListView, ChunkHealthView, FileStatView, RmResultView } from './views.js';
 export type { DrainState, RepairStats } from './repair.js';
 export type { ScrubReport } from './scrub.js';
 export * from './repair-limits.js';
-export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult } from './object-service.js';
+export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, MAX_OBJECT_PAGE, DEFAULT_OBJECT_PAGE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult, type ResolvedRef } from './object-service.js';
+export { NameMigration, migrateNameRecords, type NameMigrationReport } from './name-migration.js';

@@ -1,6 +1,8 @@
 /**
- * One node's replica of the name records: sealed boxes under lookup keys, merged last writer
- * wins. The node needs no keys to keep them, so storage-only nodes hold names too.
+ * The name records of the previous version's name directory, as one node kept them: sealed boxes
+ * under lookup keys, merged last writer wins. Names are objects now (object-service.ts); this
+ * store is read only to migrate a data directory written before (name-migration.ts), and `merge`
+ * is how such a directory is written in tests.
  */
 import { type Hlc, type HybridClock, checkSealedNameRecord, newerNameRecord, type SealedNameRecord } from '../content/index.js';
 import type { Metadata } from '../store/index.js';
@@ -66,6 +68,17 @@ export class NameStore {
     }
     return { records, more };
   }
+}
+
+export function nameRecordCount(meta: Metadata): number {
+  return meta.count(TABLE);
+}
+
+/** Forgets migrated records, all in one durable transaction. */
+export async function dropNameRecords(meta: Metadata, keys: readonly Buffer[]): Promise<void> {
+  await meta.transaction((tx) => {
+    for (const k of keys) tx.remove(TABLE, k.toString('hex'));
+  });
 }
 
 function toRecord(key: Buffer, v: Stored): ProvenSealedNameRecord {

@@ -12,12 +12,13 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, encodeRecord,
   type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
 } from '../tables/index.js';
 import type { FileService } from './service.js';
+import type { PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
 
 /** Where `tessera put --name` stores names. */
@@ -60,10 +61,21 @@ export interface ObjectServiceOptions {
   log: Logger;
 }
 
-/** What a put or a record replaced, so the caller can report it. */
 export interface ObjectPutResult extends ObjectEntry {
   readonly bucket: string;
+  /** The stored file: chunks, deduplicated chunks, policy, duration. */
+  readonly file: PutResultView;
 }
+
+/** A file id, or a name in the default bucket resolved to the file it points at. */
+export interface ResolvedRef {
+  readonly fileId: string;
+  readonly name: string | null;
+  readonly entry?: ObjectEntry;
+}
+
+/** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
+export const MAX_REF_PAGES = 100;
 
 const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
 
@@ -76,7 +88,20 @@ function refPartition(fileId: string): string {
   return parseFileId(fileId).rootId.toString('hex');
 }
 
-const REF_VALUE = Buffer.from([1]);
+/** A reference names its object, so removing a file by id can find the objects that point at it. */
+function encodeRef(bucketId: string, key: string): Buffer {
+  return Buffer.from(JSON.stringify({ b: bucketId, k: key }), 'utf8');
+}
+
+function decodeRef(value: Buffer): { b: string; k: string } | undefined {
+  try {
+    const v = JSON.parse(value.toString('utf8')) as { b?: unknown; k?: unknown };
+    if (typeof v.b === 'string' && typeof v.k === 'string') return { b: v.b, k: v.k };
+  } catch {
+    /* an entry of another shape is not a reference this version can follow */
+  }
+  return undefined;
+}
 
 export class ObjectService {
   readonly #files: FileService;
@@ -176,7 +201,7 @@ export class ObjectService {
       await this.#dropFileIfUnreferenced(put.fileId);
       throw e;
     }
-    return { bucket: b.name, key, ...record };
+    return { bucket: b.name, key, ...record, file: { ...put, size } };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {
@@ -208,11 +233,17 @@ export class ObjectService {
     checkObjectKey(key);
     const b = await this.#tables.buckets.get(bucket);
     if (b === null) throw notFound(`bucket '${bucket}' does not exist`);
+    return (await this.#removeEntry(b, key)) !== null;
+  }
+
+  /** Removes the record, then its reference, then the file if nothing else points at it (errors propagate). */
+  async #removeEntry(b: BucketEntry, key: string): Promise<ObjectEntry | null> {
     const cur = await this.#tables.objects.get(b.id, key);
-    if (cur === null) return false;
+    if (cur === null) return null;
     await this.#tables.objects.remove(b.id, key);
-    await this.#unref(b.id, key, cur.fileId);
-    return true;
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
+    if ((await this.references(cur.fileId, 1)) === 0) await this.#files.removeFile(cur.fileId);
+    return cur;
   }
 
   async listObjects(bucket: string, opts: ObjectListOptions = {}): Promise<Page<ObjectEntry>> {
@@ -232,6 +263,97 @@ export class ObjectService {
     await this.#point(b, key, record);
   }
 
+  // ---- names: what `tessera put --name`, `get/rm/stat NAME` and `ls` use ----
+  // A name is a key of the default bucket, in Unicode NFC and free of control characters
+  // (content/names.ts), so it can never be mistaken for a file id.
+
+  /** A file id as given, or a name looked up in the default bucket (O(R) calls). */
+  async resolveRef(ref: string): Promise<ResolvedRef> {
+    if (typeof ref !== 'string' || ref.length === 0) throw badInput('give a file id or a file name');
+    if (isFileId(ref)) return { fileId: ref.toLowerCase(), name: null };
+    const looksLikeId = ref.slice(0, FILE_ID_PREFIX.length).toLowerCase() === FILE_ID_PREFIX;
+    let name: string;
+    try {
+      name = checkName(ref);
+    } catch (e) {
+      if (looksLikeId) parseFileId(ref);
+      throw e;
+    }
+    const entry = await this.headObject(DEFAULT_BUCKET, name);
+    if (entry === null) {
+      if (looksLikeId) {
+        try {
+          parseFileId(ref);
+        } catch (e) {
+          throw badInput(`'${ref.length > 80 ? ref.slice(0, 80) + '…' : ref}' is not a valid file id (${errorMessage(e)}) and no file has that name`);
+        }
+      }
+      throw notFound(`no file is named '${name}' (see 'tessera ls')`);
+    }
+    return { fileId: entry.fileId, name, entry };
+  }
+
+  /** Stores a body under a name in the default bucket. */
+  putName(name: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
+    return this.putObject(DEFAULT_BUCKET, checkName(name), body, opts);
+  }
+
+  /**
+   * `rm NAME` removes the name and, when no other object points at it, its file. `rm FILE_ID`
+   * removes the file and every object that points at it.
+   */
+  async removeRef(ref: string): Promise<{ fileId: string; name: string | null }> {
+    const r = await this.resolveRef(ref);
+    if (r.name !== null) {
+      const b = await this.#bucket(DEFAULT_BUCKET, false);
+      const gone = await this.#removeEntry(b, r.name);
+      if (gone === null) throw notFound(`no file is named '${r.name}' (see 'tessera ls')`);
+      return { fileId: gone.fileId, name: r.name };
+    }
+    await this.#files.removeFile(r.fileId);
+    let name: string | null = null;
+    const pk = refPartition(r.fileId);
+    let token: string | undefined;
+    for (let page = 0; page < MAX_REF_PAGES; page++) {
+      const refs = await this.#tables.service.list(FILE_REF_TABLE, pk, { limit: MAX_OBJECT_PAGE, ...(token !== undefined ? { token } : {}) });
+      for (const e of refs.entries) {
+        const ref = e.value === null ? undefined : decodeRef(e.value);
+        if (ref === undefined) continue;
+        const cur = await this.#tables.objects.get(ref.b, ref.k);
+        if (cur?.fileId === r.fileId) await this.#tables.objects.remove(ref.b, ref.k);
+        await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: e.sk }, null);
+        if (name === null && ref.b === DEFAULT_BUCKET_ID) name = ref.k;
+      }
+      if (refs.token === null) break;
+      token = refs.token;
+    }
+    return { fileId: r.fileId, name };
+  }
+
+  /**
+   * Takes over one name record of the previous version's name directory (migration). Last writer
+   * wins by the record's time: a key already holding an object at least as new is left alone, so
+   * nodes migrating the same names at once, in any order, end with the same object. A deleted
+   * name removes the object only if it still points at the deleted file and is not newer. Files
+   * an older record pointed at are not removed: the previous version kept them too.
+   */
+  async adoptName(name: string, rec: { fileId: string; size: number; deleted?: boolean }, at: number): Promise<'written' | 'removed' | 'kept'> {
+    const key = checkName(name);
+    const b = await this.#bucket(DEFAULT_BUCKET, true);
+    const cur = await this.#tables.objects.get(b.id, key);
+    const pk = refPartition(rec.fileId);
+    if (rec.deleted === true) {
+      if (cur === null || cur.fileId !== rec.fileId || cur.mtime > at) return 'kept';
+      await this.#tables.objects.remove(b.id, key);
+      await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, null);
+      return 'removed';
+    }
+    if (cur !== null && cur.mtime >= at) return 'kept';
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk, sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
+    await this.#tables.objects.put(b.id, key, { fileId: rec.fileId, size: rec.size, etag: '', checksums: {}, contentType: DEFAULT_CONTENT_TYPE, userMeta: {}, mtime: at });
+    return 'written';
+  }
+
   /**
    * Adds the new file's reference before the record that uses it, then drops the replaced
    * object's reference. Two writers racing on one key each re-read the winner afterwards; the
@@ -239,7 +361,7 @@ export class ObjectService {
    */
   async #point(b: BucketEntry, key: string, record: ObjectRecord): Promise<void> {
     const old = await this.#tables.objects.get(b.id, key);
-    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(record.fileId), sk: refSortKey(b.id, key) }, REF_VALUE);
+    await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(record.fileId), sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
     await this.#tables.objects.put(b.id, key, record);
     if (old !== null && old.fileId !== record.fileId) await this.#unref(b.id, key, old.fileId);
     // A quorum read after a quorum write sees this write or a later one (another writer's, or a removal).

@@ -1,5 +1,5 @@
 /**
- * The storage side of the files protocol on one node (methods chunk.*, file.*, name.*, heal.*):
+ * The storage side of the files protocol on one node (methods chunk.*, file.*, heal.*):
  * the counterpart of block/minion.ts. Every body is parsed by its schema (rpc.ts) before a handler
  * looks at it.
  */
@@ -7,7 +7,6 @@ import type { IncomingRequest, PeerHandlers, Reply } from '../net/index.js';
 import { badInput } from '../errors.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { RepairMeta } from './repair-meta.js';
-import type { NameStore } from './name-store.js';
 import type { RefStore } from './refs.js';
 import type { RepairLoop } from './repair.js';
 import type { AuthorityGate } from './authority-gate.js';
@@ -21,7 +20,6 @@ export interface FilesPeerServiceOptions {
   refs: RefStore;
   repairMeta: RepairMeta;
   repairLoop: RepairLoop;
-  names: NameStore;
   /** Checks the proof of every destructive message before it is applied. */
   gate: AuthorityGate;
   selfId: string;
@@ -105,18 +103,6 @@ export class FilesPeerService {
       }
       case M.fileUploads:
         return { body: { committed: this.#o.host.committed(parseBody(M.fileUploads, body).ids) } };
-      case M.namePut: {
-        const b = parseBody(M.namePut, body);
-        this.#o.gate.name(b, from);
-        await this.#o.names.merge(b);
-        return { body: {} };
-      }
-      case M.nameGet:
-        return { body: { record: this.#o.names.get(parseBody(M.nameGet, body).key) ?? null } };
-      case M.nameList: {
-        const b = parseBody(M.nameList, body);
-        return { body: this.#o.names.list(b.after, b.limit) };
-      }
       default:
         throw badInput(`unknown files method '${method}'`);
     }

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { TesseraError, badInput } from '../errors.js';
 import { CHUNK_ID_BYTES } from '../limits.js';
-import { hlcSchema, NAME_LOOKUP_KEY_BYTES, MAX_NAME_RECORD_BYTES, MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../content/index.js';
+import { MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../content/index.js';
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
@@ -19,9 +19,6 @@ export const M = {
   fileRm: 'file.rm',
   fileTombstones: 'file.tombstones',
   fileUploads: 'file.uploads',
-  namePut: 'name.put',
-  nameGet: 'name.get',
-  nameList: 'name.list',
   healDrain: 'heal.drain',
   healState: 'heal.state',
 } as const;
@@ -40,14 +37,6 @@ const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 h
  */
 const proofSchema = bytes(AUTHORITY_PROOF_BYTES, 'authority proof').optional();
 const tombstoneSchema = z.object({ root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
-const nameRecordSchema = z
-  .object({
-    key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key'),
-    hlc: hlcSchema,
-    box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= MAX_NAME_RECORD_BYTES, `name record must be bytes, at most ${MAX_NAME_RECORD_BYTES}`).transform((v) => Buffer.from(v)),
-    proof: proofSchema,
-  })
-  .strict();
 export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict();
 /** What the holder must remember to heal the chunk later: copies wanted, stripe membership, owning files. */
 export const healSchema = z
@@ -70,11 +59,8 @@ export const schemas = {
   [M.fileRm]: tombstoneSchema,
   [M.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
   [M.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [M.namePut]: nameRecordSchema,
   [M.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
   [M.healState]: z.object({}).strict(),
-  [M.nameGet]: z.object({ key: bytes(NAME_LOOKUP_KEY_BYTES, 'name key') }).strict(),
-  [M.nameList]: z.object({ after: bytes(NAME_LOOKUP_KEY_BYTES, 'name key').optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
 } as const;
 
 export type Method = keyof typeof schemas;
@@ -96,10 +82,7 @@ export const replies = {
   has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
   uploads: z.object({ committed: z.array(z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict()).max(MAX_IDS_PER_REQUEST) }).strict(),
   tombstones: z.object({ items: z.array(tombstoneSchema).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
-  nameRecord: nameRecordSchema,
 };
-export const nameGetReply = z.object({ record: replies.nameRecord.nullable() }).strict();
-export const nameListReply = z.object({ records: z.array(replies.nameRecord).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict();
 
 export function parseReply<S extends z.ZodTypeAny>(schema: S, body: unknown, from: string): z.output<S> {
   const parsed = schema.safeParse(body);

@@ -8,8 +8,8 @@ import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
 import type { PeerHandlers } from '../net/index.js';
 import { reachQuorum } from '../cluster/index.js';
-import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, HybridClock, FILE_ID_PREFIX, isFileId, parseFileId, ManifestReader, checkName, type NameRecord, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
-import type { FileEntryView, FileStatView, PutResultView, RmResultView } from './views.js';
+import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, parseFileId, ManifestReader, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
+import type { FileStatView, PutResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
 import { auth, errorMessage } from './errors.js';
@@ -26,8 +26,6 @@ import {
   MAX_WINDOW_CHUNKS,
   SPREAD_QUORUM,
 } from './limits.js';
-import { NameDirectory } from './name-directory.js';
-import { NameStore } from './name-store.js';
 import { Peers, type FilesNet } from './peers.js';
 import { ChunkFetcher, readRange, type ReadRangeOptions } from './reader.js';
 import { RefStore } from './refs.js';
@@ -74,7 +72,6 @@ export interface FileServiceOptions extends FilesTuning {
 }
 
 export interface PutOptions {
-  name?: string;
   replicas?: number;
   quorum?: number;
   chunkSize?: number;
@@ -85,7 +82,6 @@ export interface PutOptions {
 
 export interface OpenedFile {
   fileId: string;
-  name: string | null;
   totalSize: number;
   createdAt: number;
   /**
@@ -103,6 +99,13 @@ export interface FilesCounters {
   removes: number;
 }
 
+/** A file id, lowercased; anything else is BAD_INPUT that says what a file id looks like. */
+function checkFileRef(ref: string): string {
+  if (typeof ref !== 'string' || ref.length === 0) throw badInput('give a file id');
+  parseFileId(ref);
+  return ref.toLowerCase();
+}
+
 const storageOnly = (what: string) =>
   auth(`this node is storage-only (it joined without the data key) and cannot ${what}; send the request to a node that has the data key`);
 
@@ -114,8 +117,6 @@ export class FileService {
   readonly #keys: ClusterKeys | undefined;
   readonly #log: Logger;
   readonly #refs: RefStore;
-  readonly #nameStore: NameStore;
-  readonly #names: NameDirectory | undefined;
   readonly #writer: FileWriter | undefined;
   readonly #ae: AntiEntropy;
   readonly #window: number;
@@ -139,9 +140,7 @@ export class FileService {
     this.#keys = o.dataKey ? deriveClusterKeys(o.dataKey) : undefined;
     this.#signer = o.dataKey ? new AuthoritySigner(o.dataKey) : undefined;
     this.authorityGate = new AuthorityGate(this.#signer ?? (o.authorityKey ? new AuthorityVerifier(o.authorityKey) : undefined), this.#log);
-    const clock = new HybridClock(o.net.selfId);
     this.#refs = new RefStore(o.meta);
-    this.#nameStore = new NameStore(o.meta, clock);
     this.#peers = new Peers(o.net);
     this.host = new ChunkHost({
       store: o.store,
@@ -153,7 +152,6 @@ export class FileService {
     });
     this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => this.host.get(id, into));
     if (this.#keys && this.#signer) {
-      this.#names = new NameDirectory(this.#peers, this.#keys, this.#signer, clock, this.#log);
       this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
     }
     this.#repairMeta = new RepairMeta(o.meta);
@@ -176,9 +174,9 @@ export class FileService {
       ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
     });
     this.scrubber = new Scrubber(o.store, this.repairLoop, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
-    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, names: this.#nameStore, gate: this.authorityGate, selfId: o.net.selfId });
+    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, gate: this.authorityGate, selfId: o.net.selfId });
     if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
-    this.#ae = new AntiEntropy(this.#peers, this.host, this.#nameStore, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, this.authorityGate);
+    this.#ae = new AntiEntropy(this.#peers, this.host, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, this.authorityGate);
   }
 
   start(): void {
@@ -211,31 +209,20 @@ export class FileService {
   }
 
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
-    const { writer, names } = this.#needKeys('store files');
+    const writer = this.#needWriter('store files');
     const began = Date.now();
-    const { policy, nameQuorum } = resolvePutPolicy(o, this.#defaultPolicy);
+    const { policy } = resolvePutPolicy(o, this.#defaultPolicy);
     const chunkSize = checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_BYTES);
-    const name = o.name === undefined ? null : checkName(o.name);
     try {
       const res =
         policy.kind === 'ec'
           ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
           : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
-      if (name !== null) {
-        const record: NameRecord = { name, fileId: res.fileId, size: res.info.fileSize, createdAt: res.info.createdAt, policy: res.info.policy };
-        try {
-          await names.write(record, nameQuorum);
-        } catch (e) {
-          // Without its name the put did not happen: its chunks must not stay referenced.
-          await writer.abort(res.upload, res.touched);
-          throw e;
-        }
-      }
       this.counters.putsOk++;
       this.#log.info({ file: res.root.slice(0, 16), size: res.info.fileSize, chunks: res.info.chunkCount, newChunks: res.newChunks }, 'file stored');
       return {
         fileId: res.fileId,
-        name,
+        name: null,
         size: res.info.fileSize,
         chunks: res.info.chunkCount,
         newChunks: res.newChunks,
@@ -249,11 +236,11 @@ export class FileService {
     }
   }
 
-  /** Resolves a file and reads its manifest root; bytes are read only when `read` is iterated. */
+  /** Reads a file's manifest root; bytes are read only when `read` is iterated. Names are the objects layer's. */
   async open(ref: string): Promise<OpenedFile> {
-    this.#needKeys('read files');
+    this.#needWriter('read files');
     try {
-      const { fileId, name } = await this.#resolve(ref);
+      const fileId = checkFileRef(ref);
       const reader = await this.#openManifest(fileId);
       const size = reader.info.fileSize;
       const read = (start = 0, end = size, signal?: AbortSignal, opts?: ReadRangeOptions): AsyncIterable<Buffer> => {
@@ -263,11 +250,16 @@ export class FileService {
         const source = reader.info.policy.kind === 'ec' ? this.#stripedSource() : undefined;
         return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal, source, opts));
       };
-      return { fileId, name, totalSize: size, createdAt: reader.info.createdAt, read };
+      return { fileId, totalSize: size, createdAt: reader.info.createdAt, read };
     } catch (e) {
       this.counters.getsFailed++;
       throw e;
     }
+  }
+
+  /** Redundancy of a put that names none. */
+  get defaultPolicy(): RedundancyPolicy {
+    return this.#defaultPolicy;
   }
 
   /** Ciphertext of erasure-coded chunks: the descriptor (replicated, cached) names the shards to read. */
@@ -339,24 +331,13 @@ export class FileService {
     return hits[0]!;
   }
 
-  async rm(ref: string): Promise<RmResultView> {
-    const { names } = this.#needKeys('remove files');
-    const { fileId, name, record } = await this.#resolve(ref);
-    const root = await this.removeFile(fileId);
-    // Every name that points at the file goes with it.
-    const named = record ? [record] : (await names.list()).filter((rec) => rec.fileId === fileId && !rec.deleted);
-    for (const rec of named) await names.write({ ...rec, deleted: true }, SPREAD_QUORUM);
-    this.counters.removes++;
-    this.#log.info({ file: root.slice(0, 16), names: named.length }, 'file removed');
-    return { fileId, name: name ?? named[0]?.name ?? null };
-  }
-
   /**
    * Removes a file by id on the nodes (its chunks are collected after the grace period); whatever
    * names or objects point at it is the caller's business. Returns the file's root id.
    */
-  async removeFile(fileId: string): Promise<string> {
-    this.#needKeys('remove files');
+  async removeFile(ref: string): Promise<string> {
+    this.#needWriter('remove files');
+    const fileId = checkFileRef(ref);
     await this.#openManifest(fileId);
     const root = parseFileId(fileId).rootId.toString('hex');
     const at = Date.now();
@@ -368,20 +349,14 @@ export class FileService {
       attempt: (n) => this.#peers.call(n, M.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
     });
+    this.counters.removes++;
+    this.#log.info({ file: root.slice(0, 16) }, 'file removed');
     return root;
   }
 
-  async ls(): Promise<FileEntryView[]> {
-    const { names } = this.#needKeys('list files');
-    return (await names.list())
-      .filter((r) => !r.deleted)
-      .map((r) => ({ name: r.name, fileId: r.fileId, size: r.size, createdAt: new Date(r.createdAt).toISOString(), policy: formatPolicy(r.policy) }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  }
-
   async stat(ref: string): Promise<FileStatView> {
-    this.#needKeys('inspect files');
-    const { fileId, name } = await this.#resolve(ref);
+    this.#needWriter('inspect files');
+    const fileId = checkFileRef(ref);
     const reader = await this.#openManifest(fileId);
     const info = reader.info;
     const nodes = this.#peers.live();
@@ -415,7 +390,7 @@ export class FileService {
     const { health, detail } = tally;
     return {
       fileId,
-      name,
+      name: null,
       size: info.fileSize,
       chunkSize: info.chunkSize,
       chunks: info.chunkCount,
@@ -433,35 +408,9 @@ export class FileService {
     return this.#signer;
   }
 
-  #needKeys(what: string): { writer: FileWriter; names: NameDirectory } {
-    if (!this.#writer || !this.#names) throw storageOnly(what);
-    return { writer: this.#writer, names: this.#names };
-  }
-
-  /** A file id, or a name looked up across the cluster. */
-  async #resolve(ref: string): Promise<{ fileId: string; name: string | null; record?: NameRecord }> {
-    if (typeof ref !== 'string' || ref.length === 0) throw badInput('give a file id or a file name');
-    if (isFileId(ref)) return { fileId: ref.toLowerCase(), name: null };
-    const looksLikeId = ref.slice(0, FILE_ID_PREFIX.length).toLowerCase() === FILE_ID_PREFIX;
-    let name: string;
-    try {
-      name = checkName(ref);
-    } catch (e) {
-      if (looksLikeId) parseFileId(ref);
-      throw e;
-    }
-    const record = await this.#names!.lookup(name);
-    if (record === undefined || record.deleted) {
-      if (looksLikeId) {
-        try {
-          parseFileId(ref);
-        } catch (e) {
-          throw badInput(`'${ref.length > 80 ? ref.slice(0, 80) + '…' : ref}' is not a valid file id (${errorMessage(e)}) and no file has that name`);
-        }
-      }
-      throw notFound(record?.deleted ? `file '${name}' was removed` : `no file is named '${name}' (see 'tessera ls')`);
-    }
-    return { fileId: record.fileId, name: record.name, record };
+  #needWriter(what: string): FileWriter {
+    if (!this.#writer) throw storageOnly(what);
+    return this.#writer;
   }
 
   async #openManifest(fileId: string): Promise<ManifestReader> {

@@ -17,12 +17,21 @@ export interface PutResultView {
   durationMs: number;
 }
 
+/** A named file: an object of the default bucket. */
 export interface FileEntryView {
   name: string;
   fileId: string;
   size: number;
+  /** When the name was last written (ISO 8601). */
   createdAt: string;
-  policy: PolicyText;
+  /** Hex MD5 of the contents (empty for names taken over from a data directory of an older version). */
+  etag: string;
+}
+
+/** One page of names in byte order; pass `token` back (or the last name as `after`) for the next. */
+export interface FileListView {
+  files: FileEntryView[];
+  token: string | null;
 }
 
 export interface ChunkHealthView {

@@ -78,7 +78,7 @@ test('HTTP API: ranges, token, errors, CORS, HEAD, OpenAPI, events and the dashb
     assert.equal(errorCode(none), 'AUTH');
     const wrong = await http(api, 'PUT', '/api/v1/files?name=x&replicas=1', { body: 'abc', headers: { authorization: 'Bearer not-the-token' } });
     assert.equal(wrong.status, 401);
-    assert.equal((await n0.client.ls()).length, 0, 'nothing was stored');
+    assert.equal((await n0.client.ls()).files.length, 0, 'nothing was stored');
   });
 
   const size = 3 * 4096 + 1234;

@@ -92,13 +92,39 @@ test('put with --name prints the put result, quietly when not on a terminal', ()
 
 test('ls lists the named file', () => {
   const text = ok(at(1, 'ls')).stdout.toString('utf8');
-  assert.match(text, /^NAME\s+SIZE\s+CREATED\s+POLICY/m);
-  assert.match(text, /^docs\/a\.bin\s+\S+ KiB\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+/m);
+  assert.match(text, /^NAME\s+SIZE\s+CREATED\s+ETAG/m);
+  assert.match(text, /^docs\/a\.bin\s+\S+ KiB\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+[0-9a-f]{32}\s/m);
   const list = JSON.parse(ok(at(1, 'ls', '--json')).stdout.toString('utf8')) as FileEntryView[];
   const entry = list.find((f) => f.name === 'docs/a.bin');
   assert.ok(entry, 'entry in ls --json');
   assert.equal(entry.fileId, fileId);
   assert.equal(entry.size, SIZE);
+});
+
+test('ls pages: a prefix, --limit and --after; the next page is named on stderr', () => {
+  const names = ['pg/c', 'pg/a', 'pg/é', 'pg/b', 'pg/a b'];
+  for (const n of names) ok(at(0, 'put', src, '--name', n, '--chunk-size', '64K'));
+  const sorted = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  const seen: string[] = [];
+  let args = ['ls', 'pg/', '--limit', '2', '--json'];
+  for (let page = 0; page < 10; page++) {
+    const r = ok(at(page % 3, ...args));
+    const list = JSON.parse(r.stdout.toString('utf8')) as FileEntryView[];
+    assert.ok(list.length <= 2);
+    seen.push(...list.map((f) => f.name));
+    const hint = /^more names follow: tessera ls pg\/ --limit 2 --after (.+)$/m.exec(r.stderr);
+    if (hint === null) break;
+    // The hint is a shell word: quoted when the name has a space.
+    const after = hint[1]!.replace(/^'(.*)'$/, '$1');
+    assert.equal(after, list[list.length - 1]!.name);
+    args = ['ls', 'pg/', '--limit', '2', '--after', after, '--json'];
+  }
+  assert.deepEqual(seen, sorted);
+  const text = ok(at(1, 'ls', 'pg/', '--limit', '1')).stdout.toString('utf8');
+  assert.match(text, /^pg\/a\s/m);
+  assert.equal(text.split('\n').filter((l) => l.startsWith('pg/')).length, 1);
+  assertOneLineError(at(1, 'ls', '--limit', '0'), /limit/, 2);
+  for (const n of names) ok(at(2, 'rm', n));
 });
 
 test('get by name and by id, through any node, returns the same bytes', () => {

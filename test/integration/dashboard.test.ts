@@ -96,7 +96,7 @@ test('dashboard: members, upload, download, delete and a node turning dead, in h
   await page.setInputFiles('[data-testid=upload-input]', { name: 'notes.bin', mimeType: 'application/octet-stream', buffer: content });
   const row = page.locator('[data-testid=file-row][data-name="notes.bin"]');
   await row.waitFor();
-  const listed = (await n0.client.ls()).find((f) => f.name === 'notes.bin');
+  const listed = (await n0.client.ls()).files.find((f) => f.name === 'notes.bin');
   assert.equal(listed?.size, content.length, 'the cluster has the file under its name');
 
   // A second file, to check the search box narrows the list.
@@ -123,7 +123,7 @@ test('dashboard: members, upload, download, delete and a node turning dead, in h
   await row.locator('[data-testid=delete]').click();
   await row.locator('[data-testid=confirm-delete]').click();
   await row.waitFor({ state: 'detached' });
-  assert.equal((await n0.client.ls()).some((f) => f.name === 'notes.bin'), false, 'the file is gone from the cluster');
+  assert.equal((await n0.client.ls()).files.some((f) => f.name === 'notes.bin'), false, 'the file is gone from the cluster');
 
   const victim = cluster.node(2);
   await cluster.kill(2, 'SIGKILL');

@@ -51,7 +51,7 @@ test('kill -9 of one holder during a put: the put succeeds with W=2 and reads ba
     assert.match(e.message, /write quorum|live node/);
     return true;
   });
-  const names = (await a.ls()).map((e) => e.name);
+  const names = (await a.ls()).files.map((e) => e.name);
   assert.ok(names.includes('survives.bin'));
   assert.ok(!names.includes('never.bin'), 'the failed put left no name');
   await assert.rejects(a.get('never.bin'), (e: unknown) => e instanceof TesseraError && e.code === 'NOT_FOUND');
@@ -152,5 +152,5 @@ test('rm: after the grace period no chunk of the file is left anywhere, even on 
   }
   const r = await cluster.node(2).client.get('y.bin');
   assert.ok((await collect(r.stream)).equals(y));
-  for (const n of cluster.nodes) assert.ok(!(await n.client.ls()).some((e) => e.name === 'x.bin'), `node ${n.index} no longer lists x`);
+  for (const n of cluster.nodes) assert.ok(!(await n.client.ls()).files.some((e) => e.name === 'x.bin'), `node ${n.index} no longer lists x`);
 });

@@ -149,7 +149,7 @@ test('partition with puts: puts through the majority keep succeeding while a hos
   // Names too: the listing through every host holds every acknowledged name.
   const namesMissing: string[] = [];
   for (const h of c.hosts) {
-    const names = new Set((await h.client.ls()).map((f) => f.name));
+    const names = new Set((await h.client.ls()).files.map((f) => f.name));
     for (const a of acked) if (!names.has(a.name)) namesMissing.push(`${a.name}@${h.index}`);
   }
 

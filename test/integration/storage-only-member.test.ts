@@ -96,7 +96,7 @@ test('a storage-only member cannot remove files, shadow names or drain other nod
 
   // Every file reads back intact through a full node that was attacked and one that was not.
   for (const reader of [cluster.node(1).client, cluster.node(2).client]) {
-    const names = (await reader.ls()).map((e) => e.name).sort();
+    const names = (await reader.ls()).files.map((e) => e.name).sort();
     assert.deepEqual(names, ['a.txt', 'b.txt', 'c.txt']);
     for (const [name, data] of contents) assert.ok((await readAll(reader, name)).equals(data), `${name} reads back intact`);
   }
@@ -112,5 +112,5 @@ test('a storage-only member cannot remove files, shadow names or drain other nod
     if (!applied) await new Promise((r) => setTimeout(r, 250));
   }
   assert.ok(applied, 'the storage-only node applied the proven removal');
-  assert.deepEqual((await cluster.node(2).client.ls()).map((e) => e.name).sort(), ['a.txt', 'b.txt']);
+  assert.deepEqual((await cluster.node(2).client.ls()).files.map((e) => e.name).sort(), ['a.txt', 'b.txt']);
 });

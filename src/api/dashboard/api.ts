@@ -3,7 +3,7 @@
  * status event stream. Runs in the browser; it shares only type declarations with the server.
  */
 import type { EventSnapshot } from '../events.js';
-import type { FileEntryView, PutResultView } from '../types.js';
+import type { FileListView, PutResultView } from '../types.js';
 
 const TOKEN_KEY = 'tessera.apiToken';
 /** One SSE record is a status snapshot; anything far bigger means the stream is not ours. */
@@ -52,7 +52,8 @@ async function json<T>(token: string, path: string, init: RequestInit = {}): Pro
   return (await res.json()) as T;
 }
 
-export const listFiles = (token: string) => json<FileEntryView[]>(token, '/api/v1/files');
+/** The first page of names (up to 1,000): the browser is for a person's files, not a bucket's millions. */
+export const listFiles = async (token: string) => (await json<FileListView>(token, '/api/v1/files?limit=1000')).files;
 export const removeFile = (token: string, ref: string) => json<unknown>(token, `/api/v1/files/${encodeURIComponent(ref)}`, { method: 'DELETE' });
 
 /** XMLHttpRequest, because fetch reports no upload progress; the browser streams the File from disk. */

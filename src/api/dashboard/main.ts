@@ -324,14 +324,14 @@ function Files(props: { token: string; changeKey: string; notify: (msg: string, 
         </div>`}
       ${error && html`<div class="error">Cannot list files: ${error}</div>`}
       <table>
-        <thead><tr><th>Name</th><th>Size</th><th>Created</th><th>Policy</th><th>Id</th><th></th></tr></thead>
+        <thead><tr><th>Name</th><th>Size</th><th>Created</th><th>ETag</th><th>Id</th><th></th></tr></thead>
         <tbody>
           ${shown.map((f) => html`
             <tr key=${f.name} data-testid="file-row" data-name=${f.name}>
               <td class="name">${f.name}</td>
               <td>${bytes(f.size)}</td>
               <td class="muted">${date(f.createdAt)}</td>
-              <td><span class="tag">${f.policy}</span></td>
+              <td><code title=${f.etag}>${f.etag.slice(0, 8) || '-'}</code></td>
               <td><code title=${f.fileId}>${f.fileId.slice(0, 14)}…</code></td>
               <td class="actions">
                 <button class="ghost" data-testid="download" onClick=${() => onDownload(f)}>Download</button>

@@ -1,5 +1,6 @@
 /** `tessera ls`, `stat` and `rm`: a file's listing, chunks and health, and its removal. */
 import type { FileEntryView, FileStatView } from '../../api/types.js';
+import { TesseraError } from '../../errors.js';
 import { clientFrom } from '../context.js';
 import { formatBytes, table } from '../format.js';
 import type { CommonFlags } from './transfer.js';
@@ -11,11 +12,20 @@ function formatDate(iso: string): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+/** Rows in the order the node sent them: byte order of the names, the order pages continue in. */
 export function filesTable(files: FileEntryView[]): string {
-  const rows = [...files]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map((f) => [f.name, formatBytes(f.size), formatDate(f.createdAt), f.policy, f.fileId.slice(0, 16) + '…']);
-  return table(['NAME', 'SIZE', 'CREATED', 'POLICY', 'ID'], rows);
+  const rows = files.map((f) => [f.name, formatBytes(f.size), formatDate(f.createdAt), f.etag || '-', f.fileId.slice(0, 16) + '…']);
+  return table(['NAME', 'SIZE', 'CREATED', 'ETAG', 'ID'], rows);
+}
+
+export interface LsFlags extends CommonFlags {
+  limit?: string;
+  after?: string;
+}
+
+/** A shell word that pastes back as the same argument. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 const short = (id: string) => id.slice(0, 12);
@@ -62,10 +72,25 @@ export async function rmCommand(ref: string, flags: CommonFlags): Promise<void> 
   process.stdout.write((flags.json ? JSON.stringify(r) : `removed ${r.name ? `'${r.name}' ` : ''}${r.fileId}`) + '\n');
 }
 
-export async function lsCommand(flags: CommonFlags): Promise<void> {
-  const files = await (await clientFrom(flags)).ls();
+/**
+ * One page of names. Standard output holds only the listing (a table, or with --json the page's
+ * entries); how to get the next page goes to standard error, so scripts can page by `--after`.
+ */
+export async function lsCommand(prefix: string | undefined, flags: LsFlags): Promise<void> {
+  let limit: number | undefined;
+  if (flags.limit !== undefined) {
+    if (!/^\d{1,4}$/.test(flags.limit) || Number(flags.limit) < 1 || Number(flags.limit) > 1000) throw new TesseraError('BAD_INPUT', `--limit ${flags.limit.slice(0, 20)} is not a page size from 1 to 1000`);
+    limit = Number(flags.limit);
+  }
+  const page = await (await clientFrom(flags)).ls({ ...(prefix ? { prefix } : {}), ...(flags.after !== undefined ? { after: flags.after } : {}), ...(limit !== undefined ? { limit } : {}) });
+  const files = page.files;
   if (flags.json) process.stdout.write(JSON.stringify(files) + '\n');
-  else process.stdout.write((files.length === 0 ? 'no named files' : filesTable(files)) + '\n');
+  else process.stdout.write((files.length === 0 ? (flags.after !== undefined ? 'no more names' : 'no named files') : filesTable(files)) + '\n');
+  const last = files[files.length - 1];
+  if (page.token !== null && last !== undefined) {
+    const args = [...(prefix ? [shellWord(prefix)] : []), ...(limit !== undefined ? ['--limit', String(limit)] : []), '--after', shellWord(last.name)];
+    process.stderr.write(`more names follow: tessera ls ${args.join(' ')}\n`);
+  }
 }
 
 export async function statCommand(ref: string, flags: CommonFlags): Promise<void> {

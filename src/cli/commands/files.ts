@@ -7,6 +7,7 @@ import { MAX_REPLICAS } from '../../limits.js';
 import type { GetFlags } from './get.js';
 import type { PutFlags } from './put.js';
 import type { CommonFlags } from './transfer.js';
+import type { LsFlags } from './file-info.js';
 import { withClientOptions } from './peers.js';
 
 export function registerFiles(program: Command): void {
@@ -43,13 +44,20 @@ export function registerFiles(program: Command): void {
     )
     .action(async (ref: string, flags: GetFlags) => (await import('./get.js')).getCommand(ref, flags));
 
-  withClientOptions(program.command('rm').description('delete a file: its name and its chunks, on every node').argument('<ref>', 'file id or name'))
+  withClientOptions(program.command('rm').description('delete a name and its file (or, by id, a file and every name that points at it)').argument('<ref>', 'file id or name'))
     .addHelpText('after', '\nExample:\n  tessera rm photos/2024/beach.jpg')
     .action(async (ref: string, flags: CommonFlags) => (await import('./file-info.js')).rmCommand(ref, flags));
 
-  withClientOptions(program.command('ls').description('list named files: name, size, date, redundancy policy'))
-    .addHelpText('after', '\nExample:\n  tessera ls --api 127.0.0.1:7401')
-    .action(async (flags: CommonFlags) => (await import('./file-info.js')).lsCommand(flags));
+  withClientOptions(
+    program
+      .command('ls')
+      .description('list named files in name order, one page at a time: name, size, date, ETag (MD5), id')
+      .argument('[prefix]', 'only names that start with this'),
+  )
+    .option('--limit <n>', 'names per page, 1 to 1000 (default 1000)')
+    .option('--after <name>', 'start after this name (the last one of the page before)')
+    .addHelpText('after', '\nExamples:\n  tessera ls\n  tessera ls photos/2024/ --limit 100\n  tessera ls photos/2024/ --limit 100 --after photos/2024/beach.jpg')
+    .action(async (prefix: string | undefined, flags: LsFlags) => (await import('./file-info.js')).lsCommand(prefix, flags));
 
   withClientOptions(
     program
