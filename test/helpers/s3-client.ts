@@ -8,7 +8,10 @@ import { request } from 'node:http';
 import { canonicalRequest, credentialScope, EMPTY_SHA256, signingKey, signString, stringToSign, parseRawQuery } from '../../src/s3/sigv4.js';
 
 export interface S3Creds {
+  /** host:port as the Host header names it. */
   endpoint: string;
+  /** host:port to connect to, when the Host header names another (virtual-host style). */
+  connect?: string;
   accessKeyId: string;
   secret: string;
   region?: string;
@@ -57,7 +60,8 @@ export function sign(c: S3Creds, o: SignedRequestOptions): { headers: Record<str
 }
 
 export function send(c: S3Creds, method: string, path: string, query: string | undefined, headers: Record<string, string>, body?: Buffer): Promise<S3Reply> {
-  const [host, port] = [c.endpoint.slice(0, c.endpoint.lastIndexOf(':')), Number(c.endpoint.slice(c.endpoint.lastIndexOf(':') + 1))];
+  const to = c.connect ?? c.endpoint;
+  const [host, port] = [to.slice(0, to.lastIndexOf(':')), Number(to.slice(to.lastIndexOf(':') + 1))];
   return new Promise((resolve, reject) => {
     const req = request({ host, port, method, path: query ? `${path}?${query}` : path, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
       const parts: Buffer[] = [];

@@ -46,7 +46,7 @@ describe('S3 with aws-cli, s3cmd and hand-made refusals against three real nodes
   before(async () => {
     const port = await freePort();
     endpoint = `127.0.0.1:${port}`;
-    cluster = await LocalCluster.create({ nodes: 3, nodeArgs: TIMING, logLevel: 'warn', argsFor: (i) => (i === 0 ? ['--s3', endpoint] : []) });
+    cluster = await LocalCluster.create({ nodes: 3, nodeArgs: TIMING, logLevel: 'warn', argsFor: (i) => (i === 0 ? ['--s3', endpoint, '--s3-domain', 's3.tessera.test'] : []) });
     await cluster.waitForMembers({ alive: 3 });
     work = await mkdtemp(join(tmpdir(), 'tessera-s3-'));
     const cli = async (...args: string[]) => {
@@ -284,6 +284,42 @@ describe('S3 with aws-cli, s3cmd and hand-made refusals against three real nodes
       const range = await s3(creds, { method: 'GET', path: `/${bucket}/keep`, headers: { range: 'bytes=5-' } });
       assert.equal(range.status, 416);
       assert.match(range.body.toString(), /<Code>InvalidRange<\/Code>/);
+    });
+
+    it('listing V1 and V2 by hand: delimiter, markers, continuation, encoding-type=url; virtual-host style; a bucket made erasure-coded', async () => {
+      const keys = ['l/a b', 'l/c+d', 'l/dir/1', 'l/dir/2', 'l/e', 'l/é'];
+      for (const k of keys) assert.equal((await s3(creds, { method: 'PUT', path: `/${bucket}/${encodeURIComponent(k).replace(/%2F/g, '/')}`, body: Buffer.from(k) })).status, 200);
+      const v2 = (await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'delimiter=%2F&encoding-type=url&list-type=2&max-keys=2&prefix=l%2F' })).body.toString();
+      assert.match(v2, /<KeyCount>2<\/KeyCount>/);
+      assert.match(v2, /<Key>l\/a%20b<\/Key><.*<Key>l\/c%2Bd<\/Key>/s);
+      assert.match(v2, /<IsTruncated>true<\/IsTruncated>/);
+      const token = /<NextContinuationToken>([^<]+)</.exec(v2)![1]!;
+      const v2b = (await s3(creds, { method: 'GET', path: `/${bucket}`, query: `continuation-token=${encodeURIComponent(token)}&delimiter=%2F&list-type=2&prefix=l%2F` })).body.toString();
+      assert.match(v2b, /<CommonPrefixes><Prefix>l\/dir\/<\/Prefix><\/CommonPrefixes>/);
+      assert.match(v2b, /<Key>l\/e<\/Key>.*<Key>l\/é<\/Key>/s);
+      assert.match(v2b, /<IsTruncated>false<\/IsTruncated>/);
+      const v1 = (await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'delimiter=%2F&marker=l%2Fc%2Bd&max-keys=1&prefix=l%2F' })).body.toString();
+      assert.match(v1, /<Marker>l\/c\+d<\/Marker>/);
+      assert.match(v1, /<NextMarker>l\/dir\/<\/NextMarker>/);
+      assert.match(v1, /<CommonPrefixes><Prefix>l\/dir\/<\/Prefix>/);
+      const versions = (await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'prefix=l%2Fe&versions=' })).body.toString();
+      assert.match(versions, /<Version><Key>l\/e<\/Key><VersionId>null<\/VersionId><IsLatest>true<\/IsLatest>/);
+      assert.match((await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'versioning=' })).body.toString(), /<VersioningConfiguration/);
+      // Virtual-host style: the bucket is in the Host header.
+      const vhost = { ...creds, endpoint: `${bucket}.s3.tessera.test:${endpoint.split(':')[1]}`, connect: endpoint };
+      const viaHost = await s3(vhost, { method: 'GET', path: '/l/e' });
+      assert.equal(viaHost.status, 200);
+      assert.equal(viaHost.body.toString(), 'l/e');
+      // A bucket created erasure-coded: its policy is what the API reports, and objects round-trip.
+      assert.equal((await s3(creds, { method: 'PUT', path: '/coded', headers: { 'x-tessera-redundancy': '2+1' } })).status, 200);
+      const b = await cluster.node(0).client.json<{ buckets: Array<{ name: string; policy: unknown }> }>('/api/v1/buckets');
+      assert.deepEqual(b.buckets.find((x) => x.name === 'coded')?.policy, { kind: 'ec', k: 2, m: 1 });
+      const data = randomBytes(3 << 20);
+      assert.equal((await s3(creds, { method: 'PUT', path: '/coded/obj', body: data })).status, 200);
+      assert.ok((await s3(creds, { method: 'GET', path: '/coded/obj' })).body.equals(data));
+      const badPolicy = await s3(creds, { method: 'PUT', path: '/coded2', headers: { 'x-tessera-redundancy': 'lots' } });
+      assert.equal(badPolicy.status, 400);
+      assert.match(badPolicy.body.toString(), /InvalidArgument/);
     });
 
     it('Expect: 100-continue: a refused upload is answered before its body is sent', async () => {
