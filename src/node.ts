@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, s3KeyRoutes, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
+import { FileService, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -17,7 +17,7 @@ import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
 import { openTables, AccessKeyTable, type Tables } from './tables/index.js';
-import { S3Server, coreS3Routes, type S3Route } from './s3/index.js';
+import { S3Server, coreS3Routes, multipartRoutes, type S3Route } from './s3/index.js';
 import { VERSION } from './version.js';
 
 /** The CLI parses `--store-engine` with the store's own rule; it reaches the store only through here. */
@@ -196,12 +196,14 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   if (tables) handlers.register('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
   // Objects (names in the default bucket, S3) need the tables, so only full nodes serve them.
   const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
+  // A data directory of the version before names were objects: its name records become objects.
+  const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
   const accessKeys = tables === undefined || dataKey === undefined ? undefined : new AccessKeyTable(tables.service, dataKey);
+  // Multipart uploads are table records and their parts files: full nodes only, like objects.
+  const multipart = tables === undefined || objects === undefined ? undefined : new MultipartService({ tables: tables.service, objects, files, log, ...(config.files?.multipartAbandonMs !== undefined ? { abandonAfterMs: config.files.multipartAbandonMs, sweepIntervalMs: Math.max(1000, Math.floor(config.files.multipartAbandonMs / 4)) } : {}) });
   if (config.s3 !== undefined && (objects === undefined || accessKeys === undefined)) {
     throw new TesseraError('BAD_INPUT', 'this node is storage-only (no data key): it holds no buckets or S3 keys, so it cannot serve --s3; serve S3 from a full node');
   }
-  // A data directory of the version before names were objects: its name records become objects.
-  const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -301,7 +303,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     // Beyond loopback S3 speaks HTTPS with the API's certificate, by the API's own rules.
     const s3Tls = apiUsesTls(isLoopbackHost(config.s3.host), { ...sec, openReads: false }) ? apiTls ?? await loadApiTls(config.dataDir, tlsFiles) : undefined;
     // The S3 operations: the core ones, and beside them those of other modules (multipart).
-    const s3Routes: S3Route[] = [...coreS3Routes()];
+    const s3Routes: S3Route[] = [...coreS3Routes(), ...(multipart ? multipartRoutes(multipart) : [])];
     s3 = new S3Server({
       host: config.s3.host, port: config.s3.port, objects,
       routes: s3Routes,
@@ -327,6 +329,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   files.start();
   tables?.service.start();
   nameMigration?.start();
+  multipart?.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -369,6 +372,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await nbd?.close();
       await volumes.stop();
       await nameMigration?.stop();
+      await multipart?.stop();
       await files.stop();
       await tables?.close();
       await transport.close();

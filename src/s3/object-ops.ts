@@ -100,7 +100,7 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   return { status: range ? 206 : 200, headers, body: opened.stream };
 }
 
-function copySource(ctx: S3Context): { bucket: string; key: string } {
+export function copySource(ctx: S3Context): { bucket: string; key: string } {
   let v = header(ctx, 'x-amz-copy-source') ?? '';
   const q = v.indexOf('?');
   if (q >= 0) {

@@ -21,6 +21,7 @@ export interface NodeFlags {
   probeInterval?: string;
   suspicionTimeout?: string;
   gcGraceMs?: string;
+  multipartAbandonMs?: string;
   antiEntropyMs?: string;
   cors?: string;
   config?: string;
@@ -62,6 +63,7 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--probe-interval <ms>', 'failure detector probe period')
     .option('--gc-grace-ms <ms>', 'how long a chunk no file references any more is kept before deletion (default 10 minutes)')
+    .option('--multipart-abandon-ms <ms>', 'how long an S3 multipart upload may stay open before it is aborted and its parts removed (default 7 days)')
     .option('--anti-entropy-ms <ms>', 'how often removals and names are pulled from a peer (default 30 s)')
     .option('--suspicion-timeout <ms>', 'how long a suspect member has to refute before it is declared dead')
     .option('--default-policy <policy>', 'redundancy of puts that name none: a replica count such as 3, or shards such as 4+2 (default 3)')
