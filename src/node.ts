@@ -286,9 +286,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   const sec = config.apiSecurity ?? {};
   const loopbackApi = isLoopbackHost(config.api.host);
-  const apiTls = apiUsesTls(loopbackApi, sec)
-    ? await loadApiTls(config.dataDir, sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined)
-    : undefined;
+  const tlsFiles = sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined;
+  const apiTls = apiUsesTls(loopbackApi, sec) ? await loadApiTls(config.dataDir, tlsFiles) : undefined;
   routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !(sec.openReads === true && loopbackApi) }));
   const api = new ApiServer({
     host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log,
@@ -299,21 +298,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(sec.maxTransfers !== undefined ? { maxTransfers: sec.maxTransfers } : {}),
     observe: (method, route, code, seconds) => metrics.observeRequest(method, route, code, seconds),
   });
-  let apiAddr: string;
-  try {
-    apiAddr = await api.start();
-  } catch (err) {
-    await transport.close();
-    await chunks.close();
-    await meta.close();
-    throw err;
-  }
   let s3: S3Server | undefined;
-  let s3Addr: string | undefined;
   if (config.s3 !== undefined && objects !== undefined && accessKeys !== undefined) {
-    const s3Tls = apiUsesTls(isLoopbackHost(config.s3.host), { ...sec, openReads: false })
-      ? apiTls ?? await loadApiTls(config.dataDir, sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined)
-      : undefined;
+    // Beyond loopback S3 speaks HTTPS with the API's certificate, by the API's own rules.
+    const s3Tls = apiUsesTls(isLoopbackHost(config.s3.host), { ...sec, openReads: false }) ? apiTls ?? await loadApiTls(config.dataDir, tlsFiles) : undefined;
     // The S3 operations: the core ones, and beside them those of other modules (multipart).
     const s3Routes: S3Route[] = [...coreS3Routes(), ...(multipart ? multipartRoutes(multipart) : [])];
     s3 = new S3Server({
@@ -324,15 +312,18 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       ...(config.s3.domain ? { domain: config.s3.domain } : {}),
       ...(s3Tls ? { tls: { cert: s3Tls.cert, key: s3Tls.key } } : {}),
     });
-    try {
-      s3Addr = await s3.start();
-    } catch (err) {
-      await api.close();
-      await transport.close();
-      await chunks.close();
-      await meta.close();
-      throw err;
-    }
+  }
+  let apiAddr: string;
+  let s3Addr: string | undefined;
+  try {
+    apiAddr = await api.start();
+    s3Addr = await s3?.start();
+  } catch (err) {
+    await api.close();
+    await transport.close();
+    await chunks.close();
+    await meta.close();
+    throw err;
   }
   membership.start();
   files.start();

@@ -52,6 +52,14 @@ async function run(ctx: S3Context, p: ListParams, after: string, maxKeys: number
   return listKeys((o) => ctx.objects.listObjects(bucket, o), { prefix: p.prefix, delimiter: p.delimiter, after, maxKeys });
 }
 
+/** The elements every listing carries in the same order. */
+const common = (p: ListParams, maxKeys: number, r: ListResult): Xml[] => [
+  el('MaxKeys', maxKeys),
+  ...(p.delimiter !== '' ? [el('Delimiter', p.encode(p.delimiter))] : []),
+  ...(p.encodingType ? [el('EncodingType', p.encodingType)] : []),
+  el('IsTruncated', r.truncated),
+];
+
 const owner = () => el('Owner', el('ID', OWNER_ID), el('DisplayName', OWNER_NAME));
 
 function contentsOf(items: ObjectEntry[], p: ListParams, withOwner: boolean): Xml[] {
@@ -87,10 +95,7 @@ export function listRoutes(): S3Route[] {
             token !== null ? el('ContinuationToken', token) : null,
             r.truncated && r.next !== undefined ? el('NextContinuationToken', encodeToken(r.next)) : null,
             el('KeyCount', r.contents.length + r.commonPrefixes.length),
-            el('MaxKeys', maxKeys),
-            p.delimiter !== '' ? el('Delimiter', p.encode(p.delimiter)) : null,
-            p.encodingType ? el('EncodingType', p.encodingType) : null,
-            el('IsTruncated', r.truncated),
+            common(p, maxKeys, r),
             contentsOf(r.contents, p, fetchOwner),
             prefixesOf(r, p)),
         };
@@ -110,10 +115,7 @@ export function listRoutes(): S3Route[] {
             el('Marker', p.encode(marker)),
             // S3 gives NextMarker only with a delimiter; without, clients continue from the last key.
             r.truncated && r.next !== undefined && p.delimiter !== '' ? el('NextMarker', p.encode(r.next)) : null,
-            el('MaxKeys', maxKeys),
-            p.delimiter !== '' ? el('Delimiter', p.encode(p.delimiter)) : null,
-            p.encodingType ? el('EncodingType', p.encodingType) : null,
-            el('IsTruncated', r.truncated),
+            common(p, maxKeys, r),
             contentsOf(r.contents, p, true),
             prefixesOf(r, p)),
         };
@@ -133,10 +135,7 @@ export function listRoutes(): S3Route[] {
             el('KeyMarker', p.encode(marker)),
             el('VersionIdMarker', ''),
             r.truncated && r.next !== undefined ? [el('NextKeyMarker', p.encode(r.next)), el('NextVersionIdMarker', 'null')] : null,
-            el('MaxKeys', maxKeys),
-            p.delimiter !== '' ? el('Delimiter', p.encode(p.delimiter)) : null,
-            p.encodingType ? el('EncodingType', p.encodingType) : null,
-            el('IsTruncated', r.truncated),
+            common(p, maxKeys, r),
             r.contents.map((o) => el('Version',
               el('Key', p.encode(o.key)), el('VersionId', 'null'), el('IsLatest', true), el('LastModified', isoDate(o.mtime)),
               el('ETag', quoteEtag(o.etag)), el('Size', o.size), el('StorageClass', 'STANDARD'), owner())),

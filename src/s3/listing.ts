@@ -41,6 +41,12 @@ export async function listKeys(source: PageSource, r: ListRequest): Promise<List
   let last: string | undefined;
   let pages = 0;
   let lastPrefix: string | undefined;
+  // Continuing after a common prefix: none of the keys inside it may come back.
+  const rest = after.startsWith(r.prefix) ? after.slice(r.prefix.length) : '';
+  if (r.delimiter !== '' && rest.endsWith(r.delimiter) && rest.indexOf(r.delimiter) === rest.length - r.delimiter.length) {
+    lastPrefix = after;
+    if (Buffer.byteLength(after) + 4 <= MAX_KEY_BYTES) after += PAST;
+  }
   const full = () => contents.length + commonPrefixes.length >= r.maxKeys;
   while (pages < MAX_LIST_PAGES) {
     pages++;
