@@ -17,6 +17,8 @@ const LAYERS = {
   cli: ['root', 'client', 'api', 'block/nbd', 'files', 'block', 'content', 'cluster'],
   client: ['api'],
   api: ['files', 'block', 'tables', 'content', 'cluster'],
+  // The S3 face: like the API, it parses, authenticates and calls the services; the faces know nothing of each other.
+  s3: ['files', 'tables', 'content', 'cluster'],
   'block/nbd': ['block'],
   files: ['tables', 'content', 'cluster', 'net', 'wire', 'store'],
   block: ['tables', 'content', 'cluster', 'net', 'wire', 'store'],

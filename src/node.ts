@@ -4,9 +4,9 @@
 import { writeFile, rename, rm } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
+import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, s3KeyRoutes, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
+import { FileService, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -16,7 +16,8 @@ import { PeerRouter, Transport } from './net/index.js';
 import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
-import { openTables, type Tables } from './tables/index.js';
+import { openTables, AccessKeyTable, type Tables } from './tables/index.js';
+import { S3Server, coreS3Routes, multipartRoutes, type S3Route } from './s3/index.js';
 import { VERSION } from './version.js';
 
 /** The CLI parses `--store-engine` with the store's own rule; it reaches the store only through here. */
@@ -46,6 +47,8 @@ export interface NodeConfig {
   cors?: string;
   /** TLS, token and transfer limits of the API (see api/tls.ts). */
   apiSecurity?: ApiSecurityOptions;
+  /** Serve S3 here; TLS follows the API's rules for this address, with the API's certificate. */
+  s3?: { host: string; port: number; domain?: string };
   logger: Logger;
 }
 
@@ -59,6 +62,8 @@ export interface RunningNode {
   readonly nodeId: string;
   readonly listenAddr: string;
   readonly apiAddr: string;
+  /** Where S3 is served, when it is. */
+  readonly s3Addr: string | undefined;
   readonly membership: Membership;
   readonly chunks: ChunkStore;
   /** Where the NBD face listens, when this node is a volume master. */
@@ -195,6 +200,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
   // A data directory of the version before names were objects: its name records become objects.
   const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
+  const accessKeys = tables === undefined || dataKey === undefined ? undefined : new AccessKeyTable(tables.service, dataKey);
+  // Multipart uploads are table records and their parts files: full nodes only, like objects.
+  const multipart = tables === undefined || objects === undefined ? undefined : new MultipartService({ tables: tables.service, objects, files, log, ...(config.files?.multipartAbandonMs !== undefined ? { abandonAfterMs: config.files.multipartAbandonMs, sweepIntervalMs: Math.max(1000, Math.floor(config.files.multipartAbandonMs / 4)) } : {}) });
+  if (config.s3 !== undefined && (objects === undefined || accessKeys === undefined)) {
+    throw new TesseraError('BAD_INPUT', 'this node is storage-only (no data key): it holds no buckets or S3 keys, so it cannot serve --s3; serve S3 from a full node');
+  }
 
   let flushTimer: NodeJS.Timeout | undefined;
   const saveAddressBook = async () => {
@@ -253,6 +264,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   routes.push(...volumeRoutes(volumes.service));
   routes.push(...filesRoutes(files, objects));
   routes.push(...bucketRoutes(tables));
+  routes.push(...s3KeyRoutes(accessKeys));
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
   let nbdServer: NbdServer | undefined;
   const metricSources: MetricsSources = {
@@ -276,9 +288,8 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   const sec = config.apiSecurity ?? {};
   const loopbackApi = isLoopbackHost(config.api.host);
-  const apiTls = apiUsesTls(loopbackApi, sec)
-    ? await loadApiTls(config.dataDir, sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined)
-    : undefined;
+  const tlsFiles = sec.certFile !== undefined && sec.keyFile !== undefined ? { certFile: sec.certFile, keyFile: sec.keyFile } : undefined;
+  const apiTls = apiUsesTls(loopbackApi, sec) ? await loadApiTls(config.dataDir, tlsFiles) : undefined;
   routes.push(metricsRoute(metrics), events.route(), openApiRoute(routes, { tokenForReads: !(sec.openReads === true && loopbackApi) }));
   const api = new ApiServer({
     host: config.api.host, port: config.api.port, token: identity.apiToken, routes, logger: log,
@@ -289,10 +300,28 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(sec.maxTransfers !== undefined ? { maxTransfers: sec.maxTransfers } : {}),
     observe: (method, route, code, seconds) => metrics.observeRequest(method, route, code, seconds),
   });
+  let s3: S3Server | undefined;
+  if (config.s3 !== undefined && objects !== undefined && accessKeys !== undefined) {
+    // Beyond loopback S3 speaks HTTPS with the API's certificate, by the API's own rules.
+    const s3Tls = apiUsesTls(isLoopbackHost(config.s3.host), { ...sec, openReads: false }) ? apiTls ?? await loadApiTls(config.dataDir, tlsFiles) : undefined;
+    // The S3 operations: the core ones, and beside them those of other modules (multipart).
+    const s3Routes: S3Route[] = [...coreS3Routes(), ...(multipart ? multipartRoutes(multipart) : [])];
+    s3 = new S3Server({
+      host: config.s3.host, port: config.s3.port, objects,
+      routes: s3Routes,
+      loadKey: (id) => accessKeys.get(id),
+      logger: log.child({ component: 's3' }),
+      ...(config.s3.domain ? { domain: config.s3.domain } : {}),
+      ...(s3Tls ? { tls: { cert: s3Tls.cert, key: s3Tls.key } } : {}),
+    });
+  }
   let apiAddr: string;
+  let s3Addr: string | undefined;
   try {
     apiAddr = await api.start();
+    s3Addr = await s3?.start();
   } catch (err) {
+    await api.close();
     await transport.close();
     await chunks.close();
     await meta.close();
@@ -302,6 +331,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   files.start();
   tables?.service.start();
   nameMigration?.start();
+  multipart?.start();
   let nbd: NbdServer | undefined;
   let nbdAddr: NbdAddress | undefined;
   if (config.nbd !== undefined && volumes.master !== undefined) {
@@ -313,6 +343,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   const runtime: RuntimeInfo = {
     pid: process.pid, nodeId, listen: advertise, api: apiAddr, startedAt: new Date(startedAt).toISOString(),
     apiScheme: api.scheme,
+    ...(s3 && s3Addr ? { s3: s3Addr, s3Scheme: s3.scheme } : {}),
     ...(apiTls ? { apiTls: { certFile: apiTls.certFile, fingerprint256: apiTls.fingerprint256, selfSigned: apiTls.selfSigned } } : {}),
   };
   const runtimePath = join(config.dataDir, RUNTIME_FILE);
@@ -325,6 +356,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     nodeId,
     listenAddr: advertise,
     apiAddr,
+    s3Addr,
     membership,
     chunks,
     nbdAddr,
@@ -337,10 +369,12 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       if (flushTimer) clearTimeout(flushTimer);
       await saveAddressBook().catch(() => undefined);
       events.close();
+      await s3?.close();
       await api.close();
       await nbd?.close();
       await volumes.stop();
       await nameMigration?.stop();
+      await multipart?.stop();
       await files.stop();
       await tables?.close();
       await transport.close();

@@ -9,6 +9,9 @@ export interface RuntimeInfo {
   startedAt: string;
   /** 'https' when the API speaks TLS. */
   apiScheme?: 'http' | 'https';
+  /** Where the node serves S3 (tessera node --s3), and whether over HTTPS. */
+  s3?: string;
+  s3Scheme?: 'http' | 'https';
   /** The certificate the API serves; a self-signed one is pinned by its fingerprint. */
   apiTls?: { certFile: string; fingerprint256: string; selfSigned: boolean };
 }

@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './openapi.js';
 export * from './http-util.js';
 export * from './types.js';
+export * from './s3-key-routes.js';

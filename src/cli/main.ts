@@ -16,6 +16,7 @@ import { registerNbd } from './commands/nbd.js';
 import { registerFiles } from './commands/files.js';
 import { registerScrub } from './commands/scrub.js';
 import { registerDrain } from './commands/drain.js';
+import { registerS3 } from './commands/s3.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerFiles(program);
   registerScrub(program);
   registerDrain(program);
+  registerS3(program);
   registerDemo(program);
   registerVolume(program);
   registerNbd(program);

@@ -7,6 +7,7 @@ export * from './ids.js';
 export * from './manifest.js';
 export * from './manifest-builder.js';
 export * from './manifest-reader.js';
+export * from './manifest-composite.js';
 export * from './names.js';
 export * from './policy.js';
 export * from './authority.js';

@@ -11,6 +11,7 @@ import { checkPolicy, type RedundancyPolicy } from './policy.js';
 import {
   DEFAULT_PAGE_ENTRIES,
   MANIFEST_VERSION,
+  MANIFEST_NONCE_BYTES,
   MAX_CREATED_AT_MS,
   MAX_FILE_BYTES,
   MAX_MANIFEST_DEPTH,
@@ -29,6 +30,8 @@ export interface ManifestBuilderOptions {
   readonly policy: RedundancyPolicy;
   /** Milliseconds since the epoch; defaults to now. */
   readonly createdAt?: number;
+  /** Makes the root unique (see ManifestInfo.nonce). */
+  readonly nonce?: Uint8Array;
   /** Entries per page; small values make deep trees (for tests). */
   readonly pageEntries?: number;
 }
@@ -52,6 +55,7 @@ export class ManifestBuilder {
   readonly #chunkSize: number;
   readonly #policy: RedundancyPolicy;
   readonly #createdAt: number;
+  readonly #nonce: Buffer | undefined;
   readonly #pageEntries: number;
   readonly #levels: Level[] = [{ entries: [], chunks: 0, bytes: 0 }];
   #fileSize = 0;
@@ -69,6 +73,8 @@ export class ManifestBuilder {
       throw badInput(`creation time ${createdAt} is not a millisecond timestamp`);
     }
     this.#createdAt = createdAt;
+    if (opts.nonce !== undefined && opts.nonce.length !== MANIFEST_NONCE_BYTES) throw badInput(`manifest nonce must be ${MANIFEST_NONCE_BYTES} bytes`);
+    this.#nonce = opts.nonce === undefined ? undefined : Buffer.from(opts.nonce);
     const pageEntries = opts.pageEntries ?? DEFAULT_PAGE_ENTRIES;
     if (!Number.isInteger(pageEntries) || pageEntries < MIN_PAGE_ENTRIES || pageEntries > MAX_PAGE_ENTRIES) {
       throw badInput(`page size ${pageEntries} must be ${MIN_PAGE_ENTRIES}..${MAX_PAGE_ENTRIES} entries`);
@@ -120,6 +126,7 @@ export class ManifestBuilder {
           policy: this.#policy,
           createdAt: this.#createdAt,
           depth,
+          ...(this.#nonce ? { nonce: this.#nonce } : {}),
         };
         return { pages, root: sealPage({ depth, entries: level.entries, info }, this.#secret), info };
       }

@@ -27,6 +27,8 @@ export interface ManifestPageId {
 export class ManifestReader {
   readonly info: ManifestInfo;
   readonly rootId: Buffer;
+  /** An ordinary file is stitched from no other files (see CompositeReader). */
+  readonly parts: readonly never[] = [];
   readonly #root: DecodedPage;
   readonly #fetch: FetchChunk;
 
@@ -41,15 +43,20 @@ export class ManifestReader {
   static async open(fileId: FileId | string, fetch: FetchChunk): Promise<ManifestReader> {
     const { rootId, rootKey } = typeof fileId === 'string' ? parseFileId(fileId) : fileId;
     if (rootId.length !== CHUNK_ID_BYTES || rootKey.length !== KEY_BYTES) throw badInput('file id has a bad root id or key length');
-    const root = openPage(await fetch(Buffer.from(rootId)), rootId, rootKey, true);
-    const info = root.info as ManifestInfo;
+    return ManifestReader.fromRoot(Buffer.from(rootId), openPage(await fetch(Buffer.from(rootId)), rootId, rootKey, true), fetch);
+  }
+
+  /** Opens a tree whose root page was already fetched and decoded (by openFileManifest). */
+  static fromRoot(rootId: Buffer, root: DecodedPage, fetch: FetchChunk): ManifestReader {
+    if (root.info === undefined) throw corrupt('manifest root page carries no file information');
+    const info = root.info;
     const counted = sumEntries(root);
     if (counted.chunks !== info.chunkCount || counted.bytes !== info.fileSize) {
       throw corrupt(
         `manifest root lists ${counted.chunks} chunks / ${counted.bytes} bytes but claims ${info.chunkCount} / ${info.fileSize}`,
       );
     }
-    return new ManifestReader(Buffer.from(rootId), root, info, fetch);
+    return new ManifestReader(rootId, root, info, fetch);
   }
 
   /**

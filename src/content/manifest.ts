@@ -25,6 +25,8 @@ export const MAX_MANIFEST_DEPTH = 6;
 export const MAX_FILE_BYTES = 2 ** 50;
 /** Latest creation time accepted (year 9999), so a garbage timestamp cannot pass as a date. */
 export const MAX_CREATED_AT_MS = 253_402_300_799_999;
+/** Random bytes a root may carry so that a file is distinct from any other with the same bytes and time. */
+export const MANIFEST_NONCE_BYTES = 16;
 
 /** One data chunk of a file: where it is, how to read it, and how many plaintext bytes it holds. */
 export interface ChunkRef {
@@ -50,6 +52,11 @@ export interface ManifestInfo {
   readonly createdAt: number;
   /** 0: the root lists chunks; d: the root lists pages of depth d − 1. */
   readonly depth: number;
+  /**
+   * Present when the file must have an id of its own even if the same bytes were stored in the
+   * same millisecond (a multipart part, which only its upload's object may remove).
+   */
+  readonly nonce?: Buffer;
 }
 
 export type ChunkEntry = [id: Buffer, key: Buffer, size: number];
@@ -89,6 +96,7 @@ const rootPageSchema = z
     n: z.number().int().min(0).max(MAX_FILE_BYTES),
     p: policySchema,
     at: z.number().int().min(0).max(MAX_CREATED_AT_MS),
+    u: z.custom<Buffer>((v) => Buffer.isBuffer(v) && v.length === MANIFEST_NONCE_BYTES, `expected a ${MANIFEST_NONCE_BYTES}-byte nonce`).optional(),
   })
   .strict();
 
@@ -101,8 +109,8 @@ export interface PageContent {
 export function encodePage(page: PageContent): Buffer {
   const base = { v: MANIFEST_VERSION, t: page.info ? 'root' : 'page', d: page.depth, e: page.entries };
   if (!page.info) return cbor.encode(base);
-  const { fileSize, chunkSize, chunkCount, policy, createdAt } = page.info;
-  return cbor.encode({ ...base, size: fileSize, cs: chunkSize, n: chunkCount, p: policy, at: createdAt });
+  const { fileSize, chunkSize, chunkCount, policy, createdAt, nonce } = page.info;
+  return cbor.encode({ ...base, size: fileSize, cs: chunkSize, n: chunkCount, p: policy, at: createdAt, ...(nonce ? { u: nonce } : {}) });
 }
 
 /** Encrypts a page convergently under the manifest secret; the caller stores it like any chunk. */
@@ -157,6 +165,7 @@ export function decodePage(plain: Uint8Array, expectRoot: boolean): DecodedPage 
     policy: root.p,
     createdAt: root.at,
     depth: root.d,
+    ...(root.u ? { nonce: root.u } : {}),
   };
   if (info.chunkCount !== Math.ceil(info.fileSize / info.chunkSize)) {
     throw corrupt(`manifest root claims ${info.chunkCount} chunks for ${info.fileSize} bytes in ${info.chunkSize}-byte chunks`);

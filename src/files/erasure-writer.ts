@@ -7,9 +7,10 @@
  * live node (the next node in placement order takes over from one that fails) before the put
  * succeeds; any failure aborts the upload everywhere it went.
  */
+import { randomBytes } from 'node:crypto';
 import { unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkStream, chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk, encodeShards, checkErasureParams, formatFileId, ManifestBuilder, majorityQuorum } from '../content/index.js';
+import { MANIFEST_NONCE_BYTES, chunkStream, chunkIdOf, encryptChunk, type ClusterKeys, type EncryptedChunk, encodeShards, checkErasureParams, formatFileId, ManifestBuilder, majorityQuorum } from '../content/index.js';
 import { describeFailures, reachQuorum } from '../cluster/index.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, SPREAD_QUORUM } from './limits.js';
 import { errorMessage } from './errors.js';
@@ -25,6 +26,8 @@ export interface EcWriteOptions {
   m: number;
   windowChunks: number;
   signal?: AbortSignal;
+  /** See WriteOptions.unique. */
+  unique?: boolean;
 }
 
 /** One stripe on its way out: its descriptor (id `d`) and the k+m shards with their ids. */
@@ -56,7 +59,7 @@ export class EcWriter {
     try {
       const live = this.#usable().length;
       if (live < n) throw unavailable(`erasure coding ${o.k}+${o.m} puts each chunk's ${n} shards on ${n} distinct nodes, but only ${live} live node(s) can take data (start more nodes or use fewer shards)`);
-      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'ec', k: o.k, m: o.m } });
+      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'ec', k: o.k, m: o.m }, ...(o.unique ? { nonce: randomBytes(MANIFEST_NONCE_BYTES) } : {}) });
       const pages: EncryptedChunk[] = [];
       for await (const plain of chunkStream(source, o.chunkSize)) {
         if (w.failure !== undefined) break;

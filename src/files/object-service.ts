@@ -161,12 +161,40 @@ export class ObjectService {
    */
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
-    if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
-    if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
     // Content type and user metadata are checked before any byte is stored.
     checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0 });
     const b = await this.#bucket(bucket, true);
-    const policy = opts.policy ?? b.policy;
+    const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
+    const { size } = put;
+    const record: ObjectRecord = {
+      fileId: put.fileId,
+      size,
+      etag: put.md5.toString('hex'),
+      checksums: {},
+      contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
+      userMeta: opts.userMeta ?? {},
+      mtime: Date.now(),
+    };
+    try {
+      await this.#point(b, key, record);
+    } catch (e) {
+      // The file is referenced by nothing: it must not stay.
+      await this.#dropFileIfUnreferenced(put.fileId);
+      throw e;
+    }
+    const { md5: _md5, ...file } = put;
+    return { bucket: b.name, key, ...record, file };
+  }
+
+  /**
+   * Stores a body as a file that no key points at yet, with the MD5 and size of its plaintext
+   * computed as it streams (multipart parts are such files). A Content-MD5 or length mismatch
+   * fails the stream itself, so the file is never committed.
+   */
+  async storeBody(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions & { policy: RedundancyPolicy; unique?: boolean }): Promise<PutResultView & { md5: Buffer }> {
+    if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
+    if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
+    const policy = opts.policy;
     const md5 = createHash('md5');
     let size = 0;
     const expectedSize = opts.expectedSize;
@@ -189,24 +217,9 @@ export class ObjectService {
       ...(policy.kind === 'ec' ? { ec: { k: policy.k, m: policy.m } } : { replicas: policy.r, quorum: policy.w }),
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.unique ? { unique: true } : {}),
     });
-    const record: ObjectRecord = {
-      fileId: put.fileId,
-      size,
-      etag: md5.digest('hex'),
-      checksums: {},
-      contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
-      userMeta: opts.userMeta ?? {},
-      mtime: Date.now(),
-    };
-    try {
-      await this.#point(b, key, record);
-    } catch (e) {
-      // The file is referenced by nothing: it must not stay.
-      await this.#dropFileIfUnreferenced(put.fileId);
-      throw e;
-    }
-    return { bucket: b.name, key, ...record, file: { ...put, size } };
+    return { ...put, size, md5: md5.digest() };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {

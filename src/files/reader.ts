@@ -8,7 +8,7 @@
  */
 import { TesseraError, notFound, unavailable, corrupt } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkIdOf, decryptChunk, encryptedSize, type ManifestReader } from '../content/index.js';
+import { chunkIdOf, decryptChunk, encryptedSize, type FileManifest } from '../content/index.js';
 import { CHUNK_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import { ByteLru } from './lru.js';
@@ -215,7 +215,7 @@ export const LOCAL_LOADS_IN_FLIGHT = 2;
  * decrypted ahead of the consumer, no more.
  */
 export async function* readRange(
-  reader: ManifestReader,
+  reader: FileManifest,
   fetcher: ChunkFetcher,
   start: number,
   end: number,

@@ -8,7 +8,7 @@ import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
 import type { PeerHandlers } from '../net/index.js';
 import { reachQuorum } from '../cluster/index.js';
-import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, parseFileId, ManifestReader, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
+import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, parseFileId, openFileManifest, sealComposite, formatFileId, type FileManifest, type CompositePart, MAX_COMPOSITE_PARTS, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { AntiEntropy } from './anti-entropy.js';
 import { ChunkHost } from './chunk-host.js';
@@ -55,6 +55,8 @@ export interface FilesTuning {
   repairIntervalMs?: number;
   scrubRateBytes?: number;
   scrubIntervalMs?: number;
+  /** A multipart upload left open this long is aborted and its parts removed (files/multipart.ts). */
+  multipartAbandonMs?: number;
 }
 
 export interface FileServiceOptions extends FilesTuning {
@@ -78,6 +80,8 @@ export interface PutOptions {
   /** Erasure coding instead of replicas: k data and m parity shards per chunk. */
   ec?: { k: number; m: number };
   signal?: AbortSignal;
+  /** Give the file an id of its own even if the same bytes were stored in the same millisecond (multipart parts). */
+  unique?: boolean;
 }
 
 export interface OpenedFile {
@@ -98,6 +102,9 @@ export interface FilesCounters {
   getsFailed: number;
   removes: number;
 }
+
+/** Part manifests a composite put opens, or part removals a composite rm sends, at once. */
+export const COMPOSITE_CONCURRENCY = 8;
 
 /** A file id, lowercased; anything else is BAD_INPUT that says what a file id looks like. */
 function checkFileRef(ref: string): string {
@@ -216,8 +223,8 @@ export class FileService {
     try {
       const res =
         policy.kind === 'ec'
-          ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) })
-          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+          ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) })
+          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) });
       this.counters.putsOk++;
       this.#log.info({ file: res.root.slice(0, 16), size: res.info.fileSize, chunks: res.info.chunkCount, newChunks: res.newChunks }, 'file stored');
       return {
@@ -338,8 +345,19 @@ export class FileService {
   async removeFile(ref: string): Promise<string> {
     this.#needWriter('remove files');
     const fileId = checkFileRef(ref);
-    await this.#openManifest(fileId);
+    const manifest = await this.#openManifest(fileId);
     const root = parseFileId(fileId).rootId.toString('hex');
+    // A composite owns the files it is stitched from: they go with it (each was made for it alone),
+    // first, so a removal cut short can be tried again while the composite still names them.
+    await this.#tombstoneParts(manifest.parts);
+    await this.#tombstone(root);
+    this.counters.removes++;
+    this.#log.info({ file: root.slice(0, 16), parts: manifest.parts.length }, 'file removed');
+    return root;
+  }
+
+  /** Records a file's removal on a quorum of live nodes; anti-entropy spreads it to the rest. */
+  async #tombstone(root: string): Promise<void> {
     const at = Date.now();
     const proof = this.#needSigner('remove files').prove({ kind: 'fileRm', root, at });
     const nodes = this.#peers.live().map((n) => n.nodeId);
@@ -349,9 +367,57 @@ export class FileService {
       attempt: (n) => this.#peers.call(n, M.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
     });
-    this.counters.removes++;
-    this.#log.info({ file: root.slice(0, 16) }, 'file removed');
-    return root;
+  }
+
+  async #tombstoneParts(parts: readonly CompositePart[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < parts.length) await this.#tombstone(parts[next++]!.rootId.toString('hex'));
+    };
+    await Promise.all(Array.from({ length: Math.min(COMPOSITE_CONCURRENCY, parts.length) }, worker));
+  }
+
+  /** The sizes of the files a composite is stitched from, in order; empty for an ordinary file. */
+  async partSizes(ref: string): Promise<number[]> {
+    this.#needWriter('read files');
+    return (await this.#openManifest(checkFileRef(ref))).parts.map((p) => p.size);
+  }
+
+  /**
+   * Stores a file stitched from other files, in order: its root lists their manifests and no byte
+   * is copied. Every part must be an ordinary file of this cluster with one redundancy policy;
+   * removing the composite removes them. Returns the composite's file id.
+   */
+  async putComposite(partIds: readonly string[], o: { signal?: AbortSignal } = {}): Promise<PutResultView> {
+    const writer = this.#needWriter('store files');
+    const began = Date.now();
+    if (partIds.length === 0 || partIds.length > MAX_COMPOSITE_PARTS) throw badInput(`a composite file needs 1 to ${MAX_COMPOSITE_PARTS} parts; got ${partIds.length}`);
+    const parts: CompositePart[] = new Array(partIds.length);
+    const manifests: FileManifest[] = new Array(partIds.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < partIds.length) {
+        const i = next++;
+        o.signal?.throwIfAborted();
+        const m = await this.#openManifest(partIds[i]!);
+        if (m.parts.length > 0) throw badInput(`part ${i + 1} is itself a composite file; parts must be ordinary files`);
+        const { rootId, rootKey } = parseFileId(partIds[i]!);
+        parts[i] = { rootId, rootKey, size: m.info.fileSize, chunks: m.info.chunkCount };
+        manifests[i] = m;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(COMPOSITE_CONCURRENCY, partIds.length) }, worker));
+    const policy = manifests[0]!.info.policy;
+    const mixed = manifests.findIndex((m) => formatPolicy(m.info.policy) !== formatPolicy(policy));
+    if (mixed >= 0) throw badInput(`part ${mixed + 1} is stored as ${formatPolicy(manifests[mixed]!.info.policy)}, part 1 as ${formatPolicy(policy)}; the parts of one file share a policy`);
+    const chunkSize = Math.max(...manifests.map((m) => m.info.chunkSize));
+    const { root, manifest } = sealComposite({ parts, policy, chunkSize }, this.#keys!.manifestSecret);
+    // The root is a manifest page: replicated, as many copies as the parts' pages have.
+    const copies = policy.kind === 'replicas' ? { r: policy.r, w: policy.w } : { r: policy.m + 1, w: Math.min(SPREAD_QUORUM, policy.m + 1) };
+    const res = await writer.writeRoot(root, manifest.info, { chunkSize, ...copies, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}) });
+    this.counters.putsOk++;
+    this.#log.info({ file: res.root.slice(0, 16), size: manifest.info.fileSize, parts: parts.length }, 'composite file stored');
+    return { fileId: formatFileId(root.id, root.key), name: null, size: manifest.info.fileSize, chunks: manifest.info.chunkCount, newChunks: 0, policy: formatPolicy(policy), durationMs: Date.now() - began };
   }
 
   async stat(ref: string): Promise<FileStatView> {
@@ -413,12 +479,12 @@ export class FileService {
     return this.#writer;
   }
 
-  async #openManifest(fileId: string): Promise<ManifestReader> {
+  async #openManifest(fileId: string): Promise<FileManifest> {
     const root = parseFileId(fileId).rootId.toString('hex');
     const removed = this.#refs.tombstoneOf(root);
     if (removed !== undefined && !this.#refs.liveCommitAfter(root, removed)) throw notFound(`file ${fileId.slice(0, 16)}… was removed`);
     try {
-      return await ManifestReader.open(fileId, (id) => this.fetcher.fetch(id));
+      return await openFileManifest(fileId, (id) => this.fetcher.fetch(id));
     } catch (e) {
       if (e instanceof TesseraError && e.code === 'NOT_FOUND') throw notFound(`file ${fileId.slice(0, 16)}… is not stored in this cluster (no live node has its manifest)`);
       throw e;

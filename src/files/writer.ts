@@ -7,7 +7,8 @@
  */
 import { TesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
+import { randomBytes } from 'node:crypto';
+import { MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
 import { M, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
@@ -21,6 +22,8 @@ export interface WriteOptions {
   w: number;
   windowChunks: number;
   signal?: AbortSignal;
+  /** Give the file an id of its own even if the same bytes were stored in the same millisecond. */
+  unique?: boolean;
 }
 
 export interface WriteResult {
@@ -64,7 +67,7 @@ export class FileWriter {
       }, slots);
     try {
       this.checkLive(o.w);
-      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'replicas', r: o.r, w: o.w } });
+      const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'replicas', r: o.r, w: o.w }, ...(o.unique ? { nonce: randomBytes(MANIFEST_NONCE_BYTES) } : {}) });
       let batch: Item[] = [];
       let slots = 0;
       // The plaintext is encrypted before the next chunk is asked for, so one buffer assembles them all.
@@ -90,10 +93,7 @@ export class FileWriter {
       if (batch.length > 0) launch(batch, slots);
       await w.drain();
       // The root names everything below it, so it is stored only once they all are.
-      await this.storeBatch([{ chunk: built.root, data: false }], upload, o, touched, w.signal);
-      const root = built.root.id.toString('hex');
-      await this.commit(upload, root, built.info.createdAt, o.w, touched);
-      return { fileId: formatFileId(built.root.id, built.root.key), root, upload, info: built.info, newChunks, touched };
+      return await this.storeRoot(built.root, built.info, newChunks, w, o);
     } catch (e) {
       const err = await w.fail(e);
       await this.abort(upload, touched);
@@ -101,6 +101,31 @@ export class FileWriter {
     } finally {
       w.close();
     }
+  }
+
+  /**
+   * Stores a root sealed elsewhere (a composite's: it names other files, not chunks) and commits
+   * it as a file of its own, with the same references and abort as any put.
+   */
+  async writeRoot(root: EncryptedChunk, info: ManifestInfo, o: WriteOptions): Promise<WriteResult> {
+    const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
+    try {
+      return await this.storeRoot(root, info, 0, w, o);
+    } catch (e) {
+      const err = await w.fail(e);
+      await this.abort(w.upload, w.touched);
+      throw err;
+    } finally {
+      w.close();
+    }
+  }
+
+  /** Stores the root once everything below it is stored, then commits the upload as that file. */
+  private async storeRoot(root: EncryptedChunk, info: ManifestInfo, newChunks: number, w: PutWindow, o: WriteOptions): Promise<WriteResult> {
+    await this.storeBatch([{ chunk: root, data: false }], w.upload, o, w.touched, w.signal);
+    const hex = root.id.toString('hex');
+    await this.commit(w.upload, hex, info.createdAt, o.w, w.touched);
+    return { fileId: formatFileId(root.id, root.key), root: hex, upload: w.upload, info, newChunks, touched: w.touched };
   }
 
   /** Tells every node that got references of this upload to drop them (best effort, bounded in time). */

@@ -3,3 +3,5 @@ export { EntryStore } from './entry-store.js';
 export { BucketTable, ObjectTable, type BucketEntry, type ObjectEntry, type Page } from './buckets-objects.js';
 export * from './records.js';
 export { openTables, type OpenTablesOptions, type Tables } from './open.js';
+export * from './multipart-records.js';
+export { AccessKeyTable, ACCESS_KEY_PERMISSIONS, isAccessKeyId, type AccessKeyPermission, type AccessKeyView } from './access-keys.js';

@@ -97,7 +97,8 @@ export function userMetaBytes(meta: Readonly<Record<string, string>>): number {
   return n;
 }
 
-function check<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, what: string): T {
+/** Validates a record against its schema; BAD_INPUT names the first field that is wrong. */
+export function checkRecord<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
@@ -107,11 +108,11 @@ function check<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown, w
 }
 
 export function checkBucketRecord(value: unknown): BucketRecord {
-  return check(bucketRecordSchema as z.ZodType<BucketRecord, z.ZodTypeDef, unknown>, value, 'bucket record');
+  return checkRecord(bucketRecordSchema as z.ZodType<BucketRecord, z.ZodTypeDef, unknown>, value, 'bucket record');
 }
 
 export function checkObjectRecord(value: unknown): ObjectRecord {
-  const r = check(objectRecordSchema as z.ZodType<ObjectRecord, z.ZodTypeDef, unknown>, value, 'object record');
+  const r = checkRecord(objectRecordSchema as z.ZodType<ObjectRecord, z.ZodTypeDef, unknown>, value, 'object record');
   const n = userMetaBytes(r.userMeta);
   if (n > MAX_USER_METADATA_BYTES) throw tooLarge(`user metadata of ${n} bytes exceeds S3's limit of ${MAX_USER_METADATA_BYTES} bytes`, { size: n });
   return r;

@@ -8,7 +8,7 @@ import { checkZone } from '../../cluster/index.js';
 import { loadNodeConfig, type NodeFileConfig } from '../config.js';
 import { parseSize } from '../format.js';
 import { missingTuning } from '../runtime-tuning.js';
-import { MAX_GC_GRACE_MS, MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS } from '../../files/index.js';
+import { MAX_ABANDON_AFTER_MS, MAX_GC_GRACE_MS, MAX_RATE_BYTES, MAX_REPAIR_GRACE_MS, MAX_REPAIR_INTERVAL_MS, MAX_SCRUB_INTERVAL_MS, MIN_RATE_BYTES, MIN_REPAIR_INTERVAL_MS, MIN_SCRUB_INTERVAL_MS } from '../../files/index.js';
 import { parsePolicy } from '../../content/index.js';
 import { LOG_LEVELS, type NodeFlags, type PeerFlag } from './node.js';
 
@@ -82,6 +82,7 @@ export async function runNodeCommand(
   const probeIntervalMs = positiveMs(flags.probeInterval, '--probe-interval');
   const suspicionTimeoutMs = positiveMs(flags.suspicionTimeout, '--suspicion-timeout');
   const gcGraceMs = boundedInt(flags.gcGraceMs, '--gc-grace-ms', 0, MAX_GC_GRACE_MS);
+  const multipartAbandonMs = boundedInt(flags.multipartAbandonMs, '--multipart-abandon-ms', 0, MAX_ABANDON_AFTER_MS);
   const antiEntropyIntervalMs = positiveMs(flags.antiEntropyMs, '--anti-entropy-ms');
   const defaultPolicy = flags.defaultPolicy !== undefined ? parsePolicy(flags.defaultPolicy) : undefined;
   const repairGraceMs = boundedInt(flags.repairGraceMs, '--repair-grace-ms', 0, MAX_REPAIR_GRACE_MS);
@@ -114,9 +115,11 @@ export async function runNodeCommand(
       ...(apiIdleTimeoutMs !== undefined ? { idleTimeoutMs: apiIdleTimeoutMs } : {}),
       ...(apiMaxTransfers !== undefined ? { maxTransfers: apiMaxTransfers } : {}),
     },
+    ...(flags.s3 !== undefined ? { s3: { ...parseHostPort(flags.s3, '--s3'), ...(flags.s3Domain ? { domain: flags.s3Domain } : {}) } } : {}),
     ...(flags.quota ? { quota: parseSize(flags.quota, '--quota') } : {}),
     files: {
       ...(gcGraceMs !== undefined ? { gcGraceMs } : {}),
+      ...(multipartAbandonMs !== undefined ? { multipartAbandonMs } : {}),
       ...(antiEntropyIntervalMs ? { antiEntropyIntervalMs } : {}),
       ...(defaultPolicy ? { defaultPolicy } : {}),
       ...(repairGraceMs !== undefined ? { repairGraceMs } : {}),

@@ -21,6 +21,7 @@ export interface NodeFlags {
   probeInterval?: string;
   suspicionTimeout?: string;
   gcGraceMs?: string;
+  multipartAbandonMs?: string;
   antiEntropyMs?: string;
   cors?: string;
   config?: string;
@@ -37,6 +38,8 @@ export interface NodeFlags {
   apiOpenReads?: boolean;
   apiIdleTimeoutMs?: string;
   apiMaxTransfers?: string;
+  s3?: string;
+  s3Domain?: string;
 }
 
 /**
@@ -60,6 +63,7 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .option('--probe-interval <ms>', 'failure detector probe period')
     .option('--gc-grace-ms <ms>', 'how long a chunk no file references any more is kept before deletion (default 10 minutes)')
+    .option('--multipart-abandon-ms <ms>', 'how long an S3 multipart upload may stay open before it is aborted and its parts removed (default 7 days)')
     .option('--anti-entropy-ms <ms>', 'how often removals and names are pulled from a peer (default 30 s)')
     .option('--suspicion-timeout <ms>', 'how long a suspect member has to refute before it is declared dead')
     .option('--default-policy <policy>', 'redundancy of puts that name none: a replica count such as 3, or shards such as 4+2 (default 3)')
@@ -76,6 +80,8 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--api-open-reads', 'let local users read through a loopback API without the token (off by default)')
     .option('--api-idle-timeout-ms <ms>', 'close an API connection that moves no data for this long (default 30000)')
     .option('--api-max-transfers <n>', 'uploads and downloads served at once; more are answered 503 (default 16)')
+    .option('--s3 <host:port>', 'serve an S3-compatible endpoint here (plain HTTP on loopback, HTTPS with the API\'s certificate beyond it); keys: tessera s3 key create')
+    .option('--s3-domain <domain>', 'also answer virtual-host style S3 requests for BUCKET.DOMAIN')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
     .option('--json', 'log JSON lines even on a terminal');
 }

@@ -162,3 +162,48 @@ test('a member without the data key cannot remove a file through anti-entropy', 
   assert.equal(((await a.handleRpc('file.tombstones', { limit: 10 }, Buffer.alloc(0))).body as { items: unknown[] }).items.length, 0, 'no tombstone was stored');
   assert.ok((await collect((await a.open(put.fileId)).read())).equals(data));
 });
+
+test('a composite file is stitched from its parts without copying them, reads across part boundaries, and removing it removes the parts', async (t) => {
+  const c = await cluster(3, 4, { gcGraceMs: 0 });
+  t.after(() => c.close());
+  const a = c.services.get('node0')!;
+  const b = c.services.get('node1')!;
+  const datas = [randomBytes(3 * 4096 + 11), randomBytes(4096), randomBytes(2 * 4096 + 1)];
+  const parts = [];
+  for (const d of datas) parts.push((await a.put(pieces(d), { chunkSize: 4096 })).fileId);
+  const chunksBefore = c.stores.get('node0')!.puts.length;
+  const composite = await a.putComposite(parts);
+  assert.equal(c.stores.get('node0')!.puts.length - chunksBefore, 1, 'only the composite root was stored');
+  const whole = Buffer.concat(datas);
+  assert.equal(composite.size, whole.length);
+  assert.equal(composite.chunks, 4 + 1 + 3);
+  const opened = await b.open(composite.fileId);
+  assert.equal(opened.totalSize, whole.length);
+  assert.ok((await collect(opened.read())).equals(whole));
+  for (const [s, e] of [[3 * 4096 + 5, 4 * 4096 + 20], [0, 1], [whole.length - 3, whole.length], [4096, 6 * 4096]] as const) {
+    assert.ok((await collect(opened.read(s, e))).equals(whole.subarray(s, e)), `${s}-${e}`);
+  }
+  assert.equal((await b.stat(composite.fileId)).chunks, 8);
+  await assert.rejects(a.putComposite([composite.fileId]), { code: 'BAD_INPUT', message: /itself a composite/ });
+  await assert.rejects(a.putComposite([]), { code: 'BAD_INPUT' });
+
+  await a.removeFile(composite.fileId);
+  await assert.rejects(b.open(composite.fileId), { code: 'NOT_FOUND' });
+  for (const p of parts) await assert.rejects(b.open(p), { code: 'NOT_FOUND' }, 'each part went with the composite');
+  // With no grace period, the sweep deletes every chunk the parts and the composite held.
+  for (const s of c.services.values()) await s.host.sweep();
+  for (const [id, store] of c.stores) assert.equal((await c.services.get(id)!.listChunks(100)).ids.length, 0, `${id} holds no chunk (${store.puts.length} were stored)`);
+});
+
+test('a put with unique gets a file id of its own for the same bytes; removing one leaves the other readable', async (t) => {
+  const c = await cluster(3, 4);
+  t.after(() => c.close());
+  const a = c.services.get('node0')!;
+  const data = randomBytes(3 * 4096 + 1);
+  const one = await a.put(pieces(data), { chunkSize: 4096, unique: true });
+  const two = await a.put(pieces(data), { chunkSize: 4096, unique: true });
+  assert.notEqual(one.fileId, two.fileId);
+  assert.equal(two.newChunks, 0, 'the data chunks are still shared');
+  await a.removeFile(one.fileId);
+  assert.ok((await collect((await c.services.get('node1')!.open(two.fileId)).read())).equals(data));
+});

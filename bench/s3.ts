@@ -1,0 +1,177 @@
+/**
+ * The S3 face against tessera's own client, in the same run on the same 3-node loopback cluster
+ * (disk nodes, R = 3):
+ *  - one large object: PUT and GET with aws-cli (`s3 cp`, its default 8 MiB multipart parts and
+ *    10 requests in flight) against `tessera put` / `tessera get` of the same file; ratios are
+ *    native time ÷ S3 time (goal ≥ 0.85);
+ *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
+ *    with SigV4 over keep-alive connections (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
+ *
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--json]
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatBytes, parseSize } from '../src/cli/format.js';
+import { CLI_PATH } from '../src/cli/local-cluster.js';
+import { randomStream } from '../src/cli/random-stream.js';
+import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
+import { canonicalRequest, credentialScope, signingKey, signString, stringToSign, UNSIGNED_PAYLOAD } from '../src/s3/sigv4.js';
+import { awsEnv, mustRun, startS3Cluster, type S3Key } from '../test/helpers/s3-cluster.js';
+import { flag, intArg } from './cli-args.js';
+
+const LARGE_GOAL = 0.85;
+const PUT_RATE_GOAL = 1000;
+const GET_RATE_GOAL = 3000;
+const OBJECT_BYTES = 4096;
+/** Small objects measured at most, and the longest a phase may run before it stops counting. */
+const MAX_SMALL = 100_000;
+const PHASE_LIMIT_MS = 120_000;
+
+/** A minimal S3 client for the small-object phase: SigV4 with UNSIGNED-PAYLOAD, keep-alive sockets. */
+class Signer {
+  readonly #agent: Agent;
+  constructor(private readonly host: string, private readonly port: number, private readonly key: S3Key, inflight: number) {
+    this.#agent = new Agent({ keepAlive: true, maxSockets: inflight });
+  }
+
+  send(method: 'PUT' | 'GET', path: string, body?: Buffer): Promise<{ status: number; bytes: number }> {
+    const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const date = amzDate.slice(0, 8);
+    const hostHeader = `${this.host}:${this.port}`;
+    const headers: Record<string, string> = { host: hostHeader, 'x-amz-content-sha256': UNSIGNED_PAYLOAD, 'x-amz-date': amzDate };
+    if (body) headers['content-length'] = String(body.length);
+    const signed = Object.keys(headers).sort();
+    const canonical = canonicalRequest({ method, rawPath: path, query: [], headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])), signedHeaders: signed, payloadHash: UNSIGNED_PAYLOAD });
+    const scope = credentialScope({ accessKeyId: this.key.accessKeyId, date, region: 'us-east-1', service: 's3' });
+    const signature = signString(signingKey(this.key.secretKey, date, 'us-east-1', 's3'), stringToSign(amzDate, scope, canonical));
+    headers['authorization'] = `AWS4-HMAC-SHA256 Credential=${this.key.accessKeyId}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
+    return new Promise((resolve, reject) => {
+      const req = request({ host: this.host, port: this.port, method, path, headers, agent: this.#agent }, (res) => {
+        let bytes = 0;
+        res.on('data', (b: Buffer) => (bytes += b.length));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+/** Runs `count` operations with `inflight` at once; returns operations per second (bounded by PHASE_LIMIT_MS). */
+async function rate(count: number, inflight: number, op: (i: number) => Promise<void>): Promise<{ perSecond: number; done: number }> {
+  let next = 0;
+  let done = 0;
+  const began = Date.now();
+  const worker = async () => {
+    while (next < count && Date.now() - began < PHASE_LIMIT_MS) {
+      const i = next++;
+      await op(i);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  return { perSecond: (done * 1000) / (Date.now() - began), done };
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const began = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - began) / 1e6;
+}
+
+async function md5File(path: string): Promise<string> {
+  const h = createHash('md5');
+  const fh = await open(path, 'r');
+  try {
+    for await (const piece of fh.createReadStream()) h.update(piece as Buffer);
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+export async function main(args: string[]): Promise<void> {
+  const size = parseSize(flag(args, '--size') ?? '1G', '--size');
+  const small = Math.min(intArg(args, '--small', 4000), MAX_SMALL);
+  const inflight = intArg(args, '--inflight', 32);
+  const json = args.includes('--json');
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
+  const s3 = await startS3Cluster({ nodes: 3 });
+  try {
+    const key = await s3.createKey('bench');
+    const n0 = s3.cluster.node(0);
+    const src = join(dir, 'source');
+    const fh = await open(src, 'w');
+    for await (const piece of randomStream(size)) await fh.write(piece);
+    await fh.sync();
+    await fh.close();
+    const srcMd5 = await md5File(src);
+    const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
+    let fileId = '';
+    const nativePut = await timed(async () => {
+      fileId = (JSON.parse((await tessera('put', src, '-q', '--json')).stdout) as { fileId: string }).fileId;
+    });
+    const nativeGet = await timed(() => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
+    if ((await md5File(join(dir, 'native.out'))) !== srcMd5) throw new Error('tessera get returned other bytes');
+    await rm(join(dir, 'native.out'));
+
+    const env = awsEnv(key, dir);
+    await writeFile(env.AWS_CONFIG_FILE!, '[default]\nregion = us-east-1\n');
+    const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
+    await aws('s3', 'mb', 's3://bench');
+    const s3Put = await timed(() => aws('s3', 'cp', '--no-progress', src, 's3://bench/large'));
+    const s3Get = await timed(() => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
+    if ((await md5File(join(dir, 's3.out'))) !== srcMd5) throw new Error('the S3 GET returned other bytes');
+    await rm(join(dir, 's3.out'));
+
+    const client = new Signer(s3.host, s3.port, key, inflight);
+    const body = randomBytes(OBJECT_BYTES);
+    let failures = 0;
+    const puts = await rate(small, inflight, async (i) => {
+      const r = await client.send('PUT', `/bench/small/${i}`, body);
+      if (r.status !== 200) failures++;
+    });
+    const gets = await rate(puts.done, inflight, async (i) => {
+      const r = await client.send('GET', `/bench/small/${i}`);
+      if (r.status !== 200 || r.bytes !== OBJECT_BYTES) failures++;
+    });
+    client.close();
+
+    const mbps = (ms: number) => size / 2 ** 20 / (ms / 1000);
+    const result = {
+      size,
+      native: { putMs: nativePut, getMs: nativeGet, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet) },
+      s3: { putMs: s3Put, getMs: s3Get, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get) },
+      ratios: { put: nativePut / s3Put, get: nativeGet / s3Get },
+      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, inflight, failures },
+    };
+    if (json) {
+      process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      return;
+    }
+    const verdict = (ok: boolean) => (ok ? 'meets' : 'below');
+    process.stdout.write(
+      [
+        `S3 benchmark, 3 local disk nodes, R=3; object of ${formatBytes(size)}`,
+        `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get)`,
+        `  S3      put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp)`,
+        `  ratio   put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}: put ${verdict(result.ratios.put >= LARGE_GOAL)}, get ${verdict(result.ratios.get >= LARGE_GOAL)})`,
+        `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}), ${failures} failed`,
+        '',
+      ].join('\n'),
+    );
+    if (failures > 0) process.exitCode = 1;
+  } finally {
+    await s3.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

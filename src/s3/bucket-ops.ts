@@ -1,0 +1,110 @@
+/**
+ * Service and bucket operations: ListBuckets, CreateBucket (with a redundancy policy),
+ * DeleteBucket, HeadBucket, GetBucketLocation, GetBucketVersioning (unversioned).
+ */
+import { TesseraError } from '../errors.js';
+import { parsePolicy, type RedundancyPolicy } from '../content/index.js';
+import type { BucketEntry } from '../tables/index.js';
+import { OWNER_ID, OWNER_NAME, bucketName, header, isoDate, requireBucket } from './common.js';
+import { S3Error } from './errors.js';
+import type { S3Route } from './handler.js';
+import { el, parseXmlBody, xmlDocument } from './xml.js';
+
+/** Header naming a new bucket's redundancy: `3` (replicas) or `4+2` (erasure coding), as `tessera put` takes. */
+export const REDUNDANCY_HEADER = 'x-tessera-redundancy';
+/** Buckets ListBuckets returns at most (S3's own default quota is far lower). */
+export const MAX_LISTED_BUCKETS = 10_000;
+/** CreateBucketConfiguration is a LocationConstraint and little else. */
+export const MAX_CREATE_BUCKET_BODY_BYTES = 16 << 10;
+
+async function allBuckets(list: (token?: string) => Promise<{ items: BucketEntry[]; token: string | null }>): Promise<BucketEntry[]> {
+  const out: BucketEntry[] = [];
+  let token: string | undefined;
+  do {
+    const page = await list(token);
+    out.push(...page.items);
+    token = page.token ?? undefined;
+  } while (token !== undefined && out.length < MAX_LISTED_BUCKETS);
+  return out.slice(0, MAX_LISTED_BUCKETS);
+}
+
+function policyFrom(text: string | undefined): RedundancyPolicy | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parsePolicy(text.trim());
+  } catch (e) {
+    throw new S3Error('InvalidArgument', `${REDUNDANCY_HEADER}: ${(e as Error).message}`);
+  }
+}
+
+export function bucketRoutes(): S3Route[] {
+  return [
+    {
+      method: 'GET', target: 'service', access: 'none', name: 'ListBuckets',
+      handle: async (ctx) => {
+        const buckets = (await allBuckets((token) => ctx.objects.listBuckets({ limit: 1000, ...(token ? { token } : {}) })))
+          .filter((b) => ctx.principal.buckets === null || ctx.principal.buckets.has(b.name));
+        return {
+          body: xmlDocument('ListAllMyBucketsResult',
+            el('Owner', el('ID', OWNER_ID), el('DisplayName', OWNER_NAME)),
+            el('Buckets', buckets.map((b) => el('Bucket', el('Name', b.name), el('CreationDate', isoDate(b.createdAt)))))),
+        };
+      },
+    },
+    {
+      method: 'PUT', target: 'bucket', access: 'owner', name: 'CreateBucket',
+      handle: async (ctx) => {
+        const name = bucketName(ctx);
+        // Only a key for every bucket creates buckets, or a key scoped as the owner of this name.
+        const policy = policyFrom(header(ctx, REDUNDANCY_HEADER));
+        const body = await ctx.readBody(MAX_CREATE_BUCKET_BODY_BYTES);
+        if (body.length > 0) parseXmlBody(body, 'CreateBucketConfiguration');
+        try {
+          await ctx.objects.createBucket(name, policy);
+        } catch (e) {
+          if (e instanceof TesseraError && e.code === 'CONFLICT') throw new S3Error('BucketAlreadyOwnedByYou', `bucket '${name}' already exists`);
+          if (e instanceof TesseraError && e.code === 'BAD_INPUT') throw new S3Error('InvalidBucketName', e.message);
+          throw e;
+        }
+        return { headers: { location: `/${name}` } };
+      },
+    },
+    {
+      method: 'DELETE', target: 'bucket', access: 'owner', name: 'DeleteBucket',
+      handle: async (ctx) => {
+        const name = bucketName(ctx);
+        await requireBucket(ctx, name);
+        try {
+          await ctx.objects.removeBucket(name);
+        } catch (e) {
+          if (e instanceof TesseraError && e.code === 'CONFLICT') throw new S3Error('BucketNotEmpty', `bucket '${name}' is not empty; delete its objects first`);
+          if (e instanceof TesseraError && e.code === 'NOT_FOUND') throw new S3Error('NoSuchBucket', `bucket '${name}' does not exist`);
+          throw e;
+        }
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'HEAD', target: 'bucket', access: 'read', name: 'HeadBucket',
+      handle: async (ctx) => {
+        await requireBucket(ctx);
+        return {};
+      },
+    },
+    {
+      method: 'GET', target: 'bucket', query: ['location'], access: 'read', name: 'GetBucketLocation',
+      handle: async (ctx) => {
+        await requireBucket(ctx);
+        // Empty is us-east-1 to every client; tessera accepts any region name in signatures.
+        return { body: xmlDocument('LocationConstraint') };
+      },
+    },
+    {
+      method: 'GET', target: 'bucket', query: ['versioning'], access: 'read', name: 'GetBucketVersioning',
+      handle: async (ctx) => {
+        await requireBucket(ctx);
+        return { body: xmlDocument('VersioningConfiguration') };
+      },
+    },
+  ];
+}
