@@ -37,6 +37,8 @@ export interface NodeFlags {
   apiOpenReads?: boolean;
   apiIdleTimeoutMs?: string;
   apiMaxTransfers?: string;
+  /** false with --no-bulk-plane. */
+  bulkPlane?: boolean;
 }
 
 /**
@@ -75,6 +77,7 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--api-plain-http', 'serve plain HTTP even beyond loopback (only behind a TLS-terminating proxy: the token and file contents would cross the network in clear)')
     .option('--api-open-reads', 'let local users read through a loopback API without the token (off by default)')
     .option('--api-idle-timeout-ms <ms>', 'close an API connection that moves no data for this long (default 30000)')
+    .option('--no-bulk-plane', 'send chunk and volume payloads over TLS too, instead of the plain bulk connection beside it (they are sealed already; see docs/security.md)')
     .option('--api-max-transfers <n>', 'uploads and downloads served at once; more are answered 503 (default 16)')
     .option('--config <file>', `settings file (default: DATA/${CONFIG_FILE} when present); flags override it`)
     .option('--json', 'log JSON lines even on a terminal');
