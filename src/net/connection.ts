@@ -10,6 +10,7 @@ import type { BulkChannel } from './bulk-channel.js';
 import { encodeDescriptor, parseDescriptor, type Descriptor } from './bulk-wire.js';
 import { checkRequestControl, checkResponseControl, errorControl, toErrorCode, truncateMessage } from './messages.js';
 import { Semaphore } from './semaphore.js';
+import { unlessAborted } from './abortable.js';
 import type { CallOptions, PeerHello, Reply, RequestHandler, Role, TransportCounters } from './types.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 64;
@@ -482,7 +483,7 @@ export class RpcConnection {
         this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${length}`);
         return;
       }
-      const payload = state.bulk !== undefined ? await untilCancelled(state.bulk, inboundSignal(state)) : f.payload;
+      const payload = state.bulk !== undefined ? await unlessAborted(state.bulk, inboundSignal(state), () => inboundSignal(state).reason) : f.payload;
       reply = await this.opts.handler({
         method, body: req.b, payload, peer: this.peer,
         get signal() {
@@ -633,25 +634,6 @@ export class RpcConnection {
 
 /** How long a retired, idle connection stays open for requests already on the wire. */
 export const RETIRE_GRACE_MS = 2000;
-
-/** `p`, unless the request is cancelled first. */
-function untilCancelled<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 function reasonSuffix(reason: unknown): string {
   if (reason instanceof Error && reason.name !== 'AbortError') return `: ${reason.message}`;

@@ -21,6 +21,7 @@ import { DEFAULT_HANDSHAKE_TIMEOUT_MS, runHandshake } from './handshake.js';
 import { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 import { formatAddr, parseAddr } from './addr.js';
 import { RefusalLog } from './refusal-log.js';
+import { unlessAborted } from './abortable.js';
 import { BulkChannel } from './bulk-channel.js';
 import {
   BIND_ACCEPTED, BIND_MESSAGE_BYTES, BULK_CAPABILITY, BULK_MAGIC, TLS_HANDSHAKE_RECORD, bindVerifies, deriveBulkKeys, encodeBind, parseBind,
@@ -611,20 +612,5 @@ function cancelled(signal: AbortSignal): TesseraError {
 
 /** Waits for `p` unless the caller gives up first; the dial itself continues for other callers. */
 function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return p;
-  if (signal.aborted) return Promise.reject(cancelled(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelled(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+  return signal === undefined ? p : unlessAborted(p, signal, () => cancelled(signal));
 }

@@ -12,20 +12,19 @@ import { echo, makeNode, waitFor } from './helpers.js';
 const BULK = { requests: ['chunk.put'], replies: ['chunk.get', 'chunk.put'] };
 const MIB = 1 << 20;
 
-const open: Array<{ close(): Promise<void> }> = [];
-after(async () => {
-  await Promise.all(open.map((t) => t.close()));
-});
-async function node(...args: Parameters<typeof makeNode>) {
+/** Everything a test opens, closed once all tests ran. */
+const closers: Array<() => Promise<void>> = [];
+after(() => Promise.all(closers.map((c) => c())));
+const node = async (...args: Parameters<typeof makeNode>) => {
   const n = await makeNode(...args);
-  open.push(n.t);
+  closers.push(() => n.t.close());
   return n;
-}
-async function proxy(...args: Parameters<typeof startProxy>): Promise<TcpProxy> {
+};
+const proxy = async (...args: Parameters<typeof startProxy>): Promise<TcpProxy> => {
   const p = await startProxy(...args);
-  open.push(p);
+  closers.push(() => p.close());
   return p;
-}
+};
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Dials a→b and waits until the bulk connection is bound. */
