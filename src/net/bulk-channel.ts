@@ -129,6 +129,26 @@ export class BulkChannel {
     return p;
   }
 
+  /**
+   * Where the dialing side's next read lands (`onread`): straight into the transfer being received,
+   * so its bytes are never copied, else into `scratch` (headers, and bytes after a transfer's end).
+   */
+  readTarget(scratch: Buffer): Buffer {
+    const c = this.current;
+    return c !== undefined && this.held === undefined && !this.closed ? c.body.subarray(c.fill) : scratch;
+  }
+
+  /** `n` bytes were read into `buf`, the buffer `readTarget` gave. */
+  onRead(n: number, buf: Buffer): void {
+    const c = this.current;
+    if (c !== undefined && buf.buffer === c.body.buffer && buf.byteOffset === c.body.byteOffset + c.fill) {
+      c.fill += n;
+      if (c.fill === c.length) this.finish();
+      return;
+    }
+    this.onBytes(buf.subarray(0, n));
+  }
+
   /** Feeds bytes read from the socket; copies what it keeps, so `chunk` may be reused after. */
   onBytes(chunk: Buffer): void {
     let at = 0;

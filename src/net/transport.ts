@@ -46,7 +46,7 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 32;
 /** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
 const SOCKET_HIGH_WATER_MARK = 1 << 20;
-/** The dialing side reads its bulk connection into one buffer of this size, reused for every read. */
+/** The dialing side reads transfers straight into their buffers, and headers into one of this size. */
 const BULK_READ_BUFFER_BYTES = 256 << 10;
 /** Payloads smaller than this stay on TLS: a second write costs more than encrypting them. */
 export const DEFAULT_BULK_MIN_BYTES = 16 << 10;
@@ -357,14 +357,19 @@ export class Transport {
   private dialBulk(conn: RpcConnection, addr: string, keys: BulkKeys, generation: number, losses: number): void {
     if (this.closing || conn.closed) return;
     const { host, port } = parseAddr(addr);
-    let sink: (b: Buffer) => void = () => {};
+    const scratch = Buffer.allocUnsafe(BULK_READ_BUFFER_BYTES);
+    let target = (): Buffer => scratch;
+    let sink: (n: number, buf: Buffer) => void = () => {};
     const raw = net.connect({
       host,
       port,
-      onread: { buffer: Buffer.allocUnsafe(BULK_READ_BUFFER_BYTES), callback: (n: number, buf: Uint8Array): boolean => {
-          sink(Buffer.from(buf.buffer, buf.byteOffset, n));
+      onread: {
+        buffer: () => target(),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          sink(n, buf as Buffer);
           return true;
-        } },
+        },
+      },
     } as net.NetConnectOpts);
     raw.setNoDelay(true);
     let lost = false;
@@ -380,13 +385,14 @@ export class Transport {
     const timer = setTimeout(() => ch.close(new TesseraError('UNAVAILABLE', 'bulk binding was not answered')), this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
     timer.unref();
     raw.once('close', () => clearTimeout(timer));
-    sink = (b) => {
-      if (b.length === 0) return;
+    sink = (n, buf) => {
+      if (n === 0) return;
       clearTimeout(timer);
-      if (b[0] !== BIND_ACCEPTED) return void ch.close(new TesseraError('PROTOCOL', `peer answered the bulk binding with ${b[0]}`));
+      if (buf[0] !== BIND_ACCEPTED) return void ch.close(new TesseraError('PROTOCOL', `peer answered the bulk binding with ${buf[0]}`));
       ch.markSendable();
-      sink = (x) => ch.onBytes(x);
-      if (b.length > 1) ch.onBytes(b.subarray(1));
+      sink = (m, b) => ch.onRead(m, b);
+      target = () => ch.readTarget(scratch);
+      if (n > 1) ch.onBytes(buf.subarray(1, n));
     };
     raw.once('connect', () => raw.write(encodeBind(keys, generation)));
   }
