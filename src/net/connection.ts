@@ -106,6 +106,7 @@ export class RpcConnection {
   private retireTimer: NodeJS.Timeout | undefined;
   private retiring = false;
   private bulkChannel: BulkChannel | undefined;
+  private bulkSends: Array<{ ch: BulkChannel; d: Descriptor; parts: readonly Buffer[] }> = [];
 
   constructor(socket: TLSSocket, decoder: FrameDecoder, opts: ConnectionOptions) {
     this.socket = socket;
@@ -277,8 +278,26 @@ export class RpcConnection {
     const parts = Buffer.isBuffer(payload) ? [payload] : payload;
     const d = ch.describe(parts);
     this.write(encodeFrame(kind, id, control, encodeDescriptor(d), undefined, FrameFlag.BULK));
-    ch.send(d, parts);
+    // The bytes leave right after the TLS frames of this turn, so their descriptors are usually
+    // in before them and the receiver need not stop reading to wait for one.
+    this.bulkSends.push({ ch, d, parts });
     this.opts.counters.bulkBytesOut += d.length;
+  }
+
+  private flushBulk(): void {
+    const sends = this.bulkSends;
+    if (sends.length === 0) return;
+    this.bulkSends = [];
+    let corked: BulkChannel | undefined;
+    for (const { ch, d, parts } of sends) {
+      if (ch !== corked) {
+        corked?.socket.uncork();
+        corked = ch;
+        ch.socket.cork();
+      }
+      ch.send(d, parts);
+    }
+    corked?.socket.uncork();
   }
 
   /** Registers a described transfer at once, in arrival order, whoever ends up waiting for it. */
@@ -345,6 +364,7 @@ export class RpcConnection {
       setImmediate(() => {
         this.corked = false;
         s.uncork();
+        this.flushBulk();
       });
     }
     for (const b of parts) {
