@@ -121,7 +121,7 @@ export class NodeMetrics {
     const src = this.sources;
     new Counter({
       name: 'tessera_peer_bytes_total',
-      help: 'Bytes sent to and received from other nodes over the peer transport (TLS payload).',
+      help: 'Bytes sent to and received from other nodes over the peer transport (TLS, and sealed payloads on the bulk plane).',
       labelNames: ['direction'],
       registers,
       collect() {
@@ -133,7 +133,7 @@ export class NodeMetrics {
     });
     new Counter({
       name: 'tessera_peer_bulk_bytes_total',
-      help: 'Sealed payload bytes sent to and received from other nodes on the bulk plane, beside TLS.',
+      help: 'Of the peer bytes, sealed payload bytes sent and received on the bulk plane beside TLS.',
       labelNames: ['direction'],
       registers,
       collect() {

@@ -282,6 +282,7 @@ export class RpcConnection {
     // in before them and the receiver need not stop reading to wait for one.
     this.bulkSends.push({ ch, d, parts });
     this.opts.counters.bulkBytesOut += d.length;
+    this.opts.counters.bytesOut += d.length;
   }
 
   private flushBulk(): void {
@@ -314,7 +315,10 @@ export class RpcConnection {
       ch !== undefined && ch.generation === d.generation
         ? ch.expect(d)
         : Promise.reject(new TesseraError('UNAVAILABLE', `bulk connection ${d.generation} to ${this.describePeer()} is gone; its transfer is lost`));
-    bytes.then((b) => (this.opts.counters.bulkBytesIn += b.length), ignore);
+    bytes.then((b) => {
+      this.opts.counters.bulkBytesIn += b.length;
+      this.opts.counters.bytesIn += b.length;
+    }, ignore);
     return { d, bytes };
   }
 

@@ -64,7 +64,7 @@ export interface TransportCounters {
   connectionsClosed: number;
   handshakesFailed: number;
   protocolViolations: number;
-  /** Payload bytes sent and received on the bulk plane (included in neither bytesOut nor bytesIn). */
+  /** Payload bytes sent and received on the bulk plane (also counted in bytesOut and bytesIn). */
   bulkBytesOut: number;
   bulkBytesIn: number;
   /** Bulk connections refused (stranger, wrong session, replay) or closed on bad bytes. */
