@@ -1,12 +1,14 @@
 /**
  * RPC transport throughput and latency between two processes on loopback, against a raw TLS 1.3
- * stream between the same two processes measured in the same run.
+ * stream between the same two processes measured in the same run; then the bulk plane (payloads
+ * beside TLS on a plain TCP connection) against a raw TCP stream, with CPU per MiB on both ends.
  *   node dist/bench/main.js rpc [--mib 512] [--inflight 8] [--rounds 3]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import net from 'node:net';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log.js';
@@ -30,6 +32,8 @@ function pct(sorted: number[], p: number): number {
 }
 
 async function rpcPhase(t: Transport, addr: string, payload: Buffer, count: number, inflight: number) {
+  const peerCpu0 = (await t.call(addr, 'cpu', null)).body as number;
+  const cpu0 = ownCpuMicros();
   const lat: number[] = [];
   let next = 0;
   const deadline = Date.now() + PHASE_DEADLINE_MS;
@@ -45,8 +49,14 @@ async function rpcPhase(t: Transport, addr: string, payload: Buffer, count: numb
   };
   await Promise.all(Array.from({ length: inflight }, worker));
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
+  const senderMicros = ownCpuMicros() - cpu0;
+  const receiverMicros = ((await t.call(addr, 'cpu', null)).body as number) - peerCpu0;
+  const mib = (lat.length * payload.length) / MIB;
   lat.sort((a, b) => a - b);
-  return { mbps: (lat.length * payload.length) / 1e6 / secs, p50: pct(lat, 50), p99: pct(lat, 99), calls: lat.length };
+  return {
+    mbps: (lat.length * payload.length) / 1e6 / secs, p50: pct(lat, 50), p99: pct(lat, 99), calls: lat.length,
+    senderMsPerMiB: senderMicros / 1000 / mib, receiverMsPerMiB: receiverMicros / 1000 / mib,
+  };
 }
 
 interface RawResult {
@@ -56,9 +66,12 @@ interface RawResult {
   receiverMsPerMiB: number;
 }
 
+/** `key` empty: a plain TCP stream, the floor of what a bulk connection could cost. */
 async function rawPhase(port: number, key: string, cert: string, payload: Buffer, count: number): Promise<RawResult> {
-  const s = tls.connect({ host: '127.0.0.1', port, key, cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', highWaterMark: MIB } as tls.ConnectionOptions);
-  await once(s, 'secureConnect');
+  const s = key === ''
+    ? net.connect({ host: '127.0.0.1', port, highWaterMark: MIB } as net.NetConnectOpts)
+    : tls.connect({ host: '127.0.0.1', port, key, cert, rejectUnauthorized: false, minVersion: 'TLSv1.3', highWaterMark: MIB } as tls.ConnectionOptions);
+  await once(s, key === '' ? 'connect' : 'secureConnect');
   s.setNoDelay(true);
   const head = Buffer.alloc(8);
   head.writeBigUInt64BE(BigInt(count * payload.length));
@@ -79,7 +92,7 @@ async function rawPhase(port: number, key: string, cert: string, payload: Buffer
 }
 
 /** The next `n` bytes the socket receives. */
-function readExactly(s: tls.TLSSocket, n: number): Promise<Buffer> {
+function readExactly(s: net.Socket, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let got = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
@@ -110,22 +123,33 @@ export async function main(args: string[]): Promise<void> {
       once(lines, 'line'),
       new Promise((_, rej) => setTimeout(() => rej(new Error('peer process did not start within 10 s')), 10_000).unref()),
     ])) as [string];
-    const { rpcPort, rawPort } = JSON.parse(first) as { rpcPort: number; rawPort: number };
+    const { rpcPort, bulkPort, rawPort, tcpPort } = JSON.parse(first) as { rpcPort: number; bulkPort: number; rawPort: number; tcpPort: number };
     const creds = await generateCredentials();
-    const t = new Transport({
-      credentials: creds,
-      clusterId: 'bench',
-      clusterSecret: secret,
-      host: '127.0.0.1',
-      port: 0,
-      logger: silentLogger,
-      handler: async () => ({}),
-    });
+    const transport = (bulk: boolean) =>
+      new Transport({
+        credentials: creds,
+        clusterId: 'bench',
+        clusterSecret: secret,
+        host: '127.0.0.1',
+        port: 0,
+        logger: silentLogger,
+        handler: async () => ({}),
+        ...(bulk ? { bulkPlane: { requests: ['sink'], replies: [] } } : {}),
+      });
+    const t = transport(false);
+    const tb = transport(true);
     const addr = `127.0.0.1:${rpcPort}`;
+    const bulkAddr = `127.0.0.1:${bulkPort}`;
     const payload = randomBytes(MIB);
     // Warm-up: connection, TLS session, JIT.
     await rpcPhase(t, addr, payload, 32, inflight);
     await rawPhase(rawPort, creds.privateKeyPem, creds.certificatePem, payload, 32);
+    await rawPhase(tcpPort, '', '', payload, 32);
+    await tb.call(bulkAddr, 'cpu', null);
+    const bound = Date.now() + 5000;
+    while (!tb.hasBulkTo(tb.peers[0]?.nodeId ?? '') && Date.now() < bound) await new Promise((r) => setTimeout(r, 10));
+    if (!tb.hasBulkTo(tb.peers[0]?.nodeId ?? '')) throw new Error('the bulk connection was not bound within 5 s');
+    await rpcPhase(tb, bulkAddr, payload, 32, inflight);
 
     // Alternating rounds, medians: the machine is shared and noisy, and a drift in load must
     // not land on one side of the ratio only.
@@ -138,14 +162,32 @@ export async function main(args: string[]): Promise<void> {
     const raw = [...raws].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
     const rpc = [...rpcs].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
     const single = await rpcPhase(t, addr, payload, Math.min(mib, 128), 1);
+    // The bulk plane against its floor and its ceiling, each the median of alternating rounds.
+    const tcps: RawResult[] = [];
+    const bulks: Array<Awaited<ReturnType<typeof rpcPhase>>> = [];
+    for (let r = 0; r < rounds; r++) {
+      tcps.push(await rawPhase(tcpPort, '', '', payload, mib));
+      bulks.push(await rpcPhase(tb, bulkAddr, payload, mib, inflight));
+    }
+    const tcp = [...tcps].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
+    const bulk = [...bulks].sort((a, b) => a.mbps - b.mbps)[Math.floor(rounds / 2)]!;
+    if (tb.counters.bulkBytesOut < mib * MIB) throw new Error(`only ${tb.counters.bulkBytesOut} bytes went on the bulk plane`);
     await t.close();
+    await tb.close();
+    const cpu = (x: { senderMsPerMiB: number; receiverMsPerMiB: number }) =>
+      `CPU per MiB: sender ${x.senderMsPerMiB.toFixed(2)} ms + receiver ${x.receiverMsPerMiB.toFixed(2)} ms = ${(x.senderMsPerMiB + x.receiverMsPerMiB).toFixed(2)} ms`;
 
     console.log(`rpc benchmark: ${mib} x 1 MiB request payloads, two processes on loopback, median of ${rounds} alternating rounds`);
     console.log(`  rounds raw ${raws.map((x) => x.mbps.toFixed(0)).join(' ')}  rpc ${rpcs.map((x) => x.mbps.toFixed(0)).join(' ')} MB/s`);
     console.log(`  raw TLS 1.3 stream          ${raw.mbps.toFixed(0)} MB/s   CPU per MiB: sender ${raw.senderMsPerMiB.toFixed(2)} ms + receiver ${raw.receiverMsPerMiB.toFixed(2)} ms = ${(raw.senderMsPerMiB + raw.receiverMsPerMiB).toFixed(2)} ms`);
-    console.log(`  rpc, ${inflight} in flight          ${rpc.mbps.toFixed(0)} MB/s   p50 ${rpc.p50.toFixed(2)} ms   p99 ${rpc.p99.toFixed(2)} ms   (${rpc.calls} calls)`);
+    console.log(`  rpc, ${inflight} in flight          ${rpc.mbps.toFixed(0)} MB/s   p50 ${rpc.p50.toFixed(2)} ms   p99 ${rpc.p99.toFixed(2)} ms   (${rpc.calls} calls)   ${cpu(rpc)}`);
     console.log(`  rpc, 1 in flight            ${single.mbps.toFixed(0)} MB/s   p50 ${single.p50.toFixed(2)} ms   p99 ${single.p99.toFixed(2)} ms`);
     console.log(`  ratio rpc/raw               ${(rpc.mbps / raw.mbps).toFixed(2)}   (goal >= 0.80)`);
+    console.log(`  raw TCP stream              ${tcp.mbps.toFixed(0)} MB/s   ${cpu(tcp)}`);
+    console.log(`  rpc on the bulk plane, ${inflight} in flight ${bulk.mbps.toFixed(0)} MB/s   p50 ${bulk.p50.toFixed(2)} ms   p99 ${bulk.p99.toFixed(2)} ms   ${cpu(bulk)}`);
+    console.log(`  rounds tcp ${tcps.map((x) => x.mbps.toFixed(0)).join(' ')}  bulk ${bulks.map((x) => x.mbps.toFixed(0)).join(' ')} MB/s`);
+    const total = (x: { senderMsPerMiB: number; receiverMsPerMiB: number }) => x.senderMsPerMiB + x.receiverMsPerMiB;
+    console.log(`  CPU per MiB, bulk plane vs raw TLS ${(total(bulk) / total(raw)).toFixed(2)}×, vs raw TCP ${(total(bulk) / total(tcp)).toFixed(2)}×, vs rpc over TLS ${(total(bulk) / total(rpc)).toFixed(2)}×`);
   } finally {
     child.stdin!.end();
     const exited = once(child, 'exit');

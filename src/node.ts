@@ -49,11 +49,22 @@ export interface NodeConfig {
   apiSecurity?: ApiSecurityOptions;
   /** Serve S3 here; TLS follows the API's rules for this address, with the API's certificate. */
   s3?: { host: string; port: number; domain?: string };
+  /** Sealed payloads travel beside TLS (net/bulk-wire.ts) unless false. */
+  bulkPlane?: boolean;
   logger: Logger;
 }
 
 /** Capabilities this node announces in its hello. */
 const CAPABILITIES = ['membership/1', 'chunks/1'];
+/**
+ * Payloads that are ciphertext already, each with its own authentication checked by whoever uses
+ * it: chunks (their id is the SHA-256 of the sealed bytes) and sealed volume sectors (an AEAD tag
+ * each, opened at the master). Only these may travel on the bulk plane.
+ */
+const SEALED_PAYLOADS = {
+  requests: ['chunk.put', 'extent.write', 'extent.batch'],
+  replies: ['chunk.get', 'extent.read', 'extent.batch'],
+};
 /** Address book writes are coalesced: membership can change many times a second in a storm. */
 const ADDRESS_BOOK_FLUSH_MS = 500;
 const MEMBERS_KEY = 'address-book';
@@ -107,6 +118,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     // Membership messages are all control: a payload on one is a peer misbehaving.
     maxPayloadBytesFor: (method) => (method.startsWith('member.') ? 0 : MAX_FRAME_PAYLOAD_BYTES),
     handler: handlers.handle,
+    ...(config.bulkPlane !== false ? { bulkPlane: SEALED_PAYLOADS } : {}),
   });
   let bound: { host: string; port: number };
   try {

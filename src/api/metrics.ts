@@ -84,6 +84,7 @@ const PEER_CONNECTIONS: Array<{ key: string; event: string }> = [
   { key: 'connectionsClosed', event: 'closed' },
   { key: 'handshakesFailed', event: 'handshake_failed' },
   { key: 'protocolViolations', event: 'protocol_violation' },
+  { key: 'bulkRefused', event: 'bulk_refused' },
 ];
 
 const n = (bag: CounterBag | undefined, key: string): number => {
@@ -120,7 +121,7 @@ export class NodeMetrics {
     const src = this.sources;
     new Counter({
       name: 'tessera_peer_bytes_total',
-      help: 'Bytes sent to and received from other nodes over the peer transport (TLS payload).',
+      help: 'Bytes sent to and received from other nodes over the peer transport (TLS, and sealed payloads on the bulk plane).',
       labelNames: ['direction'],
       registers,
       collect() {
@@ -128,6 +129,18 @@ export class NodeMetrics {
         const t = src.transport();
         mirror(this, { direction: 'in' }, n(t, 'bytesIn'));
         mirror(this, { direction: 'out' }, n(t, 'bytesOut'));
+      },
+    });
+    new Counter({
+      name: 'tessera_peer_bulk_bytes_total',
+      help: 'Of the peer bytes, sealed payload bytes sent and received on the bulk plane beside TLS.',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        const t = src.transport();
+        mirror(this, { direction: 'in' }, n(t, 'bulkBytesIn'));
+        mirror(this, { direction: 'out' }, n(t, 'bulkBytesOut'));
       },
     });
     new Counter({

@@ -5,9 +5,12 @@
 import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { FRAME_KIND_NAMES, FrameKind, decodeControl, decodeControlUnknown, encodeControl, encodeFrame, type Frame, type FrameDecoder } from '../wire/index.js';
+import { FRAME_KIND_NAMES, FrameFlag, FrameKind, decodeControl, decodeControlUnknown, encodeControl, encodeFrame, payloadLength, type Frame, type FrameDecoder } from '../wire/index.js';
+import type { BulkChannel } from './bulk-channel.js';
+import { encodeDescriptor, parseDescriptor, type Descriptor } from './bulk-wire.js';
 import { checkRequestControl, checkResponseControl, errorControl, toErrorCode, truncateMessage } from './messages.js';
 import { Semaphore } from './semaphore.js';
+import { unlessAborted } from './abortable.js';
 import type { CallOptions, PeerHello, Reply, RequestHandler, Role, TransportCounters } from './types.js';
 
 export const DEFAULT_MAX_IN_FLIGHT = 64;
@@ -31,6 +34,20 @@ export interface ConnectionOptions {
   defaultTimeoutMs: number;
   /** Largest payload a method accepts; a request over it is a violation. Default: the frame limit. */
   maxPayloadBytesFor?: (method: string) => number;
+  /** Which payloads may travel on the bulk plane; without it none do. */
+  bulk?: BulkPolicy;
+}
+
+/**
+ * Methods whose payloads are already ciphertext with their own authentication (chunks, sealed
+ * volume sectors): only these may leave the TLS connection. Payloads under `minBytes` stay on TLS,
+ * where they cost less than a second write.
+ */
+export interface BulkPolicy {
+  requests: ReadonlySet<string>;
+  replies: ReadonlySet<string>;
+  minBytes: number;
+  maxTransferBytes: number;
 }
 
 interface Pending {
@@ -44,7 +61,12 @@ interface Inbound {
   controller: AbortController | undefined;
   /** Set once, when the caller cancelled or the connection died. */
   cancelled: TesseraError | undefined;
+  /** The payload, when it travels on the bulk plane: resolves once it arrived and verified. */
+  bulk?: Promise<Buffer>;
+  bulkBytes?: number;
 }
+
+const ignore = () => {};
 
 function inboundSignal(s: Inbound): AbortSignal {
   if (s.controller === undefined) {
@@ -83,6 +105,8 @@ export class RpcConnection {
   private readonly closeListeners: Array<(c: RpcConnection) => void> = [];
   private retireTimer: NodeJS.Timeout | undefined;
   private retiring = false;
+  private bulkChannel: BulkChannel | undefined;
+  private bulkSends: Array<{ ch: BulkChannel; d: Descriptor; parts: readonly Buffer[] }> = [];
 
   constructor(socket: TLSSocket, decoder: FrameDecoder, opts: ConnectionOptions) {
     this.socket = socket;
@@ -114,6 +138,28 @@ export class RpcConnection {
 
   get inFlight(): number {
     return this.slots.inUse;
+  }
+
+  /** Both ends offered the bulk plane. */
+  get peerUsesBulk(): boolean {
+    return this.opts.bulk !== undefined;
+  }
+
+  get bulk(): BulkChannel | undefined {
+    return this.bulkChannel;
+  }
+
+  /** Receives on `ch` at once; sends on it once the channel says it may. */
+  attachBulk(ch: BulkChannel): void {
+    if (this.closed) return void ch.close(new TesseraError('UNAVAILABLE', 'its TLS connection closed'));
+    const old = this.bulkChannel;
+    this.bulkChannel = ch;
+    ch.socket.on('drain', () => this.flushDrainWaiters());
+    old?.close(new TesseraError('UNAVAILABLE', 'replaced by a newer bulk connection'));
+  }
+
+  detachBulk(ch: BulkChannel): void {
+    if (this.bulkChannel === ch) this.bulkChannel = undefined;
   }
 
   onClose(cb: (c: RpcConnection) => void): void {
@@ -164,7 +210,9 @@ export class RpcConnection {
         };
       });
       try {
-        this.write(encodeFrame(FrameKind.REQUEST, id, control, payload));
+        const bulk = this.bulkFor(this.opts.bulk?.requests, method, payload);
+        if (bulk) this.writeBulk(bulk, FrameKind.REQUEST, id, control, payload!);
+        else this.write(encodeFrame(FrameKind.REQUEST, id, control, payload));
       } catch (e) {
         this.pending.delete(id);
         throw e;
@@ -218,6 +266,62 @@ export class RpcConnection {
     else c.callsFailed++;
   }
 
+  private bulkFor(methods: ReadonlySet<string> | undefined, method: string, payload: Buffer | readonly Buffer[] | undefined): BulkChannel | undefined {
+    const ch = this.bulkChannel;
+    if (ch === undefined || !ch.canSend || methods === undefined || !methods.has(method)) return undefined;
+    const n = payloadLength(payload);
+    return n >= this.opts.bulk!.minBytes && n <= this.opts.bulk!.maxTransferBytes ? ch : undefined;
+  }
+
+  /** The frame on TLS names the transfer and carries its tag; the bytes follow on the bulk connection. */
+  private writeBulk(ch: BulkChannel, kind: FrameKind, id: number, control: Buffer, payload: Buffer | readonly Buffer[]): void {
+    const parts = Buffer.isBuffer(payload) ? [payload] : payload;
+    const d = ch.describe(parts);
+    this.write(encodeFrame(kind, id, control, encodeDescriptor(d), undefined, FrameFlag.BULK));
+    // The bytes leave right after the TLS frames of this turn, so their descriptors are usually
+    // in before them and the receiver need not stop reading to wait for one.
+    this.bulkSends.push({ ch, d, parts });
+    this.opts.counters.bulkBytesOut += d.length;
+    this.opts.counters.bytesOut += d.length;
+  }
+
+  private flushBulk(): void {
+    const sends = this.bulkSends;
+    if (sends.length === 0) return;
+    this.bulkSends = [];
+    let corked: BulkChannel | undefined;
+    for (const { ch, d, parts } of sends) {
+      if (ch !== corked) {
+        corked?.socket.uncork();
+        corked = ch;
+        ch.socket.cork();
+      }
+      ch.send(d, parts);
+    }
+    corked?.socket.uncork();
+  }
+
+  /** Registers a described transfer at once, in arrival order, whoever ends up waiting for it. */
+  private expectBulk(f: Frame): { d: Descriptor; bytes: Promise<Buffer> } | undefined {
+    let d: Descriptor;
+    try {
+      d = parseDescriptor(f.payload, this.opts.bulk?.maxTransferBytes ?? 0);
+    } catch (e) {
+      this.violation((e as Error).message);
+      return undefined;
+    }
+    const ch = this.bulkChannel;
+    const bytes =
+      ch !== undefined && ch.generation === d.generation
+        ? ch.expect(d)
+        : Promise.reject(new TesseraError('UNAVAILABLE', `bulk connection ${d.generation} to ${this.describePeer()} is gone; its transfer is lost`));
+    bytes.then((b) => {
+      this.opts.counters.bulkBytesIn += b.length;
+      this.opts.counters.bytesIn += b.length;
+    }, ignore);
+    return { d, bytes };
+  }
+
   private throwIfClosed(): void {
     if (this.closedError) throw this.closedError;
   }
@@ -232,7 +336,7 @@ export class RpcConnection {
 
   /** `abortOn` is called only when there is something to wait for. */
   private waitWritable(abortOn: () => AbortSignal): Promise<void> {
-    if (!this.socket.writableNeedDrain) return Promise.resolve();
+    if (!this.socket.writableNeedDrain && this.bulkChannel?.needsDrain !== true) return Promise.resolve();
     const signal = abortOn();
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<void>((resolve, reject) => {
@@ -264,6 +368,7 @@ export class RpcConnection {
       setImmediate(() => {
         this.corked = false;
         s.uncork();
+        this.flushBulk();
       });
     }
     for (const b of parts) {
@@ -343,17 +448,32 @@ export class RpcConnection {
   private onRequest(f: Frame): void {
     if (!this.isPeerId(f.requestId)) return this.violation(`request id ${f.requestId} has the wrong parity for a ${this.role === 'dialer' ? 'acceptor' : 'dialer'}`);
     if (this.inbound.has(f.requestId)) return this.violation(`request id ${f.requestId} reused while still in progress`);
-    this.inbound.set(f.requestId, { controller: undefined, cancelled: undefined });
+    const state: Inbound = { controller: undefined, cancelled: undefined };
+    if ((f.flags & FrameFlag.BULK) !== 0) {
+      let method: string;
+      try {
+        method = checkRequestControl(decodeControlUnknown(f.control)).m;
+      } catch (e) {
+        return this.violation(`request ${f.requestId}: ${(e as Error).message}`);
+      }
+      if (this.opts.bulk?.requests.has(method) !== true) return this.violation(`request ${f.requestId}: ${method} may not carry its payload on the bulk plane`);
+      const x = this.expectBulk(f);
+      if (x === undefined) return;
+      x.bytes.catch(ignore);
+      state.bulk = x.bytes;
+      state.bulkBytes = x.d.length;
+    }
+    this.inbound.set(f.requestId, state);
     this.queued.push(f);
-    this.queuedBytes += f.control.length + f.payload.length;
+    this.queuedBytes += f.control.length + f.payload.length + (state.bulkBytes ?? 0);
     this.startHandlers();
   }
 
   private startHandlers(): void {
     while (this.running < this.opts.maxInboundHandlers && this.queued.length > 0) {
       const f = this.queued.shift()!;
-      this.queuedBytes -= f.control.length + f.payload.length;
       const state = this.inbound.get(f.requestId);
+      this.queuedBytes -= f.control.length + f.payload.length + (state?.bulkBytes ?? 0);
       if (state === undefined || state.cancelled) continue; // cancelled while queued
       this.running++;
       void this.serve(f, state).finally(() => {
@@ -382,16 +502,18 @@ export class RpcConnection {
       const req = checkRequestControl(control);
       method = req.m;
       const maxPayload = this.opts.maxPayloadBytesFor?.(method);
-      if (maxPayload !== undefined && f.payload.length > maxPayload) {
-        this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${f.payload.length}`);
+      const length = state.bulk !== undefined ? state.bulkBytes! : f.payload.length;
+      if (maxPayload !== undefined && length > maxPayload) {
+        this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${length}`);
         return;
       }
+      const payload = state.bulk !== undefined ? await unlessAborted(state.bulk, inboundSignal(state), () => inboundSignal(state).reason) : f.payload;
       reply = await this.opts.handler({
-        method, body: req.b, payload: f.payload, peer: this.peer,
+        method, body: req.b, payload, peer: this.peer,
         get signal() {
           return inboundSignal(state);
         },
-        ...(f.recycle ? { recycle: f.recycle } : {}),
+        ...(f.recycle && state.bulk === undefined ? { recycle: f.recycle } : {}),
       });
     } catch (e) {
       if (state.cancelled || this.closed) return;
@@ -419,7 +541,9 @@ export class RpcConnection {
     try {
       await this.waitWritable(() => inboundSignal(state));
       if (state.cancelled || this.closed) return;
-      this.write(parts);
+      const bulk = this.bulkFor(this.opts.bulk?.replies, method, reply.payload);
+      if (bulk) this.writeBulk(bulk, FrameKind.RESPONSE, id, encodeControl({ b: reply.body }), reply.payload!);
+      else this.write(parts);
       this.opts.counters.requestsServed++;
     } catch {
       /* connection closed or request cancelled while waiting to write */
@@ -444,6 +568,7 @@ export class RpcConnection {
       return this.close(`closed by the peer: ${reason}`);
     }
     const p = this.pending.get(f.requestId);
+    if ((f.flags & FrameFlag.BULK) !== 0) return this.onBulkReply(f, p);
     if (p === undefined) return; // late reply to a call that timed out or was cancelled
     this.pending.delete(f.requestId);
     if (f.kind === FrameKind.RESPONSE) {
@@ -469,6 +594,43 @@ export class RpcConnection {
     p.reject(new TesseraError(code, message, { peer: this.peer.nodeId, method: p.method, remote: true }));
   }
 
+  /**
+   * A reply whose payload comes on the bulk plane. Its transfer is taken even when nobody waits
+   * any more (the stream stays in order); the bytes go only to the call that asked, and only for
+   * a method whose replies may travel there.
+   */
+  private onBulkReply(f: Frame, p: Pending | undefined): void {
+    if (f.kind !== FrameKind.RESPONSE) return this.violation(`${FRAME_KIND_NAMES[f.kind]} frame ${f.requestId} claims a bulk payload`);
+    if (p !== undefined && this.opts.bulk?.replies.has(p.method) !== true) {
+      return this.violation(`reply to ${p.method} may not carry its payload on the bulk plane`);
+    }
+    const x = this.expectBulk(f);
+    if (x === undefined) return;
+    if (p === undefined) return void x.bytes.catch(ignore);
+    let r: { b: unknown };
+    try {
+      r = checkResponseControl(decodeControlUnknown(f.control));
+    } catch (e) {
+      x.bytes.catch(ignore);
+      this.pending.delete(f.requestId);
+      p.reject(new TesseraError('PROTOCOL', `reply to ${p.method} from ${this.describePeer()} is malformed: ${(e as Error).message}`));
+      return;
+    }
+    // Still pending until the bytes are in: a timeout or cancel meanwhile ends the call as usual.
+    x.bytes.then(
+      (payload) => {
+        if (this.pending.get(f.requestId) !== p) return;
+        this.pending.delete(f.requestId);
+        p.resolve({ body: r.b, payload });
+      },
+      (e: TesseraError) => {
+        if (this.pending.get(f.requestId) !== p) return;
+        this.pending.delete(f.requestId);
+        p.reject(e);
+      },
+    );
+  }
+
   private violation(reason: string): void {
     if (this.closed) return;
     this.opts.counters.protocolViolations++;
@@ -488,6 +650,7 @@ export class RpcConnection {
     for (const s of this.inbound.values()) cancelInbound(s, lost);
     this.queued.length = 0;
     this.queuedBytes = 0;
+    this.bulkChannel?.close(new TesseraError('UNAVAILABLE', 'its TLS connection closed'));
     this.flushDrainWaiters();
     for (const cb of this.closeListeners.splice(0)) cb(this);
   }

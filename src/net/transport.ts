@@ -3,6 +3,7 @@
  * one per peer, used for calls in both directions.
  */
 import * as tls from 'node:tls';
+import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -20,6 +21,14 @@ import { DEFAULT_HANDSHAKE_TIMEOUT_MS, runHandshake } from './handshake.js';
 import { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './backoff.js';
 import { formatAddr, parseAddr } from './addr.js';
 import { RefusalLog } from './refusal-log.js';
+import { unlessAborted } from './abortable.js';
+import { BulkChannel } from './bulk-channel.js';
+import {
+  BIND_ACCEPTED, BIND_MESSAGE_BYTES, BULK_CAPABILITY, BULK_MAGIC, TLS_HANDSHAKE_RECORD, bindVerifies, deriveBulkKeys, encodeBind, parseBind,
+  type BulkKeys,
+} from './bulk-wire.js';
+import type { BulkPolicy } from './connection.js';
+import { MAX_FRAME_PAYLOAD_BYTES } from '../limits.js';
 import { newCounters, type CallOptions, type CallResult, type PeerHello, type RequestHandler, type Role, type TransportCounters } from './types.js';
 
 export type { CallOptions, CallResult, IncomingRequest, PeerHello, Reply, RequestHandler, TransportCounters } from './types.js';
@@ -37,6 +46,27 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 32;
 /** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
 const SOCKET_HIGH_WATER_MARK = 1 << 20;
+/** The dialing side reads transfers straight into their buffers, and headers into one of this size. */
+const BULK_READ_BUFFER_BYTES = 256 << 10;
+/** Payloads smaller than this stay on TLS: a second write costs more than encrypting them. */
+export const DEFAULT_BULK_MIN_BYTES = 16 << 10;
+/** A lost bulk connection is dialed again after this, doubling per loss up to the maximum. */
+const BULK_REDIAL_BASE_MS = 250;
+const BULK_REDIAL_MAX_MS = 30_000;
+
+/** Methods whose payloads are sealed already (see BulkPolicy); the node names them. */
+export interface BulkPlaneOptions {
+  requests: readonly string[];
+  replies: readonly string[];
+  minBytes?: number;
+}
+
+/** What the accepting side keeps of a TLS session so a bulk connection can prove it belongs there. */
+interface BulkSession {
+  conn: RpcConnection;
+  keys: BulkKeys;
+  lastGeneration: number;
+}
 
 export interface TransportOptions {
   credentials: NodeCredentials;
@@ -65,6 +95,8 @@ export interface TransportOptions {
   maxPayloadBytesFor?: (method: string) => number;
   /** Only for testing version negotiation against an older or newer peer. */
   protocolVersion?: number;
+  /** Offer and use the bulk plane for these methods' payloads; without it every byte goes over TLS. */
+  bulkPlane?: BulkPlaneOptions;
 }
 
 export class Transport {
@@ -73,6 +105,10 @@ export class Transport {
   private readonly o: TransportOptions;
   private readonly log: Logger;
   private server: tls.Server | undefined;
+  private listener: net.Server | undefined;
+  private readonly bulkPolicy: BulkPolicy | undefined;
+  /** Accepted TLS sessions by bulk handle (hex). */
+  private readonly bulkSessions = new Map<string, BulkSession>();
   private bound: { host: string; port: number } | undefined;
   private closing = false;
   private pendingHandshakes = 0;
@@ -95,6 +131,18 @@ export class Transport {
     this.log = opts.logger.child({ component: 'net', node: this.nodeId.slice(0, 12) });
     this.refusals = new RefusalLog(this.log);
     this.backoff = new Backoff(opts.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS, opts.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
+    const b = opts.bulkPlane;
+    this.bulkPolicy = b && {
+      requests: new Set(b.requests),
+      replies: new Set(b.replies),
+      minBytes: b.minBytes ?? DEFAULT_BULK_MIN_BYTES,
+      maxTransferBytes: MAX_FRAME_PAYLOAD_BYTES,
+    };
+  }
+
+  private get capabilities(): string[] {
+    const caps = this.o.capabilities ?? [];
+    return this.bulkPolicy ? [...caps, BULK_CAPABILITY] : caps;
   }
 
   get listenAddr(): string {
@@ -106,6 +154,11 @@ export class Transport {
   /** Live connections, one per peer. */
   get peers(): PeerHello[] {
     return [...this.byNode.values()].map((c) => c.peer);
+  }
+
+  /** The connection to this peer has a bound bulk connection it can send on. */
+  hasBulkTo(nodeId: string): boolean {
+    return this.liveFor(nodeId)?.bulk?.canSend === true;
   }
 
   private tlsOptions(): tls.SecureContextOptions & tls.CommonConnectionOptions {
@@ -127,43 +180,19 @@ export class Transport {
       handshakeTimeout: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       highWaterMark: SOCKET_HIGH_WATER_MARK,
     } as tls.TlsOptions);
-    server.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    // One port for both planes: the listener looks at each connection's first byte and hands TLS
+    // to the TLS server, a bulk binding to the bulk plane.
+    const listener = net.createServer({ highWaterMark: SOCKET_HIGH_WATER_MARK });
+    listener.maxConnections = this.o.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    listener.on('connection', (raw: Socket) => this.route(raw, server));
     server.on('connection', (raw: Socket) => {
-      const source = raw.remoteAddress ?? 'unknown';
-      const fromSource = this.pendingBySource.get(source) ?? 0;
-      const maxPerSource = this.o.maxPendingHandshakesPerSource ?? DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE;
-      const max = this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
-      if (this.closing || fromSource >= maxPerSource || this.pendingHandshakes >= max) {
-        if (!this.closing) {
-          const perSource = fromSource >= maxPerSource;
-          this.refusals.refused(
-            source,
-            { limit: perSource ? maxPerSource : max },
-            perSource ? 'refusing connections: too many handshakes in progress from this address' : 'refusing connections: too many handshakes in progress',
-          );
-        }
-        raw.destroy();
-        return;
-      }
-      this.pendingHandshakes++;
-      this.pendingBySource.set(source, fromSource + 1);
-      this.sockets.add(raw);
-      raw.once('close', () => this.sockets.delete(raw));
-      let counted = true;
-      const done = () => {
-        if (counted) {
-          counted = false;
-          this.pendingHandshakes--;
-          const n = (this.pendingBySource.get(source) ?? 1) - 1;
-          if (n > 0) this.pendingBySource.set(source, n);
-          else this.pendingBySource.delete(source);
-        }
-      };
+      const release = this.holdPending(raw);
+      if (release === undefined) return;
       const key = `${raw.remoteAddress}:${raw.remotePort}`;
-      this.handshakeDone.set(key, done);
+      this.handshakeDone.set(key, release);
       raw.once('close', () => {
-        done();
-        if (this.handshakeDone.get(key) === done) this.handshakeDone.delete(key);
+        release();
+        if (this.handshakeDone.get(key) === release) this.handshakeDone.delete(key);
       });
     });
     server.on('tlsClientError', (err, sock) => {
@@ -172,20 +201,202 @@ export class Transport {
       sock.destroy();
     });
     server.on('secureConnection', (sock: tls.TLSSocket) => void this.accept(sock));
-    server.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
+    listener.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.o.port, this.o.host, () => {
-        server.off('error', reject);
+      listener.once('error', reject);
+      listener.listen(this.o.port, this.o.host, () => {
+        listener.off('error', reject);
         resolve();
       });
     });
-    const a = server.address();
+    this.listener = listener;
+    const a = listener.address();
     if (a === null || typeof a === 'string') throw new TesseraError('INTERNAL', 'listener has no TCP address');
     this.server = server;
     this.bound = { host: this.o.host, port: a.port };
     this.log.info({ listen: this.listenAddr }, 'transport listening');
     return { ...this.bound };
+  }
+
+  /**
+   * Counts a connection still in TLS, admission or bulk binding against the limits; undefined
+   * (and the socket destroyed) when over them. The returned function gives the slot back, once.
+   */
+  private holdPending(raw: Socket): (() => void) | undefined {
+    const source = raw.remoteAddress ?? 'unknown';
+    const fromSource = this.pendingBySource.get(source) ?? 0;
+    const maxPerSource = this.o.maxPendingHandshakesPerSource ?? DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE;
+    const max = this.o.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
+    if (this.closing || fromSource >= maxPerSource || this.pendingHandshakes >= max) {
+      if (!this.closing) {
+        const perSource = fromSource >= maxPerSource;
+        this.refusals.refused(
+          source,
+          { limit: perSource ? maxPerSource : max },
+          perSource ? 'refusing connections: too many handshakes in progress from this address' : 'refusing connections: too many handshakes in progress',
+        );
+      }
+      raw.destroy();
+      return undefined;
+    }
+    this.pendingHandshakes++;
+    this.pendingBySource.set(source, fromSource + 1);
+    this.sockets.add(raw);
+    raw.once('close', () => this.sockets.delete(raw));
+    let counted = true;
+    return () => {
+      if (!counted) return;
+      counted = false;
+      this.pendingHandshakes--;
+      const n = (this.pendingBySource.get(source) ?? 1) - 1;
+      if (n > 0) this.pendingBySource.set(source, n);
+      else this.pendingBySource.delete(source);
+    };
+  }
+
+  /** Waits for a new connection's first bytes and hands it to the plane they belong to. */
+  private route(raw: Socket, server: tls.Server): void {
+    const release = this.holdPending(raw);
+    if (release === undefined) return;
+    raw.once('close', release);
+    const timeoutMs = this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const timer = setTimeout(() => raw.destroy(), timeoutMs);
+    raw.on('error', () => {});
+    raw.once('data', (first: Buffer) => {
+      clearTimeout(timer);
+      raw.pause();
+      if (first[0] === TLS_HANDSHAKE_RECORD) {
+        release();
+        raw.unshift(first);
+        server.emit('connection', raw);
+        return;
+      }
+      if (this.bulkPolicy === undefined) {
+        this.refuseBulk(raw, 'connection does not start with TLS (this node serves no bulk plane)', release, true);
+        return;
+      }
+      this.acceptBulk(raw, first, release, timeoutMs);
+    });
+  }
+
+  /** `garbage`: the connection spoke neither protocol, and counts as a failed handshake. */
+  private refuseBulk(raw: Socket, reason: string, release: () => void, garbage = false): void {
+    if (garbage) this.counters.handshakesFailed++;
+    else this.counters.bulkRefused++;
+    this.refusals.refused(raw.remoteAddress ?? 'unknown', { remote: `${raw.remoteAddress}:${raw.remotePort}`, reason }, garbage ? 'handshake refused' : 'bulk connection refused');
+    release();
+    raw.destroy();
+  }
+
+  /** Reads the binding and, if it proves an accepted TLS session, attaches the connection to it. */
+  private acceptBulk(raw: Socket, first: Buffer, release: () => void, timeoutMs: number): void {
+    let got = first;
+    const timer = setTimeout(() => this.refuseBulk(raw, `no complete binding within ${timeoutMs} ms`, release), timeoutMs);
+    const onData = (b: Buffer) => {
+      got = got.length === 0 ? b : Buffer.concat([got, b]);
+      const magic = Math.min(got.length, BULK_MAGIC.length);
+      if (!got.subarray(0, magic).equals(BULK_MAGIC.subarray(0, magic))) {
+        clearTimeout(timer);
+        raw.off('data', onData);
+        return this.refuseBulk(raw, 'connection starts with neither TLS nor a bulk binding', release, true);
+      }
+      if (got.length < BIND_MESSAGE_BYTES) return;
+      clearTimeout(timer);
+      raw.off('data', onData);
+      raw.pause();
+      this.bindBulk(raw, got.subarray(0, BIND_MESSAGE_BYTES), got.subarray(BIND_MESSAGE_BYTES), release);
+    };
+    raw.on('data', onData);
+    onData(Buffer.alloc(0));
+    raw.resume();
+  }
+
+  private bindBulk(raw: Socket, bind: Buffer, rest: Buffer, release: () => void): void {
+    let req;
+    try {
+      req = parseBind(bind);
+    } catch (e) {
+      return this.refuseBulk(raw, (e as Error).message, release);
+    }
+    const session = this.bulkSessions.get(req.handle);
+    if (session === undefined || session.conn.closed) return this.refuseBulk(raw, 'its binding names no TLS session of this node', release);
+    if (!bindVerifies(session.keys, req)) return this.refuseBulk(raw, `its binding to the session with ${session.conn.peer.nodeId.slice(0, 12)} does not verify`, release);
+    if (req.generation <= session.lastGeneration) {
+      return this.refuseBulk(raw, `binding generation ${req.generation} was used already (last ${session.lastGeneration}): a replay`, release);
+    }
+    session.lastGeneration = req.generation;
+    release();
+    raw.setNoDelay(true);
+    const ch = this.newBulkChannel(raw, session.conn, session.keys, req.generation);
+    ch.markSendable();
+    session.conn.attachBulk(ch);
+    raw.write(Buffer.of(BIND_ACCEPTED));
+    raw.on('data', (b: Buffer) => ch.onBytes(b));
+    if (rest.length > 0) ch.onBytes(rest);
+    raw.resume();
+  }
+
+  private newBulkChannel(raw: Socket, conn: RpcConnection, keys: BulkKeys, generation: number, onLost?: () => void): BulkChannel {
+    this.sockets.add(raw);
+    raw.once('close', () => this.sockets.delete(raw));
+    const ch: BulkChannel = new BulkChannel(raw, {
+      generation,
+      keys,
+      maxTransferBytes: this.bulkPolicy!.maxTransferBytes,
+      onClose: (why) => {
+        conn.detachBulk(ch);
+        if (why.code !== 'UNAVAILABLE') {
+          this.counters.bulkRefused++;
+          this.log.warn({ peer: conn.peer.nodeId, generation, reason: why.message }, 'bulk connection closed');
+        }
+        onLost?.();
+      },
+    });
+    return ch;
+  }
+
+  /** Dials the bulk connection of a TLS session this node dialed, and again whenever it is lost. */
+  private dialBulk(conn: RpcConnection, addr: string, keys: BulkKeys, generation: number, losses: number): void {
+    if (this.closing || conn.closed) return;
+    const { host, port } = parseAddr(addr);
+    const scratch = Buffer.allocUnsafe(BULK_READ_BUFFER_BYTES);
+    let target = (): Buffer => scratch;
+    let sink: (n: number, buf: Buffer) => void = () => {};
+    const raw = net.connect({
+      host,
+      port,
+      onread: {
+        buffer: () => target(),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          sink(n, buf as Buffer);
+          return true;
+        },
+      },
+    } as net.NetConnectOpts);
+    raw.setNoDelay(true);
+    let lost = false;
+    const again = () => {
+      if (lost) return;
+      lost = true;
+      const delay = Math.min(BULK_REDIAL_MAX_MS, BULK_REDIAL_BASE_MS * 2 ** Math.min(losses + 1, 16));
+      setTimeout(() => this.dialBulk(conn, addr, keys, generation + 1, losses + 1), delay).unref();
+    };
+    const ch = this.newBulkChannel(raw, conn, keys, generation, again);
+    // Receives from now on: the acceptor may send on it as soon as it accepted the binding.
+    conn.attachBulk(ch);
+    const timer = setTimeout(() => ch.close(new TesseraError('UNAVAILABLE', 'bulk binding was not answered')), this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    raw.once('close', () => clearTimeout(timer));
+    sink = (n, buf) => {
+      if (n === 0) return;
+      clearTimeout(timer);
+      if (buf[0] !== BIND_ACCEPTED) return void ch.close(new TesseraError('PROTOCOL', `peer answered the bulk binding with ${buf[0]}`));
+      ch.markSendable();
+      sink = (m, b) => ch.onRead(m, b);
+      target = () => ch.readTarget(scratch);
+      if (n > 1) ch.onBytes(buf.subarray(1, n));
+    };
+    raw.once('connect', () => raw.write(encodeBind(keys, generation)));
   }
 
   private handshakeParams(role: Role, remote: string, expectNodeId?: string) {
@@ -194,7 +405,7 @@ export class Transport {
       credentials: this.o.credentials,
       clusterId: this.o.clusterId,
       clusterSecret: this.o.clusterSecret,
-      capabilities: this.o.capabilities ?? [],
+      capabilities: this.capabilities,
       listenAddr: this.listenAddr,
       protocolVersion: this.o.protocolVersion ?? PROTOCOL_VERSION,
       timeoutMs: this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -215,7 +426,14 @@ export class Transport {
       done();
       if (this.closing) return void sock.destroy();
       this.counters.connectionsAccepted++;
-      this.register(this.makeConnection(sock, decoder, peer, 'acceptor'));
+      const conn = this.makeConnection(sock, decoder, peer, 'acceptor');
+      this.register(conn);
+      if (conn.peerUsesBulk) {
+        const keys = deriveBulkKeys(sock, 'acceptor');
+        const handle = keys.handle.toString('hex');
+        this.bulkSessions.set(handle, { conn, keys, lastGeneration: 0 });
+        conn.onClose(() => this.bulkSessions.delete(handle));
+      }
     } catch {
       done();
       this.counters.handshakesFailed++;
@@ -235,6 +453,8 @@ export class Transport {
       maxQueuedInboundBytes: this.o.maxQueuedInboundBytesPerConnection ?? DEFAULT_MAX_QUEUED_INBOUND_BYTES,
       defaultTimeoutMs: this.o.defaultCallTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
       ...(this.o.maxPayloadBytesFor ? { maxPayloadBytesFor: this.o.maxPayloadBytesFor } : {}),
+      // Both ends must offer it: a peer without it is served over TLS as before.
+      ...(this.bulkPolicy && peer.capabilities.includes(BULK_CAPABILITY) ? { bulk: this.bulkPolicy } : {}),
     });
   }
 
@@ -357,6 +577,7 @@ export class Transport {
       this.addrToNode.set(addr, peer.nodeId);
       const conn = this.makeConnection(sock, decoder, peer, 'dialer');
       this.register(conn);
+      if (conn.peerUsesBulk) this.dialBulk(conn, addr, deriveBulkKeys(sock, 'dialer'), 1, 0);
       return conn;
     } catch (e) {
       sock?.destroy();
@@ -371,8 +592,8 @@ export class Transport {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    const server = this.server;
-    const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve();
+    const listener = this.listener;
+    const closed = listener ? new Promise<void>((r) => listener.close(() => r())) : Promise.resolve();
     for (const c of this.connections) c.close('closed: transport shutting down');
     for (const s of this.sockets) s.destroy();
     await closed;
@@ -400,20 +621,5 @@ function cancelled(signal: AbortSignal): TesseraError {
 
 /** Waits for `p` unless the caller gives up first; the dial itself continues for other callers. */
 function raceSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (signal === undefined) return p;
-  if (signal.aborted) return Promise.reject(cancelled(signal));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelled(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
+  return signal === undefined ? p : unlessAborted(p, signal, () => cancelled(signal));
 }

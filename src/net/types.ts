@@ -64,6 +64,11 @@ export interface TransportCounters {
   connectionsClosed: number;
   handshakesFailed: number;
   protocolViolations: number;
+  /** Payload bytes sent and received on the bulk plane (also counted in bytesOut and bytesIn). */
+  bulkBytesOut: number;
+  bulkBytesIn: number;
+  /** Bulk connections refused (stranger, wrong session, replay) or closed on bad bytes. */
+  bulkRefused: number;
 }
 
 export function newCounters(): TransportCounters {
@@ -83,5 +88,8 @@ export function newCounters(): TransportCounters {
     connectionsClosed: 0,
     handshakesFailed: 0,
     protocolViolations: 0,
+    bulkBytesOut: 0,
+    bulkBytesIn: 0,
+    bulkRefused: 0,
   };
 }

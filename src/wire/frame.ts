@@ -33,8 +33,16 @@ export const FRAME_KIND_NAMES: Readonly<Record<number, string>> = Object.fromEnt
   Object.entries(FrameKind).map(([k, v]) => [v, k]),
 );
 
-/** No flag bits are defined in protocol version 1; any set bit is a violation. */
-export const KNOWN_FLAGS = 0;
+export const FrameFlag = {
+  /**
+   * The payload section is a bulk descriptor (net/bulk-wire.ts): the real payload travels on the
+   * bulk connection. Sent only to a peer that offered the bulk plane in its hello.
+   */
+  BULK: 0x01,
+} as const;
+
+/** Any other set bit is a violation. */
+export const KNOWN_FLAGS = FrameFlag.BULK;
 
 export const MAX_REQUEST_ID = 0xffff_ffff;
 
@@ -158,6 +166,7 @@ export function encodeFrame(
   control: Uint8Array | undefined,
   payload?: Buffer | readonly Buffer[],
   limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+  flags = 0,
 ): Buffer[] {
   if (!KNOWN_KINDS.has(kind)) throw new TesseraError('INTERNAL', `cannot encode unknown frame kind ${kind}`);
   if (!Number.isInteger(requestId) || requestId < 0 || requestId > MAX_REQUEST_ID) {
@@ -174,7 +183,7 @@ export function encodeFrame(
   const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + controlLength);
   head.writeUInt32BE(controlLength + payLen, 0);
   head.writeUInt8(kind, 4);
-  head.writeUInt8(0, 5);
+  head.writeUInt8(flags, 5);
   head.writeUInt16BE(0, 6);
   head.writeUInt32BE(requestId, 8);
   head.writeUInt32BE(controlLength, 12);

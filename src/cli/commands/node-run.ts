@@ -106,6 +106,7 @@ export async function runNodeCommand(
     memory: flags.memory === true,
     ...(flags.storeEngine ? { storeEngine: parseDiskEngine(flags.storeEngine) } : {}),
     ...(flags.cors ? { cors: flags.cors } : {}),
+    ...(flags.bulkPlane === false ? { bulkPlane: false } : {}),
     apiSecurity: {
       ...(flags.apiTls ? { tls: true } : {}),
       ...(flags.apiCert !== undefined ? { certFile: flags.apiCert } : {}),

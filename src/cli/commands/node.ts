@@ -40,6 +40,8 @@ export interface NodeFlags {
   apiMaxTransfers?: string;
   s3?: string;
   s3Domain?: string;
+  /** false with --no-bulk-plane. */
+  bulkPlane?: boolean;
 }
 
 /**
@@ -79,6 +81,7 @@ export function addNodeOptions(cmd: Command, peerFlag: PeerFlag): Command {
     .option('--api-plain-http', 'serve plain HTTP even beyond loopback (only behind a TLS-terminating proxy: the token and file contents would cross the network in clear)')
     .option('--api-open-reads', 'let local users read through a loopback API without the token (off by default)')
     .option('--api-idle-timeout-ms <ms>', 'close an API connection that moves no data for this long (default 30000)')
+    .option('--no-bulk-plane', 'send chunk and volume payloads over TLS too, instead of the plain bulk connection beside it (they are sealed already; see docs/security.md)')
     .option('--api-max-transfers <n>', 'uploads and downloads served at once; more are answered 503 (default 16)')
     .option('--s3 <host:port>', 'serve an S3-compatible endpoint here (plain HTTP on loopback, HTTPS with the API\'s certificate beyond it); keys: tessera s3 key create')
     .option('--s3-domain <domain>', 'also answer virtual-host style S3 requests for BUCKET.DOMAIN')
