@@ -128,6 +128,7 @@ export class EntryStore {
     try {
       return await this.#root.transaction(() => {
         const kept: TableEntry[] = [];
+        const folds = new Map<string, Buffer>();
         for (const { e, key } of keyed) {
           const raw = this.#entries.get(key);
           const cur = raw === undefined ? undefined : decodeStored(raw);
@@ -136,9 +137,10 @@ export class EntryStore {
           const partition = key[0]!;
           const leaf = leafOf(key);
           this.#leaves.putSync(leafIndexKey(partition, leaf, key), e.mac);
-          this.#fold(partition, leaf, cur?.mac, e.mac);
+          this.#fold(folds, partition, leaf, cur?.mac, e.mac);
           kept.push(e);
         }
+        this.#writeFolds(folds);
         return kept;
       });
     } catch (e) {
@@ -146,12 +148,23 @@ export class EntryStore {
     }
   }
 
-  #fold(partition: number, leaf: number, removed: Buffer | undefined, added: Buffer | undefined): void {
+  /**
+   * Folds one change into the digests on its leaf's path, in `folds` (by tree key): a batch
+   * shares its upper nodes, so each is read and written once per transaction, not once per entry.
+   */
+  #fold(folds: Map<string, Buffer>, partition: number, leaf: number, removed: Buffer | undefined, added: Buffer | undefined): void {
     for (let level = 0; level <= TREE_DEPTH; level++) {
       const tk = treeKey(partition, level, ancestorAt(leaf, level));
-      const next = updateDigest(this.#tree.get(tk) ?? EMPTY_DIGEST, removed, added);
-      if (next.equals(EMPTY_DIGEST)) this.#tree.removeSync(tk);
-      else this.#tree.putSync(tk, next);
+      const id = tk.toString('latin1');
+      folds.set(id, updateDigest(folds.get(id) ?? this.#tree.get(tk) ?? EMPTY_DIGEST, removed, added));
+    }
+  }
+
+  #writeFolds(folds: Map<string, Buffer>): void {
+    for (const [id, digest] of folds) {
+      const tk = Buffer.from(id, 'latin1');
+      if (digest.equals(EMPTY_DIGEST)) this.#tree.removeSync(tk);
+      else this.#tree.putSync(tk, digest);
     }
   }
 
@@ -247,12 +260,14 @@ export class EntryStore {
       if (batch.length === 0) return dropped;
       try {
         await this.#root.transaction(() => {
+          const folds = new Map<string, Buffer>();
           for (const { key, mac } of batch) {
             const leaf = leafOf(key);
             this.#entries.removeSync(key);
             this.#leaves.removeSync(leafIndexKey(partition, leaf, key));
-            this.#fold(partition, leaf, mac, undefined);
+            this.#fold(folds, partition, leaf, mac, undefined);
           }
+          this.#writeFolds(folds);
         });
       } catch (e) {
         throw dbError(e, `dropping table partition ${partition}`);

@@ -205,17 +205,28 @@ export class TableService {
   }
 
   /**
-   * Calls every holder at once and answers with the first majority (of R, capped at the holders
-   * there are); holders that answer later go to `late`.
+   * Answers with the first majority (of R, capped at the holders there are). By default every
+   * holder is called at once and those that answer later go to `late`; with `majorityOnly` just a
+   * majority is called, this node first when it is a holder, and the next holder stands in for one
+   * that fails (a listing page then costs one remote scan fewer, and needs no third copy to agree).
    */
-  async #quorum<T>(holders: readonly string[], call: (nodeId: string) => Promise<T>, what: string, late?: (nodeId: string, value: T) => void): Promise<Array<{ nodeId: string; value: T }>> {
+  async #quorum<T>(
+    holders: readonly string[],
+    call: (nodeId: string) => Promise<T>,
+    what: string,
+    opts: { late?: (nodeId: string, value: T) => void; majorityOnly?: boolean } = {},
+  ): Promise<Array<{ nodeId: string; value: T }>> {
     const need = Math.min(majorityQuorum(this.#r), holders.length);
+    const late = opts.late;
+    const self = this.#o.net.selfId;
+    const ranked = opts.majorityOnly && holders.includes(self) ? [self, ...holders.filter((h) => h !== self)] : holders;
     const shortfall = (o: QuorumOutcome<T>) =>
       o.failed.length === 0 && o.done.length === 0
         ? unavailable(`${what} needs ${need} replicas but only ${holders.length} full nodes are live`)
         : unavailable(`${what} reached ${o.done.length} of the ${need} replicas it needs (${describeFailures(o.failed, (e) => (e instanceof Error ? e.message : String(e)))})`, { ok: o.done.length, need });
     const outcome = await reachQuorum({
-      ranked: holders,
+      ranked,
+      ...(opts.majorityOnly ? { want: need } : {}),
       quorum: need,
       early: true,
       attempt: (nodeId) => call(nodeId),
@@ -270,11 +281,11 @@ export class TableService {
       return r.e === null ? null : this.#accept(fromWire(r.e), id);
     };
     const replies: { nodeId: string; entry: TableEntry | null }[] = [];
-    const res = await this.#quorum(holders, readOne, `read from table '${key.table}'`, (nodeId, entry) => {
+    const res = await this.#quorum(holders, readOne, `read from table '${key.table}'`, { late: (nodeId, entry) => {
       // A holder that answered after the quorum still gets repaired against what was returned.
       const { repairs } = mergePoint([...replies, { nodeId, entry }]);
       this.#repair(repairs.filter((r) => r.nodeId === nodeId));
-    });
+    } });
     for (const r of res) replies.push({ nodeId: r.nodeId, entry: r.value });
     const { winner, repairs } = mergePoint(replies);
     this.#repair(repairs);
@@ -299,7 +310,7 @@ export class TableService {
         const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
         return { entries: r.entries.map((w) => this.#accept(fromWire(w), id)), more: r.more };
       };
-      const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`);
+      const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`, { majorityOnly: true });
       const merged = mergePages(res.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
       this.#repair(merged.repairs);
       for (const e of merged.entries) if (e.value !== null && out.length < opts.limit) out.push(e);

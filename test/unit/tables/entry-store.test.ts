@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { isTesseraError } from '../../../src/errors.js';
 import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
 import { EntryStore, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
-import { digestOf, digestCount, EMPTY_DIGEST } from '../../../src/tables/digest-tree.js';
-import { partitionOf } from '../../../src/tables/keys.js';
+import { digestOf, digestCount, EMPTY_DIGEST, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
+import { LEAF_COUNT, partitionOf } from '../../../src/tables/keys.js';
 
 const MAC = randomBytes(32);
 const DISK = randomBytes(32);
@@ -48,6 +48,16 @@ test('the partition root is the digest of the current versions, and dropping a p
     const p = partitionOf('object', 'bucket-1');
     assert.ok(s.root(p).equals(digestOf(current.map((x) => x.mac))));
     assert.equal(digestCount(s.root(p)), 300);
+    // Two versions of one key in one batch: the digests fold both changes, and the newer stays.
+    const v6 = e('k8', 6, 'six');
+    const v7 = e('k8', 7, 'seven');
+    assert.equal((await s.merge([v6, v7])).length, 2);
+    const now = current.map((x) => (x.sk === 'k8' ? v7 : x));
+    assert.ok(s.root(p).equals(digestOf(now.map((x) => x.mac))));
+    for (let leaf = 0; leaf < LEAF_COUNT; leaf += 97) {
+      const keys = s.leafKeys(p, leaf, undefined, 1000).keys;
+      assert.ok(s.treeNodes(p, TREE_DEPTH, [leaf])[0]!.equals(digestOf(keys.map((k) => k.hash))), `leaf ${leaf} digest matches its keys`);
+    }
     await s.merge([e('z', 1, 'other', 'bucket-9')]);
     const dropped = await s.dropPartition(p);
     assert.equal(dropped >= 300, true);

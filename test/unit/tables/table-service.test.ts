@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { isTesseraError } from '../../../src/errors.js';
+import { isTesseraError, TesseraError } from '../../../src/errors.js';
+import { TABLE_METHODS } from '../../../src/tables/rpc.js';
 import { makeEntry, toWire, MAX_VALUE_BYTES } from '../../../src/tables/entry.js';
 import { callerProof } from '../../../src/tables/full-nodes.js';
 import { partitionOf, PARTITION_COUNT } from '../../../src/tables/keys.js';
@@ -212,6 +213,32 @@ test('entries with the longest keys and largest values travel in batches that fi
     }
     assert.equal(got.length, 60);
     assert.ok(got.every((e, i) => e.value!.equals(big(i).value)));
+  } finally {
+    await m.close();
+  }
+});
+
+test('a listing page asks a majority of the holders, this node first, and the next holder stands in for one that fails', async () => {
+  const m = await mesh(4);
+  try {
+    const names = Array.from({ length: 30 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+    await m.services.get(m.ids[0]!)!.putMany(names.map((n) => ({ key: key(n), value: Buffer.from(n) })));
+    const holders = m.services.get(m.ids[0]!)!.holders(partitionOf('object', 'bucket-a'));
+    assert.equal(holders.length, 3);
+    const lister = m.services.get(holders[2]!)!;
+    m.calls = new Map();
+    assert.deepEqual((await lister.list('object', 'bucket-a', { limit: 1000 })).entries.map((e) => e.sk), names);
+    assert.equal(m.calls.get(TABLE_METHODS.scan), 1, 'the lister scans its own copy and asks one other holder');
+
+    const failing = m.services.get(holders[0]!)!;
+    const handle = failing.handle.bind(failing);
+    failing.handle = async (method, body, peer) => {
+      if (method === TABLE_METHODS.scan) throw new TesseraError('UNAVAILABLE', 'scan refused for the test');
+      return handle(method, body, peer);
+    };
+    m.calls = new Map();
+    assert.deepEqual((await lister.list('object', 'bucket-a', { limit: 1000 })).entries.map((e) => e.sk), names);
+    assert.equal(m.calls.get(TABLE_METHODS.scan), 2, 'the failed holder is replaced by the third');
   } finally {
     await m.close();
   }
