@@ -23,6 +23,12 @@ export const RESYNC_POLL_MS = 500;
 export const RESYNC_RETRY_MS = 2_000;
 /** A volume whose master is gone is tried again (taken over) at most this often. */
 export const TAKEOVER_RETRY_MS = 10_000;
+/**
+ * A starting master leaves volumes another node holds alone this long: until membership has
+ * heard from that node, "not alive" only means "not heard of yet", and taking a volume from a
+ * live master would cut off its clients.
+ */
+export const TAKEOVER_AFTER_START_MS = 10_000;
 /** A starting master waits this long for every member to answer before opening a volume degraded. */
 export const MEMBER_WAIT_MS = 15_000;
 const MEMBER_PROBE_TIMEOUT_MS = 2_000;
@@ -86,6 +92,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly takeoverTry = new Map<string, number>();
+  private readonly startedAt = Date.now();
 
   constructor(private readonly o: MasterOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
@@ -121,9 +128,10 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     return entry.sealing;
   }
 
-  /** True when another master that is alive holds the volume: its members take writes from it alone. */
+  /** True when another master holds the volume and is alive (or this master started too recently to know it is not). */
   private servedElsewhere(rec: VolumeRecord): boolean {
-    return rec.master !== undefined && rec.master !== this.o.selfId && this.o.isAlive(rec.master);
+    if (rec.master === undefined || rec.master === this.o.selfId) return false;
+    return this.o.isAlive(rec.master) || Date.now() - this.startedAt < TAKEOVER_AFTER_START_MS;
   }
 
   private consider(rec: VolumeRecord): void {
@@ -219,7 +227,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private async volume(name: string): Promise<{ entry: Open; vol: StripedVolume }> {
     const rec = this.o.registry.get(name);
     if (rec === undefined) throw notFound(`no volume named '${name}'`, { volume: name });
-    if (this.servedElsewhere(rec)) throw unavailable(`volume '${name}' is served by master ${rec.master?.slice(0, 12)}; use that node's NBD address and API`);
+    if (this.servedElsewhere(rec)) throw unavailable(`volume '${name}' is held by master ${rec.master?.slice(0, 12)}, alive or not yet known to be gone; use that node's NBD address and API, or retry once it is gone`);
     const entry = this.ensure(rec);
     return { entry, vol: await entry.ready };
   }
@@ -309,7 +317,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     const now = Date.now();
     // Failover: a volume whose master is gone is taken over here.
     for (const rec of this.o.registry.list()) {
-      if (rec.master === undefined || rec.master === this.o.selfId || this.open_.has(rec.name) || this.o.isAlive(rec.master)) continue;
+      if (rec.master === undefined || rec.master === this.o.selfId || this.open_.has(rec.name) || this.servedElsewhere(rec)) continue;
       if (now - (this.takeoverTry.get(rec.name) ?? 0) < TAKEOVER_RETRY_MS) continue;
       this.takeoverTry.set(rec.name, now);
       this.ensure(rec);
