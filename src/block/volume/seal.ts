@@ -75,35 +75,12 @@ export function recordVersion(rec: Buffer, at: number): number {
   return rec.readUInt32BE(n) * 2 ** 32 + rec.readUInt32BE(n + 4);
 }
 
-/** Record buffers kept for reuse per run length, and in all (bytes): the pool stays small. */
-const MAX_POOLED_PER_SIZE = 32;
-export const MAX_POOLED_RECORD_BYTES = 8 << 20;
-
-/**
- * Records sealed for one write, shared by the mirrors that write them in the same turn. The
- * buffer goes back to the sealer's pool once it has left the cache and every write of it has
- * succeeded (the member then has the bytes, so nothing still reads them); a write that failed
- * or timed out may still be queued on a socket, so its buffer is never reused.
- */
-export class SealedRun {
-  holds = 0;
-  cached = true;
-  poisoned = false;
-  constructor(readonly rec: Buffer, readonly firstVersion: number) {}
-}
-
 export class SectorSealer {
   private readonly aad = Buffer.alloc(AAD_BYTES);
   /** Drawn once per sealer (per open of the volume): the half of each nonce that is not the version. */
   private readonly nonceRandom = randomBytes(NONCE_RANDOM_BYTES);
   /** Runs sealed in this turn of the event loop, by the plaintext buffer and first sector. */
-  private readonly recent = new Map<Buffer, Map<number, SealedRun>>();
-  /**
-   * Record buffers free for reuse, by length. Sealing allocated one per write, and the garbage
-   * collector's share of the master's CPU in sequential writes rose from 6 % to 14 %.
-   */
-  private readonly pool = new Map<number, Buffer[]>();
-  private pooledBytes = 0;
+  private readonly recent = new Map<Buffer, Map<number, { rec: Buffer; firstVersion: number }>>();
 
   /** `volumeId` is the record's 16 hex digits; it goes into every sector's associated data. */
   constructor(private readonly key: Buffer, volumeId: string) {
@@ -145,56 +122,23 @@ export class SectorSealer {
    * plaintexts) and the versions of that sealing, which the returned firstVersion tells. Only
    * within one turn of the event loop, while the caller cannot have changed the buffer.
    */
-  sealRun(plain: Buffer, firstSector: number, firstVersion: () => number): SealedRun {
+  sealRun(plain: Buffer, firstSector: number, firstVersion: () => number): { rec: Buffer; firstVersion: number } {
     const n = plain.length / SECTOR_BYTES;
     if (!Number.isInteger(n)) throw badInput(`a sealed run is whole ${SECTOR_BYTES}-byte sectors, got ${plain.length} bytes`);
     const hit = this.recent.get(plain)?.get(firstSector);
     if (hit !== undefined) return hit;
     const v = firstVersion();
-    const size = n * SEALED_SECTOR_BYTES;
-    const free = this.pool.get(size);
-    const reused = free?.pop();
-    if (reused !== undefined) this.pooledBytes -= size;
-    const rec = reused ?? Buffer.allocUnsafe(size);
+    const rec = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
     for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, v + i, rec, i * SEALED_SECTOR_BYTES);
     let bySector = this.recent.get(plain);
     if (bySector === undefined) {
-      if (this.recent.size === 0) setImmediate(() => this.uncache());
+      if (this.recent.size === 0) setImmediate(() => this.recent.clear());
       bySector = new Map();
       this.recent.set(plain, bySector);
     }
-    const run = new SealedRun(rec, v);
+    const run = { rec, firstVersion: v };
     bySector.set(firstSector, run);
     return run;
-  }
-
-  private uncache(): void {
-    for (const bySector of this.recent.values()) {
-      for (const run of bySector.values()) {
-        run.cached = false;
-        this.recycle(run);
-      }
-    }
-    this.recent.clear();
-  }
-
-  /** One write of `run` ended; `ok` when the member acknowledged it. */
-  done(run: SealedRun, ok: boolean): void {
-    run.holds--;
-    if (!ok) run.poisoned = true;
-    this.recycle(run);
-  }
-
-  private recycle(run: SealedRun): void {
-    if (run.holds > 0 || run.cached || run.poisoned) return;
-    run.poisoned = true; // once only
-    const size = run.rec.length;
-    if (this.pooledBytes + size > MAX_POOLED_RECORD_BYTES) return;
-    let free = this.pool.get(size);
-    if (free === undefined) this.pool.set(size, free = []);
-    if (free.length >= MAX_POOLED_PER_SIZE) return;
-    free.push(run.rec);
-    this.pooledBytes += size;
   }
 
   /**

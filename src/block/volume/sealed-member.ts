@@ -108,14 +108,7 @@ export class SealedMember implements VolumeMember {
       const first = s.plain / SECTOR_BYTES;
       const sealed = this.sealer.sealRun(run, first, () => vt.table.take(s.sectors));
       vt.table.wrote(vt.index, first, s.sectors, sealed.firstVersion);
-      sealed.holds++;
-      try {
-        await this.inner.write(s.phys, sealed.rec, opts);
-      } catch (e) {
-        this.sealer.done(sealed, false);
-        throw e;
-      }
-      this.sealer.done(sealed, true);
+      await this.inner.write(s.phys, sealed.rec, opts);
       if (opts.durable === true) await vt.table.flushed(vt.index, new Map(Array.from({ length: s.sectors }, (_, i) => [first + i, sealed.firstVersion + i])));
       else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
     }));

@@ -62,30 +62,6 @@ describe('sector sealing', () => {
     assert.equal(ra.subarray(0, SECTOR_BYTES).equals(rb.subarray(0, SECTOR_BYTES)), false);
   });
 
-  it('reuses a record buffer only once its writes succeeded and it left the turn\'s cache, never after a failed write', async () => {
-    const s = sealer();
-    const turn = () => new Promise((r) => setImmediate(r));
-    const plain = randomBytes(2 * SECTOR_BYTES);
-    const a = s.sealRun(plain, 0, () => 1);
-    a.holds++;
-    const b = s.sealRun(plain, 0, () => 99);
-    assert.equal(b, a, 'a mirror in the same turn gets the same records');
-    b.holds++;
-    s.done(a, true);
-    await turn();
-    const c = s.sealRun(randomBytes(2 * SECTOR_BYTES), 0, () => 3);
-    assert.notEqual(c.rec, a.rec, 'one write of it is still out');
-    s.done(b, true);
-    const d = s.sealRun(randomBytes(2 * SECTOR_BYTES), 2, () => 5);
-    assert.equal(d.rec, a.rec, 'reused once every write of it ended');
-    d.holds++;
-    s.done(d, false);
-    await turn();
-    const e = s.sealRun(randomBytes(2 * SECTOR_BYTES), 2, () => 7);
-    const f = s.sealRun(randomBytes(2 * SECTOR_BYTES), 4, () => 9);
-    assert.ok(e.rec !== d.rec && f.rec !== d.rec, 'the buffer of a failed write may still be queued on a socket: never reused');
-  });
-
   it('sizes sealed units in whole 512-byte blocks', () => {
     assert.equal(sealedUnitBytes(4096), 4608);
     assert.equal(sealedUnitBytes(64 << 10), 66560);
