@@ -19,7 +19,7 @@ before(async () => {
   c = await startS3Cluster({ nodes: 3, nodeArgs: ['--multipart-abandon-ms', String(ABANDON_MS), '--gc-grace-ms', '0'] });
   const key = await c.createKey('gc');
   creds = { endpoint: `${c.host}:${c.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
-  assert.equal((await s3(creds, { method: 'PUT', path: '/gc' })).status, 200);
+  assert.equal((await s3(creds, { method: 'PUT', path: '/gc-bucket' })).status, 200);
 });
 
 after(() => c?.destroy());
@@ -31,13 +31,13 @@ async function chunksStored(): Promise<number> {
 }
 
 async function createUpload(key: string): Promise<string> {
-  const r = await s3(creds, { method: 'POST', path: `/gc/${key}`, query: 'uploads=' });
+  const r = await s3(creds, { method: 'POST', path: `/gc-bucket/${key}`, query: 'uploads=' });
   assert.equal(r.status, 200, r.body.toString());
   return /<UploadId>([0-9a-f]+)<\/UploadId>/.exec(r.body.toString())![1]!;
 }
 
 async function putPart(key: string, uploadId: string, n: number, body: Buffer): Promise<string> {
-  const r = await s3(creds, { method: 'PUT', path: `/gc/${key}`, query: `partNumber=${n}&uploadId=${uploadId}`, body });
+  const r = await s3(creds, { method: 'PUT', path: `/gc-bucket/${key}`, query: `partNumber=${n}&uploadId=${uploadId}`, body });
   assert.equal(r.status, 200, r.body.toString());
   return String(r.headers['etag']);
 }
@@ -48,10 +48,10 @@ test('an abandoned upload is aborted by the sweep and its chunks are deleted', {
   await putPart('left-behind', uploadId, 1, randomBytes(3 << 20));
   assert.ok((await chunksStored()) > before, 'the part is stored');
   await waitFor('the sweep to abort the abandoned upload', 90_000, async () => {
-    const r = await s3(creds, { method: 'GET', path: '/gc', query: 'uploads=' });
+    const r = await s3(creds, { method: 'GET', path: '/gc-bucket', query: 'uploads=' });
     return r.status === 200 && !r.body.toString().includes(uploadId);
   });
-  const parts = await s3(creds, { method: 'GET', path: '/gc/left-behind', query: `uploadId=${uploadId}` });
+  const parts = await s3(creds, { method: 'GET', path: '/gc-bucket/left-behind', query: `uploadId=${uploadId}` });
   assert.equal(parts.status, 404);
   assert.match(parts.body.toString(), /NoSuchUpload/);
   await waitFor('every chunk of the part to be deleted', 60_000, async () => (await chunksStored()) === before);
@@ -65,11 +65,11 @@ test('removing a completed multipart object removes its parts; their chunks are 
   const e2 = await putPart('whole', uploadId, 2, b);
   const e1 = await putPart('whole', uploadId, 1, a);
   const body = Buffer.from(`<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>${e1}</ETag></Part><Part><PartNumber>2</PartNumber><ETag>${e2}</ETag></Part></CompleteMultipartUpload>`);
-  const done = await s3(creds, { method: 'POST', path: '/gc/whole', query: `uploadId=${uploadId}`, body });
+  const done = await s3(creds, { method: 'POST', path: '/gc-bucket/whole', query: `uploadId=${uploadId}`, body });
   assert.equal(done.status, 200, done.body.toString());
-  const got = await s3(creds, { method: 'GET', path: '/gc/whole' });
+  const got = await s3(creds, { method: 'GET', path: '/gc-bucket/whole' });
   assert.ok(got.body.equals(Buffer.concat([a, b])));
   assert.ok((await chunksStored()) > before);
-  assert.equal((await s3(creds, { method: 'DELETE', path: '/gc/whole' })).status, 204);
+  assert.equal((await s3(creds, { method: 'DELETE', path: '/gc-bucket/whole' })).status, 204);
   await waitFor('the parts and the composite root to be deleted', 60_000, async () => (await chunksStored()) === before);
 });
