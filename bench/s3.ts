@@ -5,13 +5,12 @@
  *    10 requests in flight) against `tessera put` / `tessera get` of the same file; ratios are
  *    native time ÷ S3 time (goal ≥ 0.85);
  *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
- *    with SigV4 over keep-alive connections (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
+ *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
  *
  *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--json]
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +18,9 @@ import { formatBytes, parseSize } from '../src/cli/format.js';
 import { CLI_PATH } from '../src/cli/local-cluster.js';
 import { randomStream } from '../src/cli/random-stream.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
-import { canonicalRequest, credentialScope, signingKey, signString, stringToSign, UNSIGNED_PAYLOAD } from '../src/s3/sigv4.js';
-import { awsEnv, mustRun, startS3Cluster, type S3Key } from '../test/helpers/s3-cluster.js';
+import { UNSIGNED_PAYLOAD } from '../src/s3/sigv4.js';
+import { s3 as s3Request, type S3Creds } from '../test/helpers/s3-client.js';
+import { awsEnv, mustRun, startS3Cluster } from '../test/helpers/s3-cluster.js';
 import { flag, intArg } from './cli-args.js';
 
 const LARGE_GOAL = 0.85;
@@ -30,41 +30,6 @@ const OBJECT_BYTES = 4096;
 /** Small objects measured at most, and the longest a phase may run before it stops counting. */
 const MAX_SMALL = 100_000;
 const PHASE_LIMIT_MS = 120_000;
-
-/** A minimal S3 client for the small-object phase: SigV4 with UNSIGNED-PAYLOAD, keep-alive sockets. */
-class Signer {
-  readonly #agent: Agent;
-  constructor(private readonly host: string, private readonly port: number, private readonly key: S3Key, inflight: number) {
-    this.#agent = new Agent({ keepAlive: true, maxSockets: inflight });
-  }
-
-  send(method: 'PUT' | 'GET', path: string, body?: Buffer): Promise<{ status: number; bytes: number }> {
-    const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-    const date = amzDate.slice(0, 8);
-    const hostHeader = `${this.host}:${this.port}`;
-    const headers: Record<string, string> = { host: hostHeader, 'x-amz-content-sha256': UNSIGNED_PAYLOAD, 'x-amz-date': amzDate };
-    if (body) headers['content-length'] = String(body.length);
-    const signed = Object.keys(headers).sort();
-    const canonical = canonicalRequest({ method, rawPath: path, query: [], headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])), signedHeaders: signed, payloadHash: UNSIGNED_PAYLOAD });
-    const scope = credentialScope({ accessKeyId: this.key.accessKeyId, date, region: 'us-east-1', service: 's3' });
-    const signature = signString(signingKey(this.key.secretKey, date, 'us-east-1', 's3'), stringToSign(amzDate, scope, canonical));
-    headers['authorization'] = `AWS4-HMAC-SHA256 Credential=${this.key.accessKeyId}/${scope}, SignedHeaders=${signed.join(';')}, Signature=${signature}`;
-    return new Promise((resolve, reject) => {
-      const req = request({ host: this.host, port: this.port, method, path, headers, agent: this.#agent }, (res) => {
-        let bytes = 0;
-        res.on('data', (b: Buffer) => (bytes += b.length));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
-
-  close(): void {
-    this.#agent.destroy();
-  }
-}
 
 /** Runs `count` operations with `inflight` at once; returns operations per second (bounded by PHASE_LIMIT_MS). */
 async function rate(count: number, inflight: number, op: (i: number) => Promise<void>): Promise<{ perSecond: number; done: number }> {
@@ -133,18 +98,18 @@ export async function main(args: string[]): Promise<void> {
     if ((await md5File(join(dir, 's3.out'))) !== srcMd5) throw new Error('the S3 GET returned other bytes');
     await rm(join(dir, 's3.out'));
 
-    const client = new Signer(s3.host, s3.port, key, inflight);
+    // Signed in this process (UNSIGNED-PAYLOAD, as SDKs send over TLS), over the global keep-alive agent.
+    const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const body = randomBytes(OBJECT_BYTES);
     let failures = 0;
     const puts = await rate(small, inflight, async (i) => {
-      const r = await client.send('PUT', `/bench/small/${i}`, body);
+      const r = await s3Request(creds, { method: 'PUT', path: `/bench/small/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200) failures++;
     });
     const gets = await rate(puts.done, inflight, async (i) => {
-      const r = await client.send('GET', `/bench/small/${i}`);
-      if (r.status !== 200 || r.bytes !== OBJECT_BYTES) failures++;
+      const r = await s3Request(creds, { method: 'GET', path: `/bench/small/${i}`, payloadHash: UNSIGNED_PAYLOAD });
+      if (r.status !== 200 || r.body.length !== OBJECT_BYTES) failures++;
     });
-    client.close();
 
     const mbps = (ms: number) => size / 2 ** 20 / (ms / 1000);
     const result = {

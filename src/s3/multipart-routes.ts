@@ -72,14 +72,6 @@ function contentMd5(ctx: S3Context): Buffer | undefined {
   return b;
 }
 
-/** The body's plaintext length: the decoded length of an aws-chunked body, else Content-Length. */
-function bodyLength(ctx: S3Context): number | undefined {
-  const text = header(ctx, 'x-amz-decoded-content-length') ?? (/aws-chunked/.test(header(ctx, 'content-encoding') ?? '') ? undefined : header(ctx, 'content-length'));
-  if (text === undefined) return undefined;
-  if (!/^\d{1,16}$/.test(text)) throw new S3Error('InvalidArgument', `the body length '${text.slice(0, 20)}' is not a byte count`);
-  return Number(text);
-}
-
 /** `x-amz-copy-source-range: bytes=first-last` (both required, inclusive) within an object of `size` bytes. */
 export function parseCopyRange(text: string, size: number): { start: number; end: number } {
   const m = /^bytes=(\d{1,16})-(\d{1,16})$/.exec(text.trim());
@@ -141,7 +133,7 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
     const key = objectKey(ctx);
     const n = partNumberOf(ctx);
     const md5 = contentMd5(ctx);
-    const size = bodyLength(ctx);
+    const size = ctx.bodyLength;
     const body: Readable = ctx.body();
     const part = await mp.uploadPart(bucket, key, uploadIdOf(ctx), n, body, { ...(md5 ? { expectedMd5: md5 } : {}), ...(size !== undefined ? { expectedSize: size } : {}) });
     return { headers: { ETag: quoteEtag(part.etag) } };
