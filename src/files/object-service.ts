@@ -224,9 +224,18 @@ export class ObjectService {
 
   async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {
     checkObjectKey(key);
-    const b = await this.#tables.buckets.get(bucket);
-    if (b === null) return null;
-    return this.#tables.objects.get(b.id, key);
+    const id = await this.#bucketIdForRead(bucket);
+    return id === null ? null : this.#tables.objects.get(id, key);
+  }
+
+  /**
+   * The id to read a bucket's objects under. The default bucket's is fixed, so reading names needs
+   * no bucket-table read: one partition fewer that must have a quorum of holders up (a default
+   * bucket not made yet simply has no objects).
+   */
+  async #bucketIdForRead(bucket: string): Promise<string | null> {
+    if (bucket === DEFAULT_BUCKET) return DEFAULT_BUCKET_ID;
+    return (await this.#tables.buckets.get(bucket))?.id ?? null;
   }
 
   /** The object's bytes [start, end] (inclusive, as in HTTP ranges), streamed in bounded memory. */
@@ -265,13 +274,10 @@ export class ObjectService {
   }
 
   async listObjects(bucket: string, opts: ObjectListOptions = {}): Promise<Page<ObjectEntry>> {
-    const b = await this.#tables.buckets.get(bucket);
-    if (b === null) {
-      // The default bucket exists once something was put; before that it is simply empty.
-      if (bucket === DEFAULT_BUCKET) return { items: [], token: null };
-      throw notFound(`bucket '${bucket}' does not exist`);
-    }
-    return this.#tables.objects.list(b.id, { ...opts, limit: pageLimit(opts.limit) });
+    const limit = pageLimit(opts.limit);
+    const id = await this.#bucketIdForRead(bucket);
+    if (id === null) throw notFound(`bucket '${bucket}' does not exist`);
+    return this.#tables.objects.list(id, { ...opts, limit });
   }
 
   /** Points a key at an existing file (zero-copy copy, multipart completion). */
