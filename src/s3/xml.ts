@@ -57,6 +57,9 @@ const parser = new XMLParser({
   removeNSPrefix: true,
   ignoreDeclaration: true,
   processEntities: true,
+  // Numeric character references (&#34;, &#x22;): Go's encoding/xml writes quotes that way, so
+  // rclone's CompleteMultipartUpload ETags arrive as &#34;…&#34;.
+  htmlEntities: true,
   // Elements that may repeat are always arrays, so a body with one entry reads like one with many.
   isArray: (name) => name === 'Object' || name === 'Part',
 });

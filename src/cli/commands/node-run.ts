@@ -75,6 +75,7 @@ export async function runNodeCommand(
   if (!LOG_LEVELS.includes(flags.logLevel)) throw badInput(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const listen = parseHostPort(flags.listen, `--${peerFlag}`);
   const api = parseHostPort(flags.api, '--api');
+  if (flags.s3Domain !== undefined && flags.s3 === undefined) throw badInput('--s3-domain names the domain of the S3 endpoint: give --s3 HOST:PORT too');
   const bootstrap = (flags.bootstrap ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const b of bootstrap) parseHostPort(b, '--bootstrap address');
   if (flags.advertise) parseHostPort(flags.advertise, '--advertise');

@@ -17,6 +17,9 @@ test('XML bodies: DeleteObjects parses with one or many objects; oversized, DOCT
   const one = parseXmlBody(Buffer.from('<?xml version="1.0"?><Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object></Delete>'), 'Delete');
   assert.deepEqual(one.Object, [{ Key: 'a&b' }]);
   assert.equal(one.Quiet, 'true');
+  // Character references as Go's encoding/xml (rclone) writes them.
+  const refs = parseXmlBody(Buffer.from('<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>&#34;a13d&#34;</ETag></Part><Part><ETag>&#x22;b&#x22;</ETag></Part></CompleteMultipartUpload>'), 'CompleteMultipartUpload');
+  assert.deepEqual((refs.Part as Array<{ ETag: string }>).map((p) => p.ETag), ['"a13d"', '"b"']);
   const many = parseXmlBody(Buffer.from('<Delete><Object><Key>x</Key></Object><Object><Key> y </Key></Object></Delete>'), 'Delete');
   assert.deepEqual((many.Object as Array<{ Key: string }>).map((o) => o.Key), ['x', ' y ']);
   const bad = (body: string | Buffer) => assert.throws(() => parseXmlBody(Buffer.isBuffer(body) ? body : Buffer.from(body), 'Delete'), (e: S3Error) => e.code === 'MalformedXML' && e.status === 400);
