@@ -72,7 +72,7 @@ function writeOut(res: ServerResponse, piece: Buffer): Promise<void> {
 }
 
 const storageOnlyNames = () =>
-  new TesseraError('AUTH', 'this node is storage-only (it joined without the data key) and holds no names; send the request to a node that has the data key');
+  new TesseraError('AUTH', 'this node is storage-only (it joined without the data key): it holds no names and cannot remove files; send the request to a node that has the data key');
 
 /** A name listing's query: prefix, after, token and limit, each bounded. */
 function listQuery(url: URL): { prefix?: string; after?: string; token?: string; limit: number } {
@@ -166,7 +166,6 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
       path: '/api/v1/files/:ref',
       write: true,
       handle: async ({ res, params }) => {
-        if (!objects) await files.removeFile(params.ref ?? '');
         sendJson(res, 200, await needObjects().removeRef(params.ref ?? ''));
       },
     },
