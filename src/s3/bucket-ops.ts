@@ -73,7 +73,6 @@ export function bucketRoutes(): S3Route[] {
       method: 'DELETE', target: 'bucket', access: 'owner', name: 'DeleteBucket',
       handle: async (ctx) => {
         const name = bucketName(ctx);
-        await requireBucket(ctx, name);
         try {
           await ctx.objects.removeBucket(name);
         } catch (e) {

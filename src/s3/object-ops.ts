@@ -176,7 +176,7 @@ export function objectRoutes(): S3Route[] {
         if (size !== undefined && size > MAX_SINGLE_PUT_BYTES) throw new S3Error('EntityTooLarge', `a single PUT carries at most ${MAX_SINGLE_PUT_BYTES} bytes; upload larger objects in parts`);
         const expectedMd5 = md5Of(ctx);
         const userMeta = userMetaOf(ctx);
-        await requireBucket(ctx, bucket);
+        // A missing bucket fails the put before its body is read, and is named by whatIsMissing.
         const entry = await ctx.objects.putObject(bucket, key, ctx.body(), {
           contentType: header(ctx, 'content-type') ?? DEFAULT_CONTENT_TYPE,
           userMeta,
@@ -223,8 +223,7 @@ export function objectRoutes(): S3Route[] {
         const bucket = bucketName(ctx);
         const key = objectKey(ctx);
         checkKey(key);
-        await requireBucket(ctx, bucket);
-        await ctx.objects.removeObject(bucket, key);
+        await ctx.objects.removeObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
         return { status: 204 };
       },
     },
