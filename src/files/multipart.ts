@@ -35,7 +35,7 @@ export const DEFAULT_MULTIPART_SWEEP_MS = 3600_000;
 export const COMPLETED_KEEP_MS = 3600_000;
 /** Uploads or parts returned by one listing page (S3's maximum). */
 export const MAX_MULTIPART_PAGE = 1000;
-/** Part files removed at once when an upload ends. */
+/** Part files (and part records) removed at once when an upload ends. */
 const REMOVE_CONCURRENCY = 8;
 /** Entries one table scan page asks for. */
 const SCAN_PAGE = 1000;
@@ -412,23 +412,18 @@ export class MultipartService {
       if (!keep.has(p.fileId)) drop.push(p.fileId);
     }
     await this.#removeFiles(drop);
-    for (const sk of entries) await this.#tables.put({ table: PART_TABLE, pk: uploadId, sk }, null);
+    await eachLimited(entries, (sk) => this.#tables.put({ table: PART_TABLE, pk: uploadId, sk }, null));
   }
 
   async #removeFiles(fileIds: readonly string[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < fileIds.length) {
-        const id = fileIds[next++]!;
-        try {
-          await this.#files.removeFile(id);
-        } catch (err) {
-          // Already removed (by another sweep or a retried abort) is the outcome wanted.
-          if (!(err instanceof TesseraError && err.code === 'NOT_FOUND')) this.#log.warn({ err: errorMessage(err), file: id.slice(0, 16) }, 'a part file could not be removed');
-        }
+    await eachLimited(fileIds, async (id) => {
+      try {
+        await this.#files.removeFile(id);
+      } catch (err) {
+        // Already removed (by another sweep or a retried abort) is the outcome wanted.
+        if (!(err instanceof TesseraError && err.code === 'NOT_FOUND')) this.#log.warn({ err: errorMessage(err), file: id.slice(0, 16) }, 'a part file could not be removed');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(REMOVE_CONCURRENCY, fileIds.length) }, worker));
+    });
   }
 
   /** The newest record of each part number above `after`, in order. */
@@ -454,6 +449,15 @@ export class MultipartService {
       for (const e of page.entries) if (e.value !== null) yield { sk: e.sk, value: e.value };
     }
   }
+}
+
+/** Runs `fn` over `items`, REMOVE_CONCURRENCY at a time. */
+async function eachLimited<T>(items: readonly T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(REMOVE_CONCURRENCY, items.length) }, worker));
 }
 
 function pageLimit(limit: number | undefined): number {
