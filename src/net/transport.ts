@@ -22,11 +22,8 @@ import { Backoff, DEFAULT_BACKOFF_BASE_MS, DEFAULT_BACKOFF_MAX_MS } from './back
 import { formatAddr, parseAddr } from './addr.js';
 import { RefusalLog } from './refusal-log.js';
 import { unlessAborted } from './abortable.js';
-import { BulkChannel } from './bulk-channel.js';
-import {
-  BIND_ACCEPTED, BIND_MESSAGE_BYTES, BULK_CAPABILITY, BULK_MAGIC, TLS_HANDSHAKE_RECORD, bindVerifies, deriveBulkKeys, encodeBind, parseBind,
-  type BulkKeys,
-} from './bulk-wire.js';
+import { BulkPlane } from './bulk-plane.js';
+import { BULK_CAPABILITY, TLS_HANDSHAKE_RECORD } from './bulk-wire.js';
 import type { BulkPolicy } from './connection.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from '../limits.js';
 import { newCounters, type CallOptions, type CallResult, type PeerHello, type RequestHandler, type Role, type TransportCounters } from './types.js';
@@ -46,26 +43,14 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 256;
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_SOURCE = 32;
 /** Socket buffer sizes: a 1 MiB frame moves in a few reads rather than dozens. */
 const SOCKET_HIGH_WATER_MARK = 1 << 20;
-/** The dialing side reads transfers straight into their buffers, and headers into one of this size. */
-const BULK_READ_BUFFER_BYTES = 256 << 10;
 /** Payloads smaller than this stay on TLS: a second write costs more than encrypting them. */
 export const DEFAULT_BULK_MIN_BYTES = 16 << 10;
-/** A lost bulk connection is dialed again after this, doubling per loss up to the maximum. */
-const BULK_REDIAL_BASE_MS = 250;
-const BULK_REDIAL_MAX_MS = 30_000;
 
 /** Methods whose payloads are sealed already (see BulkPolicy); the node names them. */
 export interface BulkPlaneOptions {
   requests: readonly string[];
   replies: readonly string[];
   minBytes?: number;
-}
-
-/** What the accepting side keeps of a TLS session so a bulk connection can prove it belongs there. */
-interface BulkSession {
-  conn: RpcConnection;
-  keys: BulkKeys;
-  lastGeneration: number;
 }
 
 export interface TransportOptions {
@@ -107,8 +92,7 @@ export class Transport {
   private server: tls.Server | undefined;
   private listener: net.Server | undefined;
   private readonly bulkPolicy: BulkPolicy | undefined;
-  /** Accepted TLS sessions by bulk handle (hex). */
-  private readonly bulkSessions = new Map<string, BulkSession>();
+  private readonly bulk: BulkPlane | undefined;
   private bound: { host: string; port: number } | undefined;
   private closing = false;
   private pendingHandshakes = 0;
@@ -138,6 +122,15 @@ export class Transport {
       minBytes: b.minBytes ?? DEFAULT_BULK_MIN_BYTES,
       maxTransferBytes: MAX_FRAME_PAYLOAD_BYTES,
     };
+    this.bulk = this.bulkPolicy && new BulkPlane({
+      policy: this.bulkPolicy,
+      counters: this.counters,
+      refusals: this.refusals,
+      log: this.log,
+      sockets: this.sockets,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      closing: () => this.closing,
+    });
   }
 
   private get capabilities(): string[] {
@@ -271,132 +264,15 @@ export class Transport {
         server.emit('connection', raw);
         return;
       }
-      if (this.bulkPolicy === undefined) {
-        this.refuseBulk(raw, 'connection does not start with TLS (this node serves no bulk plane)', release, true);
+      if (this.bulk === undefined) {
+        this.counters.handshakesFailed++;
+        this.refusals.refused(raw.remoteAddress ?? 'unknown', { remote: `${raw.remoteAddress}:${raw.remotePort}`, reason: 'connection does not start with TLS' }, 'handshake refused');
+        release();
+        raw.destroy();
         return;
       }
-      this.acceptBulk(raw, first, release, timeoutMs);
+      this.bulk.accept(raw, first, release);
     });
-  }
-
-  /** `garbage`: the connection spoke neither protocol, and counts as a failed handshake. */
-  private refuseBulk(raw: Socket, reason: string, release: () => void, garbage = false): void {
-    if (garbage) this.counters.handshakesFailed++;
-    else this.counters.bulkRefused++;
-    this.refusals.refused(raw.remoteAddress ?? 'unknown', { remote: `${raw.remoteAddress}:${raw.remotePort}`, reason }, garbage ? 'handshake refused' : 'bulk connection refused');
-    release();
-    raw.destroy();
-  }
-
-  /** Reads the binding and, if it proves an accepted TLS session, attaches the connection to it. */
-  private acceptBulk(raw: Socket, first: Buffer, release: () => void, timeoutMs: number): void {
-    let got = first;
-    const timer = setTimeout(() => this.refuseBulk(raw, `no complete binding within ${timeoutMs} ms`, release), timeoutMs);
-    const onData = (b: Buffer) => {
-      got = got.length === 0 ? b : Buffer.concat([got, b]);
-      const magic = Math.min(got.length, BULK_MAGIC.length);
-      if (!got.subarray(0, magic).equals(BULK_MAGIC.subarray(0, magic))) {
-        clearTimeout(timer);
-        raw.off('data', onData);
-        return this.refuseBulk(raw, 'connection starts with neither TLS nor a bulk binding', release, true);
-      }
-      if (got.length < BIND_MESSAGE_BYTES) return;
-      clearTimeout(timer);
-      raw.off('data', onData);
-      raw.pause();
-      this.bindBulk(raw, got.subarray(0, BIND_MESSAGE_BYTES), got.subarray(BIND_MESSAGE_BYTES), release);
-    };
-    raw.on('data', onData);
-    onData(Buffer.alloc(0));
-    raw.resume();
-  }
-
-  private bindBulk(raw: Socket, bind: Buffer, rest: Buffer, release: () => void): void {
-    let req;
-    try {
-      req = parseBind(bind);
-    } catch (e) {
-      return this.refuseBulk(raw, (e as Error).message, release);
-    }
-    const session = this.bulkSessions.get(req.handle);
-    if (session === undefined || session.conn.closed) return this.refuseBulk(raw, 'its binding names no TLS session of this node', release);
-    if (!bindVerifies(session.keys, req)) return this.refuseBulk(raw, `its binding to the session with ${session.conn.peer.nodeId.slice(0, 12)} does not verify`, release);
-    if (req.generation <= session.lastGeneration) {
-      return this.refuseBulk(raw, `binding generation ${req.generation} was used already (last ${session.lastGeneration}): a replay`, release);
-    }
-    session.lastGeneration = req.generation;
-    release();
-    raw.setNoDelay(true);
-    const ch = this.newBulkChannel(raw, session.conn, session.keys, req.generation);
-    ch.markSendable();
-    session.conn.attachBulk(ch);
-    raw.write(Buffer.of(BIND_ACCEPTED));
-    raw.on('data', (b: Buffer) => ch.onBytes(b));
-    if (rest.length > 0) ch.onBytes(rest);
-    raw.resume();
-  }
-
-  private newBulkChannel(raw: Socket, conn: RpcConnection, keys: BulkKeys, generation: number, onLost?: () => void): BulkChannel {
-    this.sockets.add(raw);
-    raw.once('close', () => this.sockets.delete(raw));
-    const ch: BulkChannel = new BulkChannel(raw, {
-      generation,
-      keys,
-      maxTransferBytes: this.bulkPolicy!.maxTransferBytes,
-      onClose: (why) => {
-        conn.detachBulk(ch);
-        if (why.code !== 'UNAVAILABLE') {
-          this.counters.bulkRefused++;
-          this.log.warn({ peer: conn.peer.nodeId, generation, reason: why.message }, 'bulk connection closed');
-        }
-        onLost?.();
-      },
-    });
-    return ch;
-  }
-
-  /** Dials the bulk connection of a TLS session this node dialed, and again whenever it is lost. */
-  private dialBulk(conn: RpcConnection, addr: string, keys: BulkKeys, generation: number, losses: number): void {
-    if (this.closing || conn.closed) return;
-    const { host, port } = parseAddr(addr);
-    const scratch = Buffer.allocUnsafe(BULK_READ_BUFFER_BYTES);
-    let target = (): Buffer => scratch;
-    let sink: (n: number, buf: Buffer) => void = () => {};
-    const raw = net.connect({
-      host,
-      port,
-      onread: {
-        buffer: () => target(),
-        callback: (n: number, buf: Uint8Array): boolean => {
-          sink(n, buf as Buffer);
-          return true;
-        },
-      },
-    } as net.NetConnectOpts);
-    raw.setNoDelay(true);
-    let lost = false;
-    const again = () => {
-      if (lost) return;
-      lost = true;
-      const delay = Math.min(BULK_REDIAL_MAX_MS, BULK_REDIAL_BASE_MS * 2 ** Math.min(losses + 1, 16));
-      setTimeout(() => this.dialBulk(conn, addr, keys, generation + 1, losses + 1), delay).unref();
-    };
-    const ch = this.newBulkChannel(raw, conn, keys, generation, again);
-    // Receives from now on: the acceptor may send on it as soon as it accepted the binding.
-    conn.attachBulk(ch);
-    const timer = setTimeout(() => ch.close(new TesseraError('UNAVAILABLE', 'bulk binding was not answered')), this.o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
-    timer.unref();
-    raw.once('close', () => clearTimeout(timer));
-    sink = (n, buf) => {
-      if (n === 0) return;
-      clearTimeout(timer);
-      if (buf[0] !== BIND_ACCEPTED) return void ch.close(new TesseraError('PROTOCOL', `peer answered the bulk binding with ${buf[0]}`));
-      ch.markSendable();
-      sink = (m, b) => ch.onRead(m, b);
-      target = () => ch.readTarget(scratch);
-      if (n > 1) ch.onBytes(buf.subarray(1, n));
-    };
-    raw.once('connect', () => raw.write(encodeBind(keys, generation)));
   }
 
   private handshakeParams(role: Role, remote: string, expectNodeId?: string) {
@@ -428,12 +304,7 @@ export class Transport {
       this.counters.connectionsAccepted++;
       const conn = this.makeConnection(sock, decoder, peer, 'acceptor');
       this.register(conn);
-      if (conn.peerUsesBulk) {
-        const keys = deriveBulkKeys(sock, 'acceptor');
-        const handle = keys.handle.toString('hex');
-        this.bulkSessions.set(handle, { conn, keys, lastGeneration: 0 });
-        conn.onClose(() => this.bulkSessions.delete(handle));
-      }
+      if (conn.peerUsesBulk) this.bulk?.addSession(conn, sock);
     } catch {
       done();
       this.counters.handshakesFailed++;
@@ -577,7 +448,7 @@ export class Transport {
       this.addrToNode.set(addr, peer.nodeId);
       const conn = this.makeConnection(sock, decoder, peer, 'dialer');
       this.register(conn);
-      if (conn.peerUsesBulk) this.dialBulk(conn, addr, deriveBulkKeys(sock, 'dialer'), 1, 0);
+      if (conn.peerUsesBulk) this.bulk?.dial(conn, addr, sock);
       return conn;
     } catch (e) {
       sock?.destroy();
