@@ -173,6 +173,26 @@ const ROUTE_DOCS: Record<string, RouteDoc> = {
     ok: { status: 200, json: { type: 'object' } },
     errors: ['BAD_INPUT', 'NOT_FOUND', 'UNAVAILABLE'],
   },
+  'POST /api/v1/s3/keys': {
+    tag: 's3',
+    summary: 'Makes an S3 access key; the secret is in this answer only. Without "buckets" the key reaches every bucket.',
+    body: { json: { type: 'object', properties: { name: str, buckets: { type: ['object', 'null'], additionalProperties: arrayOf({ type: 'string', enum: ['read', 'write', 'owner'] }) } } } },
+    ok: { status: 201, json: { type: 'object', properties: { accessKeyId: str, secretKey: str, name: str, createdAt: int, buckets: { type: ['object', 'null'] } } } },
+    errors: ['BAD_INPUT', 'AUTH', 'UNAVAILABLE'],
+  },
+  'GET /api/v1/s3/keys': {
+    tag: 's3',
+    summary: 'The S3 access keys, one page at a time, never their secrets (needs the token, as a write does).',
+    query: [{ name: 'token', schema: str, description: 'continuation token from the previous page' }],
+    ok: { status: 200, json: { type: 'object', properties: { keys: arrayOf({ type: 'object', properties: { accessKeyId: str, name: str, createdAt: int, buckets: { type: ['object', 'null'] } } }), token: { type: ['string', 'null'] } } } },
+    errors: ['AUTH', 'UNAVAILABLE'],
+  },
+  'DELETE /api/v1/s3/keys/{id}': {
+    tag: 's3',
+    summary: 'Removes an S3 access key; nodes stop accepting it within their 5 s key cache.',
+    ok: { status: 200, json: { type: 'object', properties: { removed: str } } },
+    errors: ['NOT_FOUND', 'AUTH', 'UNAVAILABLE'],
+  },
   'GET /api/v1/files': {
     tag: 'files',
     summary: "Named files (the bucket 'default') in name order (UTF-8 bytes), one page at a time.",
