@@ -10,7 +10,7 @@ import { errorMessage } from './errors.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { Peers } from './peers.js';
 import type { AuthorityGate } from './authority-gate.js';
-import { M, parseReply, replies } from './rpc.js';
+import { FILE_METHODS, parseReply, replies } from './rpc.js';
 
 export class AntiEntropy {
   readonly #running = new Map<string, Promise<void>>();
@@ -57,7 +57,7 @@ export class AntiEntropy {
   async #pull(node: string): Promise<void> {
     let after: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES && !this.#stopped; page++) {
-      const r = await this.peers.call(node, M.fileTombstones, { ...(after ? { after } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+      const r = await this.peers.call(node, FILE_METHODS.fileTombstones, { ...(after ? { after } : {}), limit: MAX_LIST_PAGE_RECORDS }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
       const { items, more } = parseReply(replies.tombstones, r.body, node);
       // A page that carries an unproven tombstone is not thrown away whole: the proven ones still apply.
       for (const t of items) await this.#applyTombstone(t, node);

@@ -20,7 +20,7 @@ import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } f
 import { MAX_STRIPE_DESCRIPTOR_BYTES, STRIPE_PROBE_EXTRA } from './repair-limits.js';
 import { errorMessage } from './errors.js';
 import type { Peers } from './peers.js';
-import { M, parseReply, replies } from './rpc.js';
+import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import { gather, type Candidate } from './hedged-gather.js';
 
 export const STRIPE_VERSION = 1;
@@ -79,7 +79,7 @@ export interface ShardSource {
 async function shardFrom(src: ShardSource, node: string, id: Buffer, signal?: AbortSignal): Promise<Buffer | undefined> {
   if (node !== src.peers.selfId && src.peers.isHeldDown(node)) return undefined;
   try {
-    const r = await src.peers.call(node, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+    const r = await src.peers.call(node, FILE_METHODS.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
     if (!chunkIdOf(r.payload).equals(id)) {
       src.log.warn({ shard: id.toString('hex'), holder: node }, 'a holder sent a shard that does not hash to its id');
       return undefined;
@@ -101,7 +101,7 @@ export async function locateShards(src: ShardSource, d: Buffer, st: Stripe, sign
     await Promise.all(
       nodes.map(async (n) => {
         try {
-          const r = await src.peers.call(n, M.chunkHas, { ids: st.s.slice(0, MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
+          const r = await src.peers.call(n, FILE_METHODS.chunkHas, { ids: st.s.slice(0, MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, ...(signal ? { signal } : {}) });
           parseReply(replies.has, r.body, n).have.forEach((h, j) => {
             if (h) where.set(j, [...(where.get(j) ?? []), n]);
           });

@@ -17,7 +17,7 @@ import { errorMessage } from './errors.js';
 import { encodeStripe } from './erasure-stripe.js';
 import { PutWindow } from './put-window.js';
 import type { Peers } from './peers.js';
-import { M } from './rpc.js';
+import { FILE_METHODS } from './rpc.js';
 import type { FileWriter, WriteResult } from './writer.js';
 
 export interface EcWriteOptions {
@@ -107,8 +107,8 @@ export class EcWriter {
       attempt: async (node, j) => {
         touched.add(node);
         await Promise.all([
-          this.peers.call(node, M.chunkPut, { upload, id: ids[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
-          this.peers.call(node, M.chunkPut, { upload, id: d, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: ids[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: d, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
         ]);
       },
       shortfall: ({ done, failed }) => {
@@ -130,7 +130,7 @@ export class EcWriter {
       signal,
       attempt: async (node) => {
         touched.add(node);
-        await this.peers.call(node, M.chunkPut, { upload, id: chunk.id, heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
+        await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: chunk.id, heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
       },
       shortfall: ({ done, failed }) => unavailable(`manifest page reached only ${done.length} of ${copies} nodes: ${describeFailures(failed, errorMessage) || 'no holder answered'}`),
     });
@@ -140,7 +140,7 @@ export class EcWriter {
     const outcome = await reachQuorum({
       ranked: [...touched],
       quorum: Math.min(SPREAD_QUORUM, touched.size),
-      attempt: (node) => this.peers.call(node, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (node) => this.peers.call(node, FILE_METHODS.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done, failed }) => unavailable(`the file's commit reached only ${done.length} node(s): ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
     });
     this.log.debug({ upload, nodes: outcome.done.length }, 'erasure-coded file committed');

@@ -10,10 +10,10 @@ import type { RepairMeta } from './repair-meta.js';
 import type { RefStore } from './refs.js';
 import type { RepairLoop } from './repair.js';
 import type { AuthorityGate } from './authority-gate.js';
-import { M, parseBody } from './rpc.js';
+import { FILE_METHODS, parseBody } from './rpc.js';
 
 /** The method prefixes this service owns, read off its method table. */
-export const FILES_RPC_PREFIXES: readonly string[] = [...new Set(Object.values(M).map((m) => m.slice(0, m.indexOf('.') + 1)))];
+export const FILES_RPC_PREFIXES: readonly string[] = [...new Set(Object.values(FILE_METHODS).map((m) => m.slice(0, m.indexOf('.') + 1)))];
 
 export interface FilesPeerServiceOptions {
   host: ChunkHost;
@@ -44,16 +44,16 @@ export class FilesPeerService {
    */
   async handle(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void, from = 'unknown'): Promise<{ body?: unknown; payload?: Buffer }> {
     switch (method) {
-      case M.chunkHas:
-        return { body: { have: await this.#o.host.has(parseBody(M.chunkHas, body).ids) } };
-      case M.chunkClaim: {
-        const b = parseBody(M.chunkClaim, body);
+      case FILE_METHODS.chunkHas:
+        return { body: { have: await this.#o.host.has(parseBody(FILE_METHODS.chunkHas, body).ids) } };
+      case FILE_METHODS.chunkClaim: {
+        const b = parseBody(FILE_METHODS.chunkClaim, body);
         const have = await this.#o.host.claim(b.upload, b.ids);
         if (b.r !== undefined) await Promise.all(b.ids.map((id, i) => (have[i] ? this.#o.repairMeta.setCopies(id.toString('hex'), b.r!) : undefined)));
         return { body: { have } };
       }
-      case M.chunkPut: {
-        const b = parseBody(M.chunkPut, body);
+      case FILE_METHODS.chunkPut: {
+        const b = parseBody(FILE_METHODS.chunkPut, body);
         const hex = b.id.toString('hex');
         // The owners a repaired copy arrives with are recorded first, so the copy is never an orphan for a moment.
         for (const o of b.heal?.owners ?? []) {
@@ -73,37 +73,37 @@ export class FilesPeerService {
         if (b.heal?.of) await this.#o.repairMeta.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
         return { body: {} };
       }
-      case M.healDrain: {
-        const b = parseBody(M.healDrain, body);
+      case FILE_METHODS.healDrain: {
+        const b = parseBody(FILE_METHODS.healDrain, body);
         this.#o.gate.drain(b, this.#o.selfId, from);
         await this.#o.repairLoop.setDraining(b.on);
         return { body: this.#o.repairLoop.drainState() };
       }
-      case M.healState:
-        parseBody(M.healState, body);
+      case FILE_METHODS.healState:
+        parseBody(FILE_METHODS.healState, body);
         return { body: this.#o.repairLoop.drainState() };
-      case M.chunkGet:
-        return { body: {}, payload: await this.#o.host.get(parseBody(M.chunkGet, body).id) };
-      case M.fileCommit: {
-        const b = parseBody(M.fileCommit, body);
+      case FILE_METHODS.chunkGet:
+        return { body: {}, payload: await this.#o.host.get(parseBody(FILE_METHODS.chunkGet, body).id) };
+      case FILE_METHODS.fileCommit: {
+        const b = parseBody(FILE_METHODS.fileCommit, body);
         await this.#o.host.commit(b.upload, b.root, b.at);
         return { body: {} };
       }
-      case M.fileAbort:
-        await this.#o.host.abort(parseBody(M.fileAbort, body).upload);
+      case FILE_METHODS.fileAbort:
+        await this.#o.host.abort(parseBody(FILE_METHODS.fileAbort, body).upload);
         return { body: {} };
-      case M.fileRm: {
-        const b = parseBody(M.fileRm, body);
+      case FILE_METHODS.fileRm: {
+        const b = parseBody(FILE_METHODS.fileRm, body);
         this.#o.gate.tombstone(b, from);
         await this.#o.host.tombstone(b);
         return { body: {} };
       }
-      case M.fileTombstones: {
-        const b = parseBody(M.fileTombstones, body);
+      case FILE_METHODS.fileTombstones: {
+        const b = parseBody(FILE_METHODS.fileTombstones, body);
         return { body: this.#o.host.listTombstones(b.after, b.limit) };
       }
-      case M.fileUploads:
-        return { body: { committed: this.#o.host.committed(parseBody(M.fileUploads, body).ids) } };
+      case FILE_METHODS.fileUploads:
+        return { body: { committed: this.#o.host.committed(parseBody(FILE_METHODS.fileUploads, body).ids) } };
       default:
         throw badInput(`unknown files method '${method}'`);
     }

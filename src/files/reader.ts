@@ -13,7 +13,7 @@ import { CHUNK_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
 import { ByteLru } from './lru.js';
 import type { Peers } from './peers.js';
-import { M } from './rpc.js';
+import { FILE_METHODS } from './rpc.js';
 import { Semaphore } from '../net/index.js';
 import { gather, type Candidate } from './hedged-gather.js';
 
@@ -143,7 +143,7 @@ export class ChunkFetcher {
       ...(signal ? { signal } : {}),
       onError: (c, e) => failed(c.holder, e),
       attempt: async (c, sig) => {
-        const payload = (await this.peers.call(c.holder, M.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal: sig })).payload;
+        const payload = (await this.peers.call(c.holder, FILE_METHODS.chunkGet, { id }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal: sig })).payload;
         // A peer's copy is checked here against damage on the way and lying peers.
         if (!chunkIdOf(payload).equals(id)) throw corrupt(`node ${c.holder.slice(0, 12)} sent bytes that do not hash to chunk ${hex.slice(0, 16)}`);
         return payload;
@@ -160,7 +160,7 @@ export class ChunkFetcher {
   async #repair(id: Buffer, data: Buffer, holders: string[]): Promise<void> {
     for (const node of holders) {
       try {
-        await this.peers.call(node, M.chunkPut, { id }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
+        await this.peers.call(node, FILE_METHODS.chunkPut, { id }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
         this.counters.copiesRepaired++;
         this.log.info({ chunk: id.toString('hex'), holder: node }, 'bad copy replaced with a verified one');
       } catch (err) {
@@ -180,6 +180,18 @@ export interface ReadRangeOptions {
    * work) per chunk, for consumers that are done with each piece before they move on.
    */
   reuse?: boolean;
+}
+
+/** What `readRange` reads, and how. */
+export interface ReadRange extends ReadRangeOptions {
+  start: number;
+  /** Exclusive. */
+  end: number;
+  /** Chunks fetched and decrypted ahead of the consumer. */
+  window: number;
+  signal?: AbortSignal | undefined;
+  /** Where verified ciphertext comes from when a manifest entry is not a plain chunk (erasure-coded files). */
+  source?: CipherSource | undefined;
 }
 
 interface Loaded {
@@ -214,17 +226,8 @@ export const LOCAL_LOADS_IN_FLIGHT = 2;
  * Plaintext of bytes [start, end) of a file, in order. `window` chunks are fetched and
  * decrypted ahead of the consumer, no more.
  */
-export async function* readRange(
-  reader: FileManifest,
-  fetcher: ChunkFetcher,
-  start: number,
-  end: number,
-  window: number,
-  signal?: AbortSignal,
-  /** Where verified ciphertext comes from when a manifest entry is not a plain chunk (erasure-coded files). */
-  source?: CipherSource,
-  opts: ReadRangeOptions = {},
-): AsyncGenerator<Buffer, void, undefined> {
+export async function* readRange(reader: FileManifest, fetcher: ChunkFetcher, range: ReadRange): AsyncGenerator<Buffer, void, undefined> {
+  const { start, end, window, signal, source } = range;
   const queue: Promise<Loaded>[] = [];
   const policy = reader.info.policy;
   const copies = policy.kind === 'replicas' ? policy.r : undefined;
@@ -238,7 +241,7 @@ export async function* readRange(
     const plan = source === undefined ? fetcher.plan(ref.id) : undefined;
     const local = plan?.local === true;
     if (local) await localSlots.acquire(signal);
-    const backing = opts.reuse === true ? plains.take(ref.size) : undefined;
+    const backing = range.reuse === true ? plains.take(ref.size) : undefined;
     let plain: Buffer;
     try {
       if (source !== undefined) {

@@ -21,7 +21,7 @@ import type { ChunkFetcher } from './reader.js';
 import type { RefStore } from './refs.js';
 import type { RepairMeta } from './repair-meta.js';
 import type { Peers } from './peers.js';
-import { M, parseReply, replies } from './rpc.js';
+import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import { CHUNK_CALL_TIMEOUT_MS, CONTROL_CALL_TIMEOUT_MS, MAX_IDS_PER_REQUEST } from './limits.js';
 import {
   DEFAULT_REPAIR_GRACE_MS,
@@ -387,7 +387,7 @@ export class RepairLoop implements ShardSource {
         for (let i = 0; i < ids.length; i += MAX_IDS_PER_REQUEST) {
           const part = ids.slice(i, i + MAX_IDS_PER_REQUEST);
           try {
-            const r = await this.peers.call(node, M.chunkHas, { ids: part }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+            const r = await this.peers.call(node, FILE_METHODS.chunkHas, { ids: part }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
             const have = parseReply(replies.has, r.body, node).have;
             part.forEach((id, j) => m.set(id.toString('hex'), have[j] === true ? 'have' : 'lack'));
           } catch {
@@ -428,7 +428,7 @@ export class RepairLoop implements ShardSource {
     await this.#pace.take(data.length, () => this.#stopped);
     if (this.#stopped) return false;
     try {
-      await this.peers.call(node, M.chunkPut, { id, heal }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
+      await this.peers.call(node, FILE_METHODS.chunkPut, { id, heal }, data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
       this.log.debug({ chunk: id.toString('hex').slice(0, 16), to: node.slice(0, 12), bytes: data.length }, 'copy made');
       this.#totals.copiesMade++;
       this.#totals.bytesRestored += data.length;
@@ -584,7 +584,7 @@ export class RepairLoop implements ShardSource {
         for (const [node, set] of s.held) {
           if (!set.has(j)) continue;
           try {
-            const r = await this.peers.call(node, M.chunkGet, { id: st.s[j]! }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
+            const r = await this.peers.call(node, FILE_METHODS.chunkGet, { id: st.s[j]! }, undefined, { timeoutMs: CHUNK_CALL_TIMEOUT_MS });
             if (chunkIdOf(r.payload).equals(st.s[j]!)) return r.payload;
           } catch {
             /* try another holder, then rebuild */

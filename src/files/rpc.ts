@@ -9,7 +9,7 @@ import { MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../cont
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
-export const M = {
+export const FILE_METHODS = {
   chunkHas: 'chunk.has',
   chunkClaim: 'chunk.claim',
   chunkPut: 'chunk.put',
@@ -49,18 +49,18 @@ export const healSchema = z
   .strict();
 
 export const schemas = {
-  [M.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [M.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional() }).strict(),
+  [FILE_METHODS.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  [FILE_METHODS.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional() }).strict(),
   // Without an upload the put only restores a copy (repair) and adds no reference of its own.
-  [M.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, heal: healSchema.optional() }).strict(),
-  [M.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
-  [M.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
-  [M.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
-  [M.fileRm]: tombstoneSchema,
-  [M.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
-  [M.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [M.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
-  [M.healState]: z.object({}).strict(),
+  [FILE_METHODS.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, heal: healSchema.optional() }).strict(),
+  [FILE_METHODS.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
+  [FILE_METHODS.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
+  [FILE_METHODS.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
+  [FILE_METHODS.fileRm]: tombstoneSchema,
+  [FILE_METHODS.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
+  [FILE_METHODS.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  [FILE_METHODS.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
+  [FILE_METHODS.healState]: z.object({}).strict(),
 } as const;
 
 export type Method = keyof typeof schemas;

@@ -29,7 +29,7 @@ import {
 import { Peers, type FilesNet } from './peers.js';
 import { ChunkFetcher, readRange, type ReadRangeOptions } from './reader.js';
 import { RefStore } from './refs.js';
-import { M, parseReply, replies } from './rpc.js';
+import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
@@ -255,7 +255,7 @@ export class FileService {
           throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the file's ${size} bytes`, { size });
         }
         const source = reader.info.policy.kind === 'ec' ? this.#stripedSource() : undefined;
-        return this.#counted(readRange(reader, this.fetcher, start, end, this.#window, signal, source, opts));
+        return this.#counted(readRange(reader, this.fetcher, { ...opts, start, end, window: this.#window, signal, source }));
       };
       return { fileId, totalSize: size, createdAt: reader.info.createdAt, read };
     } catch (e) {
@@ -315,14 +315,14 @@ export class FileService {
     const signer = this.#needSigner('drain another node');
     const at = Date.now();
     const proof = signer.prove({ kind: 'drain', target: id, on, at });
-    const r = await this.#peers.call(id, M.healDrain, { on, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    const r = await this.#peers.call(id, FILE_METHODS.healDrain, { on, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
   }
 
   async drainState(node: string | undefined): Promise<DrainState> {
     const id = this.#memberId(node);
     if (id === this.#peers.selfId) return this.repairLoop.drainState();
-    const r = await this.#peers.call(id, M.healState, {}, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+    const r = await this.#peers.call(id, FILE_METHODS.healState, {}, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
   }
 
@@ -364,7 +364,7 @@ export class FileService {
     await reachQuorum({
       ranked: nodes,
       quorum: Math.max(1, Math.min(SPREAD_QUORUM, nodes.length)),
-      attempt: (n) => this.#peers.call(n, M.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (n) => this.#peers.call(n, FILE_METHODS.fileRm, { root, at, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done }) => new TesseraError('UNAVAILABLE', `the removal reached only ${done.length} of ${nodes.length} live node(s); try again when more are up`),
     });
   }
@@ -436,7 +436,7 @@ export class FileService {
         Promise.all(
           nodes.map(async (n) => {
             try {
-              const res = await this.#peers.call(n.nodeId, M.chunkHas, { ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+              const res = await this.#peers.call(n.nodeId, FILE_METHODS.chunkHas, { ids }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
               return { node: n.nodeId, have: parseReply(replies.has, res.body, n.nodeId).have };
             } catch {
               return { node: n.nodeId, have: [] as boolean[] };
@@ -508,7 +508,7 @@ export class FileService {
       others.map(async (n) => {
         for (let i = 0; i < uploads.length; i += MAX_IDS_PER_REQUEST) {
           try {
-            const r = await this.#peers.call(n.nodeId, M.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
+            const r = await this.#peers.call(n.nodeId, FILE_METHODS.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
             out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed);
           } catch {
             /* an unreachable peer cannot vouch for a commit; the others may */

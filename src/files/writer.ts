@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
-import { M, parseReply, replies } from './rpc.js';
+import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
 import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
 import { errorMessage } from './errors.js';
@@ -133,7 +133,7 @@ export class FileWriter {
     const targets = new Set<string>([...touched, ...this.peers.live().map((n) => n.nodeId)]);
     await Promise.all(
       [...targets].map((n) =>
-        this.peers.call(n, M.fileAbort, { upload }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }).catch((err: unknown) => {
+        this.peers.call(n, FILE_METHODS.fileAbort, { upload }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }).catch((err: unknown) => {
           this.log.debug({ node: n, upload, err: errorMessage(err) }, 'abort not delivered; the upload expires there instead');
         }),
       ),
@@ -202,7 +202,7 @@ export class FileWriter {
               if (first.state === 'failed') throw first.err;
             } else if ((await this.claim(node, upload, [it.chunk.id], signal, o.r))[0]) return;
             // Every chunk here was hashed by encryptChunk in this process: this node's own store need not hash it again.
-            await this.peers.call(node, M.chunkPut, { upload, id: it.chunk.id, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal, verified: true });
+            await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: it.chunk.id, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal, verified: true });
           },
           shortfall: ({ done, failed }) =>
             unavailable(
@@ -220,7 +220,7 @@ export class FileWriter {
   }
 
   private async claim(node: string, upload: string, ids: Buffer[], signal: AbortSignal, copies?: number): Promise<boolean[]> {
-    const r = await this.peers.call(node, M.chunkClaim, { upload, ids, ...(copies !== undefined ? { r: copies } : {}) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
+    const r = await this.peers.call(node, FILE_METHODS.chunkClaim, { upload, ids, ...(copies !== undefined ? { r: copies } : {}) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
     const have = parseReply(replies.has, r.body, node).have;
     if (have.length !== ids.length) throw new TesseraError('PROTOCOL', `node ${node.slice(0, 12)} answered ${have.length} of ${ids.length} claims`);
     return have;
@@ -231,7 +231,7 @@ export class FileWriter {
     await reachQuorum({
       ranked: [...touched],
       quorum: Math.min(w, touched.size),
-      attempt: (n) => this.peers.call(n, M.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (n) => this.peers.call(n, FILE_METHODS.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done, failed }) =>
         unavailable(`the file's commit reached only ${done.length} node(s), fewer than the write quorum ${w}: ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
     });
