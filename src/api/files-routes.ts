@@ -124,12 +124,15 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
             ...(quorum !== undefined ? { quorum } : {}),
             ...(ec !== undefined ? { ec } : {}),
           };
+          // Read without destroying the request when the put gives up early, so the refusal below
+          // can drain it and the client reads the answer instead of a broken pipe.
+          const body = req.iterator({ destroyOnReturn: false });
           if (name === null) {
-            sendJson(res, 201, await files.put(req, { ...redundancy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal }));
+            sendJson(res, 201, await files.put(body, { ...redundancy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal }));
             return;
           }
           const { policy } = resolvePutPolicy(redundancy, files.defaultPolicy);
-          const stored = await needObjects().putName(name, req, { policy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal });
+          const stored = await needObjects().putName(name, body, { policy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal });
           sendJson(res, 201, { ...stored.file, name: stored.key });
         } catch (e) {
           if (!req.complete) {

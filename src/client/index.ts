@@ -16,6 +16,8 @@ export const DEFAULT_API = '127.0.0.1:7401';
 /** Largest JSON response the client will buffer; file bodies are streamed instead. */
 const MAX_JSON_RESPONSE_BYTES = 16 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** How long an upload cut short by the node waits for the answer that says why, before reporting the broken pipe. */
+const UPLOAD_ANSWER_GRACE_MS = 1_000;
 /**
  * One connection per request: reusing idle keep-alive sockets races with the server closing
  * them (ECONNRESET on the next request), and a connection on loopback or a LAN is cheap.
@@ -353,7 +355,11 @@ export class TesseraClient {
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (err instanceof TesseraError) fail(err);
         else if (err.code === 'ECONNREFUSED') fail(new TesseraError('UNAVAILABLE', `no tessera node answers at ${this.address}: is 'tessera node' running there? (set --api or TESSERA_API)`));
-        else fail(new TesseraError('UNAVAILABLE', `upload to the node API at ${this.address} failed: ${err.message}`));
+        else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') {
+          // A node that refuses a put before reading its body answers and closes: the write fails
+          // first, but the answer (which names the reason) may still be on its way.
+          setTimeout(() => fail(new TesseraError('UNAVAILABLE', `upload to the node API at ${this.address} failed: ${err.message}`)), UPLOAD_ANSWER_GRACE_MS).unref();
+        } else fail(new TesseraError('UNAVAILABLE', `upload to the node API at ${this.address} failed: ${err.message}`));
       });
       req.on('response', (res) => {
         signal?.removeEventListener('abort', onAbort);

@@ -112,6 +112,14 @@ export const DEFAULT_MEMBERSHIP_CONFIG: Readonly<MembershipConfig> = Object.free
 });
 
 const INCREDIBLE_LOG_INTERVAL_MS = 10_000;
+/**
+ * How long a node that no helper answers (neither ack nor nack) goes on doubting itself rather
+ * than its peers. Unanswered helpers usually mean our own link is down, so targets are spared;
+ * but when the helpers are dead too (the last live node of a small cluster), sparing them for
+ * ever would keep dead nodes alive in our view. A node really cut off for longer then suspects
+ * its peers, and their refutations undo that once it is reachable again.
+ */
+const MAX_SELF_DOUBT_MS = 15_000;
 /** Indirect probes served at once; more are refused so a peer cannot make us fan out unboundedly. */
 export const MAX_CONCURRENT_INDIRECT_PROBES = 32;
 /** Bounds on configuration, so a typo cannot turn the detector into a busy loop or a flood. */
@@ -240,6 +248,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private incredibleLoggedAt = -Infinity;
   private lastStatsBroadcast = Number.NEGATIVE_INFINITY;
   private isolatedProbes = 0;
+  /** When the current run of probes that no helper answered began. */
+  private isolatedSince: number | undefined;
   private followUpSyncs = 0;
   /**
    * Bumped on every change to the table (every change is emitted, plus evictions). The member lists
@@ -576,11 +586,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (!this.running || results.includes('ack')) return;
         if (!results.includes('nack')) {
           this.isolatedProbes++;
-          this.log.warn({ target: nodeId, helpers: helpers.length, consecutive: this.isolatedProbes }, 'no member answered an indirect probe; suspecting ourselves, not the target');
-          return;
+          this.isolatedSince ??= this.clock.now();
+          if (this.clock.now() - this.isolatedSince < MAX_SELF_DOUBT_MS) {
+            this.log.warn({ target: nodeId, helpers: helpers.length, consecutive: this.isolatedProbes }, 'no member answered an indirect probe; suspecting ourselves, not the target');
+            return;
+          }
+          this.log.warn({ target: nodeId, consecutive: this.isolatedProbes }, `no member has answered an indirect probe for ${MAX_SELF_DOUBT_MS / 1000} s: the helpers are most likely down too; suspecting the target`);
+        } else {
+          this.isolatedProbes = 0;
+          this.isolatedSince = undefined;
         }
       }
-      this.isolatedProbes = 0;
       this.suspect(nodeId, incarnation);
     } finally {
       this.probing.delete(nodeId);

@@ -190,7 +190,7 @@ test('the same seed replays an identical run; another seed does not', async () =
   assert.notDeepEqual(d.changes, a.changes);
 });
 
-test('a node cut off from everyone blames itself: it accuses nobody, and rejoins after healing', async () => {
+test('a node cut off from everyone blames itself: it accuses nobody while it doubts itself (MAX_SELF_DOUBT_MS), and rejoins after healing', async () => {
   const c = await joined(20);
   const cut = ids[13]!;
   const before = c.changes.length;
@@ -229,5 +229,18 @@ test('a node whose seed was not up yet, reached first by another newcomer, still
   c.start(e!, [SimCluster.addrOf(a!)]);
   const one = () => c.converged() && c.running().every((n) => n.membership.live().length === 4);
   assert.ok(await c.clock.runUntilTrue(one, 3 * DEFAULT_MEMBERSHIP_CONFIG.pushPullIntervalMs + 5_000), 'the two islands merged');
+  c.stopAll();
+});
+
+test('the last live node of three declares both others dead once it has doubted itself long enough (its only helpers are dead too)', async () => {
+  const three = ids.slice(0, 3);
+  const c = new SimCluster({ seed: 31 });
+  for (const id of three) c.start(id, [SEED_ADDR]);
+  assert.ok(await c.clock.runUntilTrue(() => c.converged(), 10_000), 'three nodes did not converge');
+  c.crash(three[1]!);
+  c.crash(three[2]!);
+  const survivor = c.get(three[0]!);
+  const bothDead = () => three.slice(1).every((id) => survivor.get(id)?.state === 'dead');
+  assert.ok(await c.clock.runUntilTrue(bothDead, 25_000, 10), `the survivor still sees ${three.slice(1).map((id) => `${id}=${survivor.get(id)?.state}`).join(', ')}`);
   c.stopAll();
 });
