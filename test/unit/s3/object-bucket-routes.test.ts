@@ -1,0 +1,77 @@
+/** Listing, object and bucket routes answering as S3 clients expect, with an in-memory stand-in for the object service. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import { TesseraError } from '../../../src/errors.js';
+import type { BucketEntry, ObjectEntry } from '../../../src/tables/index.js';
+import { S3Error } from '../../../src/s3/errors.js';
+import type { S3Context, S3Response, S3Route } from '../../../src/s3/handler.js';
+import { listRoutes } from '../../../src/s3/list-ops.js';
+import type { S3Objects } from '../../../src/s3/objects.js';
+
+const MTIME = Date.UTC(2026, 0, 2, 3, 4, 5);
+
+/** Buckets and objects in maps, paged as the object service pages them. */
+function store(keys: string[] = []) {
+  const buckets = new Map<string, BucketEntry>([['bkt', { name: 'bkt', id: '0'.repeat(32), createdAt: MTIME, policy: { kind: 'replicas', n: 3 } } as unknown as BucketEntry]]);
+  const objects = new Map<string, ObjectEntry>();
+  for (const key of keys) objects.set(key, { key, fileId: 'f', size: 3, etag: 'abc', checksums: {}, contentType: 'text/plain', userMeta: {}, mtime: MTIME });
+  const service = {
+    async getBucket(name: string) {
+      return buckets.get(name) ?? null;
+    },
+    async listObjects(_bucket: string, o: { prefix?: string; after?: string; limit: number }) {
+      const sorted = [...objects.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const items = sorted.filter((k) => k.startsWith(o.prefix ?? '') && (o.after === undefined || k > o.after));
+      return { items: items.slice(0, o.limit).map((k) => objects.get(k)!), token: items.length > o.limit ? 'more' : null };
+    },
+    async headObject(_bucket: string, key: string) {
+      return objects.get(key) ?? null;
+    },
+  };
+  return { buckets, objects, service: service as unknown as S3Objects };
+}
+
+function ctx(objects: S3Objects, o: { method?: string; key?: string; query?: string; headers?: IncomingHttpHeaders; accessKeyId?: string }): S3Context {
+  return {
+    req: undefined as never,
+    method: o.method ?? 'GET',
+    bucket: 'bkt',
+    key: o.key,
+    query: new URLSearchParams(o.query ?? ''),
+    headers: o.headers ?? {},
+    principal: { accessKeyId: o.accessKeyId ?? 'AK', name: 'n', buckets: null },
+    objects,
+    requestId: 'r',
+    bodyLength: undefined,
+    body: () => Readable.from([]),
+    readBody: async () => Buffer.alloc(0),
+    may: () => true,
+  } as unknown as S3Context;
+}
+
+const find = (routes: S3Route[], name: string): S3Route => routes.find((r) => r.name === name)!;
+const bodyOf = (r: S3Response | void): string => String((r as S3Response).body);
+
+test('ListObjects (V1) with encoding-type=url gives Prefix as sent and percent-encodes keys and Marker', async () => {
+  const { service } = store(['foo/bar', 'foo/baz', 'quux', 'a b']);
+  const list = find(listRoutes(), 'ListObjects').handle;
+  const r = bodyOf(await list(ctx(service, { query: 'prefix=%0A&encoding-type=url' })));
+  assert.match(r, /<Prefix>\n<\/Prefix>/);
+  assert.doesNotMatch(r, /<Contents>/);
+  const all = bodyOf(await list(ctx(service, { query: 'marker=a%20a&encoding-type=url' })));
+  assert.match(all, /<Marker>a%20a<\/Marker>/);
+  assert.match(all, /<Key>a%20b<\/Key>/);
+});
+
+test('ListObjectsV2 with an empty continuation-token lists from the start and echoes the empty token', async () => {
+  const { service } = store(['bar', 'baz', 'foo', 'quxx']);
+  const list = find(listRoutes(), 'ListObjectsV2').handle;
+  const r = bodyOf(await list(ctx(service, { query: 'list-type=2&continuation-token=' })));
+  assert.match(r, /<ContinuationToken\s*\/>|<ContinuationToken><\/ContinuationToken>/);
+  assert.deepEqual([...r.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]), ['bar', 'baz', 'foo', 'quxx']);
+  assert.match(r, /<IsTruncated>false<\/IsTruncated>/);
+  await assert.rejects(() => list(ctx(service, { query: 'list-type=2&continuation-token=bm90LW91cnM' })), (e: unknown) => e instanceof S3Error && e.code === 'InvalidArgument');
+});
+
