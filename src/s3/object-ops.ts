@@ -66,6 +66,10 @@ export function objectHeaders(o: ObjectEntry): Record<string, string | number> {
   return h;
 }
 
+function notModifiedHeaders(o: ObjectEntry): Record<string, string | number> {
+  return { etag: quoteEtag(o.etag), 'last-modified': httpDate(o.mtime) };
+}
+
 function conditionsOf(ctx: S3Context, prefix = '') {
   return {
     ifMatch: header(ctx, `${prefix}if-match`),
@@ -80,7 +84,13 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   const key = objectKey(ctx);
   const entry = await ctx.objects.headObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
   if (entry === null) return whatIsMissing(ctx, new TesseraError('NOT_FOUND', 'no such key'), bucket, key);
-  checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);
+  try {
+    checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);
+  } catch (e) {
+    // RFC 9110: a 304 carries the validators (ETag, Last-Modified) a 200 would have, so caches can refresh.
+    if (e instanceof S3Error && e.code === 'NotModified') return { status: 304, headers: notModifiedHeaders(entry) };
+    throw e;
+  }
   const range = parseRange(header(ctx, 'range'), entry.size);
   const headers = objectHeaders(entry);
   for (const [q, h] of Object.entries(RESPONSE_OVERRIDES)) {

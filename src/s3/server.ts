@@ -44,6 +44,8 @@ export const S3_SUBRESOURCES = [
 ];
 
 const METHODS = new Set<S3Method>(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
+/** Statuses whose answers carry no body, so no Content-Length either. */
+const BODILESS_STATUS = new Set([204, 304]);
 
 export interface S3ServerOptions {
   host: string;
@@ -237,7 +239,7 @@ export class S3Server {
     }
     if (b === undefined || req.method === 'HEAD') {
       if (b instanceof Readable) b.destroy();
-      if (b === undefined && headers['content-length'] === undefined && (out.status ?? 200) !== 204) headers['content-length'] = 0;
+      if (b === undefined && headers['content-length'] === undefined && !BODILESS_STATUS.has(out.status ?? 200)) headers['content-length'] = 0;
       res.writeHead(out.status ?? 200, headers);
       res.end();
       return;

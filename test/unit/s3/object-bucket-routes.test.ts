@@ -8,6 +8,7 @@ import type { BucketEntry, ObjectEntry } from '../../../src/tables/index.js';
 import { S3Error } from '../../../src/s3/errors.js';
 import type { S3Context, S3Response, S3Route } from '../../../src/s3/handler.js';
 import { listRoutes } from '../../../src/s3/list-ops.js';
+import { objectRoutes } from '../../../src/s3/object-ops.js';
 import type { S3Objects } from '../../../src/s3/objects.js';
 
 const MTIME = Date.UTC(2026, 0, 2, 3, 4, 5);
@@ -75,3 +76,20 @@ test('ListObjectsV2 with an empty continuation-token lists from the start and ec
   await assert.rejects(() => list(ctx(service, { query: 'list-type=2&continuation-token=bm90LW91cnM' })), (e: unknown) => e instanceof S3Error && e.code === 'InvalidArgument');
 });
 
+
+test('a conditional GET or HEAD answered 304 carries the ETag and Last-Modified; If-Match failing stays 412', async () => {
+  const { service } = store(['foo']);
+  const routes = objectRoutes();
+  for (const name of ['GetObject', 'HeadObject']) {
+    const get = find(routes, name).handle;
+    const byEtag = (await get(ctx(service, { key: 'foo', headers: { 'if-none-match': '"abc"' } }))) as S3Response;
+    assert.equal(byEtag.status, 304);
+    assert.equal(byEtag.headers?.etag, '"abc"');
+    assert.equal(byEtag.headers?.['last-modified'], new Date(MTIME).toUTCString());
+    assert.equal(byEtag.body, undefined);
+    const byDate = (await get(ctx(service, { key: 'foo', headers: { 'if-modified-since': new Date(MTIME + 1000).toUTCString() } }))) as S3Response;
+    assert.equal(byDate.status, 304);
+    assert.equal(byDate.headers?.etag, '"abc"');
+    await assert.rejects(async () => get(ctx(service, { key: 'foo', headers: { 'if-match': '"other"' } })), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
+  }
+});
