@@ -40,6 +40,8 @@ export const DEFAULT_OBJECT_PAGE = 1000;
 export interface ObjectWriteOptions {
   contentType?: string;
   userMeta?: Record<string, string>;
+  /** Cache-Control, Expires and the like (STORED_HEADER_NAMES), served back on reads. */
+  headers?: Record<string, string>;
   /** Overrides the bucket's default redundancy policy. */
   policy?: RedundancyPolicy;
   /** Content-MD5: checked before the file is committed; a mismatch is BAD_DIGEST and nothing is listed. */
@@ -162,7 +164,8 @@ export class ObjectService {
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
-    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0 });
+    const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
+    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
     const b = await this.#bucket(bucket, true);
     const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
     const { size } = put;
@@ -174,6 +177,7 @@ export class ObjectService {
       contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
       userMeta: opts.userMeta ?? {},
       mtime: Date.now(),
+      ...headers,
     };
     try {
       await this.#point(b, key, record);

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { TesseraError } from '../../../src/errors.js';
-import type { BucketEntry, ObjectEntry } from '../../../src/tables/index.js';
+import { formatFileId } from '../../../src/content/index.js';
+import { MAX_STORED_HEADER_CHARS, checkObjectRecord, type BucketEntry, type ObjectEntry } from '../../../src/tables/index.js';
 import { S3Error } from '../../../src/s3/errors.js';
 import type { S3Context, S3Response, S3Route } from '../../../src/s3/handler.js';
 import { listRoutes } from '../../../src/s3/list-ops.js';
@@ -29,6 +30,9 @@ function store(keys: string[] = []) {
     },
     async headObject(_bucket: string, key: string) {
       return objects.get(key) ?? null;
+    },
+    async openObject(_bucket: string, key: string) {
+      return { entry: objects.get(key)!, stream: Readable.from([Buffer.from('bar')]) };
     },
   };
   return { buckets, objects, service: service as unknown as S3Objects };
@@ -92,4 +96,48 @@ test('a conditional GET or HEAD answered 304 carries the ETag and Last-Modified;
     assert.equal(byDate.headers?.etag, '"abc"');
     await assert.rejects(async () => get(ctx(service, { key: 'foo', headers: { 'if-match': '"other"' } })), (e: unknown) => e instanceof S3Error && e.code === 'PreconditionFailed');
   }
+});
+
+test('Cache-Control and Expires given at PutObject are stored and served on GET, HEAD and 304; CopyObject keeps or replaces them', async () => {
+  const { objects, service } = store();
+  const records: Record<string, unknown> = {};
+  Object.assign(service, {
+    async putObject(_b: string, key: string, body: Readable, opts: { headers?: Record<string, string> }) {
+      for await (const _ of body);
+      const e = { key, fileId: 'f', size: 0, etag: 'e1', checksums: {}, contentType: 'x/y', userMeta: {}, mtime: MTIME, ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}) };
+      objects.set(key, e);
+      return e;
+    },
+    async recordObject(_b: string, key: string, rec: ObjectEntry) {
+      records[key] = rec;
+      objects.set(key, { ...rec, key });
+    },
+  });
+  const routes = objectRoutes();
+  const expires = 'Thu, 01 Jan 2037 00:00:00 GMT';
+  const put = find(routes, 'PutObject').handle;
+  await put({ ...ctx(service, { method: 'PUT', key: 'k', headers: { 'cache-control': 'public, max-age=14400', expires, 'content-encoding': 'aws-chunked' } }), bodyLength: 0 });
+  assert.deepEqual(objects.get('k')!.headers, { 'cache-control': 'public, max-age=14400', expires });
+  for (const name of ['GetObject', 'HeadObject']) {
+    const r = (await find(routes, name).handle(ctx(service, { key: 'k' }))) as S3Response;
+    assert.equal(r.headers?.['cache-control'], 'public, max-age=14400');
+    assert.equal(r.headers?.expires, expires);
+    assert.equal(r.headers?.['content-encoding'], undefined, 'the transfer encoding of the upload is not served back');
+  }
+  const notModified = (await find(routes, 'GetObject').handle(ctx(service, { key: 'k', headers: { 'if-none-match': '"e1"' } }))) as S3Response;
+  assert.equal(notModified.headers?.['cache-control'], 'public, max-age=14400');
+  const copy = find(routes, 'CopyObject').handle;
+  await copy(ctx(service, { method: 'PUT', key: 'kept', headers: { 'x-amz-copy-source': '/bkt/k' } }));
+  assert.deepEqual((records.kept as ObjectEntry).headers, { 'cache-control': 'public, max-age=14400', expires });
+  await copy(ctx(service, { method: 'PUT', key: 'replaced', headers: { 'x-amz-copy-source': '/bkt/k', 'x-amz-metadata-directive': 'REPLACE', 'cache-control': 'no-store' } }));
+  assert.deepEqual((records.replaced as ObjectEntry).headers, { 'cache-control': 'no-store' });
+  await assert.rejects(async () => put({ ...ctx(service, { method: 'PUT', key: 'big', headers: { 'cache-control': 'x'.repeat(5000) } }), bodyLength: 0 }), (e: unknown) => e instanceof S3Error && e.code === 'InvalidArgument');
+});
+
+test('an object record keeps only the listed stored headers, each bounded', () => {
+  const rec = { fileId: formatFileId(Buffer.alloc(32), Buffer.alloc(32)), size: 0, etag: '', checksums: {}, contentType: 'x/y', userMeta: {}, mtime: 0 };
+  assert.deepEqual(checkObjectRecord({ ...rec, headers: { 'cache-control': 'no-cache', expires: 'Thu, 01 Jan 2037 00:00:00 GMT' } }).headers, { 'cache-control': 'no-cache', expires: 'Thu, 01 Jan 2037 00:00:00 GMT' });
+  assert.equal(checkObjectRecord(rec).headers, undefined);
+  assert.throws(() => checkObjectRecord({ ...rec, headers: { 'content-encoding': 'gzip' } }), (e: unknown) => e instanceof TesseraError && e.code === 'BAD_INPUT');
+  assert.throws(() => checkObjectRecord({ ...rec, headers: { expires: 'x'.repeat(MAX_STORED_HEADER_CHARS + 1) } }), (e: unknown) => e instanceof TesseraError && e.code === 'BAD_INPUT');
 });
