@@ -121,8 +121,9 @@ export class ObjectService {
 
   // ---- buckets ----
 
-  async createBucket(name: string, policy?: RedundancyPolicy): Promise<BucketEntry> {
-    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy);
+  /** `owner` is the S3 access key that asks, recorded so a second CreateBucket can tell its own bucket from another's. */
+  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string): Promise<BucketEntry> {
+    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner);
     if ((await this.#tables.buckets.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
     return this.#writeDefault(policy);
   }

@@ -60,9 +60,15 @@ export function bucketRoutes(): S3Route[] {
         const body = await ctx.readBody(MAX_CREATE_BUCKET_BODY_BYTES);
         if (body.length > 0) parseXmlBody(body, 'CreateBucketConfiguration');
         try {
-          await ctx.objects.createBucket(name, policy);
+          await ctx.objects.createBucket(name, policy, ctx.principal.accessKeyId);
         } catch (e) {
-          if (e instanceof TesseraError && e.code === 'CONFLICT') throw new S3Error('BucketAlreadyOwnedByYou', `bucket '${name}' already exists`);
+          if (e instanceof TesseraError && e.code === 'CONFLICT') {
+            const existing = await ctx.objects.getBucket(name);
+            // As S3 in us-east-1 (the region tessera reports): creating your own bucket again succeeds and changes nothing.
+            if (existing?.owner === ctx.principal.accessKeyId) return { headers: { location: `/${name}` } };
+            if (existing?.owner !== undefined) throw new S3Error('BucketAlreadyExists', `bucket '${name}' belongs to another access key; choose another name`);
+            throw new S3Error('BucketAlreadyOwnedByYou', `bucket '${name}' already exists`);
+          }
           if (e instanceof TesseraError && e.code === 'BAD_INPUT') throw new S3Error('InvalidBucketName', e.message);
           throw e;
         }

@@ -62,6 +62,8 @@ export interface BucketRecord {
   readonly id: string;
   readonly createdAt: number;
   readonly policy: RedundancyPolicy;
+  /** The S3 access key id that created the bucket; absent for buckets made through the API or CLI. */
+  readonly owner?: string;
 }
 
 export interface ObjectRecord {
@@ -79,7 +81,7 @@ export interface ObjectRecord {
 
 const time = z.number().int().min(0).max(MAX_CREATED_AT_MS);
 export const bucketRecordSchema = z
-  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema })
+  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema, owner: z.string().regex(/^[A-Za-z0-9]{1,64}$/).optional() })
   .strict();
 
 const textMap = (maxEntries: number, nameRe: RegExp, maxValue: number) =>

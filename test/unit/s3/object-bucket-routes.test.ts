@@ -8,6 +8,7 @@ import { formatFileId } from '../../../src/content/index.js';
 import { MAX_STORED_HEADER_CHARS, checkObjectRecord, type BucketEntry, type ObjectEntry } from '../../../src/tables/index.js';
 import { S3Error } from '../../../src/s3/errors.js';
 import type { S3Context, S3Response, S3Route } from '../../../src/s3/handler.js';
+import { bucketRoutes } from '../../../src/s3/bucket-ops.js';
 import { listRoutes } from '../../../src/s3/list-ops.js';
 import { objectRoutes } from '../../../src/s3/object-ops.js';
 import type { S3Objects } from '../../../src/s3/objects.js';
@@ -140,4 +141,22 @@ test('an object record keeps only the listed stored headers, each bounded', () =
   assert.equal(checkObjectRecord(rec).headers, undefined);
   assert.throws(() => checkObjectRecord({ ...rec, headers: { 'content-encoding': 'gzip' } }), (e: unknown) => e instanceof TesseraError && e.code === 'BAD_INPUT');
   assert.throws(() => checkObjectRecord({ ...rec, headers: { expires: 'x'.repeat(MAX_STORED_HEADER_CHARS + 1) } }), (e: unknown) => e instanceof TesseraError && e.code === 'BAD_INPUT');
+});
+
+test('CreateBucket again: 200 for the key that made it, BucketAlreadyExists for another key, BucketAlreadyOwnedByYou for a bucket made outside S3', async () => {
+  const { buckets, service } = store();
+  Object.assign(service, {
+    async createBucket(name: string, policy: unknown, owner?: string) {
+      if (buckets.has(name)) throw new TesseraError('CONFLICT', `bucket '${name}' already exists`);
+      buckets.set(name, { name, id: '1'.repeat(32), createdAt: MTIME, policy, ...(owner !== undefined ? { owner } : {}) } as BucketEntry);
+    },
+  });
+  const create = find(bucketRoutes(), 'CreateBucket').handle;
+  const asKey = (accessKeyId: string, bucket: string) => ({ ...ctx(service, { method: 'PUT', accessKeyId }), bucket });
+  await create(asKey('TKMAIN', 'mine'));
+  assert.equal(buckets.get('mine')!.owner, 'TKMAIN');
+  const again = (await create(asKey('TKMAIN', 'mine'))) as S3Response;
+  assert.equal(again.headers?.location, '/mine');
+  await assert.rejects(async () => create(asKey('TKALT', 'mine')), (e: unknown) => e instanceof S3Error && e.code === 'BucketAlreadyExists' && e.status === 409);
+  await assert.rejects(async () => create(asKey('TKMAIN', 'bkt')), (e: unknown) => e instanceof S3Error && e.code === 'BucketAlreadyOwnedByYou' && e.status === 409);
 });
