@@ -160,3 +160,30 @@ test('CreateBucket again: 200 for the key that made it, BucketAlreadyExists for 
   await assert.rejects(async () => create(asKey('TKALT', 'mine')), (e: unknown) => e instanceof S3Error && e.code === 'BucketAlreadyExists' && e.status === 409);
   await assert.rejects(async () => create(asKey('TKMAIN', 'bkt')), (e: unknown) => e instanceof S3Error && e.code === 'BucketAlreadyOwnedByYou' && e.status === 409);
 });
+
+test('ListBuckets pages by max-buckets with a continuation token, and refuses a token it did not give', async () => {
+  const { buckets, service } = store();
+  for (const name of ['b1', 'b2', 'b3']) buckets.set(name, { name, id: '2'.repeat(32), createdAt: MTIME, policy: { kind: 'replicas', n: 3 } } as unknown as BucketEntry);
+  Object.assign(service, {
+    async listBuckets() {
+      return { items: [...buckets.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), token: null };
+    },
+  });
+  const list = find(bucketRoutes(), 'ListBuckets').handle;
+  const names = (xml: string) => [...xml.matchAll(/<Name>([^<]*)<\/Name>/g)].map((m) => m[1]);
+  const seen: string[] = [];
+  let token: string | undefined;
+  for (let round = 0; round < 10; round++) {
+    const r = bodyOf(await list(ctx(service, { query: `max-buckets=2${token ? `&continuation-token=${token}` : ''}` })));
+    const page = names(r) as string[];
+    assert.ok(page.length <= 2);
+    seen.push(...page);
+    token = /<ContinuationToken>([^<]*)</.exec(r)?.[1];
+    if (token === undefined) break;
+  }
+  assert.deepEqual(seen, ['b1', 'b2', 'b3', 'bkt']);
+  assert.deepEqual(names(bodyOf(await list(ctx(service, {})))), ['b1', 'b2', 'b3', 'bkt']);
+  for (const query of ['max-buckets=0', 'max-buckets=x', 'continuation-token=%2F%2F']) {
+    await assert.rejects(async () => list(ctx(service, { query })), (e: unknown) => e instanceof S3Error && e.code === 'InvalidArgument');
+  }
+});
