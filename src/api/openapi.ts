@@ -79,12 +79,12 @@ const SCHEMAS: Record<string, Schema> = {
       memberSize: int, members: arrayOf(str), version: int, status: { type: ['object', 'null'], description: 'live state on the volume master' },
     },
   },
-  Bucket: { type: 'object', properties: { name: str, id: str, createdAt: int, policy: { type: 'object' } } },
+  Bucket: { type: 'object', properties: { name: str, id: str, createdAt: int, policy: { type: 'object' }, owner: str } },
   ObjectRecord: {
     type: 'object',
     properties: {
       key: str, fileId: str, size: int, etag: str, checksums: { type: 'object', additionalProperties: str }, contentType: str,
-      userMeta: { type: 'object', additionalProperties: str }, mtime: int,
+      userMeta: { type: 'object', additionalProperties: str }, mtime: int, headers: { type: 'object', additionalProperties: str },
     },
   },
   VolumeCreate: {

@@ -40,6 +40,8 @@ export const DEFAULT_OBJECT_PAGE = 1000;
 export interface ObjectWriteOptions {
   contentType?: string;
   userMeta?: Record<string, string>;
+  /** Cache-Control, Expires and the like (STORED_HEADER_NAMES), served back on reads. */
+  headers?: Record<string, string>;
   /** Overrides the bucket's default redundancy policy. */
   policy?: RedundancyPolicy;
   /** Content-MD5: checked before the file is committed; a mismatch is BAD_DIGEST and nothing is listed. */
@@ -119,8 +121,9 @@ export class ObjectService {
 
   // ---- buckets ----
 
-  async createBucket(name: string, policy?: RedundancyPolicy): Promise<BucketEntry> {
-    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy);
+  /** `owner` is the S3 access key that asks, recorded so a second CreateBucket can tell its own bucket from another's. */
+  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string): Promise<BucketEntry> {
+    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner);
     if ((await this.#tables.buckets.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
     return this.#writeDefault(policy);
   }
@@ -162,7 +165,8 @@ export class ObjectService {
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
-    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0 });
+    const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
+    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
     const b = await this.#bucket(bucket, true);
     const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
     const { size } = put;
@@ -174,6 +178,7 @@ export class ObjectService {
       contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
       userMeta: opts.userMeta ?? {},
       mtime: Date.now(),
+      ...headers,
     };
     try {
       await this.#point(b, key, record);

@@ -94,8 +94,9 @@ export async function authenticate<P>(req: SignedRequest, now: number, lookup: K
     amzDate = q('X-Amz-Date') ?? '';
     const signedAt = parseAmzDate(amzDate);
     const expires = q('X-Amz-Expires') ?? '';
-    if (!/^\d{1,7}$/.test(expires) || Number(expires) > MAX_PRESIGNED_EXPIRES_S) {
-      throw new S3Error('AuthorizationHeaderMalformed', `X-Amz-Expires must be a number of seconds up to ${MAX_PRESIGNED_EXPIRES_S}`);
+    // A presigned URL with no lifetime, a negative one or one over a week grants nothing: 403, as for an expired one.
+    if (!/^\d{1,7}$/.test(expires) || Number(expires) < 1 || Number(expires) > MAX_PRESIGNED_EXPIRES_S) {
+      throw new S3Error('AccessDenied', `X-Amz-Expires must be a number of seconds from 1 to ${MAX_PRESIGNED_EXPIRES_S}; presign the URL again`);
     }
     if (now > signedAt + Number(expires) * 1000) throw new S3Error('AccessDenied', 'Request has expired: the presigned URL was valid until ' + new Date(signedAt + Number(expires) * 1000).toISOString());
     if (signedAt - now > MAX_CLOCK_SKEW_MS) throw new S3Error('AccessDenied', 'Request is not valid yet: the presigned URL is dated in the future');

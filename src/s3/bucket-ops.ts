@@ -28,6 +28,20 @@ async function allBuckets(list: (token?: string) => Promise<{ items: BucketEntry
   return out.slice(0, MAX_LISTED_BUCKETS);
 }
 
+function maxBucketsOf(q: URLSearchParams): number {
+  const v = q.get('max-buckets');
+  if (v === null || v === '') return MAX_LISTED_BUCKETS;
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LISTED_BUCKETS) throw new S3Error('InvalidArgument', `max-buckets '${v.slice(0, 20)}' is not a whole number from 1 to ${MAX_LISTED_BUCKETS}`);
+  return Number(v);
+}
+
+/** A ListBuckets continuation token is the last name given, base64url; a bucket name is at most 63 characters. */
+function bucketTokenAfter(t: string): string {
+  const name = t.length <= 88 && /^[A-Za-z0-9_-]+$/.test(t) ? Buffer.from(t, 'base64url').toString('utf8') : '';
+  if (!/^[a-z0-9.-]{1,63}$/.test(name)) throw new S3Error('InvalidArgument', 'the continuation-token is not one this endpoint gave; start the listing again');
+  return name;
+}
+
 function policyFrom(text: string | undefined): RedundancyPolicy | undefined {
   if (text === undefined) return undefined;
   try {
@@ -42,12 +56,20 @@ export function bucketRoutes(): S3Route[] {
     {
       method: 'GET', target: 'service', access: 'none', name: 'ListBuckets',
       handle: async (ctx) => {
-        const buckets = (await allBuckets((token) => ctx.objects.listBuckets({ limit: 1000, ...(token ? { token } : {}) })))
-          .filter((b) => ctx.principal.buckets === null || ctx.principal.buckets.has(b.name));
+        const max = maxBucketsOf(ctx.query);
+        const token = ctx.query.get('continuation-token');
+        const after = token !== null && token !== '' ? bucketTokenAfter(token) : '';
+        const prefix = ctx.query.get('prefix') ?? '';
+        const visible = (await allBuckets((t) => ctx.objects.listBuckets({ limit: 1000, ...(t ? { token: t } : {}) })))
+          .filter((b) => (ctx.principal.buckets === null || ctx.principal.buckets.has(b.name)) && b.name > after && b.name.startsWith(prefix));
+        const buckets = visible.slice(0, max);
+        const more = visible.length > max;
         return {
           body: xmlDocument('ListAllMyBucketsResult',
             el('Owner', el('ID', OWNER_ID), el('DisplayName', OWNER_NAME)),
-            el('Buckets', buckets.map((b) => el('Bucket', el('Name', b.name), el('CreationDate', isoDate(b.createdAt)))))),
+            el('Buckets', buckets.map((b) => el('Bucket', el('Name', b.name), el('CreationDate', isoDate(b.createdAt))))),
+            more ? el('ContinuationToken', Buffer.from(buckets[buckets.length - 1]!.name).toString('base64url')) : null,
+            ctx.query.has('prefix') ? el('Prefix', prefix) : null),
         };
       },
     },
@@ -60,9 +82,15 @@ export function bucketRoutes(): S3Route[] {
         const body = await ctx.readBody(MAX_CREATE_BUCKET_BODY_BYTES);
         if (body.length > 0) parseXmlBody(body, 'CreateBucketConfiguration');
         try {
-          await ctx.objects.createBucket(name, policy);
+          await ctx.objects.createBucket(name, policy, ctx.principal.accessKeyId);
         } catch (e) {
-          if (e instanceof TesseraError && e.code === 'CONFLICT') throw new S3Error('BucketAlreadyOwnedByYou', `bucket '${name}' already exists`);
+          if (e instanceof TesseraError && e.code === 'CONFLICT') {
+            const existing = await ctx.objects.getBucket(name);
+            // As S3 in us-east-1 (the region tessera reports): creating your own bucket again succeeds and changes nothing.
+            if (existing?.owner === ctx.principal.accessKeyId) return { headers: { location: `/${name}` } };
+            if (existing?.owner !== undefined) throw new S3Error('BucketAlreadyExists', `bucket '${name}' belongs to another access key; choose another name`);
+            throw new S3Error('BucketAlreadyOwnedByYou', `bucket '${name}' already exists`);
+          }
           if (e instanceof TesseraError && e.code === 'BAD_INPUT') throw new S3Error('InvalidBucketName', e.message);
           throw e;
         }

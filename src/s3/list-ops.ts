@@ -84,7 +84,8 @@ export function listRoutes(): S3Route[] {
         const maxKeys = maxKeysOf(ctx.query);
         const token = ctx.query.get('continuation-token');
         const startAfter = ctx.query.get('start-after') ?? '';
-        const after = token !== null ? decodeToken(token) : startAfter;
+        // An empty token is no token (S3 lists from the start, and echoes it back).
+        const after = token !== null && token !== '' ? decodeToken(token) : startAfter;
         const r = await run(ctx, p, after, maxKeys);
         const fetchOwner = ctx.query.get('fetch-owner') === 'true';
         return {
@@ -111,7 +112,8 @@ export function listRoutes(): S3Route[] {
         return {
           body: xmlDocument('ListBucketResult',
             el('Name', ctx.bucket),
-            el('Prefix', p.encode(p.prefix)),
+            // V1 leaves Prefix as given even with encoding-type=url (clients decode only Marker, NextMarker, Delimiter and keys).
+            el('Prefix', p.prefix),
             el('Marker', p.encode(marker)),
             // S3 gives NextMarker only with a delimiter; without, clients continue from the last key.
             r.truncated && r.next !== undefined && p.delimiter !== '' ? el('NextMarker', p.encode(r.next)) : null,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { TesseraError } from '../errors.js';
-import { MAX_OBJECT_KEY_BYTES, MAX_USER_METADATA_BYTES, userMetaBytes, type ObjectEntry } from '../tables/index.js';
+import { MAX_OBJECT_KEY_BYTES, MAX_STORED_HEADER_CHARS, MAX_USER_METADATA_BYTES, STORED_HEADER_NAMES, userMetaBytes, type ObjectEntry } from '../tables/index.js';
 import { bucketName, header, httpDate, isoDate, objectKey, quoteEtag, requireBucket, whatIsMissing } from './common.js';
 import { checkConditions, parseRange } from './conditions.js';
 import { S3Error } from './errors.js';
@@ -47,6 +47,21 @@ export function userMetaOf(ctx: S3Context): Record<string, string> {
   return meta;
 }
 
+/** Cache-Control, Expires and the other headers an object keeps, as the request gives them. */
+export function storedHeadersOf(ctx: S3Context): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of STORED_HEADER_NAMES) {
+    const v = header(ctx, name);
+    if (v === undefined) continue;
+    if (v.length > MAX_STORED_HEADER_CHARS) throw new S3Error('InvalidArgument', `the ${name} header is ${v.length} characters; at most ${MAX_STORED_HEADER_CHARS} are kept`);
+    out[name] = v;
+  }
+  return out;
+}
+
+/** The record's optional headers field: left out when there are none, as records written before it. */
+const storedHeadersField = (h: Readonly<Record<string, string>> | undefined) => (h && Object.keys(h).length > 0 ? { headers: h } : {});
+
 function md5Of(ctx: S3Context): Buffer | undefined {
   const v = header(ctx, 'content-md5');
   if (v === undefined) return undefined;
@@ -62,7 +77,14 @@ export function objectHeaders(o: ObjectEntry): Record<string, string | number> {
     'accept-ranges': 'bytes',
     'content-type': o.contentType || DEFAULT_CONTENT_TYPE,
   };
+  for (const [k, v] of Object.entries(o.headers ?? {})) h[k] = v;
   for (const [k, v] of Object.entries(o.userMeta)) h[META_PREFIX + k] = v;
+  return h;
+}
+
+function notModifiedHeaders(o: ObjectEntry): Record<string, string | number> {
+  const h: Record<string, string | number> = { etag: quoteEtag(o.etag), 'last-modified': httpDate(o.mtime) };
+  for (const name of ['cache-control', 'expires']) if (o.headers?.[name] !== undefined) h[name] = o.headers[name];
   return h;
 }
 
@@ -80,7 +102,13 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   const key = objectKey(ctx);
   const entry = await ctx.objects.headObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
   if (entry === null) return whatIsMissing(ctx, new TesseraError('NOT_FOUND', 'no such key'), bucket, key);
-  checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);
+  try {
+    checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);
+  } catch (e) {
+    // RFC 9110: a 304 carries the validators (ETag, Last-Modified) a 200 would have, so caches can refresh.
+    if (e instanceof S3Error && e.code === 'NotModified') return { status: 304, headers: notModifiedHeaders(entry) };
+    throw e;
+  }
   const range = parseRange(header(ctx, 'range'), entry.size);
   const headers = objectHeaders(entry);
   for (const [q, h] of Object.entries(RESPONSE_OVERRIDES)) {
@@ -180,6 +208,7 @@ export function objectRoutes(): S3Route[] {
         const entry = await ctx.objects.putObject(bucket, key, ctx.body(), {
           contentType: header(ctx, 'content-type') ?? DEFAULT_CONTENT_TYPE,
           userMeta,
+          headers: storedHeadersOf(ctx),
           ...(expectedMd5 ? { expectedMd5 } : {}),
           ...(size !== undefined ? { expectedSize: size } : {}),
         }).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
@@ -213,6 +242,7 @@ export function objectRoutes(): S3Route[] {
           contentType: directive === 'REPLACE' ? header(ctx, 'content-type') ?? DEFAULT_CONTENT_TYPE : source.contentType,
           userMeta: directive === 'REPLACE' ? userMetaOf(ctx) : source.userMeta,
           mtime,
+          ...storedHeadersField(directive === 'REPLACE' ? storedHeadersOf(ctx) : source.headers),
         });
         return { body: xmlDocument('CopyObjectResult', el('LastModified', isoDate(mtime)), el('ETag', quoteEtag(source.etag))) };
       },

@@ -44,6 +44,8 @@ export const S3_SUBRESOURCES = [
 ];
 
 const METHODS = new Set<S3Method>(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
+/** Statuses whose answers carry no body, so no Content-Length either. */
+const BODILESS_STATUS = new Set([204, 304]);
 
 export interface S3ServerOptions {
   host: string;
@@ -155,6 +157,11 @@ export class S3Server {
     const url = req.url ?? '/';
     if (url.length > MAX_S3_URL_CHARS) throw new S3Error('InvalidRequest', `the request URL is ${url.length} characters, over ${MAX_S3_URL_CHARS}`);
     const method = req.method as S3Method;
+    // A CORS preflight: tessera keeps no CORS configuration, so it is refused as S3 refuses one for a bucket without it.
+    if (req.method === 'OPTIONS') {
+      if (firstHeader(req.headers, 'origin') === undefined) throw new S3Error('BadRequest', 'Insufficient information. Origin request header needed.');
+      throw new S3Error('AccessDenied', 'CORSResponse: CORS is not enabled; tessera keeps no CORS configuration');
+    }
     if (!METHODS.has(method)) throw new S3Error('MethodNotAllowed', `method ${String(req.method).slice(0, 16)} is not an S3 method`);
     if (this.inFlight > this.maxRequests) {
       res.setHeader('retry-after', '1');
@@ -237,7 +244,7 @@ export class S3Server {
     }
     if (b === undefined || req.method === 'HEAD') {
       if (b instanceof Readable) b.destroy();
-      if (b === undefined && headers['content-length'] === undefined && (out.status ?? 200) !== 204) headers['content-length'] = 0;
+      if (b === undefined && headers['content-length'] === undefined && !BODILESS_STATUS.has(out.status ?? 200)) headers['content-length'] = 0;
       res.writeHead(out.status ?? 200, headers);
       res.end();
       return;

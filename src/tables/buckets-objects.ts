@@ -41,10 +41,10 @@ export class BucketTable {
    * nodes both pass the check; the later timestamp wins and the other bucket's id is unreachable
    * (it is empty, having just been made).
    */
-  async create(name: string, policy: RedundancyPolicy = DEFAULT_POLICY, now = Date.now()): Promise<BucketEntry> {
+  async create(name: string, policy: RedundancyPolicy = DEFAULT_POLICY, now = Date.now(), owner?: string): Promise<BucketEntry> {
     checkBucketName(name);
     if ((await this.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
-    const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy });
+    const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy, ...(owner !== undefined ? { owner } : {}) });
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
     return { name, ...rec };
   }

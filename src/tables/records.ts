@@ -21,6 +21,10 @@ export const MAX_OBJECT_KEY_BYTES = MAX_SORT_KEY_BYTES;
 /** S3 caps user-defined metadata at 2 KB (names and values together). */
 export const MAX_USER_METADATA_BYTES = 2048;
 export const MAX_CONTENT_TYPE_CHARS = 256;
+/** Standard headers an object keeps as S3 does, beside its content type (Content-Encoding is left out: aws-chunked uploads use it for the transfer). */
+export const STORED_HEADER_NAMES = ['cache-control', 'content-disposition', 'content-language', 'expires'] as const;
+/** Each stored header's value at most. */
+export const MAX_STORED_HEADER_CHARS = 1024;
 export const MAX_ETAG_CHARS = 80;
 /** Checksums kept per object (e.g. crc32c, sha256), each a short text. */
 export const MAX_CHECKSUMS = 4;
@@ -58,6 +62,8 @@ export interface BucketRecord {
   readonly id: string;
   readonly createdAt: number;
   readonly policy: RedundancyPolicy;
+  /** The S3 access key id that created the bucket; absent for buckets made through the API or CLI. */
+  readonly owner?: string;
 }
 
 export interface ObjectRecord {
@@ -69,11 +75,13 @@ export interface ObjectRecord {
   /** x-amz-meta-* pairs, names lowercased. */
   readonly userMeta: Readonly<Record<string, string>>;
   readonly mtime: number;
+  /** HTTP headers given at upload and served back on every read (STORED_HEADER_NAMES); absent when none were. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const time = z.number().int().min(0).max(MAX_CREATED_AT_MS);
 export const bucketRecordSchema = z
-  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema })
+  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema, owner: z.string().regex(/^[A-Za-z0-9]{1,64}$/).optional() })
   .strict();
 
 const textMap = (maxEntries: number, nameRe: RegExp, maxValue: number) =>
@@ -88,6 +96,7 @@ export const objectRecordSchema = z
     contentType: z.string().max(MAX_CONTENT_TYPE_CHARS),
     userMeta: textMap(MAX_USER_METADATA_BYTES, META_NAME_RE, MAX_USER_METADATA_BYTES),
     mtime: time,
+    headers: z.record(z.enum(STORED_HEADER_NAMES), z.string().max(MAX_STORED_HEADER_CHARS)).optional(),
   })
   .strict();
 

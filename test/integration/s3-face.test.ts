@@ -287,6 +287,32 @@ describe('S3 with aws-cli, s3cmd and hand-made refusals against three real nodes
       assert.match(range.body.toString(), /<Code>InvalidRange<\/Code>/);
     });
 
+    it('a CORS preflight (OPTIONS) is 400 BadRequest without Origin and 403 with one: no CORS configuration is kept', async () => {
+      const noOrigin = await send(creds, 'OPTIONS', `/${bucket}/keep`, undefined, {});
+      assert.equal(noOrigin.status, 400);
+      assert.match(noOrigin.body.toString(), /<Code>BadRequest<\/Code>/);
+      const withOrigin = await send(creds, 'OPTIONS', `/${bucket}/keep`, undefined, { origin: 'http://example.test', 'access-control-request-method': 'GET' });
+      assert.equal(withOrigin.status, 403);
+      assert.match(withOrigin.body.toString(), /<Code>AccessDenied<\/Code>/);
+      assert.equal(await head('keep'), 200);
+    });
+
+    it('stored Cache-Control and Expires come back on GET and on a 304 with the ETag; CreateBucket again by its maker is 200', async () => {
+      const expires = 'Thu, 01 Jan 2037 00:00:00 GMT';
+      const put = await s3(creds, { method: 'PUT', path: `/${bucket}/cached`, body: Buffer.from('bar'), headers: { 'cache-control': 'public, max-age=14400', expires } });
+      assert.equal(put.status, 200);
+      const etag = put.headers.etag as string;
+      const got = await s3(creds, { method: 'GET', path: `/${bucket}/cached` });
+      assert.equal(got.headers['cache-control'], 'public, max-age=14400');
+      assert.equal(got.headers.expires, expires);
+      const notModified = await s3(creds, { method: 'GET', path: `/${bucket}/cached`, headers: { 'if-none-match': etag } });
+      assert.equal(notModified.status, 304);
+      assert.equal(notModified.headers.etag, etag);
+      assert.equal(notModified.headers['cache-control'], 'public, max-age=14400');
+      assert.equal(notModified.body.length, 0);
+      assert.equal((await s3(creds, { method: 'PUT', path: `/${bucket}` })).status, 200);
+    });
+
     it('listing V1 and V2 by hand: delimiter, markers, continuation, encoding-type=url; virtual-host style; a bucket made erasure-coded', async () => {
       const keys = ['l/a b', 'l/c+d', 'l/dir/1', 'l/dir/2', 'l/e', 'l/é'];
       for (const k of keys) assert.equal((await s3(creds, { method: 'PUT', path: `/${bucket}/${encodeURIComponent(k).replace(/%2F/g, '/')}`, body: Buffer.from(k) })).status, 200);
