@@ -5,7 +5,7 @@
 import { TesseraError } from '../errors.js';
 import { parsePolicy, type RedundancyPolicy } from '../content/index.js';
 import type { BucketEntry } from '../tables/index.js';
-import { OWNER_ID, OWNER_NAME, bucketName, header, isoDate, requireBucket } from './common.js';
+import { OWNER_ID, OWNER_NAME, bucketName, countParam, header, isoDate, requireBucket } from './common.js';
 import { S3Error } from './errors.js';
 import type { S3Route } from './handler.js';
 import { el, parseXmlBody, xmlDocument } from './xml.js';
@@ -26,13 +26,6 @@ async function allBuckets(list: (token?: string) => Promise<{ items: BucketEntry
     token = page.token ?? undefined;
   } while (token !== undefined && out.length < MAX_LISTED_BUCKETS);
   return out.slice(0, MAX_LISTED_BUCKETS);
-}
-
-function maxBucketsOf(q: URLSearchParams): number {
-  const v = q.get('max-buckets');
-  if (v === null || v === '') return MAX_LISTED_BUCKETS;
-  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > MAX_LISTED_BUCKETS) throw new S3Error('InvalidArgument', `max-buckets '${v.slice(0, 20)}' is not a whole number from 1 to ${MAX_LISTED_BUCKETS}`);
-  return Number(v);
 }
 
 /** A ListBuckets continuation token is the last name given, base64url; a bucket name is at most 63 characters. */
@@ -56,7 +49,7 @@ export function bucketRoutes(): S3Route[] {
     {
       method: 'GET', target: 'service', access: 'none', name: 'ListBuckets',
       handle: async (ctx) => {
-        const max = maxBucketsOf(ctx.query);
+        const max = countParam(ctx.query, 'max-buckets', { max: MAX_LISTED_BUCKETS, min: 1, refuseAbove: true });
         const token = ctx.query.get('continuation-token');
         const after = token !== null && token !== '' ? bucketTokenAfter(token) : '';
         const prefix = ctx.query.get('prefix') ?? '';

@@ -54,3 +54,19 @@ export function header(ctx: S3Context, name: string): string | undefined {
   const v = ctx.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
+
+/**
+ * A count from the query (max-keys, max-buckets, max-parts, max-uploads): `max` when absent. S3
+ * clamps a larger count to its maximum; `refuseAbove` refuses it instead, and `min` refuses a
+ * smaller one.
+ */
+export function countParam(q: URLSearchParams, name: string, o: { max: number; min?: number; refuseAbove?: boolean }): number {
+  const text = q.get(name);
+  if (text === null || text === '') return o.max;
+  const min = o.min ?? 0;
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= min) || (o.refuseAbove === true && n > o.max)) {
+    throw new S3Error('InvalidArgument', `${name} '${text.slice(0, 20)}' is not a whole number from ${min} to ${o.max}`);
+  }
+  return Math.min(n, o.max);
+}

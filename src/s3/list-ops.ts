@@ -1,6 +1,6 @@
 /** ListObjects (V1), ListObjectsV2 and ListObjectVersions (as an unversioned bucket answers). */
 import type { ObjectEntry } from '../tables/index.js';
-import { OWNER_ID, OWNER_NAME, bucketName, isoDate, quoteEtag, requireBucket } from './common.js';
+import { OWNER_ID, OWNER_NAME, bucketName, countParam, isoDate, quoteEtag, requireBucket } from './common.js';
 import { S3Error } from './errors.js';
 import type { S3Context, S3Route } from './handler.js';
 import { listKeys, MAX_LIST_KEYS, type ListResult } from './listing.js';
@@ -10,13 +10,6 @@ import { el, xmlDocument, type Xml } from './xml.js';
 /** Continuation tokens are opaque to clients: a version byte and the key to continue after. */
 const TOKEN_VERSION = 1;
 const MAX_TOKEN_CHARS = 2048;
-
-function maxKeysOf(q: URLSearchParams): number {
-  const v = q.get('max-keys');
-  if (v === null || v === '') return MAX_LIST_KEYS;
-  if (!/^\d{1,9}$/.test(v)) throw new S3Error('InvalidArgument', `max-keys '${v.slice(0, 20)}' is not a non-negative whole number`);
-  return Math.min(Number(v), MAX_LIST_KEYS);
-}
 
 function encodeToken(after: string): string {
   return Buffer.concat([Buffer.from([TOKEN_VERSION]), Buffer.from(after, 'utf8')]).toString('base64url');
@@ -81,7 +74,7 @@ export function listRoutes(): S3Route[] {
       handle: async (ctx) => {
         if (ctx.query.get('list-type') !== '2') throw new S3Error('InvalidArgument', 'list-type must be 2');
         const p = params(ctx);
-        const maxKeys = maxKeysOf(ctx.query);
+        const maxKeys = countParam(ctx.query, 'max-keys', { max: MAX_LIST_KEYS });
         const token = ctx.query.get('continuation-token');
         const startAfter = ctx.query.get('start-after') ?? '';
         // An empty token is no token (S3 lists from the start, and echoes it back).
@@ -106,7 +99,7 @@ export function listRoutes(): S3Route[] {
       method: 'GET', target: 'bucket', access: 'read', name: 'ListObjects',
       handle: async (ctx) => {
         const p = params(ctx);
-        const maxKeys = maxKeysOf(ctx.query);
+        const maxKeys = countParam(ctx.query, 'max-keys', { max: MAX_LIST_KEYS });
         const marker = ctx.query.get('marker') ?? '';
         const r = await run(ctx, p, marker, maxKeys);
         return {
@@ -127,7 +120,7 @@ export function listRoutes(): S3Route[] {
       method: 'GET', target: 'bucket', query: ['versions'], access: 'read', name: 'ListObjectVersions',
       handle: async (ctx) => {
         const p = params(ctx);
-        const maxKeys = maxKeysOf(ctx.query);
+        const maxKeys = countParam(ctx.query, 'max-keys', { max: MAX_LIST_KEYS });
         const marker = ctx.query.get('key-marker') ?? '';
         const r = await run(ctx, p, marker, maxKeys);
         return {

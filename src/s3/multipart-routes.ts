@@ -11,7 +11,7 @@ import { MAX_PART_NUMBER } from '../tables/index.js';
 import { S3Error, toS3Error, type S3ErrorCode } from './errors.js';
 import type { S3Context, S3Response, S3Route } from './handler.js';
 import { el, parseXmlBody, xmlDocument, type XmlChild } from './xml.js';
-import { bucketName, header, isoDate, objectKey, quoteEtag, whatIsMissing } from './common.js';
+import { bucketName, countParam, header, isoDate, objectKey, quoteEtag, whatIsMissing } from './common.js';
 import { copySource, objectHeaders, userMetaOf } from './object-ops.js';
 
 /** What the routes need of the multipart service (the node passes the real one; tests may pass another). */
@@ -57,13 +57,6 @@ function partNumberOf(ctx: S3Context): number {
 }
 
 /** A listing bound from the query: absent means the maximum; anything but 0..max is InvalidArgument. */
-function limitOf(ctx: S3Context, name: string): number {
-  const text = ctx.query.get(name);
-  if (text === null || text === '') return MAX_MULTIPART_PAGE;
-  if (!/^\d{1,10}$/.test(text)) throw new S3Error('InvalidArgument', `${name} must be a non-negative integer; got '${text.slice(0, 20)}'`);
-  return Math.min(Number(text), MAX_MULTIPART_PAGE);
-}
-
 function contentMd5(ctx: S3Context): Buffer | undefined {
   const v = header(ctx, 'content-md5');
   if (v === undefined) return undefined;
@@ -177,7 +170,7 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
     const key = objectKey(ctx);
     const markerText = ctx.query.get('part-number-marker') ?? '0';
     if (!/^\d{1,5}$/.test(markerText)) throw new S3Error('InvalidArgument', 'part-number-marker must be a part number');
-    const limit = limitOf(ctx, 'max-parts');
+    const limit = countParam(ctx.query, 'max-parts', { max: MAX_MULTIPART_PAGE });
     const r = await mp.listParts(bucket, key, uploadIdOf(ctx), { marker: Number(markerText), limit });
     const enc = encoder(ctx);
     return {
@@ -204,7 +197,7 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
     const delimiter = ctx.query.get('delimiter') ?? '';
     const keyMarker = ctx.query.get('key-marker') ?? '';
     const uploadIdMarker = ctx.query.get('upload-id-marker') ?? '';
-    const limit = limitOf(ctx, 'max-uploads');
+    const limit = countParam(ctx.query, 'max-uploads', { max: MAX_MULTIPART_PAGE });
     const enc = encoder(ctx);
     const uploads: UploadView[] = [];
     const prefixes: string[] = [];

@@ -184,7 +184,7 @@ export class S3Server {
     const route = matchRoute(this.o.routes, method, addr.target, query, req.headers);
     const unhandled = S3_SUBRESOURCES.find((s) => query.has(s) && !(route?.query ?? []).includes(s));
     if (route === undefined || unhandled !== undefined) {
-      throw new S3Error('NotImplemented', `${method} ${addr.target === 'service' ? 'on the service' : `on ${addr.target === 'bucket' ? 'a bucket' : 'an object'}`}${unhandled ? ` with ?${unhandled}` : ''} is not implemented by tessera`);
+      throw new S3Error('NotImplemented', `${method} ${addr.target === 'service' ? 'on the service' : `on ${addr.target === 'bucket' ? 'a bucket' : 'an object'}`}${unhandled ? ` with ?${unhandled}` : ''} is outside what tessera's S3 face serves (no ACLs, policies, versioning or lifecycle)`);
     }
     state.operation = route.name;
     const principal = auth.principal;

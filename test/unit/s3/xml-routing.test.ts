@@ -66,3 +66,18 @@ test('route matching: the route naming the most query parameters and headers win
   assert.equal(pick('partNumber=1&uploadId=u', { 'x-amz-copy-source': '/b/k' }), 'UploadPartCopy');
   assert.equal(matchRoute(routes, 'GET', 'object', new URLSearchParams(''), {}), undefined);
 });
+
+test('query counts: absent gives the maximum, larger is clamped or refused, junk and too small refused', async () => {
+  const { countParam } = await import('../../../src/s3/common.js');
+  const q = (s: string) => new URLSearchParams(s);
+  assert.equal(countParam(q(''), 'max-keys', { max: 1000 }), 1000);
+  assert.equal(countParam(q('max-keys=0'), 'max-keys', { max: 1000 }), 0);
+  assert.equal(countParam(q('max-keys=7'), 'max-keys', { max: 1000 }), 7);
+  assert.equal(countParam(q('max-keys=999999'), 'max-keys', { max: 1000 }), 1000);
+  for (const bad of ['max-keys=-1', 'max-keys=1e3', 'max-keys=x', 'max-keys=12345678901']) {
+    assert.throws(() => countParam(q(bad), 'max-keys', { max: 1000 }), /InvalidArgument|is not a whole number/, bad);
+  }
+  assert.throws(() => countParam(q('max-buckets=0'), 'max-buckets', { max: 10_000, min: 1, refuseAbove: true }), /from 1 to 10000/);
+  assert.throws(() => countParam(q('max-buckets=10001'), 'max-buckets', { max: 10_000, min: 1, refuseAbove: true }), /from 1 to 10000/);
+  assert.equal(countParam(q('max-buckets=10000'), 'max-buckets', { max: 10_000, min: 1, refuseAbove: true }), 10_000);
+});
