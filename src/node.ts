@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer, coreRoutes, type Route, volumeRoutes, filesRoutes, bucketRoutes, NodeMetrics, metricsRoute, type MetricsSources, EventHub, openApiRoute, s3KeyRoutes, isLoopbackHost, type PeerView, type StatusView } from './api/index.js';
 import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js';
-import { FileService, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
+import { composeFiles, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
 import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
@@ -16,7 +16,7 @@ import { PeerRouter, Transport } from './net/index.js';
 import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
 import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
-import { openTables, AccessKeyTable, type Tables } from './tables/index.js';
+import { openTables, registerTableHandlers, AccessKeyTable, type Tables } from './tables/index.js';
 import { S3Server, coreS3Routes, multipartRoutes, type S3Route } from './s3/index.js';
 import { VERSION } from './version.js';
 
@@ -181,7 +181,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     members: () => membership.members().map((m) => ({ nodeId: m.nodeId, state: m.state, capacity: m.capacity })),
     caller,
   };
-  const files = new FileService({
+  const filesNode = composeFiles({
     net: filesNet,
     store: chunks,
     meta,
@@ -190,8 +190,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     log,
     ...config.files,
   });
+  const files = filesNode.service;
   draining = () => files.draining;
-  files.registerPeerHandlers(handlers);
+  filesNode.registerPeerHandlers(handlers);
 
   // Only a node with the data key holds table partitions: they name files and objects.
   const dataKey = identity.cluster.dataKey;
@@ -207,7 +208,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     ...(config.files?.antiEntropyIntervalMs !== undefined ? { syncIntervalMs: config.files.antiEntropyIntervalMs } : {}),
     log,
   });
-  if (tables) handlers.register('table.', async (req) => ({ body: await tables.service.handle(req.method, req.body, req.peer.nodeId) }));
+  if (tables) registerTableHandlers(tables.service, handlers);
   // Objects (names in the default bucket, S3) need the tables, so only full nodes serve them.
   const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
   // A data directory of the version before names were objects: its name records become objects.
@@ -227,7 +228,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   membership.on('change', (m: MemberInfo, prev: string | undefined) => {
     if (m.state !== prev) log.info({ member: m.nodeId, addr: m.addr, state: m.state, was: prev ?? 'unknown' }, 'membership change');
     if (m.state === 'alive' && prev !== 'alive') {
-      files.peerUp(m.nodeId);
+      filesNode.peerUp(m.nodeId);
       tables?.service.peerUp(m.nodeId);
     }
     flushTimer ??= setTimeout(() => void saveAddressBook().catch((err: unknown) => log.warn({ err }, 'address book not saved')), ADDRESS_BOOK_FLUSH_MS);
@@ -280,10 +281,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // Read at scrape time from the counters each layer keeps; the NBD face exists only on a master.
   let nbdServer: NbdServer | undefined;
   const metricSources: MetricsSources = {
-    transport: () => transport.counters as unknown as Record<string, number>,
-    files: () => files.counters as unknown as Record<string, number>,
-    chunkHost: () => files.host.counters as unknown as Record<string, number>,
-    fetcher: () => files.fetcher.counters as unknown as Record<string, number>,
+    transport: () => ({ ...transport.counters }),
+    files: () => ({ ...files.counters }),
+    chunkHost: () => ({ ...files.host.counters }),
+    fetcher: () => ({ ...files.fetcher.counters }),
     members: () => status().members,
     store: () => status().store,
     nbd: () => nbdServer?.counters,
@@ -340,7 +341,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     throw err;
   }
   membership.start();
-  files.start();
+  filesNode.start();
   tables?.service.start();
   nameMigration?.start();
   multipart?.start();
@@ -387,7 +388,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await volumes.stop();
       await nameMigration?.stop();
       await multipart?.stop();
-      await files.stop();
+      await filesNode.stop();
       await tables?.close();
       await transport.close();
       await chunks.close();

@@ -1,6 +1,7 @@
 /** The files layer's public surface for the composition root and the faces. */
-export { FileService, type FileServiceOptions, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
+export { FileService, type FileServiceOptions, type FileServiceParts, type FilesTuning, type PutOptions, type OpenedFile, type FilesCounters } from './service.js';
 export type { FilesNet } from './peers.js';
+export { composeFiles, type FilesNode } from './files-node.js';
 export * from './limits.js';
 export type { PolicyText, PutResultView, FileEntryView, FileListView, ChunkHealthView, FileStatView, RmResultView } from './views.js';
 export type { DrainState, RepairStats } from './repair.js';

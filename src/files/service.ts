@@ -1,45 +1,28 @@
 /**
  * The files service of one node: put, get, rm, ls and stat for clients; its peer side
- * (peer-service.ts) serves the files protocol. Built by the composition root; knows nothing of HTTP.
+ * (peer-service.ts) serves the files protocol. composeFiles (files-node.ts) builds both from the
+ * same parts; the service knows nothing of HTTP.
  */
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DEFAULT_CHUNK_BYTES } from '../limits.js';
 import type { ChunkStore, Metadata } from '../store/index.js';
-import type { PeerHandlers } from '../net/index.js';
 import { reachQuorum } from '../cluster/index.js';
-import { AuthoritySigner, AuthorityVerifier, checkChunkSize, deriveClusterKeys, type ClusterKeys, parseFileId, openFileManifest, sealComposite, formatFileId, type FileManifest, type CompositePart, MAX_COMPOSITE_PARTS, type RedundancyPolicy, DEFAULT_POLICY, checkPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
+import { type AuthoritySigner, checkChunkSize, type ClusterKeys, parseFileId, openFileManifest, sealComposite, formatFileId, type FileManifest, type CompositePart, MAX_COMPOSITE_PARTS, type RedundancyPolicy, formatPolicy, resolvePutPolicy } from '../content/index.js';
 import type { FileStatView, PutResultView } from './views.js';
-import { AntiEntropy } from './anti-entropy.js';
-import { ChunkHost } from './chunk-host.js';
+import type { ChunkHost } from './chunk-host.js';
 import { auth, errorMessage } from './errors.js';
-import {
-  CONTROL_CALL_TIMEOUT_MS,
-  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
-  DEFAULT_CACHE_BYTES,
-  DEFAULT_GC_GRACE_MS,
-  DEFAULT_PENDING_UPLOAD_TTL_MS,
-  DEFAULT_WINDOW_CHUNKS,
-  MAX_GC_GRACE_MS,
-  MAX_IDS_PER_REQUEST,
-  MAX_STAT_CHUNKS,
-  MAX_WINDOW_CHUNKS,
-  SPREAD_QUORUM,
-} from './limits.js';
-import { Peers, type FilesNet } from './peers.js';
-import { ChunkFetcher, readRange, type ReadRangeOptions } from './reader.js';
-import { RefStore } from './refs.js';
+import { CONTROL_CALL_TIMEOUT_MS, MAX_STAT_CHUNKS, SPREAD_QUORUM } from './limits.js';
+import type { Peers, FilesNet } from './peers.js';
+import { readRange, type ChunkFetcher, type CipherSource, type ReadRangeOptions } from './reader.js';
+import type { RefStore } from './refs.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
-import { FileWriter } from './writer.js';
-import { EcWriter } from './erasure-writer.js';
-import { FilesPeerService } from './peer-service.js';
-import { AuthorityGate } from './authority-gate.js';
+import type { FileWriter } from './writer.js';
+import type { EcWriter } from './erasure-writer.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
-import { RepairMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
-import { RepairLoop, drainStateReply, type DrainState, type RepairStats } from './repair.js';
-import { Scrubber, type ScrubReport, type ScrubStats } from './scrub.js';
-import type { CipherSource } from './reader.js';
+import { drainStateReply, type DrainState, type RepairLoop, type RepairStats } from './repair.js';
+import type { Scrubber, ScrubReport, ScrubStats } from './scrub.js';
 
 /** The files service's knobs: node flags and the config file set them, tests shorten the periods. */
 export interface FilesTuning {
@@ -59,6 +42,7 @@ export interface FilesTuning {
   multipartAbandonMs?: number;
 }
 
+/** What composeFiles (files-node.ts) builds a node's files layer from. */
 export interface FileServiceOptions extends FilesTuning {
   net: FilesNet;
   store: ChunkStore;
@@ -70,6 +54,27 @@ export interface FileServiceOptions extends FilesTuning {
    * it from the data key). Without either, every destructive message is refused.
    */
   authorityKey?: Buffer;
+  log: Logger;
+}
+
+/** The collaborators the client side uses, composed once per node by composeFiles (files-node.ts). */
+export interface FileServiceParts {
+  net: FilesNet;
+  peers: Peers;
+  store: ChunkStore;
+  refs: RefStore;
+  host: ChunkHost;
+  fetcher: ChunkFetcher;
+  /** Absent, with `ec`, `signer` and `keys`, on a storage-only node. */
+  writer: FileWriter | undefined;
+  ec: EcWriter | undefined;
+  signer: AuthoritySigner | undefined;
+  keys: ClusterKeys | undefined;
+  repairLoop: RepairLoop;
+  scrubber: Scrubber;
+  /** Checked already (checkPolicy). */
+  defaultPolicy: RedundancyPolicy;
+  windowChunks: number;
   log: Logger;
 }
 
@@ -118,6 +123,7 @@ const storageOnly = (what: string) =>
 
 export class FileService {
   readonly counters: FilesCounters = { putsOk: 0, putsFailed: 0, getsOk: 0, getsFailed: 0, removes: 0 };
+  /** Counters of the chunks this node hosts and fetches, which the files counters route reports beside its own. */
   readonly host: ChunkHost;
   readonly fetcher: ChunkFetcher;
   readonly #peers: Peers;
@@ -125,94 +131,32 @@ export class FileService {
   readonly #log: Logger;
   readonly #refs: RefStore;
   readonly #writer: FileWriter | undefined;
-  readonly #ae: AntiEntropy;
   readonly #window: number;
-  readonly #repairMeta: RepairMeta;
   readonly #net: FilesNet;
   readonly #store: ChunkStore;
   readonly #ec: EcWriter | undefined;
   readonly #defaultPolicy: RedundancyPolicy;
-  readonly repairLoop: RepairLoop;
-  readonly scrubber: Scrubber;
-  readonly #peerService: FilesPeerService;
+  readonly #repairLoop: RepairLoop;
+  readonly #scrubber: Scrubber;
   readonly #signer: AuthoritySigner | undefined;
-  readonly authorityGate: AuthorityGate;
 
-  constructor(o: FileServiceOptions) {
-    const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
-    if (!Number.isInteger(grace) || grace < 0 || grace > MAX_GC_GRACE_MS) throw badInput(`gc grace period must be 0..${MAX_GC_GRACE_MS} ms`);
-    this.#window = o.windowChunks ?? DEFAULT_WINDOW_CHUNKS;
-    if (!Number.isInteger(this.#window) || this.#window < 1 || this.#window > MAX_WINDOW_CHUNKS) throw badInput(`window must be 1..${MAX_WINDOW_CHUNKS} chunks`);
-    this.#log = o.log.child({ component: 'files' });
-    this.#keys = o.dataKey ? deriveClusterKeys(o.dataKey) : undefined;
-    this.#signer = o.dataKey ? new AuthoritySigner(o.dataKey) : undefined;
-    this.authorityGate = new AuthorityGate(this.#signer ?? (o.authorityKey ? new AuthorityVerifier(o.authorityKey) : undefined), this.#log);
-    this.#refs = new RefStore(o.meta);
-    this.#peers = new Peers(o.net);
-    this.host = new ChunkHost({
-      store: o.store,
-      refs: this.#refs,
-      log: this.#log,
-      gcGraceMs: grace,
-      pendingUploadTtlMs: o.pendingUploadTtlMs ?? DEFAULT_PENDING_UPLOAD_TTL_MS,
-      askCommitted: (uploads) => this.#askCommitted(uploads),
-    });
-    this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => this.host.get(id, into));
-    if (this.#keys && this.#signer) {
-      this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
-    }
-    this.#repairMeta = new RepairMeta(o.meta);
-    this.#net = o.net;
-    this.#store = o.store;
-    this.#defaultPolicy = checkPolicy(o.defaultPolicy ?? DEFAULT_POLICY);
-    const net = o.net;
-    this.repairLoop = new RepairLoop({
-      peers: this.#peers,
-      host: this.host,
-      store: o.store,
-      refs: this.#refs,
-      repairMeta: this.#repairMeta,
-      meta: o.meta,
-      fetcher: this.fetcher,
-      log: this.#log,
-      members: () => net.members?.() ?? net.live().map((m) => ({ ...m, state: 'alive' })),
-      ...(o.repairGraceMs !== undefined ? { graceMs: o.repairGraceMs } : {}),
-      ...(o.repairRateBytes !== undefined ? { rateBytes: o.repairRateBytes } : {}),
-      ...(o.repairIntervalMs !== undefined ? { intervalMs: o.repairIntervalMs } : {}),
-    });
-    this.scrubber = new Scrubber(o.store, this.repairLoop, this.#log, o.scrubRateBytes, o.scrubIntervalMs);
-    this.#peerService = new FilesPeerService({ host: this.host, refs: this.#refs, repairMeta: this.#repairMeta, repairLoop: this.repairLoop, gate: this.authorityGate, selfId: o.net.selfId });
-    if (this.#keys && this.#writer) this.#ec = new EcWriter(this.#peers, this.#keys, this.#log, this.#writer);
-    this.#ae = new AntiEntropy(this.#peers, this.host, this.#log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, this.authorityGate);
-  }
-
-  start(): void {
-    this.host.start();
-    this.#ae.start();
-    this.repairLoop.start();
-    this.scrubber.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.scrubber.stop();
-    await this.repairLoop.stop();
-    await this.#ae.stop();
-    await this.host.stop();
-  }
-
-  /** A peer came (back) to life: exchange what either side may have missed. */
-  peerUp(nodeId: string): void {
-    if (nodeId !== this.#peers.selfId) void this.#ae.pull(nodeId);
-  }
-
-  /** Lets the files service's peer side (files/peer-service.ts) answer its part of the protocol. */
-  registerPeerHandlers(handlers: PeerHandlers): void {
-    this.#peerService.register(handlers);
-  }
-
-  /** Serves one peer request directly, as the network would deliver it (`verified` false). */
-  handleRpc(method: string, body: unknown, payload: Buffer, verified = false, recycle?: () => void, from?: string): Promise<{ body?: unknown; payload?: Buffer }> {
-    return this.#peerService.handle(method, body, payload, verified, recycle, from);
+  /** Built by composeFiles (files-node.ts), which checks the tuning and shares these parts with the peer side. */
+  constructor(p: FileServiceParts) {
+    this.#net = p.net;
+    this.#peers = p.peers;
+    this.#store = p.store;
+    this.#refs = p.refs;
+    this.host = p.host;
+    this.fetcher = p.fetcher;
+    this.#writer = p.writer;
+    this.#ec = p.ec;
+    this.#signer = p.signer;
+    this.#keys = p.keys;
+    this.#repairLoop = p.repairLoop;
+    this.#scrubber = p.scrubber;
+    this.#defaultPolicy = p.defaultPolicy;
+    this.#window = p.windowChunks;
+    this.#log = p.log;
   }
 
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
@@ -273,7 +217,7 @@ export class FileService {
   #stripedSource(): CipherSource {
     return async (d, signal) => {
       const st = decodeStripe(await this.fetcher.fetch(d, signal));
-      return readStriped(this.repairLoop, d, st, signal);
+      return readStriped(this.#repairLoop, d, st, signal);
     };
   }
 
@@ -288,28 +232,28 @@ export class FileService {
   }
 
   repairStats(): RepairStats {
-    return this.repairLoop.stats();
+    return this.#repairLoop.stats();
   }
 
   scrubStats(): ScrubStats {
-    return this.scrubber.stats();
+    return this.#scrubber.stats();
   }
 
   /** Runs a scrub pass now (or joins the one running) and reports it. */
   scrub(): Promise<ScrubReport> {
-    return this.scrubber.run();
+    return this.#scrubber.run();
   }
 
   get draining(): boolean {
-    return this.repairLoop.draining;
+    return this.#repairLoop.draining;
   }
 
   /** Starts or cancels draining a node (this one, or another by id or unique id prefix). */
   async drain(node: string | undefined, on: boolean): Promise<DrainState> {
     const id = this.#memberId(node);
     if (id === this.#peers.selfId) {
-      await this.repairLoop.setDraining(on);
-      return this.repairLoop.drainState();
+      await this.#repairLoop.setDraining(on);
+      return this.#repairLoop.drainState();
     }
     // The order is bound to the node it drains and to now, so it cannot be sent to another node or replayed later.
     const signer = this.#needSigner('drain another node');
@@ -321,7 +265,7 @@ export class FileService {
 
   async drainState(node: string | undefined): Promise<DrainState> {
     const id = this.#memberId(node);
-    if (id === this.#peers.selfId) return this.repairLoop.drainState();
+    if (id === this.#peers.selfId) return this.#repairLoop.drainState();
     const r = await this.#peers.call(id, FILE_METHODS.healState, {}, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
     return parseReply(drainStateReply, r.body, id);
   }
@@ -499,23 +443,5 @@ export class FileService {
       this.counters.getsFailed++;
       throw e;
     }
-  }
-
-  async #askCommitted(uploads: string[]): Promise<{ upload: string; root: string; at: number }[]> {
-    const out: { upload: string; root: string; at: number }[] = [];
-    const others = this.#peers.live().filter((n) => n.nodeId !== this.#peers.selfId);
-    await Promise.all(
-      others.map(async (n) => {
-        for (let i = 0; i < uploads.length; i += MAX_IDS_PER_REQUEST) {
-          try {
-            const r = await this.#peers.call(n.nodeId, FILE_METHODS.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
-            out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed);
-          } catch {
-            /* an unreachable peer cannot vouch for a commit; the others may */
-          }
-        }
-      }),
-    );
-    return out;
   }
 }

@@ -2,6 +2,6 @@ export { TableService, DEFAULT_TABLE_REPLICAS, type TableNet, type TableServiceO
 export { EntryStore } from './entry-store.js';
 export { BucketTable, ObjectTable, type BucketEntry, type ObjectEntry, type Page } from './buckets-objects.js';
 export * from './records.js';
-export { openTables, type OpenTablesOptions, type Tables } from './open.js';
+export { openTables, registerTableHandlers, type OpenTablesOptions, type Tables } from './open.js';
 export * from './multipart-records.js';
 export { AccessKeyTable, ACCESS_KEY_PERMISSIONS, isAccessKeyId, type AccessKeyPermission, type AccessKeyView } from './access-keys.js';

@@ -2,9 +2,14 @@
 import { deriveClusterKeys } from '../content/index.js';
 import { HybridClock } from '../content/index.js';
 import type { Logger } from '../log.js';
+import type { PeerHandlers } from '../net/index.js';
 import { BucketTable, ObjectTable } from './buckets-objects.js';
 import { EntryStore } from './entry-store.js';
 import { TableService, type TableNet } from './table-service.js';
+import { TABLE_METHODS } from './rpc.js';
+
+/** The method prefix of the table protocol, which the tables answer on every full node. */
+const TABLE_RPC_PREFIX = TABLE_METHODS.hello.slice(0, TABLE_METHODS.hello.indexOf('.') + 1);
 
 export interface OpenTablesOptions {
   /** Directory of the table store (created if missing). */
@@ -44,4 +49,9 @@ export async function openTables(o: OpenTablesOptions): Promise<Tables> {
       await store.close();
     },
   };
+}
+
+/** Hands the table protocol's methods (table.*) to the node's router: the tables answer them on every full node. */
+export function registerTableHandlers(service: TableService, handlers: PeerHandlers): void {
+  handlers.register(TABLE_RPC_PREFIX, async (req) => ({ body: await service.handle(req.method, req.body, req.peer.nodeId) }));
 }

@@ -1,6 +1,6 @@
-/** FileService instances wired to each other in one process through a fake network (real node callers). */
+/** Files layers (composeFiles) wired to each other in one process through a fake network (real node callers). */
 import { randomBytes } from 'node:crypto';
-import { FileService, type FilesNet } from '../../src/files/index.js';
+import { composeFiles, type FileService, type FilesNet, type FilesNode } from '../../src/files/index.js';
 import { MemoryChunkStore } from '../../src/store/memory-store.js';
 import type { PutOptions } from '../../src/store/chunk-store.js';
 import { openMetadata, type Metadata } from '../../src/store/metadata.js';
@@ -36,6 +36,7 @@ export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Bu
   const ids = Array.from({ length: n }, (_, i) => `node${i}`);
   const down = new Set<string>();
   const services = new Map<string, FileService>();
+  const nodes = new Map<string, FilesNode>();
   const metas: Metadata[] = [];
   const stores = new Map<string, RecordingStore>();
   const calls: string[] = [];
@@ -54,7 +55,7 @@ export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Bu
         if (down.has(to)) throw new TesseraError('UNAVAILABLE', `${to} is down`);
         const p = payload === undefined ? Buffer.alloc(0) : Array.isArray(payload) ? Buffer.concat(payload) : payload;
         const fake = forged.get(to)?.(method);
-        const r = fake !== undefined ? { body: fake } : await services.get(to)!.handleRpc(method, body, p, false, undefined, id);
+        const r = fake !== undefined ? { body: fake } : await nodes.get(to)!.peer.handle(method, body, p, false, undefined, id);
         return { body: r.body, payload: (r.payload as Buffer | undefined) ?? Buffer.alloc(0), peer: { nodeId: to, clusterId: 'test', protocolVersion: PROTOCOL_VERSION, capabilities: [], listenAddr: to } };
       },
       local: handlers.handle,
@@ -66,10 +67,11 @@ export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Bu
     };
     const store = new RecordingStore();
     stores.set(id, store);
-    const service = new FileService({ net, store, meta, dataKey, log: silentLogger, windowChunks, ...(extra.gcGraceMs !== undefined ? { gcGraceMs: extra.gcGraceMs } : {}) });
-    service.registerPeerHandlers(handlers);
-    services.set(id, service);
+    const node = composeFiles({ net, store, meta, dataKey, log: silentLogger, windowChunks, ...(extra.gcGraceMs !== undefined ? { gcGraceMs: extra.gcGraceMs } : {}) });
+    node.registerPeerHandlers(handlers);
+    nodes.set(id, node);
+    services.set(id, node.service);
   }
-  return { services, stores, down, calls, forged, close: () => Promise.all(metas.map((m) => m.close())) };
+  return { services, nodes, stores, down, calls, forged, close: () => Promise.all(metas.map((m) => m.close())) };
 }
 

@@ -1,8 +1,8 @@
-/** FileService instances wired to each other in one process through a fake network. */
+/** Files layers (composeFiles) wired to each other in one process through a fake network. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { FileService } from '../../../src/files/index.js';
+import { composeFiles } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
 import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
 import { openMetadata } from '../../../src/store/metadata.js';
@@ -108,14 +108,14 @@ test("only the writer's own copy skips the store's hash; copies from peers are v
     assert.ok(got.length > 0 && got.every((p) => !p.verified), `${peer} received its copies over the network`);
   }
   // A peer cannot claim the shortcut: a request from the network never carries it.
-  await assert.rejects(c.services.get('node1')!.handleRpc('chunk.put', { id: Buffer.alloc(32), verified: true }, Buffer.from('x')), { code: 'BAD_INPUT' });
-  await assert.rejects(c.services.get('node1')!.handleRpc('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
+  await assert.rejects(c.nodes.get('node1')!.peer.handle('chunk.put', { id: Buffer.alloc(32), verified: true }, Buffer.from('x')), { code: 'BAD_INPUT' });
+  await assert.rejects(c.nodes.get('node1')!.peer.handle('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
 });
 
 test('malformed peer requests are refused with BAD_INPUT, never a crash', async (t) => {
   const c = await cluster(1);
   t.after(() => c.close());
-  const s = c.services.get('node0')!;
+  const s = c.nodes.get('node0')!.peer;
   const bad: [string, unknown][] = [
     ['chunk.put', { id: Buffer.alloc(3) }],
     ['chunk.claim', { upload: 'x', ids: [] }],
@@ -126,14 +126,14 @@ test('malformed peer requests are refused with BAD_INPUT, never a crash', async 
     ['chunk.nope', {}],
     ['chunk.get', null],
   ];
-  for (const [m, body] of bad) await assert.rejects(s.handleRpc(m, body, Buffer.alloc(0)), { code: 'BAD_INPUT' }, m);
-  await assert.rejects(s.handleRpc('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
+  for (const [m, body] of bad) await assert.rejects(s.handle(m, body, Buffer.alloc(0)), { code: 'BAD_INPUT' }, m);
+  await assert.rejects(s.handle('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
 });
 
 test('a storage-only service refuses puts and reads with AUTH', async () => {
   const meta = await openMetadata(null);
   try {
-    const s = new FileService({
+    const { service: s } = composeFiles({
       net: { selfId: 'n', live: () => [{ nodeId: 'n', capacity: 1 }], caller: { selfId: 'n', isHeldDown: () => false, call: async () => ({ body: {}, payload: Buffer.alloc(0) }) } },
       store: new MemoryChunkStore(),
       meta,
@@ -154,12 +154,13 @@ test('a member without the data key cannot remove a file through anti-entropy', 
   const put = await a.put(pieces(data), { chunkSize: 4096 });
   const root = parseFileId(put.fileId).rootId.toString('hex');
   c.forged.set('node2', (method) => (method === 'file.tombstones' ? { items: [{ root, at: Date.now() }], more: false } : undefined));
-  const refusedBefore = a.authorityGate.refused;
-  a.peerUp('node2');
+  const aNode = c.nodes.get('node0')!;
+  const refusedBefore = aNode.authorityGate.refused;
+  aNode.peerUp('node2');
   for (let i = 0; i < 100 && !c.calls.includes('node2 file.tombstones'); i++) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 50));
-  assert.equal(a.authorityGate.refused - refusedBefore, 1, 'the unproven tombstone was refused');
-  assert.equal(((await a.handleRpc('file.tombstones', { limit: 10 }, Buffer.alloc(0))).body as { items: unknown[] }).items.length, 0, 'no tombstone was stored');
+  assert.equal(aNode.authorityGate.refused - refusedBefore, 1, 'the unproven tombstone was refused');
+  assert.equal(((await aNode.peer.handle('file.tombstones', { limit: 10 }, Buffer.alloc(0))).body as { items: unknown[] }).items.length, 0, 'no tombstone was stored');
   assert.ok((await collect((await a.open(put.fileId)).read())).equals(data));
 });
 
