@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
 import { DEFAULT_BUCKET, DEFAULT_OBJECT_PAGE, MAX_OBJECT_PAGE, type FileEntryView, type FileService, type ObjectService, type ResolvedRef } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
-import { parsePolicy, resolvePutPolicy } from '../content/index.js';
+import { checkPutPolicy, parseShards, resolvePutPolicy } from '../content/index.js';
 import type { Route } from './server.js';
 
 /** How long the rest of a refused upload is drained before the connection is closed. */
@@ -113,17 +113,12 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
           const quorum = intParam(url, 'quorum', 'copies that must be stored before success');
           const chunkSize = intParam(url, 'chunkSize', 'bytes per chunk');
           const ecText = url.searchParams.get('ec');
-          let ec: { k: number; m: number } | undefined;
-          if (ecText !== null && ecText !== '') {
-            const p = parsePolicy(ecText.slice(0, 8));
-            if (p.kind !== 'ec' || ecText.length > 8) throw badInput(`ec=${ecText.slice(0, 20)} is not data+parity shards such as 4+2`);
-            ec = { k: p.k, m: p.m };
-          }
-          const redundancy = {
+          const ec = ecText !== null && ecText !== '' ? parseShards(ecText) : undefined;
+          const redundancy = checkPutPolicy({
             ...(replicas !== undefined ? { replicas } : {}),
             ...(quorum !== undefined ? { quorum } : {}),
             ...(ec !== undefined ? { ec } : {}),
-          };
+          });
           // Read without destroying the request when the put gives up early, so the refusal below
           // can drain it and the client reads the answer instead of a broken pipe.
           const body = req.iterator({ destroyOnReturn: false });
@@ -131,7 +126,7 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
             sendJson(res, 201, await files.put(body, { ...redundancy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal }));
             return;
           }
-          const { policy } = resolvePutPolicy(redundancy, files.defaultPolicy);
+          const policy = resolvePutPolicy(redundancy, files.defaultPolicy);
           const stored = await needObjects().putName(name, body, { policy, ...(chunkSize !== undefined ? { chunkSize } : {}), signal: ac.signal });
           sendJson(res, 201, { ...stored.file, name: stored.key });
         } catch (e) {

@@ -6,13 +6,10 @@
 import { createRequire } from 'node:module';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { TesseraError, badInput, tooLarge, unavailable } from '../errors.js';
+import { checkErasureParams } from './erasure-limits.js';
 
-/** Most data shards per chunk; more would spread a chunk over more nodes than a cluster has. */
-export const MAX_EC_DATA_SHARDS = 16;
-/** Most parity shards per chunk (the native library's own limit is 6). */
-export const MAX_EC_PARITY_SHARDS = 6;
-/** Most shards in total, so a chunk's shards can sit on distinct nodes of a modest cluster. */
-export const MAX_EC_SHARDS = 20;
+export { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS, checkErasureParams } from './erasure-limits.js';
+
 /** The library works on shards whose size is a multiple of 8 bytes. */
 export const SHARD_ALIGN_BYTES = 8;
 
@@ -49,16 +46,6 @@ export interface EncodedShards {
   readonly shardSize: number;
   /** Zero bytes appended after the data to fill the last data shard. */
   readonly padding: number;
-}
-
-export function checkErasureParams(k: number, m: number): void {
-  if (!Number.isInteger(k) || k < 1 || k > MAX_EC_DATA_SHARDS) {
-    throw badInput(`erasure coding needs 1..${MAX_EC_DATA_SHARDS} data shards, not ${k}`);
-  }
-  if (!Number.isInteger(m) || m < 1 || m > MAX_EC_PARITY_SHARDS) {
-    throw badInput(`erasure coding needs 1..${MAX_EC_PARITY_SHARDS} parity shards, not ${m}`);
-  }
-  if (k + m > MAX_EC_SHARDS) throw badInput(`erasure coding ${k}+${m} has ${k + m} shards; the limit is ${MAX_EC_SHARDS}`);
 }
 
 function contextFor(k: number, m: number): Buffer {

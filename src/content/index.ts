@@ -10,4 +10,5 @@ export * from './manifest-reader.js';
 export * from './manifest-composite.js';
 export * from './names.js';
 export * from './policy.js';
+export * from './put-policy.js';
 export * from './authority.js';

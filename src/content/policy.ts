@@ -6,13 +6,13 @@ import { z } from 'zod';
 import { badInput } from '../errors.js';
 import { MAX_REPLICAS } from '../limits.js';
 import { majorityQuorum } from './majority.js';
-import { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS } from './erasure.js';
+import { MAX_EC_DATA_SHARDS, MAX_EC_PARITY_SHARDS, MAX_EC_SHARDS } from './erasure-limits.js';
+import { DEFAULT_REPLICAS } from './put-policy.js';
 
 export { MAX_REPLICAS, majorityQuorum };
 
 export type RedundancyPolicy = { kind: 'replicas'; r: number; w: number } | { kind: 'ec'; k: number; m: number };
 
-export const DEFAULT_REPLICAS = 3;
 export const DEFAULT_POLICY: RedundancyPolicy = Object.freeze({ kind: 'replicas', r: DEFAULT_REPLICAS, w: majorityQuorum(DEFAULT_REPLICAS) });
 
 export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = z
@@ -34,7 +34,6 @@ export const policySchema: z.ZodType<RedundancyPolicy, z.ZodTypeDef, unknown> = 
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['m'], message: `k + m must be at most ${MAX_EC_SHARDS}` });
     }
   });
-
 
 /** Validates a policy from any source; BAD_INPUT names the first problem found. */
 export function checkPolicy(value: unknown): RedundancyPolicy {
@@ -61,26 +60,4 @@ export function parsePolicy(text: string): RedundancyPolicy {
 /** A policy as the API and the CLI show it: `replicas:3/2` (R copies, write quorum W) or `ec:4+2`. */
 export function formatPolicy(p: RedundancyPolicy): string {
   return p.kind === 'replicas' ? `replicas:${p.r}/${p.w}` : `ec:${p.k}+${p.m}`;
-}
-
-/** What a put asks for; each part may be left out. */
-export interface PutRedundancy {
-  replicas?: number;
-  quorum?: number;
-  ec?: { k: number; m: number };
-}
-
-/**
- * Put's redundancy rules, in one place: copies and shards exclude each other; a put that names
- * neither gets the node's default; a quorum alone keeps the default replica count and replicas
- * alone get a majority quorum. `nameQuorum` is how many nodes must take the file's name record.
- */
-export function resolvePutPolicy(req: PutRedundancy, fallback: RedundancyPolicy): { policy: RedundancyPolicy; nameQuorum: number } {
-  const ec = req.ec ?? (req.replicas === undefined && fallback.kind === 'ec' ? { k: fallback.k, m: fallback.m } : undefined);
-  if (ec !== undefined && req.replicas !== undefined) throw badInput('give either a replica count or erasure coding, not both');
-  const r = req.replicas ?? (fallback.kind === 'replicas' ? fallback.r : DEFAULT_REPLICAS);
-  if (!Number.isInteger(r) || r < 1 || r > MAX_REPLICAS) throw badInput(`replicas must be a whole number from 1 to ${MAX_REPLICAS}, not ${req.replicas}`);
-  const w = req.quorum ?? majorityQuorum(r);
-  if (!Number.isInteger(w) || w < 1 || w > r) throw badInput(`write quorum must be a whole number from 1 to the replica count ${r}, not ${req.quorum}`);
-  return { policy: ec !== undefined ? { kind: 'ec', k: ec.k, m: ec.m } : { kind: 'replicas', r, w }, nameQuorum: w };
 }

@@ -162,7 +162,7 @@ export class FileService {
   async put(source: AsyncIterable<unknown>, o: PutOptions = {}): Promise<PutResultView> {
     const writer = this.#needWriter('store files');
     const began = Date.now();
-    const { policy } = resolvePutPolicy(o, this.#defaultPolicy);
+    const policy = resolvePutPolicy(o, this.#defaultPolicy);
     const chunkSize = checkChunkSize(o.chunkSize ?? DEFAULT_CHUNK_BYTES);
     try {
       const res =

@@ -5,6 +5,7 @@ import { open } from 'node:fs/promises';
 import type { PutResultView } from '../../api/types.js';
 import { badInput } from '../../errors.js';
 import { MAX_REPLICAS } from '../../limits.js';
+import { checkPutPolicy, parseShards, type PutPolicyNames } from '../../content/put-policy.js';
 import { majorityQuorum } from '../../content/majority.js';
 import { clientFrom } from '../context.js';
 import { formatBytes, parseSize } from '../format.js';
@@ -22,29 +23,34 @@ export interface PutFlags extends CommonFlags {
   ec?: string;
 }
 
-function wholeNumber(text: string | undefined, what: string, min: number, max: number): number | undefined {
+/** Put's redundancy flags, as the shared rules name them in a refusal. */
+const PUT_FLAGS: PutPolicyNames = { replicas: '--replicas', quorum: '--quorum', ec: '--ec' };
+
+/** A count flag as a number; its range is the shared rules' business. */
+function count(text: string | undefined, field: 'replicas' | 'quorum'): number | undefined {
   if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw badInput(`${what} must be a whole number from ${min} to ${max}, not '${text}'`);
-  }
-  return n;
+  if (!/^\d{1,6}$/.test(text.trim())) throw badInput(`${PUT_FLAGS[field]} must be a whole number from 1 to ${MAX_REPLICAS}, not '${text.slice(0, 20)}'`, { field });
+  return Number(text);
 }
 
-/** Put's redundancy flags: a quorum alone keeps the default replica count, replicas alone get a majority quorum. */
-export function putPolicy(flags: { replicas?: string; quorum?: string }): { replicas?: number; quorum?: number } {
-  const replicas = wholeNumber(flags.replicas, '--replicas', 1, MAX_REPLICAS);
-  const quorum = wholeNumber(flags.quorum, '--quorum', 1, MAX_REPLICAS);
-  if (replicas !== undefined && quorum !== undefined && quorum > replicas) {
-    throw badInput(`--quorum ${quorum} is more than --replicas ${replicas}: a write cannot wait for more copies than it makes`);
-  }
-  const out: { replicas?: number; quorum?: number } = {};
+/**
+ * Put's redundancy flags, checked by the rules the API and the service apply (content/put-policy.ts)
+ * so a refusal names the flag: replicas alone get a majority quorum, a quorum alone keeps the node's
+ * default replica count.
+ */
+export function putPolicy(flags: { replicas?: string; quorum?: string; ec?: string }): { replicas?: number; quorum?: number; ec?: string } {
+  const replicas = count(flags.replicas, 'replicas');
+  const quorum = count(flags.quorum, 'quorum');
+  const ec = flags.ec === undefined ? undefined : parseShards(flags.ec.trim(), PUT_FLAGS);
+  checkPutPolicy({ ...(replicas !== undefined ? { replicas } : {}), ...(quorum !== undefined ? { quorum } : {}), ...(ec !== undefined ? { ec } : {}) }, PUT_FLAGS);
+  const out: { replicas?: number; quorum?: number; ec?: string } = {};
   if (replicas !== undefined) {
     out.replicas = replicas;
     out.quorum = quorum ?? majorityQuorum(replicas);
   } else if (quorum !== undefined) {
     out.quorum = quorum;
   }
+  if (ec !== undefined) out.ec = `${ec.k}+${ec.m}`;
   return out;
 }
 
@@ -86,15 +92,6 @@ function putSummary(r: PutResultView): string {
 
 export async function putCommand(file: string, flags: PutFlags): Promise<void> {
   const policy = putPolicy(flags);
-  let ec: string | undefined;
-  if (flags.ec !== undefined) {
-    if (flags.replicas !== undefined || flags.quorum !== undefined) throw badInput('--ec stores shards instead of copies: give it without --replicas or --quorum');
-    // The policy parser brings a schema library; only a put that asks for shards loads it.
-    const { parsePolicy } = await import('../../content/policy.js');
-    const p = parsePolicy(flags.ec.trim());
-    if (p.kind !== 'ec') throw badInput(`--ec ${flags.ec} is not data+parity shards such as 4+2 or 10+4`);
-    ec = `${p.k}+${p.m}`;
-  }
   const chunkSize = flags.chunkSize === undefined ? undefined : (await import('../../content/chunker.js')).checkChunkSize(parseSize(flags.chunkSize, '--chunk-size'));
   if (flags.name !== undefined && flags.name.trim() === '') throw badInput('--name must not be empty');
   const client = await clientFrom(flags);
@@ -115,7 +112,6 @@ export async function putCommand(file: string, flags: PutFlags): Promise<void> {
     result = await client.put(counted(wrapReadErrors(source, file), progress, abort.signal), {
       ...(flags.name !== undefined ? { name: flags.name } : {}),
       ...policy,
-      ...(ec !== undefined ? { ec } : {}),
       ...(chunkSize !== undefined ? { chunkSize } : {}),
       ...(size !== undefined ? { size } : {}),
       signal: abort.signal,
