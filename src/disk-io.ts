@@ -43,6 +43,26 @@ export async function writeAt(fh: FileHandle, buf: Buffer, pos: number): Promise
   }
 }
 
+/** Buffers one gather write may pass: Linux's IOV_MAX is 1024, and half keeps each call modest. */
+export const MAX_IOVECS_PER_CALL = 512;
+
+/**
+ * Writes all of `bufs`, back to back from `pos`, with one positional gather write per
+ * MAX_IOVECS_PER_CALL buffers and more after a short write; a call that writes nothing is an I/O fault.
+ */
+export async function writevAt(fh: FileHandle, bufs: readonly Buffer[], pos: number): Promise<void> {
+  const rest = bufs.slice();
+  let i = 0;
+  while (i < rest.length) {
+    let { bytesWritten } = await fh.writev(rest.slice(i, i + MAX_IOVECS_PER_CALL), pos);
+    if (bytesWritten === 0 && rest.slice(i).some((b) => b.length > 0)) throw new TesseraError('IO', 'gather write made no progress');
+    pos += bytesWritten;
+    // Skip what was written: whole buffers, then the front of a partly written one.
+    while (i < rest.length && bytesWritten >= rest[i]!.length) bytesWritten -= rest[i++]!.length;
+    if (bytesWritten > 0) rest[i] = rest[i]!.subarray(bytesWritten);
+  }
+}
+
 /** Whether `path` exists; any error but "no such file" is thrown, never read as "absent". */
 export async function pathExists(path: string): Promise<boolean> {
   try {

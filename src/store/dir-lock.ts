@@ -6,7 +6,7 @@
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../errors.js';
-import { errno, fsError } from './fs-util.js';
+import { errnoOf, fsError } from './fs-util.js';
 
 /** A pid file is a few digits; anything longer is not ours. */
 const MAX_LOCK_FILE_BYTES = 64;
@@ -17,7 +17,7 @@ function alive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return errno(e) === 'EPERM';
+    return errnoOf(e) === 'EPERM';
   }
 }
 
@@ -36,13 +36,13 @@ export async function lockDir(dir: string, file: string): Promise<DirLock> {
       await fh.close();
     }
   } catch (e) {
-    if (errno(e) !== 'EEXIST') throw fsError(e, `locking ${dir}`);
+    if (errnoOf(e) !== 'EEXIST') throw fsError(e, `locking ${dir}`);
     let owner = NaN;
     try {
       const text = (await readFile(path)).subarray(0, MAX_LOCK_FILE_BYTES).toString('utf8').trim();
       if (/^\d{1,10}$/.test(text)) owner = Number(text);
     } catch (readErr) {
-      if (errno(readErr) !== 'ENOENT') throw fsError(readErr, `reading lock ${path}`);
+      if (errnoOf(readErr) !== 'ENOENT') throw fsError(readErr, `reading lock ${path}`);
     }
     if (Number.isInteger(owner) && owner !== process.pid && alive(owner)) {
       throw new TesseraError('CONFLICT', `${dir} is in use by process ${owner}; stop it or use another data dir`, { pid: owner });
@@ -67,7 +67,7 @@ export async function lockDir(dir: string, file: string): Promise<DirLock> {
       try {
         await unlink(path);
       } catch (e) {
-        if (errno(e) !== 'ENOENT') throw fsError(e, `releasing lock ${path}`);
+        if (errnoOf(e) !== 'ENOENT') throw fsError(e, `releasing lock ${path}`);
       }
     },
   };

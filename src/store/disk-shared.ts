@@ -3,7 +3,7 @@ import { statfsSync } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkChunkId } from './chunk-store.js';
-import { errno, fsError, syncDir } from './fs-util.js';
+import { errnoOf, fsError, syncDirectory } from './fs-util.js';
 
 export const HEX_ID = /^[0-9a-f]{64}$/;
 /** usage() is synchronous and may be polled often; free space is re-read at most this often. */
@@ -21,10 +21,10 @@ export async function purgeFromQuarantineDir(dir: string, id: Buffer): Promise<b
   checkChunkId(id);
   try {
     await unlink(join(dir, id.toString('hex')));
-    await syncDir(dir);
+    await syncDirectory(dir);
     return true;
   } catch (e) {
-    if (errno(e) === 'ENOENT') return false;
+    if (errnoOf(e) === 'ENOENT') return false;
     throw fsError(e, `purging quarantined chunk ${id.toString('hex')}`);
   }
 }

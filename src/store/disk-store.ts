@@ -15,7 +15,7 @@ import { open, readdir, rename, stat, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_CHUNK_BYTES } from '../limits.js';
 import { TesseraError, notFound } from '../errors.js';
-import { createFileDurably, pathExists } from '../disk-io.js';
+import { createFileDurably, pathExists, readAt } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
@@ -32,7 +32,7 @@ import {
 } from './chunk-store.js';
 import { type DirLock, lockDir } from './dir-lock.js';
 import { FreeSpace, HEX_ID, listQuarantineDir, purgeFromQuarantineDir } from './disk-shared.js';
-import { errno, forEachLimited, fsError, mkdirFresh, syncDir } from './fs-util.js';
+import { errnoOf, forEachLimited, fsError, mkdirFresh, syncDirectory } from './fs-util.js';
 
 const HEX_BYTE = /^[0-9a-f]{2}$/;
 /** Parallel stats while deriving usage at open: enough to keep the disk queue busy, few enough fds. */
@@ -95,12 +95,12 @@ export class DiskChunkStore implements ChunkStore {
 
   async #recover(): Promise<void> {
     for (const d of [this.#chunksDir, this.#tmpDir, this.#quarantineDir]) {
-      if (await mkdirFresh(d)) await syncDir(this.root);
+      if (await mkdirFresh(d)) await syncDirectory(this.root);
     }
     const leftovers = await readdir(this.#tmpDir);
     for (const name of leftovers) await unlink(join(this.#tmpDir, name));
     if (leftovers.length > 0) {
-      await syncDir(this.#tmpDir);
+      await syncDirectory(this.#tmpDir);
       this.#log.info({ count: leftovers.length }, 'removed unfinished chunk writes left by a crash');
     }
     const shards: string[] = [];
@@ -151,7 +151,7 @@ export class DiskChunkStore implements ChunkStore {
         const newL1 = await mkdirFresh(l1);
         const newL2 = await mkdirFresh(join(l1, hex.slice(2, 4)));
         // Both parents are flushed together: each fsync costs a journal commit.
-        await Promise.all([newL1 ? syncDir(this.#chunksDir) : undefined, newL2 ? syncDir(l1) : undefined]);
+        await Promise.all([newL1 ? syncDirectory(this.#chunksDir) : undefined, newL2 ? syncDirectory(l1) : undefined]);
       })();
       this.#shards.set(key, p);
       // A failed creation must be retried by the next put, not remembered.
@@ -187,7 +187,7 @@ export class DiskChunkStore implements ChunkStore {
         renamed = true;
         this.#used += size;
         this.#count++;
-        await syncDir(this.#shardDir(hex));
+        await syncDirectory(this.#shardDir(hex));
         return true;
       } catch (e) {
         if (!renamed) await unlink(tmp).catch(() => undefined);
@@ -207,7 +207,7 @@ export class DiskChunkStore implements ChunkStore {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      if (errno(e) === 'ENOENT') throw notFound(`chunk ${hex} is not stored here`, { id: hex });
+      if (errnoOf(e) === 'ENOENT') throw notFound(`chunk ${hex} is not stored here`, { id: hex });
       throw fsError(e, `opening chunk ${hex}`);
     }
     let data: Buffer;
@@ -220,12 +220,7 @@ export class DiskChunkStore implements ChunkStore {
       } else {
         const into = opts?.into;
         data = into !== undefined && into.length >= st.size ? into.subarray(0, st.size) : Buffer.allocUnsafe(st.size);
-        let off = 0;
-        while (off < data.length) {
-          const { bytesRead } = await fh.read(data, off, data.length - off, off);
-          if (bytesRead === 0) break;
-          off += bytesRead;
-        }
+        const off = await readAt(fh, data, 0);
         // A file that shrank under us was not written by us (chunk files are never rewritten).
         if (off < data.length) data = data.subarray(0, off);
       }
@@ -267,10 +262,10 @@ export class DiskChunkStore implements ChunkStore {
         await unlink(path);
         this.#used -= st.size;
         this.#count--;
-        await syncDir(this.#shardDir(hex));
+        await syncDirectory(this.#shardDir(hex));
         return true;
       } catch (e) {
-        if (errno(e) === 'ENOENT') return false;
+        if (errnoOf(e) === 'ENOENT') return false;
         throw fsError(e, `deleting chunk ${hex}`);
       }
     });
@@ -299,7 +294,7 @@ export class DiskChunkStore implements ChunkStore {
       try {
         size = (await stat(this.#path(hex))).size;
       } catch (e) {
-        if (errno(e) === 'ENOENT') return false;
+        if (errnoOf(e) === 'ENOENT') return false;
         throw fsError(e, `quarantining chunk ${hex}`);
       }
       await this.#moveToQuarantine(hex);
@@ -334,8 +329,8 @@ export class DiskChunkStore implements ChunkStore {
   async #moveToQuarantine(hex: string): Promise<void> {
     try {
       await rename(this.#path(hex), join(this.#quarantineDir, hex));
-      await syncDir(this.#quarantineDir);
-      await syncDir(this.#shardDir(hex));
+      await syncDirectory(this.#quarantineDir);
+      await syncDirectory(this.#shardDir(hex));
     } catch (e) {
       throw fsError(e, `quarantining chunk ${hex}`);
     }
@@ -358,7 +353,7 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (e) {
-    if (errno(e) === 'ENOENT') return [];
+    if (errnoOf(e) === 'ENOENT') return [];
     throw e;
   }
 }

@@ -18,9 +18,9 @@ import { open, mkdir, readdir, readFile, rename, rm, writeFile, type FileHandle 
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TesseraError, badInput, notFound, tooLarge } from '../errors.js';
-import { MAX_IO_ROUNDS, pathExists, readAtZeroFilled, writeAt } from '../disk-io.js';
+import { MAX_IO_ROUNDS, pathExists, readAtZeroFilled, writeAt, writevAt } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
-import { fsError, syncDir } from './fs-util.js';
+import { fsError, syncDirectory } from './fs-util.js';
 
 export const MIN_EXTENT_UNIT_BYTES = 4 << 10;
 /** A 4 MiB stripe unit sealed: 4 MiB of sectors plus their 64-byte trailers (block/volume/seal.ts). */
@@ -155,17 +155,10 @@ function skipBytes(bufs: Buffer[], n: number): Buffer[] {
 
 /** One pwritev for contiguous buffers (one thread-pool round trip instead of one per buffer). */
 async function pwritevFull(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
-  let left = totalLength(bufs);
+  const left = totalLength(bufs);
   if (left <= SYNC_WRITE_MAX_BYTES && pos % PAGE_BYTES === 0 && left % PAGE_BYTES === 0) return pwritevSync(fh.fd, bufs, pos, left);
   if (bufs.length === 1) return writeAt(fh, bufs[0] as Buffer, pos);
-  let rest = bufs;
-  for (let round = 0; left > 0; round++) {
-    if (round >= MAX_IO_ROUNDS) throw new TesseraError('IO', `write made no progress after ${MAX_IO_ROUNDS} rounds`);
-    const { bytesWritten } = await fh.writev(rest, pos);
-    pos += bytesWritten;
-    left -= bytesWritten;
-    if (left > 0) rest = skipBytes(rest, bytesWritten);
-  }
+  return writevAt(fh, bufs, pos);
 }
 
 function pwritevSync(fd: number, bufs: Buffer[], pos: number, left: number): void {
@@ -356,9 +349,9 @@ export class ExtentStore {
       } finally {
         await fh.close();
       }
-      await syncDir(scratch);
+      await syncDirectory(scratch);
       await rename(scratch, dir);
-      await syncDir(this.root);
+      await syncDirectory(this.root);
       await this.#load(name);
       return { ...info };
     } catch (e) {
@@ -383,7 +376,7 @@ export class ExtentStore {
       await Promise.allSettled([v.data.fh.close(), v.gens.fh.close()]);
       const aside = join(this.root, `.del-${name}-${randomBytes(4).toString('hex')}`);
       await rename(v.dir, aside);
-      await syncDir(this.root);
+      await syncDirectory(this.root);
       await rm(aside, { recursive: true, force: true });
       return true;
     } catch (e) {

@@ -1,15 +1,15 @@
 /** Small filesystem helpers the disk engines share: durable directory updates and error mapping. */
 import { mkdir } from 'node:fs/promises';
 import { TesseraError } from '../errors.js';
-import { errnoOf as errno } from '../disk-io.js';
+import { errnoOf } from '../disk-io.js';
 import { noSpace } from './chunk-store.js';
 
-export { errno };
+export { errnoOf };
 
 /** ENOSPC and EDQUOT become NO_SPACE; everything else that is not already typed becomes IO. */
 export function fsError(e: unknown, what: string): TesseraError {
   if (e instanceof TesseraError) return e;
-  const code = errno(e);
+  const code = errnoOf(e);
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return noSpace(`disk full while ${what}; free space on the data disk or lower the quota`, { errno: code }, e);
   }
@@ -18,7 +18,7 @@ export function fsError(e: unknown, what: string): TesseraError {
 }
 
 /** fsync a directory so a rename, create or unlink inside it survives a power cut. */
-export { syncDirectory as syncDir } from '../disk-io.js';
+export { syncDirectory } from '../disk-io.js';
 
 /** mkdir that reports whether it created the directory, so the caller knows to sync the parent. */
 export async function mkdirFresh(dir: string): Promise<boolean> {
@@ -26,7 +26,7 @@ export async function mkdirFresh(dir: string): Promise<boolean> {
     await mkdir(dir);
     return true;
   } catch (e) {
-    if (errno(e) === 'EEXIST') return false;
+    if (errnoOf(e) === 'EEXIST') return false;
     throw e;
   }
 }

@@ -9,7 +9,7 @@ import { badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ChunkStore } from './chunk-store.js';
 import { DiskChunkStore } from './disk-store.js';
-import { errno, fsError } from './fs-util.js';
+import { errnoOf, fsError } from './fs-util.js';
 import { SegmentChunkStore } from './segment-store.js';
 
 export const DISK_ENGINES = ['segments', 'files'] as const;
@@ -26,7 +26,7 @@ async function entries(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (e) {
-    if (errno(e) === 'ENOENT') return [];
+    if (errnoOf(e) === 'ENOENT') return [];
     throw fsError(e, `reading ${dir}`);
   }
 }

@@ -23,7 +23,7 @@ import { type FileHandle, open, readdir, rename, unlink, mkdir } from 'node:fs/p
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { TesseraError, badInput, notFound } from '../errors.js';
-import { readAt, replaceFileDurably, writeAt } from '../disk-io.js';
+import { readAt, replaceFileDurably, writeAt, writevAt } from '../disk-io.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
@@ -40,7 +40,7 @@ import {
 } from './chunk-store.js';
 import { type DirLock, lockDir } from './dir-lock.js';
 import { FreeSpace, HEX_ID, listQuarantineDir, purgeFromQuarantineDir } from './disk-shared.js';
-import { errno, fsError, mkdirFresh, syncDir } from './fs-util.js';
+import { errnoOf, fsError, mkdirFresh, syncDirectory } from './fs-util.js';
 import {
   RECORD_HEADER_BYTES,
   RECORD_MAGIC_BYTES,
@@ -73,7 +73,6 @@ const COMPACTION_DELAY_MS = 1000;
 const MAX_BATCH_BYTES = 4 << 20;
 /** Each record is two iovecs (header, data); stays under IOV_MAX (1024). */
 const MAX_BATCH_RECORDS = 256;
-const MAX_IOVECS_PER_CALL = 512;
 /** Compaction moves records in groups of this size, then sleeps to keep to its rate. */
 const COMPACTION_GROUP_BYTES = 4 << 20;
 const COMPACTION_GROUP_RECORDS = 64;
@@ -237,11 +236,11 @@ export class SegmentChunkStore implements ChunkStore {
 
   async #load(): Promise<void> {
     for (const d of [this.#segDir, this.#quarantineDir]) {
-      if (await mkdirFresh(d)) await syncDir(this.root);
+      if (await mkdirFresh(d)) await syncDirectory(this.root);
     }
     const leftovers = (await readdir(this.#quarantineDir)).filter((n) => n.endsWith('.tmp'));
     for (const name of leftovers) await unlink(join(this.#quarantineDir, name));
-    if (leftovers.length > 0) await syncDir(this.#quarantineDir);
+    if (leftovers.length > 0) await syncDirectory(this.#quarantineDir);
     await this.#warnAboutFileEngineChunks();
 
     const seqs: number[] = [];
@@ -291,13 +290,13 @@ export class SegmentChunkStore implements ChunkStore {
       // A segment is started by writing and flushing its header before any record goes in: a
       // newest segment with no valid header and no room for records is an interrupted start.
       await unlink(path);
-      await syncDir(this.#segDir);
+      await syncDirectory(this.#segDir);
       this.#log.info({ segment: seq }, 'removed a segment whose creation a crash interrupted');
       return;
     }
     await rename(path, join(this.#quarantineDir, `${name}.bad-header`));
-    await syncDir(this.#quarantineDir);
-    await syncDir(this.#segDir);
+    await syncDirectory(this.#quarantineDir);
+    await syncDirectory(this.#segDir);
     this.#log.error({ segment: seq, size }, 'segment header is damaged; the segment was moved to segments.quarantine and its chunks must be repaired from other holders');
   }
 
@@ -306,7 +305,7 @@ export class SegmentChunkStore implements ChunkStore {
     try {
       names = await readdir(join(this.root, 'chunks'));
     } catch (e) {
-      if (errno(e) === 'ENOENT') return;
+      if (errnoOf(e) === 'ENOENT') return;
       throw e;
     }
     if (names.some((n) => HEX_BYTE.test(n))) {
@@ -400,7 +399,7 @@ export class SegmentChunkStore implements ChunkStore {
         off += recordBytes(len);
       }
       try {
-        await writevAll(seg.fh, iov, start);
+        await writevAt(seg.fh, iov, start);
       } catch (e) {
         // A full disk: take back whatever part of the batch landed, so no partial record stays.
         await seg.fh.truncate(start).catch(() => undefined);
@@ -453,7 +452,7 @@ export class SegmentChunkStore implements ChunkStore {
     try {
       await writeAt(fh, encodeSegmentHeader(seq, salt), 0);
       await fh.datasync();
-      await syncDir(this.#segDir);
+      await syncDirectory(this.#segDir);
     } catch (e) {
       await fh.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
@@ -717,7 +716,7 @@ export class SegmentChunkStore implements ChunkStore {
     await unlink(seg.path);
     // Durable before the dead-record bookkeeping forgets the segment: were it to come back after a
     // crash, a tombstone dropped meanwhile would let its dead puts reappear.
-    await syncDir(this.#segDir);
+    await syncDirectory(this.#segDir);
     for (const r of records) {
       if (r.kind !== RecordKind.Put) continue;
       const hex = r.id.toString('hex');
@@ -840,30 +839,5 @@ async function findNextHeader(reader: WindowReader, salt: Buffer, from: number, 
     p += Math.max(1, buf.length - (RECORD_MAGIC_BYTES.length - 1));
   }
   return size;
-}
-
-// --- file helpers ----------------------------------------------------------------------------
-
-
-
-/** One positional gather write per IOV_MAX-bounded slice, continuing after short writes. */
-async function writevAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
-  const rest = bufs.slice();
-  let i = 0;
-  while (i < rest.length) {
-    let { bytesWritten } = await fh.writev(rest.slice(i, i + MAX_IOVECS_PER_CALL), pos);
-    if (bytesWritten === 0) throw new TesseraError('IO', 'segment write made no progress');
-    pos += bytesWritten;
-    while (bytesWritten > 0) {
-      const b = rest[i]!;
-      if (bytesWritten >= b.length) {
-        bytesWritten -= b.length;
-        i++;
-      } else {
-        rest[i] = b.subarray(bytesWritten);
-        bytesWritten = 0;
-      }
-    }
-  }
 }
 

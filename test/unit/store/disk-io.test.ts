@@ -9,7 +9,7 @@ import { mkdtemp, open, readFile, readdir, rm, stat, writeFile, type FileHandle 
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFileDurably, pathExists, readAt, readAtZeroFilled, replaceFileDurably, writeAt, MAX_IO_ROUNDS } from '../../../src/disk-io.js';
+import { createFileDurably, pathExists, readAt, readAtZeroFilled, replaceFileDurably, writeAt, writevAt, MAX_IO_ROUNDS, MAX_IOVECS_PER_CALL } from '../../../src/disk-io.js';
 import { FileBlobStorage, FileLogStorage } from '../../../src/block/volume/storage.js';
 
 const CAP = 1000;
@@ -77,6 +77,40 @@ test('a write that makes no progress is an IO error after a bounded number of ro
   await assert.rejects(writeAt(stuck, Buffer.alloc(10), 0), { code: 'IO', message: /no progress/ });
   await assert.rejects(writeAt(counting, Buffer.alloc(10), 0), { code: 'IO' });
   assert.equal(calls, MAX_IO_ROUNDS);
+});
+
+test('a gather write finishes what short calls left, in slices of at most MAX_IOVECS_PER_CALL buffers', async (t) => {
+  const dir = await tempDir(t);
+  // More buffers than one call may pass, of uneven sizes (some empty), so a short write ends mid-buffer.
+  const bufs = Array.from({ length: MAX_IOVECS_PER_CALL * 2 + 3 }, (_, i) => randomBytes(i % 7 === 0 ? 0 : 1 + (i % 13)));
+  const whole = Buffer.concat(bufs);
+  const fh = await open(join(dir, 'g'), 'w+');
+  const proto = Object.getPrototypeOf(fh) as FileHandle;
+  const { writev } = proto;
+  const slices: number[] = [];
+  // Each call writes at most 37 bytes, as a kernel may, and never sees more than the slice limit.
+  proto.writev = async function (this: FileHandle, b: NodeJS.ArrayBufferView[], pos?: number) {
+    slices.push(b.length);
+    let room = 37;
+    const part: Buffer[] = [];
+    for (const x of b as Buffer[]) {
+      if (room === 0) break;
+      part.push(x.subarray(0, room));
+      room -= Math.min(room, x.length);
+    }
+    return writev.call(this, part, pos);
+  } as FileHandle['writev'];
+  try {
+    await writevAt(fh, bufs, 11);
+  } finally {
+    proto.writev = writev;
+    await fh.close();
+  }
+  assert.ok(slices.length > Math.ceil(whole.length / 37) - 1, 'the short writes were continued');
+  assert.ok(slices.every((n) => n <= MAX_IOVECS_PER_CALL), 'no call passed more buffers than the limit');
+  assert.deepEqual((await readFile(join(dir, 'g'))).subarray(11), whole);
+  const stuck = { writev: async () => ({ bytesWritten: 0 }) } as unknown as FileHandle;
+  await assert.rejects(writevAt(stuck, [Buffer.alloc(1)], 0), { code: 'IO', message: /no progress/ });
 });
 
 test('pathExists: absent is false, present is true, other errors are thrown', async (t) => {
