@@ -35,14 +35,6 @@ export interface ChunkRef {
   readonly size: number;
 }
 
-/** A page one level down and what it covers. */
-export interface PageRef {
-  readonly id: Buffer;
-  readonly key: Buffer;
-  readonly chunks: number;
-  readonly bytes: number;
-}
-
 export interface ManifestInfo {
   readonly version: number;
   readonly fileSize: number;

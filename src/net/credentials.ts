@@ -32,10 +32,6 @@ export function nodeIdFromPublicKey(raw32: Buffer): string {
   return createHash('sha256').update(raw32).digest().subarray(0, NODE_ID_BYTES).toString('hex');
 }
 
-export function isNodeId(s: unknown): s is string {
-  return typeof s === 'string' && s.length === NODE_ID_HEX_CHARS && /^[0-9a-f]+$/.test(s);
-}
-
 /** The raw key of an Ed25519 KeyObject; AUTH if the key is of another type. */
 export function rawEd25519PublicKey(key: KeyObject): Buffer {
   if (key.asymmetricKeyType !== 'ed25519') {

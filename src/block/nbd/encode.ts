@@ -23,11 +23,6 @@ export function encodeOptionReply(option: number, type: number, data?: Buffer): 
   return b;
 }
 
-/** An error reply carrying a human-readable message (clamped to the spec's string limit). */
-export function encodeOptionError(option: number, type: number, message: string): Buffer {
-  return encodeOptionReply(option, type, clampString(message));
-}
-
 export function encodeServerEntry(name: string, description: string): Buffer {
   const n = Buffer.from(name, 'utf8');
   const d = clampString(description);
