@@ -3,6 +3,7 @@
  * decisions; identical seeds replay identical runs.
  */
 import type { RandomSource } from '../clock.js';
+import { fmix32 } from '../placement.js';
 
 /** Mix a seed and a stream label into a 32-bit state word, so per-node streams are independent. */
 export function mixSeed(seed: number, stream: number | string): number {
@@ -11,12 +12,7 @@ export function mixSeed(seed: number, stream: number | string): number {
   for (let i = 0; i < s.length; i++) {
     h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 export function createPrng(seed: number, stream: number | string = 0): RandomSource {
