@@ -146,6 +146,24 @@ test('a storage-only service refuses puts and reads with AUTH', async () => {
   }
 });
 
+test('composeFiles refuses tuning out of range before it builds anything', async () => {
+  const meta = await openMetadata(null);
+  try {
+    const base = {
+      net: { selfId: 'n', live: () => [{ nodeId: 'n', capacity: 1 }], caller: { selfId: 'n', isHeldDown: () => false, call: async () => ({ body: {}, payload: Buffer.alloc(0) }) } },
+      store: new MemoryChunkStore(),
+      meta,
+      log: silentLogger,
+    };
+    assert.throws(() => composeFiles({ ...base, gcGraceMs: -1 }), { code: 'BAD_INPUT', message: /gc grace period/ });
+    assert.throws(() => composeFiles({ ...base, windowChunks: 0 }), { code: 'BAD_INPUT', message: /window must be/ });
+    assert.throws(() => composeFiles({ ...base, defaultPolicy: { kind: 'replicas', r: 2, w: 3 } }), { code: 'BAD_INPUT', message: /redundancy policy/ });
+    assert.equal(composeFiles({ ...base, windowChunks: 1 }).service.defaultPolicy.kind, 'replicas');
+  } finally {
+    await meta.close();
+  }
+});
+
 test('a member without the data key cannot remove a file through anti-entropy', async (t) => {
   const c = await cluster(3);
   t.after(() => c.close());
