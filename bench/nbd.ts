@@ -6,7 +6,11 @@
  * runs before and after every tessera run of the same workload. Each run's CPU time (client plus
  * server processes) is printed per MiB or per op, so the figures say where the machine's two
  * cores go, not only how fast the run was.
- * Goals: sequential ≥ 0.4× nbdkit memory, random 4K ≥ 0.3×.
+ * A second peer, where QEMU is installed: the quorum mirror of `qemu-mirror.ts` (two qemu-nbd
+ * children over TLS), the off-the-shelf counterpart of a raid1 volume; each tessera volume's
+ * figure is also given against it, run for run.
+ * Goals: sequential ≥ 0.4× nbdkit memory, random 4K ≥ 0.3×; raid1 ≥ 1.3× the mirror sequential
+ * and ≥ 5× random; raid0 sequential ≥ 0.35× nbdkit memory.
  */
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +23,7 @@ import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
 import { bracketingBaselines, median } from './bench-stats.js';
 import { measureCpu } from './cpu-time.js';
+import { haveProgram, QEMU_NBD, QEMU_STORAGE_DAEMON, startQemuMirror, type QemuMirror } from './qemu-mirror.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
 
 const MiB = 1 << 20;
@@ -136,8 +141,13 @@ export async function main(args: string[]): Promise<void> {
   const nbdkit = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(port), 'memory', String(size)], { stdio: 'ignore' });
   const kit: Target = { name: 'nbdkit memory', uri: `nbd://127.0.0.1:${port}/`, pids: () => [nbdkit.pid!], runs: series(), cpu: series() };
   const volumes: Target[] = [];
+  /** The volumes, then the qemu mirror where it runs. */
+  const targets: Target[] = [];
   const ratios = new Map<Target, Series>();
+  const againstMirror = new Map<Target, Series>();
   let cluster: VolumeCluster | undefined;
+  let mirror: QemuMirror | undefined;
+  let peer: Target | undefined;
   try {
     await waitFor('nbdkit to listen', 20_000, async () => { await exec('nbdinfo', ['--size', kit.uri]); return true; });
     const c = await VolumeCluster.create({ storage: 4 });
@@ -151,25 +161,40 @@ export async function main(args: string[]): Promise<void> {
       const v: Target = { name: `tessera ${layout} (${nodes.length} nodes)`, uri: c.uri(`b-${layout}`), pids: clusterPids, runs: series(), cpu: series() };
       volumes.push(v);
       ratios.set(v, series());
+      againstMirror.set(v, series());
+    }
+    if (await haveProgram(QEMU_STORAGE_DAEMON) && await haveProgram(QEMU_NBD)) {
+      const m = await startQemuMirror(dir, size);
+      mirror = m;
+      peer = { name: 'qemu quorum mirror, TLS', uri: m.uri, pids: m.pids, runs: series(), cpu: series() };
+    } else {
+      process.stdout.write(`${QEMU_STORAGE_DAEMON} or ${QEMU_NBD} is not installed: the qemu quorum mirror is left out\n`);
+    }
+    targets.push(...volumes);
+    if (peer) {
+      targets.push(peer);
+      ratios.set(peer, series());
     }
     process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
     // One untimed pass allocates whatever each target allocates lazily.
-    for (const t of [kit, ...volumes]) await exec('nbdcopy', [...COPY, src, t.uri]);
+    for (const t of [kit, ...targets]) await exec('nbdcopy', [...COPY, src, t.uri]);
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed
     // drifts by up to 2x between minutes, and each ratio is taken against its own neighbours.
     for (let rep = 0; rep < reps; rep++) {
       for (const w of WORKLOADS) {
         const base = [await measure(kit, w, src, size, runtime)];
-        for (const v of volumes) {
+        for (const v of targets) {
           await measure(v, w, src, size, runtime);
           base.push(await measure(kit, w, src, size, runtime));
         }
-        const bases = bracketingBaselines(base, volumes.length);
-        volumes.forEach((v, i) => ratios.get(v)![w].push(bases[i]! > 0 ? v.runs[w].at(-1)! / bases[i]! : 0));
+        const bases = bracketingBaselines(base, targets.length);
+        targets.forEach((v, i) => ratios.get(v)![w].push(bases[i]! > 0 ? v.runs[w].at(-1)! / bases[i]! : 0));
+        if (peer) for (const v of volumes) againstMirror.get(v)![w].push(v.runs[w].at(-1)! / Math.max(1e-9, peer.runs[w].at(-1)!));
       }
     }
   } finally {
     nbdkit.kill('SIGTERM');
+    mirror?.stop();
     await cluster?.destroy();
     await rm(dir, { recursive: true, force: true });
   }
@@ -186,24 +211,33 @@ export async function main(args: string[]): Promise<void> {
   const lines = [
     row('target', (w) => heads[w]),
     row(kit.name, (w) => cell(w, kitRate[w], 1)),
-    ...volumes.map((v) => {
+    ...targets.map((v) => {
       const f = medians(v.runs);
       const r = medians(ratios.get(v)!);
       return row(v.name, (w) => cell(w, f[w], r[w]));
     }),
+    ...(peer ? [
+      '',
+      row('against the qemu mirror', (w) => heads[w]),
+      ...volumes.map((v) => {
+        const r = medians(againstMirror.get(v)!);
+        return row(v.name, (w) => `${r[w].toFixed(2)}×`);
+      }),
+    ] : []),
     '',
     row('CPU, client + server', (w) => cpuHeads[w]),
     row(kit.name, (w) => cpuCell(w, kitCpu[w], kitCpu[w])),
-    ...volumes.map((v) => {
+    ...targets.map((v) => {
       const f = medians(v.cpu);
       return row(v.name, (w) => cpuCell(w, f[w], kitCpu[w]));
     }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   process.stdout.write(`figures are medians over ${reps} rep(s); a ratio is each run against the mean of the nbdkit runs just before and after it, then the median\n`);
-  process.stdout.write(`CPU counts the client (nbdcopy or fio) and every server process (nbdkit; the master and all 4 nodes); the machine has ${availableParallelism()} cores\n`);
+  process.stdout.write(`CPU counts the client (nbdcopy or fio) and every server process (nbdkit; the master and all 4 nodes; the mirror's daemon and both children); the machine has ${availableParallelism()} cores\n`);
+  if (peer) process.stdout.write('the mirror writes to both children and reads both and compares (vote-threshold=2); "against the qemu mirror" divides each tessera run by the mirror run of the same rep, then takes the median\n');
   process.stdout.write('nbdkit range: ' + WORKLOADS.map((w) => `${w} ${Math.round(Math.min(...kit.runs[w]))}–${Math.round(Math.max(...kit.runs[w]))}`).join(', ') + '\n');
   const seal = sealCost();
   process.stdout.write(`sealing alone (XChaCha20-Poly1305 per 4 KiB sector, this process): seal ${seal.sealMsPerMiB.toFixed(2)} ms/MiB (${seal.sealUsPerSector.toFixed(1)} µs/sector), open ${seal.openMsPerMiB.toFixed(2)} ms/MiB (${seal.openUsPerSector.toFixed(1)} µs/sector); raid5 seals parity too\n`);
-  process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×\n');
+  process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×; raid1 ≥ 1.3× the qemu mirror sequential and ≥ 5× random; raid0 sequential ≥ 0.35× nbdkit memory\n');
 }

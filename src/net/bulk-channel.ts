@@ -8,6 +8,7 @@
 import { createHmac } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TesseraError } from '../errors.js';
+import { POOLED_BODY_MIN_BYTES, takePooledBody } from '../wire/index.js';
 import {
   MAX_TRANSFER_ID, TRANSFER_HEADER_BYTES, encodeTransferHeader, transferTag,
   type BulkKeys, type Descriptor,
@@ -25,9 +26,18 @@ export interface BulkChannelOptions {
   onClose: (why: TesseraError) => void;
 }
 
+/** A transfer's verified bytes. */
+export interface BulkBytes {
+  bytes: Buffer;
+  /** Present when `bytes` lie in a pooled buffer: the consumer done with them for good may return it. */
+  recycle?: () => void;
+}
+
 interface Expected {
   d: Descriptor;
-  resolve: (b: Buffer) => void;
+  /** Whether the consumer recycles the bytes, so they may be received into a pooled buffer. */
+  pooled: boolean;
+  resolve: (b: BulkBytes) => void;
   reject: (e: TesseraError) => void;
 }
 
@@ -50,7 +60,7 @@ export class BulkChannel {
   private readonly header = Buffer.allocUnsafe(TRANSFER_HEADER_BYTES);
   private headerFill = 0;
   private nextStreamId = 1;
-  private current: { id: number; length: number; body: Buffer; fill: number } | undefined;
+  private current: { id: number; length: number; body: Buffer; fill: number; recycle?: () => void } | undefined;
   /** Bytes that arrived while waiting for a descriptor. */
   private held: Buffer | undefined;
   private waitTimer: NodeJS.Timeout | undefined;
@@ -102,9 +112,10 @@ export class BulkChannel {
 
   /**
    * Registers a transfer a TLS frame described; resolves with its bytes once they arrived and
-   * verified. Descriptors come in transfer-id order, as the sender allocated them.
+   * verified. Descriptors come in transfer-id order, as the sender allocated them. `pooled`: the
+   * consumer will recycle the bytes (see `BulkBytes`).
    */
-  expect(d: Descriptor): Promise<Buffer> {
+  expect(d: Descriptor, pooled = false): Promise<BulkBytes> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     if (d.transferId !== this.lastDescribedId + 1) {
       const e = new TesseraError('PROTOCOL', `bulk descriptor names transfer ${d.transferId}, expected ${this.lastDescribedId + 1}`);
@@ -117,7 +128,7 @@ export class BulkChannel {
       return Promise.reject(e);
     }
     this.lastDescribedId = d.transferId;
-    const p = new Promise<Buffer>((resolve, reject) => this.expected.set(d.transferId, { d, resolve, reject }));
+    const p = new Promise<BulkBytes>((resolve, reject) => this.expected.set(d.transferId, { d, pooled, resolve, reject }));
     if (this.held !== undefined) {
       clearTimeout(this.waitTimer);
       this.waitTimer = undefined;
@@ -174,7 +185,7 @@ export class BulkChannel {
         if (e.d.length !== length) return this.close(new TesseraError('PROTOCOL', `bulk transfer ${id} is ${length} bytes, its descriptor said ${e.d.length}`));
         this.headerFill = 0;
         this.nextStreamId++;
-        this.current = { id, length, body: Buffer.allocUnsafe(length), fill: 0 };
+        this.current = e.pooled && length >= POOLED_BODY_MIN_BYTES ? { id, length, fill: 0, ...takePooledBody(length) } : { id, length, body: Buffer.allocUnsafe(length), fill: 0 };
         if (length === 0) this.finish();
         continue;
       }
@@ -204,11 +215,12 @@ export class BulkChannel {
     const tag = transferTag(this.receiveKey, c.id, [c.body]);
     if (!tag.equals(e.d.tag)) {
       const err = new TesseraError('CORRUPT', `bulk transfer ${c.id} does not verify: its bytes were altered on the way; closing the bulk connection`);
+      c.recycle?.();
       e.reject(err);
       this.close(err);
       return;
     }
-    e.resolve(c.body);
+    e.resolve(c.recycle ? { bytes: c.body, recycle: c.recycle } : { bytes: c.body });
   }
 
   close(why: TesseraError): void {

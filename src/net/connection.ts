@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { FRAME_KIND_NAMES, FrameFlag, FrameKind, decodeControl, decodeControlUnknown, encodeControl, encodeFrame, payloadLength, type Frame, type FrameDecoder } from '../wire/index.js';
-import type { BulkChannel } from './bulk-channel.js';
+import type { BulkBytes, BulkChannel } from './bulk-channel.js';
 import { encodeDescriptor, parseDescriptor, type Descriptor } from './bulk-wire.js';
 import { checkRequestControl, checkResponseControl, errorControl, toErrorCode, truncateMessage } from './messages.js';
 import { Semaphore } from './semaphore.js';
@@ -62,7 +62,7 @@ interface Inbound {
   /** Set once, when the caller cancelled or the connection died. */
   cancelled: TesseraError | undefined;
   /** The payload, when it travels on the bulk plane: resolves once it arrived and verified. */
-  bulk?: Promise<Buffer>;
+  bulk?: Promise<BulkBytes>;
   bulkBytes?: number;
 }
 
@@ -302,7 +302,7 @@ export class RpcConnection {
   }
 
   /** Registers a described transfer at once, in arrival order, whoever ends up waiting for it. */
-  private expectBulk(f: Frame): { d: Descriptor; bytes: Promise<Buffer> } | undefined {
+  private expectBulk(f: Frame, pooled: boolean): { d: Descriptor; bytes: Promise<BulkBytes> } | undefined {
     let d: Descriptor;
     try {
       d = parseDescriptor(f.payload, this.opts.bulk?.maxTransferBytes ?? 0);
@@ -313,11 +313,11 @@ export class RpcConnection {
     const ch = this.bulkChannel;
     const bytes =
       ch !== undefined && ch.generation === d.generation
-        ? ch.expect(d)
+        ? ch.expect(d, pooled)
         : Promise.reject(new TesseraError('UNAVAILABLE', `bulk connection ${d.generation} to ${this.describePeer()} is gone; its transfer is lost`));
     bytes.then((b) => {
-      this.opts.counters.bulkBytesIn += b.length;
-      this.opts.counters.bytesIn += b.length;
+      this.opts.counters.bulkBytesIn += b.bytes.length;
+      this.opts.counters.bytesIn += b.bytes.length;
     }, ignore);
     return { d, bytes };
   }
@@ -457,7 +457,8 @@ export class RpcConnection {
         return this.violation(`request ${f.requestId}: ${(e as Error).message}`);
       }
       if (this.opts.bulk?.requests.has(method) !== true) return this.violation(`request ${f.requestId}: ${method} may not carry its payload on the bulk plane`);
-      const x = this.expectBulk(f);
+      // A request's handler recycles its payload (see IncomingRequest.recycle); a reply's caller keeps it.
+      const x = this.expectBulk(f, true);
       if (x === undefined) return;
       x.bytes.catch(ignore);
       state.bulk = x.bytes;
@@ -507,13 +508,15 @@ export class RpcConnection {
         this.violation(`request ${id}: ${method} takes at most ${maxPayload} payload bytes, got ${length}`);
         return;
       }
-      const payload = state.bulk !== undefined ? await unlessAborted(state.bulk, inboundSignal(state), () => inboundSignal(state).reason) : f.payload;
+      const bulk = state.bulk !== undefined ? await unlessAborted(state.bulk, inboundSignal(state), () => inboundSignal(state).reason) : undefined;
+      const payload = bulk !== undefined ? bulk.bytes : f.payload;
+      const recycle = bulk !== undefined ? bulk.recycle : f.recycle;
       reply = await this.opts.handler({
         method, body: req.b, payload, peer: this.peer,
         get signal() {
           return inboundSignal(state);
         },
-        ...(f.recycle && state.bulk === undefined ? { recycle: f.recycle } : {}),
+        ...(recycle ? { recycle } : {}),
       });
     } catch (e) {
       if (state.cancelled || this.closed) return;
@@ -604,7 +607,7 @@ export class RpcConnection {
     if (p !== undefined && this.opts.bulk?.replies.has(p.method) !== true) {
       return this.violation(`reply to ${p.method} may not carry its payload on the bulk plane`);
     }
-    const x = this.expectBulk(f);
+    const x = this.expectBulk(f, false);
     if (x === undefined) return;
     if (p === undefined) return void x.bytes.catch(ignore);
     let r: { b: unknown };
@@ -618,10 +621,10 @@ export class RpcConnection {
     }
     // Still pending until the bytes are in: a timeout or cancel meanwhile ends the call as usual.
     x.bytes.then(
-      (payload) => {
+      ({ bytes }) => {
         if (this.pending.get(f.requestId) !== p) return;
         this.pending.delete(f.requestId);
-        p.resolve({ body: r.b, payload });
+        p.resolve({ body: r.b, payload: bytes });
       },
       (e: TesseraError) => {
         if (this.pending.get(f.requestId) !== p) return;

@@ -6,6 +6,7 @@ import { TesseraError } from '../../../src/errors.js';
 import type { Transport } from '../../../src/net/transport.js';
 import type { RequestHandler } from '../../../src/net/types.js';
 import { BIND_MESSAGE_BYTES, BULK_MAGIC } from '../../../src/net/bulk-wire.js';
+import { POOLED_BODY_MIN_BYTES } from '../../../src/wire/body-pool.js';
 import { startProxy, type TcpProxy } from '../../helpers/tcp-proxy.js';
 import { echo, makeNode, waitFor } from './helpers.js';
 
@@ -59,6 +60,31 @@ test('many concurrent bulk calls in both directions each get their own bytes', a
   const all = await Promise.all([...ab, ...ba]);
   all.forEach((r, i) => assert.equal(sha(r.payload), sha(bodies[i % bodies.length]!)));
   assert.ok(b.t.counters.bulkBytesOut > 40 * 64 * 1024, 'the acceptor sent on the bulk plane too');
+});
+
+test('a large bulk request payload arrives in a pooled buffer the handler may recycle; a small one does not', async () => {
+  const seen: Array<{ buffer: ArrayBufferLike; pooled: boolean; sha: string }> = [];
+  const a = await node({ bulkPlane: BULK });
+  const b = await node({
+    bulkPlane: BULK,
+    handler: async (req) => {
+      if (req.method !== 'chunk.put') return { body: null };
+      seen.push({ buffer: req.payload.buffer, pooled: req.recycle !== undefined, sha: sha(req.payload) });
+      const digest = Buffer.from(sha(req.payload));
+      req.recycle?.();
+      return { body: null, payload: digest };
+    },
+  });
+  await connected(a.t, b.addr, b.creds.nodeId);
+  const big = [randomBytes(POOLED_BODY_MIN_BYTES), randomBytes(POOLED_BODY_MIN_BYTES)];
+  for (const p of big) assert.equal((await a.t.call(b.addr, 'chunk.put', null, p)).payload.toString(), sha(p));
+  assert.ok(b.t.counters.bulkBytesIn >= 2 * POOLED_BODY_MIN_BYTES, 'both went on the bulk plane');
+  assert.deepEqual(seen.map((s) => s.pooled), [true, true]);
+  assert.deepEqual(seen.map((s) => s.sha), big.map(sha), 'each handler saw its own bytes');
+  assert.equal(seen[1]!.buffer, seen[0]!.buffer, 'the second payload reused the buffer the first returned');
+  const small = randomBytes(POOLED_BODY_MIN_BYTES / 2);
+  await a.t.call(b.addr, 'chunk.put', null, small);
+  assert.equal(seen[2]!.pooled, false, 'a body under the pooling size is its own buffer');
 });
 
 test('a peer without the bulk plane is served over TLS, in either direction', async () => {

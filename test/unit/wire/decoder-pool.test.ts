@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameKind, encodeFrame, type Frame } from '../../../src/wire/frame.js';
-import { BODY_POOL_BUFFERS, FrameDecoder, POOLED_BODY_MIN_BYTES } from '../../../src/wire/decoder.js';
+import { FrameDecoder } from '../../../src/wire/decoder.js';
+import { BODY_POOL_BUFFERS, POOLED_BODY_MIN_BYTES } from '../../../src/wire/body-pool.js';
 
 const TLS_RECORD = 16 * 1024;
 
