@@ -37,7 +37,13 @@ const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 h
  */
 const proofSchema = bytes(AUTHORITY_PROOF_BYTES, 'authority proof').optional();
 const tombstoneSchema = z.object({ root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
-export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict();
+/**
+ * A committed upload that holds a chunk, as repair hands it on: `proof` proves the commit,
+ * `pin` that the upload holds this chunk (for a shard: that it holds the shard's stripe
+ * descriptor, which names the shard).
+ */
+export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema, proof: proofSchema, pin: proofSchema }).strict();
+const commitSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
 /** What the holder must remember to heal the chunk later: copies wanted, stripe membership, owning files. */
 export const healSchema = z
   .object({
@@ -50,12 +56,16 @@ export const healSchema = z
 
 export const schemas = {
   [FILE_METHODS.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [FILE_METHODS.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional() }).strict(),
+  // `pins[i]` proves that the upload may hold `ids[i]` (content/authority.ts, a pin statement).
+  [FILE_METHODS.chunkClaim]: z
+    .object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional(), pins: z.array(bytes(AUTHORITY_PROOF_BYTES, 'pin proof')).max(MAX_IDS_PER_REQUEST).optional() })
+    .strict(),
   // Without an upload the put only restores a copy (repair) and adds no reference of its own.
-  [FILE_METHODS.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, heal: healSchema.optional() }).strict(),
+  [FILE_METHODS.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, pin: proofSchema, heal: healSchema.optional() }).strict(),
   [FILE_METHODS.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
-  [FILE_METHODS.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
-  [FILE_METHODS.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
+  [FILE_METHODS.fileCommit]: commitSchema,
+  // An abort without proof only ever drops a pending upload; a committed one needs the writer's proof.
+  [FILE_METHODS.fileAbort]: z.object({ upload: uploadIdSchema, proof: proofSchema }).strict(),
   [FILE_METHODS.fileRm]: tombstoneSchema,
   [FILE_METHODS.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
   [FILE_METHODS.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
@@ -80,7 +90,7 @@ export function parseBody<K extends Method>(method: K, body: unknown): Body<K> {
 /** Replies are checked too: a confused or hostile peer must not crash the caller. */
 export const replies = {
   has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
-  uploads: z.object({ committed: z.array(z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict()).max(MAX_IDS_PER_REQUEST) }).strict(),
+  uploads: z.object({ committed: z.array(commitSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
   tombstones: z.object({ items: z.array(tombstoneSchema).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
 };
 

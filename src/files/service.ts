@@ -34,6 +34,7 @@ import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
 import { AuthorityGate } from './authority-gate.js';
+import { proveLegacyCommits } from './legacy-commits.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
 import { RepairMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
@@ -137,6 +138,9 @@ export class FileService {
   readonly #peerService: FilesPeerService;
   readonly #signer: AuthoritySigner | undefined;
   readonly authorityGate: AuthorityGate;
+  readonly #meta: Metadata;
+  #legacy: Promise<void> | undefined;
+  #stopping = false;
 
   constructor(o: FileServiceOptions) {
     const grace = o.gcGraceMs ?? DEFAULT_GC_GRACE_MS;
@@ -148,6 +152,7 @@ export class FileService {
     this.#signer = o.dataKey ? new AuthoritySigner(o.dataKey) : undefined;
     this.authorityGate = new AuthorityGate(this.#signer ?? (o.authorityKey ? new AuthorityVerifier(o.authorityKey) : undefined), this.#log);
     this.#refs = new RefStore(o.meta);
+    this.#meta = o.meta;
     this.#peers = new Peers(o.net);
     this.host = new ChunkHost({
       store: o.store,
@@ -159,7 +164,7 @@ export class FileService {
     });
     this.fetcher = new ChunkFetcher(this.#peers, this.#log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => this.host.get(id, into));
     if (this.#keys && this.#signer) {
-      this.#writer = new FileWriter(this.#peers, this.#keys, this.#log);
+      this.#writer = new FileWriter(this.#peers, this.#keys, this.#log, this.#signer);
     }
     this.#repairMeta = new RepairMeta(o.meta);
     this.#net = o.net;
@@ -191,9 +196,17 @@ export class FileService {
     this.#ae.start();
     this.repairLoop.start();
     this.scrubber.start();
+    if (this.#signer) {
+      const signer = this.#signer;
+      this.#legacy = proveLegacyCommits(this.#refs, this.#meta, signer, this.#log, () => this.#stopping)
+        .then(() => this.repairLoop.kick())
+        .catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'proving older commits failed; the next start retries'));
+    }
   }
 
   async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#legacy;
     await this.scrubber.stop();
     await this.repairLoop.stop();
     await this.#ae.stop();
@@ -501,15 +514,16 @@ export class FileService {
     }
   }
 
-  async #askCommitted(uploads: string[]): Promise<{ upload: string; root: string; at: number }[]> {
-    const out: { upload: string; root: string; at: number }[] = [];
+  async #askCommitted(uploads: string[]): Promise<{ upload: string; root: string; at: number; proof?: Buffer | undefined }[]> {
+    const out: { upload: string; root: string; at: number; proof?: Buffer | undefined }[] = [];
     const others = this.#peers.live().filter((n) => n.nodeId !== this.#peers.selfId);
     await Promise.all(
       others.map(async (n) => {
         for (let i = 0; i < uploads.length; i += MAX_IDS_PER_REQUEST) {
           try {
             const r = await this.#peers.call(n.nodeId, FILE_METHODS.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
-            out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed);
+            // A peer's word that an upload committed pins its chunks here, so it must carry the writer's proof.
+            out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed.filter((c) => this.authorityGate.allows(() => this.authorityGate.commit(FILE_METHODS.fileUploads, c, n.nodeId))));
           } catch {
             /* an unreachable peer cannot vouch for a commit; the others may */
           }
