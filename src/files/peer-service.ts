@@ -117,6 +117,14 @@ export class FilesPeerService {
         const b = parseBody(FILE_METHODS.fileTombstones, body);
         return { body: this.#o.host.listTombstones(b.after, b.limit) };
       }
+      case FILE_METHODS.fileProofs: {
+        // Proofs are no secret (repair hands them to every holder); only stored ones are returned, none is made.
+        const owners = parseBody(FILE_METHODS.fileProofs, body).refs.flatMap((r) => {
+          const o = this.#o.refs.proofsOf(r.upload, r.id.toString('hex'));
+          return o ? [{ ...o, id: r.id }] : [];
+        });
+        return { body: { owners } };
+      }
       case FILE_METHODS.fileUploads:
         return { body: { committed: this.#o.host.committed(parseBody(FILE_METHODS.fileUploads, body).ids) } };
       default:

@@ -18,6 +18,16 @@ import { REF_TXN_BATCH } from './limits.js';
 
 type UploadRecord = { s: 'p'; t: number } | { s: 'c'; root: string; at: number } | { s: 'a'; t: number };
 
+/** A reference of a committed upload, stored before commits carried proofs. */
+export interface UnprovenRef {
+  upload: string;
+  hex: string;
+  root: string;
+  at: number;
+  /** The upload's commit holds no proof either. */
+  commit: boolean;
+}
+
 /** A committed upload holding a chunk, with the proofs repair hands on (absent for legacy records). */
 export interface ProvenOwner {
   upload: string;
@@ -217,26 +227,37 @@ export class RefStore {
   }
 
   /**
-   * Records stored before commits carried proofs: committed uploads without a commit proof, and
-   * references of committed uploads without a pin, a page at a time from `after` (an upload id).
-   * At most `limit` chunks are listed for one upload; the rest show up again once those are proven.
+   * References stored before commits carried proofs: (upload, chunk) pairs of committed uploads
+   * whose reference holds no pin, in key order after `after`, at most `limit`. `commit` says the
+   * upload's commit holds no proof either.
    */
-  unproven(after: string | undefined, limit: number): { upload: string; root: string; at: number; commit: boolean; chunks: string[] }[] {
-    const out: { upload: string; root: string; at: number; commit: boolean; chunks: string[] }[] = [];
-    for (const { key, value } of this.meta.range<UploadRecord>(T.uploads, after !== undefined ? { start: after } : {})) {
+  unproven(after: UnprovenRef | undefined, limit: number): UnprovenRef[] {
+    const out: UnprovenRef[] = [];
+    for (const { key, value } of this.meta.range<UploadRecord>(T.uploads, after !== undefined ? { start: after.upload } : {})) {
+      if (value.s !== 'c') continue;
       const upload = String(key);
-      if (upload === after || value.s !== 'c') continue;
-      if (out.length >= limit) break;
+      const prefix = `${upload}/`;
+      const from = after !== undefined && upload === after.upload ? `${prefix}${after.hex}` : undefined;
       const commit = !this.meta.has(T.commitProofs, upload);
-      const chunks: string[] = [];
-      for (const e of this.meta.range(T.owned, { prefix: `${upload}/` })) {
-        const hex = String(e.key).slice(upload.length + 1);
-        if (!(this.meta.get<unknown>(T.refs, `${hex}/${upload}`) instanceof Uint8Array)) chunks.push(hex);
-        if (chunks.length >= limit) break;
+      for (const e of this.meta.range(T.owned, from !== undefined ? { start: from } : { prefix })) {
+        const k = String(e.key);
+        if (!k.startsWith(prefix)) break;
+        if (k === from) continue;
+        const hex = k.slice(prefix.length);
+        if (this.meta.get<unknown>(T.refs, `${hex}/${upload}`) instanceof Uint8Array) continue;
+        out.push({ upload, hex, root: value.root, at: value.at, commit });
+        if (out.length >= limit) return out;
       }
-      if (commit || chunks.length > 0) out.push({ upload, root: value.root, at: value.at, commit, chunks });
     }
     return out;
+  }
+
+  /** The proofs held here for one upload's reference to one chunk, when both are held. */
+  proofsOf(upload: string, hex: string): ProvenOwner | undefined {
+    const pin = this.meta.get<unknown>(T.refs, `${hex}/${upload}`);
+    const [c] = this.committed([upload]);
+    if (!c?.proof || !(pin instanceof Uint8Array)) return undefined;
+    return { ...c, pin: Buffer.from(pin) };
   }
 
   /** Stores proofs a full node made for records older than proofs (see unproven). */

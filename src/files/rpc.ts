@@ -9,6 +9,9 @@ import { MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../cont
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
+/** References asked about in one `file.proofs` request (its reply stays well inside a control section). */
+export const MAX_PROOF_QUERY = 256;
+
 export const FILE_METHODS = {
   chunkHas: 'chunk.has',
   chunkClaim: 'chunk.claim',
@@ -19,6 +22,7 @@ export const FILE_METHODS = {
   fileRm: 'file.rm',
   fileTombstones: 'file.tombstones',
   fileUploads: 'file.uploads',
+  fileProofs: 'file.proofs',
   healDrain: 'heal.drain',
   healState: 'heal.state',
 } as const;
@@ -69,6 +73,8 @@ export const schemas = {
   [FILE_METHODS.fileRm]: tombstoneSchema,
   [FILE_METHODS.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
   [FILE_METHODS.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  // Proofs held of references stored before commits carried them (files/legacy-commits.ts).
+  [FILE_METHODS.fileProofs]: z.object({ refs: z.array(z.object({ upload: uploadIdSchema, id: chunkIdSchema }).strict()).max(MAX_PROOF_QUERY) }).strict(),
   [FILE_METHODS.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
   [FILE_METHODS.healState]: z.object({}).strict(),
 } as const;
@@ -92,6 +98,7 @@ export const replies = {
   has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
   uploads: z.object({ committed: z.array(commitSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
   tombstones: z.object({ items: z.array(tombstoneSchema).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
+  proofs: z.object({ owners: z.array(ownerSchema.extend({ id: chunkIdSchema })).max(MAX_PROOF_QUERY) }).strict(),
 };
 
 export function parseReply<S extends z.ZodTypeAny>(schema: S, body: unknown, from: string): z.output<S> {

@@ -34,7 +34,7 @@ import { FileWriter } from './writer.js';
 import { EcWriter } from './erasure-writer.js';
 import { FilesPeerService } from './peer-service.js';
 import { AuthorityGate } from './authority-gate.js';
-import { proveLegacyCommits } from './legacy-commits.js';
+import { keepProvingLegacyCommits } from './legacy-commits.js';
 import { decodeStripe, readStriped } from './erasure-stripe.js';
 import { RepairMeta } from './repair-meta.js';
 import { FileHealth, type ChunkRef } from './file-health.js';
@@ -196,12 +196,8 @@ export class FileService {
     this.#ae.start();
     this.repairLoop.start();
     this.scrubber.start();
-    if (this.#signer) {
-      const signer = this.#signer;
-      this.#legacy = proveLegacyCommits(this.#refs, this.#meta, signer, this.#log, () => this.#stopping)
-        .then(() => this.repairLoop.kick())
-        .catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'proving older commits failed; the next start retries'));
-    }
+    const legacy = { refs: this.#refs, meta: this.#meta, log: this.#log, stopped: () => this.#stopping, signer: this.#signer, peers: this.#peers, gate: this.authorityGate };
+    this.#legacy = keepProvingLegacyCommits(legacy).catch((err: unknown) => this.#log.warn({ err: errorMessage(err) }, 'proving older commits failed; the next start retries'));
   }
 
   async stop(): Promise<void> {
