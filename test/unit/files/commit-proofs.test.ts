@@ -9,6 +9,8 @@ import { RefStore } from '../../../src/files/refs.js';
 import { proveLegacyCommits } from '../../../src/files/legacy-commits.js';
 import type { Peers } from '../../../src/files/peers.js';
 import { silentLogger } from '../../../src/log.js';
+import { chunkIdOf } from '../../../src/content/index.js';
+import { cluster } from '../../helpers/files-mesh.js';
 
 const NOW = 1_800_000_000_000;
 const signer = new AuthoritySigner(randomBytes(32));
@@ -96,4 +98,39 @@ test('a storage-only node cannot sign: with no member to answer, its unproven re
   assert.deepEqual(r, { proven: 0, left: 1 });
   assert.equal(refs.hasRefs(chunk(1).toString('hex')), true, 'the reference still holds its chunk');
   assert.equal(refs.unproven(undefined, 10).length, 1, 'and is still unproven, to be asked about again');
+});
+
+test('a member that says an upload committed (file.uploads) must show the writer\'s proof, or the upload is given up here', async (t) => {
+  const dataKey = randomBytes(32);
+  const c = await cluster(3, 4, { dataKey, gcGraceMs: 0, pendingUploadTtlMs: 0 });
+  t.after(() => c.close());
+  const writer = new AuthoritySigner(dataKey);
+  const holder = c.services.get('node1')!;
+  const uploads = { forged: 'e'.repeat(32), proven: 'f'.repeat(32) };
+  const data = new Map<string, Buffer>();
+  for (const upload of Object.values(uploads)) {
+    const bytes = randomBytes(1000);
+    const id = chunkIdOf(bytes);
+    data.set(upload, id);
+    // The writer stored a chunk here and its commit never arrived.
+    await holder.handleRpc('chunk.put', { upload, id, pin: writer.prove({ kind: 'pin', upload, chunk: id }) }, bytes, false, undefined, 'node0');
+  }
+  const at = Date.now();
+  const RF = 'd'.repeat(64);
+  c.forged.set('node2', (method) =>
+    method === 'file.uploads'
+      ? { committed: [{ upload: uploads.forged, root: RF, at }, { upload: uploads.proven, root: RF, at, proof: writer.prove({ kind: 'commit', upload: uploads.proven, root: RF, at }) }] }
+      : undefined,
+  );
+  const refusedBefore = holder.authorityGate.refused;
+  await new Promise((r) => setTimeout(r, 5));
+  await holder.host.sweep();
+  assert.equal(holder.authorityGate.refused - refusedBefore, 1, 'the unproven answer was refused');
+  const committed = (await holder.handleRpc('file.uploads', { ids: Object.values(uploads) }, Buffer.alloc(0))).body as { committed: { upload: string; proof?: Uint8Array }[] };
+  assert.deepEqual(committed.committed.map((x) => x.upload), [uploads.proven], 'only the proven commit was taken');
+  assert.equal(committed.committed[0]!.proof?.length, 64, 'with its proof, to hand on');
+  await holder.host.sweep();
+  const store = c.stores.get('node1')!;
+  assert.equal(await store.has(data.get(uploads.forged)!), false, 'the unproven upload was given up and its chunk collected');
+  assert.equal(await store.has(data.get(uploads.proven)!), true);
 });
