@@ -63,7 +63,7 @@ export class FilesPeerService {
         const self = from === this.#o.selfId;
         if (b.upload !== undefined && !self) this.#o.gate.pins(method, b.upload, [b.id], [b.pin], from);
         const owners = b.heal?.owners ?? [];
-        const proven = self ? owners : await this.#provenOwners(owners, b.id, b.heal?.of, from);
+        const proven = self || owners.length === 0 ? owners : await this.#provenOwners(owners, b.id, b.heal?.of, from);
         // A copy whose owners are all unproven is refused whole, so its sender keeps (and does not drop) its own.
         if (owners.length > 0 && proven.length === 0) throw unproven(`copy of chunk ${hex.slice(0, 16)} with ${owners.length} owner(s)`, 'no owner carries a valid commit proof and pin');
         // The owners a repaired copy arrives with are recorded first, so the copy is never an orphan for a moment.
@@ -140,9 +140,9 @@ export class FilesPeerService {
   async #provenOwners(owners: readonly Owner[], id: Buffer, of: { d: Buffer; i: number } | undefined, from: string): Promise<Owner[]> {
     const gate = this.#o.gate;
     const out: Owner[] = [];
+    const pinned = of !== undefined && (await this.#o.host.stripeNames(of.d, of.i, id)) ? of.d : id;
     for (const o of owners) {
       if (!gate.allows(() => gate.commit('heal.owners', o, from))) continue;
-      const pinned = of !== undefined && (await this.#o.host.stripeNames(of.d, of.i, id)) ? of.d : id;
       if (gate.allows(() => gate.pins('heal.owners', o.upload, [pinned], [o.pin], from))) out.push(o);
     }
     return out;
