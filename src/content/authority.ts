@@ -35,6 +35,9 @@ const LABEL = {
   name: 'tessera/v1/proof/name',
   drain: 'tessera/v1/proof/heal.drain',
   volume: 'tessera/v1/proof/volume-record',
+  pin: 'tessera/v1/proof/chunk-pin',
+  commit: 'tessera/v1/proof/file.commit',
+  abort: 'tessera/v1/proof/file.abort',
 } as const;
 
 /** A removal of a file (its tombstone): the root it removes and when. */
@@ -62,7 +65,28 @@ export interface VolumeStatement {
   kind: 'volume';
   record: Uint8Array;
 }
-export type Statement = FileRmStatement | NameStatement | DrainStatement | VolumeStatement;
+/**
+ * An upload (one put, a random id) holds a reference to one chunk. Made by the writer for every
+ * chunk it stores or claims, so a commit cannot be stretched over chunks the put never wrote.
+ */
+export interface PinStatement {
+  kind: 'pin';
+  upload: string;
+  chunk: Uint8Array;
+}
+/** An upload became a file: the upload, the file's root and its commit time. */
+export interface CommitStatement {
+  kind: 'commit';
+  upload: string;
+  root: string;
+  at: number;
+}
+/** The writer gives up an upload, committed somewhere or not (a commit that missed its quorum). */
+export interface AbortStatement {
+  kind: 'abort';
+  upload: string;
+}
+export type Statement = FileRmStatement | NameStatement | DrainStatement | VolumeStatement | PinStatement | CommitStatement | AbortStatement;
 
 function field(b: Uint8Array): Buffer {
   const len = Buffer.allocUnsafe(4);
@@ -87,6 +111,12 @@ export function statementBytes(s: Statement): Buffer {
       return Buffer.concat([field(Buffer.from(LABEL.drain)), field(Buffer.from(s.target, 'utf8')), Buffer.from([s.on ? 1 : 0]), u64(s.at)]);
     case 'volume':
       return Buffer.concat([field(Buffer.from(LABEL.volume)), field(s.record)]);
+    case 'pin':
+      return Buffer.concat([field(Buffer.from(LABEL.pin)), field(Buffer.from(s.upload, 'utf8')), field(s.chunk)]);
+    case 'commit':
+      return Buffer.concat([field(Buffer.from(LABEL.commit)), field(Buffer.from(s.upload, 'utf8')), field(Buffer.from(s.root, 'utf8')), u64(s.at)]);
+    case 'abort':
+      return Buffer.concat([field(Buffer.from(LABEL.abort)), field(Buffer.from(s.upload, 'utf8'))]);
   }
 }
 

@@ -1,6 +1,8 @@
 /**
  * The check every destructive files message passes before anything is applied or merged:
- * tombstones (file.rm and anti-entropy) and drain orders. A message without a valid authority proof, or dated beyond the clock bound,
+ * tombstones (file.rm and anti-entropy), drain orders, and the messages that make chunks stay
+ * (references with their pins, commits, the owners a repaired copy arrives with, aborts of
+ * committed uploads). A message without a valid authority proof, or dated beyond the clock bound,
  * is refused with AUTH and logged, at most one line per sender per interval.
  */
 import { AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS, type Statement, unproven } from '../content/index.js';
@@ -15,6 +17,13 @@ export interface ProvenTombstone {
 export interface ProvenDrain {
   on: boolean;
   at?: number | undefined;
+  proof?: Uint8Array | undefined;
+}
+
+export interface ProvenCommit {
+  upload: string;
+  root: string;
+  at: number;
   proof?: Uint8Array | undefined;
 }
 
@@ -43,6 +52,32 @@ export class AuthorityGate {
     this.#check('heal.drain', `order to ${d.on ? 'drain' : 'stop draining'} this node`, from, { kind: 'drain', target: selfId, on: d.on, at }, d.proof, stale);
   }
 
+  /** Each chunk an upload is to hold needs the writer's pin for it. */
+  pins(method: string, upload: string, ids: readonly Buffer[], pins: readonly (Uint8Array | undefined)[] | undefined, from: string): void {
+    if (pins !== undefined && pins.length !== ids.length) this.#refuse(method, `references of upload ${upload}`, from, `it carries ${pins.length} pins for ${ids.length} chunks`);
+    ids.forEach((id, i) => this.#check(method, `a reference of upload ${upload} to chunk ${id.toString('hex').slice(0, 16)}`, from, { kind: 'pin', upload, chunk: id }, pins?.[i], undefined));
+  }
+
+  /** A commit makes an upload's chunks stay until a proven removal; dated ahead, it would outlive removals. */
+  commit(method: string, c: ProvenCommit, from: string): void {
+    this.#check(method, `commit of upload ${c.upload} as file ${c.root.slice(0, 16)}`, from, { kind: 'commit', upload: c.upload, root: c.root, at: c.at }, c.proof, c.at > this.now() + MAX_PROOF_FUTURE_MS ? 'it is dated in the future' : undefined);
+  }
+
+  /** Only the writer may give up an upload that committed (its commit missed the quorum). */
+  abort(upload: string, proof: Uint8Array | undefined, from: string): void {
+    this.#check('file.abort', `abort of committed upload ${upload}`, from, { kind: 'abort', upload }, proof, undefined);
+  }
+
+  /** True when `check` passes; a refusal is counted and logged by it, not thrown. */
+  allows(check: () => void): boolean {
+    try {
+      check();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   #check(method: string, what: string, from: string, s: Statement, proof: Uint8Array | undefined, timeProblem: string | undefined): void {
     let why = timeProblem;
     if (why === undefined) {
@@ -51,6 +86,10 @@ export class AuthorityGate {
       else if (!this.verifier.valid(s, proof)) why = 'its proof does not match';
     }
     if (why === undefined) return;
+    this.#refuse(method, what, from, why);
+  }
+
+  #refuse(method: string, what: string, from: string, why: string): never {
     this.refused++;
     this.#refusals.refused(from, { method, reason: why }, 'refused a destructive message from a member');
     throw unproven(what, why);

@@ -15,6 +15,7 @@ import { tooLarge, badInput } from '../errors.js';
 import { GC_SWEEP_BATCH } from './limits.js';
 import { errorMessage } from './errors.js';
 import type { RefStore, Tombstone } from './refs.js';
+import { decodeStripe } from './erasure-stripe.js';
 import { UNCOMMITTED_SHARE_ALL_PEERS, UNCOMMITTED_SHARE_PER_PEER, UncommittedLedger } from './uncommitted-ledger.js';
 
 export interface HostCounters {
@@ -33,8 +34,8 @@ export interface ChunkHostOptions {
   log: Logger;
   gcGraceMs: number;
   pendingUploadTtlMs: number;
-  /** Asks live peers which of these uploads committed (a node that missed a commit learns it here). */
-  askCommitted: (uploads: string[]) => Promise<{ upload: string; root: string; at: number }[]>;
+  /** Asks live peers which of these uploads committed (a node that missed a commit learns it here); only proven answers. */
+  askCommitted: (uploads: string[]) => Promise<{ upload: string; root: string; at: number; proof?: Uint8Array | undefined }[]>;
   now?: () => number;
 }
 
@@ -91,14 +92,14 @@ export class ChunkHost {
     return Promise.all(ids.map((id) => this.#o.store.has(id)));
   }
 
-  /** For each id: true (and a reference for `upload` recorded) when a copy is here. */
-  async claim(upload: string, ids: Buffer[]): Promise<boolean[]> {
+  /** For each id: true (and a reference for `upload` recorded, with its pin) when a copy is here. */
+  async claim(upload: string, ids: Buffer[], pins?: readonly (Uint8Array | undefined)[]): Promise<boolean[]> {
     return Promise.all(
-      ids.map((id) => {
+      ids.map((id, i) => {
         const hex = id.toString('hex');
         return this.#lock.run(hex, async () => {
           if (!(await this.#o.store.has(id))) return false;
-          await this.#o.refs.addRefs(upload, [hex], this.#now());
+          await this.#o.refs.addRefs(upload, [hex], this.#now(), [pins?.[i]]);
           this.counters.chunksDeduplicated++;
           return true;
         });
@@ -110,15 +111,16 @@ export class ChunkHost {
    * Stores a copy durably and, with an upload, records its reference; resolves only when both are
    * on disk. `verified`: this process computed `id` from `data` itself (the store skips its hash).
    * `from`: the peer that sent it, charged for it until a commit holds it (none for this node's own).
+   * `pin`: the writer's proof that `upload` holds this chunk, kept to be handed on.
    */
-  async put(upload: string | undefined, id: Buffer, data: Buffer, verified = false, from?: string): Promise<void> {
+  async put(upload: string | undefined, id: Buffer, data: Buffer, verified = false, from?: string, pin?: Uint8Array): Promise<void> {
     if (data.length > MAX_CHUNK_BYTES) throw tooLarge(`chunk of ${data.length} bytes is over the ${MAX_CHUNK_BYTES}-byte limit`);
     const hex = id.toString('hex');
     await this.#lock.run(hex, async () => {
       const charged = from !== undefined ? this.#charge(from, upload, hex, data.length) : undefined;
       const [stored, ref] = await Promise.allSettled([
         this.#o.store.put(id, data, verified ? { verified: true } : undefined),
-        upload !== undefined ? this.#o.refs.addRefs(upload, [hex], this.#now()) : Promise.resolve(),
+        upload !== undefined ? this.#o.refs.addRefs(upload, [hex], this.#now(), [pin]) : Promise.resolve(),
       ]);
       if (stored.status === 'fulfilled' && (ref.status === 'rejected' || upload === undefined)) {
         await this.#o.refs.scheduleIfOrphan(hex, this.#o.gcGraceMs, this.#now());
@@ -177,8 +179,8 @@ export class ChunkHost {
     }
   }
 
-  async commit(upload: string, root: string, at: number): Promise<void> {
-    await this.#o.refs.commit(upload, root, at, this.#o.gcGraceMs, this.#now());
+  async commit(upload: string, root: string, at: number, proof?: Uint8Array): Promise<void> {
+    await this.#o.refs.commit(upload, root, at, this.#o.gcGraceMs, this.#now(), proof);
     this.uncommitted.release(upload);
   }
 
@@ -201,8 +203,17 @@ export class ChunkHost {
     return this.#o.refs.listTombstones(after, limit);
   }
 
-  committed(uploads: string[]): { upload: string; root: string; at: number }[] {
+  committed(uploads: string[]): { upload: string; root: string; at: number; proof?: Buffer }[] {
     return this.#o.refs.committed(uploads);
+  }
+
+  /** True when the stripe descriptor `d` is held here and names `shard` as its shard `i`. */
+  async stripeNames(d: Buffer, i: number, shard: Buffer): Promise<boolean> {
+    try {
+      return decodeStripe(await this.#o.store.get(d)).s[i]?.equals(shard) === true;
+    } catch {
+      return false;
+    }
   }
 
   /** One pass of deletion for chunks past their grace period, and of stale uploads. */
@@ -234,7 +245,7 @@ export class ChunkHost {
     const known = new Map((await this.#o.askCommitted(pending).catch(() => [])).map((c) => [c.upload, c]));
     for (const u of pending) {
       const c = known.get(u);
-      if (c) await this.commit(u, c.root, c.at);
+      if (c) await this.commit(u, c.root, c.at, c.proof);
       else await this.abort(u);
     }
   }

@@ -98,6 +98,7 @@ export class EcWriter {
   async #storeStripe(stripe: StripeWrite, upload: string, touched: Set<string>, signal: AbortSignal): Promise<void> {
     const { d, descriptor, shards, ids } = stripe;
     const n = shards.length;
+    const dPin = this.replicated.pin(upload, d);
     await reachQuorum({
       ranked: this.peers.rank(d, this.peers.live()),
       want: n,
@@ -107,8 +108,8 @@ export class EcWriter {
       attempt: async (node, j) => {
         touched.add(node);
         await Promise.all([
-          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: ids[j]!, heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
-          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: d, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: ids[j]!, pin: this.replicated.pin(upload, ids[j]!), heal: { of: { d, i: j } } }, shards[j]!, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
+          this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: d, pin: dPin, heal: { r: n, stripe: true } }, descriptor, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal }),
         ]);
       },
       shortfall: ({ done, failed }) => {
@@ -130,17 +131,18 @@ export class EcWriter {
       signal,
       attempt: async (node) => {
         touched.add(node);
-        await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: chunk.id, heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
+        await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: chunk.id, pin: this.replicated.pin(upload, chunk.id), heal: { r: copies } }, chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal });
       },
       shortfall: ({ done, failed }) => unavailable(`manifest page reached only ${done.length} of ${copies} nodes: ${describeFailures(failed, errorMessage) || 'no holder answered'}`),
     });
   }
 
   async #commit(upload: string, root: string, at: number, touched: Set<string>): Promise<void> {
+    const body = this.replicated.commitBody(upload, root, at);
     const outcome = await reachQuorum({
       ranked: [...touched],
       quorum: Math.min(SPREAD_QUORUM, touched.size),
-      attempt: (node) => this.peers.call(node, FILE_METHODS.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (node) => this.peers.call(node, FILE_METHODS.fileCommit, body, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done, failed }) => unavailable(`the file's commit reached only ${done.length} node(s): ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
     });
     this.log.debug({ upload, nodes: outcome.done.length }, 'erasure-coded file committed');

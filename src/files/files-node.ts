@@ -21,6 +21,8 @@ import { RepairMeta } from './repair-meta.js';
 import { Scrubber } from './scrub.js';
 import { FileService, type FileServiceOptions } from './service.js';
 import { FileWriter } from './writer.js';
+import { keepProvingLegacyCommits } from './legacy-commits.js';
+import { errorMessage } from './errors.js';
 
 export interface FilesNode {
   /** What the faces call: put, get, rm, stat, drain. */
@@ -56,10 +58,10 @@ export function composeFiles(o: FileServiceOptions): FilesNode {
     log,
     gcGraceMs: grace,
     pendingUploadTtlMs: o.pendingUploadTtlMs ?? DEFAULT_PENDING_UPLOAD_TTL_MS,
-    askCommitted: (uploads) => askCommitted(peers, uploads),
+    askCommitted: (uploads) => askCommitted(peers, authorityGate, uploads),
   });
   const fetcher = new ChunkFetcher(peers, log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => host.get(id, into));
-  const writer = keys ? new FileWriter(peers, keys, log) : undefined;
+  const writer = keys && signer ? new FileWriter(peers, keys, log, signer) : undefined;
   const ec = keys && writer ? new EcWriter(peers, keys, log, writer) : undefined;
   const repairMeta = new RepairMeta(o.meta);
   const net = o.net;
@@ -81,6 +83,8 @@ export function composeFiles(o: FileServiceOptions): FilesNode {
   const peer = new FilesPeerService({ host, refs, repairMeta, repairLoop, gate: authorityGate, selfId: net.selfId });
   const ae = new AntiEntropy(peers, host, log, o.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS, authorityGate);
   const service = new FileService({ net, peers, store: o.store, refs, host, fetcher, writer, ec, signer, keys, repairLoop, scrubber, defaultPolicy, windowChunks: window, log });
+  let legacy: Promise<void> | undefined;
+  let stopping = false;
   return {
     service,
     peer,
@@ -90,8 +94,12 @@ export function composeFiles(o: FileServiceOptions): FilesNode {
       ae.start();
       repairLoop.start();
       scrubber.start();
+      legacy = keepProvingLegacyCommits({ refs, meta: o.meta, log, stopped: () => stopping, signer, peers, gate: authorityGate })
+        .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'proving older commits failed; the next start retries'));
     },
     async stop() {
+      stopping = true;
+      await legacy;
       await scrubber.stop();
       await repairLoop.stop();
       await ae.stop();
@@ -107,15 +115,16 @@ export function composeFiles(o: FileServiceOptions): FilesNode {
 }
 
 /** Which of these uploads another live node saw committed: an unreachable node cannot vouch, the others may. */
-async function askCommitted(peers: Peers, uploads: string[]): Promise<{ upload: string; root: string; at: number }[]> {
-  const out: { upload: string; root: string; at: number }[] = [];
+async function askCommitted(peers: Peers, gate: AuthorityGate, uploads: string[]): Promise<{ upload: string; root: string; at: number; proof?: Buffer | undefined }[]> {
+  const out: { upload: string; root: string; at: number; proof?: Buffer | undefined }[] = [];
   const others = peers.live().filter((n) => n.nodeId !== peers.selfId);
   await Promise.all(
     others.map(async (n) => {
       for (let i = 0; i < uploads.length; i += MAX_IDS_PER_REQUEST) {
         try {
           const r = await peers.call(n.nodeId, FILE_METHODS.fileUploads, { ids: uploads.slice(i, i + MAX_IDS_PER_REQUEST) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS });
-          out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed);
+          // A peer's word that an upload committed pins its chunks here, so it must carry the writer's proof.
+          out.push(...parseReply(replies.uploads, r.body, n.nodeId).committed.filter((c) => gate.allows(() => gate.commit(FILE_METHODS.fileUploads, c, n.nodeId))));
         } catch {
           /* an unreachable peer cannot vouch for a commit; the others may */
         }

@@ -18,10 +18,32 @@ import { REF_TXN_BATCH } from './limits.js';
 
 type UploadRecord = { s: 'p'; t: number } | { s: 'c'; root: string; at: number } | { s: 'a'; t: number };
 
+/** A reference of a committed upload, stored before commits carried proofs. */
+export interface UnprovenRef {
+  upload: string;
+  hex: string;
+  root: string;
+  at: number;
+  /** The upload's commit holds no proof either. */
+  commit: boolean;
+}
+
+/** A committed upload holding a chunk, with the proofs repair hands on (absent for legacy records). */
+export interface ProvenOwner {
+  upload: string;
+  root: string;
+  at: number;
+  /** The writer's proof of the commit. */
+  proof?: Buffer;
+  /** The writer's proof that the upload holds this chunk. */
+  pin?: Buffer;
+}
+
 const T = {
-  refs: 'refs', // `${chunk}/${upload}` → 1
+  refs: 'refs', // `${chunk}/${upload}` → the writer's pin proof (1 in records older than proofs)
   owned: 'owned', // `${upload}/${chunk}` → 1
   uploads: 'uploads', // upload → UploadRecord
+  commitProofs: 'commit-proofs', // committed upload → the writer's proof of its commit
   fileUploads: 'file-uploads', // `${root}/${upload}` → commit time
   tombstones: 'tombstones', // root → removal time
   tombstoneProofs: 'tombstone-proofs', // root → authority proof of the removal time held in `tombstones`
@@ -40,15 +62,22 @@ export class RefStore {
     for (const t of Object.values(T)) meta.table(t);
   }
 
-  /** Records that `upload` owns these chunks; they are no longer candidates for deletion. */
-  async addRefs(upload: string, hexes: readonly string[], now: number): Promise<void> {
+  /**
+   * Records that `upload` owns these chunks; they are no longer candidates for deletion. `pins[i]`
+   * is the writer's proof for `hexes[i]`, kept to be handed on by repair.
+   */
+  async addRefs(upload: string, hexes: readonly string[], now: number, pins?: readonly (Uint8Array | undefined)[]): Promise<void> {
     if (hexes.length === 0) return;
     const rec = this.upload(upload);
     if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted; start the put again`);
     const writes: Promise<unknown>[] = [];
     if (rec === undefined || rec.s === 'p') writes.push(this.meta.put(T.uploads, upload, { s: 'p', t: now }));
-    for (const hex of hexes) {
-      writes.push(this.meta.put(T.refs, `${hex}/${upload}`, 1), this.meta.put(T.owned, `${upload}/${hex}`, 1));
+    for (const [i, hex] of hexes.entries()) {
+      const pin = pins?.[i];
+      const key = `${hex}/${upload}`;
+      // A reference without a proof never replaces one with it.
+      if (pin !== undefined || !this.meta.has(T.refs, key)) writes.push(this.meta.put(T.refs, key, pin !== undefined ? Buffer.from(pin) : 1));
+      writes.push(this.meta.put(T.owned, `${upload}/${hex}`, 1));
       if (this.meta.has(T.gc, hex)) writes.push(this.meta.remove(T.gc, hex));
     }
     await Promise.all(writes);
@@ -68,11 +97,13 @@ export class RefStore {
     return this.meta.get<UploadRecord>(T.uploads, upload);
   }
 
-  /** Binds an upload to the file it produced. Returns false when the upload is unknown or aborted here. */
-  async commit(upload: string, root: string, at: number, graceMs: number, now: number): Promise<void> {
+  /** Binds an upload to the file it produced, keeping the writer's proof of it to hand on. */
+  async commit(upload: string, root: string, at: number, graceMs: number, now: number, proof?: Uint8Array): Promise<void> {
     const rec = this.upload(upload);
     if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted before its commit`);
-    await Promise.all([this.meta.put(T.uploads, upload, { s: 'c', root, at }), this.meta.put(T.fileUploads, `${root}/${upload}`, at)]);
+    const writes: Promise<unknown>[] = [this.meta.put(T.uploads, upload, { s: 'c', root, at }), this.meta.put(T.fileUploads, `${root}/${upload}`, at)];
+    if (proof !== undefined) writes.push(this.meta.put(T.commitProofs, upload, Buffer.from(proof)));
+    await Promise.all(writes);
     // A removal this node already knows about that happened after the commit wins.
     const removed = this.meta.get<number>(T.tombstones, root);
     if (removed !== undefined && removed >= at) await this.dropUpload(upload, graceMs, now);
@@ -88,7 +119,7 @@ export class RefStore {
       for (const hex of batch) writes.push(this.meta.remove(T.owned, `${upload}/${hex}`), this.meta.remove(T.refs, `${hex}/${upload}`));
       if (batch.length < REF_TXN_BATCH) {
         writes.push(this.meta.put(T.uploads, upload, { s: 'a', t: now }));
-        if (rec?.s === 'c') writes.push(this.meta.remove(T.fileUploads, `${rec.root}/${upload}`));
+        if (rec?.s === 'c') writes.push(this.meta.remove(T.fileUploads, `${rec.root}/${upload}`), this.meta.remove(T.commitProofs, upload));
       }
       await Promise.all(writes);
       const orphans = batch.filter((hex) => !this.hasRefs(hex));
@@ -171,12 +202,68 @@ export class RefStore {
     await this.meta.remove(T.uploads, upload);
   }
 
-  committed(uploads: readonly string[]): { upload: string; root: string; at: number }[] {
-    const out: { upload: string; root: string; at: number }[] = [];
+  /** The commits of these uploads held here, each with its proof when one is held. */
+  committed(uploads: readonly string[]): Omit<ProvenOwner, 'pin'>[] {
+    const out: Omit<ProvenOwner, 'pin'>[] = [];
     for (const u of uploads) {
       const rec = this.upload(u);
-      if (rec?.s === 'c') out.push({ upload: u, root: rec.root, at: rec.at });
+      if (rec?.s !== 'c') continue;
+      const proof = this.meta.get<Uint8Array>(T.commitProofs, u);
+      out.push({ upload: u, root: rec.root, at: rec.at, ...(proof ? { proof: Buffer.from(proof) } : {}) });
     }
     return out;
+  }
+
+  /** Committed uploads holding a chunk, at most `limit`, with the proofs to hand on with a copy of it. */
+  committedOwners(hex: string, limit: number): ProvenOwner[] {
+    const out: ProvenOwner[] = [];
+    for (const { key, value } of this.meta.range<unknown>(T.refs, { prefix: `${hex}/` })) {
+      if (out.length >= limit) break;
+      const upload = String(key).slice(hex.length + 1);
+      const [c] = this.committed([upload]);
+      if (c) out.push({ ...c, ...(value instanceof Uint8Array ? { pin: Buffer.from(value) } : {}) });
+    }
+    return out;
+  }
+
+  /**
+   * References stored before commits carried proofs: (upload, chunk) pairs of committed uploads
+   * whose reference holds no pin, in key order after `after`, at most `limit`. `commit` says the
+   * upload's commit holds no proof either.
+   */
+  unproven(after: UnprovenRef | undefined, limit: number): UnprovenRef[] {
+    const out: UnprovenRef[] = [];
+    for (const { key, value } of this.meta.range<UploadRecord>(T.uploads, after !== undefined ? { start: after.upload } : {})) {
+      if (value.s !== 'c') continue;
+      const upload = String(key);
+      const prefix = `${upload}/`;
+      const from = after !== undefined && upload === after.upload ? `${prefix}${after.hex}` : undefined;
+      const commit = !this.meta.has(T.commitProofs, upload);
+      for (const e of this.meta.range(T.owned, from !== undefined ? { start: from } : { prefix })) {
+        const k = String(e.key);
+        if (!k.startsWith(prefix)) break;
+        if (k === from) continue;
+        const hex = k.slice(prefix.length);
+        if (this.meta.get<unknown>(T.refs, `${hex}/${upload}`) instanceof Uint8Array) continue;
+        out.push({ upload, hex, root: value.root, at: value.at, commit });
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** The proofs held here for one upload's reference to one chunk, when both are held. */
+  proofsOf(upload: string, hex: string): ProvenOwner | undefined {
+    const pin = this.meta.get<unknown>(T.refs, `${hex}/${upload}`);
+    const [c] = this.committed([upload]);
+    if (!c?.proof || !(pin instanceof Uint8Array)) return undefined;
+    return { ...c, pin: Buffer.from(pin) };
+  }
+
+  /** Stores proofs a full node made for records older than proofs (see unproven). */
+  async addProofs(upload: string, commitProof: Uint8Array | undefined, pins: readonly { hex: string; pin: Uint8Array }[]): Promise<void> {
+    const writes: Promise<unknown>[] = pins.map((p) => this.meta.put(T.refs, `${p.hex}/${upload}`, Buffer.from(p.pin)));
+    if (commitProof !== undefined) writes.push(this.meta.put(T.commitProofs, upload, Buffer.from(commitProof)));
+    await Promise.all(writes);
   }
 }

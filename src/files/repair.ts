@@ -18,7 +18,7 @@ import type { ChunkStore, Metadata } from '../store/index.js';
 import { decideReplicaRepair, type CopyState, type WeightedNode } from '../cluster/index.js';
 import type { ChunkHost } from './chunk-host.js';
 import type { ChunkFetcher } from './reader.js';
-import type { RefStore } from './refs.js';
+import type { ProvenOwner, RefStore } from './refs.js';
 import type { RepairMeta } from './repair-meta.js';
 import type { Peers } from './peers.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
@@ -414,14 +414,13 @@ export class RepairLoop implements ShardSource {
     return pending ? 'pending' : 'none';
   }
 
-  #owners(hex: string): { upload: string; root: string; at: number }[] {
-    const out: { upload: string; root: string; at: number }[] = [];
-    for (const u of this.#o.refs.owners(hex)) {
-      const rec = this.#o.refs.upload(u);
-      if (rec?.s === 'c') out.push({ upload: u, root: rec.root, at: rec.at });
-      if (out.length >= MAX_OWNERS_PER_CHUNK) break;
-    }
-    return out;
+  /**
+   * The committed owners a copy is handed on with, each with the writer's proofs (commit and pin),
+   * since a holder accepts no other. Records older than proofs have none until a full node proves
+   * them (legacy-commits.ts); such a chunk is neither pushed nor dropped meanwhile.
+   */
+  #owners(hex: string): ProvenOwner[] {
+    return this.#o.refs.committedOwners(hex, MAX_OWNERS_PER_CHUNK).filter((o) => o.proof !== undefined && o.pin !== undefined);
   }
 
   async #push(node: string, id: Buffer, data: Buffer, heal: Record<string, unknown>): Promise<boolean> {
@@ -495,6 +494,10 @@ export class RepairLoop implements ShardSource {
       this.#cur!.deficitBytes += decision.missing * data.length;
       this.#cur!.waiting += decision.waiting;
       const heal = { r: u.r, owners: this.#owners(u.hex) };
+      if (heal.owners.length === 0) {
+        this.#cur!.waiting += decision.missing;
+        return;
+      }
       let ok = 0;
       for (const t of decision.pushTo) {
         if (await this.#push(t, u.id, data, heal)) {
@@ -576,9 +579,10 @@ export class RepairLoop implements ShardSource {
     }
     // While a target is only presumed dead, which shard it held is unknown: wait for the grace period.
     if (waitingTargets.length > 0) return;
+    const owners = this.#owners(dHex);
+    if (owners.length === 0) return; // unproven records: see #owners
     if (s.empty.length > 0 && firstHolder === self) {
       const descriptor = await this.#o.store.get(d);
-      const owners = this.#owners(dHex);
       let rebuilt: Buffer[] | undefined;
       const shardBytes = async (j: number): Promise<Buffer> => {
         for (const [node, set] of s.held) {
@@ -608,7 +612,7 @@ export class RepairLoop implements ShardSource {
     // A target that has a shard but lost the descriptor gets it back from whoever acts.
     if (firstHolder === self) {
       const descriptor = await this.#o.store.get(d).catch(() => undefined);
-      if (descriptor) for (const t of targets) if (!s.hasD.has(t) && !s.unknown.has(t) && s.held.has(t)) await this.#push(t, d, descriptor, { r: n, stripe: true, owners: this.#owners(dHex) });
+      if (descriptor) for (const t of targets) if (!s.hasD.has(t) && !s.unknown.has(t) && s.held.has(t)) await this.#push(t, d, descriptor, { r: n, stripe: true, owners });
     }
     if (selfTarget || this.#stopped) return;
     // Surplus here: drop this node's pieces of the stripe only once every target holds a distinct shard and the descriptor.

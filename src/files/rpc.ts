@@ -9,6 +9,9 @@ import { MAX_CREATED_AT_MS, MAX_EC_SHARDS, AUTHORITY_PROOF_BYTES } from '../cont
 import { MAX_IDS_PER_REQUEST, MAX_LIST_PAGE_RECORDS } from './limits.js';
 import { MAX_HEAL_COPIES, MAX_OWNERS_PER_CHUNK } from './repair-limits.js';
 
+/** References asked about in one `file.proofs` request (its reply stays well inside a control section). */
+export const MAX_PROOF_QUERY = 256;
+
 export const FILE_METHODS = {
   chunkHas: 'chunk.has',
   chunkClaim: 'chunk.claim',
@@ -19,6 +22,7 @@ export const FILE_METHODS = {
   fileRm: 'file.rm',
   fileTombstones: 'file.tombstones',
   fileUploads: 'file.uploads',
+  fileProofs: 'file.proofs',
   healDrain: 'heal.drain',
   healState: 'heal.state',
 } as const;
@@ -37,7 +41,13 @@ const rootHexSchema = z.string().regex(/^[0-9a-f]{64}$/, 'file root must be 64 h
  */
 const proofSchema = bytes(AUTHORITY_PROOF_BYTES, 'authority proof').optional();
 const tombstoneSchema = z.object({ root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
-export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict();
+/**
+ * A committed upload that holds a chunk, as repair hands it on: `proof` proves the commit,
+ * `pin` that the upload holds this chunk (for a shard: that it holds the shard's stripe
+ * descriptor, which names the shard).
+ */
+export const ownerSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema, proof: proofSchema, pin: proofSchema }).strict();
+const commitSchema = z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema, proof: proofSchema }).strict();
 /** What the holder must remember to heal the chunk later: copies wanted, stripe membership, owning files. */
 export const healSchema = z
   .object({
@@ -50,15 +60,21 @@ export const healSchema = z
 
 export const schemas = {
   [FILE_METHODS.chunkHas]: z.object({ ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
-  [FILE_METHODS.chunkClaim]: z.object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional() }).strict(),
+  // `pins[i]` proves that the upload may hold `ids[i]` (content/authority.ts, a pin statement).
+  [FILE_METHODS.chunkClaim]: z
+    .object({ upload: uploadIdSchema, ids: z.array(chunkIdSchema).max(MAX_IDS_PER_REQUEST), r: z.number().int().min(1).max(MAX_HEAL_COPIES).optional(), pins: z.array(bytes(AUTHORITY_PROOF_BYTES, 'pin proof')).max(MAX_IDS_PER_REQUEST).optional() })
+    .strict(),
   // Without an upload the put only restores a copy (repair) and adds no reference of its own.
-  [FILE_METHODS.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, heal: healSchema.optional() }).strict(),
+  [FILE_METHODS.chunkPut]: z.object({ upload: uploadIdSchema.optional(), id: chunkIdSchema, pin: proofSchema, heal: healSchema.optional() }).strict(),
   [FILE_METHODS.chunkGet]: z.object({ id: chunkIdSchema }).strict(),
-  [FILE_METHODS.fileCommit]: z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict(),
-  [FILE_METHODS.fileAbort]: z.object({ upload: uploadIdSchema }).strict(),
+  [FILE_METHODS.fileCommit]: commitSchema,
+  // An abort without proof only ever drops a pending upload; a committed one needs the writer's proof.
+  [FILE_METHODS.fileAbort]: z.object({ upload: uploadIdSchema, proof: proofSchema }).strict(),
   [FILE_METHODS.fileRm]: tombstoneSchema,
   [FILE_METHODS.fileTombstones]: z.object({ after: rootHexSchema.optional(), limit: z.number().int().min(1).max(MAX_LIST_PAGE_RECORDS) }).strict(),
   [FILE_METHODS.fileUploads]: z.object({ ids: z.array(uploadIdSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
+  // Proofs held of references stored before commits carried them (files/legacy-commits.ts).
+  [FILE_METHODS.fileProofs]: z.object({ refs: z.array(z.object({ upload: uploadIdSchema, id: chunkIdSchema }).strict()).max(MAX_PROOF_QUERY) }).strict(),
   [FILE_METHODS.healDrain]: z.object({ on: z.boolean(), at: timeSchema.optional(), proof: proofSchema }).strict(),
   [FILE_METHODS.healState]: z.object({}).strict(),
 } as const;
@@ -80,8 +96,9 @@ export function parseBody<K extends Method>(method: K, body: unknown): Body<K> {
 /** Replies are checked too: a confused or hostile peer must not crash the caller. */
 export const replies = {
   has: z.object({ have: z.array(z.boolean()).max(MAX_IDS_PER_REQUEST) }).strict(),
-  uploads: z.object({ committed: z.array(z.object({ upload: uploadIdSchema, root: rootHexSchema, at: timeSchema }).strict()).max(MAX_IDS_PER_REQUEST) }).strict(),
+  uploads: z.object({ committed: z.array(commitSchema).max(MAX_IDS_PER_REQUEST) }).strict(),
   tombstones: z.object({ items: z.array(tombstoneSchema).max(MAX_LIST_PAGE_RECORDS), more: z.boolean() }).strict(),
+  proofs: z.object({ owners: z.array(ownerSchema.extend({ id: chunkIdSchema })).max(MAX_PROOF_QUERY) }).strict(),
 };
 
 export function parseReply<S extends z.ZodTypeAny>(schema: S, body: unknown, from: string): z.output<S> {

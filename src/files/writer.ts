@@ -8,7 +8,7 @@
 import { TesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
-import { MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
+import { type AuthoritySigner, MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
@@ -48,7 +48,18 @@ export class FileWriter {
     private readonly peers: Peers,
     private readonly keys: ClusterKeys,
     private readonly log: Logger,
+    private readonly signer: AuthoritySigner,
   ) {}
+
+  /** The proof that `upload` holds chunk `id`: holders refuse a reference without it, and repair hands it on. */
+  pin(upload: string, id: Buffer): Buffer {
+    return this.signer.prove({ kind: 'pin', upload, chunk: id });
+  }
+
+  /** A commit message with its proof; holders refuse a commit without it. */
+  commitBody(upload: string, root: string, at: number): { upload: string; root: string; at: number; proof: Buffer } {
+    return { upload, root, at, proof: this.signer.prove({ kind: 'commit', upload, root, at }) };
+  }
 
   async write(source: AsyncIterable<unknown>, o: WriteOptions): Promise<WriteResult> {
     const w = new PutWindow(this.peers.selfId, o.windowChunks, o.signal);
@@ -131,9 +142,10 @@ export class FileWriter {
   /** Tells every node that got references of this upload to drop them (best effort, bounded in time). */
   async abort(upload: string, touched: Iterable<string>): Promise<void> {
     const targets = new Set<string>([...touched, ...this.peers.live().map((n) => n.nodeId)]);
+    const proof = this.signer.prove({ kind: 'abort', upload });
     await Promise.all(
       [...targets].map((n) =>
-        this.peers.call(n, FILE_METHODS.fileAbort, { upload }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }).catch((err: unknown) => {
+        this.peers.call(n, FILE_METHODS.fileAbort, { upload, proof }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }).catch((err: unknown) => {
           this.log.debug({ node: n, upload, err: errorMessage(err) }, 'abort not delivered; the upload expires there instead');
         }),
       ),
@@ -156,6 +168,7 @@ export class FileWriter {
     let clean = true;
     const nodes = this.checkLive(o.w);
     const ranks = items.map((it) => this.peers.rank(it.chunk.id, nodes));
+    const pins = items.map((it) => this.pin(upload, it.chunk.id));
     // One claim per node for all the batch's chunks placed on it: holders that already have a chunk take a reference instead of the bytes.
     const byNode = new Map<string, number[]>();
     ranks.forEach((rank, i) => {
@@ -170,7 +183,7 @@ export class FileWriter {
       [...byNode].map(async ([n, idx]) => {
         touched.add(n);
         try {
-          claimed.set(n, await this.claim(n, upload, idx.map((i) => items[i]!.chunk.id), signal, o.r));
+          claimed.set(n, await this.claim(n, upload, idx.map((i) => items[i]!.chunk.id), idx.map((i) => pins[i]!), signal, o.r));
         } catch (e) {
           clean = false;
           claimed.set(n, e as Error);
@@ -200,9 +213,9 @@ export class FileWriter {
               const first = initial[slot]!;
               if (first.state === 'have') return;
               if (first.state === 'failed') throw first.err;
-            } else if ((await this.claim(node, upload, [it.chunk.id], signal, o.r))[0]) return;
+            } else if ((await this.claim(node, upload, [it.chunk.id], [pins[i]!], signal, o.r))[0]) return;
             // Every chunk here was hashed by encryptChunk in this process: this node's own store need not hash it again.
-            await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: it.chunk.id, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal, verified: true });
+            await this.peers.call(node, FILE_METHODS.chunkPut, { upload, id: it.chunk.id, pin: pins[i]!, heal: { r: o.r } }, it.chunk.data, { timeoutMs: CHUNK_CALL_TIMEOUT_MS, signal, verified: true });
           },
           shortfall: ({ done, failed }) =>
             unavailable(
@@ -219,19 +232,20 @@ export class FileWriter {
     return { fresh: fresh.reduce<number>((a, b) => a + b, 0), clean };
   }
 
-  private async claim(node: string, upload: string, ids: Buffer[], signal: AbortSignal, copies?: number): Promise<boolean[]> {
-    const r = await this.peers.call(node, FILE_METHODS.chunkClaim, { upload, ids, ...(copies !== undefined ? { r: copies } : {}) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
+  private async claim(node: string, upload: string, ids: Buffer[], pins: Buffer[], signal: AbortSignal, copies?: number): Promise<boolean[]> {
+    const r = await this.peers.call(node, FILE_METHODS.chunkClaim, { upload, ids, pins, ...(copies !== undefined ? { r: copies } : {}) }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS, signal });
     const have = parseReply(replies.has, r.body, node).have;
     if (have.length !== ids.length) throw new TesseraError('PROTOCOL', `node ${node.slice(0, 12)} answered ${have.length} of ${ids.length} claims`);
     return have;
   }
 
   private async commit(upload: string, root: string, at: number, w: number, touched: Set<string>): Promise<void> {
+    const body = this.commitBody(upload, root, at);
     // Nodes that missed the commit learn it from the others before their pending references expire.
     await reachQuorum({
       ranked: [...touched],
       quorum: Math.min(w, touched.size),
-      attempt: (n) => this.peers.call(n, FILE_METHODS.fileCommit, { upload, root, at }, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
+      attempt: (n) => this.peers.call(n, FILE_METHODS.fileCommit, body, undefined, { timeoutMs: CONTROL_CALL_TIMEOUT_MS }),
       shortfall: ({ done, failed }) =>
         unavailable(`the file's commit reached only ${done.length} node(s), fewer than the write quorum ${w}: ${failed.map((f) => errorMessage(f.error)).join('; ')}`),
     });

@@ -31,7 +31,7 @@ export class RecordingStore extends MemoryChunkStore {
   }
 }
 
-export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Buffer; gcGraceMs?: number } = {}) {
+export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Buffer; gcGraceMs?: number; pendingUploadTtlMs?: number } = {}) {
   const dataKey = extra.dataKey ?? randomBytes(32);
   const ids = Array.from({ length: n }, (_, i) => `node${i}`);
   const down = new Set<string>();
@@ -67,7 +67,7 @@ export async function cluster(n: number, windowChunks = 4, extra: { dataKey?: Bu
     };
     const store = new RecordingStore();
     stores.set(id, store);
-    const node = composeFiles({ net, store, meta, dataKey, log: silentLogger, windowChunks, ...(extra.gcGraceMs !== undefined ? { gcGraceMs: extra.gcGraceMs } : {}) });
+    const node = composeFiles({ net, store, meta, dataKey, log: silentLogger, windowChunks, ...(extra.gcGraceMs !== undefined ? { gcGraceMs: extra.gcGraceMs } : {}), ...(extra.pendingUploadTtlMs !== undefined ? { pendingUploadTtlMs: extra.pendingUploadTtlMs } : {}) });
     node.registerPeerHandlers(handlers);
     nodes.set(id, node);
     services.set(id, node.service);
