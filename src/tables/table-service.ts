@@ -97,6 +97,8 @@ export interface TableStatus {
   /** Partitions with entries on this node. */
   readonly partitionsHeld: number;
   readonly counters: TableCounters;
+  /** Client-write batches this node sent: how many, the entries they carried, the largest. */
+  readonly writeBatches: { batches: number; entries: number; largest: number };
   /** Set when fewer full nodes than the replica count are live. */
   readonly warning?: string;
 }
@@ -182,6 +184,7 @@ export class TableService {
       replicas: this.#r,
       partitionsHeld: held,
       counters: { ...this.counters },
+      writeBatches: this.writeBatches,
       ...(n < this.#r ? { warning: `metadata redundancy is below ${this.#r}: only ${n} live node(s) hold the data key, so each holds every table partition; add full nodes` } : {}),
     };
   }
@@ -359,11 +362,20 @@ export class TableService {
       const scanOne = async (id: string) => {
         const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
         if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
+        // Checked below, and only those that win the merge: most equal this node's own copy.
         const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
-        return { entries: r.entries.map((w) => this.#accept(fromWire(w), id)), more: r.more };
+        return { entries: r.entries.map(fromWire), more: r.more };
       };
       const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`, { majorityOnly: true });
+      // This node's page first, so where a replica holds the same version the merge keeps our copy.
+      const self = this.#o.net.selfId;
+      res.sort((a, b) => (a.nodeId === self ? -1 : b.nodeId === self ? 1 : 0));
       const merged = mergePages(res.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
+      const own = new Set(res.find((r) => r.nodeId === self)?.value.entries);
+      const from = new Map<TableEntry, string>();
+      for (const r of res) if (r.nodeId !== self) for (const e of r.value.entries) from.set(e, r.nodeId);
+      // An entry from the network is used (returned, or repaired onto others) only once its MAC checks.
+      for (const e of merged.entries) if (!own.has(e)) this.#accept(e, from.get(e) ?? 'unknown');
       this.#repair(merged.repairs);
       for (const e of merged.entries) if (e.value !== null && out.length < opts.limit) out.push(e);
       if (merged.next === null) {
