@@ -10,10 +10,11 @@
 import { TesseraError } from '../errors.js';
 
 /**
- * Batches of one partition out at once. Past this, further writes wait for one to return and go
- * together in the next, which is what makes batches grow under load instead of the requests.
+ * Batches of one partition out at once: one being committed while the next fills (double
+ * buffering). Past this, further writes wait for one to return and go together in the next, so
+ * under load batches grow instead of the number of requests and transactions.
  */
-export const MAX_BATCHES_IN_FLIGHT = 4;
+export const MAX_BATCHES_IN_FLIGHT = 2;
 
 export interface BatcherOptions<E, R> {
   /** Sends one batch; its outcome is every writer's. May return a value per entry (same order). */

@@ -10,6 +10,7 @@ import { LocalCluster } from '../../src/cli/local-cluster.js';
 import { isTesseraError } from '../../src/errors.js';
 import type { TesseraClient } from '../../src/client/index.js';
 import { sampleObjectRecord as record } from '../helpers/object-record.js';
+import { WRITE_BATCH_MAX_ENTRIES } from '../../src/tables/table-service.js';
 
 const TIMING = ['--probe-interval', '200', '--suspicion-timeout', '1500'];
 const WRITES = 600;
@@ -51,7 +52,7 @@ test('single-record writes acknowledged through group commits survive SIGKILL of
     const batches = statuses.map((s) => s.metadata!.writeBatches);
     // Writes arriving together went out together: fewer batches than writes, some of several.
     assert.ok(batches.some((b) => b.largest > 1), `no batch carried more than one write: ${JSON.stringify(batches)}`);
-    assert.ok(batches.every((b) => b.largest <= 128));
+    assert.ok(batches.every((b) => b.largest <= WRITE_BATCH_MAX_ENTRIES));
     await Promise.all(cluster.nodes.map((n) => cluster.kill(n.index, 'SIGKILL')));
     for (const n of cluster.nodes) await cluster.start(n.index);
     await cluster.waitForMembers({ alive: 3 });
