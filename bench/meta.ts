@@ -54,6 +54,9 @@ export async function main(args: string[]): Promise<void> {
     await clients[0]!.createBucket('bench');
     await clients[0]!.createBucket('bench-batched');
     const write1 = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }]))));
+    // How the single-record writes were coalesced on their way to the holders.
+    const batched = (await Promise.all(clients.map((c) => c.status()))).map((s) => s.metadata?.writeBatches ?? { batches: 0, entries: 0, largest: 0 });
+    const sent = batched.reduce((a, b) => ({ batches: a.batches + b.batches, entries: a.entries + b.entries, largest: Math.max(a.largest, b.largest) }));
     const writeB = await timed(() =>
       pool(Math.ceil(n / batch), concurrency, async (j) => {
         const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
@@ -80,6 +83,7 @@ export async function main(args: string[]): Promise<void> {
         line(`writes, ${batch} records per request`, rate(n, writeB), rate(n, bWrite)),
         line('point reads', rate(n, read), rate(n, bRead)),
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
+        `  single-record writes went to the holders in ${sent.batches} batches (${(sent.entries / Math.max(1, sent.batches)).toFixed(1)} entries on average, at most ${sent.largest})`,
       ].join('\n') + '\n',
     );
   } finally {

@@ -31,11 +31,6 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
     if (tables === undefined) throw new TesseraError('AUTH', 'this node is storage-only (no data key) and holds no bucket or object metadata; ask a node that has the data key');
     return tables;
   };
-  const bucket = async (name: string) => {
-    const b = await t().buckets.get(name);
-    if (b === null) throw new TesseraError('NOT_FOUND', `bucket '${name}' does not exist`);
-    return b;
-  };
   const key = (url: URL) => {
     const k = url.searchParams.get('key');
     if (k === null) throw badInput('give the object key as ?key=');
@@ -74,8 +69,8 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       method: 'GET',
       path: '/api/v1/buckets/:bucket/objects',
       handle: async ({ res, url, params }) => {
-        const b = await bucket(params.bucket ?? '');
-        const page = await t().objects.list(b.id, listOpts(url));
+        const opts = listOpts(url);
+        const page = await t().buckets.withId(params.bucket ?? '', (id) => t().objects.list(id, opts), { recheck: (p) => p.items.length === 0 });
         sendJson(res, 200, { objects: page.items, token: page.token });
       },
     },
@@ -84,7 +79,6 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       path: '/api/v1/buckets/:bucket/objects',
       write: true,
       handle: async ({ req, res, params }) => {
-        const b = await bucket(params.bucket ?? '');
         const body = (await readJsonBody(req)) as { objects?: unknown } | null;
         const list = body?.objects;
         if (!Array.isArray(list) || list.length > MAX_OBJECTS_PER_PUT) throw badInput(`body must be {"objects": [{"key": ..., "record": {...}}]} with at most ${MAX_OBJECTS_PER_PUT} objects`);
@@ -93,7 +87,7 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
           if (typeof o?.key !== 'string' || typeof o.record !== 'object' || o.record === null) throw badInput(`objects[${i}] must be {"key": "...", "record": {...}}`);
           return { key: o.key, record: o.record as never };
         });
-        await t().objects.putMany(b.id, items);
+        await t().buckets.withId(params.bucket ?? '', (id) => t().objects.putMany(id, items));
         sendJson(res, 200, { written: list.length });
       },
     },
@@ -101,9 +95,9 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       method: 'GET',
       path: '/api/v1/buckets/:bucket/object',
       handle: async ({ res, url, params }) => {
-        const b = await bucket(params.bucket ?? '');
-        const o = await t().objects.get(b.id, key(url));
-        if (o === null) throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${b.name}'`);
+        const name = params.bucket ?? '';
+        const o = await t().buckets.withId(name, (id) => t().objects.get(id, key(url)), { recheck: (r) => r === null });
+        if (o === null) throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${name}'`);
         sendJson(res, 200, o);
       },
     },
@@ -112,8 +106,10 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       path: '/api/v1/buckets/:bucket/object',
       write: true,
       handle: async ({ res, url, params }) => {
-        const b = await bucket(params.bucket ?? '');
-        if (!(await t().objects.remove(b.id, key(url)))) throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${b.name}'`);
+        const name = params.bucket ?? '';
+        if (!(await t().buckets.withId(name, (id) => t().objects.remove(id, key(url)), { recheck: (gone) => !gone }))) {
+          throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${name}'`);
+        }
         sendJson(res, 200, { removed: key(url) });
       },
     },

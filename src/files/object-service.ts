@@ -14,7 +14,7 @@ import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import {
-  BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
+  BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
 } from '../tables/index.js';
 import type { FileService } from './service.js';
@@ -151,6 +151,8 @@ export class ObjectService {
   async #writeDefault(policy: RedundancyPolicy = DEFAULT_POLICY): Promise<BucketEntry> {
     checkBucketName(DEFAULT_BUCKET);
     const rec = checkBucketRecord({ id: DEFAULT_BUCKET_ID, createdAt: Date.now(), policy });
+    // Its id is fixed, so a deleted default bucket left its id sealed: made again, it opens it.
+    await this.#tables.service.unseal(OBJECT_TABLE, DEFAULT_BUCKET_ID);
     await this.#tables.service.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: DEFAULT_BUCKET }, encodeRecord(rec));
     return { name: DEFAULT_BUCKET, ...rec };
   }
@@ -229,18 +231,9 @@ export class ObjectService {
 
   async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {
     checkObjectKey(key);
-    const id = await this.#bucketIdForRead(bucket);
-    return id === null ? null : this.#tables.objects.get(id, key);
-  }
-
-  /**
-   * The id to read a bucket's objects under. The default bucket's is fixed, so reading names needs
-   * no bucket-table read: one partition fewer that must have a quorum of holders up (a default
-   * bucket not made yet simply has no objects).
-   */
-  async #bucketIdForRead(bucket: string): Promise<string | null> {
-    if (bucket === DEFAULT_BUCKET) return DEFAULT_BUCKET_ID;
-    return (await this.#tables.buckets.get(bucket))?.id ?? null;
+    if (bucket === DEFAULT_BUCKET) return this.#tables.objects.get(DEFAULT_BUCKET_ID, key);
+    // A miss may come from a remembered id of a deleted bucket: withId then looks the bucket up again.
+    return this.#tables.buckets.withId(bucket, (id) => this.#tables.objects.get(id, key), { recheck: (o) => o === null, missing: () => null });
   }
 
   /** The object's bytes [start, end] (inclusive, as in HTTP ranges), streamed in bounded memory. */
@@ -278,11 +271,14 @@ export class ObjectService {
     return cur;
   }
 
+  /**
+   * The default bucket's id is fixed, so listing names needs no bucket-table read: one partition
+   * fewer that must have a quorum of holders up (a default bucket not made yet has no objects).
+   */
   async listObjects(bucket: string, opts: ObjectListOptions = {}): Promise<Page<ObjectEntry>> {
     const limit = pageLimit(opts.limit);
-    const id = await this.#bucketIdForRead(bucket);
-    if (id === null) throw notFound(`bucket '${bucket}' does not exist`);
-    return this.#tables.objects.list(id, { ...opts, limit });
+    if (bucket === DEFAULT_BUCKET) return this.#tables.objects.list(DEFAULT_BUCKET_ID, { ...opts, limit });
+    return this.#tables.buckets.withId(bucket, (id) => this.#tables.objects.list(id, { ...opts, limit }), { recheck: (p) => p.items.length === 0 });
   }
 
   /** Points a key at an existing file (zero-copy copy, multipart completion). */

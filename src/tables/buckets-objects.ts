@@ -5,9 +5,9 @@
  * bucket's listing is one ordered scan on its R holders.
  */
 import { randomBytes } from 'node:crypto';
-import { TesseraError } from '../errors.js';
+import { notFound, TesseraError } from '../errors.js';
 import { DEFAULT_POLICY, type RedundancyPolicy } from '../content/index.js';
-import type { ListOptions, TableService } from './table-service.js';
+import { isSealedError, type ListOptions, type TableService } from './table-service.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, decodeRecord, encodeRecord,
   type BucketRecord, type ObjectRecord,
@@ -26,14 +26,68 @@ export interface Page<T> {
   readonly token: string | null;
 }
 
+/** Bucket ids a node remembers by name; past this the oldest is forgotten first. */
+export const MAX_CACHED_BUCKET_IDS = 4096;
+
+export interface WithIdOptions<T> {
+  /** A result that may come from a stale id (nothing found): the bucket is looked up again and `fn` runs once more. */
+  readonly recheck?: (result: T) => boolean;
+  /** What to return when the bucket does not exist; by default NOT_FOUND is thrown. */
+  readonly missing?: () => T;
+}
+
 export class BucketTable {
+  /**
+   * name → id. A bucket's id is random per creation and never changes, so an entry can only be
+   * stale by its bucket having been deleted (and perhaps made again under a new id). Deletion
+   * seals the old id's objects partition key first, so a write under a stale id is refused by the
+   * holders (isSealedError) and a read under it finds nothing: either makes `withId` look again.
+   */
+  readonly #ids = new Map<string, string>();
+
   constructor(private readonly tables: TableService) {}
 
   async get(name: string): Promise<BucketEntry | null> {
     checkBucketName(name);
     const e = await this.tables.get({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name });
-    if (e === null || e.value === null) return null;
-    return { name, ...decodeRecord(e.value, checkBucketRecord, `bucket record '${name}'`) };
+    if (e === null || e.value === null) {
+      this.#ids.delete(name);
+      return null;
+    }
+    const b = { name, ...decodeRecord(e.value, checkBucketRecord, `bucket record '${name}'`) };
+    this.#remember(name, b.id);
+    return b;
+  }
+
+  /**
+   * Runs `fn` with the bucket's id: the remembered one when there is one (no bucket-table read),
+   * else read. A remembered id is checked by its use: a write refused by a seal, or a result
+   * `recheck` calls suspect, makes it read the bucket again and run `fn` once more with that id.
+   */
+  async withId<T>(name: string, fn: (id: string) => Promise<T>, opts: WithIdOptions<T> = {}): Promise<T> {
+    checkBucketName(name);
+    const known = this.#ids.get(name);
+    if (known !== undefined) {
+      try {
+        const r = await fn(known);
+        if (opts.recheck === undefined || !opts.recheck(r)) return r;
+      } catch (e) {
+        if (!isSealedError(e)) throw e;
+      }
+      this.#ids.delete(name);
+    }
+    const b = await this.get(name);
+    if (b === null) {
+      if (opts.missing !== undefined) return opts.missing();
+      throw notFound(`bucket '${name}' does not exist`);
+    }
+    return fn(b.id);
+  }
+
+  #remember(name: string, id: string): void {
+    this.#ids.delete(name);
+    this.#ids.set(name, id);
+    if (this.#ids.size > MAX_CACHED_BUCKET_IDS) this.#ids.delete(this.#ids.keys().next().value!);
   }
 
   /**
@@ -46,16 +100,26 @@ export class BucketTable {
     if ((await this.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
     const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy, ...(owner !== undefined ? { owner } : {}) });
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
+    this.#remember(name, rec.id);
     return { name, ...rec };
   }
 
-  /** Removes an empty bucket. */
+  /**
+   * Removes an empty bucket. Its objects' partition key is sealed before the emptiness check, so
+   * no write that starts after this returns can land under the old id, whatever a node
+   * remembers; a bucket found not empty is unsealed again (writes meanwhile were refused).
+   */
   async remove(name: string, objects: ObjectTable): Promise<void> {
     const b = await this.get(name);
     if (b === null) throw new TesseraError('NOT_FOUND', `bucket '${name}' does not exist`);
+    await this.tables.seal(OBJECT_TABLE, b.id);
     const page = await objects.list(b.id, { limit: 1 });
-    if (page.items.length > 0) throw new TesseraError('CONFLICT', `bucket '${name}' is not empty; remove its objects first`);
+    if (page.items.length > 0) {
+      await this.tables.unseal(OBJECT_TABLE, b.id);
+      throw new TesseraError('CONFLICT', `bucket '${name}' is not empty; remove its objects first`);
+    }
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, null);
+    this.#ids.delete(name);
   }
 
   async list(opts: ListOptions): Promise<Page<BucketEntry>> {

@@ -15,7 +15,7 @@ import { fsError } from '../store/index.js';
 import { dbError } from '../store/index.js';
 import { compareVersions, decodeStored, encodeStored, type EntryKey, type TableEntry } from './entry.js';
 import { ancestorAt, checkTreePosition, EMPTY_DIGEST, TREE_DEPTH, updateDigest } from './digest-tree.js';
-import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, storageKey } from './keys.js';
+import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, SEAL_SORT_KEY, storageKey } from './keys.js';
 
 /** Entries one scan may return; keeps a reply under the control-section limit. */
 export const MAX_SCAN_LIMIT = 1000;
@@ -123,25 +123,63 @@ export class EntryStore {
    * kept, once durable. Callers verify MACs first: this layer trusts what it is given.
    */
   async merge(entries: readonly TableEntry[]): Promise<TableEntry[]> {
+    return (await this.#merge(entries, false)).kept;
+  }
+
+  /**
+   * A client write: merges like `merge`, except that a value whose partition key is sealed is
+   * refused (its index is in `sealed`); deletions are kept. The seal is read in the same transaction as the write, so
+   * on this replica a write is either before the seal or refused.
+   */
+  write(entries: readonly TableEntry[]): Promise<{ kept: TableEntry[]; sealed: number[] }> {
+    return this.#merge(entries, true);
+  }
+
+  /** True when the partition key has a live seal on this replica. */
+  sealed(table: string, pk: string): boolean {
+    this.#checkOpen();
+    return this.#sealedNow(table, pk);
+  }
+
+  #sealedNow(table: string, pk: string): boolean {
+    const raw = this.#entries.get(storageKey({ table, pk, sk: SEAL_SORT_KEY }));
+    return raw !== undefined && decodeStored(raw).value !== null;
+  }
+
+  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<{ kept: TableEntry[]; sealed: number[] }> {
     this.#checkOpen();
     const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
     try {
       return await this.#root.transaction(() => {
         const kept: TableEntry[] = [];
+        const sealed: number[] = [];
+        const seals = new Map<string, boolean>();
         const folds = new Map<string, Buffer>();
-        for (const { e, key } of keyed) {
+        keyed.forEach(({ e, key }, i) => {
+          // Deletions pass: they cannot bring anything back into a closed partition key.
+          if (refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
+            const group = `${e.table}\0${e.pk}`;
+            let closed = seals.get(group);
+            if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
+            if (closed) {
+              sealed.push(i);
+              return;
+            }
+          } else if (e.sk === SEAL_SORT_KEY) {
+            seals.delete(`${e.table}\0${e.pk}`);
+          }
           const raw = this.#entries.get(key);
           const cur = raw === undefined ? undefined : decodeStored(raw);
-          if (cur !== undefined && compareVersions(cur, e) >= 0) continue;
+          if (cur !== undefined && compareVersions(cur, e) >= 0) return;
           this.#entries.putSync(key, encodeStored(e));
           const partition = key[0]!;
           const leaf = leafOf(key);
           this.#leaves.putSync(leafIndexKey(partition, leaf, key), e.mac);
           this.#fold(folds, partition, leaf, cur?.mac, e.mac);
           kept.push(e);
-        }
+        });
         this.#writeFolds(folds);
-        return kept;
+        return { kept, sealed };
       });
     } catch (e) {
       throw dbError(e, 'merging table entries');
@@ -182,6 +220,8 @@ export class EntryStore {
     const entries: TableEntry[] = [];
     let bytes = 0;
     for (const { key, value } of this.#entries.getRange({ start, ...(end ? { end } : {}) })) {
+      // The seal (empty sort key) closes the partition key; it is not one of its entries.
+      if (key.length === group.length) continue;
       if (entries.length >= opts.limit || bytes >= MAX_SCAN_BYTES) return { entries, more: true };
       const sk = key.toString('utf8', group.length);
       entries.push({ table, pk, sk, ...decodeStored(value) });

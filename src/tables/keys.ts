@@ -15,6 +15,13 @@ export const PARTITION_COUNT = 1 << PARTITION_BITS;
 export const LEAF_BITS = 12;
 export const LEAF_COUNT = 1 << LEAF_BITS;
 
+/**
+ * The sort key of a partition key's seal: an entry there with a value closes the partition key to
+ * client writes (a deleted bucket's objects). No table stores user data under the empty sort key
+ * (object keys are 1 to 1,024 bytes), and listings never return it.
+ */
+export const SEAL_SORT_KEY = '';
+
 const PARTITION_LABEL = Buffer.from('tessera/v1/table-partition\0', 'utf8');
 const PLACEMENT_LABEL = 'tessera/v1/table-partition:';
 const TOKEN_VERSION = 1;

@@ -22,6 +22,8 @@ export const MAX_STORED_KEY_BYTES = 1 + 1 + 32 + 2 + MAX_PARTITION_KEY_BYTES + M
 export const TABLE_METHODS = {
   hello: 'table.hello',
   merge: 'table.merge',
+  /** A client write: merged like table.merge, except into a sealed partition key, which it refuses. */
+  write: 'table.write',
   get: 'table.get',
   scan: 'table.scan',
   roots: 'table.roots',
@@ -41,6 +43,8 @@ export const helloReply = z.object({ proof: exactBytes(PROOF_BYTES) }).strict();
 
 export const mergeRequest = z.object({ auth, entries: z.array(wireEntrySchema).max(MAX_MERGE_ENTRIES) }).strict();
 export const mergeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES) }).strict();
+/** Which entries of a write request were refused because their partition key is sealed (indices into the request). */
+export const writeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES), sealed: z.array(z.number().int().min(0).max(MAX_MERGE_ENTRIES - 1)).max(MAX_MERGE_ENTRIES) }).strict();
 
 const entryKey = { t: z.string().regex(TABLE_NAME_RE), p: z.string().max(MAX_PARTITION_KEY_BYTES) };
 export const getRequest = z.object({ auth, ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict();

@@ -11,13 +11,14 @@ import { describeFailures, Placer, reachQuorum, type QuorumOutcome, type Weighte
 import { majorityQuorum, type HybridClock } from '../content/index.js';
 import { TesseraError, isTesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { batchEntries, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
+import { batchEntries, entryWireBytes, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
 import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT } from './entry-store.js';
 import { childrenOf, diffKeyLists, digestCount, differing, TREE_DEPTH, type KeyHash } from './digest-tree.js';
 import { callerProof, fullNodeProof, proofMatches, PROOF_NONCE_BYTES } from './full-nodes.js';
-import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT } from './keys.js';
+import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT, SEAL_SORT_KEY } from './keys.js';
 import { mergePages, mergePoint, type Repair } from './page-merge.js';
 import * as rpc from './rpc.js';
+import { WriteBatcher } from './write-batcher.js';
 
 export const DEFAULT_TABLE_REPLICAS = 3;
 export const DEFAULT_TABLE_CALL_TIMEOUT_MS = 10_000;
@@ -26,6 +27,17 @@ export const DEFAULT_TABLE_SYNC_INTERVAL_MS = 30_000;
 export const NOT_FULL_RECHECK_MS = 60_000;
 /** Merged pages one listing reads while skipping deletions before it returns what it has. */
 export const MAX_SCAN_ROUNDS = 16;
+/** Entries one coalesced write batch carries: what one merge request may. */
+export const WRITE_BATCH_MAX_ENTRIES = rpc.MAX_MERGE_ENTRIES;
+/** Bytes one coalesced write batch carries: one merge request's budget. */
+export const WRITE_BATCH_MAX_BYTES = MAX_SCAN_BYTES;
+const SEAL_VALUE = Buffer.from('sealed', 'utf8');
+
+/** A write refused because its partition key is sealed (a deleted bucket's objects). */
+export function isSealedError(e: unknown): boolean {
+  return isTesseraError(e, 'NOT_FOUND') && e.details?.['sealed'] === true;
+}
+
 /** Members asked at once whether they hold the data key. */
 const HELLO_CONCURRENCY = 8;
 
@@ -85,6 +97,8 @@ export interface TableStatus {
   /** Partitions with entries on this node. */
   readonly partitionsHeld: number;
   readonly counters: TableCounters;
+  /** Client-write batches this node sent: how many, the entries they carried, the largest. */
+  readonly writeBatches: { batches: number; entries: number; largest: number };
   /** Set when fewer full nodes than the replica count are live. */
   readonly warning?: string;
 }
@@ -104,6 +118,8 @@ export class TableService {
   readonly #auth: Buffer;
   readonly #known = new Map<string, Known>();
   #placer: Placer | undefined;
+  /** Client writes, coalesced per partition; resolves true for an entry refused by a seal. */
+  readonly #writes: WriteBatcher<TableEntry, boolean>;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #stopped = false;
@@ -115,6 +131,17 @@ export class TableService {
     this.#timeoutMs = o.callTimeoutMs ?? DEFAULT_TABLE_CALL_TIMEOUT_MS;
     this.#auth = callerProof(o.macKey, o.net.selfId);
     this.#known.set(o.net.selfId, { full: true, at: Infinity });
+    this.#writes = new WriteBatcher({
+      flush: (p, entries) => this.#writeBatch(p, entries),
+      sizeOf: entryWireBytes,
+      maxEntries: WRITE_BATCH_MAX_ENTRIES,
+      maxBytes: WRITE_BATCH_MAX_BYTES,
+    });
+  }
+
+  /** Batches sent and entries they carried, for tests and status. */
+  get writeBatches(): { batches: number; entries: number; largest: number } {
+    return { ...this.#writes.stats };
   }
 
   get store(): EntryStore {
@@ -157,6 +184,7 @@ export class TableService {
       replicas: this.#r,
       partitionsHeld: held,
       counters: { ...this.counters },
+      writeBatches: this.writeBatches,
       ...(n < this.#r ? { warning: `metadata redundancy is below ${this.#r}: only ${n} live node(s) hold the data key, so each holds every table partition; add full nodes` } : {}),
     };
   }
@@ -238,36 +266,63 @@ export class TableService {
 
   // ---- client operations ----
 
-  /** Writes (or, with null, deletes) one entry; resolves once a majority of its holders have it on disk. */
+  /**
+   * Writes (or, with null, deletes) one entry; resolves once a majority of its holders have it on
+   * disk. Writes to one partition that arrive together share one merge request per holder and one
+   * transaction on each (WriteBatcher); a batch that fails fails every write in it.
+   */
   async put(key: EntryKey, value: Buffer | null): Promise<TableEntry> {
     const e = makeEntry(this.#o.macKey, key, this.#o.clock.tick(), value);
     await this.#discover();
-    const holders = this.holders(partitionOf(key.table, key.pk));
-    await this.#quorum(holders, (id) => this.#sendMerge(id, [e]), `write to table '${key.table}'`);
+    if (await this.#writes.submit(partitionOf(key.table, key.pk), e)) throw this.#sealed(e);
     this.counters.writes++;
     return e;
   }
 
-  /** Many entries at once: each partition's entries go to its holders in batches. */
+  /** Many entries at once: they join the same per-partition batches as single writes. */
   async putMany(items: ReadonlyArray<{ key: EntryKey; value: Buffer | null }>): Promise<void> {
+    const entries = items.map((it) => makeEntry(this.#o.macKey, it.key, this.#o.clock.tick(), it.value));
     await this.#discover();
-    const byPartition = new Map<number, TableEntry[]>();
-    for (const it of items) {
-      const e = makeEntry(this.#o.macKey, it.key, this.#o.clock.tick(), it.value);
-      const p = partitionOf(e.table, e.pk);
-      const list = byPartition.get(p) ?? [];
-      list.push(e);
-      byPartition.set(p, list);
-    }
-    await Promise.all(
-      [...byPartition].map(async ([p, list]) => {
-        const holders = this.holders(p);
-        for (const batch of batchEntries(list, rpc.MAX_MERGE_ENTRIES, MAX_SCAN_BYTES)) {
-          await this.#quorum(holders, (id) => this.#sendMerge(id, batch), `write to partition ${p}`);
-        }
-      }),
-    );
+    const refused = await Promise.all(entries.map((e) => this.#writes.submit(partitionOf(e.table, e.pk), e)));
+    const first = refused.indexOf(true);
+    if (first >= 0) throw this.#sealed(entries[first]!);
     this.counters.writes += items.length;
+  }
+
+  /**
+   * Closes a partition key to client writes: once this returns, a write that starts later fails on
+   * at least one holder of every majority, so it cannot succeed (a bucket being deleted).
+   */
+  async seal(table: string, pk: string): Promise<void> {
+    await this.put({ table, pk, sk: SEAL_SORT_KEY }, SEAL_VALUE);
+  }
+
+  async unseal(table: string, pk: string): Promise<void> {
+    await this.put({ table, pk, sk: SEAL_SORT_KEY }, null);
+  }
+
+  #sealed(e: EntryKey): TesseraError {
+    return new TesseraError('NOT_FOUND', `table '${e.table}' is closed to writes under '${e.pk.slice(0, 64)}' (its bucket was deleted); look the bucket up again`, { sealed: true });
+  }
+
+  /** One coalesced batch to the partition's holders; per entry, whether a seal refused it. */
+  async #writeBatch(p: number, entries: readonly TableEntry[]): Promise<boolean[]> {
+    const holders = this.holders(p);
+    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    const res = await this.#quorum(holders, (id) => this.#sendWrite(id, entries), `write to partition ${p}`);
+    const refusals = new Array<number>(entries.length).fill(0);
+    for (const r of res) for (const i of r.value) refusals[i]!++;
+    // An entry stands only where a full quorum took it; one sealed holder among them refuses it.
+    return refusals.map((n) => res.length - n < need);
+  }
+
+  /** Sends a client write batch to one holder; returns the indices its seals refused. */
+  async #sendWrite(nodeId: string, entries: readonly TableEntry[]): Promise<number[]> {
+    if (nodeId === this.#o.net.selfId) return (await this.#o.store.write(entries)).sealed;
+    const body = { auth: this.#auth, entries: entries.map(toWire) };
+    const r = rpc.parseBody(rpc.writeReply, await this.#call(nodeId, rpc.TABLE_METHODS.write, body), 'table.write');
+    if (r.sealed.some((i) => i >= entries.length)) throw new TesseraError('PROTOCOL', `node ${nodeId} refused entries a write of ${entries.length} did not hold`);
+    return r.sealed;
   }
 
   /** The live value of a key (null when absent or deleted), from a majority of its holders. */
@@ -307,11 +362,20 @@ export class TableService {
       const scanOne = async (id: string) => {
         const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
         if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
+        // Checked below, and only those that win the merge: most equal this node's own copy.
         const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
-        return { entries: r.entries.map((w) => this.#accept(fromWire(w), id)), more: r.more };
+        return { entries: r.entries.map(fromWire), more: r.more };
       };
       const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`, { majorityOnly: true });
+      // This node's page first, so where a replica holds the same version the merge keeps our copy.
+      const self = this.#o.net.selfId;
+      res.sort((a, b) => (a.nodeId === self ? -1 : b.nodeId === self ? 1 : 0));
       const merged = mergePages(res.map((r) => ({ nodeId: r.nodeId, entries: r.value.entries, more: r.value.more })));
+      const own = new Set(res.find((r) => r.nodeId === self)?.value.entries);
+      const from = new Map<TableEntry, string>();
+      for (const r of res) if (r.nodeId !== self) for (const e of r.value.entries) from.set(e, r.nodeId);
+      // An entry from the network is used (returned, or repaired onto others) only once its MAC checks.
+      for (const e of merged.entries) if (!own.has(e)) this.#accept(e, from.get(e) ?? 'unknown');
       this.#repair(merged.repairs);
       for (const e of merged.entries) if (e.value !== null && out.length < opts.limit) out.push(e);
       if (merged.next === null) {
@@ -377,6 +441,13 @@ export class TableService {
         const kept = (await this.#o.store.merge(entries)).length;
         this.counters.entriesApplied += kept;
         return { kept };
+      }
+      case rpc.TABLE_METHODS.write: {
+        const r = rpc.parseBody(rpc.mergeRequest, body, method);
+        const entries = r.entries.map((w) => this.#accept(fromWire(w), peerId));
+        const res = await this.#o.store.write(entries);
+        this.counters.entriesApplied += res.kept.length;
+        return { kept: res.kept.length, sealed: res.sealed };
       }
       case rpc.TABLE_METHODS.get: {
         const r = rpc.parseBody(rpc.getRequest, body, method);

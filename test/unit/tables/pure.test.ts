@@ -8,7 +8,7 @@ import {
 } from '../../../src/tables/entry.js';
 import { decodeStorageKey, decodeToken, encodeToken, leafOf, LEAF_COUNT, partitionOf, PARTITION_COUNT, prefixEnd, storageKey } from '../../../src/tables/keys.js';
 import { diffKeyLists, digestOf, EMPTY_DIGEST, updateDigest, ancestorAt, TREE_DEPTH, digestCount } from '../../../src/tables/digest-tree.js';
-import { mergePages, mergePoint } from '../../../src/tables/page-merge.js';
+import { compareUtf8, mergePages, mergePoint } from '../../../src/tables/page-merge.js';
 
 const KEY = randomBytes(32);
 const utf8 = fc.string({ unit: 'grapheme', maxLength: 40 });
@@ -194,4 +194,13 @@ test('entry batches keep order and stay within their count and byte bounds', () 
       }
     }),
   );
+});
+
+test('compareUtf8 orders strings as their UTF-8 bytes, astral characters and U+E000..U+FFFF included', () => {
+  const mixed = fc.string({ unit: fc.constantFrom('a', 'z', 'é', '\uE000', '\uFFFD', '\u{10000}', '\u{1F600}', '/', '\u07FF'), maxLength: 12 });
+  for (const gen of [mixed, fc.string({ unit: 'grapheme', maxLength: 20 })]) {
+    fc.assert(fc.property(gen, gen, (a, b) => {
+      assert.equal(compareUtf8(a, b), Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+    }));
+  }
 });

@@ -27,7 +27,7 @@ test('a write lands on exactly R full holders, never on a storage-only member, a
     for (const id of m.ids.filter((x) => !m.storageOnly.has(x))) {
       assert.equal((await m.services.get(id)!.get(key('a/1')))?.value?.toString(), 'v1');
     }
-    assert.equal(m.calls.get('table.merge') !== undefined, true);
+    assert.equal(m.calls.get('table.write') !== undefined, true);
   } finally {
     await m.close();
   }
@@ -166,12 +166,15 @@ test('table requests without a full-node proof, forged entries and far-future ti
     // Another member's proof is bound to its own id.
     await assert.rejects(target.handle('table.get', { t: 'object', p: 'b', s: 'k', auth: callerProof(macKey, 'node-1') }, 'storage-x'), (e) => isTesseraError(e, 'AUTH'));
     const forged = makeEntry(randomBytes(32), key('x'), { wall: Date.now(), logical: 0, node: 'node-1' }, Buffer.from('evil'));
-    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: [toWire(forged)] }, 'node-1'), (e) => isTesseraError(e, 'AUTH'));
     const future = makeEntry(macKey, key('y'), { wall: Date.now() + 3_600_000, logical: 0, node: 'node-1' }, Buffer.from('later'));
-    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: [toWire(future)] }, 'node-1'), (e) => isTesseraError(e, 'BAD_INPUT'));
-    assert.equal(target.store.get(key('x')), null);
-    assert.equal(target.store.get(key('y')), null);
-    await assert.rejects(target.handle('table.merge', { auth: callerProof(macKey, 'node-1'), entries: Array.from({ length: 129 }, () => toWire(forged)) }, 'node-1'), (e) => isTesseraError(e, 'PROTOCOL'));
+    // Replication merges and client writes take the same checks.
+    for (const method of ['table.merge', 'table.write']) {
+      await assert.rejects(target.handle(method, { auth: callerProof(macKey, 'node-1'), entries: [toWire(forged)] }, 'node-1'), (e) => isTesseraError(e, 'AUTH'));
+      await assert.rejects(target.handle(method, { auth: callerProof(macKey, 'node-1'), entries: [toWire(future)] }, 'node-1'), (e) => isTesseraError(e, 'BAD_INPUT'));
+      assert.equal(target.store.get(key('x')), null);
+      assert.equal(target.store.get(key('y')), null);
+      await assert.rejects(target.handle(method, { auth: callerProof(macKey, 'node-1'), entries: Array.from({ length: 129 }, () => toWire(forged)) }, 'node-1'), (e) => isTesseraError(e, 'PROTOCOL'));
+    }
   } finally {
     await m.close();
   }
