@@ -5,6 +5,7 @@
 import { badInput, TesseraError } from '../errors.js';
 import { checkPolicy } from '../content/index.js';
 import type { Tables } from '../tables/index.js';
+import { objectEntryView } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import type { Route } from './server.js';
 
@@ -76,7 +77,7 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       handle: async ({ res, url, params }) => {
         const b = await bucket(params.bucket ?? '');
         const page = await t().objects.list(b.id, listOpts(url));
-        sendJson(res, 200, { objects: page.items, token: page.token });
+        sendJson(res, 200, { objects: page.items.map(objectEntryView), token: page.token });
       },
     },
     {
@@ -104,7 +105,7 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
         const b = await bucket(params.bucket ?? '');
         const o = await t().objects.get(b.id, key(url));
         if (o === null) throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${b.name}'`);
-        sendJson(res, 200, o);
+        sendJson(res, 200, objectEntryView(o));
       },
     },
     {

@@ -161,7 +161,8 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
       path: '/api/v1/files/:ref/stat',
       handle: async ({ res, params }) => {
         const r = await resolve(params.ref ?? '');
-        sendJson(res, 200, { ...(await files.stat(r.fileId)), name: r.name });
+        const inline = r.entry && objects ? objects.inlineStat(r.entry, r.name) : null;
+        sendJson(res, 200, inline ?? { ...(await files.stat(r.fileId)), name: r.name });
       },
     },
     {
@@ -177,7 +178,8 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
       path: '/api/v1/files/:ref',
       transfer: true,
       handle: async ({ req, res, params }) => {
-        const file = await files.open((await resolve(params.ref ?? '')).fileId);
+        const r = await resolve(params.ref ?? '');
+        const file = (r.entry && objects?.inlineFile(r.entry)) || (await files.open(r.fileId));
         const size = file.totalSize;
         let range: { start: number; end: number } | undefined;
         try {

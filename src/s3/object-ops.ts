@@ -1,7 +1,7 @@
 /**
  * Object operations: HeadObject, GetObject (Range, conditionals, response-* overrides),
  * PutObject (Content-MD5, x-amz-meta-*), CopyObject (zero-copy: the new record names the same
- * file), DeleteObject and DeleteObjects.
+ * file, or carries the same sealed bytes when the object is inline), DeleteObject and DeleteObjects.
  */
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -243,6 +243,8 @@ export function objectRoutes(): S3Route[] {
           userMeta: directive === 'REPLACE' ? userMetaOf(ctx) : source.userMeta,
           mtime,
           ...storedHeadersField(directive === 'REPLACE' ? storedHeadersOf(ctx) : source.headers),
+          // An inline object's sealed bytes are the copy (they are not bound to the key).
+          ...(source.inline !== undefined ? { inline: source.inline } : {}),
         });
         return { body: xmlDocument('CopyObjectResult', el('LastModified', isoDate(mtime)), el('ETag', quoteEtag(source.etag))) };
       },
