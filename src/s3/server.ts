@@ -19,6 +19,7 @@ import { KeyCache, principalMay, principalOf, type StoredKey } from './principal
 import { addressOf } from './routing.js';
 import { credentialScope } from './sigv4.js';
 import { errorDocument } from './xml.js';
+import { sendPieces } from '../api/http-util.js';
 
 /** Time for a client to send a request's headers. */
 export const S3_HEADERS_TIMEOUT_MS = 15_000;
@@ -233,6 +234,11 @@ export class S3Server {
 
   private async send(req: IncomingMessage, res: ServerResponse, out: S3Response): Promise<void> {
     const headers: Record<string, string | number> = { ...out.headers };
+    if (out.pieces !== undefined) {
+      // Written as the native API writes downloads: one piece at a time, each once the socket took the one before.
+      await sendPieces(res, out.status ?? 200, headers, out.pieces);
+      return;
+    }
     const b = out.body;
     if (typeof b === 'string' || Buffer.isBuffer(b)) {
       const bytes = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
