@@ -238,23 +238,24 @@ export class ObjectService {
 
   /** The object's bytes [start, end] (inclusive, as in HTTP ranges), streamed in bounded memory. */
   async openObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; stream: Readable }> {
-    const { entry, file, start, end } = await this.#openRange(bucket, key, range);
+    const found = await this.headObject(bucket, key);
+    if (found === null) throw notFound(`no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
+    const { entry, file, start, end } = await this.#openRange(found, range);
     return { entry, stream: Readable.from(file.read(start, end), { objectMode: false }) };
   }
 
   /**
-   * As openObject, for a consumer that is done with each piece before it asks for the next (an
-   * HTTP answer that waits for each write): pieces are decrypted into a window of buffers used
-   * again, not a fresh buffer per chunk.
+   * The bytes of an entry a caller has just read (HeadObject then GetObject cost one table read,
+   * and the bytes are those of the entry whose headers were sent), for a consumer that is done
+   * with each piece before it asks for the next (an HTTP answer that waits for each write):
+   * pieces are decrypted into a window of buffers used again, not a fresh buffer per chunk.
    */
-  async readObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; pieces: AsyncIterable<Buffer> }> {
-    const { entry, file, start, end } = await this.#openRange(bucket, key, range);
-    return { entry, pieces: file.read(start, end, undefined, { reuse: true }) };
+  async readEntry(entry: ObjectEntry, range?: { start: number; end: number }): Promise<AsyncIterable<Buffer>> {
+    const { file, start, end } = await this.#openRange(entry, range);
+    return file.read(start, end, undefined, { reuse: true });
   }
 
-  async #openRange(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; file: OpenedFile; start: number; end: number }> {
-    const entry = await this.headObject(bucket, key);
-    if (entry === null) throw notFound(`no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
+  async #openRange(entry: ObjectEntry, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; file: OpenedFile; start: number; end: number }> {
     const file = this.inlineFile(entry) ?? (await this.#files.open(entry.fileId));
     if (range === undefined) return { entry, file, start: 0, end: file.totalSize };
     if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {

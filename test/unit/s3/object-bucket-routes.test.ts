@@ -35,8 +35,8 @@ function store(keys: string[] = []) {
     async openObject(_bucket: string, key: string) {
       return { entry: objects.get(key)!, stream: Readable.from([Buffer.from('bar')]) };
     },
-    async readObject(_bucket: string, key: string) {
-      return { entry: objects.get(key)!, pieces: [Buffer.from('bar')] };
+    async readEntry() {
+      return [Buffer.from('bar')];
     },
   };
   return { buckets, objects, service: service as unknown as S3Objects };
