@@ -8,7 +8,9 @@
  *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
  *
- *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--json]
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--cpu-prof DIR] [--json]
+ *
+ * `--cpu-prof DIR` writes each node's CPU profile there when the run ends (node 0 serves S3).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -83,7 +85,8 @@ export async function main(args: string[]): Promise<void> {
   const inflight = intArg(args, '--inflight', 32);
   const json = args.includes('--json');
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
-  const s3 = await startS3Cluster({ nodes: 3 });
+  const profDir = flag(args, '--cpu-prof');
+  const s3 = await startS3Cluster({ nodes: 3, ...(profDir !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
   try {
     const key = await s3.createKey('bench');
     const n0 = s3.cluster.node(0);
@@ -95,6 +98,7 @@ export async function main(args: string[]): Promise<void> {
     const srcMd5 = await md5File(src);
     const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
+    if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
     let fileId = '';
     const nativePut = await timed(pids, async () => {
       fileId = (JSON.parse((await tessera('put', src, '-q', '--json')).stdout) as { fileId: string }).fileId;
