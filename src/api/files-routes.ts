@@ -5,7 +5,8 @@
 import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
 import { DEFAULT_BUCKET, DEFAULT_OBJECT_PAGE, MAX_OBJECT_PAGE, type FileEntryView, type FileService, type ObjectService, type ResolvedRef } from '../files/index.js';
-import { readJsonBody, sendJson, sendPieces } from './http-util.js';
+import { readJsonBody, sendJson } from './http-util.js';
+import { sendPieces } from '../http-pieces.js';
 import { parsePolicy, resolvePutPolicy } from '../content/index.js';
 import type { Route } from './server.js';
 

@@ -19,7 +19,7 @@ import { KeyCache, principalMay, principalOf, type StoredKey } from './principal
 import { addressOf } from './routing.js';
 import { credentialScope } from './sigv4.js';
 import { errorDocument } from './xml.js';
-import { sendPieces } from '../api/http-util.js';
+import { sendPieces } from '../http-pieces.js';
 
 /** Time for a client to send a request's headers. */
 export const S3_HEADERS_TIMEOUT_MS = 15_000;
