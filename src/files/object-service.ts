@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import { deriveClusterKeys, INLINE_FILE_ID, MAX_INLINE_OBJECT_BYTES, openInlineObject, sealInlineObject } from '../content/index.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
@@ -86,7 +86,6 @@ export interface ResolvedRef {
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
-const PLACEHOLDER_FILE_ID = formatFileId(Buffer.alloc(32), Buffer.alloc(32));
 const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
 
 /** The ref's sort key: fixed length whatever the object key, and the key itself is not repeated. */
@@ -173,7 +172,7 @@ export class ObjectService {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
     const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
-    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
+    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
     const b = await this.#bucket(bucket, true);
     checkBodyOptions(opts);
     const hashed = new HashedBody(body, opts);
