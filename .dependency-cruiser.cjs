@@ -29,7 +29,7 @@ const LAYERS = {
   wire: [],
   store: [],
 };
-const SHARED = `${R}/(?:errors|limits|log|version|runtime-file|disk-io)\\.ts$`;
+const SHARED = `${R}/(?:errors|limits|log|version|runtime-file|disk-io|http-pieces)\\.ts$`;
 const folder = (layer) => {
   if (layer === 'root') return `${R}/node\\.ts$`;
   return layer === 'block' ? `${R}/block/(?!nbd/)` : `${R}/${layer}/`;

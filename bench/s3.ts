@@ -4,10 +4,13 @@
  *  - one large object: PUT and GET with aws-cli (`s3 cp`, its default 8 MiB multipart parts and
  *    10 requests in flight) against `tessera put` / `tessera get` of the same file; ratios are
  *    native time ÷ S3 time (goal ≥ 0.85);
+ *  - the CPU each large step cost, its client process apart from the nodes, in ms per MiB;
  *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
  *
- *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--json]
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--cpu-prof DIR] [--json]
+ *
+ * `--cpu-prof DIR` writes each node's CPU profile there when the run ends (node 0 serves S3).
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -22,6 +25,7 @@ import { UNSIGNED_PAYLOAD } from '../src/s3/sigv4.js';
 import { s3 as s3Request, type S3Creds } from '../test/helpers/s3-client.js';
 import { awsEnv, mustRun, startS3Cluster } from '../test/helpers/s3-cluster.js';
 import { flag, intArg } from './cli-args.js';
+import { processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 
 const LARGE_GOAL = 0.85;
 const PUT_RATE_GOAL = 1000;
@@ -47,10 +51,21 @@ async function rate(count: number, inflight: number, op: (i: number) => Promise<
   return { perSecond: (done * 1000) / (Date.now() - began), done };
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+/** Wall time of one step, and the CPU its client processes (reaped children) and the nodes spent on it. */
+interface Timed {
+  ms: number;
+  clientCpuMs: number;
+  serverCpuMs: number;
+}
+
+async function timed(serverPids: readonly number[], fn: () => Promise<unknown>): Promise<Timed> {
+  const servers = () => serverPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const s0 = servers();
+  const c0 = reapedChildrenCpuMs();
   const began = process.hrtime.bigint();
   await fn();
-  return Number(process.hrtime.bigint() - began) / 1e6;
+  const ms = Number(process.hrtime.bigint() - began) / 1e6;
+  return { ms, clientCpuMs: reapedChildrenCpuMs() - c0, serverCpuMs: servers() - s0 };
 }
 
 async function md5File(path: string): Promise<string> {
@@ -70,7 +85,8 @@ export async function main(args: string[]): Promise<void> {
   const inflight = intArg(args, '--inflight', 32);
   const json = args.includes('--json');
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
-  const s3 = await startS3Cluster({ nodes: 3 });
+  const profDir = flag(args, '--cpu-prof');
+  const s3 = await startS3Cluster({ nodes: 3, ...(profDir !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
   try {
     const key = await s3.createKey('bench');
     const n0 = s3.cluster.node(0);
@@ -81,11 +97,13 @@ export async function main(args: string[]): Promise<void> {
     await fh.close();
     const srcMd5 = await md5File(src);
     const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
+    const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
+    if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
     let fileId = '';
-    const nativePut = await timed(async () => {
+    const nativePut = await timed(pids, async () => {
       fileId = (JSON.parse((await tessera('put', src, '-q', '--json')).stdout) as { fileId: string }).fileId;
     });
-    const nativeGet = await timed(() => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
+    const nativeGet = await timed(pids, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
     if ((await md5File(join(dir, 'native.out'))) !== srcMd5) throw new Error('tessera get returned other bytes');
     await rm(join(dir, 'native.out'));
 
@@ -93,8 +111,8 @@ export async function main(args: string[]): Promise<void> {
     await writeFile(env.AWS_CONFIG_FILE!, '[default]\nregion = us-east-1\n');
     const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
     await aws('s3', 'mb', 's3://bench');
-    const s3Put = await timed(() => aws('s3', 'cp', '--no-progress', src, 's3://bench/large'));
-    const s3Get = await timed(() => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
+    const s3Put = await timed(pids, () => aws('s3', 'cp', '--no-progress', src, 's3://bench/large'));
+    const s3Get = await timed(pids, () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
     if ((await md5File(join(dir, 's3.out'))) !== srcMd5) throw new Error('the S3 GET returned other bytes');
     await rm(join(dir, 's3.out'));
 
@@ -111,12 +129,14 @@ export async function main(args: string[]): Promise<void> {
       if (r.status !== 200 || r.body.length !== OBJECT_BYTES) failures++;
     });
 
-    const mbps = (ms: number) => size / 2 ** 20 / (ms / 1000);
+    const mbps = (t: Timed) => size / 2 ** 20 / (t.ms / 1000);
+    // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
+    const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20) });
     const result = {
       size,
-      native: { putMs: nativePut, getMs: nativeGet, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet) },
-      s3: { putMs: s3Put, getMs: s3Get, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get) },
-      ratios: { put: nativePut / s3Put, get: nativeGet / s3Get },
+      native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet) },
+      s3: { putMs: s3Put.ms, getMs: s3Get.ms, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get), putCpu: cpu(s3Put), getCpu: cpu(s3Get) },
+      ratios: { put: nativePut.ms / s3Put.ms, get: nativeGet.ms / s3Get.ms },
       small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, inflight, failures },
     };
     if (json) {
@@ -124,12 +144,14 @@ export async function main(args: string[]): Promise<void> {
       return;
     }
     const verdict = (ok: boolean) => (ok ? 'meets' : 'below');
+    const c = (x: { clientMsPerMiB: number; serverMsPerMiB: number }) => `${x.clientMsPerMiB.toFixed(1)}+${x.serverMsPerMiB.toFixed(1)}`;
     process.stdout.write(
       [
         `S3 benchmark, 3 local disk nodes, R=3; object of ${formatBytes(size)}`,
         `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get)`,
         `  S3      put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp)`,
         `  ratio   put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}: put ${verdict(result.ratios.put >= LARGE_GOAL)}, get ${verdict(result.ratios.get >= LARGE_GOAL)})`,
+        `  CPU ms/MiB client+nodes: native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; S3 put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}`,
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}), ${failures} failed`,
         '',
       ].join('\n'),

@@ -210,7 +210,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   });
   if (tables) registerTableHandlers(tables.service, handlers);
   // Objects (names in the default bucket, S3) need the tables, so only full nodes serve them.
-  const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log });
+  const objects = tables === undefined ? undefined : new ObjectService({ files, tables, log, ...(dataKey !== undefined ? { dataKey } : {}) });
   // A data directory of the version before names were objects: its name records become objects.
   const nameMigration = objects === undefined || dataKey === undefined ? undefined : new NameMigration({ meta, dataKey, selfId: nodeId, objects, log });
   const accessKeys = tables === undefined || dataKey === undefined ? undefined : new AccessKeyTable(tables.service, dataKey);

@@ -5,6 +5,7 @@
 import { badInput, TesseraError } from '../errors.js';
 import { checkPolicy } from '../content/index.js';
 import type { Tables } from '../tables/index.js';
+import { objectEntryView } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import type { Route } from './server.js';
 
@@ -71,7 +72,7 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
       handle: async ({ res, url, params }) => {
         const opts = listOpts(url);
         const page = await t().buckets.withId(params.bucket ?? '', (id) => t().objects.list(id, opts), { recheck: (p) => p.items.length === 0 });
-        sendJson(res, 200, { objects: page.items, token: page.token });
+        sendJson(res, 200, { objects: page.items.map(objectEntryView), token: page.token });
       },
     },
     {
@@ -98,7 +99,7 @@ export function bucketRoutes(tables: Tables | undefined): Route[] {
         const name = params.bucket ?? '';
         const o = await t().buckets.withId(name, (id) => t().objects.get(id, key(url)), { recheck: (r) => r === null });
         if (o === null) throw new TesseraError('NOT_FOUND', `no object '${key(url).slice(0, 200)}' in bucket '${name}'`);
-        sendJson(res, 200, o);
+        sendJson(res, 200, objectEntryView(o));
       },
     },
     {

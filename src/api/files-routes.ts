@@ -6,6 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { TesseraError, badInput } from '../errors.js';
 import { DEFAULT_BUCKET, DEFAULT_OBJECT_PAGE, MAX_OBJECT_PAGE, type FileEntryView, type FileService, type ObjectService, type ResolvedRef } from '../files/index.js';
 import { readJsonBody, sendJson } from './http-util.js';
+import { sendPieces } from '../http-pieces.js';
 import { checkPutPolicy, parseShards, resolvePutPolicy } from '../content/index.js';
 import type { Route } from './server.js';
 
@@ -53,22 +54,6 @@ class RangeError416 extends TesseraError {
 
 function rangeError(message: string, size: number): RangeError416 {
   return new RangeError416(message, size);
-}
-
-/**
- * Writes a piece of a download and resolves once the socket is done with its bytes (or the
- * connection closed), so the buffer may be filled again: downloads read with `reuse`.
- */
-function writeOut(res: ServerResponse, piece: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('close', done);
-      resolve();
-    };
-    res.on('close', done);
-    // An error here also closes the response, which the loop below notices.
-    res.write(piece, () => done());
-  });
 }
 
 const storageOnlyNames = () =>
@@ -156,7 +141,8 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
       path: '/api/v1/files/:ref/stat',
       handle: async ({ res, params }) => {
         const r = await resolve(params.ref ?? '');
-        sendJson(res, 200, { ...(await files.stat(r.fileId)), name: r.name });
+        const inline = r.entry && objects ? objects.inlineStat(r.entry, r.name) : null;
+        sendJson(res, 200, inline ?? { ...(await files.stat(r.fileId)), name: r.name });
       },
     },
     {
@@ -172,7 +158,8 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
       path: '/api/v1/files/:ref',
       transfer: true,
       handle: async ({ req, res, params }) => {
-        const file = await files.open((await resolve(params.ref ?? '')).fileId);
+        const r = await resolve(params.ref ?? '');
+        const file = (r.entry && objects?.inlineFile(r.entry)) || (await files.open(r.fileId));
         const size = file.totalSize;
         let range: { start: number; end: number } | undefined;
         try {
@@ -206,24 +193,7 @@ export function filesRoutes(files: FileService, objects?: ObjectService): Route[
         });
         // Pieces are decrypted into buffers used again, each once the socket has taken the one
         // before: a download allocates a window of buffers, not one per chunk.
-        const stream = file.read(start, end, ac.signal, { reuse: true })[Symbol.asyncIterator]();
-        // The first chunk is fetched before the status line, so a file that cannot be read gets a real error status.
-        let next = await stream.next();
-        res.writeHead(range ? 206 : 200, headers);
-        try {
-          // Waiting for each write to be taken is also the backpressure: a slow client slows the reads.
-          while (!next.done) {
-            await writeOut(res, next.value);
-            if (res.destroyed) return;
-            next = await stream.next();
-          }
-          res.end();
-        } catch (e) {
-          // Headers are gone: cutting the connection short is the only way left to say it failed.
-          res.destroy(e as Error);
-        } finally {
-          await stream.return?.(undefined);
-        }
+        await sendPieces(res, range ? 206 : 200, headers, file.read(start, end, ac.signal, { reuse: true }));
       },
     },
     { method: 'GET', path: '/api/v1/repair', handle: ({ res }) => sendJson(res, 200, files.repairStats()) },

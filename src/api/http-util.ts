@@ -42,3 +42,4 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
+

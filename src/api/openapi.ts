@@ -85,6 +85,7 @@ const SCHEMAS: Record<string, Schema> = {
     properties: {
       key: str, fileId: str, size: int, etag: str, checksums: { type: 'object', additionalProperties: str }, contentType: str,
       userMeta: { type: 'object', additionalProperties: str }, mtime: int, headers: { type: 'object', additionalProperties: str },
+      inline: { type: 'boolean', description: 'the object is stored sealed in its entry, not as a file' },
     },
   },
   VolumeCreate: {

@@ -4,6 +4,7 @@ export * from './crypto.js';
 export * from './erasure.js';
 export * from './hlc.js';
 export * from './ids.js';
+export * from './inline-object.js';
 export * from './manifest.js';
 export * from './manifest-builder.js';
 export * from './manifest-reader.js';

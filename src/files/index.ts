@@ -7,6 +7,6 @@ export type { PolicyText, PutResultView, FileEntryView, FileListView, ChunkHealt
 export type { DrainState, RepairStats } from './repair.js';
 export type { ScrubReport } from './scrub.js';
 export * from './repair-limits.js';
-export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, MAX_OBJECT_PAGE, DEFAULT_OBJECT_PAGE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult, type ResolvedRef } from './object-service.js';
+export { ObjectService, DEFAULT_BUCKET, DEFAULT_BUCKET_ID, FILE_REF_TABLE, MAX_OBJECT_PAGE, DEFAULT_OBJECT_PAGE, type ObjectWriteOptions, type ObjectListOptions, type ObjectServiceOptions, type ObjectPutResult, type ResolvedRef, objectEntryView } from './object-service.js';
 export { NameMigration, migrateNameRecords, type NameMigrationReport } from './name-migration.js';
 export { MultipartService, multipartEtag, multipartFault, MIN_PART_BYTES, MAX_PART_BYTES, DEFAULT_ABANDON_AFTER_MS, MAX_ABANDON_AFTER_MS, MAX_MULTIPART_PAGE, type MultipartFault, type MultipartServiceOptions, type UploadView, type PartView, type CompletedPart } from './multipart.js';

@@ -12,13 +12,14 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
-import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
+import { deriveClusterKeys, INLINE_FILE_ID, MAX_INLINE_OBJECT_BYTES, openInlineObject, sealInlineObject } from '../content/index.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
 } from '../tables/index.js';
-import type { FileService } from './service.js';
-import type { PutResultView } from './views.js';
+import type { FileService, OpenedFile } from './service.js';
+import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
 
 /** Where `tessera put --name` stores names. */
@@ -50,6 +51,8 @@ export interface ObjectWriteOptions {
   expectedSize?: number;
   chunkSize?: number;
   signal?: AbortSignal;
+  /** False keeps even a small body as a file (a native put answers with a file id). Default true. */
+  inline?: boolean;
 }
 
 export interface ObjectListOptions {
@@ -63,12 +66,14 @@ export interface ObjectServiceOptions {
   files: FileService;
   tables: Tables;
   log: Logger;
+  /** Seals small objects into their entries; without it every object is a file. */
+  dataKey?: Uint8Array;
 }
 
 export interface ObjectPutResult extends ObjectEntry {
   readonly bucket: string;
-  /** The stored file: chunks, deduplicated chunks, policy, duration. */
-  readonly file: PutResultView;
+  /** The stored file: chunks, deduplicated chunks, policy, duration; absent for an inline object. */
+  readonly file?: PutResultView;
 }
 
 /** A file id, or a name in the default bucket resolved to the file it points at. */
@@ -81,7 +86,6 @@ export interface ResolvedRef {
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
-const PLACEHOLDER_FILE_ID = formatFileId(Buffer.alloc(32), Buffer.alloc(32));
 const badDigest = (msg: string) => new TesseraError('BAD_DIGEST', msg);
 
 /** The ref's sort key: fixed length whatever the object key, and the key itself is not repeated. */
@@ -112,11 +116,13 @@ export class ObjectService {
   readonly #files: FileService;
   readonly #tables: Tables;
   readonly #log: Logger;
+  readonly #inlineSecret: Buffer | undefined;
 
   constructor(o: ObjectServiceOptions) {
     this.#files = o.files;
     this.#tables = o.tables;
     this.#log = o.log.child({ component: 'objects' });
+    this.#inlineSecret = o.dataKey === undefined ? undefined : deriveClusterKeys(o.dataKey).convergenceSecret;
   }
 
   // ---- buckets ----
@@ -168,20 +174,21 @@ export class ObjectService {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
     const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
-    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
+    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
     const b = await this.#bucket(bucket, true);
-    const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
-    const { size } = put;
-    const record: ObjectRecord = {
-      fileId: put.fileId,
-      size,
-      etag: put.md5.toString('hex'),
-      checksums: {},
-      contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
-      userMeta: opts.userMeta ?? {},
-      mtime: Date.now(),
-      ...headers,
-    };
+    checkBodyOptions(opts);
+    const hashed = new HashedBody(body, opts);
+    const secret = opts.inline === false ? undefined : this.#inlineSecret;
+    const small = secret === undefined || (opts.expectedSize !== undefined && opts.expectedSize > MAX_INLINE_OBJECT_BYTES) ? null : await hashed.takeUpTo(MAX_INLINE_OBJECT_BYTES);
+    const meta = { checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, ...headers };
+    if (small !== null && secret !== undefined) {
+      // One table write instead of a file (chunk, manifest, commit on R nodes) and its reference.
+      const record: ObjectRecord = { fileId: INLINE_FILE_ID, size: small.length, etag: hashed.md5Hex(), ...meta, mtime: Date.now(), inline: sealInlineObject(small, secret) };
+      await this.#point(b, key, record);
+      return { bucket: b.name, key, ...record };
+    }
+    const put = await this.#storeHashed(hashed, { ...opts, policy: opts.policy ?? b.policy });
+    const record: ObjectRecord = { fileId: put.fileId, size: put.size, etag: put.md5.toString('hex'), ...meta, mtime: Date.now() };
     try {
       await this.#point(b, key, record);
     } catch (e) {
@@ -199,34 +206,19 @@ export class ObjectService {
    * fails the stream itself, so the file is never committed.
    */
   async storeBody(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions & { policy: RedundancyPolicy; unique?: boolean }): Promise<PutResultView & { md5: Buffer }> {
-    if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
-    if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
+    checkBodyOptions(opts);
+    return this.#storeHashed(new HashedBody(body, opts), opts);
+  }
+
+  async #storeHashed(hashed: HashedBody, opts: ObjectWriteOptions & { policy: RedundancyPolicy; unique?: boolean }): Promise<PutResultView & { md5: Buffer }> {
     const policy = opts.policy;
-    const md5 = createHash('md5');
-    let size = 0;
-    const expectedSize = opts.expectedSize;
-    const expectedMd5 = opts.expectedMd5;
-    async function* hashed(): AsyncGenerator<Buffer> {
-      for await (const piece of body as AsyncIterable<unknown>) {
-        const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
-        size += buf.length;
-        if (expectedSize !== undefined && size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
-        md5.update(buf);
-        yield buf;
-      }
-      if (expectedSize !== undefined && size !== expectedSize) throw badInput(`the body ended after ${size} of the ${expectedSize} bytes announced`);
-      if (expectedMd5 !== undefined) {
-        const got = md5.copy().digest();
-        if (!got.equals(expectedMd5)) throw badDigest(`the body's MD5 ${got.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
-      }
-    }
-    const put = await this.#files.put(hashed(), {
+    const put = await this.#files.put(hashed.rest(), {
       ...(policy.kind === 'ec' ? { ec: { k: policy.k, m: policy.m } } : { replicas: policy.r, quorum: policy.w }),
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.unique ? { unique: true } : {}),
     });
-    return { ...put, size, md5: md5.digest() };
+    return { ...put, size: hashed.size, md5: hashed.md5() };
   }
 
   async headObject(bucket: string, key: string): Promise<ObjectEntry | null> {
@@ -238,19 +230,64 @@ export class ObjectService {
 
   /** The object's bytes [start, end] (inclusive, as in HTTP ranges), streamed in bounded memory. */
   async openObject(bucket: string, key: string, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; stream: Readable }> {
-    const entry = await this.headObject(bucket, key);
-    if (entry === null) throw notFound(`no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
-    const file = await this.#files.open(entry.fileId);
-    let start = 0;
-    let end = file.totalSize;
-    if (range !== undefined) {
-      if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {
-        throw badInput(`byte range ${range.start}-${range.end} does not fit the object's ${file.totalSize} bytes`, { size: file.totalSize });
-      }
-      start = range.start;
-      end = range.end + 1;
-    }
+    const found = await this.headObject(bucket, key);
+    if (found === null) throw notFound(`no object '${key.slice(0, 200)}' in bucket '${bucket}'`);
+    const { entry, file, start, end } = await this.#openRange(found, range);
     return { entry, stream: Readable.from(file.read(start, end), { objectMode: false }) };
+  }
+
+  /**
+   * The bytes of an entry a caller has just read (HeadObject then GetObject cost one table read,
+   * and the bytes are those of the entry whose headers were sent), for a consumer that is done
+   * with each piece before it asks for the next (an HTTP answer that waits for each write):
+   * pieces are decrypted into a window of buffers used again, not a fresh buffer per chunk.
+   */
+  async readEntry(entry: ObjectEntry, range?: { start: number; end: number }): Promise<AsyncIterable<Buffer>> {
+    const { file, start, end } = await this.#openRange(entry, range);
+    return file.read(start, end, undefined, { reuse: true });
+  }
+
+  async #openRange(entry: ObjectEntry, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; file: OpenedFile; start: number; end: number }> {
+    const file = this.inlineFile(entry) ?? (await this.#files.open(entry.fileId));
+    if (range === undefined) return { entry, file, start: 0, end: file.totalSize };
+    if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {
+      throw badInput(`byte range ${range.start}-${range.end} does not fit the object's ${file.totalSize} bytes`, { size: file.totalSize });
+    }
+    return { entry, file, start: range.start, end: range.end + 1 };
+  }
+
+  /** An inline object read as a file is (native get, ranges); null for an object stored as a file. */
+  inlineFile(entry: ObjectEntry): OpenedFile | null {
+    if (entry.inline === undefined) return null;
+    const plain = this.#openInline(entry);
+    const totalSize = plain.length;
+    return {
+      fileId: INLINE_FILE_ID,
+      totalSize,
+      createdAt: entry.mtime,
+      async *read(start = 0, end = totalSize) {
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > totalSize) {
+          throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the object's ${totalSize} bytes`, { size: totalSize });
+        }
+        if (end > start) yield plain.subarray(start, end);
+      },
+    };
+  }
+
+  /** What `tessera stat NAME` shows for an inline object: no chunks; its copies are the entry's. */
+  inlineStat(entry: ObjectEntry, name: string | null): FileStatView | null {
+    if (entry.inline === undefined) return null;
+    this.#openInline(entry);
+    return {
+      fileId: INLINE_FILE_ID, name, size: entry.size, chunkSize: 0, chunks: 0, policy: 'inline',
+      createdAt: new Date(entry.mtime).toISOString(),
+      health: { fullRedundancy: 0, degraded: 0, lost: 0 }, zones: 0, zoneLossesSurvived: 0, chunkHealth: [],
+    };
+  }
+
+  #openInline(entry: ObjectEntry): Buffer {
+    if (this.#inlineSecret === undefined) throw new TesseraError('AUTH', `object '${entry.key.slice(0, 200)}' is stored inline and this node cannot unseal it without the data key`);
+    return openInlineObject(entry.inline!, entry.size);
   }
 
   /** Removes the key; its file goes when no other object points at it. False when there was none. */
@@ -266,6 +303,7 @@ export class ObjectService {
     const cur = await this.#tables.objects.get(b.id, key);
     if (cur === null) return null;
     await this.#tables.objects.remove(b.id, key);
+    if (cur.inline !== undefined) return cur;
     await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
     if ((await this.references(cur.fileId, 1)) === 0) await this.#files.removeFile(cur.fileId);
     return cur;
@@ -319,8 +357,11 @@ export class ObjectService {
   }
 
   /** Stores a body under a name in the default bucket. */
-  putName(name: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
-    return this.putObject(DEFAULT_BUCKET, checkName(name), body, opts);
+  async putName(name: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult & { file: PutResultView }> {
+    // Always a file: `tessera put` answers with a file id that `tessera get FILE_ID` reads.
+    const put = await this.putObject(DEFAULT_BUCKET, checkName(name), body, { ...opts, inline: false });
+    if (put.file === undefined) throw new TesseraError('INTERNAL', 'a named put was stored inline');
+    return { ...put, file: put.file };
   }
 
   /**
@@ -329,6 +370,7 @@ export class ObjectService {
    */
   async removeRef(ref: string): Promise<{ fileId: string; name: string | null }> {
     const r = await this.resolveRef(ref);
+    if (r.name === null && r.fileId === INLINE_FILE_ID) throw badInput('this id names no file (objects stored inline carry it); remove the object by its name');
     if (r.name !== null) {
       const b = await this.#bucket(DEFAULT_BUCKET, false);
       const gone = await this.#removeEntry(b, r.name);
@@ -374,7 +416,7 @@ export class ObjectService {
       const cur = await this.#tables.objects.get(b.id, key);
       if (cur === null || cur.mtime > at) return 'kept';
       await this.#tables.objects.remove(b.id, key);
-      await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
+      if (cur.inline === undefined) await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
       return 'removed';
     }
     if (markedAt >= at) return 'kept';
@@ -392,9 +434,16 @@ export class ObjectService {
    */
   async #point(b: BucketEntry, key: string, record: ObjectRecord): Promise<void> {
     const old = await this.#tables.objects.get(b.id, key);
+    const replaced = old !== null && old.inline === undefined && old.fileId !== record.fileId ? old.fileId : null;
+    if (record.inline !== undefined) {
+      // No file and no reference: nothing can be left behind if another write wins.
+      await this.#tables.objects.put(b.id, key, record);
+      if (replaced !== null) await this.#unref(b.id, key, replaced);
+      return;
+    }
     await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(record.fileId), sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
     await this.#tables.objects.put(b.id, key, record);
-    if (old !== null && old.fileId !== record.fileId) await this.#unref(b.id, key, old.fileId);
+    if (replaced !== null) await this.#unref(b.id, key, replaced);
     // A quorum read after a quorum write sees this write or a later one (another writer's, or a removal).
     const now = await this.#tables.objects.get(b.id, key);
     if (now?.fileId !== record.fileId) {
@@ -428,4 +477,86 @@ function pageLimit(limit: number | undefined): number {
   if (limit === undefined) return DEFAULT_OBJECT_PAGE;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_OBJECT_PAGE) throw badInput(`listing limit must be 1..${MAX_OBJECT_PAGE}, got ${limit}`);
   return limit;
+}
+
+/** An entry as the HTTP API shows it: an inline object's sealed bytes are left out, only the fact is said. */
+export function objectEntryView(o: ObjectEntry): Omit<ObjectEntry, 'inline'> & { inline?: true } {
+  const { inline, ...rest } = o;
+  return inline === undefined ? rest : { ...rest, inline: true };
+}
+
+function checkBodyOptions(opts: ObjectWriteOptions): void {
+  if (opts.expectedMd5 !== undefined && opts.expectedMd5.length !== MD5_BYTES) throw badInput(`Content-MD5 must be ${MD5_BYTES} bytes (base64 of an MD5 digest), got ${opts.expectedMd5.length}`);
+  if (opts.expectedSize !== undefined && (!Number.isSafeInteger(opts.expectedSize) || opts.expectedSize < 0)) throw badInput(`expected size ${opts.expectedSize} is not a byte count`);
+}
+
+/**
+ * A body read once, with the MD5 and size of its plaintext computed as it goes. A Content-MD5 or
+ * length mismatch fails the stream itself, so nothing built from it is committed. The head of the
+ * body may be taken first (to see whether it is small), the rest streamed after it.
+ */
+class HashedBody {
+  size = 0;
+  readonly #md5 = createHash('md5');
+  readonly #it: AsyncIterator<Buffer>;
+  #head: Buffer[] = [];
+
+  constructor(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions) {
+    this.#it = this.#checked(body, opts.expectedSize, opts.expectedMd5)[Symbol.asyncIterator]();
+  }
+
+  async *#checked(body: AsyncIterable<unknown> | Iterable<unknown>, expectedSize: number | undefined, expectedMd5: Buffer | undefined): AsyncGenerator<Buffer> {
+    for await (const piece of body as AsyncIterable<unknown>) {
+      const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
+      this.size += buf.length;
+      if (expectedSize !== undefined && this.size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
+      this.#md5.update(buf);
+      yield buf;
+    }
+    if (expectedSize !== undefined && this.size !== expectedSize) throw badInput(`the body ended after ${this.size} of the ${expectedSize} bytes announced`);
+    if (expectedMd5 !== undefined) {
+      const got = this.#md5.copy().digest();
+      if (!got.equals(expectedMd5)) throw badDigest(`the body's MD5 ${got.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
+    }
+  }
+
+  /** The whole (checked) body when it ends within `limit` bytes; otherwise null, and what was read is kept for `rest`. */
+  async takeUpTo(limit: number): Promise<Buffer | null> {
+    let n = 0;
+    for (;;) {
+      const r = await this.#it.next();
+      if (r.done) return Buffer.concat(this.#head, n);
+      this.#head.push(r.value);
+      n += r.value.length;
+      if (n > limit) return null;
+    }
+  }
+
+  async *rest(): AsyncGenerator<Buffer> {
+    const head = this.#head;
+    this.#head = [];
+    let done = false;
+    try {
+      yield* head;
+      for (;;) {
+        const r = await this.#it.next();
+        if (r.done) {
+          done = true;
+          return;
+        }
+        yield r.value;
+      }
+    } finally {
+      // A put that gives up early must let go of the request body, as a for-await would.
+      if (!done) await this.#it.return?.(undefined);
+    }
+  }
+
+  md5(): Buffer {
+    return this.#md5.digest();
+  }
+
+  md5Hex(): string {
+    return this.md5().toString('hex');
+  }
 }

@@ -14,6 +14,27 @@ import {
 
 /** S3 refuses a request whose time is further than this from the server's. */
 export const MAX_CLOCK_SKEW_MS = 15 * 60_000;
+/**
+ * Signing keys kept (four HMACs each to derive, and the same for every request of a key on one
+ * day). The region is the client's to choose, so the cache is bounded and emptied when full.
+ */
+export const MAX_CACHED_SIGNING_KEYS = 64;
+const signingKeys = new Map<string, Buffer>();
+
+/** signingKey(), remembered per secret, day, region and service. */
+export function cachedSigningKey(secret: string, c: Credential): Buffer {
+  const id = `${c.date}\0${c.region}\0${c.service}\0${secret}`;
+  let key = signingKeys.get(id);
+  if (key === undefined) {
+    if (signingKeys.size >= MAX_CACHED_SIGNING_KEYS) signingKeys.clear();
+    key = signingKey(secret, c.date, c.region, c.service);
+    signingKeys.set(id, key);
+  }
+  return key;
+}
+
+/** How many signing keys are cached now (for tests of the bound). */
+export const cachedSigningKeys = (): number => signingKeys.size;
 
 export interface SignedRequest {
   method: string;
@@ -118,7 +139,7 @@ export async function authenticate<P>(req: SignedRequest, now: number, lookup: K
   const found = await lookup(credential.accessKeyId);
   if (found === null) throw new S3Error('InvalidAccessKeyId', `the access key '${credential.accessKeyId.slice(0, 64)}' does not exist on this cluster (tessera s3 key ls)`);
 
-  const key = signingKey(found.secret, credential.date, credential.region, credential.service);
+  const key = cachedSigningKey(found.secret, credential);
   const canonical = canonicalRequest({
     method: req.method,
     rawPath: req.rawPath,

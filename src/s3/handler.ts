@@ -51,6 +51,8 @@ export interface S3Response {
   headers?: Record<string, string | number>;
   /** XML text, bytes, or a stream (object bodies); none for an empty body. */
   body?: string | Buffer | Readable;
+  /** An object body whose pieces are each valid only until the next is asked for (ObjectService.readObject). */
+  pieces?: AsyncIterable<Buffer>;
 }
 
 export type S3Handler = (ctx: S3Context) => Promise<S3Response | void>;

@@ -1,10 +1,9 @@
 /**
  * Object operations: HeadObject, GetObject (Range, conditionals, response-* overrides),
  * PutObject (Content-MD5, x-amz-meta-*), CopyObject (zero-copy: the new record names the same
- * file), DeleteObject and DeleteObjects.
+ * file, or carries the same sealed bytes when the object is inline), DeleteObject and DeleteObjects.
  */
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import { TesseraError } from '../errors.js';
 import { MAX_OBJECT_KEY_BYTES, MAX_STORED_HEADER_CHARS, MAX_USER_METADATA_BYTES, STORED_HEADER_NAMES, userMetaBytes, type ObjectEntry } from '../tables/index.js';
 import { bucketName, header, httpDate, isoDate, objectKey, quoteEtag, requireBucket, whatIsMissing } from './common.js';
@@ -97,7 +96,7 @@ function conditionsOf(ctx: S3Context, prefix = '') {
   };
 }
 
-async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: number; headers: Record<string, string | number>; body?: Readable }> {
+async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: number; headers: Record<string, string | number>; pieces?: AsyncIterable<Buffer> }> {
   const bucket = bucketName(ctx);
   const key = objectKey(ctx);
   const entry = await ctx.objects.headObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
@@ -119,13 +118,9 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   headers['content-length'] = length;
   if (range) headers['content-range'] = `bytes ${range.start}-${range.end}/${entry.size}`;
   if (!read) return { status: range ? 206 : 200, headers };
-  const opened = await ctx.objects.openObject(bucket, key, range).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
-  // The object was replaced between the two reads: serve the one opened, with its own headers.
-  if (opened.entry.etag !== entry.etag) {
-    opened.stream.destroy();
-    throw new S3Error('ServiceUnavailable', 'the object changed while it was being opened; retry');
-  }
-  return { status: range ? 206 : 200, headers, body: opened.stream };
+  // The bytes of the entry just read, so they match the headers even if the key is written meanwhile.
+  const pieces = await ctx.objects.readEntry(entry, range).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
+  return { status: range ? 206 : 200, headers, pieces };
 }
 
 export function copySource(ctx: S3Context): { bucket: string; key: string } {
@@ -243,6 +238,8 @@ export function objectRoutes(): S3Route[] {
           userMeta: directive === 'REPLACE' ? userMetaOf(ctx) : source.userMeta,
           mtime,
           ...storedHeadersField(directive === 'REPLACE' ? storedHeadersOf(ctx) : source.headers),
+          // An inline object's sealed bytes are the copy (they are not bound to the key).
+          ...(source.inline !== undefined ? { inline: source.inline } : {}),
         });
         return { body: xmlDocument('CopyObjectResult', el('LastModified', isoDate(mtime)), el('ETag', quoteEtag(source.etag))) };
       },

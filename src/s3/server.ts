@@ -19,6 +19,7 @@ import { KeyCache, principalMay, principalOf, type StoredKey } from './principal
 import { addressOf } from './routing.js';
 import { credentialScope } from './sigv4.js';
 import { errorDocument } from './xml.js';
+import { sendPieces } from '../http-pieces.js';
 
 /** Time for a client to send a request's headers. */
 export const S3_HEADERS_TIMEOUT_MS = 15_000;
@@ -28,6 +29,8 @@ export const S3_REQUEST_TIMEOUT_MS = 60 * 60_000;
 export const DEFAULT_S3_IDLE_TIMEOUT_MS = 60_000;
 /** Requests served at once; each streaming one holds a window of chunks in memory. Beyond it: 503 SlowDown. */
 export const DEFAULT_S3_MAX_REQUESTS = 64;
+/** Object bodies up to this size are gathered and sent with the headers in one write. */
+export const SMALL_BODY_BYTES = 64 << 10;
 /** The request line's path and query; S3 keys are at most 1 KiB, so 8 KiB leaves room for encoding and presigned queries. */
 export const MAX_S3_URL_CHARS = 8192;
 
@@ -233,6 +236,20 @@ export class S3Server {
 
   private async send(req: IncomingMessage, res: ServerResponse, out: S3Response): Promise<void> {
     const headers: Record<string, string | number> = { ...out.headers };
+    if (out.pieces !== undefined) {
+      const length = Number(headers['content-length']);
+      if (Number.isSafeInteger(length) && length <= SMALL_BODY_BYTES) {
+        // A small body goes out with its headers in one write, not as a header write and a body write.
+        const parts: Buffer[] = [];
+        for await (const p of out.pieces) parts.push(Buffer.from(p));
+        res.writeHead(out.status ?? 200, headers);
+        res.end(Buffer.concat(parts));
+        return;
+      }
+      // Written as the native API writes downloads: one piece at a time, each once the socket took the one before.
+      await sendPieces(res, out.status ?? 200, headers, out.pieces);
+      return;
+    }
     const b = out.body;
     if (typeof b === 'string' || Buffer.isBuffer(b)) {
       const bytes = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;

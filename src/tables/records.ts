@@ -9,6 +9,7 @@ import { badInput, tooLarge, TesseraError } from '../errors.js';
 import { isFileId } from '../content/index.js';
 import { MAX_CREATED_AT_MS, MAX_FILE_BYTES } from '../content/index.js';
 import { policySchema, type RedundancyPolicy } from '../content/index.js';
+import { MAX_INLINE_SEALED_BYTES } from '../content/index.js';
 import { MAX_SORT_KEY_BYTES } from './entry.js';
 
 export const BUCKET_TABLE = 'bucket';
@@ -77,6 +78,8 @@ export interface ObjectRecord {
   readonly mtime: number;
   /** HTTP headers given at upload and served back on every read (STORED_HEADER_NAMES); absent when none were. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** A small object's bytes, sealed (content/inline-object.ts); its fileId is then INLINE_FILE_ID. */
+  readonly inline?: Uint8Array;
 }
 
 const time = z.number().int().min(0).max(MAX_CREATED_AT_MS);
@@ -97,6 +100,7 @@ export const objectRecordSchema = z
     userMeta: textMap(MAX_USER_METADATA_BYTES, META_NAME_RE, MAX_USER_METADATA_BYTES),
     mtime: time,
     headers: z.record(z.enum(STORED_HEADER_NAMES), z.string().max(MAX_STORED_HEADER_CHARS)).optional(),
+    inline: z.instanceof(Uint8Array).refine((b) => b.length <= MAX_INLINE_SEALED_BYTES, `at most ${MAX_INLINE_SEALED_BYTES} bytes`).optional(),
   })
   .strict();
 

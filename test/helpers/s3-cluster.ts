@@ -32,6 +32,8 @@ export interface S3ClusterOptions {
   /** Extra `tessera node` flags for every node. */
   nodeArgs?: string[];
   logLevel?: string;
+  /** Node.js flags for the node processes (e.g. --cpu-prof for a profile). */
+  execArgv?: string[];
 }
 
 export async function startS3Cluster(o: S3ClusterOptions = {}): Promise<S3Cluster> {
@@ -42,6 +44,7 @@ export async function startS3Cluster(o: S3ClusterOptions = {}): Promise<S3Cluste
     ...(o.memory !== undefined ? { memory: o.memory } : {}),
     logLevel: o.logLevel ?? 'warn',
     ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+    ...(o.execArgv ? { execArgv: o.execArgv } : {}),
     argsFor: (i) => (i === 0 ? ['--s3', `127.0.0.1:${port}`] : []),
   });
   try {

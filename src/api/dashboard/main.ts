@@ -269,7 +269,7 @@ function Files(props: { token: string; changeKey: string; notify: (msg: string, 
     const t: Transfer = { id: nextId.current++, name: f.name, kind: 'download', loaded: 0, total: f.size };
     track(t);
     try {
-      const blob = await downloadFile(props.token, f.fileId, (loaded, total) => track({ ...t, loaded, total: total || f.size }));
+      const blob = await downloadFile(props.token, f.name, (loaded, total) => track({ ...t, loaded, total: total || f.size }));
       const url = URL.createObjectURL(blob);
       const a = document.createElement('a');
       a.href = url;

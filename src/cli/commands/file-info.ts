@@ -31,6 +31,8 @@ function shellWord(s: string): string {
 const short = (id: string) => id.slice(0, 12);
 
 function zoneText(s: FileStatView): string {
+  // A small S3 object kept in its table entry: its copies are the entry's, not chunks'.
+  if (s.policy === 'inline') return 'none of its own: the object is sealed in its metadata table entry, on the full nodes that hold that table partition';
   const over = `copies over ${s.zones} zone${s.zones === 1 ? '' : 's'}`;
   if (s.zoneLossesSurvived < 0) return `${over}; some chunk is unreadable now`;
   if (s.zoneLossesSurvived === 0) return `${over}; the loss of any one zone may make it unreadable`;

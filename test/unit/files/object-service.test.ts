@@ -6,11 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { ObjectService, DEFAULT_BUCKET } from '../../../src/files/index.js';
+import { ObjectService, DEFAULT_BUCKET, FILE_REF_TABLE } from '../../../src/files/index.js';
 import { BucketTable, ObjectTable, type Tables } from '../../../src/tables/index.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
-import { formatFileId } from '../../../src/content/index.js';
+import { formatFileId, INLINE_FILE_ID, MAX_INLINE_OBJECT_BYTES } from '../../../src/content/index.js';
+
+const INLINE_FILE_ID_ROOT = '00'.repeat(32);
 import { cluster } from '../../helpers/files-mesh.js';
 import { mesh } from '../tables/mesh.js';
 
@@ -26,7 +28,7 @@ async function bytesOf(s: AsyncIterable<unknown>): Promise<Buffer> {
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest();
 
-async function setup(t: { after(fn: () => unknown): void }, tableNodes = 3) {
+async function setup(t: { after(fn: () => unknown): void }, tableNodes = 3, dataKey?: Buffer) {
   const files = await cluster(3, 4, { gcGraceMs: 0 });
   const m = await mesh(tableNodes);
   t.after(async () => {
@@ -36,7 +38,7 @@ async function setup(t: { after(fn: () => unknown): void }, tableNodes = 3) {
   const svc = m.services.get('node-0')!;
   const tables: Tables = { service: svc, buckets: new BucketTable(svc), objects: new ObjectTable(svc), close: async () => undefined };
   const node0 = files.services.get('node0')!;
-  const objects = new ObjectService({ files: node0, tables, log: silentLogger });
+  const objects = new ObjectService({ files: node0, tables, log: silentLogger, ...(dataKey ? { dataKey } : {}) });
   /** Chunks stored on all nodes, after every node collected what is due. */
   const storedChunks = async () => {
     let n = 0;
@@ -197,4 +199,59 @@ test('a name operation costs O(R) table calls, whatever the number of table node
   for (const cost of costs) for (const [what, n] of Object.entries(cost)) assert.ok(n <= bound[what]!, `${what} took ${n} table calls (bound ${bound[what]})`);
   assert.deepEqual(Object.keys(costs[1]!), Object.keys(bound));
   t.diagnostic(`table calls per name operation with 4 and 16 table nodes: ${JSON.stringify(costs)}`);
+});
+
+test('small objects live sealed in their entry: no chunk, no reference; ETag, ranges, copies, overwrites and removal as for files', async (t) => {
+  const { objects, tables, storedChunks } = await setup(t, 3, randomBytes(32));
+  const small = randomBytes(MAX_INLINE_OBJECT_BYTES);
+  // Sent in pieces, the body is still whole before it is sealed.
+  const put = await objects.putObject(DEFAULT_BUCKET, 'small', pieces(small.subarray(0, 100), small.subarray(100)), { expectedMd5: md5(small), expectedSize: small.length });
+  assert.equal(put.fileId, INLINE_FILE_ID);
+  assert.equal(put.file, undefined);
+  assert.equal(put.etag, md5(small).toString('hex'));
+  assert.equal(await storedChunks(), 0);
+  const head = await objects.headObject(DEFAULT_BUCKET, 'small');
+  assert.equal(head?.size, small.length);
+  assert.equal(Buffer.from(head!.inline!).indexOf(small.subarray(0, 32)), -1, 'the entry holds no plaintext');
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'small')).stream)).equals(small));
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'small', { start: 10, end: 99 })).stream)).equals(small.subarray(10, 100)));
+  await assert.rejects(objects.openObject(DEFAULT_BUCKET, 'small', { start: 0, end: small.length }), (e) => isTesseraError(e, 'BAD_INPUT'));
+  assert.equal((await tables.service.list(FILE_REF_TABLE, INLINE_FILE_ID_ROOT, { limit: 10 })).entries.length, 0);
+  // A byte over the threshold is a file, with the same kind of ETag.
+  const big = Buffer.concat([small, Buffer.from('x')]);
+  const file = await objects.putObject(DEFAULT_BUCKET, 'big', pieces(big), { chunkSize: 4096 });
+  assert.notEqual(file.fileId, INLINE_FILE_ID);
+  assert.equal(file.etag, md5(big).toString('hex'));
+  const chunks = await storedChunks();
+  assert.ok(chunks > 0);
+  // A Content-MD5 mismatch stores nothing, inline or not.
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'bad', pieces(small), { expectedMd5: md5(big) }), (e) => isTesseraError(e, 'BAD_DIGEST'));
+  assert.equal(await objects.headObject(DEFAULT_BUCKET, 'bad'), null);
+  // A copy carries the sealed bytes; removing the source leaves the copy readable.
+  const { key: _key, ...source } = head!;
+  await objects.recordObject(DEFAULT_BUCKET, 'copy', { ...source, mtime: Date.now() });
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'small'), true);
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'copy')).stream)).equals(small));
+  // Overwriting a file with an inline object takes the file; and back.
+  await objects.putObject(DEFAULT_BUCKET, 'big', pieces(Buffer.from('now small')));
+  assert.equal(await storedChunks(), 0);
+  assert.equal(await objects.references(file.fileId), 0);
+  const again = await objects.putObject(DEFAULT_BUCKET, 'big', pieces(big), { chunkSize: 4096 });
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'big')).stream)).equals(big));
+  assert.equal(await objects.references(again.fileId), 1);
+  // Names stay files: the native put answers with a file id.
+  const named = await objects.putName('named', pieces(Buffer.from('tiny')));
+  assert.notEqual(named.fileId, INLINE_FILE_ID);
+  assert.equal(named.file.chunks, 1);
+  assert.deepEqual((await objects.listObjects(DEFAULT_BUCKET)).items.map((o) => [o.key, o.size]), [['big', big.length], ['copy', small.length], ['named', 4]]);
+  await assert.rejects(objects.removeRef(INLINE_FILE_ID), (e) => isTesseraError(e, 'BAD_INPUT'));
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'copy'), true);
+  assert.equal(await objects.headObject(DEFAULT_BUCKET, 'copy'), null);
+});
+
+test('an inline object cannot be read by a service without the data key', async (t) => {
+  const { objects, files, tables } = await setup(t, 3, randomBytes(32));
+  await objects.putObject(DEFAULT_BUCKET, 's', pieces(Buffer.from('secret bytes')));
+  const keyless = new ObjectService({ files: files.services.get('node0')!, tables, log: silentLogger });
+  await assert.rejects(keyless.openObject(DEFAULT_BUCKET, 's'), (e) => isTesseraError(e, 'AUTH'));
 });

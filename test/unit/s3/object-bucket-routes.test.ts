@@ -35,6 +35,9 @@ function store(keys: string[] = []) {
     async openObject(_bucket: string, key: string) {
       return { entry: objects.get(key)!, stream: Readable.from([Buffer.from('bar')]) };
     },
+    async readEntry() {
+      return [Buffer.from('bar')];
+    },
   };
   return { buckets, objects, service: service as unknown as S3Objects };
 }

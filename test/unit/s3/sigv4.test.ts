@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { authenticate, MAX_CLOCK_SKEW_MS } from '../../../src/s3/auth.js';
+import { authenticate, cachedSigningKey, cachedSigningKeys, MAX_CACHED_SIGNING_KEYS, MAX_CLOCK_SKEW_MS } from '../../../src/s3/auth.js';
 import { S3Error } from '../../../src/s3/errors.js';
-import { canonicalQuery, canonicalUri, parseAuthorizationHeader, uriEncode, EMPTY_SHA256 } from '../../../src/s3/sigv4.js';
+import { canonicalQuery, canonicalUri, parseAuthorizationHeader, uriEncode, EMPTY_SHA256, signingKey as derive } from '../../../src/s3/sigv4.js';
 
 // The published AWS Signature Version 4 examples for S3 (the "examplebucket" requests).
 const AKID = 'AKIAIOSFODNN7EXAMPLE';
@@ -112,4 +112,18 @@ print(json.dumps({k.lower(): v for k, v in req.headers.items()}))
   assert.equal(a.payload.kind, 'sha256');
   await assert.rejects(authenticate({ ...req, rawQuery: 'x-id=GetObject' }, now, look), (e: S3Error) => e.code === 'SignatureDoesNotMatch');
   await assert.rejects(authenticate(req, now, async () => ({ secret: 'secret/with+chars!', principal: 'x' })), (e: S3Error) => e.code === 'SignatureDoesNotMatch');
+});
+
+test('signing keys are cached per secret, day, region and service, within a bound', () => {
+  const c = { accessKeyId: 'AK', date: '20260102', region: 'us-east-1', service: 's3' };
+  assert.ok(cachedSigningKey('secret-a', c).equals(derive('secret-a', c.date, c.region, c.service)));
+  assert.ok(cachedSigningKey('secret-a', c).equals(derive('secret-a', c.date, c.region, c.service)), 'a cached key is the derived one');
+  assert.ok(!cachedSigningKey('secret-b', c).equals(cachedSigningKey('secret-a', c)), 'another secret, another key');
+  assert.ok(!cachedSigningKey('secret-a', { ...c, date: '20260103' }).equals(cachedSigningKey('secret-a', c)), 'another day, another key');
+  // Regions are the client's to choose: many of them never grow the cache past its bound.
+  for (let i = 0; i < 5 * MAX_CACHED_SIGNING_KEYS; i++) {
+    const region = `region-${i}`;
+    assert.ok(cachedSigningKey('secret-a', { ...c, region }).equals(derive('secret-a', c.date, region, c.service)));
+    assert.ok(cachedSigningKeys() <= MAX_CACHED_SIGNING_KEYS);
+  }
 });
