@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { checkName, FILE_ID_PREFIX, formatFileId, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
-  type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
+  type BucketAccess, type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type StoredCannedAcl, type Tables,
 } from '../tables/index.js';
 import type { FileService } from './service.js';
 import type { PutResultView } from './views.js';
@@ -42,6 +42,8 @@ export interface ObjectWriteOptions {
   userMeta?: Record<string, string>;
   /** Cache-Control, Expires and the like (STORED_HEADER_NAMES), served back on reads. */
   headers?: Record<string, string>;
+  /** The S3 key that writes the object and its canned ACL, kept in the record. */
+  access?: Pick<ObjectRecord, 'owner' | 'acl'>;
   /** Overrides the bucket's default redundancy policy. */
   policy?: RedundancyPolicy;
   /** Content-MD5: checked before the file is committed; a mismatch is BAD_DIGEST and nothing is listed. */
@@ -122,14 +124,19 @@ export class ObjectService {
   // ---- buckets ----
 
   /** `owner` is the S3 access key that asks, recorded so a second CreateBucket can tell its own bucket from another's. */
-  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string): Promise<BucketEntry> {
-    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner);
+  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string, access?: BucketAccess): Promise<BucketEntry> {
+    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner, access);
     if ((await this.#tables.buckets.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
     return this.#writeDefault(policy);
   }
 
   getBucket(name: string): Promise<BucketEntry | null> {
     return this.#tables.buckets.get(name);
+  }
+
+  /** S3's PutBucketAcl: the bucket's canned ACL (undefined: private). */
+  setBucketAcl(name: string, acl: StoredCannedAcl | undefined): Promise<BucketEntry> {
+    return this.#tables.buckets.setAcl(name, acl);
   }
 
   removeBucket(name: string): Promise<void> {
@@ -165,8 +172,8 @@ export class ObjectService {
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
-    const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
-    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
+    const optionalFields = { ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}), ...opts.access };
+    checkObjectRecord({ fileId: PLACEHOLDER_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...optionalFields });
     const b = await this.#bucket(bucket, true);
     const put = await this.storeBody(body, { ...opts, policy: opts.policy ?? b.policy });
     const { size } = put;
@@ -178,7 +185,7 @@ export class ObjectService {
       contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE,
       userMeta: opts.userMeta ?? {},
       mtime: Date.now(),
-      ...headers,
+      ...optionalFields,
     };
     try {
       await this.#point(b, key, record);

@@ -75,6 +75,11 @@ function requestTime(h: SignedRequest['headers']): { ms: number; amzDate: string
   return { ms, amzDate: new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '') };
 }
 
+/** Whether the request carries a signature at all (header or presigned query); one without is anonymous. */
+export function isSigned(req: Pick<SignedRequest, 'headers' | 'rawQuery'>): boolean {
+  return one(req.headers, 'authorization') !== undefined || parseRawQuery(req.rawQuery).some(([k]) => k === 'X-Amz-Signature');
+}
+
 export async function authenticate<P>(req: SignedRequest, now: number, lookup: KeyLookup<P>): Promise<Authenticated<P>> {
   const query = parseRawQuery(req.rawQuery);
   const q = (name: string) => query.find(([k]) => k === name)?.[1];
