@@ -8,6 +8,7 @@ import {
   ALL_USERS_URI, CANNED_ACLS, MAX_ACL_BODY_BYTES, MAX_ACL_GRANTS, aclDocument, aclFromHeaders, aclGrantsRead, parseAclDocument, parseCannedAcl, storedAcl,
   type CannedAcl,
 } from '../../../src/s3/acl.js';
+import { authenticate, isSigned } from '../../../src/s3/auth.js';
 import { S3Error, type S3ErrorCode } from '../../../src/s3/errors.js';
 
 const OWNER = { id: 'TKAAAAAAAAAAAAAAAAAA', name: 'main' };
@@ -109,4 +110,20 @@ test('records: owner and ACL are optional (records written before them still rea
   assert.equal(checkUploadRecord(upload).acl, undefined);
   assert.deepEqual(checkUploadRecord({ ...upload, acl: 'authenticated-read', headers: { 'cache-control': 'no-cache' } }).headers, { 'cache-control': 'no-cache' });
   bad(() => checkUploadRecord({ ...upload, headers: { 'x-evil': 'y' } }));
+});
+
+test('a request is anonymous only when it carries no signature at all: neither an Authorization header nor X-Amz-Signature', () => {
+  const h = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, [v]]));
+  assert.equal(isSigned({ headers: h({ host: 'x' }), rawQuery: '' }), false);
+  assert.equal(isSigned({ headers: h({ host: 'x' }), rawQuery: 'X-Amz-Credential=TK%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&list-type=2' }), false);
+  assert.equal(isSigned({ headers: h({ host: 'x', authorization: 'AWS4-HMAC-SHA256 Credential=…' }), rawQuery: '' }), true);
+  // A malformed or V2 Authorization header is still a signature attempt: it is checked (and refused), not served as anonymous.
+  assert.equal(isSigned({ headers: h({ host: 'x', authorization: 'AWS AKID:abc' }), rawQuery: '' }), true);
+  assert.equal(isSigned({ headers: h({ host: 'x' }), rawQuery: 'X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00' }), true);
+  assert.equal(isSigned({ headers: h({ host: 'x' }), rawQuery: 'AWSAccessKeyId=TK&Signature=abc&Expires=1' }), true);
+});
+
+test('a Signature V2 presigned URL is refused as such', async () => {
+  const q = 'AWSAccessKeyId=TKAAAAAAAAAAAAAAAAAA&Signature=abc&Expires=1796594379';
+  await assert.rejects(authenticate({ method: 'GET', rawPath: '/b/k', rawQuery: q, headers: { host: ['x'] } }, Date.now(), async () => null), (e: unknown) => s3Code('AccessDenied')(e) && /Version 2/.test((e as Error).message));
 });
