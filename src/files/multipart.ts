@@ -17,9 +17,9 @@ import { TesseraError, badInput, tooLarge } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RedundancyPolicy } from '../content/index.js';
 import {
-  BUCKET_PARTITION, BUCKET_TABLE, MAX_PART_NUMBER, MAX_PART_VERSIONS, PART_TABLE, UPLOAD_TABLE, checkMultipartKey, checkPartNumber, decodePartRecord, decodeUploadRecord,
+  BUCKET_PARTITION, BUCKET_TABLE, asRecordOwner, MAX_PART_NUMBER, MAX_PART_VERSIONS, PART_TABLE, UPLOAD_TABLE, checkMultipartKey, checkPartNumber, decodePartRecord, decodeUploadRecord,
   encodePartRecord, encodeUploadRecord, isUploadId, newUploadId, parsePartSortKey, parseUploadSortKey, partPrefix, partSortKey, uploadSortKey,
-  type BucketEntry, type ObjectEntry, type ObjectRecord, type PartRecord, type TableService, type UploadRecord,
+  type BucketEntry, type ObjectEntry, type ObjectRecord, type PartRecord, type TableService, type StoredCannedAcl, type UploadRecord,
 } from '../tables/index.js';
 import { errorMessage } from './errors.js';
 
@@ -100,6 +100,10 @@ export interface CreateUploadOptions {
   contentType?: string;
   userMeta?: Record<string, string>;
   initiator: { id: string; name: string };
+  /** Cache-Control, Expires and the like (STORED_HEADER_NAMES) for the completed object. */
+  headers?: Record<string, string>;
+  /** The completed object's canned ACL (absent: private). */
+  acl?: StoredCannedAcl;
 }
 
 /** A part's bytes: a request body stream, or any iterable of buffers. */
@@ -123,6 +127,15 @@ async function* capped(body: PartBody, max: number): AsyncGenerator<Buffer> {
     if (n > max) throw tooLarge(`a part may hold at most ${max} bytes; split the object into more parts`, { size: n });
     yield buf;
   }
+}
+
+/**
+ * What the upload hands on to its object beside type and metadata: its stored headers, its
+ * initiator as the owner (when that is an S3 key), and its canned ACL.
+ */
+function completedFields(u: UploadRecord): Pick<ObjectRecord, 'headers' | 'owner' | 'acl'> {
+  const owner = asRecordOwner(u.initiator);
+  return { ...(u.headers ? { headers: u.headers } : {}), ...(owner ? { owner } : {}), ...(u.acl !== undefined ? { acl: u.acl } : {}) };
 }
 
 export class MultipartService {
@@ -181,7 +194,11 @@ export class MultipartService {
     checkMultipartKey(key);
     const b = await this.#bucket(bucket);
     const uploadId = newUploadId();
-    const rec: UploadRecord = { createdAt: this.#now(), contentType: o.contentType ?? 'application/octet-stream', userMeta: o.userMeta ?? {}, policy: b.policy, initiator: o.initiator };
+    const rec: UploadRecord = {
+      createdAt: this.#now(), contentType: o.contentType ?? 'application/octet-stream', userMeta: o.userMeta ?? {}, policy: b.policy, initiator: o.initiator,
+      ...(o.headers && Object.keys(o.headers).length > 0 ? { headers: o.headers } : {}),
+      ...(o.acl !== undefined ? { acl: o.acl } : {}),
+    };
     await this.#tables.put({ table: UPLOAD_TABLE, pk: b.id, sk: uploadSortKey(key, uploadId) }, encodeUploadRecord(rec));
     return { bucket, key, uploadId, ...rec };
   }
@@ -326,6 +343,7 @@ export class MultipartService {
       contentType: upload.contentType,
       userMeta: upload.userMeta,
       mtime: this.#now(),
+      ...completedFields(upload),
     };
     await this.#objects.recordObject(bucket, key, record);
     // The object now owns the chosen parts; everything else the upload stored goes.

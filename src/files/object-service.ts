@@ -16,7 +16,7 @@ import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy
 import { deriveClusterKeys, INLINE_FILE_ID, MAX_INLINE_OBJECT_BYTES, openInlineObject, sealInlineObject } from '../content/index.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
-  type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type Tables,
+  type BucketAccess, type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type StoredCannedAcl, type Tables,
 } from '../tables/index.js';
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
@@ -43,6 +43,8 @@ export interface ObjectWriteOptions {
   userMeta?: Record<string, string>;
   /** Cache-Control, Expires and the like (STORED_HEADER_NAMES), served back on reads. */
   headers?: Record<string, string>;
+  /** The S3 key that writes the object and its canned ACL, kept in the record. */
+  access?: Pick<ObjectRecord, 'owner' | 'acl'>;
   /** Overrides the bucket's default redundancy policy. */
   policy?: RedundancyPolicy;
   /** Content-MD5: checked before the file is committed; a mismatch is BAD_DIGEST and nothing is listed. */
@@ -128,14 +130,19 @@ export class ObjectService {
   // ---- buckets ----
 
   /** `owner` is the S3 access key that asks, recorded so a second CreateBucket can tell its own bucket from another's. */
-  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string): Promise<BucketEntry> {
-    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner);
+  async createBucket(name: string, policy?: RedundancyPolicy, owner?: string, access?: BucketAccess): Promise<BucketEntry> {
+    if (name !== DEFAULT_BUCKET) return this.#tables.buckets.create(name, policy, Date.now(), owner, access);
     if ((await this.#tables.buckets.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
     return this.#writeDefault(policy);
   }
 
   getBucket(name: string): Promise<BucketEntry | null> {
     return this.#tables.buckets.get(name);
+  }
+
+  /** S3's PutBucketAcl: the bucket's canned ACL (undefined: private). */
+  setBucketAcl(name: string, acl: StoredCannedAcl | undefined): Promise<BucketEntry> {
+    return this.#tables.buckets.setAcl(name, acl);
   }
 
   removeBucket(name: string): Promise<void> {
@@ -173,14 +180,14 @@ export class ObjectService {
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
     // Content type and user metadata are checked before any byte is stored.
-    const headers = opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {};
-    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...headers });
+    const optionalFields = { ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}), ...opts.access };
+    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...optionalFields });
     const b = await this.#bucket(bucket, true);
     checkBodyOptions(opts);
     const hashed = new HashedBody(body, opts);
     const secret = opts.inline === false ? undefined : this.#inlineSecret;
     const small = secret === undefined || (opts.expectedSize !== undefined && opts.expectedSize > MAX_INLINE_OBJECT_BYTES) ? null : await hashed.takeUpTo(MAX_INLINE_OBJECT_BYTES);
-    const meta = { checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, ...headers };
+    const meta = { checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, ...optionalFields };
     if (small !== null && secret !== undefined) {
       // One table write instead of a file (chunk, manifest, commit on R nodes) and its reference.
       const record: ObjectRecord = { fileId: INLINE_FILE_ID, size: small.length, etag: hashed.md5Hex(), ...meta, mtime: Date.now(), inline: sealInlineObject(small, secret) };

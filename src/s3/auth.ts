@@ -96,11 +96,18 @@ function requestTime(h: SignedRequest['headers']): { ms: number; amzDate: string
   return { ms, amzDate: new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '') };
 }
 
+/** Whether the request carries a signature at all (header or presigned query); one without is anonymous. */
+export function isSigned(req: Pick<SignedRequest, 'headers' | 'rawQuery'>): boolean {
+  // A Signature V2 presigned URL (AWSAccessKeyId=…) is a signature too: refused as such, not served as anonymous.
+  return one(req.headers, 'authorization') !== undefined || parseRawQuery(req.rawQuery).some(([k]) => k === 'X-Amz-Signature' || k === 'AWSAccessKeyId');
+}
+
 export async function authenticate<P>(req: SignedRequest, now: number, lookup: KeyLookup<P>): Promise<Authenticated<P>> {
   const query = parseRawQuery(req.rawQuery);
   const q = (name: string) => query.find(([k]) => k === name)?.[1];
   const header = one(req.headers, 'authorization');
   const presigned = header === undefined && q('X-Amz-Signature') !== undefined;
+  if (header === undefined && !presigned && q('AWSAccessKeyId') !== undefined) throw new S3Error('AccessDenied', 'Signature Version 2 presigned URLs are not supported: presign with Signature Version 4');
   if (header === undefined && !presigned) throw new S3Error('AccessDenied', 'anonymous requests are not allowed: sign the request with an access key (tessera s3 key create)');
 
   let credential: Credential;

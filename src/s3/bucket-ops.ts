@@ -5,7 +5,8 @@
 import { TesseraError } from '../errors.js';
 import { parsePolicy, type RedundancyPolicy } from '../content/index.js';
 import type { BucketEntry } from '../tables/index.js';
-import { OWNER_ID, OWNER_NAME, bucketName, countParam, header, isoDate, requireBucket } from './common.js';
+import { requestedAclField } from './acl-access.js';
+import { bucketName, countParam, header, isoDate, requireBucket } from './common.js';
 import { S3Error } from './errors.js';
 import type { S3Route } from './handler.js';
 import { el, parseXmlBody, xmlDocument } from './xml.js';
@@ -59,7 +60,8 @@ export function bucketRoutes(): S3Route[] {
         const more = visible.length > max;
         return {
           body: xmlDocument('ListAllMyBucketsResult',
-            el('Owner', el('ID', OWNER_ID), el('DisplayName', OWNER_NAME)),
+            // As S3: the owner named is the one asking.
+            el('Owner', el('ID', ctx.principal.accessKeyId), el('DisplayName', ctx.principal.name)),
             el('Buckets', buckets.map((b) => el('Bucket', el('Name', b.name), el('CreationDate', isoDate(b.createdAt))))),
             more ? el('ContinuationToken', Buffer.from(buckets[buckets.length - 1]!.name).toString('base64url')) : null,
             ctx.query.has('prefix') ? el('Prefix', prefix) : null),
@@ -72,10 +74,11 @@ export function bucketRoutes(): S3Route[] {
         const name = bucketName(ctx);
         // Only a key for every bucket creates buckets, or a key scoped as the owner of this name.
         const policy = policyFrom(header(ctx, REDUNDANCY_HEADER));
+        const aclField = requestedAclField(ctx);
         const body = await ctx.readBody(MAX_CREATE_BUCKET_BODY_BYTES);
         if (body.length > 0) parseXmlBody(body, 'CreateBucketConfiguration');
         try {
-          await ctx.objects.createBucket(name, policy, ctx.principal.accessKeyId);
+          await ctx.objects.createBucket(name, policy, ctx.principal.accessKeyId, { ownerName: ctx.principal.name, ...aclField });
         } catch (e) {
           if (e instanceof TesseraError && e.code === 'CONFLICT') {
             const existing = await ctx.objects.getBucket(name);

@@ -4,10 +4,6 @@ import type { BucketEntry } from '../tables/index.js';
 import { S3Error } from './errors.js';
 import type { S3Context } from './handler.js';
 
-/** The owner every listing names: tessera has one tenant per cluster. */
-export const OWNER_ID = 'tessera';
-export const OWNER_NAME = 'tessera';
-
 export function bucketName(ctx: S3Context): string {
   if (ctx.bucket === undefined) throw new S3Error('InvalidRequest', 'this operation needs a bucket');
   return ctx.bucket;

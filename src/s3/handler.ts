@@ -65,6 +65,12 @@ export interface S3Route {
   /** A header that must be present (e.g. 'x-amz-copy-source' for CopyObject and UploadPartCopy). */
   readonly header?: string;
   readonly access: S3Access;
+  /**
+   * Also served to callers whose key scope does not cover the bucket, anonymous ones included:
+   * the handler then serves only what the bucket's or object's ACL grants (acl-access.ts), and
+   * finds such callers by `ctx.may(bucket, 'read')` being false.
+   */
+  readonly aclRead?: boolean;
   /** The operation's S3 name, for logs and metrics. */
   readonly name: string;
   readonly handle: S3Handler;

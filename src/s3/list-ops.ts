@@ -1,6 +1,7 @@
 /** ListObjects (V1), ListObjectsV2 and ListObjectVersions (as an unversioned bucket answers). */
 import type { ObjectEntry } from '../tables/index.js';
-import { OWNER_ID, OWNER_NAME, bucketName, countParam, isoDate, quoteEtag, requireBucket } from './common.js';
+import { objectOwner, requireListRead } from './acl-access.js';
+import { bucketName, countParam, isoDate, quoteEtag, requireBucket } from './common.js';
 import { S3Error } from './errors.js';
 import type { S3Context, S3Route } from './handler.js';
 import { listKeys, MAX_LIST_KEYS, type ListResult } from './listing.js';
@@ -41,7 +42,8 @@ function params(ctx: S3Context): ListParams {
 
 async function run(ctx: S3Context, p: ListParams, after: string, maxKeys: number): Promise<ListResult> {
   const bucket = bucketName(ctx);
-  await requireBucket(ctx, bucket);
+  const b = await requireBucket(ctx, bucket);
+  if (!ctx.may(bucket, 'read')) requireListRead(ctx, b);
   return listKeys((o) => ctx.objects.listObjects(bucket, o), { prefix: p.prefix, delimiter: p.delimiter, after, maxKeys });
 }
 
@@ -53,7 +55,13 @@ const common = (p: ListParams, maxKeys: number, r: ListResult): Xml[] => [
   el('IsTruncated', r.truncated),
 ];
 
-const owner = () => el('Owner', el('ID', OWNER_ID), el('DisplayName', OWNER_NAME));
+const owner = (o: ObjectEntry) => {
+  const who = objectOwner(o);
+  return el('Owner', el('ID', who.id), el('DisplayName', who.name));
+};
+
+/** Owners (access key ids and names) are shown only to callers whose own scope covers the bucket, not to those an ACL lets in. */
+const showOwners = (ctx: S3Context, asked: boolean) => asked && ctx.bucket !== undefined && ctx.may(ctx.bucket, 'read');
 
 function contentsOf(items: ObjectEntry[], p: ListParams, withOwner: boolean): Xml[] {
   return items.map((o) => el('Contents',
@@ -62,7 +70,7 @@ function contentsOf(items: ObjectEntry[], p: ListParams, withOwner: boolean): Xm
     el('ETag', quoteEtag(o.etag)),
     el('Size', o.size),
     el('StorageClass', 'STANDARD'),
-    withOwner ? owner() : null));
+    withOwner ? owner(o) : null));
 }
 
 const prefixesOf = (r: ListResult, p: ListParams): Xml[] => r.commonPrefixes.map((cp) => el('CommonPrefixes', el('Prefix', p.encode(cp))));
@@ -70,7 +78,7 @@ const prefixesOf = (r: ListResult, p: ListParams): Xml[] => r.commonPrefixes.map
 export function listRoutes(): S3Route[] {
   return [
     {
-      method: 'GET', target: 'bucket', query: ['list-type'], access: 'read', name: 'ListObjectsV2',
+      method: 'GET', target: 'bucket', query: ['list-type'], access: 'read', aclRead: true, name: 'ListObjectsV2',
       handle: async (ctx) => {
         if (ctx.query.get('list-type') !== '2') throw new S3Error('InvalidArgument', 'list-type must be 2');
         const p = params(ctx);
@@ -80,7 +88,7 @@ export function listRoutes(): S3Route[] {
         // An empty token is no token (S3 lists from the start, and echoes it back).
         const after = token !== null && token !== '' ? decodeToken(token) : startAfter;
         const r = await run(ctx, p, after, maxKeys);
-        const fetchOwner = ctx.query.get('fetch-owner') === 'true';
+        const fetchOwner = showOwners(ctx, ctx.query.get('fetch-owner') === 'true');
         return {
           body: xmlDocument('ListBucketResult',
             el('Name', ctx.bucket),
@@ -96,7 +104,7 @@ export function listRoutes(): S3Route[] {
       },
     },
     {
-      method: 'GET', target: 'bucket', access: 'read', name: 'ListObjects',
+      method: 'GET', target: 'bucket', access: 'read', aclRead: true, name: 'ListObjects',
       handle: async (ctx) => {
         const p = params(ctx);
         const maxKeys = countParam(ctx.query, 'max-keys', { max: MAX_LIST_KEYS });
@@ -111,7 +119,7 @@ export function listRoutes(): S3Route[] {
             // S3 gives NextMarker only with a delimiter; without, clients continue from the last key.
             r.truncated && r.next !== undefined && p.delimiter !== '' ? el('NextMarker', p.encode(r.next)) : null,
             common(p, maxKeys, r),
-            contentsOf(r.contents, p, true),
+            contentsOf(r.contents, p, showOwners(ctx, true)),
             prefixesOf(r, p)),
         };
       },
@@ -133,7 +141,7 @@ export function listRoutes(): S3Route[] {
             common(p, maxKeys, r),
             r.contents.map((o) => el('Version',
               el('Key', p.encode(o.key)), el('VersionId', 'null'), el('IsLatest', true), el('LastModified', isoDate(o.mtime)),
-              el('ETag', quoteEtag(o.etag)), el('Size', o.size), el('StorageClass', 'STANDARD'), owner())),
+              el('ETag', quoteEtag(o.etag)), el('Size', o.size), el('StorageClass', 'STANDARD'), owner(o))),
             prefixesOf(r, p)),
         };
       },

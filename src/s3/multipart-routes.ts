@@ -12,7 +12,8 @@ import { S3Error, toS3Error, type S3ErrorCode } from './errors.js';
 import type { S3Context, S3Response, S3Route } from './handler.js';
 import { el, parseXmlBody, xmlDocument, type XmlChild } from './xml.js';
 import { bucketName, countParam, header, isoDate, objectKey, quoteEtag, whatIsMissing } from './common.js';
-import { copySource, objectHeaders, userMetaOf } from './object-ops.js';
+import { copySource, objectHeaders, storedHeadersOf, userMetaOf } from './object-ops.js';
+import { requestedAclField } from './acl-access.js';
 
 /** What the routes need of the multipart service (the node passes the real one; tests may pass another). */
 export type S3Multipart = Pick<MultipartService, 'create' | 'uploadPart' | 'uploadPartCopy' | 'listParts' | 'listUploads' | 'complete' | 'abort' | 'partRange'>;
@@ -116,7 +117,9 @@ export function multipartRoutes(mp: S3Multipart): S3Route[] {
     const up = await mp.create(bucket, key, {
       ...(header(ctx, 'content-type') !== undefined ? { contentType: header(ctx, 'content-type')! } : {}),
       userMeta: userMetaOf(ctx),
+      headers: storedHeadersOf(ctx),
       initiator: { id: ctx.principal.accessKeyId, name: ctx.principal.name },
+      ...requestedAclField(ctx),
     });
     return { body: xmlDocument('InitiateMultipartUploadResult', el('Bucket', bucket), el('Key', key), el('UploadId', up.uploadId)) };
   });

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { TesseraError } from '../errors.js';
 import { MAX_OBJECT_KEY_BYTES, MAX_STORED_HEADER_CHARS, MAX_USER_METADATA_BYTES, STORED_HEADER_NAMES, userMetaBytes, type ObjectEntry } from '../tables/index.js';
+import { requireObjectRead, writeAccess } from './acl-access.js';
 import { bucketName, header, httpDate, isoDate, objectKey, quoteEtag, requireBucket, whatIsMissing } from './common.js';
 import { checkConditions, parseRange } from './conditions.js';
 import { S3Error } from './errors.js';
@@ -100,6 +101,8 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   const bucket = bucketName(ctx);
   const key = objectKey(ctx);
   const entry = await ctx.objects.headObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
+  // Outside the caller's scope, the ACL decides before anything about the object is told.
+  if (!ctx.may(bucket, 'read')) await requireObjectRead(ctx, bucket, entry);
   if (entry === null) return whatIsMissing(ctx, new TesseraError('NOT_FOUND', 'no such key'), bucket, key);
   try {
     checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);
@@ -186,8 +189,8 @@ async function deleteObjects(ctx: S3Context) {
 
 export function objectRoutes(): S3Route[] {
   return [
-    { method: 'HEAD', target: 'object', access: 'read', name: 'HeadObject', handle: (ctx) => getOrHead(ctx, false) },
-    { method: 'GET', target: 'object', access: 'read', name: 'GetObject', handle: (ctx) => getOrHead(ctx, true) },
+    { method: 'HEAD', target: 'object', access: 'read', aclRead: true, name: 'HeadObject', handle: (ctx) => getOrHead(ctx, false) },
+    { method: 'GET', target: 'object', access: 'read', aclRead: true, name: 'GetObject', handle: (ctx) => getOrHead(ctx, true) },
     {
       method: 'PUT', target: 'object', access: 'write', name: 'PutObject',
       handle: async (ctx) => {
@@ -204,6 +207,7 @@ export function objectRoutes(): S3Route[] {
           contentType: header(ctx, 'content-type') ?? DEFAULT_CONTENT_TYPE,
           userMeta,
           headers: storedHeadersOf(ctx),
+          access: writeAccess(ctx),
           ...(expectedMd5 ? { expectedMd5 } : {}),
           ...(size !== undefined ? { expectedSize: size } : {}),
         }).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
@@ -240,6 +244,8 @@ export function objectRoutes(): S3Route[] {
           ...storedHeadersField(directive === 'REPLACE' ? storedHeadersOf(ctx) : source.headers),
           // An inline object's sealed bytes are the copy (they are not bound to the key).
           ...(source.inline !== undefined ? { inline: source.inline } : {}),
+          // As S3: a copy belongs to the key that made it, with the ACL it asked for (not the source's).
+          ...writeAccess(ctx),
         });
         return { body: xmlDocument('CopyObjectResult', el('LastModified', isoDate(mtime)), el('ETag', quoteEtag(source.etag))) };
       },

@@ -6,5 +6,5 @@
 import type { ObjectService } from '../files/index.js';
 
 export type S3Objects = Pick<ObjectService,
-  'createBucket' | 'getBucket' | 'removeBucket' | 'listBuckets' | 'putObject' | 'headObject' | 'openObject' | 'readEntry' | 'removeObject' | 'listObjects' | 'recordObject'>;
+  'createBucket' | 'getBucket' | 'setBucketAcl' | 'removeBucket' | 'listBuckets' | 'putObject' | 'headObject' | 'openObject' | 'readEntry' | 'removeObject' | 'listObjects' | 'recordObject'>;
 export type { ObjectWriteOptions } from '../files/index.js';

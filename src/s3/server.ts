@@ -10,7 +10,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { pipeline, Readable } from 'node:stream';
 import { TesseraError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { authenticate, type Authenticated } from './auth.js';
+import { ANONYMOUS } from './acl-access.js';
+import { authenticate, isSigned, type Authenticated } from './auth.js';
 import { objectLength, verifiedBody } from './body.js';
 import { S3Error, toS3Error } from './errors.js';
 import { matchRoute, type S3Context, type S3Method, type S3Principal, type S3Response, type S3Route } from './handler.js';
@@ -175,14 +176,12 @@ export class S3Server {
     const rawQuery = q < 0 ? '' : url.slice(q + 1);
     state.resource = rawPath;
     const addr = addressOf(rawPath, firstHeader(req.headers, 'host'), this.o.domain);
-    const auth: Authenticated<S3Principal> = await authenticate(
-      { method, rawPath, rawQuery, headers: req.headersDistinct },
-      this.now(),
-      async (id) => {
-        const k = await this.keys.get(id);
-        return k === null ? null : { secret: k.secretKey, principal: principalOf(k) };
-      },
-    );
+    const signed = { method, rawPath, rawQuery, headers: req.headersDistinct };
+    // An unsigned request is anonymous: it may only read what an ACL makes public (checked below and in the handler).
+    const auth: Authenticated<S3Principal> | undefined = !isSigned(signed) ? undefined : await authenticate(signed, this.now(), async (id) => {
+      const k = await this.keys.get(id);
+      return k === null ? null : { secret: k.secretKey, principal: principalOf(k) };
+    });
     const query = new URLSearchParams(rawQuery);
     const route = matchRoute(this.o.routes, method, addr.target, query, req.headers);
     const unhandled = S3_SUBRESOURCES.find((s) => query.has(s) && !(route?.query ?? []).includes(s));
@@ -190,13 +189,17 @@ export class S3Server {
       throw new S3Error('NotImplemented', `${method} ${addr.target === 'service' ? 'on the service' : `on ${addr.target === 'bucket' ? 'a bucket' : 'an object'}`}${unhandled ? ` with ?${unhandled}` : ''} is outside what tessera's S3 face serves (no ACLs, policies, versioning or lifecycle)`);
     }
     state.operation = route.name;
-    const principal = auth.principal;
-    if (route.access !== 'none' && addr.bucket !== undefined && !principalMay(principal, addr.bucket, route.access)) {
+    const principal = auth?.principal ?? ANONYMOUS;
+    if (auth === undefined && route.aclRead !== true) {
+      throw new S3Error('AccessDenied', `anonymous requests may only read objects and list buckets that an ACL makes public; sign the ${route.name} request with an access key (tessera s3 key create)`);
+    }
+    if (route.access !== 'none' && addr.bucket !== undefined && route.aclRead !== true && !principalMay(principal, addr.bucket, route.access)) {
       throw new S3Error('AccessDenied', `access key ${principal.accessKeyId} may not ${route.access} bucket '${addr.bucket}'`);
     }
     let bodyTaken = false;
     const body = (): Readable => {
       if (bodyTaken) throw new TesseraError('INTERNAL', 'the request body was read twice');
+      if (auth === undefined) throw new S3Error('AccessDenied', 'an anonymous request carries no body tessera reads');
       bodyTaken = true;
       if (expectContinue) res.writeContinue();
       return verifiedBody(req, req.headers, auth.payload, {
@@ -216,7 +219,7 @@ export class S3Server {
       principal,
       objects: this.o.objects,
       requestId,
-      bodyLength: objectLength(req.headers, auth.payload),
+      bodyLength: auth === undefined ? undefined : objectLength(req.headers, auth.payload),
       body,
       readBody: async (maxBytes) => {
         const parts: Buffer[] = [];

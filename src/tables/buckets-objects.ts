@@ -10,8 +10,11 @@ import { DEFAULT_POLICY, type RedundancyPolicy } from '../content/index.js';
 import { isSealedError, type ListOptions, type TableService } from './table-service.js';
 import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, decodeRecord, encodeRecord,
-  type BucketRecord, type ObjectRecord,
+  type BucketRecord, type ObjectRecord, type StoredCannedAcl,
 } from './records.js';
+
+/** What an S3 CreateBucket records beside the owner's id: its display name and canned ACL. */
+export type BucketAccess = Pick<BucketRecord, 'ownerName' | 'acl'>;
 
 export interface BucketEntry extends BucketRecord {
   readonly name: string;
@@ -95,10 +98,23 @@ export class BucketTable {
    * nodes both pass the check; the later timestamp wins and the other bucket's id is unreachable
    * (it is empty, having just been made).
    */
-  async create(name: string, policy: RedundancyPolicy = DEFAULT_POLICY, now = Date.now(), owner?: string): Promise<BucketEntry> {
+  async create(name: string, policy: RedundancyPolicy = DEFAULT_POLICY, now = Date.now(), owner?: string, access: BucketAccess = {}): Promise<BucketEntry> {
     checkBucketName(name);
     if ((await this.get(name)) !== null) throw new TesseraError('CONFLICT', `bucket '${name}' already exists; choose another name`);
-    const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy, ...(owner !== undefined ? { owner } : {}) });
+    const rec = checkBucketRecord({ id: randomBytes(16).toString('hex'), createdAt: now, policy, ...(owner !== undefined ? { owner } : {}), ...access });
+    await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
+    return { name, ...rec };
+  }
+
+  /**
+   * Rewrites a bucket's canned ACL (absent: private). The tables have no conditional write: a
+   * change racing the bucket's removal can write the record back, empty as it was removed.
+   */
+  async setAcl(name: string, acl: StoredCannedAcl | undefined): Promise<BucketEntry> {
+    const b = await this.get(name);
+    if (b === null) throw new TesseraError('NOT_FOUND', `bucket '${name}' does not exist`);
+    const { name: _name, acl: _old, ...rest } = b;
+    const rec = checkBucketRecord({ ...rest, ...(acl !== undefined ? { acl } : {}) });
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
     this.#remember(name, rec.id);
     return { name, ...rec };

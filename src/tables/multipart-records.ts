@@ -12,7 +12,10 @@ import { z } from 'zod';
 import { badInput, tooLarge } from '../errors.js';
 import { isFileId, policySchema, MAX_CREATED_AT_MS, MAX_FILE_BYTES, type RedundancyPolicy } from '../content/index.js';
 import { MAX_SORT_KEY_BYTES } from './entry.js';
-import { MAX_CONTENT_TYPE_CHARS, MAX_USER_METADATA_BYTES, checkObjectKey, checkRecord, decodeRecord, userMetaBytes } from './records.js';
+import {
+  MAX_CONTENT_TYPE_CHARS, MAX_USER_METADATA_BYTES, checkObjectKey, checkRecord, decodeRecord, storedCannedAclSchema, storedHeadersSchema, userMetaBytes,
+  type StoredCannedAcl,
+} from './records.js';
 
 export const UPLOAD_TABLE = 'mpupload';
 export const PART_TABLE = 'mppart';
@@ -39,6 +42,10 @@ export interface UploadRecord {
   readonly policy: RedundancyPolicy;
   /** Who began the upload (the access key's id and name), for ListMultipartUploads. */
   readonly initiator: { readonly id: string; readonly name: string };
+  /** Cache-Control, Expires and the like given when the upload began, for the completed object; absent when none were. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** The completed object's canned ACL; absent: private. */
+  readonly acl?: StoredCannedAcl;
   /**
    * Set once the upload is completed: what the completion made, so a client that repeats the
    * same completion (a retry after a lost answer) gets the same answer. Otherwise it is gone.
@@ -70,6 +77,8 @@ const uploadSchema = z
     userMeta: z.record(z.string().max(128), z.string().max(MAX_USER_METADATA_BYTES)),
     policy: policySchema,
     initiator: z.object({ id: z.string().max(MAX_PRINCIPAL_CHARS), name: z.string().max(MAX_PRINCIPAL_CHARS) }).strict(),
+    headers: storedHeadersSchema.optional(),
+    acl: storedCannedAclSchema.optional(),
     completed: z.object({ at: time, etag: z.string().max(MAX_ETAG_CHARS), size: z.number().int().min(0).max(MAX_FILE_BYTES), request: z.string().regex(/^[0-9a-f]{64}$/) }).strict().optional(),
   })
   .strict();

@@ -31,6 +31,21 @@ export const MAX_ETAG_CHARS = 80;
 export const MAX_CHECKSUMS = 4;
 export const MAX_CHECKSUM_CHARS = 128;
 export const BUCKET_ID_CHARS = 32;
+/**
+ * Canned ACLs a bucket or object may carry beyond `private`, which is the field's absence (so
+ * records written before ACLs read as private). What each grants is the S3 face's business.
+ */
+export const STORED_CANNED_ACLS = ['public-read', 'public-read-write', 'authenticated-read'] as const;
+export type StoredCannedAcl = (typeof STORED_CANNED_ACLS)[number];
+/** An owner's id (an S3 access key id) and display name (the key's name) at most. */
+export const MAX_OWNER_ID_CHARS = 64;
+export const MAX_OWNER_NAME_CHARS = 128;
+
+/** Who wrote an object: the S3 access key's id and name. */
+export interface RecordOwner {
+  readonly id: string;
+  readonly name: string;
+}
 
 const BUCKET_NAME_RE = /^[a-z0-9][a-z0-9.-]*[a-z0-9]$/;
 const IPV4_RE = /^\d{1,3}(\.\d{1,3}){3}$/;
@@ -65,6 +80,10 @@ export interface BucketRecord {
   readonly policy: RedundancyPolicy;
   /** The S3 access key id that created the bucket; absent for buckets made through the API or CLI. */
   readonly owner?: string;
+  /** The owning key's name when the bucket was made (S3's display name); absent before ACLs. */
+  readonly ownerName?: string;
+  /** Absent: private. */
+  readonly acl?: StoredCannedAcl;
 }
 
 export interface ObjectRecord {
@@ -80,15 +99,26 @@ export interface ObjectRecord {
   readonly headers?: Readonly<Record<string, string>>;
   /** A small object's bytes, sealed (content/inline-object.ts); its fileId is then INLINE_FILE_ID. */
   readonly inline?: Uint8Array;
+  /** The S3 access key that wrote the object; absent for objects written through the API or CLI (the cluster owns them). */
+  readonly owner?: RecordOwner;
+  /** Absent: private. */
+  readonly acl?: StoredCannedAcl;
 }
 
 const time = z.number().int().min(0).max(MAX_CREATED_AT_MS);
+const ownerId = z.string().regex(new RegExp(`^[A-Za-z0-9]{1,${MAX_OWNER_ID_CHARS}}$`));
+const ownerName = z.string().max(MAX_OWNER_NAME_CHARS);
+const cannedAcl = z.enum(STORED_CANNED_ACLS);
+export const recordOwnerSchema = z.object({ id: ownerId, name: ownerName }).strict();
 export const bucketRecordSchema = z
-  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema, owner: z.string().regex(/^[A-Za-z0-9]{1,64}$/).optional() })
+  .object({ id: z.string().regex(/^[0-9a-f]{32}$/), createdAt: time, policy: policySchema, owner: ownerId.optional(), ownerName: ownerName.optional(), acl: cannedAcl.optional() })
   .strict();
 
 const textMap = (maxEntries: number, nameRe: RegExp, maxValue: number) =>
   z.record(z.string().regex(nameRe), z.string().max(maxValue)).refine((m) => Object.keys(m).length <= maxEntries, `at most ${maxEntries} entries`);
+
+export const storedHeadersSchema = z.record(z.enum(STORED_HEADER_NAMES), z.string().max(MAX_STORED_HEADER_CHARS));
+export const storedCannedAclSchema = cannedAcl;
 
 export const objectRecordSchema = z
   .object({
@@ -99,10 +129,17 @@ export const objectRecordSchema = z
     contentType: z.string().max(MAX_CONTENT_TYPE_CHARS),
     userMeta: textMap(MAX_USER_METADATA_BYTES, META_NAME_RE, MAX_USER_METADATA_BYTES),
     mtime: time,
-    headers: z.record(z.enum(STORED_HEADER_NAMES), z.string().max(MAX_STORED_HEADER_CHARS)).optional(),
+    headers: storedHeadersSchema.optional(),
     inline: z.instanceof(Uint8Array).refine((b) => b.length <= MAX_INLINE_SEALED_BYTES, `at most ${MAX_INLINE_SEALED_BYTES} bytes`).optional(),
+    owner: recordOwnerSchema.optional(),
+    acl: cannedAcl.optional(),
   })
   .strict();
+
+/** The pair as an object's owner, or undefined when it is not one (an id that is no S3 access key id). */
+export function asRecordOwner(v: { id: string; name: string }): RecordOwner | undefined {
+  return recordOwnerSchema.safeParse(v).success ? { id: v.id, name: v.name } : undefined;
+}
 
 export function userMetaBytes(meta: Readonly<Record<string, string>>): number {
   let n = 0;
