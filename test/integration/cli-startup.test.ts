@@ -90,6 +90,9 @@ test('client commands against a running node load only the client', async (t) =>
   const status = await traced(['status', '--json', ...api]);
   assertLean(['status'], status);
   assert.ok(status.loaded.includes(CLIENT_URL), 'status loaded the HTTP client');
+  for (const tlsSide of ['node:tls', 'node:https', 'node:crypto']) {
+    assert.ok(!status.loaded.includes(tlsSide), `status against a plain HTTP API loaded ${tlsSide}`);
+  }
   assert.equal((JSON.parse(status.stdout) as { nodeId: string }).nodeId, n.nodeId);
 
   const put = await traced(['put', input, '--name', 'lean.bin', '--replicas', '1', '--json', ...api]);
