@@ -4,19 +4,36 @@
 // everything else `tessera --version` does after Node itself has started (resolving, reading and
 // linking each); as one file they cost a few milliseconds.
 //
-// Only the CLI's own statically imported modules and commander go into the file. Modules outside
-// src/cli/ (errors.js with the TesseraError class the error reporting checks, version.js which
-// finds package.json from its own path, constants) and every dynamic import (each command's code,
-// loaded when the command runs) stay separate files, imported from main.js by a relative path, so
-// each exists once in a process.
+// Only the CLI's own statically imported modules, commander, the package's version (as a literal)
+// and modules outside src/cli/ that hold nothing but constants go into the file. Other modules
+// outside src/cli/ (errors.js with the TesseraError class the error reporting checks) and every
+// dynamic import (each command's code, loaded when the command runs) stay separate files,
+// imported from main.js by a relative path, so each exists once in a process.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
-import { dirname, relative, resolve, sep } from 'node:path';
+import { chmodSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const entry = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const cliDir = dirname(entry);
 const srcDir = dirname(cliDir);
+
+const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
+
+/**
+ * Whether a compiled module holds nothing but constants (`export const NAME = literal or
+ * arithmetic;`, comments): such a module may have a copy in the file, since two copies of a
+ * number or a name are the same, and each module file the command opens costs a resolve, a read
+ * through the thread pool and a link at every start. Anything else (a class, a function, state,
+ * an import) stays one shared file.
+ */
+function constantsOnly(abs) {
+  const code = readFileSync(abs, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '')
+    .trim();
+  return code.split(';').every((stmt) => stmt.trim() === '' || /^export const [A-Z][A-Z0-9_]* = [-\w\s.<>*+'"()]+$/.test(stmt.trim()));
+}
 
 /** The path main.js imports `abs` by, once it sits where main.js is. */
 function fromMain(abs) {
@@ -57,10 +74,14 @@ await build({
         b.onResolve({ filter: /^\./ }, (args) => {
           const abs = resolve(args.resolveDir, args.path);
           const shared = abs.startsWith(srcDir + sep) && !abs.startsWith(cliDir + sep);
-          if (args.kind === 'dynamic-import' || shared) return { path: fromMain(abs), external: true };
+          if (args.kind === 'dynamic-import') return { path: fromMain(abs), external: true };
+          // version.js reads package.json through require() at its start; the file takes the value.
+          if (abs === join(srcDir, 'version.js')) return { path: abs, namespace: 'version-literal' };
+          if (shared && !constantsOnly(abs)) return { path: fromMain(abs), external: true };
           // The CLI's own modules and commander's files (relative imports inside node_modules).
           return undefined;
         });
+        b.onLoad({ filter: /.*/, namespace: 'version-literal' }, () => ({ contents: `export const VERSION = ${JSON.stringify(version)};`, loader: 'js' }));
       },
     },
   ],

@@ -4,7 +4,6 @@
  * API speaks HTTPS with the self-signed certificate `init` made; the directory's permissions
  * are what keeps other local users out.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ApiTlsTrust, TesseraClient } from '../client/index.js';
@@ -27,6 +26,8 @@ async function pinnedTrust(certFile: string): Promise<ApiTlsTrust> {
   } catch (e) {
     throw new TesseraError('NOT_FOUND', `cannot read the API certificate to pin at ${certFile}: ${(e as Error).message}`);
   }
+  // node:crypto is a few dozen internal modules; only a pinned certificate needs it.
+  const { X509Certificate } = await import('node:crypto');
   try {
     return { certPem: pem, fingerprint256: new X509Certificate(pem).fingerprint256 };
   } catch (e) {

@@ -4,6 +4,7 @@
  * commander and turns every failure into one line on stderr and a meaningful exit code.
  */
 import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
 import { EXIT_CODES, TesseraError } from '../errors.js';
 import { registerInit } from './commands/init.js';
 import { registerNode } from './commands/node.js';
@@ -19,12 +20,65 @@ import { registerDrain } from './commands/drain.js';
 import { registerS3 } from './commands/s3.js';
 import { VERSION } from '../version.js';
 
+// Imported as an ES module, node:fs makes all its exports at once, its stream classes among
+// them, which loads Node's stream modules; require() leaves those until they are used.
+const { fstatSync, statSync, writeSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+
+/**
+ * Whether descriptor 1 may be a terminal, told without process.stdout or node:tty (each loads
+ * Node's stream modules): a character device other than /dev/null. Only then does the help ask
+ * process.stdout for the terminal's width and colours.
+ */
+function stdoutMayBeTerminal(): boolean {
+  try {
+    const st = fstatSync(1);
+    return st.isCharacterDevice() && st.rdev !== statSync('/dev/null').rdev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes commander's own output (help, version) straight to descriptor 1. process.stdout is a
+ * stream, and making it loads Node's stream modules: about a third of what `tessera --version`
+ * cost after Node itself had started. A reader that went away ends the output quietly; a
+ * non-blocking descriptor that is full gets the rest through process.stdout.
+ */
+function writeOut(text: string): void {
+  let rest = Buffer.from(text);
+  try {
+    while (rest.length > 0) rest = rest.subarray(writeSync(1, rest));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') return;
+    if (code === 'EAGAIN') process.stdout.write(rest);
+    else throw err;
+  }
+}
+
 export function buildProgram(): Command {
-  const program = new Command('tessera')
+  const program = new Command('tessera');
+  const output = program.configureOutput();
+  program
     .description('distributed, content-addressed, encrypted storage')
+    // Before the commands are declared: each copies its parent's output settings. tessera's help
+    // has no colours of its own, so off a terminal there are none to keep.
+    .configureOutput({
+      writeOut,
+      // 80 columns is commander's own width when it is told none.
+      getOutHelpWidth: () => (stdoutMayBeTerminal() ? (output.getOutHelpWidth?.() ?? 80) : 80),
+      getOutHasColors: () => stdoutMayBeTerminal() && output.getOutHasColors?.() === true,
+    })
     .version(VERSION)
     .showSuggestionAfterError(true)
-    .exitOverride();
+    .exitOverride()
+    // A reader that goes away (`tessera ls | head`) is a normal end, not a crash. Set when a
+    // command runs rather than at start, so help and version never make process.stdout.
+    .hook('preAction', () => {
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') process.exit(0);
+      });
+    });
   registerInit(program);
   registerNode(program);
   registerPeers(program);
@@ -77,10 +131,6 @@ export function reportError(err: unknown): number {
 }
 
 async function main(): Promise<void> {
-  // A reader that goes away (`tessera ls | head`) is a normal end, not a crash.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (err) {

@@ -3,7 +3,7 @@
  * used again and again. Node's HTTP client hands over each socket read as a fresh 64 KiB buffer
  * and runs it through its parser and a stream: on loopback that halved the speed a node serves a
  * file at, next to curl. Here the socket fills a 4 MiB batch read after read; a full batch goes
- * to the sink (one write) while the next batch fills, so the disk and the network overlap; when
+ * to the sink (one piece) while the next batch fills, so the disk and the network overlap; when
  * every batch waits for the sink, the socket is no longer read until one is free.
  */
 import type { OnReadOpts, Socket } from 'node:net';

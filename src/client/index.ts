@@ -3,9 +3,10 @@
  * 'tessera'` gives a program.
  */
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions as HttpRequestOptions } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createRequire } from 'node:module';
 import { connect as connectTcp, type OnReadOpts, type Socket } from 'node:net';
-import { connect as connectTls, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import type { connect as connectTls, ConnectionOptions, PeerCertificate } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
@@ -23,7 +24,21 @@ const UPLOAD_ANSWER_GRACE_MS = 1_000;
  * them (ECONNRESET on the next request), and a connection on loopback or a LAN is cheap.
  */
 const agent = new Agent({ keepAlive: false });
-const httpsAgent = new HttpsAgent({ keepAlive: false });
+
+/**
+ * node:https and node:tls, with node:crypto under them, loaded on the first HTTPS request:
+ * required at the top they cost every client command's start, and a plain HTTP API needs none.
+ */
+let tlsModules: { request: typeof httpsRequest; agent: HttpsAgent; connect: typeof connectTls } | undefined;
+function tlsSide(): NonNullable<typeof tlsModules> {
+  if (!tlsModules) {
+    const load = createRequire(import.meta.url);
+    const https = load('node:https') as typeof import('node:https');
+    const tls = load('node:tls') as typeof import('node:tls');
+    tlsModules = { request: https.request, agent: new https.Agent({ keepAlive: false }), connect: tls.connect };
+  }
+  return tlsModules;
+}
 
 /**
  * How the client trusts a node's HTTPS API: a pinned certificate (the self-signed one `init`
@@ -102,7 +117,8 @@ export class TesseraClient {
   private send(o: HttpRequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
     const t = this.tls;
     if (t === undefined) return request({ ...o, agent }, onResponse);
-    return httpsRequest({ ...o, agent: httpsAgent, ...this.tlsTrust(t) }, onResponse);
+    const https = tlsSide();
+    return https.request({ ...o, agent: https.agent, ...this.tlsTrust(t) }, onResponse);
   }
 
   /** A raw connection for a download, read with `onread`; TLS with the same trust as every request. */
@@ -111,7 +127,7 @@ export class TesseraClient {
     if (t === undefined) return connectTcp({ host: this.host, port: this.port, onread });
     // tls.connect takes `onread` as net.connect does (the TLS socket reads decrypted bytes into it);
     // @types/node leaves it out of ConnectionOptions.
-    return connectTls({ host: this.host, port: this.port, onread, ...this.tlsTrust(t) } as ConnectionOptions);
+    return tlsSide().connect({ host: this.host, port: this.port, onread, ...this.tlsTrust(t) } as ConnectionOptions);
   }
 
   status(): Promise<StatusView> {

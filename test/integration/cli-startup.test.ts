@@ -17,6 +17,7 @@ import { CLI_PATH, LocalCluster } from '../../src/cli/local-cluster.js';
 const RECORDER = new URL('../helpers/record-imports.js', import.meta.url).href;
 const CLI_URL = pathToFileURL(CLI_PATH).href;
 const CLIENT_URL = new URL('../../src/client/index.js', import.meta.url).href;
+const ERRORS_URL = new URL('../../src/errors.js', import.meta.url).href;
 
 /** What a client command has no use for, by where it lives. */
 const UNWANTED: Array<{ what: string; re: RegExp }> = [
@@ -62,6 +63,10 @@ test('--version and --help load no storage engine, logger, schema library or com
     const run = await traced(args);
     assertLean(args, run);
     assert.ok(!run.loaded.includes(CLIENT_URL), `tessera ${args.join(' ')} talks to no node, so it needs no HTTP client`);
+    // Each file costs a resolve, a read and a link at every start: the bundle holds the rest.
+    const files = run.loaded.filter((u) => u.startsWith('file:') && !u.endsWith('/record-imports-hooks.js') && !u.endsWith('/record-imports.js'));
+    assert.deepEqual(files.sort(), [CLI_URL, ERRORS_URL].sort(), `tessera ${args.join(' ')} opened only its own file and errors.js`);
+    assert.ok(!run.loaded.includes('node:crypto'), `tessera ${args.join(' ')} loaded node:crypto`);
   }
   assert.match((await traced(['--version'])).stdout, /^\d+\.\d+\.\d+\n$/);
 });
@@ -85,6 +90,9 @@ test('client commands against a running node load only the client', async (t) =>
   const status = await traced(['status', '--json', ...api]);
   assertLean(['status'], status);
   assert.ok(status.loaded.includes(CLIENT_URL), 'status loaded the HTTP client');
+  for (const tlsSide of ['node:tls', 'node:https', 'node:crypto']) {
+    assert.ok(!status.loaded.includes(tlsSide), `status against a plain HTTP API loaded ${tlsSide}`);
+  }
   assert.equal((JSON.parse(status.stdout) as { nodeId: string }).nodeId, n.nodeId);
 
   const put = await traced(['put', input, '--name', 'lean.bin', '--replicas', '1', '--json', ...api]);

@@ -11,7 +11,7 @@ import { isatty } from 'node:tty';
 import type { DownloadSink } from '../../client/index.js';
 import { badInput, isTesseraError } from '../../errors.js';
 import { clientFrom } from '../context.js';
-import { fdSink, streamSink } from '../download-sinks.js';
+import { FILE_WRITE_BYTES, fdSink, fileSink, streamSink } from '../download-sinks.js';
 import { startProgress, wantProgress, type Progress } from '../progress.js';
 import { abortOnInterrupt, asTransferError, ioError, type CommonFlags } from './transfer.js';
 
@@ -81,17 +81,20 @@ async function checkOutputPath(out: string): Promise<void> {
 }
 
 /**
- * Whether standard output takes plain blocking writes: a file, or a device that is not a
- * terminal (/dev/null). Pipes and terminals go through process.stdout, which handles their
- * non-blocking writes and a reader that goes away.
+ * How standard output takes the bytes: plain writes of at most so many bytes when it is a file
+ * (FILE_WRITE_BYTES, see there) or a device that is not a terminal (/dev/null: whole pieces), or
+ * undefined for pipes and terminals, which go through process.stdout (it handles their
+ * non-blocking writes and a reader that goes away).
  */
-function stdoutTakesPlainWrites(): boolean {
+function stdoutPlainWriteBytes(): number | undefined {
   try {
     const st = fstatSync(1);
-    return st.isFile() || (st.isCharacterDevice() && !isatty(1));
+    if (st.isFile()) return FILE_WRITE_BYTES;
+    if (st.isCharacterDevice() && !isatty(1)) return Number.MAX_SAFE_INTEGER;
   } catch {
-    return false;
+    // Closed or odd: process.stdout reports what is wrong when written.
   }
+  return undefined;
 }
 
 export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
@@ -113,7 +116,11 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
     const onBytes = (n: number) => bar.add(n);
     let sink: DownloadSink;
     if (out === undefined) {
-      sink = stdoutTakesPlainWrites() ? fdSink(1, { onBytes, writeError: (err) => ioError(err, 'cannot write to standard output') }) : streamSink(process.stdout, onBytes);
+      const maxWrite = stdoutPlainWriteBytes();
+      sink =
+        maxWrite === undefined
+          ? streamSink(process.stdout, onBytes)
+          : fdSink(1, maxWrite, { onBytes, writeError: (err) => ioError(err, 'cannot write to standard output') });
     } else {
       temp = tempPathFor(out);
       try {
@@ -121,7 +128,7 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
       } catch (err) {
         throw ioError(err, `cannot write '${out}'`);
       }
-      sink = fdSink(fh.fd, { onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
+      sink = fileSink(fh.fd, 0, { onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
     }
     sink.begin = (info) => bar.setTotal(info.size);
     const res = range === 'empty' ? undefined : await client.download(ref, sink, { ...range, signal: abort.signal });
