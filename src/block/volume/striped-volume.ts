@@ -14,6 +14,7 @@ import { withTimeout, type VolumeMember } from './member.js';
 import { computeParity, reconstruct } from './parity.js';
 import { MemoryBlobStorage, type BlobStorage, type LogStorage } from './storage.js';
 import { SECTOR_BYTES } from './seal.js';
+import { SealingFailed } from './seal-pool.js';
 import { StripeLocks } from './stripe-lock.js';
 
 /** NBD clients send at most 32 MiB per request; the volume refuses more. */
@@ -251,6 +252,8 @@ export class StripedVolume implements BlockDevice {
       // A write that failed authentication re-read part of a sector: the member is taken down and
       // the units it misses are rebuilt by resync, like any other write it could not take.
       if (isTesseraError(e, 'CORRUPT') && what !== 'write') throw new MemberCorrupt(j, e);
+      // The master's own sealing worker died with the request: the member is not at fault.
+      if (e instanceof SealingFailed) throw e;
       // Our own bad arguments and a newer master's fence are not the member's fault.
       if (isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE') || isTesseraError(e, 'CONFLICT')) throw e;
       await this.fail(j, e);
