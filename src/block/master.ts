@@ -14,7 +14,7 @@ import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
 import { deriveVolumeKey, SECTOR_BYTES, SectorSealer, sealedUnitBytes } from './volume/seal.js';
 import { MAX_VERSIONED_SECTORS, SealVersions } from './volume/seal-versions.js';
 import { SealedMember } from './volume/sealed-member.js';
-import { DEFAULT_SEAL_WORKERS, SealPool } from './volume/seal-pool.js';
+import { DEFAULT_SEAL_WORKERS, MAX_SEAL_WORKERS, SealPool } from './volume/seal-pool.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
 import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
 
@@ -102,6 +102,8 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
 
   constructor(private readonly o: MasterOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
+    // A bad value stops the node at start-up, not at the first volume's open.
+    sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]);
   }
 
   start(): void {
@@ -371,9 +373,19 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   }
 
   private sealPool(): SealPool | undefined {
-    const workers = this.o.sealWorkers ?? DEFAULT_SEAL_WORKERS;
+    const workers = this.o.sealWorkers ?? sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]) ?? DEFAULT_SEAL_WORKERS;
     if (workers === 0 || this.closed) return undefined;
     this.pool ??= new SealPool({ workers, logger: this.log });
     return this.pool;
   }
+}
+
+/** Sealing workers a master starts, when set (0 to MAX_SEAL_WORKERS): machines with cores to spare. */
+export const SEAL_WORKERS_ENV = 'TESSERA_SEAL_WORKERS';
+
+export function sealWorkersFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_SEAL_WORKERS) throw badInput(`${SEAL_WORKERS_ENV} must be a whole number from 0 to ${MAX_SEAL_WORKERS}, got '${value}'`);
+  return n;
 }

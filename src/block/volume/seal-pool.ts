@@ -27,8 +27,13 @@ import { badInput, TesseraError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import type { OpenedRun, SealerSpec, SealLane, SectorSealer } from './seal.js';
 
-/** Workers by default: one fewer than the cores (the master's own thread is busy too), at least one. */
-export const DEFAULT_SEAL_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
+/**
+ * Workers a master starts by default: two fewer than the cores, at most 4. The master's own
+ * thread, the NBD client and the member nodes' work already take two cores; on a 2-core machine
+ * a worker only adds its hand-off (measured there: sequential transfers at about half the speed
+ * with one worker than without, README "What sealing costs"), so there the pool is off.
+ */
+export const DEFAULT_SEAL_WORKERS = Math.max(0, Math.min(4, availableParallelism() - 2));
 export const MAX_SEAL_WORKERS = 16;
 /** Jobs handed over at once, all workers together; more are sealed in line. */
 export const DEFAULT_SEAL_POOL_JOBS = 64;

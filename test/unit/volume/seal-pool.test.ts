@@ -12,6 +12,7 @@ import { SealedMember } from '../../../src/block/volume/sealed-member.js';
 import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
 import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 import { isTesseraError } from '../../../src/errors.js';
+import { sealWorkersFromEnv } from '../../../src/block/master.js';
 
 const VOLUME_ID = '0123456789abcdef';
 const RUN_SECTORS = SEAL_OFFLOAD_MIN_BYTES / SECTOR_BYTES;
@@ -99,6 +100,14 @@ describe('sealing pool', () => {
     assert.ok(byBytes.pool.load().bytes <= 3 * SEAL_OFFLOAD_MIN_BYTES);
     await Promise.all(big.map((r) => r.rec));
     assert.throws(() => new SealPool({ workers: 0 }), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
+  });
+
+  it('takes a worker count from the environment only within its bounds', () => {
+    assert.equal(sealWorkersFromEnv(undefined), undefined);
+    assert.equal(sealWorkersFromEnv(''), undefined);
+    assert.equal(sealWorkersFromEnv('0'), 0);
+    assert.equal(sealWorkersFromEnv('16'), 16);
+    for (const bad of ['17', '-1', '1.5', 'two']) assert.throws(() => sealWorkersFromEnv(bad), (e: unknown) => isTesseraError(e, 'BAD_INPUT'), bad);
   });
 
   it('fails an open whose worker dies with an I/O error, re-seals a seal in line, and starts another worker', async () => {
