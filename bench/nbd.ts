@@ -5,7 +5,8 @@
  * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit, which
  * runs before and after every tessera run of the same workload. Each run's CPU time (client plus
  * server processes) is printed per MiB or per op, so the figures say where the machine's two
- * cores go, not only how fast the run was.
+ * cores go, not only how fast the run was. The master inherits this process's environment, so
+ * `TESSERA_SEAL_WORKERS=N npm run bench -- nbd` compares sealing on worker threads with in line.
  * Goals: sequential ≥ 0.4× nbdkit memory, random 4K ≥ 0.3×.
  */
 import { spawn, execFile } from 'node:child_process';
@@ -20,6 +21,8 @@ import { VolumeCluster } from '../test/integration/volume-harness.js';
 import { bracketingBaselines, median } from './bench-stats.js';
 import { measureCpu } from './cpu-time.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
+import { DEFAULT_SEAL_WORKERS } from '../src/block/volume/seal-pool.js';
+import { SEAL_WORKERS_ENV, sealWorkersFromEnv } from '../src/block/master.js';
 
 const MiB = 1 << 20;
 const TOOL_TIMEOUT_MS = 600_000;
@@ -152,7 +155,8 @@ export async function main(args: string[]): Promise<void> {
       volumes.push(v);
       ratios.set(v, series());
     }
-    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
+    const workers = sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]) ?? DEFAULT_SEAL_WORKERS;
+    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32; the master seals runs of 64 KiB+ on ${workers} worker thread(s) (${SEAL_WORKERS_ENV})\n`);
     // One untimed pass allocates whatever each target allocates lazily.
     for (const t of [kit, ...volumes]) await exec('nbdcopy', [...COPY, src, t.uri]);
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed
