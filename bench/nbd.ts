@@ -5,7 +5,8 @@
  * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit, which
  * runs before and after every tessera run of the same workload. Each run's CPU time (client plus
  * server processes) is printed per MiB or per op, so the figures say where the machine's two
- * cores go, not only how fast the run was.
+ * cores go, not only how fast the run was. The master inherits this process's environment, so
+ * `TESSERA_SEAL_WORKERS=N npm run bench -- nbd` compares sealing on worker threads with in line.
  * A second peer, where QEMU is installed: the quorum mirror of `qemu-mirror.ts` (two qemu-nbd
  * children over TLS), the off-the-shelf counterpart of a raid1 volume; each tessera volume's
  * figure is also given against it, run for run.
@@ -25,6 +26,8 @@ import { bracketingBaselines, median } from './bench-stats.js';
 import { measureCpu } from './cpu-time.js';
 import { haveProgram, QEMU_NBD, QEMU_STORAGE_DAEMON, startQemuMirror, type QemuMirror } from './qemu-mirror.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
+import { DEFAULT_SEAL_WORKERS } from '../src/block/volume/seal-pool.js';
+import { SEAL_WORKERS_ENV, sealWorkersFromEnv } from '../src/block/master.js';
 
 const MiB = 1 << 20;
 const TOOL_TIMEOUT_MS = 600_000;
@@ -175,7 +178,8 @@ export async function main(args: string[]): Promise<void> {
       targets.push(peer);
       ratios.set(peer, series());
     }
-    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32\n`);
+    const workers = sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]) ?? DEFAULT_SEAL_WORKERS;
+    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32; the master seals runs of 64 KiB+ on ${workers} worker thread(s) (${SEAL_WORKERS_ENV})\n`);
     // One untimed pass allocates whatever each target allocates lazily.
     for (const t of [kit, ...targets]) await exec('nbdcopy', [...COPY, src, t.uri]);
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed

@@ -14,6 +14,7 @@ import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
 import { deriveVolumeKey, SECTOR_BYTES, SectorSealer, sealedUnitBytes } from './volume/seal.js';
 import { MAX_VERSIONED_SECTORS, SealVersions } from './volume/seal-versions.js';
 import { SealedMember } from './volume/sealed-member.js';
+import { DEFAULT_SEAL_WORKERS, MAX_SEAL_WORKERS, SealPool } from './volume/seal-pool.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
 import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
 
@@ -45,13 +46,16 @@ export interface MasterOptions {
   /** Nodes alive now, self included: candidates for a replacement member. */
   aliveIds(): string[];
   memberTimeoutMs?: number;
+  /** Worker threads that seal and open large runs (seal-pool.ts); 0 keeps all sealing on the master's thread. */
+  sealWorkers?: number;
   logger?: Logger;
 }
 
-/** A volume's sealing state for one run of the master: its sealer and the per-sector versions. */
+/** A volume's sealing state for one run of the master: its sealer, the per-sector versions, its lane to the sealing workers. */
 interface Sealing {
   sealer: SectorSealer;
   versions: SealVersions;
+  lane: { close(): void } | undefined;
 }
 
 interface Open {
@@ -93,9 +97,13 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
   private closed = false;
   private readonly takeoverTry = new Map<string, number>();
   private readonly startedAt = Date.now();
+  /** Started with the first volume opened: a master serving none runs no threads for it. */
+  private pool: SealPool | undefined;
 
   constructor(private readonly o: MasterOptions) {
     this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
+    // A bad value stops the node at start-up, not at the first volume's open.
+    sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]);
   }
 
   start(): void {
@@ -144,7 +152,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     // Fenced: the members now refuse this master's writes, so stop serving rather than fail each one.
     this.open_.delete(rec.name);
     this.log.warn({ volume: rec.name, master: rec.master }, 'another master took this volume over; no longer serving it');
-    void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined);
+    void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined).finally(() => e.sealing?.lane?.close());
   }
 
   /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
@@ -171,6 +179,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     });
     entry.ready.catch((err: unknown) => {
       this.log.error({ volume: rec.name, err: (err as Error).message }, 'volume could not be opened');
+      entry.sealing?.lane?.close();
       if (this.open_.get(rec.name) === entry) this.open_.delete(rec.name);
     });
     this.open_.set(rec.name, entry);
@@ -210,7 +219,10 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     if (!versions.tracking) {
       this.log.warn({ volume: rec.name, sectors: rec.members.length * sectorsPerMember, max: MAX_VERSIONED_SECTORS }, 'volume too large to keep sector versions for: a member replaying an older sealed record of a sector is not detected');
     }
-    const sealing: Sealing = { sealer: new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id), versions };
+    const sealer = new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
+    const lane = this.sealPool()?.lane(sealer);
+    sealer.offload(lane);
+    const sealing: Sealing = { sealer, versions, lane };
     entry.sealing = sealing;
     const v = await StripedVolume.open({
       layout: layoutOf(rec),
@@ -306,6 +318,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       this.open_.delete(rec.name);
       const v = await e.ready.catch(() => undefined);
       await v?.close().catch(() => undefined);
+      e.sealing?.lane?.close();
     }
     await rm(this.stateDir(rec), { recursive: true, force: true });
   }
@@ -356,5 +369,23 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       const v = await e.ready.catch(() => undefined);
       await v?.close();
     }));
+    await this.pool?.close();
   }
+
+  private sealPool(): SealPool | undefined {
+    const workers = this.o.sealWorkers ?? sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]) ?? DEFAULT_SEAL_WORKERS;
+    if (workers === 0 || this.closed) return undefined;
+    this.pool ??= new SealPool({ workers, logger: this.log });
+    return this.pool;
+  }
+}
+
+/** Sealing workers a master starts, when set (0 to MAX_SEAL_WORKERS): machines with cores to spare. */
+export const SEAL_WORKERS_ENV = 'TESSERA_SEAL_WORKERS';
+
+export function sealWorkersFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_SEAL_WORKERS) throw badInput(`${SEAL_WORKERS_ENV} must be a whole number from 0 to ${MAX_SEAL_WORKERS}, got '${value}'`);
+  return n;
 }

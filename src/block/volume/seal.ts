@@ -50,6 +50,41 @@ const FORMAT_AT = TAG_AT + SEAL_TAG_BYTES;
 
 /** What open() returns for a record that fails authentication. */
 export const BAD_RECORD = -1;
+/**
+ * Runs at least this large (plaintext bytes) are sealed and opened by the sealing workers when
+ * the volume has them (seal-pool.ts): the master's event loop keeps moving other requests' bytes
+ * meanwhile. Smaller ones, a 4 KiB random write's few sectors, stay in line, where the hand-off
+ * would cost more than the sealing.
+ */
+export const SEAL_OFFLOAD_MIN_BYTES = 64 << 10;
+
+/** A sealed run: its records (or their sealing under way) and the version of its first sector. */
+export interface SealedRun {
+  rec: Buffer | Promise<Buffer>;
+  firstVersion: number;
+}
+
+/** An opened run: plaintext at the start of `plain`, and what open() returned per record. */
+export interface OpenedRun {
+  plain: Buffer;
+  versions: Float64Array;
+}
+
+/** The fields that rebuild a sealer in a sealing worker. */
+export interface SealerSpec {
+  key: Uint8Array;
+  volumeId: string;
+  nonceRandom: Uint8Array;
+}
+
+/** A sealer's way to the sealing workers (seal-pool.ts). */
+export interface SealLane {
+  /** Whether the pool's bounded queue takes another job of `bytes` now; if not, the caller works in line. */
+  hasRoom(bytes: number): boolean;
+  /** Seals the sectors placed in `rec`'s record slots; `rec` must own its whole ArrayBuffer (it is moved). */
+  seal(rec: Buffer, firstSector: number, firstVersion: number, n: number): Promise<Buffer>;
+  open(rec: Buffer, firstSector: number, n: number): Promise<OpenedRun>;
+}
 
 /** Bytes a member stores for a stripe unit of `unitSize` plaintext bytes. */
 export function sealedUnitBytes(unitSize: number): number {
@@ -78,17 +113,32 @@ export function recordVersion(rec: Buffer, at: number): number {
 export class SectorSealer {
   private readonly aad = Buffer.alloc(AAD_BYTES);
   /** Drawn once per sealer (per open of the volume): the half of each nonce that is not the version. */
-  private readonly nonceRandom = randomBytes(NONCE_RANDOM_BYTES);
+  private readonly nonceRandom: Buffer;
   /** Runs sealed in this turn of the event loop, by the plaintext buffer and first sector. */
-  private readonly recent = new Map<Buffer, Map<number, { rec: Buffer; firstVersion: number }>>();
+  private readonly recent = new Map<Buffer, Map<number, SealedRun>>();
+  /** Where runs of SEAL_OFFLOAD_MIN_BYTES and more are sealed and opened (seal-pool.ts); none: in line. */
+  private lane: SealLane | undefined;
 
-  /** `volumeId` is the record's 16 hex digits; it goes into every sector's associated data. */
-  constructor(private readonly key: Buffer, volumeId: string) {
+  /**
+   * `volumeId` is the record's 16 hex digits; it goes into every sector's associated data.
+   * `nonceRandom` is given only to a copy of a sealer in a sealing worker (see spec()).
+   */
+  constructor(private readonly key: Buffer, private readonly volumeId: string, nonceRandom?: Uint8Array) {
     if (key.length !== VOLUME_KEY_BYTES) throw badInput(`volume key must be ${VOLUME_KEY_BYTES} bytes, got ${key.length}`);
     const tag = Buffer.from(volumeId, 'hex');
     if (tag.length !== 8) throw badInput(`volume id must be 16 hex digits, got '${volumeId}'`);
     tag.copy(this.aad, 0);
+    if (nonceRandom !== undefined && nonceRandom.length !== NONCE_RANDOM_BYTES) throw badInput(`a nonce's random half is ${NONCE_RANDOM_BYTES} bytes, got ${nonceRandom.length}`);
+    this.nonceRandom = nonceRandom !== undefined ? Buffer.from(nonceRandom) : randomBytes(NONCE_RANDOM_BYTES);
   }
+
+  /** What a sealing worker needs to build the same sealer: same key, volume and nonce half. */
+  spec(): SealerSpec {
+    return { key: new Uint8Array(this.key), volumeId: this.volumeId, nonceRandom: new Uint8Array(this.nonceRandom) };
+  }
+
+  /** Seals and opens runs of SEAL_OFFLOAD_MIN_BYTES and more on `lane` from now on. */
+  offload(lane: SealLane | undefined): void { this.lane = lane; }
 
   private aadFor(sector: number): Buffer {
     this.aad.writeUInt32BE(Math.floor(sector / 2 ** 32), 8);
@@ -120,16 +170,30 @@ export class SectorSealer {
    * offset to every mirror: records are bound to their position, not to a member, so the mirrors
    * get the records sealed once (identical ciphertext of identical plaintext; no nonce meets two
    * plaintexts) and the versions of that sealing, which the returned firstVersion tells. Only
-   * within one turn of the event loop, while the caller cannot have changed the buffer.
+   * within one turn of the event loop, while the caller cannot have changed the buffer. A run
+   * handed to a sealing worker may be sealed again from `plain` should the worker die, so the
+   * caller leaves `plain` as it is until `rec` settles (a write in flight does).
    */
-  sealRun(plain: Buffer, firstSector: number, firstVersion: () => number): { rec: Buffer; firstVersion: number } {
+  sealRun(plain: Buffer, firstSector: number, firstVersion: () => number): SealedRun {
     const n = plain.length / SECTOR_BYTES;
     if (!Number.isInteger(n)) throw badInput(`a sealed run is whole ${SECTOR_BYTES}-byte sectors, got ${plain.length} bytes`);
     const hit = this.recent.get(plain)?.get(firstSector);
     if (hit !== undefined) return hit;
     const v = firstVersion();
-    const rec = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
-    for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, v + i, rec, i * SEALED_SECTOR_BYTES);
+    let rec: Buffer | Promise<Buffer>;
+    if (plain.length >= SEAL_OFFLOAD_MIN_BYTES && this.lane?.hasRoom(n * SEALED_SECTOR_BYTES) === true) {
+      // The worker seals in place: each sector is placed in its record's slot (one copy, into
+      // a buffer of its own that is moved to the worker and back, not copied again). The
+      // caller's buffer is not lent out, so it may change once this returns.
+      const own = Buffer.allocUnsafeSlow(n * SEALED_SECTOR_BYTES);
+      for (let i = 0; i < n; i++) plain.copy(own, i * SEALED_SECTOR_BYTES, i * SECTOR_BYTES, (i + 1) * SECTOR_BYTES);
+      // A worker that dies takes `own` with it: the run is sealed again here, under the same
+      // versions (the same nonces over the same plaintext give the same records, and the lost
+      // ones never reached a member). A write is never left half done across a parity stripe.
+      rec = this.lane.seal(own, firstSector, v, n).catch(() => this.sealCopy(plain, firstSector, v, n));
+    } else {
+      rec = this.sealCopy(plain, firstSector, v, n);
+    }
     let bySector = this.recent.get(plain);
     if (bySector === undefined) {
       if (this.recent.size === 0) setImmediate(() => this.recent.clear());
@@ -139,6 +203,42 @@ export class SectorSealer {
     const run = { rec, firstVersion: v };
     bySector.set(firstSector, run);
     return run;
+  }
+
+  /**
+   * Opens `n` records at the start of `rec` in place and moves each plaintext sector down over
+   * the trailers, so `rec[0 .. n * SECTOR_BYTES)` ends up the plaintext. `versions[i]` gets what
+   * open() returned for record i. Runs of SEAL_OFFLOAD_MIN_BYTES and more go to the sealing
+   * workers when they have room; the result is then another buffer holding the same bytes
+   * (`rec` was moved to the worker, or copied there when it shares its memory).
+   */
+  openRun(rec: Buffer, firstSector: number, n: number): OpenedRun | Promise<OpenedRun> {
+    if (n * SECTOR_BYTES >= SEAL_OFFLOAD_MIN_BYTES && this.lane?.hasRoom(rec.length) === true) return this.lane.open(rec, firstSector, n);
+    const versions = new Float64Array(n);
+    this.openInPlace(rec, firstSector, n, versions);
+    return { plain: rec, versions };
+  }
+
+  /** Seals whole sectors `plain` into a new buffer of records, in line. */
+  private sealCopy(plain: Buffer, firstSector: number, firstVersion: number, n: number): Buffer {
+    const out = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
+    for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, firstVersion + i, out, i * SEALED_SECTOR_BYTES);
+    return out;
+  }
+
+  /** Seals `n` sectors placed in their record slots of `buf` in place, sector i under `firstVersion + i`. */
+  sealInPlace(buf: Buffer, firstSector: number, firstVersion: number, n: number): void {
+    for (let i = 0; i < n; i++) this.seal(view(buf, i * SEALED_SECTOR_BYTES, SECTOR_BYTES), firstSector + i, firstVersion + i, buf, i * SEALED_SECTOR_BYTES);
+  }
+
+  /** The in-line half of openRun(). */
+  openInPlace(rec: Buffer, firstSector: number, n: number, versions: Float64Array): void {
+    for (let i = 0; i < n; i++) {
+      const at = i * SEALED_SECTOR_BYTES;
+      const v = this.open(rec, at, firstSector + i, rec, at);
+      versions[i] = v;
+      if (v !== BAD_RECORD && i > 0) rec.copyWithin(i * SECTOR_BYTES, at, at + SECTOR_BYTES);
+    }
   }
 
   /**

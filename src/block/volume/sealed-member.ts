@@ -8,7 +8,7 @@
  */
 import { badInput } from '../../errors.js';
 import { checkMemberRange, type MemberWriteOptions, type VolumeMember } from './member.js';
-import { BAD_RECORD, SECTOR_BYTES, SEALED_SECTOR_BYTES, sealedUnitBytes, sectorsCorrupt, type SectorSealer } from './seal.js';
+import { BAD_RECORD, SECTOR_BYTES, SEALED_SECTOR_BYTES, sealedUnitBytes, sectorsCorrupt, type OpenedRun, type SectorSealer } from './seal.js';
 import type { SealVersions } from './seal-versions.js';
 
 /** One unit's slice of a sector-aligned member range. */
@@ -62,22 +62,26 @@ export class SealedMember implements VolumeMember {
     const b = Math.ceil((offset + length) / SECTOR_BYTES) * SECTOR_BYTES;
     const spans = this.spans(a, b);
     const recs = await Promise.all(spans.map((s) => this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES)));
-    // Within one unit (nearly every read), the records are opened in place and the plaintext moved
-    // down over the trailers: no second buffer per read for the garbage collector.
-    const single = spans.length === 1;
-    const out = single ? (recs[0] as Buffer) : Buffer.allocUnsafe(b - a);
+    // Each span's records are opened in place, the plaintext moved down over the trailers: within
+    // one unit (nearly every read) no second buffer per read for the garbage collector.
+    const runs = spans.map((s, n) => this.sealer.openRun(recs[n] as Buffer, s.plain / SECTOR_BYTES, s.sectors));
+    const opened = runs.some((r) => r instanceof Promise) ? await Promise.all(runs) : runs as OpenedRun[];
     const bad: number[] = [];
     spans.forEach((s, n) => {
-      const rec = recs[n] as Buffer;
+      const { versions } = opened[n] as OpenedRun;
       for (let i = 0; i < s.sectors; i++) {
         const sector = s.plain / SECTOR_BYTES + i;
-        const at = i * SEALED_SECTOR_BYTES;
-        const v = single ? this.sealer.open(rec, at, sector, rec, at) : this.sealer.open(rec, at, sector, out, s.plain - a + i * SECTOR_BYTES);
+        const v = versions[i] as number;
         if (v === BAD_RECORD || !this.versions.table.accept(this.versions.index, sector, v)) bad.push(sector);
-        else if (single && i > 0) rec.copyWithin(i * SECTOR_BYTES, at, at + SECTOR_BYTES);
       }
     });
     if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
+    let out: Buffer;
+    if (spans.length === 1) out = (opened[0] as OpenedRun).plain;
+    else {
+      out = Buffer.allocUnsafe(b - a);
+      spans.forEach((s, n) => (opened[n] as OpenedRun).plain.copy(out, s.plain - a, 0, s.sectors * SECTOR_BYTES));
+    }
     return out.subarray(offset - a, offset - a + length);
   }
 
@@ -108,7 +112,10 @@ export class SealedMember implements VolumeMember {
       const first = s.plain / SECTOR_BYTES;
       const sealed = this.sealer.sealRun(run, first, () => vt.table.take(s.sectors));
       vt.table.wrote(vt.index, first, s.sectors, sealed.firstVersion);
-      await this.inner.write(s.phys, sealed.rec, opts);
+      // Sealed by a worker, the records land after those of later writes of other sectors; two
+      // writes of one sector never overlap (the volume holds the stripe lock across both).
+      const rec = sealed.rec instanceof Promise ? await sealed.rec : sealed.rec;
+      await this.inner.write(s.phys, rec, opts);
       if (opts.durable === true) await vt.table.flushed(vt.index, new Map(Array.from({ length: s.sectors }, (_, i) => [first + i, sealed.firstVersion + i])));
       else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
     }));

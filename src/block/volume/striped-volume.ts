@@ -14,6 +14,7 @@ import { withTimeout, type VolumeMember } from './member.js';
 import { computeParity, reconstruct } from './parity.js';
 import { MemoryBlobStorage, type BlobStorage, type LogStorage } from './storage.js';
 import { SECTOR_BYTES } from './seal.js';
+import { SealingFailed } from './seal-pool.js';
 import { StripeLocks } from './stripe-lock.js';
 
 /** NBD clients send at most 32 MiB per request; the volume refuses more. */
@@ -152,6 +153,30 @@ function covered(pieces: Piece[], index: number, lo: number, hi: number): boolea
   return at >= hi;
 }
 
+/**
+ * Pieces of one parity stripe grouped by the sealed sectors they touch (in any data unit): pieces
+ * whose sector ranges overlap or touch share a group; groups touch no sector in common. Within a
+ * group, pieces keep their order (a later piece wins where two overlap).
+ */
+export function sectorClusters<P extends { unitOffset: number; length: number }>(pieces: P[]): P[][] {
+  const range = (p: P) => [Math.floor(p.unitOffset / SECTOR_BYTES), Math.ceil((p.unitOffset + p.length) / SECTOR_BYTES)] as const;
+  const starts: number[] = [];
+  let end = -1;
+  for (const p of [...pieces].sort((a, b) => a.unitOffset - b.unitOffset)) {
+    const [lo, hi] = range(p);
+    if (starts.length === 0 || lo > end) starts.push(lo);
+    end = Math.max(end, hi);
+  }
+  const out: P[][] = starts.map(() => []);
+  for (const p of pieces) {
+    const lo = range(p)[0];
+    let i = starts.length - 1;
+    while ((starts[i] as number) > lo) i--;
+    (out[i] as P[]).push(p);
+  }
+  return out;
+}
+
 export class StripedVolume implements BlockDevice {
   readonly size: number;
   readonly minBlockSize = 512;
@@ -251,6 +276,8 @@ export class StripedVolume implements BlockDevice {
       // A write that failed authentication re-read part of a sector: the member is taken down and
       // the units it misses are rebuilt by resync, like any other write it could not take.
       if (isTesseraError(e, 'CORRUPT') && what !== 'write') throw new MemberCorrupt(j, e);
+      // The master's own sealing worker died with the request: the member is not at fault.
+      if (e instanceof SealingFailed) throw e;
       // Our own bad arguments and a newer master's fence are not the member's fault.
       if (isTesseraError(e, 'BAD_INPUT') || isTesseraError(e, 'TOO_LARGE') || isTesseraError(e, 'CONFLICT')) throw e;
       await this.fail(j, e);
@@ -613,9 +640,20 @@ export class StripedVolume implements BlockDevice {
   /**
    * Reconstruct-write over the column window the pieces touch. With XOR, parity of bytes [lo, hi)
    * depends only on bytes [lo, hi) of the data units, so a raid5 4 KiB write moves 4 KiB per unit
-   * however large the unit is; raid6 works on whole units (see parity.ts).
+   * however large the unit is; raid6 works on whole units (see parity.ts). A gathered group whose
+   * pieces lie apart in the unit is done as one window per cluster of sectors they touch: one
+   * window from the first piece to the last would read, open, recompute and re-seal every sector
+   * between them on every member, which nobody wrote.
    */
   private async writeParityStripe(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
+    const clusters = this.layout.kind === 'raid6' ? [pieces] : sectorClusters(pieces);
+    if (clusters.length === 1) return this.writeParityWindow(stripe, pieces, durable);
+    const calls = await Promise.allSettled(clusters.map((c) => this.writeParityWindow(stripe, c, durable)));
+    const failed = calls.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  private async writeParityWindow(stripe: number, pieces: Piece[], durable: boolean): Promise<void> {
     const L = this.layout;
     const k = L.dataUnits;
     const [lo, len] = this.window(Math.min(...pieces.map((p) => p.unitOffset)), Math.max(...pieces.map((p) => p.unitOffset + p.length)));
