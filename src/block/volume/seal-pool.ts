@@ -30,8 +30,8 @@ import type { OpenedRun, SealerSpec, SealLane, SectorSealer } from './seal.js';
 /**
  * Workers a master starts by default: two fewer than the cores, at most 4. The master's own
  * thread, the NBD client and the member nodes' work already take two cores; on a 2-core machine
- * a worker only adds its hand-off (measured there: sequential transfers at about half the speed
- * with one worker than without, README "What sealing costs"), so there the pool is off.
+ * one worker showed no gain beyond the noise (sequential writes up, reads down, README "What
+ * sealing costs"), so there the pool is off.
  */
 export const DEFAULT_SEAL_WORKERS = Math.max(0, Math.min(4, availableParallelism() - 2));
 export const MAX_SEAL_WORKERS = 16;
