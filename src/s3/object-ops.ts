@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { TesseraError } from '../errors.js';
 import { MAX_OBJECT_KEY_BYTES, MAX_STORED_HEADER_CHARS, MAX_USER_METADATA_BYTES, STORED_HEADER_NAMES, userMetaBytes, type ObjectEntry } from '../tables/index.js';
-import { requireObjectRead, writeAccess } from './acl-access.js';
+import { isAnonymous, requireObjectRead, writeAccess } from './acl-access.js';
 import { bucketName, header, httpDate, isoDate, objectKey, quoteEtag, requireBucket, whatIsMissing } from './common.js';
 import { checkConditions, parseRange } from './conditions.js';
 import { S3Error } from './errors.js';
@@ -103,6 +103,10 @@ async function getOrHead(ctx: S3Context, read: boolean): Promise<{ status: numbe
   const entry = await ctx.objects.headObject(bucket, key).catch((e: unknown) => whatIsMissing(ctx, e, bucket, key));
   // Outside the caller's scope, the ACL decides before anything about the object is told.
   if (!ctx.may(bucket, 'read')) await requireObjectRead(ctx, bucket, entry);
+  // As S3: a stranger's link must not make a public object be served as, say, text/html.
+  if (isAnonymous(ctx.principal) && Object.keys(RESPONSE_OVERRIDES).some((q) => ctx.query.has(q))) {
+    throw new S3Error('InvalidRequest', 'Request specific response headers cannot be used for anonymous GET requests; sign the request to override response headers');
+  }
   if (entry === null) return whatIsMissing(ctx, new TesseraError('NOT_FOUND', 'no such key'), bucket, key);
   try {
     checkConditions(conditionsOf(ctx), entry.etag, entry.mtime, true);

@@ -119,6 +119,8 @@ describe('S3 ACLs: canned ACLs through aws-cli, anonymous reads of public object
     assert.equal(r.status, 206);
     assert.equal(await r.text(), 'anyone');
     assert.equal((await unsigned('/pub/open.txt', { method: 'HEAD' })).status, 200);
+    // Response header overrides need a signature (as S3): an anonymous link cannot re-type a public object.
+    assert.equal((await unsigned('/pub/open.txt?response-content-type=text%2Fhtml')).status, 400);
     await fails(null, ['s3api', 'get-object', '--bucket', 'pub', '--key', 'secret.txt', join(work, 'no.txt')], /AccessDenied|403/);
     const denied = await unsigned('/pub/secret.txt');
     assert.equal(denied.status, 403);

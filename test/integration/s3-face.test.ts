@@ -274,9 +274,9 @@ describe('S3 with aws-cli, s3cmd and hand-made refusals against three real nodes
       const r = await s3(creds, { method: 'GET', path: `/${bucket}`, date: new Date(Date.now() - 20 * 60_000) });
       assert.equal(r.status, 403);
       assert.match(r.body.toString(), /<Code>RequestTimeTooSkewed<\/Code>/);
-      const acl = await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'acl=' });
-      assert.equal(acl.status, 501);
-      assert.match(acl.body.toString(), /<Code>NotImplemented<\/Code>/);
+      const policy = await s3(creds, { method: 'GET', path: `/${bucket}`, query: 'policy=' });
+      assert.equal(policy.status, 501);
+      assert.match(policy.body.toString(), /<Code>NotImplemented<\/Code>/);
       const missing = await s3(creds, { method: 'GET', path: '/no-such-bucket-here/k' });
       assert.equal(missing.status, 404);
       assert.match(missing.body.toString(), /<Code>NoSuchBucket<\/Code>/);
