@@ -67,7 +67,8 @@ test('a storage-only member cannot make its junk stay; puts, repair and rebalanc
   const put = await cluster.node(0).client.put(pieces(data), { name: 'f.bin', chunkSize: CS, replicas: 3 });
   const before = copyCounts(await holdings(cluster, [0, 1, 2, 3, 4]));
   assert.ok(before.size > 200);
-  for (const [id, n] of before) assert.equal(n, 3, `chunk ${id.slice(0, 12)} starts with 3 copies`);
+  // At least 3: a holder slow to answer makes the writer go on to the next-ranked node, and repair trims the extra copy later.
+  for (const [id, n] of before) assert.ok(n >= 3, `chunk ${id.slice(0, 12)} starts with ${n} copies, at least 3`);
 
   // What a full node sends (the harness holds the data key here): one chunk under an upload, committed.
   const signer = new AuthoritySigner(cluster.keys.dataKey!);
@@ -130,9 +131,13 @@ test('a storage-only member cannot make its junk stay; puts, repair and rebalanc
     junk.set(victim.index, { kept: kept.id, refused: [j1.id, j2.id], legit: legit.id });
   }
 
+  // A proven chunk may already have moved to its placement homes (rebalance hands on its proofs),
+  // so it is looked for on every node; the orphan cannot move (no owner to hand on) and stays put.
+  const provenHeld = copyCounts(await holdings(cluster, [0, 1, 2, 3, 4]));
   for (const [i, j] of junk) {
     const ids = new Set((await cluster.node(i).client.chunks()).ids);
-    assert.ok(ids.has(hex(j.kept)) && ids.has(hex(j.legit)), `node ${i} holds the orphan and the proven chunk`);
+    assert.ok(ids.has(hex(j.kept)), `node ${i} holds the orphan`);
+    assert.ok((provenHeld.get(hex(j.legit)) ?? 0) >= 1, `the proven chunk put to node ${i} is held`);
     for (const r of j.refused) assert.ok(!ids.has(hex(r)), `node ${i} did not store a refused chunk`);
     const lines = await logLines(cluster, i, REFUSED);
     assert.ok(lines.length >= 1 && lines.length <= 2, `node ${i} logged ${lines.length} lines for one sender's refusals`);
@@ -143,7 +148,9 @@ test('a storage-only member cannot make its junk stay; puts, repair and rebalanc
     for (const [i, j] of junk) if ((await cluster.node(i).client.chunks()).ids.includes(hex(j.kept))) return false;
     return true;
   });
-  for (const [i, j] of junk) assert.ok((await cluster.node(i).client.chunks()).ids.includes(hex(j.legit)), `node ${i} keeps the proven chunk`);
+  // Nor is the proven chunk collected then.
+  const afterGrace = copyCounts(await holdings(cluster, [0, 1, 2, 3, 4]));
+  for (const [i, j] of junk) assert.ok((afterGrace.get(hex(j.legit)) ?? 0) >= 1, `the proven chunk put to node ${i} is still held`);
   assert.ok((await collect((await cluster.node(2).client.get(put.fileId)).stream)).equals(data), 'the file is intact');
 
   // Repair: a full node dies for good. Chunks it held with the two storage-only nodes can only be
