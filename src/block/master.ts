@@ -13,6 +13,7 @@ import { RemoteMember, type MemberNet } from './remote-member.js';
 import { FileBlobStorage, FileLogStorage } from './volume/storage.js';
 import { deriveVolumeKey, SECTOR_BYTES, SectorSealer, sealedUnitBytes } from './volume/seal.js';
 import { MAX_VERSIONED_SECTORS, SealVersions } from './volume/seal-versions.js';
+import { FileVersionTable } from './volume/version-table.js';
 import { SealedMember } from './volume/sealed-member.js';
 import { DEFAULT_SEAL_WORKERS, MAX_SEAL_WORKERS, SealPool } from './volume/seal-pool.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
@@ -56,6 +57,12 @@ interface Sealing {
   sealer: SectorSealer;
   versions: SealVersions;
   lane: { close(): void } | undefined;
+}
+
+/** Drops a closed volume's lane to the sealing workers and closes its version files. */
+async function releaseSealing(s: Sealing | undefined): Promise<void> {
+  s?.lane?.close();
+  await s?.versions.close().catch(() => undefined);
 }
 
 interface Open {
@@ -152,7 +159,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     // Fenced: the members now refuse this master's writes, so stop serving rather than fail each one.
     this.open_.delete(rec.name);
     this.log.warn({ volume: rec.name, master: rec.master }, 'another master took this volume over; no longer serving it');
-    void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined).finally(() => e.sealing?.lane?.close());
+    void e.ready.then((v) => v.close(), () => undefined).catch(() => undefined).finally(() => releaseSealing(e.sealing));
   }
 
   /** Takes the volume: from the moment a member holds the record naming this node it refuses any other master's writes. */
@@ -179,7 +186,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     });
     entry.ready.catch((err: unknown) => {
       this.log.error({ volume: rec.name, err: (err as Error).message }, 'volume could not be opened');
-      entry.sealing?.lane?.close();
+      void releaseSealing(entry.sealing);
       if (this.open_.get(rec.name) === entry) this.open_.delete(rec.name);
     });
     this.open_.set(rec.name, entry);
@@ -215,9 +222,15 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     await this.claim(rec);
     await this.waitForMembers(rec);
     const sectorsPerMember = rec.memberSize / SECTOR_BYTES;
-    const versions = await SealVersions.open(new FileBlobStorage(join(dir, 'versions')), rec.members.length, sectorsPerMember);
+    const versions = await SealVersions.open({
+      log: new FileLogStorage(join(dir, 'versions.log')),
+      table: new FileVersionTable(join(dir, 'versions.table')),
+      legacy: new FileBlobStorage(join(dir, 'versions')),
+    }, rec.members.length, sectorsPerMember);
+    // The log and table now hold what the earlier whole-table file did.
+    await rm(join(dir, 'versions'), { force: true });
     if (!versions.tracking) {
-      this.log.warn({ volume: rec.name, sectors: rec.members.length * sectorsPerMember, max: MAX_VERSIONED_SECTORS }, 'volume too large to keep sector versions for: a member replaying an older sealed record of a sector is not detected');
+      this.log.warn({ volume: rec.name, sectors: rec.members.length * sectorsPerMember, max: MAX_VERSIONED_SECTORS }, 'volume too large to keep sector versions for in memory: a member replaying an older sealed record of a sector is not detected');
     }
     const sealer = new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
     const lane = this.sealPool()?.lane(sealer);
@@ -318,7 +331,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       this.open_.delete(rec.name);
       const v = await e.ready.catch(() => undefined);
       await v?.close().catch(() => undefined);
-      e.sealing?.lane?.close();
+      await releaseSealing(e.sealing);
     }
     await rm(this.stateDir(rec), { recursive: true, force: true });
   }
@@ -368,6 +381,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       await e.admin.catch(() => undefined);
       const v = await e.ready.catch(() => undefined);
       await v?.close();
+      await releaseSealing(e.sealing);
     }));
     await this.pool?.close();
   }

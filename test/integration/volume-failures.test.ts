@@ -1,21 +1,24 @@
 /**
  * Failures under load with real processes: kill -9 of minions during an fio crc32c verify run
  * (raid1, raid5), resync of only the dirty units when the node returns, a second, different
- * minion lost afterwards, raid6 with two minions down, and kill -9 of the master during writes.
+ * minion lost afterwards, raid6 with two minions down, and kill -9 of the master during writes
+ * (also with a member rolling a flushed sector back while the master is down: the version log).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingTools, run } from '../helpers/nbd-harness.js';
 import { waitFor } from '../../src/cli/local-cluster.js';
 import type { VolumeView } from '../../src/api/volume-routes.js';
 import { VolumeCluster } from './volume-harness.js';
+import { Layout } from '../../src/block/volume/layout.js';
+import { SECTOR_BYTES, sealedUnitBytes } from '../../src/block/volume/seal.js';
 
-const TOOLS = ['nbdcopy', 'fio'];
+const TOOLS = ['nbdcopy', 'fio', 'qemu-img'];
 const MiB = 1 << 20;
 const VOLUME_BYTES = 128 * MiB;
 /** Known data written and flushed before any failure; must survive all of them. */
@@ -218,6 +221,86 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     const chk = await c.master.client.checkVolume(name);
     assert.equal(chk.mismatches, 0, JSON.stringify(chk.firstMismatches));
     assert.equal(chk.stripesSkipped, 0);
+    await knownIntact(name);
+  });
+
+  /** Stops the master with kill -9 while fio writes (asserting it was writing), and waits for fio to end. */
+  async function killMasterMidWrite(name: string): Promise<void> {
+    const fio = startFio(fioArgs(c.uri(name), false));
+    await sleep(KILL_AFTER_MS);
+    assert.ok(fio.running(), 'fio is still writing when the master is killed');
+    await c.killMaster('SIGKILL');
+    const giveUp = setTimeout(() => fio.kill(), FIO_LOST_SERVER_MS);
+    const r = await fio.done;
+    clearTimeout(giveUp);
+    assert.notEqual(r.code, 0, 'fio lost its server');
+  }
+
+  /** Target options for qemu-img: bytes [offset, offset+length) of the volume as one image. */
+  const rangeOpts = (name: string, offset: number, length: number) =>
+    `driver=raw,offset=${offset},size=${length},file.driver=nbd,file.host=127.0.0.1,file.port=${c.master.nbdPort},file.export=${name}`;
+  /** Writes `data` at `offset` as one client request; qemu-img flushes before it exits. */
+  async function writeRange(name: string, offset: number, data: Buffer): Promise<void> {
+    const src = join(dir, `${name}.patch`);
+    await writeFile(src, data);
+    await run('qemu-img', ['convert', '-n', '-f', 'raw', src, '--target-image-opts', rangeOpts(name, offset, data.length)]);
+  }
+  async function readRange(name: string, offset: number, length: number): Promise<Buffer> {
+    const out = join(dir, `${name}.range`);
+    await rm(out, { force: true });
+    await run('qemu-img', ['convert', '--image-opts', rangeOpts(name, offset, length), '-O', 'raw', out]);
+    return readFile(out);
+  }
+
+  /** The sealed stripe unit holding volume offset `at` on its data member, as that member's extent stores it now; the function returned puts it back. */
+  async function captureUnit(v: VolumeView, at: number): Promise<() => Promise<void>> {
+    const layout = new Layout({ kind: v.layout, members: v.members.length, memberSize: v.memberSize, unitSize: v.unitSize, size: v.size });
+    const e = layout.mapRange(at, 1)[0]!;
+    const node = c.storage.nodes.find((n) => n.nodeId === v.members[e.member])!;
+    const path = join(node.dataDir, 'extents', `${v.name}.${v.id}`, 'extent');
+    const unitAt = e.stripe * sealedUnitBytes(v.unitSize);
+    const old = (await readFile(path)).subarray(unitAt, unitAt + sealedUnitBytes(v.unitSize));
+    return async () => {
+      const fh = await open(path, 'r+');
+      try {
+        await fh.write(old, 0, old.length, unitAt);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    };
+  }
+
+  it('kill -9 of the master mid-write, twice: check is clean, and a sector a member rolled back meanwhile is still caught (version log)', async () => {
+    const name = 'f-versions';
+    await c.createVolume(name, 'raid5', VOLUME_BYTES, [0, 1, 2, 3]);
+    const v = await c.waitOpen(name);
+    await run('nbdcopy', ['--flush', knownFile, c.uri(name)], 300_000);
+    // Outside the known data and fio's range.
+    const at = 40 * MiB + 3 * SECTOR_BYTES;
+    await writeRange(name, at, randomBytes(SECTOR_BYTES));
+    const rollBack = await captureUnit(v, at);
+    const latest = randomBytes(SECTOR_BYTES);
+    await writeRange(name, at, latest);
+
+    await killMasterMidWrite(name);
+    await c.startMaster();
+    await c.waitOpen(name);
+    const chk = await c.master.client.checkVolume(name);
+    assert.equal(chk.mismatches, 0, JSON.stringify(chk.firstMismatches));
+    assert.equal(chk.stripesSkipped, 0);
+    await knownIntact(name);
+
+    // While the master is down again, the member puts back the unit it held before the last flushed write.
+    await killMasterMidWrite(name);
+    await rollBack();
+    await c.startMaster();
+    await c.waitOpen(name);
+    assert.equal(sha(await readRange(name, at, SECTOR_BYTES)), sha(latest), 'the last flushed write, never the rolled-back one');
+    const status = (await c.master.client.volume(name)).status;
+    assert.ok((status?.repairedUnits ?? 0) >= 1, 'the rolled-back unit failed its version check and was rewritten from parity');
+    const after = await c.master.client.checkVolume(name);
+    assert.equal(after.mismatches, 0, JSON.stringify(after.firstMismatches));
     await knownIntact(name);
   });
 });

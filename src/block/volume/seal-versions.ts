@@ -7,35 +7,55 @@
  * - `current`: the version it last sealed there in this run of the master. A read must find
  *   exactly that version. NaN until the sector is written or read in this run.
  * - `durable`: the version of the last write to that sector that a member flush (or a durable
- *   write) made stable. Saved with every flush; after a restart a sector's record must be at least
- *   this new, and the first one seen becomes `current`.
+ *   write) made stable. Recorded in the version log (version-log.ts) before the flush is
+ *   acknowledged; after a restart a sector's record must be at least this new, and the first
+ *   one seen becomes `current`.
  *
  * So a member can never get an older record accepted than the last flushed write of a sector,
  * which is as far as a crash may take a disk back anyway (unflushed writes may be lost); and
  * while the master runs, it cannot roll a sector back at all.
  *
- * Versions are handed out in reserved ranges: the state saved at open holds the end of the range
- * this run may use, so versions only grow across restarts and never repeat (nonce uniqueness).
+ * Versions are handed out in reserved ranges: the log holds the end of the range this run may
+ * use, recorded before any version in it is handed out, so versions only grow across restarts
+ * and never repeat (nonce uniqueness).
  *
- * On storage: 'TSV1', ceiling (f64 LE), member count (u8), then per member: count (u32 LE) and
- * count × (sector u48 LE, version f64 LE), sectors ascending, only sectors ever written.
+ * On storage: the version log ('versions.log', appended at each flush) and the version table
+ * ('versions.table', the durable versions as of the last checkpoint, version-table.ts). Opening
+ * replays the log over the table, checkpoints the result and compacts the log. A volume made
+ * before the log existed kept its versions in one blob ('versions', TSV1, decodeVersions); it is
+ * read once and carried over.
  */
 import { badInput, corrupt, tooLarge } from '../../errors.js';
 import { MAX_MEMBERS } from './layout.js';
 import { MAX_SEAL_VERSION } from './seal.js';
-import { CoalescingSaver, MAX_STATE_BLOB_BYTES, MAX_U48, U48_BYTES, type BlobStorage } from './storage.js';
+import { MAX_U48, U48_BYTES, type BlobStorage, type LogStorage } from './storage.js';
+import { decodeVersionLog, replayRuns, runsOf, VersionLog, type VersionRun } from './version-log.js';
+import { TABLE_PAGE_SECTORS, type VersionTableStorage } from './version-table.js';
 
-/** Versions one run of the master may hand out before it saves a new ceiling. */
+/** Versions one run of the master may hand out before it records a new ceiling. */
 export const VERSION_RESERVE = 2 ** 32;
+/**
+ * Member sectors a volume's versions are kept for: 2^25 (128 GiB of member space), at 16 bytes
+ * each in memory (512 MiB) and 8 in the version table. The log made the size of a save
+ * independent of the volume's; what remains is the master's memory. A larger volume still gets
+ * versions (nonces) but no rollback checks, with a warning.
+ */
+export const MAX_VERSIONED_SECTORS = 2 ** 25;
+/** Runs of writes a member may have landed and not flushed before they are merged per sector. */
+export const MAX_UNFLUSHED_RUNS = 65_536;
 const MAGIC = Buffer.from('TSV1');
 const HEADER_BYTES = MAGIC.length + 8 + 1;
 const ENTRY_BYTES = U48_BYTES + 8;
-/**
- * Member sectors a volume's versions are kept for (about 4.8 million, 18 GiB of member space;
- * 8 bytes each in memory twice, 14 bytes each saved once written): the saved state must fit a
- * state blob.
- */
-export const MAX_VERSIONED_SECTORS = Math.floor((MAX_STATE_BLOB_BYTES - HEADER_BYTES - MAX_MEMBERS * 4) / ENTRY_BYTES);
+/** The earlier whole-table blob held at most this many sectors (it had to fit a 64 MiB state blob). */
+const MAX_LEGACY_SECTORS = Math.floor(((64 << 20) - HEADER_BYTES - MAX_MEMBERS * 4) / ENTRY_BYTES);
+
+/** Where a volume's versions are kept. */
+export interface VersionStorage {
+  log: LogStorage;
+  table: VersionTableStorage;
+  /** The blob a volume made before the log kept its versions in, read once when the log is new. */
+  legacy?: BlobStorage;
+}
 
 export interface VersionsSnapshot {
   ceiling: number;
@@ -46,7 +66,7 @@ export interface VersionsSnapshot {
 export function encodeVersions(s: VersionsSnapshot): Buffer {
   if (s.members.length > MAX_MEMBERS) throw tooLarge(`${s.members.length} members exceeds ${MAX_MEMBERS}`);
   const total = s.members.reduce((n, m) => n + m.length, 0);
-  if (total > MAX_VERSIONED_SECTORS) throw tooLarge(`${total} versioned sectors exceed ${MAX_VERSIONED_SECTORS}`);
+  if (total > MAX_LEGACY_SECTORS) throw tooLarge(`${total} versioned sectors exceed ${MAX_LEGACY_SECTORS}`);
   const buf = Buffer.alloc(HEADER_BYTES + s.members.length * 4 + total * ENTRY_BYTES);
   let o = MAGIC.copy(buf, 0);
   o = buf.writeDoubleLE(s.ceiling, o);
@@ -63,7 +83,7 @@ export function encodeVersions(s: VersionsSnapshot): Buffer {
 }
 
 export function decodeVersions(buf: Buffer, members: number, sectorsPerMember: number): VersionsSnapshot {
-  const fail = (why: string) => corrupt(`sealed volume versions are damaged: ${why}; move the file 'versions' out of the volume's state folder to open the volume without rollback checks until its next flush`);
+  const fail = (why: string) => corrupt(`sealed volume versions are damaged: ${why}; move the file 'versions' out of the volume's state folder to open the volume with rollback checks starting afresh`);
   if (buf.length < HEADER_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw fail('bad header');
   let o = MAGIC.length;
   const ceiling = buf.readDoubleLE(o); o += 8;
@@ -88,72 +108,136 @@ export function decodeVersions(buf: Buffer, members: number, sectorsPerMember: n
   return out;
 }
 
+type Run = [first: number, count: number, version: number];
+
 export class SealVersions {
   private readonly current: Float64Array[];
   private readonly durable: Float64Array[];
-  /** Per member, sectors written (and completed) since that member's last flush began, with their versions. */
-  private readonly unflushed: Array<Map<number, number>>;
+  /** Per member, runs written (and completed) since that member's last flush began, oldest first. */
+  private unflushed: Run[][];
+  /** Pages of the version table (member * pages per member + page) changed since the last checkpoint. */
+  private readonly dirty = new Set<number>();
+  private readonly pagesPerMember: number;
   private next: number;
+  /** Versions up to here are recorded in the log and may be handed out. */
   private ceiling: number;
   private extending: Promise<void> | null = null;
-  private readonly saver: CoalescingSaver;
+  private readonly log: VersionLog;
 
-  private constructor(storage: BlobStorage, private readonly members: number, private readonly sectorsPerMember: number, snap: VersionsSnapshot, readonly tracking: boolean) {
+  private constructor(
+    private readonly storage: VersionStorage,
+    private readonly members: number,
+    private readonly sectorsPerMember: number,
+    durable: Float64Array[],
+    ceiling: number,
+    readonly tracking: boolean,
+  ) {
     // Untracked, the tables are empty: versions are still handed out (nonces), never checked.
     const room = tracking ? sectorsPerMember : 0;
     this.current = Array.from({ length: members }, () => new Float64Array(room).fill(Number.NaN));
-    this.durable = Array.from({ length: members }, () => new Float64Array(room));
-    this.unflushed = Array.from({ length: members }, () => new Map());
-    snap.members.forEach((list, j) => { for (const [s, v] of list) (this.durable[j] as Float64Array)[s] = v; });
-    this.next = snap.ceiling + 1;
-    this.ceiling = snap.ceiling;
-    this.saver = new CoalescingSaver(storage, () => ({ bytes: encodeVersions(this.snapshot()), done: () => {} }));
+    this.durable = durable;
+    this.unflushed = Array.from({ length: members }, () => []);
+    this.pagesPerMember = Math.ceil(sectorsPerMember / TABLE_PAGE_SECTORS);
+    this.next = ceiling + 1;
+    this.ceiling = ceiling;
+    // Opening always ends in a compaction: appends then start from a log of known length.
+    this.log = new VersionLog(storage.log, { lastSeq: -1, bytes: 0, records: 0 }, () => this.checkpoint(), () => this.ceiling);
   }
 
-  /** Whether a volume of this shape gets rollback checks (its versions fit in memory and a state blob). */
+  /** Whether a volume of this shape gets rollback checks (its versions fit the memory allowed). */
   static fits(members: number, sectorsPerMember: number): boolean {
     return members * sectorsPerMember <= MAX_VERSIONED_SECTORS;
   }
 
   /**
-   * Loads the saved versions and durably reserves this run's range before any sector is sealed.
-   * A volume too large to keep versions for (fits() is false) still gets versions handed out, so
-   * nonces stay unique, but reads are not checked for freshness.
+   * Loads the table, replays the log over it, checkpoints and compacts, and durably reserves
+   * this run's range before any sector is sealed. A volume too large to keep versions for (fits()
+   * is false) still gets versions handed out, so nonces stay unique, but reads are not checked
+   * for freshness.
    */
-  static async open(storage: BlobStorage, members: number, sectorsPerMember: number): Promise<SealVersions> {
+  static async open(storage: VersionStorage, members: number, sectorsPerMember: number): Promise<SealVersions> {
     if (!Number.isInteger(members) || members < 1 || members > MAX_MEMBERS) throw badInput(`a volume has 1..${MAX_MEMBERS} members, got ${members}`);
-    if (!Number.isSafeInteger(sectorsPerMember) || sectorsPerMember < 1) throw badInput(`sectors per member must be a positive integer, got ${sectorsPerMember}`);
+    if (!Number.isSafeInteger(sectorsPerMember) || sectorsPerMember < 1 || sectorsPerMember > MAX_U48) throw badInput(`sectors per member must be 1..${MAX_U48}, got ${sectorsPerMember}`);
     const tracking = SealVersions.fits(members, sectorsPerMember);
-    const blob = await storage.load();
-    const snap = blob === null ? { ceiling: 0, members: [] } : decodeVersions(blob, members, sectorsPerMember);
-    const v = new SealVersions(storage, members, sectorsPerMember, tracking ? snap : { ceiling: snap.ceiling, members: [] }, tracking);
-    await v.extend();
+    const geometry = { members, sectorsPerMember };
+    const blob = await storage.log.load();
+    let ceiling = 0;
+    let runs: VersionRun[] = [];
+    if (blob !== null) {
+      ({ ceiling, runs } = decodeVersionLog(blob, geometry));
+    } else {
+      const old = await storage.legacy?.load() ?? null;
+      if (old !== null) {
+        const snap = decodeVersions(old, members, sectorsPerMember);
+        ceiling = snap.ceiling;
+        runs = snap.members.flatMap((list, j) => runsOf(j, new Map(list)));
+      }
+    }
+    const durable = tracking ? await storage.table.load(members, sectorsPerMember) : [];
+    for (const [j, t] of durable.entries()) {
+      for (let s = 0; s < t.length; s++) {
+        const v = t[s] as number;
+        if (v !== 0 && !(Number.isSafeInteger(v) && v > 0 && v <= ceiling)) {
+          throw corrupt(`sealed volume version table holds version ${v} for member ${j} sector ${s}, beyond the logged ceiling ${ceiling}; move 'versions.log' and 'versions.table' out of the volume's state folder to open it with rollback checks starting afresh`);
+        }
+      }
+    }
+    const v = new SealVersions(storage, members, sectorsPerMember, durable, ceiling, tracking);
+    if (tracking) replayRuns(durable, runs, (j, first, count) => v.markDirty(j, first, count));
+    await v.extend(true);
     return v;
   }
 
-  private snapshot(): VersionsSnapshot {
-    return {
-      ceiling: this.ceiling,
-      members: this.durable.slice(0, this.tracking ? this.members : 0).map((d) => {
-        const list: Array<[number, number]> = [];
-        for (let s = 0; s < d.length; s++) if ((d[s] as number) > 0) list.push([s, d[s] as number]);
-        return list;
-      }),
-    };
+  private markDirty(member: number, first: number, count: number): void {
+    const base = member * this.pagesPerMember;
+    for (let p = Math.floor(first / TABLE_PAGE_SECTORS); p <= Math.floor((first + count - 1) / TABLE_PAGE_SECTORS); p++) this.dirty.add(base + p);
   }
 
-  /** Moves the ceiling up by a reserve and saves it; versions past the old ceiling wait for this. */
-  private extend(): Promise<void> {
+  /** Writes the table pages changed since the last checkpoint and syncs them (before the log forgets those changes). */
+  private async checkpoint(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const pages = [...this.dirty].sort((a, b) => a - b);
+    this.dirty.clear();
+    try {
+      for (let i = 0; i < pages.length;) {
+        // Adjacent pages of one member go out as one write.
+        let j = i + 1;
+        const member = Math.floor((pages[i] as number) / this.pagesPerMember);
+        while (j < pages.length && pages[j] === (pages[j - 1] as number) + 1 && Math.floor((pages[j] as number) / this.pagesPerMember) === member) j++;
+        const first = ((pages[i] as number) - member * this.pagesPerMember) * TABLE_PAGE_SECTORS;
+        const end = Math.min(this.sectorsPerMember, ((pages[j - 1] as number) - member * this.pagesPerMember + 1) * TABLE_PAGE_SECTORS);
+        await this.storage.table.write(member, first, (this.durable[member] as Float64Array).subarray(first, end));
+        i = j;
+      }
+      await this.storage.table.sync();
+    } catch (e) {
+      for (const p of pages) this.dirty.add(p);
+      throw e;
+    }
+  }
+
+  /**
+   * Moves the ceiling up by a reserve and records it; versions past the old ceiling wait for
+   * this. With `compact`, the record is a compaction (at open: the log then has a known end).
+   */
+  private extend(compact = false): Promise<void> {
     this.extending ??= (async () => {
       const ceiling = Math.min(MAX_SEAL_VERSION, this.ceiling + VERSION_RESERVE);
       if (ceiling <= this.ceiling) throw tooLarge('this volume has used every seal version; copy its data to a new volume');
-      this.ceiling = ceiling;
-      await this.saver.save();
+      if (compact) {
+        const was = this.ceiling;
+        this.ceiling = ceiling;
+        try { await this.log.compact(); } catch (e) { this.ceiling = was; throw e; }
+      } else {
+        await this.log.record([{ ceiling }]);
+        // Only now: a version handed out before the ceiling is stable could be handed out again after a crash.
+        this.ceiling = ceiling;
+      }
     })().finally(() => { this.extending = null; });
     return this.extending;
   }
 
-  /** Whether `n` more versions can be taken now without passing the saved ceiling. */
+  /** Whether `n` more versions can be taken now without passing the recorded ceiling. */
   canTake(n: number): boolean { return this.next + n - 1 <= this.ceiling; }
 
   /** Resolves once `n` more versions could be taken; check canTake() again in the turn that takes them. */
@@ -186,8 +270,20 @@ export class SealVersions {
   landed(member: number, first: number, n: number, version: number): void {
     if (!this.tracking) return;
     this.checkSector(member, first + n - 1);
-    const u = this.unflushed[member] as Map<number, number>;
-    for (let i = 0; i < n; i++) u.set(first + i, version + i);
+    let runs = this.unflushed[member] as Run[];
+    if (runs.length >= MAX_UNFLUSHED_RUNS) {
+      // A client that never flushes: keep one run per sector stretch, the newest version of each.
+      runs = this.merged(member, runs);
+      this.unflushed[member] = runs;
+    }
+    runs.push([first, n, version]);
+  }
+
+  /** The runs' newest version per sector, as runs again (bounded by the member's sectors). */
+  private merged(member: number, runs: Run[]): Run[] {
+    const by = new Map<number, number>();
+    for (const [first, n, v] of runs) for (let i = 0; i < n; i++) if (!((by.get(first + i) ?? 0) > v + i)) by.set(first + i, v + i);
+    return runsOf(member, by).map((r) => [r.first, r.count, r.version]);
   }
 
   /**
@@ -207,25 +303,37 @@ export class SealVersions {
   }
 
   /** Hands back what landed on `member` so far; pass it to flushed() once the member's flush succeeded. */
-  beginFlush(member: number): Map<number, number> {
-    const u = this.unflushed[member] as Map<number, number>;
-    this.unflushed[member] = new Map();
-    return u;
+  beginFlush(member: number): Run[] {
+    const runs = this.unflushed[member] as Run[];
+    this.unflushed[member] = [];
+    return runs;
   }
 
-  /** Makes the versions of a finished member flush durable and saves them. */
-  async flushed(member: number, landed: Map<number, number>): Promise<void> {
-    const d = this.durable[member] as Float64Array;
-    for (const [s, v] of landed) if (v > (d[s] as number)) d[s] = v;
-    if (landed.size > 0) await this.saver.save();
+  /** Makes the versions of a finished member flush (or durable write) durable and records them in the log. */
+  async flushed(member: number, landed: readonly Run[]): Promise<void> {
+    if (!this.tracking || landed.length === 0) return;
+    const changed: VersionRun[] = [];
+    replayRuns(this.durable, landed.map(([first, count, version]) => ({ member, first, count, version })), (j, first, count) => {
+      this.markDirty(j, first, count);
+      const d = this.durable[j] as Float64Array;
+      changed.push({ member: j, first, count, version: d[first] as number });
+    });
+    if (changed.length > 0) await this.log.record(changed);
   }
 
   /** A flush of `member` failed: what it would have made durable waits for the next one. */
-  flushFailed(member: number, landed: Map<number, number>): void {
-    const u = this.unflushed[member] as Map<number, number>;
-    for (const [s, v] of landed) if (!((u.get(s) ?? 0) > v)) u.set(s, v);
+  flushFailed(member: number, landed: Run[]): void {
+    if (landed.length === 0) return;
+    this.unflushed[member] = [...landed, ...(this.unflushed[member] as Run[])];
   }
 
-  /** Waits for saves under way. */
-  idle(): Promise<void> { return this.saver.idle(); }
+  /** Waits for log writes under way. */
+  idle(): Promise<void> { return this.log.idle(); }
+
+  /** Closes the table file (the log's file closes with its storage). */
+  async close(): Promise<void> {
+    await this.idle();
+    await this.storage.table.close();
+    await this.storage.log.close?.();
+  }
 }

@@ -116,7 +116,7 @@ export class SealedMember implements VolumeMember {
       // writes of one sector never overlap (the volume holds the stripe lock across both).
       const rec = sealed.rec instanceof Promise ? await sealed.rec : sealed.rec;
       await this.inner.write(s.phys, rec, opts);
-      if (opts.durable === true) await vt.table.flushed(vt.index, new Map(Array.from({ length: s.sectors }, (_, i) => [first + i, sealed.firstVersion + i])));
+      if (opts.durable === true) await vt.table.flushed(vt.index, [[first, s.sectors, sealed.firstVersion]]);
       else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
     }));
   }

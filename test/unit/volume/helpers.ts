@@ -3,6 +3,7 @@ import { Layout, MIN_MEMBERS, type LayoutKind } from '../../../src/block/volume/
 import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import { MemoryBlobStorage, type BlobStorage, type LogStorage } from '../../../src/block/volume/storage.js';
 import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
+import { MemoryVersionTable } from '../../../src/block/volume/version-table.js';
 
 export const UNIT = 4096;
 export const STRIPES = 12;
@@ -37,3 +38,8 @@ export async function fill(r: Rig): Promise<void> {
 }
 
 export const tolerance: Record<LayoutKind, number> = { raid0: 0, raid1: 2, raid5: 1, raid6: 2 };
+
+/** A sealed volume's version storage (log and table) in memory; reopening with the same object is a restart. */
+export function memoryVersionStorage(): { log: MemoryBlobStorage; table: MemoryVersionTable } {
+  return { log: new MemoryBlobStorage(), table: new MemoryVersionTable() };
+}

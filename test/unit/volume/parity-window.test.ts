@@ -6,7 +6,7 @@ import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, sealedUnitBytes } from '../../../src/block/volume/seal.js';
 import { SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { SealedMember } from '../../../src/block/volume/sealed-member.js';
-import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
+import { memoryVersionStorage } from './helpers.js';
 import { sectorClusters, StripedVolume } from '../../../src/block/volume/striped-volume.js';
 
 const S = SECTOR_BYTES;
@@ -26,7 +26,7 @@ describe('parity windows', () => {
     const layout = new Layout({ kind: 'raid5', members: n, unitSize: UNIT, memberSize: STRIPES * UNIT });
     const su = sealedUnitBytes(UNIT);
     const raw = Array.from({ length: n }, (_, i) => new MemoryMember({ id: `m${i}`, size: STRIPES * su, unitSize: su }));
-    const versions = await SealVersions.open(new MemoryBlobStorage(), n, (STRIPES * UNIT) / S);
+    const versions = await SealVersions.open(memoryVersionStorage(), n, (STRIPES * UNIT) / S);
     const id = '0123456789abcdef';
     const sealer = new SectorSealer(deriveVolumeKey(randomBytes(32), id), id);
     const v = await StripedVolume.open({ layout, members: raw.map((m, index) => new SealedMember(m, sealer, UNIT, STRIPES, { table: versions, index })) });

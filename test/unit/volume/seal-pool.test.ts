@@ -9,7 +9,7 @@ import {
 import { MAX_WORKER_RESTARTS, SealingFailed, SealPool } from '../../../src/block/volume/seal-pool.js';
 import { SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { SealedMember } from '../../../src/block/volume/sealed-member.js';
-import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
+import { memoryVersionStorage } from './helpers.js';
 import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { sealWorkersFromEnv } from '../../../src/block/master.js';
@@ -151,7 +151,7 @@ describe('sealed volumes with a sealing pool', () => {
     const layout = new Layout({ kind: 'raid5', members: 4, unitSize: UNIT, memberSize: STRIPES * UNIT });
     const su = sealedUnitBytes(UNIT);
     const raw = Array.from({ length: 4 }, (_, i) => new MemoryMember({ id: `m${i}`, size: STRIPES * su, unitSize: su }));
-    const versions = await SealVersions.open(new MemoryBlobStorage(), 4, (STRIPES * UNIT) / SECTOR_BYTES);
+    const versions = await SealVersions.open(memoryVersionStorage(), 4, (STRIPES * UNIT) / SECTOR_BYTES);
     const sealer = new SectorSealer(deriveVolumeKey(randomBytes(32), VOLUME_ID), VOLUME_ID);
     sealer.offload(pool.lane(sealer));
     const members = raw.map((m, index) => new SealedMember(m, sealer, UNIT, STRIPES, { table: versions, index }));

@@ -6,9 +6,10 @@ import { MemoryMember } from '../../../src/block/volume/memory-member.js';
 import {
   BAD_RECORD, deriveVolumeKey, recordVersion, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES, SEAL_NONCE_BYTES, sealedUnitBytes,
 } from '../../../src/block/volume/seal.js';
-import { SealVersions } from '../../../src/block/volume/seal-versions.js';
+import { encodeVersions, SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { SealedMember } from '../../../src/block/volume/sealed-member.js';
 import { MemoryBlobStorage } from '../../../src/block/volume/storage.js';
+import { memoryVersionStorage } from './helpers.js';
 import { StripedVolume } from '../../../src/block/volume/striped-volume.js';
 import { isTesseraError } from '../../../src/errors.js';
 
@@ -74,7 +75,7 @@ const UNIT = 16 << 10;
 const STRIPES = 6;
 
 /** Sealed members over raw memory members; `state` keeps the versions across a simulated restart. */
-async function sealedMembers(n: number, units: number, state = new MemoryBlobStorage(), raw?: MemoryMember[], s = sealer()) {
+async function sealedMembers(n: number, units: number, state = memoryVersionStorage(), raw?: MemoryMember[], s = sealer()) {
   const su = sealedUnitBytes(UNIT);
   raw ??= Array.from({ length: n }, (_, i) => new MemoryMember({ id: `m${i}`, size: units * su, unitSize: su }));
   const versions = await SealVersions.open(state, n, (units * UNIT) / SECTOR_BYTES);
@@ -212,7 +213,7 @@ describe('sealed volumes: concurrent access', () => {
     const layout = new Layout({ kind, members: n, unitSize: UNIT, memberSize: STRIPES * UNIT });
     const su = sealedUnitBytes(UNIT);
     const raw = Array.from({ length: n }, (_, i) => new TearingMember({ id: `t${i}`, size: STRIPES * su, unitSize: su }));
-    const { sealed } = await sealedMembers(n, STRIPES, new MemoryBlobStorage(), raw);
+    const { sealed } = await sealedMembers(n, STRIPES, memoryVersionStorage(), raw);
     const volume = await StripedVolume.open({ layout, members: sealed });
     return { layout, volume };
   }
@@ -335,25 +336,52 @@ describe('sealed volumes: a member replaying an older record', () => {
     assert.deepEqual(await reopen(v3), Buffer.alloc(SECTOR_BYTES, 3), 'a later, unflushed write that landed');
   });
 
-  it('hands out versions that grow across restarts, and saves the new range before the first seal', async () => {
-    const state = new MemoryBlobStorage();
+  it('hands out versions that grow across restarts, and logs the new range before the first seal', async () => {
+    const state = memoryVersionStorage();
     const a = await SealVersions.open(state, 2, 64);
     const va = a.take(10);
     const b = await SealVersions.open(state, 2, 64);
     assert.ok(b.take(1) > va + 9, 'a restart never reuses a version');
-    assert.equal(state.saves, 2, 'each open saved its range before handing out any version');
+    assert.equal(state.log.saves, 2, 'each open compacted the log with its range before handing out any version');
   });
 
-  it('refuses a damaged versions file with CORRUPT, and keeps no table for a volume too large', async () => {
-    const state = new MemoryBlobStorage();
+  it('no version past the logged ceiling is handed out while the next range is being logged', async () => {
+    const state = memoryVersionStorage();
+    const v = await SealVersions.open(state, 1, 64);
+    v.take(2 ** 32 - 1);
+    assert.equal(v.canTake(2), false);
+    const reserving = v.reserve(2);
+    assert.equal(v.canTake(2), false, 'the range is not usable before its append is stable');
+    await reserving;
+    assert.equal(v.canTake(2), true);
+    assert.equal(state.log.appends, 1, 'the new ceiling was appended, not compacted');
+  });
+
+  it('refuses a damaged version log with CORRUPT, and keeps no table for a volume too large', async () => {
+    const state = memoryVersionStorage();
     await SealVersions.open(state, 2, 64);
-    const blob = (await state.load())!;
+    const blob = (await state.log.load())!;
     blob[0] = 0;
-    await state.save(blob);
-    await assert.rejects(SealVersions.open(state, 2, 64), (e: unknown) => isTesseraError(e, 'CORRUPT'));
-    const big = await SealVersions.open(new MemoryBlobStorage(), 24, 2 ** 40);
+    await state.log.save(blob);
+    await assert.rejects(SealVersions.open(state, 2, 64), (e: unknown) => isTesseraError(e, 'CORRUPT') && /version log/.test((e as Error).message));
+    const big = await SealVersions.open(memoryVersionStorage(), 24, 2 ** 40);
     assert.equal(big.tracking, false);
     assert.equal(big.accept(0, 5, 1), true);
     assert.ok(big.take(1) > 0, 'versions (nonces) are still handed out');
+  });
+
+  it('tracks a volume of more member space than one state blob could hold (the earlier 18 GiB limit)', () => {
+    assert.equal(SealVersions.fits(4, (32 << 30) / SECTOR_BYTES), true, '4 members of 32 GiB');
+  });
+
+  it('carries the versions of the earlier whole-table file over into the log and table', async () => {
+    const legacy = new MemoryBlobStorage();
+    await legacy.save(encodeVersions({ ceiling: 100, members: [[[3, 40]], [[5, 90], [6, 91]]] }));
+    const state = { ...memoryVersionStorage(), legacy };
+    const v = await SealVersions.open(state, 2, 64);
+    assert.equal(v.accept(0, 3, 39), false, 'older than the carried-over version');
+    assert.equal(v.accept(1, 6, 91), true);
+    assert.equal(state.table.stored(1)?.[5], 90, 'checkpointed into the table');
+    assert.ok(v.take(1) > 100);
   });
 });
