@@ -48,6 +48,30 @@ const NONCE_RANDOM_BYTES = SEAL_NONCE_BYTES - VERSION_BYTES;
 const TAG_AT = SECTOR_BYTES + SEAL_NONCE_BYTES;
 const FORMAT_AT = TAG_AT + SEAL_TAG_BYTES;
 
+/**
+ * Sealed-record buffers kept for reuse, all sealers together: the write path seals each unit
+ * piece into a buffer of its own, and handing every one to the garbage collector (128 MiB of
+ * fresh buffers per 128 MiB written) tripled the master's collection time.
+ */
+export const MAX_POOLED_RECORD_BYTES = 8 << 20;
+const spareRecords = new Map<number, Buffer[]>();
+let spareRecordBytes = 0;
+
+function takeRecordBuffer(bytes: number): Buffer {
+  const b = spareRecords.get(bytes)?.pop();
+  if (b === undefined) return Buffer.allocUnsafeSlow(bytes);
+  spareRecordBytes -= bytes;
+  return b;
+}
+
+function giveRecordBuffer(b: Buffer): void {
+  if (spareRecordBytes + b.length > MAX_POOLED_RECORD_BYTES) return;
+  let list = spareRecords.get(b.length);
+  if (list === undefined) { list = []; spareRecords.set(b.length, list); }
+  list.push(b);
+  spareRecordBytes += b.length;
+}
+
 /** What open() returns for a record that fails authentication. */
 export const BAD_RECORD = -1;
 /**
@@ -62,6 +86,10 @@ export const SEAL_OFFLOAD_MIN_BYTES = 64 << 10;
 export interface SealedRun {
   rec: Buffer | Promise<Buffer>;
   firstVersion: number;
+  /** Writers holding `rec` (raid1 mirrors share one run); see SectorSealer.written(). */
+  users: number;
+  /** `rec` came from the record buffer pool and goes back to it once every writer is done. */
+  pooled: boolean;
 }
 
 /** An opened run: plaintext at the start of `plain`, and what open() returned per record. */
@@ -118,6 +146,13 @@ export class SectorSealer {
   private readonly recent = new Map<Buffer, Map<number, SealedRun>>();
   /** Where runs of SEAL_OFFLOAD_MIN_BYTES and more are sealed and opened (seal-pool.ts); none: in line. */
   private lane: SealLane | undefined;
+  /**
+   * The trailer seal() builds for each record (nonce, tag, format byte, zeroes) and copies behind
+   * the ciphertext in one call: the nonce and tag views are made once, not per sector.
+   */
+  private readonly trailer = Buffer.alloc(SEAL_TRAILER_BYTES);
+  private readonly trailerNonce: Uint8Array;
+  private readonly trailerTag: Uint8Array;
 
   /**
    * `volumeId` is the record's 16 hex digits; it goes into every sector's associated data.
@@ -130,6 +165,10 @@ export class SectorSealer {
     tag.copy(this.aad, 0);
     if (nonceRandom !== undefined && nonceRandom.length !== NONCE_RANDOM_BYTES) throw badInput(`a nonce's random half is ${NONCE_RANDOM_BYTES} bytes, got ${nonceRandom.length}`);
     this.nonceRandom = nonceRandom !== undefined ? Buffer.from(nonceRandom) : randomBytes(NONCE_RANDOM_BYTES);
+    this.nonceRandom.copy(this.trailer, VERSION_BYTES);
+    this.trailer[FORMAT_AT - SECTOR_BYTES] = SEAL_FORMAT;
+    this.trailerNonce = view(this.trailer, 0, SEAL_NONCE_BYTES);
+    this.trailerTag = view(this.trailer, TAG_AT - SECTOR_BYTES, SEAL_TAG_BYTES);
   }
 
   /** What a sealing worker needs to build the same sealer: same key, volume and nonce half. */
@@ -141,8 +180,7 @@ export class SectorSealer {
   offload(lane: SealLane | undefined): void { this.lane = lane; }
 
   private aadFor(sector: number): Buffer {
-    this.aad.writeUInt32BE(Math.floor(sector / 2 ** 32), 8);
-    this.aad.writeUInt32BE(sector >>> 0, 12);
+    putU64BE(this.aad, 8, sector);
     return this.aad;
   }
 
@@ -152,16 +190,12 @@ export class SectorSealer {
    */
   seal(plain: Uint8Array, sector: number, version: number, out: Buffer, at: number): void {
     if (!Number.isSafeInteger(version) || version <= 0) throw badInput(`seal version must be a positive safe integer, got ${version}`);
-    const nonceAt = at + SECTOR_BYTES;
-    out.writeUInt32BE(Math.floor(version / 2 ** 32), nonceAt);
-    out.writeUInt32BE(version >>> 0, nonceAt + 4);
-    out.set(this.nonceRandom, nonceAt + VERSION_BYTES);
+    const t = this.trailer;
+    putU64BE(t, 0, version);
     sodium.crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-      view(out, at, SECTOR_BYTES), view(out, at + TAG_AT, SEAL_TAG_BYTES), plain, this.aadFor(sector), null,
-      view(out, nonceAt, SEAL_NONCE_BYTES), this.key,
+      view(out, at, SECTOR_BYTES), this.trailerTag, plain, this.aadFor(sector), null, this.trailerNonce, this.key,
     );
-    out[at + FORMAT_AT] = SEAL_FORMAT;
-    out.fill(0, at + FORMAT_AT + 1, at + SEALED_SECTOR_BYTES);
+    out.set(t, at + SECTOR_BYTES);
   }
 
   /**
@@ -178,9 +212,13 @@ export class SectorSealer {
     const n = plain.length / SECTOR_BYTES;
     if (!Number.isInteger(n)) throw badInput(`a sealed run is whole ${SECTOR_BYTES}-byte sectors, got ${plain.length} bytes`);
     const hit = this.recent.get(plain)?.get(firstSector);
-    if (hit !== undefined) return hit;
+    if (hit !== undefined) {
+      hit.users++;
+      return hit;
+    }
     const v = firstVersion();
     let rec: Buffer | Promise<Buffer>;
+    let pooled = false;
     if (plain.length >= SEAL_OFFLOAD_MIN_BYTES && this.lane?.hasRoom(n * SEALED_SECTOR_BYTES) === true) {
       // The worker seals in place: each sector is placed in its record's slot (one copy, into
       // a buffer of its own that is moved to the worker and back, not copied again). The
@@ -190,9 +228,10 @@ export class SectorSealer {
       // A worker that dies takes `own` with it: the run is sealed again here, under the same
       // versions (the same nonces over the same plaintext give the same records, and the lost
       // ones never reached a member). A write is never left half done across a parity stripe.
-      rec = this.lane.seal(own, firstSector, v, n).catch(() => this.sealCopy(plain, firstSector, v, n));
+      rec = this.lane.seal(own, firstSector, v, n).catch(() => this.sealCopy(plain, firstSector, v, n, Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES)));
     } else {
-      rec = this.sealCopy(plain, firstSector, v, n);
+      rec = this.sealCopy(plain, firstSector, v, n, takeRecordBuffer(n * SEALED_SECTOR_BYTES));
+      pooled = true;
     }
     let bySector = this.recent.get(plain);
     if (bySector === undefined) {
@@ -200,9 +239,21 @@ export class SectorSealer {
       bySector = new Map();
       this.recent.set(plain, bySector);
     }
-    const run = { rec, firstVersion: v };
+    const run: SealedRun = { rec, firstVersion: v, users: 1, pooled };
     bySector.set(firstSector, run);
     return run;
+  }
+
+  /**
+   * A writer's member write of `run` completed (call it only then: a write that failed or timed
+   * out may still be reading the buffer). When the last writer is done, a pooled buffer is reused.
+   */
+  written(run: SealedRun): void {
+    if (--run.users > 0 || !run.pooled || !(run.rec instanceof Buffer)) return;
+    run.pooled = false;
+    // A writer arriving later in this turn must seal afresh, not find a buffer already reused.
+    for (const bySector of this.recent.values()) for (const [s, r] of bySector) if (r === run) bySector.delete(s);
+    giveRecordBuffer(run.rec);
   }
 
   /**
@@ -219,9 +270,8 @@ export class SectorSealer {
     return { plain: rec, versions };
   }
 
-  /** Seals whole sectors `plain` into a new buffer of records, in line. */
-  private sealCopy(plain: Buffer, firstSector: number, firstVersion: number, n: number): Buffer {
-    const out = Buffer.allocUnsafe(n * SEALED_SECTOR_BYTES);
+  /** Seals whole sectors `plain` into `out` as records, in line. */
+  private sealCopy(plain: Buffer, firstSector: number, firstVersion: number, n: number, out: Buffer): Buffer {
     for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, firstVersion + i, out, i * SEALED_SECTOR_BYTES);
     return out;
   }
@@ -265,6 +315,14 @@ export class SectorSealer {
     const version = recordVersion(rec, at);
     return version > 0 ? version : BAD_RECORD;
   }
+}
+
+/** Writes `n` (a safe integer) as 8 big-endian bytes; byte stores, no bounds-checked calls, on the per-sector path. */
+function putU64BE(b: Uint8Array, at: number, n: number): void {
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  b[at] = hi >>> 24; b[at + 1] = (hi >>> 16) & 0xff; b[at + 2] = (hi >>> 8) & 0xff; b[at + 3] = hi & 0xff;
+  b[at + 4] = lo >>> 24; b[at + 5] = (lo >>> 16) & 0xff; b[at + 6] = (lo >>> 8) & 0xff; b[at + 7] = lo & 0xff;
 }
 
 /** A plain view of `len` bytes of `b` at `at`: about half what Buffer.subarray costs, paid four times per sector. */

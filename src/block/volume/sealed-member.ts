@@ -116,6 +116,7 @@ export class SealedMember implements VolumeMember {
       // writes of one sector never overlap (the volume holds the stripe lock across both).
       const rec = sealed.rec instanceof Promise ? await sealed.rec : sealed.rec;
       await this.inner.write(s.phys, rec, opts);
+      this.sealer.written(sealed);
       if (opts.durable === true) await vt.table.flushed(vt.index, [[first, s.sectors, sealed.firstVersion]]);
       else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
     }));

@@ -63,6 +63,29 @@ describe('sector sealing', () => {
     assert.equal(ra.subarray(0, SECTOR_BYTES).equals(rb.subarray(0, SECTOR_BYTES)), false);
   });
 
+  it('reuses a run\'s record buffer only after every writer of it is done, and never one a failed write may hold', () => {
+    const s = sealer();
+    const plain = randomBytes(4 * SECTOR_BYTES);
+    let v = 1;
+    const take = () => { const x = v; v += 4; return x; };
+    const a = s.sealRun(plain, 0, take);
+    const mirror = s.sealRun(plain, 0, take);
+    assert.equal(mirror, a, 'the mirrors share one sealing');
+    const bytes = Buffer.from(a.rec as Buffer);
+    s.written(a);
+    const other = s.sealRun(randomBytes(4 * SECTOR_BYTES), 8, take);
+    assert.notEqual(other.rec, a.rec, 'one mirror still writes the first buffer');
+    assert.deepEqual(a.rec, bytes, 'and its bytes are untouched');
+    s.written(a);
+    const next = s.sealRun(randomBytes(4 * SECTOR_BYTES), 16, take);
+    assert.equal(next.rec, a.rec, 'both done: the buffer is reused');
+    // `other` is never reported written (its write failed): its buffer is not reused.
+    const last = s.sealRun(randomBytes(4 * SECTOR_BYTES), 24, take);
+    assert.notEqual(last.rec, other.rec);
+    const out = Buffer.alloc(SECTOR_BYTES);
+    assert.equal(s.open(next.rec as Buffer, 0, 16, out, 0), next.firstVersion, 'a reused buffer holds its new records whole');
+  });
+
   it('sizes sealed units in whole 512-byte blocks', () => {
     assert.equal(sealedUnitBytes(4096), 4608);
     assert.equal(sealedUnitBytes(64 << 10), 66560);
