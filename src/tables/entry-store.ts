@@ -4,7 +4,9 @@
  * (only full nodes open it; a storage-only node has no key and no tables). Three databases:
  * entries by stored key (sort-key order within a partition key), a per-leaf key index carrying each
  * entry's hash (what two replicas compare), and the digest tree nodes. A merge updates all three
- * in one transaction, and resolves once that transaction is on disk.
+ * in one transaction, and resolves once that transaction is on disk; merges and writes handed over
+ * while a commit is out share the next one (group-commit.ts), one transaction and one fsync for
+ * the batches of every origin.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,8 @@ import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { badInput, TesseraError } from '../errors.js';
 import { fsError } from '../store/index.js';
 import { dbError } from '../store/index.js';
-import { compareVersions, decodeStored, encodeStored, type EntryKey, type TableEntry } from './entry.js';
+import { compareVersions, decodeStored, encodeStored, type EntryKey, type StoredVersion, type TableEntry } from './entry.js';
+import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ancestorAt, checkTreePosition, EMPTY_DIGEST, TREE_DEPTH, updateDigest } from './digest-tree.js';
 import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, SEAL_SORT_KEY, storageKey } from './keys.js';
 
@@ -40,6 +43,18 @@ export interface ScanResult {
   readonly entries: TableEntry[];
   /** True when the scan stopped at its limit or byte budget. */
   readonly more: boolean;
+}
+
+interface MergeJob {
+  readonly keyed: ReadonlyArray<{ e: TableEntry; key: Buffer }>;
+  /** A client write: values under a sealed partition key are refused. */
+  readonly refuseSealed: boolean;
+}
+
+interface MergeResult {
+  kept: TableEntry[];
+  /** Indices (in the call) of values a seal refused. */
+  sealed: number[];
 }
 
 export interface LeafKey {
@@ -77,6 +92,11 @@ export class EntryStore {
   readonly #leaves: Database<Buffer, Buffer>;
   readonly #tree: Database<Buffer, Buffer>;
   readonly #temporary: boolean;
+  /** Merges and writes handed over while a commit is out go together in the next one. */
+  readonly #group = new GroupCommit<MergeJob, MergeResult>({
+    commit: (jobs) => this.#commitGroup(jobs),
+    sizeOf: (job) => job.keyed.length,
+  });
   #closed = false;
 
   private constructor(path: string, root: RootDatabase, temporary: boolean) {
@@ -131,7 +151,7 @@ export class EntryStore {
    * refused (its index is in `sealed`); deletions are kept. The seal is read in the same transaction as the write, so
    * on this replica a write is either before the seal or refused.
    */
-  write(entries: readonly TableEntry[]): Promise<{ kept: TableEntry[]; sealed: number[] }> {
+  write(entries: readonly TableEntry[]): Promise<MergeResult> {
     return this.#merge(entries, true);
   }
 
@@ -146,44 +166,66 @@ export class EntryStore {
     return raw !== undefined && decodeStored(raw).value !== null;
   }
 
-  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<{ kept: TableEntry[]; sealed: number[] }> {
+  #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<MergeResult> {
     this.#checkOpen();
+    // Keys are checked here, so a bad entry fails its own call and never the group it would join.
     const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
+    return this.#group.submit({ keyed, refuseSealed });
+  }
+
+  /**
+   * One transaction for every merge and write of a group, in the order they were handed over.
+   * Everything is read and decided first, then written, so a group that fails while deciding
+   * leaves nothing behind; entries of one key within the group are judged against each other
+   * through `planned`, and the digest folds are shared, so each tree node is read and written
+   * once per commit.
+   */
+  async #commitGroup(jobs: readonly MergeJob[]): Promise<MergeResult[]> {
     try {
       return await this.#root.transaction(() => {
-        const kept: TableEntry[] = [];
-        const sealed: number[] = [];
+        const planned = new Map<string, { key: Buffer; leaf: number; e: TableEntry; cur: Buffer | undefined }>();
         const seals = new Map<string, boolean>();
-        const folds = new Map<string, Buffer>();
-        keyed.forEach(({ e, key }, i) => {
-          // Deletions pass: they cannot bring anything back into a closed partition key.
-          if (refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
+        const results = jobs.map(({ keyed, refuseSealed }) => {
+          const kept: TableEntry[] = [];
+          const sealed: number[] = [];
+          keyed.forEach(({ e, key }, i) => {
             const group = `${e.table}\0${e.pk}`;
-            let closed = seals.get(group);
-            if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
-            if (closed) {
-              sealed.push(i);
-              return;
+            // Deletions pass: they cannot bring anything back into a closed partition key.
+            if (refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
+              let closed = seals.get(group);
+              if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
+              if (closed) {
+                sealed.push(i);
+                return;
+              }
             }
-          } else if (e.sk === SEAL_SORT_KEY) {
-            seals.delete(`${e.table}\0${e.pk}`);
-          }
-          const raw = this.#entries.get(key);
-          const cur = raw === undefined ? undefined : decodeStored(raw);
-          if (cur !== undefined && compareVersions(cur, e) >= 0) return;
-          this.#entries.putSync(key, encodeStored(e));
-          const partition = key[0]!;
-          const leaf = leafOf(key);
-          this.#leaves.putSync(leafIndexKey(partition, leaf, key), e.mac);
-          this.#fold(folds, partition, leaf, cur?.mac, e.mac);
-          kept.push(e);
+            const id = key.toString('latin1');
+            const earlier = planned.get(id);
+            const held = earlier !== undefined ? earlier.e : this.#stored(key);
+            if (held !== undefined && compareVersions(held, e) >= 0) return;
+            planned.set(id, { key, leaf: earlier?.leaf ?? leafOf(key), e, cur: earlier !== undefined ? earlier.cur : held?.mac });
+            if (e.sk === SEAL_SORT_KEY) seals.set(group, e.value !== null);
+            kept.push(e);
+          });
+          return { kept, sealed };
         });
+        const folds = new Map<string, Buffer>();
+        for (const { key, leaf, e, cur } of planned.values()) this.#fold(folds, key[0]!, leaf, cur, e.mac);
+        for (const { key, leaf, e } of planned.values()) {
+          this.#entries.putSync(key, encodeStored(e));
+          this.#leaves.putSync(leafIndexKey(key[0]!, leaf, key), e.mac);
+        }
         this.#writeFolds(folds);
-        return { kept, sealed };
+        return results;
       });
     } catch (e) {
       throw dbError(e, 'merging table entries');
     }
+  }
+
+  #stored(key: Buffer): StoredVersion | undefined {
+    const raw = this.#entries.get(key);
+    return raw === undefined ? undefined : decodeStored(raw);
   }
 
   /**
@@ -316,6 +358,11 @@ export class EntryStore {
     }
   }
 
+  /** Group commits made and the merges and writes they carried. */
+  get commits(): GroupCommitStats {
+    return { ...this.#group.stats };
+  }
+
   count(): number {
     return this.#entries.getCount();
   }
@@ -323,6 +370,7 @@ export class EntryStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#group.drained();
     await this.#root.flushed;
     await this.#root.close();
     if (this.#temporary) await rm(this.path, { recursive: true, force: true });
