@@ -51,6 +51,14 @@ interface MergeJob {
   readonly refuseSealed: boolean;
 }
 
+/** An entry a group commit will write: the version held before the group (its MAC) is folded out of the digests. */
+interface Planned {
+  readonly key: Buffer;
+  readonly leaf: number;
+  readonly e: TableEntry;
+  readonly cur: Buffer | undefined;
+}
+
 interface MergeResult {
   kept: TableEntry[];
   /** Indices (in the call) of values a seal refused. */
@@ -93,7 +101,7 @@ export class EntryStore {
   readonly #tree: Database<Buffer, Buffer>;
   readonly #temporary: boolean;
   /** Merges and writes handed over while a commit is out go together in the next one. */
-  readonly #group = new GroupCommit<MergeJob, MergeResult>({
+  readonly #group = new GroupCommit<MergeJob, MergeResult | Error>({
     commit: (jobs) => this.#commitGroup(jobs),
     sizeOf: (job) => job.keyed.length,
   });
@@ -166,48 +174,40 @@ export class EntryStore {
     return raw !== undefined && decodeStored(raw).value !== null;
   }
 
-  #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<MergeResult> {
+  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<MergeResult> {
     this.#checkOpen();
     // Keys are checked here, so a bad entry fails its own call and never the group it would join.
     const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
-    return this.#group.submit({ keyed, refuseSealed });
+    const r = await this.#group.submit({ keyed, refuseSealed });
+    if (r instanceof Error) throw r;
+    return r;
   }
 
   /**
    * One transaction for every merge and write of a group, in the order they were handed over.
-   * Everything is read and decided first, then written, so a group that fails while deciding
-   * leaves nothing behind; entries of one key within the group are judged against each other
-   * through `planned`, and the digest folds are shared, so each tree node is read and written
-   * once per commit.
+   * Each call is judged first (reads only), against what is stored and what calls before it in
+   * the group planned; a call whose judging fails (a stored record that cannot be decoded) is
+   * answered with its error alone and plans nothing. Then everything planned is written, with the
+   * digest folds shared, so each tree node is read and written once per commit. A transaction
+   * that fails fails every call in it.
    */
-  async #commitGroup(jobs: readonly MergeJob[]): Promise<MergeResult[]> {
+  async #commitGroup(jobs: readonly MergeJob[]): Promise<Array<MergeResult | Error>> {
+    let results: Array<MergeResult | Error>;
     try {
-      return await this.#root.transaction(() => {
-        const planned = new Map<string, { key: Buffer; leaf: number; e: TableEntry; cur: Buffer | undefined }>();
-        const seals = new Map<string, boolean>();
-        const results = jobs.map(({ keyed, refuseSealed }) => {
-          const kept: TableEntry[] = [];
-          const sealed: number[] = [];
-          keyed.forEach(({ e, key }, i) => {
-            const group = `${e.table}\0${e.pk}`;
-            // Deletions pass: they cannot bring anything back into a closed partition key.
-            if (refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
-              let closed = seals.get(group);
-              if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
-              if (closed) {
-                sealed.push(i);
-                return;
-              }
-            }
-            const id = key.toString('latin1');
-            const earlier = planned.get(id);
-            const held = earlier !== undefined ? earlier.e : this.#stored(key);
-            if (held !== undefined && compareVersions(held, e) >= 0) return;
-            planned.set(id, { key, leaf: earlier?.leaf ?? leafOf(key), e, cur: earlier !== undefined ? earlier.cur : held?.mac });
-            if (e.sk === SEAL_SORT_KEY) seals.set(group, e.value !== null);
-            kept.push(e);
-          });
-          return { kept, sealed };
+      results = await this.#root.transaction(() => {
+        const planned = new Map<string, Planned>();
+        let seals = new Map<string, boolean>();
+        const out = jobs.map((job) => {
+          const mine = new Map<string, Planned>();
+          const sealsAfter = new Map(seals);
+          try {
+            const r = this.#judge(job, (id) => mine.get(id) ?? planned.get(id), mine, sealsAfter);
+            for (const [id, p] of mine) planned.set(id, p);
+            seals = sealsAfter;
+            return r;
+          } catch (e) {
+            return dbError(e, 'merging table entries');
+          }
         });
         const folds = new Map<string, Buffer>();
         for (const { key, leaf, e, cur } of planned.values()) this.#fold(folds, key[0]!, leaf, cur, e.mac);
@@ -216,11 +216,38 @@ export class EntryStore {
           this.#leaves.putSync(leafIndexKey(key[0]!, leaf, key), e.mac);
         }
         this.#writeFolds(folds);
-        return results;
+        return out;
       });
     } catch (e) {
       throw dbError(e, 'merging table entries');
     }
+    return results;
+  }
+
+  /** Decides one call of a group: what it keeps (into `mine`) and which of its values a seal refuses. */
+  #judge(job: MergeJob, earlier: (id: string) => Planned | undefined, mine: Map<string, Planned>, seals: Map<string, boolean>): MergeResult {
+    const kept: TableEntry[] = [];
+    const sealed: number[] = [];
+    job.keyed.forEach(({ e, key }, i) => {
+      const group = `${e.table}\0${e.pk}`;
+      // Deletions pass: they cannot bring anything back into a closed partition key.
+      if (job.refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
+        let closed = seals.get(group);
+        if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
+        if (closed) {
+          sealed.push(i);
+          return;
+        }
+      }
+      const id = key.toString('latin1');
+      const before = earlier(id);
+      const held = before !== undefined ? before.e : this.#stored(key);
+      if (held !== undefined && compareVersions(held, e) >= 0) return;
+      mine.set(id, { key, leaf: before?.leaf ?? leafOf(key), e, cur: before !== undefined ? before.cur : held?.mac });
+      if (e.sk === SEAL_SORT_KEY) seals.set(group, e.value !== null);
+      kept.push(e);
+    });
+    return { kept, sealed };
   }
 
   #stored(key: Buffer): StoredVersion | undefined {
