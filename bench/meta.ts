@@ -17,6 +17,7 @@ import { EntryStore } from '../src/tables/entry-store.js';
 import { encodeRecord } from '../src/tables/records.js';
 import { intArg as arg } from './cli-args.js';
 import { pool, timed } from './bench-run.js';
+import { ownCpuMicros, processCpuMs } from './cpu-time.js';
 import { sampleObjectRecord as record } from '../test/helpers/object-record.js';
 
 const key = (i: number) => `bench/${String(i).padStart(8, '0')}`;
@@ -51,18 +52,33 @@ export async function main(args: string[]): Promise<void> {
     cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
     await cluster.waitForMembers({ alive: 3 });
     const clients = cluster.nodes.map((x) => x.client);
+    const pids = cluster.nodes.map((x) => x.proc?.pid).filter((p): p is number => p !== undefined);
+    // CPU of the nodes and of this process (the HTTP client) per item: what a phase costs the
+    // machine, whatever else shares its cores.
+    const cpuPer = async (items: number, phase: () => Promise<number>): Promise<{ secs: number; nodeMs: number; clientMs: number }> => {
+      const n0 = pids.reduce((a, p) => a + processCpuMs(p), 0);
+      const c0 = ownCpuMicros();
+      const secs = await phase();
+      return { secs, nodeMs: (pids.reduce((a, p) => a + processCpuMs(p), 0) - n0) / items, clientMs: (ownCpuMicros() - c0) / 1000 / items };
+    };
     await clients[0]!.createBucket('bench');
     await clients[0]!.createBucket('bench-batched');
-    const write1 = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }]))));
+    const w1 = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }])))));
+    const write1 = w1.secs;
     // How the single-record writes were coalesced on their way to the holders.
     const batched = (await Promise.all(clients.map((c) => c.status()))).map((s) => s.metadata?.writeBatches ?? { batches: 0, entries: 0, largest: 0 });
     const sent = batched.reduce((a, b) => ({ batches: a.batches + b.batches, entries: a.entries + b.entries, largest: Math.max(a.largest, b.largest) }));
-    const writeB = await timed(() =>
-      pool(Math.ceil(n / batch), concurrency, async (j) => {
-        const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
-        await clients[j % 3]!.putObjectRecords('bench-batched', items);
-      }),
+    const committed = (await Promise.all(clients.map((c) => c.status()))).map((s) => s.metadata?.storeCommits ?? { commits: 0, jobs: 0, largest: 0 });
+    const commits = committed.reduce((a, b) => ({ commits: a.commits + b.commits, jobs: a.jobs + b.jobs, largest: Math.max(a.largest, b.largest) }));
+    const wB = await cpuPer(n, () =>
+      timed(() =>
+        pool(Math.ceil(n / batch), concurrency, async (j) => {
+          const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
+          await clients[j % 3]!.putObjectRecords('bench-batched', items);
+        }),
+      ),
     );
+    const writeB = wB.secs;
     const read = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.objectRecord('bench', key(i)))));
     let listed = 0;
     const list = await timed(async () => {
@@ -77,13 +93,18 @@ export async function main(args: string[]): Promise<void> {
     if (listed !== n) throw new Error(`listing returned ${listed} records, expected ${n}`);
     const line = (what: string, got: number, baseline: number) =>
       `  ${what.padEnd(34)} ${String(got).padStart(8)} /s   baseline ${String(baseline).padStart(8)} /s   ratio ${(got / baseline).toFixed(3)}`;
+    const cpuLine = (what: string, c: { nodeMs: number; clientMs: number }) =>
+      `  CPU per record written, ${what}: nodes ${c.nodeMs.toFixed(3)} ms, bench client ${c.clientMs.toFixed(3)} ms`;
     process.stdout.write(
       [
         line('writes, 1 record per request', rate(n, write1), rate(n, bWrite)),
         line(`writes, ${batch} records per request`, rate(n, writeB), rate(n, bWrite)),
         line('point reads', rate(n, read), rate(n, bRead)),
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
+        cpuLine('1 record per request', w1),
+        cpuLine(`${batch} records per request`, wB),
         `  single-record writes went to the holders in ${sent.batches} batches (${(sent.entries / Math.max(1, sent.batches)).toFixed(1)} entries on average, at most ${sent.largest})`,
+        `  the holders committed those batches (and the bucket records) in ${commits.commits} transactions (${(commits.jobs / Math.max(1, commits.commits)).toFixed(1)} batches on average, at most ${commits.largest})`,
       ].join('\n') + '\n',
     );
   } finally {

@@ -4,7 +4,9 @@
  * (only full nodes open it; a storage-only node has no key and no tables). Three databases:
  * entries by stored key (sort-key order within a partition key), a per-leaf key index carrying each
  * entry's hash (what two replicas compare), and the digest tree nodes. A merge updates all three
- * in one transaction, and resolves once that transaction is on disk.
+ * in one transaction, and resolves once that transaction is on disk; merges and writes handed over
+ * while a commit is out share the next one (group-commit.ts), one transaction and one fsync for
+ * the batches of every origin.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,8 @@ import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { badInput, TesseraError } from '../errors.js';
 import { fsError } from '../store/index.js';
 import { dbError } from '../store/index.js';
-import { compareVersions, decodeStored, encodeStored, type EntryKey, type TableEntry } from './entry.js';
+import { compareVersions, decodeStored, encodeStored, type EntryKey, type StoredVersion, type TableEntry } from './entry.js';
+import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { ancestorAt, checkTreePosition, EMPTY_DIGEST, TREE_DEPTH, updateDigest } from './digest-tree.js';
 import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, SEAL_SORT_KEY, storageKey } from './keys.js';
 
@@ -40,6 +43,26 @@ export interface ScanResult {
   readonly entries: TableEntry[];
   /** True when the scan stopped at its limit or byte budget. */
   readonly more: boolean;
+}
+
+interface MergeJob {
+  readonly keyed: ReadonlyArray<{ e: TableEntry; key: Buffer }>;
+  /** A client write: values under a sealed partition key are refused. */
+  readonly refuseSealed: boolean;
+}
+
+/** An entry a group commit will write: the version held before the group (its MAC) is folded out of the digests. */
+interface Planned {
+  readonly key: Buffer;
+  readonly leaf: number;
+  readonly e: TableEntry;
+  readonly cur: Buffer | undefined;
+}
+
+interface MergeResult {
+  kept: TableEntry[];
+  /** Indices (in the call) of values a seal refused. */
+  sealed: number[];
 }
 
 export interface LeafKey {
@@ -77,6 +100,11 @@ export class EntryStore {
   readonly #leaves: Database<Buffer, Buffer>;
   readonly #tree: Database<Buffer, Buffer>;
   readonly #temporary: boolean;
+  /** Merges and writes handed over while a commit is out go together in the next one. */
+  readonly #group = new GroupCommit<MergeJob, MergeResult | Error>({
+    commit: (jobs) => this.#commitGroup(jobs),
+    sizeOf: (job) => job.keyed.length,
+  });
   #closed = false;
 
   private constructor(path: string, root: RootDatabase, temporary: boolean) {
@@ -131,7 +159,7 @@ export class EntryStore {
    * refused (its index is in `sealed`); deletions are kept. The seal is read in the same transaction as the write, so
    * on this replica a write is either before the seal or refused.
    */
-  write(entries: readonly TableEntry[]): Promise<{ kept: TableEntry[]; sealed: number[] }> {
+  write(entries: readonly TableEntry[]): Promise<MergeResult> {
     return this.#merge(entries, true);
   }
 
@@ -146,44 +174,85 @@ export class EntryStore {
     return raw !== undefined && decodeStored(raw).value !== null;
   }
 
-  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<{ kept: TableEntry[]; sealed: number[] }> {
+  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<MergeResult> {
     this.#checkOpen();
+    // Keys are checked here, so a bad entry fails its own call and never the group it would join.
     const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
+    const r = await this.#group.submit({ keyed, refuseSealed });
+    if (r instanceof Error) throw r;
+    return r;
+  }
+
+  /**
+   * One transaction for every merge and write of a group, in the order they were handed over.
+   * Each call is judged first (reads only), against what is stored and what calls before it in
+   * the group planned; a call whose judging fails (a stored record that cannot be decoded) is
+   * answered with its error alone and plans nothing. Then everything planned is written, with the
+   * digest folds shared, so each tree node is read and written once per commit. A transaction
+   * that fails fails every call in it.
+   */
+  async #commitGroup(jobs: readonly MergeJob[]): Promise<Array<MergeResult | Error>> {
+    let results: Array<MergeResult | Error>;
     try {
-      return await this.#root.transaction(() => {
-        const kept: TableEntry[] = [];
-        const sealed: number[] = [];
-        const seals = new Map<string, boolean>();
-        const folds = new Map<string, Buffer>();
-        keyed.forEach(({ e, key }, i) => {
-          // Deletions pass: they cannot bring anything back into a closed partition key.
-          if (refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
-            const group = `${e.table}\0${e.pk}`;
-            let closed = seals.get(group);
-            if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
-            if (closed) {
-              sealed.push(i);
-              return;
-            }
-          } else if (e.sk === SEAL_SORT_KEY) {
-            seals.delete(`${e.table}\0${e.pk}`);
+      results = await this.#root.transaction(() => {
+        const planned = new Map<string, Planned>();
+        let seals = new Map<string, boolean>();
+        const out = jobs.map((job) => {
+          const mine = new Map<string, Planned>();
+          const sealsAfter = new Map(seals);
+          try {
+            const r = this.#judge(job, (id) => mine.get(id) ?? planned.get(id), mine, sealsAfter);
+            for (const [id, p] of mine) planned.set(id, p);
+            seals = sealsAfter;
+            return r;
+          } catch (e) {
+            return dbError(e, 'merging table entries');
           }
-          const raw = this.#entries.get(key);
-          const cur = raw === undefined ? undefined : decodeStored(raw);
-          if (cur !== undefined && compareVersions(cur, e) >= 0) return;
-          this.#entries.putSync(key, encodeStored(e));
-          const partition = key[0]!;
-          const leaf = leafOf(key);
-          this.#leaves.putSync(leafIndexKey(partition, leaf, key), e.mac);
-          this.#fold(folds, partition, leaf, cur?.mac, e.mac);
-          kept.push(e);
         });
+        const folds = new Map<string, Buffer>();
+        for (const { key, leaf, e, cur } of planned.values()) this.#fold(folds, key[0]!, leaf, cur, e.mac);
+        for (const { key, leaf, e } of planned.values()) {
+          this.#entries.putSync(key, encodeStored(e));
+          this.#leaves.putSync(leafIndexKey(key[0]!, leaf, key), e.mac);
+        }
         this.#writeFolds(folds);
-        return { kept, sealed };
+        return out;
       });
     } catch (e) {
       throw dbError(e, 'merging table entries');
     }
+    return results;
+  }
+
+  /** Decides one call of a group: what it keeps (into `mine`) and which of its values a seal refuses. */
+  #judge(job: MergeJob, earlier: (id: string) => Planned | undefined, mine: Map<string, Planned>, seals: Map<string, boolean>): MergeResult {
+    const kept: TableEntry[] = [];
+    const sealed: number[] = [];
+    job.keyed.forEach(({ e, key }, i) => {
+      const group = `${e.table}\0${e.pk}`;
+      // Deletions pass: they cannot bring anything back into a closed partition key.
+      if (job.refuseSealed && e.sk !== SEAL_SORT_KEY && e.value !== null) {
+        let closed = seals.get(group);
+        if (closed === undefined) seals.set(group, (closed = this.#sealedNow(e.table, e.pk)));
+        if (closed) {
+          sealed.push(i);
+          return;
+        }
+      }
+      const id = key.toString('latin1');
+      const before = earlier(id);
+      const held = before !== undefined ? before.e : this.#stored(key);
+      if (held !== undefined && compareVersions(held, e) >= 0) return;
+      mine.set(id, { key, leaf: before?.leaf ?? leafOf(key), e, cur: before !== undefined ? before.cur : held?.mac });
+      if (e.sk === SEAL_SORT_KEY) seals.set(group, e.value !== null);
+      kept.push(e);
+    });
+    return { kept, sealed };
+  }
+
+  #stored(key: Buffer): StoredVersion | undefined {
+    const raw = this.#entries.get(key);
+    return raw === undefined ? undefined : decodeStored(raw);
   }
 
   /**
@@ -316,6 +385,11 @@ export class EntryStore {
     }
   }
 
+  /** Group commits made and the merges and writes they carried. */
+  get commits(): GroupCommitStats {
+    return { ...this.#group.stats };
+  }
+
   count(): number {
     return this.#entries.getCount();
   }
@@ -323,6 +397,7 @@ export class EntryStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#group.drained();
     await this.#root.flushed;
     await this.#root.close();
     if (this.#temporary) await rm(this.path, { recursive: true, force: true });

@@ -99,6 +99,8 @@ export interface TableStatus {
   readonly counters: TableCounters;
   /** Client-write batches this node sent: how many, the entries they carried, the largest. */
   readonly writeBatches: { batches: number; entries: number; largest: number };
+  /** This node's table-store transactions: how many, the merges and writes they carried, the most in one. */
+  readonly storeCommits: { commits: number; jobs: number; largest: number };
   /** Set when fewer full nodes than the replica count are live. */
   readonly warning?: string;
 }
@@ -185,6 +187,7 @@ export class TableService {
       partitionsHeld: held,
       counters: { ...this.counters },
       writeBatches: this.writeBatches,
+      storeCommits: this.#o.store.commits,
       ...(n < this.#r ? { warning: `metadata redundancy is below ${this.#r}: only ${n} live node(s) hold the data key, so each holds every table partition; add full nodes` } : {}),
     };
   }

@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTesseraError } from '../../../src/errors.js';
 import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
-import { EntryStore, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+import { EntryStore, lmdbEncryptionKey, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+import { open as openLmdb } from 'lmdb';
 import { digestOf, digestCount, EMPTY_DIGEST, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
-import { LEAF_COUNT, partitionOf } from '../../../src/tables/keys.js';
+import { LEAF_COUNT, partitionOf, SEAL_SORT_KEY, storageKey } from '../../../src/tables/keys.js';
 
 const MAC = randomBytes(32);
 const DISK = randomBytes(32);
@@ -82,6 +83,77 @@ test('on disk the store is encrypted: no key or value appears in any file, and i
     const again = await EntryStore.open(join(dir, 't'), DISK);
     assert.equal(again.get({ table: 'object', pk: 'bucket-SECRET-77', sk: 'secret-object-NAME-4471' })?.value?.toString(), 'secret-VALUE-9912');
     await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('merges and writes handed over together share one transaction, judged in the order they came', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    const base = await s.merge([e('k1', 1, 'one'), e('k2', 1, 'two'), e(SEAL_SORT_KEY, 1, 'sealed', 'closed-bucket')]);
+    assert.equal(base.length, 3);
+    const before = s.commits;
+    const v7 = e('k1', 7, 'seven');
+    const v6 = e('k1', 6, 'six');
+    const [a, b, c, d] = await Promise.all([
+      s.merge([v7]),
+      s.write([v6, e('k3', 2, 'three')]),
+      s.write([e('x', 2, 'refused', 'closed-bucket'), e('y', 2, null, 'closed-bucket')]),
+      s.merge([e('k2', 3, null)]),
+    ]);
+    const after = s.commits;
+    assert.equal(after.commits - before.commits, 1, 'four calls of one turn went in one transaction');
+    assert.equal(after.jobs - before.jobs, 4);
+    assert.deepEqual(a.map((x) => x.sk), ['k1']);
+    assert.deepEqual(b.kept.map((x) => x.sk), ['k3'], 'an older version than one earlier in the group is not kept');
+    assert.deepEqual(c.sealed, [0], 'a value under a sealed partition key is refused; a deletion passes');
+    assert.deepEqual(c.kept.map((x) => x.sk), ['y']);
+    assert.equal(d.length, 1);
+    assert.equal(s.get({ table: 'object', pk: 'bucket-1', sk: 'k1' })?.value?.toString(), 'seven');
+    assert.equal(s.get({ table: 'object', pk: 'bucket-1', sk: 'k2' })?.value, null);
+    const p = partitionOf('object', 'bucket-1');
+    const held = s.scan('object', 'bucket-1', { limit: 100 }).entries;
+    assert.deepEqual(held.map((x) => x.sk), ['k1', 'k2', 'k3']);
+    assert.ok(s.root(p).equals(digestOf(held.map((x) => x.mac))), 'each key is folded into the digests once, from the version held before the group to the one after');
+    // A seal and a write behind it in the same group: the write meets the seal.
+    const [, late] = await Promise.all([s.merge([e(SEAL_SORT_KEY, 9, 'sealed')]), s.write([e('k4', 9, 'late')])]);
+    assert.deepEqual(late.sealed, [0]);
+  } finally {
+    await s.close();
+  }
+});
+
+test('a call of a group that cannot be judged fails alone and writes nothing; the rest of its group commits', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-tables-test-'));
+  try {
+    const path = join(dir, 't');
+    const s = await EntryStore.open(path, DISK);
+    await s.merge([e('ok', 1, 'ok')]);
+    await s.close();
+    // A record that cannot be decoded: judging a newer version against it fails.
+    const raw = openLmdb({ path, maxDbs: 4, encryptionKey: lmdbEncryptionKey(DISK) });
+    const entries = raw.openDB<Buffer, Buffer>({ name: 'entries', keyEncoding: 'binary', encoding: 'binary' });
+    await entries.put(storageKey({ table: 'object', pk: 'bucket-1', sk: 'bad' }), Buffer.from('x'));
+    await raw.close();
+    const again = await EntryStore.open(path, DISK);
+    try {
+      const before = again.commits;
+      const [a, bad, c] = await Promise.allSettled([again.merge([e('a', 2, 'a')]), again.write([e('bad', 2, 'b'), e('d', 2, 'd')]), again.merge([e('c', 2, 'c')])]);
+      assert.equal(again.commits.commits - before.commits, 1, 'the three calls went in one transaction');
+      assert.equal(bad.status, 'rejected');
+      assert.ok(isTesseraError((bad as PromiseRejectedResult).reason, 'CORRUPT'), 'a typed error naming the corruption');
+      assert.equal(again.get({ table: 'object', pk: 'bucket-1', sk: 'd' }), null, 'nothing of the failed call was written');
+      assert.equal(a.status, 'fulfilled');
+      assert.equal(c.status, 'fulfilled');
+      assert.equal(again.get({ table: 'object', pk: 'bucket-1', sk: 'a' })?.value?.toString(), 'a');
+      assert.equal(again.get({ table: 'object', pk: 'bucket-1', sk: 'c' })?.value?.toString(), 'c');
+      const held = ['ok', 'a', 'c'].map((sk) => again.get({ table: 'object', pk: 'bucket-1', sk })!);
+      const p = partitionOf('object', 'bucket-1');
+      assert.ok(again.root(p).equals(digestOf(held.map((x) => x.mac))), 'the digests hold what was written, and not the failed call');
+    } finally {
+      await again.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
