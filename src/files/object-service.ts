@@ -18,6 +18,7 @@ import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketAccess, type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type StoredCannedAcl, type Tables,
 } from '../tables/index.js';
+import { isSealedError } from '../tables/table-service.js';
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
@@ -153,11 +154,18 @@ export class ObjectService {
     return this.#tables.buckets.list({ ...opts, limit: pageLimit(opts.limit) });
   }
 
-  /** The bucket, or NOT_FOUND; the default bucket is made on first use. */
-  async #bucket(name: string, create: boolean): Promise<BucketEntry> {
+  /**
+   * The bucket, or NOT_FOUND; the default bucket is made on first use. `remembered` may answer
+   * with the entry this node last read (`fresh` false), whose id a write checks by its seal.
+   */
+  async #bucket(name: string, create: boolean, remembered = false): Promise<BucketEntry & { fresh: boolean }> {
+    if (remembered) {
+      const known = await this.#tables.buckets.known(name);
+      if (known !== null) return { ...known, fresh: false };
+    }
     const b = await this.#tables.buckets.get(name);
-    if (b !== null) return b;
-    if (name === DEFAULT_BUCKET && create) return this.#writeDefault();
+    if (b !== null) return { ...b, fresh: true };
+    if (name === DEFAULT_BUCKET && create) return { ...(await this.#writeDefault()), fresh: true };
     throw notFound(`bucket '${name}' does not exist`);
   }
 
@@ -182,7 +190,8 @@ export class ObjectService {
     // Content type and user metadata are checked before any byte is stored.
     const optionalFields = { ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}), ...opts.access };
     checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...optionalFields });
-    const b = await this.#bucket(bucket, true);
+    // The remembered bucket: a small object then costs no bucket-table read. A file re-reads it below.
+    const known = await this.#bucket(bucket, true, true);
     checkBodyOptions(opts);
     const hashed = new HashedBody(body, opts);
     const secret = opts.inline === false ? undefined : this.#inlineSecret;
@@ -191,9 +200,19 @@ export class ObjectService {
     if (small !== null && secret !== undefined) {
       // One table write instead of a file (chunk, manifest, commit on R nodes) and its reference.
       const record: ObjectRecord = { fileId: INLINE_FILE_ID, size: small.length, etag: hashed.md5Hex(), ...meta, mtime: Date.now(), inline: sealInlineObject(small, secret) };
-      await this.#point(b, key, record);
-      return { bucket: b.name, key, ...record };
+      try {
+        await this.#point(known, key, record);
+      } catch (e) {
+        // The remembered bucket was deleted (its id is sealed): the name is looked up afresh.
+        // An inline write leaves nothing behind when refused, so it is simply written again.
+        if (!isSealedError(e)) throw e;
+        await this.#point(await this.#bucket(bucket, true), key, record);
+      }
+      return { bucket: known.name, key, ...record };
     }
+    // A file is stored under the bucket's policy and referenced before its record is written, so
+    // it goes by the bucket as it is now, not as remembered.
+    const b = known.fresh ? known : await this.#bucket(bucket, true);
     const put = await this.#storeHashed(hashed, { ...opts, policy: opts.policy ?? b.policy });
     const record: ObjectRecord = { fileId: put.fileId, size: put.size, etag: put.md5.toString('hex'), ...meta, mtime: Date.now() };
     try {

@@ -38,6 +38,8 @@ export function isSealedError(e: unknown): boolean {
   return isTesseraError(e, 'NOT_FOUND') && e.details?.['sealed'] === true;
 }
 
+/** Callers' expected proofs kept (one per peer); past this the map starts afresh. */
+const MAX_CACHED_PROOFS = 1024;
 /** Members asked at once whether they hold the data key. */
 const HELLO_CONCURRENCY = 8;
 
@@ -117,6 +119,7 @@ export class TableService {
   readonly #timeoutMs: number;
   readonly #auth: Buffer;
   readonly #known = new Map<string, Known>();
+  readonly #proofs = new Map<string, Buffer>();
   #placer: Placer | undefined;
   /** Client writes, coalesced per partition; resolves true for an entry refused by a seal. */
   readonly #writes: WriteBatcher<TableEntry, boolean>;
@@ -242,9 +245,10 @@ export class TableService {
     holders: readonly string[],
     call: (nodeId: string) => Promise<T>,
     what: string,
-    opts: { late?: (nodeId: string, value: T) => void; majorityOnly?: boolean } = {},
+    opts: { late?: (nodeId: string, value: T) => void; majorityOnly?: boolean; need?: number } = {},
   ): Promise<Array<{ nodeId: string; value: T }>> {
-    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    // `need`: answers wanted from these nodes when the caller counts itself apart (a holder's own read).
+    const need = opts.need ?? Math.min(majorityQuorum(this.#r), holders.length);
     const late = opts.late;
     const self = this.#o.net.selfId;
     const ranked = opts.majorityOnly && holders.includes(self) ? [self, ...holders.filter((h) => h !== self)] : holders;
@@ -325,18 +329,55 @@ export class TableService {
     return r.sealed;
   }
 
-  /** The live value of a key (null when absent or deleted), from a majority of its holders. */
+  /**
+   * The live value of a key (null when absent or deleted), from a majority of its holders. A
+   * holder reads its own copy and asks only enough other holders to make the majority which
+   * version they hold (its MAC, table.version): no value crosses the network and no remote value
+   * is read from disk when they agree, which is nearly always. A holder that holds another version
+   * is then read in full and the newer one wins, as before. Still a majority read: with writes
+   * acknowledged by a majority, R + W > N, so it sees every acknowledged write.
+   */
   async get(key: EntryKey): Promise<TableEntry | null> {
     await this.#discover();
     const holders = this.holders(partitionOf(key.table, key.pk));
-    const readOne = async (id: string): Promise<TableEntry | null> => {
-      if (id === this.#o.net.selfId) return this.#o.store.get(key);
-      const body = await this.#call(id, rpc.TABLE_METHODS.get, { auth: this.#auth, t: key.table, p: key.pk, s: key.sk });
-      const r = rpc.parseBody(rpc.getReply, body, 'table.get');
-      return r.e === null ? null : this.#accept(fromWire(r.e), id);
-    };
+    const self = this.#o.net.selfId;
+    if (!holders.includes(self)) return this.#getFromAll(key, holders);
+    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    const own = this.#o.store.get(key);
+    const others = holders.filter((h) => h !== self);
+    const res = await this.#quorum(others, (id) => this.#versionAt(id, key, own), `read from table '${key.table}'`, { majorityOnly: true, need: need - 1 });
+    const { winner, repairs } = mergePoint([{ nodeId: self, entry: own }, ...res.map((r) => ({ nodeId: r.nodeId, entry: r.value }))]);
+    this.#repair(repairs);
+    this.counters.reads++;
+    return winner === null || winner.value === null ? null : winner;
+  }
+
+  /** What a holder has of a key: `own` when it holds the same version, else its entry, read in full. */
+  async #versionAt(id: string, key: EntryKey, own: TableEntry | null): Promise<TableEntry | null> {
+    const req = { auth: this.#auth, t: key.table, p: key.pk, s: key.sk };
+    let mac: Buffer | null;
+    try {
+      mac = rpc.parseBody(rpc.versionReply, await this.#call(id, rpc.TABLE_METHODS.version, req), 'table.version').m as Buffer | null;
+    } catch (err) {
+      // A node of a version without table.version answers BAD_INPUT: it is read in full.
+      if (!isTesseraError(err, 'BAD_INPUT')) throw err;
+      return this.#entryAt(id, key);
+    }
+    if (mac === null ? own === null : own !== null && own.mac.equals(mac)) return own;
+    return this.#entryAt(id, key);
+  }
+
+  async #entryAt(id: string, key: EntryKey): Promise<TableEntry | null> {
+    if (id === this.#o.net.selfId) return this.#o.store.get(key);
+    const body = await this.#call(id, rpc.TABLE_METHODS.get, { auth: this.#auth, t: key.table, p: key.pk, s: key.sk });
+    const r = rpc.parseBody(rpc.getReply, body, 'table.get');
+    return r.e === null ? null : this.#accept(fromWire(r.e), id);
+  }
+
+  /** A read by a node that holds no copy: every holder asked at once, the first majority answers. */
+  async #getFromAll(key: EntryKey, holders: readonly string[]): Promise<TableEntry | null> {
     const replies: { nodeId: string; entry: TableEntry | null }[] = [];
-    const res = await this.#quorum(holders, readOne, `read from table '${key.table}'`, { late: (nodeId, entry) => {
+    const res = await this.#quorum(holders, (id) => this.#entryAt(id, key), `read from table '${key.table}'`, { late: (nodeId, entry) => {
       // A holder that answered after the quorum still gets repaired against what was returned.
       const { repairs } = mergePoint([...replies, { nodeId, entry }]);
       this.#repair(repairs.filter((r) => r.nodeId === nodeId));
@@ -424,13 +465,25 @@ export class TableService {
 
   // ---- serving other full nodes ----
 
+  /** The proof a peer's requests must carry; an HMAC per request otherwise, on every table read served. */
+  #proofOf(peerId: string): Buffer {
+    let p = this.#proofs.get(peerId);
+    if (p === undefined) {
+      // Peer ids are transport-authenticated members, but the map stays bounded whatever the churn.
+      if (this.#proofs.size >= MAX_CACHED_PROOFS) this.#proofs.clear();
+      p = callerProof(this.#o.macKey, peerId);
+      this.#proofs.set(peerId, p);
+    }
+    return p;
+  }
+
   async handle(method: string, body: unknown, peerId: string): Promise<unknown> {
     if (method === rpc.TABLE_METHODS.hello) {
       const r = rpc.parseBody(rpc.helloRequest, body, method);
       return { proof: fullNodeProof(this.#o.macKey, this.#o.net.selfId, r.nonce) };
     }
     const auth = (body as { auth?: unknown } | null)?.auth;
-    if (!(auth instanceof Uint8Array) || !proofMatches(callerProof(this.#o.macKey, peerId), auth)) {
+    if (!(auth instanceof Uint8Array) || !proofMatches(this.#proofOf(peerId), auth)) {
       throw new TesseraError('AUTH', `node ${peerId} sent '${method}' without proof that it holds the data key; table data is served to full nodes only`);
     }
     this.#known.set(peerId, { full: true, at: Date.now() });
@@ -453,6 +506,10 @@ export class TableService {
         const r = rpc.parseBody(rpc.getRequest, body, method);
         const e = this.#o.store.get({ table: r.t, pk: r.p, sk: r.s });
         return { e: e === null ? null : toWire(e) };
+      }
+      case rpc.TABLE_METHODS.version: {
+        const r = rpc.parseBody(rpc.getRequest, body, method);
+        return { m: this.#o.store.macOf({ table: r.t, pk: r.p, sk: r.s }) };
       }
       case rpc.TABLE_METHODS.scan: {
         const r = rpc.parseBody(rpc.scanRequest, body, method);
