@@ -86,6 +86,13 @@ export interface ResolvedRef {
   readonly entry?: ObjectEntry;
 }
 
+/**
+ * Files kept open for reads that follow (ranged downloads), and for how long. Each holds only its
+ * manifest root page (the rest is fetched as ranges need it).
+ */
+export const MAX_OPENED_FILES = 16;
+export const OPENED_FILE_TTL_MS = 5_000;
+
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
@@ -120,6 +127,8 @@ export class ObjectService {
   readonly #tables: Tables;
   readonly #log: Logger;
   readonly #inlineSecret: Buffer | undefined;
+  /** Files opened for recent reads (#openFile). */
+  readonly #opened = new Map<string, { at: number; file: Promise<OpenedFile> }>();
 
   constructor(o: ObjectServiceOptions) {
     this.#files = o.files;
@@ -274,12 +283,41 @@ export class ObjectService {
   }
 
   async #openRange(entry: ObjectEntry, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; file: OpenedFile; start: number; end: number }> {
-    const file = this.inlineFile(entry) ?? (await this.#files.open(entry.fileId));
+    const file = this.inlineFile(entry) ?? (await this.#openFile(entry.fileId));
     if (range === undefined) return { entry, file, start: 0, end: file.totalSize };
     if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {
       throw badInput(`byte range ${range.start}-${range.end} does not fit the object's ${file.totalSize} bytes`, { size: file.totalSize });
     }
     return { entry, file, start: range.start, end: range.end + 1 };
+  }
+
+  /**
+   * A file opened for a read a moment ago is used again: clients download a large object in
+   * ranges (aws-cli: 8 MiB, 10 at once), and each would otherwise fetch, check and decrypt the
+   * manifest root again. A file's content never changes under its id, and whether the object
+   * still points at it was just read from the object table, so only removal could make a kept
+   * one wrong: it is kept for a few seconds, and a removed file's chunks outlive that grace.
+   */
+  #openFile(fileId: string): Promise<OpenedFile> {
+    const now = Date.now();
+    const hit = this.#opened.get(fileId);
+    if (hit !== undefined && now - hit.at < OPENED_FILE_TTL_MS) return hit.file;
+    if (this.#opened.size >= MAX_OPENED_FILES) {
+      for (const [id, o] of this.#opened) if (now - o.at >= OPENED_FILE_TTL_MS) this.#opened.delete(id);
+      if (this.#opened.size >= MAX_OPENED_FILES) this.#opened.delete(this.#opened.keys().next().value!);
+    }
+    const file = this.#files.open(fileId);
+    this.#opened.set(fileId, { at: now, file });
+    file.catch(() => {
+      if (this.#opened.get(fileId)?.file === file) this.#opened.delete(fileId);
+    });
+    return file;
+  }
+
+  /** Removes a file, which this node then no longer serves from its opened files. */
+  async #removeFile(fileId: string): Promise<void> {
+    this.#opened.delete(fileId);
+    await this.#files.removeFile(fileId);
   }
 
   /** An inline object read as a file is (native get, ranges); null for an object stored as a file. */
@@ -331,7 +369,7 @@ export class ObjectService {
     await this.#tables.objects.remove(b.id, key);
     if (cur.inline !== undefined) return cur;
     await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
-    if ((await this.references(cur.fileId, 1)) === 0) await this.#files.removeFile(cur.fileId);
+    if ((await this.references(cur.fileId, 1)) === 0) await this.#removeFile(cur.fileId);
     return cur;
   }
 
@@ -403,7 +441,7 @@ export class ObjectService {
       if (gone === null) throw notFound(`no file is named '${r.name}' (see 'tessera ls')`);
       return { fileId: gone.fileId, name: r.name };
     }
-    await this.#files.removeFile(r.fileId);
+    await this.#removeFile(r.fileId);
     let name: string | null = null;
     const pk = refPartition(r.fileId);
     let token: string | undefined;
@@ -491,7 +529,7 @@ export class ObjectService {
   async #dropFileIfUnreferenced(fileId: string): Promise<void> {
     try {
       if ((await this.references(fileId, 1)) > 0) return;
-      await this.#files.removeFile(fileId);
+      await this.#removeFile(fileId);
     } catch (err) {
       // A file left behind costs space, not correctness; `tessera rm FILE_ID` removes it.
       this.#log.warn({ err: errorMessage(err), file: fileId.slice(0, 16) }, 'an unreferenced file could not be removed');

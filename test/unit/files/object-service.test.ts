@@ -284,3 +284,24 @@ test('a small put into a remembered bucket reads no bucket; a bucket deleted (an
   await assert.rejects(a.putObject('photos', 'four', pieces(Buffer.from('4'))), (e) => isTesseraError(e, 'NOT_FOUND'));
   assert.equal(await b.createBucket('photos').then(() => b.headObject('photos', 'four')), null);
 });
+
+test('ranged reads of one object open its file once; a removed file is not served from what was kept open', async (t) => {
+  const { objects, node0 } = await setup(t);
+  const data = randomBytes(5 * 4096);
+  await objects.putObject(DEFAULT_BUCKET, 'ranged', pieces(data), { chunkSize: 4096 });
+  let opens = 0;
+  const open = node0.open.bind(node0);
+  node0.open = (ref: string) => {
+    opens++;
+    return open(ref);
+  };
+  for (let i = 0; i < 5; i++) {
+    const got = await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'ranged', { start: i * 4096, end: i * 4096 + 4095 })).stream);
+    assert.ok(got.equals(data.subarray(i * 4096, (i + 1) * 4096)), `range ${i}`);
+  }
+  assert.equal(opens, 1, 'the manifest is fetched once for all five ranges');
+  const entry = (await objects.headObject(DEFAULT_BUCKET, 'ranged'))!;
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'ranged'), true);
+  await assert.rejects(objects.readEntry(entry), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(opens, 2);
+});
