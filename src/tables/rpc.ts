@@ -25,8 +25,8 @@ export const TABLE_METHODS = {
   /** A client write: merged like table.merge, except into a sealed partition key, which it refuses. */
   write: 'table.write',
   get: 'table.get',
-  /** Which version a holder has of one key (its MAC), without the value: the second voice of a quorum read. */
-  version: 'table.version',
+  /** Which versions a holder has of some keys (their MACs), without the values: the other voices of quorum reads. */
+  versions: 'table.versions',
   scan: 'table.scan',
   roots: 'table.roots',
   tree: 'table.tree',
@@ -51,7 +51,10 @@ export const writeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE
 const entryKey = { t: z.string().regex(TABLE_NAME_RE), p: z.string().max(MAX_PARTITION_KEY_BYTES) };
 export const getRequest = z.object({ auth, ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict();
 export const getReply = z.object({ e: wireEntrySchema.nullable() }).strict();
-export const versionReply = z.object({ m: exactBytes(ENTRY_MAC_BYTES).nullable() }).strict();
+/** Keys one versions request asks about: the reads of one event-loop turn to one holder travel together. */
+export const MAX_VERSION_KEYS = 128;
+export const versionsRequest = z.object({ auth, keys: z.array(z.object({ ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict()).min(1).max(MAX_VERSION_KEYS) }).strict();
+export const versionsReply = z.object({ m: z.array(exactBytes(ENTRY_MAC_BYTES).nullable()).max(MAX_VERSION_KEYS) }).strict();
 
 export const scanRequest = z
   .object({

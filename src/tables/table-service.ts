@@ -38,6 +38,8 @@ export function isSealedError(e: unknown): boolean {
   return isTesseraError(e, 'NOT_FOUND') && e.details?.['sealed'] === true;
 }
 
+/** What a key in a versions request costs beyond its strings (field names, framing). */
+const VERSION_KEY_OVERHEAD_BYTES = 16;
 /** Callers' expected proofs kept (one per peer); past this the map starts afresh. */
 const MAX_CACHED_PROOFS = 1024;
 /** Members asked at once whether they hold the data key. */
@@ -120,6 +122,13 @@ export class TableService {
   readonly #auth: Buffer;
   readonly #known = new Map<string, Known>();
   readonly #proofs = new Map<string, Buffer>();
+  /**
+   * Version reads, coalesced per holder as writes are per partition (the batcher's key is a
+   * number given to each holder once; holders are members, so the map stays as small as the
+   * membership).
+   */
+  readonly #versionBatches: WriteBatcher<{ nodeId: string; key: EntryKey }, Buffer | null>;
+  readonly #holderBatch = new Map<string, number>();
   #placer: Placer | undefined;
   /** Client writes, coalesced per partition; resolves true for an entry refused by a seal. */
   readonly #writes: WriteBatcher<TableEntry, boolean>;
@@ -134,6 +143,12 @@ export class TableService {
     this.#timeoutMs = o.callTimeoutMs ?? DEFAULT_TABLE_CALL_TIMEOUT_MS;
     this.#auth = callerProof(o.macKey, o.net.selfId);
     this.#known.set(o.net.selfId, { full: true, at: Infinity });
+    this.#versionBatches = new WriteBatcher({
+      flush: (_holder, items) => this.#sendVersions(items),
+      sizeOf: ({ key }) => VERSION_KEY_OVERHEAD_BYTES + key.table.length + Buffer.byteLength(key.pk) + Buffer.byteLength(key.sk),
+      maxEntries: rpc.MAX_VERSION_KEYS,
+      maxBytes: MAX_SCAN_BYTES,
+    });
     this.#writes = new WriteBatcher({
       flush: (p, entries) => this.#writeBatch(p, entries),
       sizeOf: entryWireBytes,
@@ -332,8 +347,9 @@ export class TableService {
   /**
    * The live value of a key (null when absent or deleted), from a majority of its holders. A
    * holder reads its own copy and asks only enough other holders to make the majority which
-   * version they hold (its MAC, table.version): no value crosses the network and no remote value
-   * is read from disk when they agree, which is nearly always. A holder that holds another version
+   * version they hold (its MAC, table.versions): no value crosses the network and no remote value
+   * is read from disk when they agree, which is nearly always. The reads of one event-loop turn
+   * that ask one holder go to it as one request (#versionBatches). A holder that holds another version
    * is then read in full and the newer one wins, as before. Still a majority read: with writes
    * acknowledged by a majority, R + W > N, so it sees every acknowledged write.
    */
@@ -354,17 +370,30 @@ export class TableService {
 
   /** What a holder has of a key: `own` when it holds the same version, else its entry, read in full. */
   async #versionAt(id: string, key: EntryKey, own: TableEntry | null): Promise<TableEntry | null> {
-    const req = { auth: this.#auth, t: key.table, p: key.pk, s: key.sk };
+    let batcher = this.#holderBatch.get(id);
+    if (batcher === undefined) {
+      batcher = this.#holderBatch.size;
+      this.#holderBatch.set(id, batcher);
+    }
     let mac: Buffer | null;
     try {
-      mac = rpc.parseBody(rpc.versionReply, await this.#call(id, rpc.TABLE_METHODS.version, req), 'table.version').m as Buffer | null;
+      mac = await this.#versionBatches.submit(batcher, { nodeId: id, key });
     } catch (err) {
-      // A node of a version without table.version answers BAD_INPUT: it is read in full.
+      // A node of a version without table.versions answers BAD_INPUT: it is read in full.
       if (!isTesseraError(err, 'BAD_INPUT')) throw err;
       return this.#entryAt(id, key);
     }
     if (mac === null ? own === null : own !== null && own.mac.equals(mac)) return own;
     return this.#entryAt(id, key);
+  }
+
+  /** One holder's versions of a batch of keys (every item of a batch names the same holder). */
+  async #sendVersions(items: readonly { nodeId: string; key: EntryKey }[]): Promise<(Buffer | null)[]> {
+    const id = items[0]!.nodeId;
+    const keys = items.map(({ key }) => ({ t: key.table, p: key.pk, s: key.sk }));
+    const r = rpc.parseBody(rpc.versionsReply, await this.#call(id, rpc.TABLE_METHODS.versions, { auth: this.#auth, keys }), 'table.versions');
+    if (r.m.length !== items.length) throw new TesseraError('PROTOCOL', `node ${id} answered ${r.m.length} versions for ${items.length} keys`);
+    return r.m.map((m) => (m === null ? null : Buffer.from(m)));
   }
 
   async #entryAt(id: string, key: EntryKey): Promise<TableEntry | null> {
@@ -507,9 +536,9 @@ export class TableService {
         const e = this.#o.store.get({ table: r.t, pk: r.p, sk: r.s });
         return { e: e === null ? null : toWire(e) };
       }
-      case rpc.TABLE_METHODS.version: {
-        const r = rpc.parseBody(rpc.getRequest, body, method);
-        return { m: this.#o.store.macOf({ table: r.t, pk: r.p, sk: r.s }) };
+      case rpc.TABLE_METHODS.versions: {
+        const r = rpc.parseBody(rpc.versionsRequest, body, method);
+        return { m: r.keys.map((k) => this.#o.store.macOf({ table: k.t, pk: k.p, sk: k.s })) };
       }
       case rpc.TABLE_METHODS.scan: {
         const r = rpc.parseBody(rpc.scanRequest, body, method);

@@ -266,7 +266,7 @@ test('a small put into a remembered bucket reads no bucket; a bucket deleted (an
   m.calls.clear();
   await a.putObject('photos', 'two', pieces(Buffer.from('2')));
   // The old entry's read (one other holder's version) and the write: no bucket-table read.
-  assert.equal(m.calls.get('table.version'), 1, JSON.stringify([...m.calls]));
+  assert.equal(m.calls.get('table.versions'), 1, JSON.stringify([...m.calls]));
   assert.equal(m.calls.get('table.get'), undefined);
 
   // Another node deletes the bucket and makes one of the same name: a new id.

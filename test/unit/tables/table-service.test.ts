@@ -255,7 +255,7 @@ test('a holder reads its own copy and asks another holder only which version it 
     await new Promise((r) => setTimeout(r, 20));
     m.calls.clear();
     assert.equal((await a.get(key('v')))?.value?.toString(), 'one');
-    assert.equal(m.calls.get('table.version'), 1, 'one other holder makes the majority');
+    assert.equal(m.calls.get('table.versions'), 1, 'one other holder makes the majority');
     assert.equal(m.calls.get('table.get'), undefined, 'no value crosses the network when the versions agree');
 
     // The holder asked first misses a write: its version differs, so it is read in full, and the newer copy wins.
@@ -285,7 +285,7 @@ test('a holder reads its own copy and asks another holder only which version it 
   }
 });
 
-test('a node of an older version that does not know table.version is read in full', async () => {
+test('a node of an older version that does not know table.versions is read in full', async () => {
   const m = await mesh(3);
   try {
     const a = m.services.get('node-0')!;
@@ -294,13 +294,31 @@ test('a node of an older version that does not know table.version is read in ful
       const svc = m.services.get(id)!;
       const handle = svc.handle.bind(svc);
       svc.handle = async (method, body, peer) => {
-        if (method === TABLE_METHODS.version) throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
+        if (method === TABLE_METHODS.versions) throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
         return handle(method, body, peer);
       };
     }
     m.calls.clear();
     assert.equal((await a.get(key('old-peer')))?.value?.toString(), 'x');
     assert.equal(m.calls.get('table.get'), 1);
+  } finally {
+    await m.close();
+  }
+});
+
+test('reads started together ask each other holder for their versions in one request', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    const keys = Array.from({ length: 50 }, (_, i) => key(`together/${i}`));
+    await a.putMany(keys.map((k) => ({ key: k, value: Buffer.from(k.sk) })));
+    await new Promise((r) => setTimeout(r, 20));
+    m.calls.clear();
+    const got = await Promise.all(keys.map((k) => a.get(k)));
+    assert.deepEqual(got.map((e) => e?.value?.toString()), keys.map((k) => k.sk));
+    const requests = m.calls.get('table.versions') ?? 0;
+    assert.ok(requests >= 1 && requests <= 2, `${requests} versions requests for 50 reads`);
+    assert.equal(m.calls.get('table.get'), undefined);
   } finally {
     await m.close();
   }
