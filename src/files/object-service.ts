@@ -196,9 +196,7 @@ export class ObjectService {
    */
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
-    // Content type and user metadata are checked before any byte is stored.
     const optionalFields = { ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}), ...opts.access };
-    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...optionalFields });
     // The remembered bucket: a small object then costs no bucket-table read. A file re-reads it below.
     const known = await this.#bucket(bucket, true, true);
     checkBodyOptions(opts);
@@ -219,6 +217,9 @@ export class ObjectService {
       }
       return { bucket: known.name, key, ...record };
     }
+    // Content type and user metadata are checked before any byte is stored (an inline record is
+    // checked whole when it is written, and nothing is stored before it).
+    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', ...meta, mtime: 0 });
     // A file is stored under the bucket's policy and referenced before its record is written, so
     // it goes by the bucket as it is now, not as remembered.
     const b = known.fresh ? known : await this.#bucket(bucket, true);
