@@ -68,6 +68,35 @@ async function timed(serverPids: readonly number[], fn: () => Promise<unknown>):
   return { ms, clientCpuMs: reapedChildrenCpuMs() - c0, serverCpuMs: servers() - s0 };
 }
 
+/** CPU microseconds per operation: this process (the signing client), the S3 node, the other nodes. */
+interface OpCpu {
+  client: number;
+  s3Node: number;
+  otherNodes: number;
+}
+
+/**
+ * Runs a rate phase and adds what each operation cost in CPU: on two shared cores the rate moves
+ * with the machine's load, the CPU per operation much less.
+ */
+async function perOp(pids: readonly number[], phase: () => Promise<{ perSecond: number; done: number }>): Promise<{ perSecond: number; done: number; cpuUs: OpCpu }> {
+  const nodes = () => pids.map((pid) => processCpuMs(pid));
+  const n0 = nodes();
+  const c0 = process.cpuUsage();
+  const r = await phase();
+  const c = process.cpuUsage(c0);
+  const n1 = nodes();
+  const per = (ms: number) => (ms * 1000) / Math.max(1, r.done);
+  return {
+    ...r,
+    cpuUs: {
+      client: (c.user + c.system) / Math.max(1, r.done),
+      s3Node: per(n1[0]! - n0[0]!),
+      otherNodes: per(n1.slice(1).reduce((a, b) => a + b, 0) - n0.slice(1).reduce((a, b) => a + b, 0)),
+    },
+  };
+}
+
 async function md5File(path: string): Promise<string> {
   const h = createHash('md5');
   const fh = await open(path, 'r');
@@ -120,14 +149,14 @@ export async function main(args: string[]): Promise<void> {
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const body = randomBytes(OBJECT_BYTES);
     let failures = 0;
-    const puts = await rate(small, inflight, async (i) => {
+    const puts = await perOp(pids, () => rate(small, inflight, async (i) => {
       const r = await s3Request(creds, { method: 'PUT', path: `/bench/small/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200) failures++;
-    });
-    const gets = await rate(puts.done, inflight, async (i) => {
+    }));
+    const gets = await perOp(pids, () => rate(puts.done, inflight, async (i) => {
       const r = await s3Request(creds, { method: 'GET', path: `/bench/small/${i}`, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200 || r.body.length !== OBJECT_BYTES) failures++;
-    });
+    }));
 
     const mbps = (t: Timed) => size / 2 ** 20 / (t.ms / 1000);
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
@@ -137,13 +166,14 @@ export async function main(args: string[]): Promise<void> {
       native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet) },
       s3: { putMs: s3Put.ms, getMs: s3Get.ms, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get), putCpu: cpu(s3Put), getCpu: cpu(s3Get) },
       ratios: { put: nativePut.ms / s3Put.ms, get: nativeGet.ms / s3Get.ms },
-      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, inflight, failures },
+      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
     };
     if (json) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       return;
     }
     const verdict = (ok: boolean) => (ok ? 'meets' : 'below');
+    const us = (c: OpCpu) => `${c.client.toFixed(0)} + ${c.s3Node.toFixed(0)} + ${c.otherNodes.toFixed(0)}`;
     const c = (x: { clientMsPerMiB: number; serverMsPerMiB: number }) => `${x.clientMsPerMiB.toFixed(1)}+${x.serverMsPerMiB.toFixed(1)}`;
     process.stdout.write(
       [
@@ -153,6 +183,7 @@ export async function main(args: string[]): Promise<void> {
         `  ratio   put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}: put ${verdict(result.ratios.put >= LARGE_GOAL)}, get ${verdict(result.ratios.get >= LARGE_GOAL)})`,
         `  CPU ms/MiB client+nodes: native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; S3 put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}`,
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}), ${failures} failed`,
+        `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
         '',
       ].join('\n'),
     );

@@ -18,6 +18,7 @@ import {
   BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
   type BucketAccess, type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type StoredCannedAcl, type Tables,
 } from '../tables/index.js';
+import { isSealedError } from '../tables/table-service.js';
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
@@ -85,6 +86,13 @@ export interface ResolvedRef {
   readonly entry?: ObjectEntry;
 }
 
+/**
+ * Files kept open for reads that follow (ranged downloads), and for how long. Each holds only its
+ * manifest root page (the rest is fetched as ranges need it).
+ */
+export const MAX_OPENED_FILES = 16;
+export const OPENED_FILE_TTL_MS = 5_000;
+
 /** Pages of a file's references read when `rm FILE_ID` removes every object that points at it. */
 export const MAX_REF_PAGES = 100;
 
@@ -119,6 +127,8 @@ export class ObjectService {
   readonly #tables: Tables;
   readonly #log: Logger;
   readonly #inlineSecret: Buffer | undefined;
+  /** Files opened for recent reads (#openFile). */
+  readonly #opened = new Map<string, { at: number; file: Promise<OpenedFile> }>();
 
   constructor(o: ObjectServiceOptions) {
     this.#files = o.files;
@@ -153,11 +163,18 @@ export class ObjectService {
     return this.#tables.buckets.list({ ...opts, limit: pageLimit(opts.limit) });
   }
 
-  /** The bucket, or NOT_FOUND; the default bucket is made on first use. */
-  async #bucket(name: string, create: boolean): Promise<BucketEntry> {
+  /**
+   * The bucket, or NOT_FOUND; the default bucket is made on first use. `remembered` may answer
+   * with the entry this node last read (`fresh` false), whose id a write checks by its seal.
+   */
+  async #bucket(name: string, create: boolean, remembered = false): Promise<BucketEntry & { fresh: boolean }> {
+    if (remembered) {
+      const known = await this.#tables.buckets.known(name);
+      if (known !== null) return { ...known, fresh: false };
+    }
     const b = await this.#tables.buckets.get(name);
-    if (b !== null) return b;
-    if (name === DEFAULT_BUCKET && create) return this.#writeDefault();
+    if (b !== null) return { ...b, fresh: true };
+    if (name === DEFAULT_BUCKET && create) return { ...(await this.#writeDefault()), fresh: true };
     throw notFound(`bucket '${name}' does not exist`);
   }
 
@@ -179,10 +196,9 @@ export class ObjectService {
    */
   async putObject(bucket: string, key: string, body: AsyncIterable<unknown> | Readable, opts: ObjectWriteOptions = {}): Promise<ObjectPutResult> {
     checkObjectKey(key);
-    // Content type and user metadata are checked before any byte is stored.
     const optionalFields = { ...(opts.headers && Object.keys(opts.headers).length > 0 ? { headers: opts.headers } : {}), ...opts.access };
-    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', checksums: {}, contentType: opts.contentType ?? DEFAULT_CONTENT_TYPE, userMeta: opts.userMeta ?? {}, mtime: 0, ...optionalFields });
-    const b = await this.#bucket(bucket, true);
+    // The remembered bucket: a small object then costs no bucket-table read. A file re-reads it below.
+    const known = await this.#bucket(bucket, true, true);
     checkBodyOptions(opts);
     const hashed = new HashedBody(body, opts);
     const secret = opts.inline === false ? undefined : this.#inlineSecret;
@@ -191,9 +207,22 @@ export class ObjectService {
     if (small !== null && secret !== undefined) {
       // One table write instead of a file (chunk, manifest, commit on R nodes) and its reference.
       const record: ObjectRecord = { fileId: INLINE_FILE_ID, size: small.length, etag: hashed.md5Hex(), ...meta, mtime: Date.now(), inline: sealInlineObject(small, secret) };
-      await this.#point(b, key, record);
-      return { bucket: b.name, key, ...record };
+      try {
+        await this.#point(known, key, record);
+      } catch (e) {
+        // The remembered bucket was deleted (its id is sealed): the name is looked up afresh.
+        // An inline write leaves nothing behind when refused, so it is simply written again.
+        if (!isSealedError(e)) throw e;
+        await this.#point(await this.#bucket(bucket, true), key, record);
+      }
+      return { bucket: known.name, key, ...record };
     }
+    // Content type and user metadata are checked before any byte is stored (an inline record is
+    // checked whole when it is written, and nothing is stored before it).
+    checkObjectRecord({ fileId: INLINE_FILE_ID, size: 0, etag: '', ...meta, mtime: 0 });
+    // A file is stored under the bucket's policy and referenced before its record is written, so
+    // it goes by the bucket as it is now, not as remembered.
+    const b = known.fresh ? known : await this.#bucket(bucket, true);
     const put = await this.#storeHashed(hashed, { ...opts, policy: opts.policy ?? b.policy });
     const record: ObjectRecord = { fileId: put.fileId, size: put.size, etag: put.md5.toString('hex'), ...meta, mtime: Date.now() };
     try {
@@ -255,12 +284,41 @@ export class ObjectService {
   }
 
   async #openRange(entry: ObjectEntry, range?: { start: number; end: number }): Promise<{ entry: ObjectEntry; file: OpenedFile; start: number; end: number }> {
-    const file = this.inlineFile(entry) ?? (await this.#files.open(entry.fileId));
+    const file = this.inlineFile(entry) ?? (await this.#openFile(entry.fileId));
     if (range === undefined) return { entry, file, start: 0, end: file.totalSize };
     if (!Number.isSafeInteger(range.start) || !Number.isSafeInteger(range.end) || range.start < 0 || range.end < range.start || range.end >= file.totalSize) {
       throw badInput(`byte range ${range.start}-${range.end} does not fit the object's ${file.totalSize} bytes`, { size: file.totalSize });
     }
     return { entry, file, start: range.start, end: range.end + 1 };
+  }
+
+  /**
+   * A file opened for a read a moment ago is used again: clients download a large object in
+   * ranges (aws-cli: 8 MiB, 10 at once), and each would otherwise fetch, check and decrypt the
+   * manifest root again. A file's content never changes under its id, and whether the object
+   * still points at it was just read from the object table, so only removal could make a kept
+   * one wrong: it is kept for a few seconds, and a removed file's chunks outlive that grace.
+   */
+  #openFile(fileId: string): Promise<OpenedFile> {
+    const now = Date.now();
+    const hit = this.#opened.get(fileId);
+    if (hit !== undefined && now - hit.at < OPENED_FILE_TTL_MS) return hit.file;
+    if (this.#opened.size >= MAX_OPENED_FILES) {
+      for (const [id, o] of this.#opened) if (now - o.at >= OPENED_FILE_TTL_MS) this.#opened.delete(id);
+      if (this.#opened.size >= MAX_OPENED_FILES) this.#opened.delete(this.#opened.keys().next().value!);
+    }
+    const file = this.#files.open(fileId);
+    this.#opened.set(fileId, { at: now, file });
+    file.catch(() => {
+      if (this.#opened.get(fileId)?.file === file) this.#opened.delete(fileId);
+    });
+    return file;
+  }
+
+  /** Removes a file, which this node then no longer serves from its opened files. */
+  async #removeFile(fileId: string): Promise<void> {
+    this.#opened.delete(fileId);
+    await this.#files.removeFile(fileId);
   }
 
   /** An inline object read as a file is (native get, ranges); null for an object stored as a file. */
@@ -312,7 +370,7 @@ export class ObjectService {
     await this.#tables.objects.remove(b.id, key);
     if (cur.inline !== undefined) return cur;
     await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(cur.fileId), sk: refSortKey(b.id, key) }, null);
-    if ((await this.references(cur.fileId, 1)) === 0) await this.#files.removeFile(cur.fileId);
+    if ((await this.references(cur.fileId, 1)) === 0) await this.#removeFile(cur.fileId);
     return cur;
   }
 
@@ -384,7 +442,7 @@ export class ObjectService {
       if (gone === null) throw notFound(`no file is named '${r.name}' (see 'tessera ls')`);
       return { fileId: gone.fileId, name: r.name };
     }
-    await this.#files.removeFile(r.fileId);
+    await this.#removeFile(r.fileId);
     let name: string | null = null;
     const pk = refPartition(r.fileId);
     let token: string | undefined;
@@ -472,7 +530,7 @@ export class ObjectService {
   async #dropFileIfUnreferenced(fileId: string): Promise<void> {
     try {
       if ((await this.references(fileId, 1)) > 0) return;
-      await this.#files.removeFile(fileId);
+      await this.#removeFile(fileId);
     } catch (err) {
       // A file left behind costs space, not correctness; `tessera rm FILE_ID` removes it.
       this.#log.warn({ err: errorMessage(err), file: fileId.slice(0, 16) }, 'an unreferenced file could not be removed');

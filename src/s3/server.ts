@@ -79,6 +79,9 @@ export class S3Server {
   private readonly now: () => number;
   private readonly maxRequests: number;
   private inFlight = 0;
+  /** Request ids: a random prefix per server and a counter, unique without a random draw per request. */
+  private readonly idPrefix = randomBytes(4).toString('hex').toUpperCase();
+  private requests = 0;
 
   constructor(private readonly o: S3ServerOptions) {
     this.now = o.now ?? Date.now;
@@ -122,9 +125,14 @@ export class S3Server {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  private nextRequestId(): string {
+    this.requests = (this.requests + 1) % 2 ** 32;
+    return this.idPrefix + this.requests.toString(16).toUpperCase().padStart(8, '0');
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
     const started = process.hrtime.bigint();
-    const requestId = randomBytes(8).toString('hex').toUpperCase();
+    const requestId = this.nextRequestId();
     const state = { operation: 'unmatched', resource: '/' };
     res.setHeader('x-amz-request-id', requestId);
     res.setHeader('server', 'tessera');

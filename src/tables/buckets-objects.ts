@@ -29,7 +29,7 @@ export interface Page<T> {
   readonly token: string | null;
 }
 
-/** Bucket ids a node remembers by name; past this the oldest is forgotten first. */
+/** Buckets a node remembers by name; past this the oldest is forgotten first. */
 export const MAX_CACHED_BUCKET_IDS = 4096;
 
 export interface WithIdOptions<T> {
@@ -46,7 +46,7 @@ export class BucketTable {
    * seals the old id's objects partition key first, so a write under a stale id is refused by the
    * holders (isSealedError) and a read under it finds nothing: either makes `withId` look again.
    */
-  readonly #ids = new Map<string, string>();
+  readonly #known = new Map<string, BucketEntry>();
 
   constructor(private readonly tables: TableService) {}
 
@@ -54,12 +54,23 @@ export class BucketTable {
     checkBucketName(name);
     const e = await this.tables.get({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name });
     if (e === null || e.value === null) {
-      this.#ids.delete(name);
+      this.#known.delete(name);
       return null;
     }
     const b = { name, ...decodeRecord(e.value, checkBucketRecord, `bucket record '${name}'`) };
-    this.#remember(name, b.id);
+    this.#remember(b);
     return b;
+  }
+
+  /**
+   * The bucket as this node last read it, else read now: for a write whose own use of the id
+   * checks it (a write under a deleted bucket's id is refused by its seal; the caller then calls
+   * `get`). The id and redundancy policy never change; the ACL may be stale, so a check of the
+   * ACL reads with `get`.
+   */
+  async known(name: string): Promise<BucketEntry | null> {
+    checkBucketName(name);
+    return this.#known.get(name) ?? this.get(name);
   }
 
   /**
@@ -69,7 +80,7 @@ export class BucketTable {
    */
   async withId<T>(name: string, fn: (id: string) => Promise<T>, opts: WithIdOptions<T> = {}): Promise<T> {
     checkBucketName(name);
-    const known = this.#ids.get(name);
+    const known = this.#known.get(name)?.id;
     if (known !== undefined) {
       try {
         const r = await fn(known);
@@ -77,7 +88,7 @@ export class BucketTable {
       } catch (e) {
         if (!isSealedError(e)) throw e;
       }
-      this.#ids.delete(name);
+      this.#known.delete(name);
     }
     const b = await this.get(name);
     if (b === null) {
@@ -87,10 +98,10 @@ export class BucketTable {
     return fn(b.id);
   }
 
-  #remember(name: string, id: string): void {
-    this.#ids.delete(name);
-    this.#ids.set(name, id);
-    if (this.#ids.size > MAX_CACHED_BUCKET_IDS) this.#ids.delete(this.#ids.keys().next().value!);
+  #remember(b: BucketEntry): void {
+    this.#known.delete(b.name);
+    this.#known.set(b.name, b);
+    if (this.#known.size > MAX_CACHED_BUCKET_IDS) this.#known.delete(this.#known.keys().next().value!);
   }
 
   /**
@@ -116,8 +127,9 @@ export class BucketTable {
     const { name: _name, acl: _old, ...rest } = b;
     const rec = checkBucketRecord({ ...rest, ...(acl !== undefined ? { acl } : {}) });
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, encodeRecord(rec));
-    this.#remember(name, rec.id);
-    return { name, ...rec };
+    const updated = { name, ...rec };
+    this.#remember(updated);
+    return updated;
   }
 
   /**
@@ -135,7 +147,7 @@ export class BucketTable {
       throw new TesseraError('CONFLICT', `bucket '${name}' is not empty; remove its objects first`);
     }
     await this.tables.put({ table: BUCKET_TABLE, pk: BUCKET_PARTITION, sk: name }, null);
-    this.#ids.delete(name);
+    this.#known.delete(name);
   }
 
   async list(opts: ListOptions): Promise<Page<BucketEntry>> {

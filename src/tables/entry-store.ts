@@ -147,6 +147,18 @@ export class EntryStore {
   }
 
   /**
+   * The MAC of the version held under a key (null when none), read from the leaf index: a small
+   * value, so the entry's own value (overflow pages, each decrypted on read) is left unread. The
+   * MAC covers key, timestamp and value, so equal MACs are the same version.
+   */
+  macOf(k: EntryKey): Buffer | null {
+    this.#checkOpen();
+    const key = storageKey(k);
+    const mac = this.#leaves.get(leafIndexKey(key[0]!, leafOf(key), key));
+    return mac === undefined ? null : Buffer.from(mac);
+  }
+
+  /**
    * Keeps each entry that is newer than the version held (last writer wins) and returns those
    * kept, once durable. Callers verify MACs first: this layer trusts what it is given.
    */

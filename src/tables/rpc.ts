@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
-import { MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
+import { ENTRY_MAC_BYTES, MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
 import { LEAF_COUNT, PARTITION_COUNT } from './keys.js';
 import { NODE_DIGEST_BYTES, TREE_DEPTH, TREE_FANOUT } from './digest-tree.js';
 import { MAX_LEAF_KEYS, MAX_SCAN_LIMIT } from './entry-store.js';
@@ -25,6 +25,8 @@ export const TABLE_METHODS = {
   /** A client write: merged like table.merge, except into a sealed partition key, which it refuses. */
   write: 'table.write',
   get: 'table.get',
+  /** Which versions a holder has of some keys (their MACs), without the values: the other voices of quorum reads. */
+  versions: 'table.versions',
   scan: 'table.scan',
   roots: 'table.roots',
   tree: 'table.tree',
@@ -49,6 +51,10 @@ export const writeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE
 const entryKey = { t: z.string().regex(TABLE_NAME_RE), p: z.string().max(MAX_PARTITION_KEY_BYTES) };
 export const getRequest = z.object({ auth, ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict();
 export const getReply = z.object({ e: wireEntrySchema.nullable() }).strict();
+/** Keys one versions request asks about: the reads of one event-loop turn to one holder travel together. */
+export const MAX_VERSION_KEYS = 128;
+export const versionsRequest = z.object({ auth, keys: z.array(z.object({ ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict()).min(1).max(MAX_VERSION_KEYS) }).strict();
+export const versionsReply = z.object({ m: z.array(exactBytes(ENTRY_MAC_BYTES).nullable()).max(MAX_VERSION_KEYS) }).strict();
 
 export const scanRequest = z
   .object({

@@ -38,6 +38,10 @@ export function isSealedError(e: unknown): boolean {
   return isTesseraError(e, 'NOT_FOUND') && e.details?.['sealed'] === true;
 }
 
+/** What a key in a versions request costs beyond its strings (field names, framing). */
+const VERSION_KEY_OVERHEAD_BYTES = 16;
+/** Callers' expected proofs kept (one per peer); past this the map starts afresh. */
+const MAX_CACHED_PROOFS = 1024;
 /** Members asked at once whether they hold the data key. */
 const HELLO_CONCURRENCY = 8;
 
@@ -119,6 +123,14 @@ export class TableService {
   readonly #timeoutMs: number;
   readonly #auth: Buffer;
   readonly #known = new Map<string, Known>();
+  readonly #proofs = new Map<string, Buffer>();
+  /**
+   * Version reads, coalesced per holder as writes are per partition (the batcher's key is a
+   * number given to each holder once; holders are members, so the map stays as small as the
+   * membership).
+   */
+  readonly #versionBatches: WriteBatcher<{ nodeId: string; key: EntryKey }, Buffer | null>;
+  readonly #holderBatch = new Map<string, number>();
   #placer: Placer | undefined;
   /** Client writes, coalesced per partition; resolves true for an entry refused by a seal. */
   readonly #writes: WriteBatcher<TableEntry, boolean>;
@@ -133,6 +145,12 @@ export class TableService {
     this.#timeoutMs = o.callTimeoutMs ?? DEFAULT_TABLE_CALL_TIMEOUT_MS;
     this.#auth = callerProof(o.macKey, o.net.selfId);
     this.#known.set(o.net.selfId, { full: true, at: Infinity });
+    this.#versionBatches = new WriteBatcher({
+      flush: (_holder, items) => this.#sendVersions(items),
+      sizeOf: ({ key }) => VERSION_KEY_OVERHEAD_BYTES + key.table.length + Buffer.byteLength(key.pk) + Buffer.byteLength(key.sk),
+      maxEntries: rpc.MAX_VERSION_KEYS,
+      maxBytes: MAX_SCAN_BYTES,
+    });
     this.#writes = new WriteBatcher({
       flush: (p, entries) => this.#writeBatch(p, entries),
       sizeOf: entryWireBytes,
@@ -245,9 +263,10 @@ export class TableService {
     holders: readonly string[],
     call: (nodeId: string) => Promise<T>,
     what: string,
-    opts: { late?: (nodeId: string, value: T) => void; majorityOnly?: boolean } = {},
+    opts: { late?: (nodeId: string, value: T) => void; majorityOnly?: boolean; need?: number } = {},
   ): Promise<Array<{ nodeId: string; value: T }>> {
-    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    // `need`: answers wanted from these nodes when the caller counts itself apart (a holder's own read).
+    const need = opts.need ?? Math.min(majorityQuorum(this.#r), holders.length);
     const late = opts.late;
     const self = this.#o.net.selfId;
     const ranked = opts.majorityOnly && holders.includes(self) ? [self, ...holders.filter((h) => h !== self)] : holders;
@@ -328,18 +347,69 @@ export class TableService {
     return r.sealed;
   }
 
-  /** The live value of a key (null when absent or deleted), from a majority of its holders. */
+  /**
+   * The live value of a key (null when absent or deleted), from a majority of its holders. A
+   * holder reads its own copy and asks only enough other holders to make the majority which
+   * version they hold (its MAC, table.versions): no value crosses the network and no remote value
+   * is read from disk when they agree, which is nearly always. The reads of one event-loop turn
+   * that ask one holder go to it as one request (#versionBatches). A holder that holds another version
+   * is then read in full and the newer one wins, as before. Still a majority read: with writes
+   * acknowledged by a majority, R + W > N, so it sees every acknowledged write.
+   */
   async get(key: EntryKey): Promise<TableEntry | null> {
     await this.#discover();
     const holders = this.holders(partitionOf(key.table, key.pk));
-    const readOne = async (id: string): Promise<TableEntry | null> => {
-      if (id === this.#o.net.selfId) return this.#o.store.get(key);
-      const body = await this.#call(id, rpc.TABLE_METHODS.get, { auth: this.#auth, t: key.table, p: key.pk, s: key.sk });
-      const r = rpc.parseBody(rpc.getReply, body, 'table.get');
-      return r.e === null ? null : this.#accept(fromWire(r.e), id);
-    };
+    const self = this.#o.net.selfId;
+    if (!holders.includes(self)) return this.#getFromAll(key, holders);
+    const need = Math.min(majorityQuorum(this.#r), holders.length);
+    const own = this.#o.store.get(key);
+    const others = holders.filter((h) => h !== self);
+    const res = await this.#quorum(others, (id) => this.#versionAt(id, key, own), `read from table '${key.table}'`, { majorityOnly: true, need: need - 1 });
+    const { winner, repairs } = mergePoint([{ nodeId: self, entry: own }, ...res.map((r) => ({ nodeId: r.nodeId, entry: r.value }))]);
+    this.#repair(repairs);
+    this.counters.reads++;
+    return winner === null || winner.value === null ? null : winner;
+  }
+
+  /** What a holder has of a key: `own` when it holds the same version, else its entry, read in full. */
+  async #versionAt(id: string, key: EntryKey, own: TableEntry | null): Promise<TableEntry | null> {
+    let batcher = this.#holderBatch.get(id);
+    if (batcher === undefined) {
+      batcher = this.#holderBatch.size;
+      this.#holderBatch.set(id, batcher);
+    }
+    let mac: Buffer | null;
+    try {
+      mac = await this.#versionBatches.submit(batcher, { nodeId: id, key });
+    } catch (err) {
+      // A node of a version without table.versions answers BAD_INPUT: it is read in full.
+      if (!isTesseraError(err, 'BAD_INPUT')) throw err;
+      return this.#entryAt(id, key);
+    }
+    if (mac === null ? own === null : own !== null && own.mac.equals(mac)) return own;
+    return this.#entryAt(id, key);
+  }
+
+  /** One holder's versions of a batch of keys (every item of a batch names the same holder). */
+  async #sendVersions(items: readonly { nodeId: string; key: EntryKey }[]): Promise<(Buffer | null)[]> {
+    const id = items[0]!.nodeId;
+    const keys = items.map(({ key }) => ({ t: key.table, p: key.pk, s: key.sk }));
+    const r = rpc.parseBody(rpc.versionsReply, await this.#call(id, rpc.TABLE_METHODS.versions, { auth: this.#auth, keys }), 'table.versions');
+    if (r.m.length !== items.length) throw new TesseraError('PROTOCOL', `node ${id} answered ${r.m.length} versions for ${items.length} keys`);
+    return r.m.map((m) => (m === null ? null : Buffer.from(m)));
+  }
+
+  async #entryAt(id: string, key: EntryKey): Promise<TableEntry | null> {
+    if (id === this.#o.net.selfId) return this.#o.store.get(key);
+    const body = await this.#call(id, rpc.TABLE_METHODS.get, { auth: this.#auth, t: key.table, p: key.pk, s: key.sk });
+    const r = rpc.parseBody(rpc.getReply, body, 'table.get');
+    return r.e === null ? null : this.#accept(fromWire(r.e), id);
+  }
+
+  /** A read by a node that holds no copy: every holder asked at once, the first majority answers. */
+  async #getFromAll(key: EntryKey, holders: readonly string[]): Promise<TableEntry | null> {
     const replies: { nodeId: string; entry: TableEntry | null }[] = [];
-    const res = await this.#quorum(holders, readOne, `read from table '${key.table}'`, { late: (nodeId, entry) => {
+    const res = await this.#quorum(holders, (id) => this.#entryAt(id, key), `read from table '${key.table}'`, { late: (nodeId, entry) => {
       // A holder that answered after the quorum still gets repaired against what was returned.
       const { repairs } = mergePoint([...replies, { nodeId, entry }]);
       this.#repair(repairs.filter((r) => r.nodeId === nodeId));
@@ -427,13 +497,25 @@ export class TableService {
 
   // ---- serving other full nodes ----
 
+  /** The proof a peer's requests must carry; an HMAC per request otherwise, on every table read served. */
+  #proofOf(peerId: string): Buffer {
+    let p = this.#proofs.get(peerId);
+    if (p === undefined) {
+      // Peer ids are transport-authenticated members, but the map stays bounded whatever the churn.
+      if (this.#proofs.size >= MAX_CACHED_PROOFS) this.#proofs.clear();
+      p = callerProof(this.#o.macKey, peerId);
+      this.#proofs.set(peerId, p);
+    }
+    return p;
+  }
+
   async handle(method: string, body: unknown, peerId: string): Promise<unknown> {
     if (method === rpc.TABLE_METHODS.hello) {
       const r = rpc.parseBody(rpc.helloRequest, body, method);
       return { proof: fullNodeProof(this.#o.macKey, this.#o.net.selfId, r.nonce) };
     }
     const auth = (body as { auth?: unknown } | null)?.auth;
-    if (!(auth instanceof Uint8Array) || !proofMatches(callerProof(this.#o.macKey, peerId), auth)) {
+    if (!(auth instanceof Uint8Array) || !proofMatches(this.#proofOf(peerId), auth)) {
       throw new TesseraError('AUTH', `node ${peerId} sent '${method}' without proof that it holds the data key; table data is served to full nodes only`);
     }
     this.#known.set(peerId, { full: true, at: Date.now() });
@@ -456,6 +538,10 @@ export class TableService {
         const r = rpc.parseBody(rpc.getRequest, body, method);
         const e = this.#o.store.get({ table: r.t, pk: r.p, sk: r.s });
         return { e: e === null ? null : toWire(e) };
+      }
+      case rpc.TABLE_METHODS.versions: {
+        const r = rpc.parseBody(rpc.versionsRequest, body, method);
+        return { m: r.keys.map((k) => this.#o.store.macOf({ table: k.t, pk: k.p, sk: k.s })) };
       }
       case rpc.TABLE_METHODS.scan: {
         const r = rpc.parseBody(rpc.scanRequest, body, method);

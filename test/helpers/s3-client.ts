@@ -35,6 +35,19 @@ export interface SignedRequestOptions {
   date?: Date;
 }
 
+/** The signing key changes once a day per secret and region; SDKs keep it, and so does this client (a load generator). */
+const signingKeys = new Map<string, Buffer>();
+function cachedSigningKey(secret: string, date: string, region: string): Buffer {
+  const id = `${secret}\0${date}\0${region}`;
+  let key = signingKeys.get(id);
+  if (key === undefined) {
+    if (signingKeys.size >= 64) signingKeys.clear();
+    key = signingKey(secret, date, region, 's3');
+    signingKeys.set(id, key);
+  }
+  return key;
+}
+
 export function amzDate(d: Date): string {
   return d.toISOString().replace(/[-:]|\.\d{3}/g, '');
 }
@@ -53,7 +66,7 @@ export function sign(c: S3Creds, o: SignedRequestOptions): { headers: Record<str
     method: o.method, rawPath: o.path, query: parseRawQuery(o.query ?? ''),
     headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])), signedHeaders: signed, payloadHash,
   });
-  const key = signingKey(c.secret, cred.date, region, 's3');
+  const key = cachedSigningKey(c.secret, cred.date, region);
   const seed = signString(key, stringToSign(date, scope, canonical));
   headers.authorization = `AWS4-HMAC-SHA256 Credential=${c.accessKeyId}/${scope},SignedHeaders=${signed.join(';')},Signature=${seed}`;
   return { headers, seed, key, scope, date };

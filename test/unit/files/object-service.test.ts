@@ -255,3 +255,53 @@ test('an inline object cannot be read by a service without the data key', async 
   const keyless = new ObjectService({ files: files.services.get('node0')!, tables, log: silentLogger });
   await assert.rejects(keyless.openObject(DEFAULT_BUCKET, 's'), (e) => isTesseraError(e, 'AUTH'));
 });
+
+test('a small put into a remembered bucket reads no bucket; a bucket deleted (and made again) elsewhere is found by its seal', async (t) => {
+  const dataKey = randomBytes(32);
+  const { objects: a, node0, mesh: m } = await setup(t, 3, dataKey);
+  const svc1 = m.services.get('node-1')!;
+  const b = new ObjectService({ files: node0, tables: { service: svc1, buckets: new BucketTable(svc1), objects: new ObjectTable(svc1), close: async () => undefined }, log: silentLogger, dataKey });
+  await a.createBucket('photos');
+  await a.putObject('photos', 'one', pieces(Buffer.from('1')));
+  m.calls.clear();
+  await a.putObject('photos', 'two', pieces(Buffer.from('2')));
+  // The old entry's read (one other holder's version) and the write: no bucket-table read.
+  assert.equal(m.calls.get('table.versions'), 1, JSON.stringify([...m.calls]));
+  assert.equal(m.calls.get('table.get'), undefined);
+
+  // Another node deletes the bucket and makes one of the same name: a new id.
+  for (const k of ['one', 'two']) await b.removeObject('photos', k);
+  await b.removeBucket('photos');
+  const made = await b.createBucket('photos');
+  await a.putObject('photos', 'three', pieces(Buffer.from('3')));
+  assert.deepEqual((await b.listObjects('photos')).items.map((o) => o.key), ['three']);
+  assert.equal((await b.headObject('photos', 'three'))?.size, 1);
+  assert.equal((await a.getBucket('photos'))?.id, made.id);
+
+  // Deleted for good: the put is refused as for a bucket never made.
+  await b.removeObject('photos', 'three');
+  await b.removeBucket('photos');
+  await assert.rejects(a.putObject('photos', 'four', pieces(Buffer.from('4'))), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(await b.createBucket('photos').then(() => b.headObject('photos', 'four')), null);
+});
+
+test('ranged reads of one object open its file once; a removed file is not served from what was kept open', async (t) => {
+  const { objects, node0 } = await setup(t);
+  const data = randomBytes(5 * 4096);
+  await objects.putObject(DEFAULT_BUCKET, 'ranged', pieces(data), { chunkSize: 4096 });
+  let opens = 0;
+  const open = node0.open.bind(node0);
+  node0.open = (ref: string) => {
+    opens++;
+    return open(ref);
+  };
+  for (let i = 0; i < 5; i++) {
+    const got = await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'ranged', { start: i * 4096, end: i * 4096 + 4095 })).stream);
+    assert.ok(got.equals(data.subarray(i * 4096, (i + 1) * 4096)), `range ${i}`);
+  }
+  assert.equal(opens, 1, 'the manifest is fetched once for all five ranges');
+  const entry = (await objects.headObject(DEFAULT_BUCKET, 'ranged'))!;
+  assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'ranged'), true);
+  await assert.rejects(objects.readEntry(entry), (e) => isTesseraError(e, 'NOT_FOUND'));
+  assert.equal(opens, 2);
+});

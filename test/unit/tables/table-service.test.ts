@@ -246,3 +246,80 @@ test('a listing page asks a majority of the holders, this node first, and the ne
     await m.close();
   }
 });
+
+test('a holder reads its own copy and asks another holder only which version it holds; a stale copy on either side loses', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    await a.put(key('v'), Buffer.from('one'));
+    await new Promise((r) => setTimeout(r, 20));
+    m.calls.clear();
+    assert.equal((await a.get(key('v')))?.value?.toString(), 'one');
+    assert.equal(m.calls.get('table.versions'), 1, 'one other holder makes the majority');
+    assert.equal(m.calls.get('table.get'), undefined, 'no value crosses the network when the versions agree');
+
+    // The holder asked first misses a write: its version differs, so it is read in full, and the newer copy wins.
+    const asked = a.holders(partitionOf('object', 'bucket-a')).find((h) => h !== 'node-0')!;
+    m.down.add(asked);
+    await a.put(key('v'), Buffer.from('two'));
+    m.down.delete(asked);
+    m.calls.clear();
+    assert.equal((await a.get(key('v')))?.value?.toString(), 'two');
+    assert.equal(m.calls.get('table.get'), 1);
+
+    // The reading node itself misses a write another node made: the version it is told differs, and it learns the write.
+    m.down.add('node-0');
+    await m.services.get(asked)!.put(key('v'), Buffer.from('three'));
+    m.down.delete('node-0');
+    assert.equal(a.store.get(key('v'))?.value?.toString(), 'two');
+    assert.equal((await a.get(key('v')))?.value?.toString(), 'three');
+    for (let i = 0; i < 20 && a.store.get(key('v'))?.value?.toString() !== 'three'; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(a.store.get(key('v'))?.value?.toString(), 'three', 'the reader repaired its own copy');
+
+    // A deletion is a version too.
+    await m.services.get(asked)!.put(key('v'), null);
+    assert.equal(await a.get(key('v')), null);
+    assert.equal(await a.get(key('never-written')), null);
+  } finally {
+    await m.close();
+  }
+});
+
+test('a node of an older version that does not know table.versions is read in full', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    await a.put(key('old-peer'), Buffer.from('x'));
+    for (const id of ['node-1', 'node-2']) {
+      const svc = m.services.get(id)!;
+      const handle = svc.handle.bind(svc);
+      svc.handle = async (method, body, peer) => {
+        if (method === TABLE_METHODS.versions) throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
+        return handle(method, body, peer);
+      };
+    }
+    m.calls.clear();
+    assert.equal((await a.get(key('old-peer')))?.value?.toString(), 'x');
+    assert.equal(m.calls.get('table.get'), 1);
+  } finally {
+    await m.close();
+  }
+});
+
+test('reads started together ask each other holder for their versions in one request', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    const keys = Array.from({ length: 50 }, (_, i) => key(`together/${i}`));
+    await a.putMany(keys.map((k) => ({ key: k, value: Buffer.from(k.sk) })));
+    await new Promise((r) => setTimeout(r, 20));
+    m.calls.clear();
+    const got = await Promise.all(keys.map((k) => a.get(k)));
+    assert.deepEqual(got.map((e) => e?.value?.toString()), keys.map((k) => k.sk));
+    const requests = m.calls.get('table.versions') ?? 0;
+    assert.ok(requests >= 1 && requests <= 2, `${requests} versions requests for 50 reads`);
+    assert.equal(m.calls.get('table.get'), undefined);
+  } finally {
+    await m.close();
+  }
+});
