@@ -5,7 +5,7 @@
  *
  *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--json]
  *
- * Goals: put ≥ 0.5× its baseline, get ≥ 0.6× its baseline, as the median over rounds of each
+ * Goals: put ≥ 0.8× its baseline, get ≥ 0.85× its baseline, as the median over rounds of each
  * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
  */
 import { spawn } from 'node:child_process';
@@ -23,8 +23,8 @@ import { checkChunkSize } from '../src/content/chunker.js';
 import { bracketingBaselines, mean, median } from './bench-stats.js';
 import { flag } from './cli-args.js';
 
-const PUT_GOAL = 0.5;
-const GET_GOAL = 0.6;
+const PUT_GOAL = 0.8;
+const GET_GOAL = 0.85;
 /** Rounds of put and get, each with a file of its own; the verdict is the median ratio. */
 const DEFAULT_ROUNDS = 3;
 const MAX_ROUNDS = 20;

@@ -164,10 +164,13 @@ export class ChunkHost {
     return this.#lock.run(id.toString('hex'), () => this.#o.store.delete(id));
   }
 
-  /** The verified bytes of a copy held here; `into` as in ChunkStore.get. */
-  async get(id: Buffer, into?: Buffer): Promise<Buffer> {
+  /**
+   * The verified bytes of a copy held here; `into` and `unverified` as in ChunkStore.get (an
+   * unverified read is for a caller that authenticates the bytes itself).
+   */
+  async get(id: Buffer, into?: Buffer, unverified = false): Promise<Buffer> {
     try {
-      const data = await this.#o.store.get(id, into !== undefined ? { into } : undefined);
+      const data = await this.#o.store.get(id, { ...(into !== undefined ? { into } : {}), ...(unverified ? { unverified } : {}) });
       this.counters.chunksServed++;
       return data;
     } catch (e) {

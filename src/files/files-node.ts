@@ -60,7 +60,7 @@ export function composeFiles(o: FileServiceOptions): FilesNode {
     pendingUploadTtlMs: o.pendingUploadTtlMs ?? DEFAULT_PENDING_UPLOAD_TTL_MS,
     askCommitted: (uploads) => askCommitted(peers, authorityGate, uploads),
   });
-  const fetcher = new ChunkFetcher(peers, log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into) => host.get(id, into));
+  const fetcher = new ChunkFetcher(peers, log, o.cacheBytes ?? DEFAULT_CACHE_BYTES, (id, into, unverified) => host.get(id, into, unverified));
   const writer = keys && signer ? new FileWriter(peers, keys, log, signer) : undefined;
   const ec = keys && writer ? new EcWriter(peers, keys, log, writer) : undefined;
   const repairMeta = new RepairMeta(o.meta);

@@ -46,8 +46,11 @@ export interface FetchHint {
   copies?: number;
 }
 
-/** Reads a copy from this node's own store (verified there), into `into` when it fits. */
-export type LocalRead = (id: Buffer, into?: Buffer) => Promise<Buffer>;
+/**
+ * Reads a copy from this node's own store, into `into` when it fits: verified there, unless
+ * `unverified` (the caller authenticates the bytes itself; see `ChunkFetcher.openLocal`).
+ */
+export type LocalRead = (id: Buffer, into?: Buffer, unverified?: boolean) => Promise<Buffer>;
 
 export class ChunkFetcher {
   readonly counters: FetchCounters = { chunksFetched: 0, cacheHits: 0, failovers: 0, badCopiesReported: 0, copiesRepaired: 0, hedges: 0 };
@@ -157,6 +160,32 @@ export class ChunkFetcher {
     throw unavailable(`no live holder returned chunk ${hex.slice(0, 16)} (${missing} node(s) lack it): ${failures.join('; ')}`);
   }
 
+  /**
+   * The plaintext of this node's own copy of a data chunk, authenticated by its AES-GCM tag
+   * instead of the store's SHA-256: the tag is keyed by the chunk's key, which only a holder of
+   * the manifest knows, so a copy that decrypts is the one that was stored, and a get then pays
+   * one pass over the bytes instead of two. Undefined when there is no local copy or it does not
+   * decrypt: the caller then goes through `fetch`, whose verified read tells a bad copy (hash
+   * mismatch: quarantined, read elsewhere, repaired) from a wrong key, exactly as before.
+   */
+  async openLocal(id: Buffer, key: Buffer, scratch: Buffer | undefined, plain: Buffer | undefined, signal?: AbortSignal): Promise<Buffer | undefined> {
+    if (this.#local === undefined) return undefined;
+    signal?.throwIfAborted();
+    let data: Buffer;
+    try {
+      data = await this.#local(id, scratch, true);
+    } catch {
+      return undefined;
+    }
+    try {
+      const out = decryptChunk(data, key, undefined, plain);
+      this.counters.chunksFetched++;
+      return out;
+    } catch {
+      return undefined;
+    }
+  }
+
   async #repair(id: Buffer, data: Buffer, holders: string[]): Promise<void> {
     for (const node of holders) {
       try {
@@ -249,8 +278,10 @@ export async function* readRange(reader: FileManifest, fetcher: ChunkFetcher, ra
       } else {
         const buf = scratch.take(encryptedSize(ref.size));
         try {
+          const id = Buffer.from(ref.id);
+          const own = local ? await fetcher.openLocal(id, ref.key, buf, backing, signal) : undefined;
           // fetch() returns only bytes verified against the id, so decryption need not hash them again.
-          plain = decryptChunk(await fetcher.fetch(Buffer.from(ref.id), signal, buf, plan, { bytes: encryptedSize(ref.size), ...(copies !== undefined ? { copies } : {}) }), ref.key, undefined, backing);
+          plain = own ?? decryptChunk(await fetcher.fetch(id, signal, buf, plan, { bytes: encryptedSize(ref.size), ...(copies !== undefined ? { copies } : {}) }), ref.key, undefined, backing);
         } finally {
           // The plaintext is written elsewhere, so the ciphertext's buffer is free again.
           scratch.give(buf);

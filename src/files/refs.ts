@@ -39,6 +39,14 @@ export interface ProvenOwner {
   pin?: Buffer;
 }
 
+/**
+ * A pending upload's activity time is written again only when it is this much older than the
+ * reference being added: it decides when an idle put is presumed dead (minutes: the pending-upload
+ * TTL), so a second of lag is noise, while rewriting it with every chunk was one table write in three
+ * on every holder of a put.
+ */
+export const UPLOAD_TOUCH_MS = 1000;
+
 const T = {
   refs: 'refs', // `${chunk}/${upload}` → the writer's pin proof (1 in records older than proofs)
   owned: 'owned', // `${upload}/${chunk}` → 1
@@ -71,7 +79,7 @@ export class RefStore {
     const rec = this.upload(upload);
     if (rec?.s === 'a') throw conflict(`upload ${upload} was aborted; start the put again`);
     const writes: Promise<unknown>[] = [];
-    if (rec === undefined || rec.s === 'p') writes.push(this.meta.put(T.uploads, upload, { s: 'p', t: now }));
+    if (rec === undefined || (rec.s === 'p' && now - rec.t >= UPLOAD_TOUCH_MS)) writes.push(this.meta.put(T.uploads, upload, { s: 'p', t: now }));
     for (const [i, hex] of hexes.entries()) {
       const pin = pins?.[i];
       const key = `${hex}/${upload}`;

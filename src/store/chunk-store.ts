@@ -34,6 +34,13 @@ export interface GetOptions {
    * instead of allocating one per read. Engines that do not read from disk may ignore it.
    */
   into?: Buffer;
+  /**
+   * The caller authenticates the bytes itself (an AEAD tag under a key only it holds), so the
+   * engine may hand them out without hashing them first: a read that decrypts would otherwise
+   * hash every byte twice over. A caller whose check fails must read again without this option,
+   * which verifies the copy and quarantines it when it is bad. Engines may ignore it.
+   */
+  unverified?: boolean;
 }
 
 export interface ChunkStore {

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { composeFiles, type FileService, type FilesNet, type FilesNode } from '../../src/files/index.js';
 import { MemoryChunkStore } from '../../src/store/memory-store.js';
-import type { PutOptions } from '../../src/store/chunk-store.js';
+import type { GetOptions, PutOptions } from '../../src/store/chunk-store.js';
 import { openMetadata, type Metadata } from '../../src/store/metadata.js';
 import { TesseraError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -19,15 +19,26 @@ export class RecordingStore extends MemoryChunkStore {
     this.puts.push({ id: id.toString('hex'), verified: opts?.verified === true });
     return super.put(id, data, opts);
   }
-  override async get(id: Buffer): Promise<Buffer> {
+  /** Per read, whether the caller asked to skip the store's hash (it authenticates the bytes itself). */
+  readonly gets: { id: string; unverified: boolean }[] = [];
+  override async get(id: Buffer, opts?: GetOptions): Promise<Buffer> {
+    this.gets.push({ id: id.toString('hex'), unverified: opts?.unverified === true });
     this.maxReadsInFlight = Math.max(this.maxReadsInFlight, ++this.readsInFlight);
     try {
       // A read that takes a moment, as a disk read does, so reads issued together overlap.
       await new Promise((r) => setTimeout(r, 2));
-      return await super.get(id);
+      return await super.get(id, opts);
     } finally {
       this.readsInFlight--;
     }
+  }
+  /** Rots the copy held here: one bit flipped at rest, as a failing disk would. */
+  async rot(id: Buffer): Promise<void> {
+    const bad = Buffer.from(await super.get(id));
+    const at = bad.length >> 1;
+    bad.writeUInt8(bad.readUInt8(at) ^ 0x10, at);
+    await super.delete(id);
+    await super.put(id, bad, { verified: true });
   }
 }
 

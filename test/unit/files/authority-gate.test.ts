@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { AuthoritySigner, AuthorityVerifier, MAX_DRAIN_ORDER_AGE_MS, MAX_PROOF_FUTURE_MS } from '../../../src/content/authority.js';
-import { AuthorityGate } from '../../../src/files/authority-gate.js';
+import { AuthorityGate, VERIFIED_PINS_KEPT } from '../../../src/files/authority-gate.js';
 
 const NOW = 1_800_000_000_000;
 const signer = new AuthoritySigner(randomBytes(32));
@@ -57,4 +57,35 @@ test('refusals are logged once per sender per interval, with the count of those 
   assert.equal(lines[0]!.method, 'file.rm');
   assert.equal(lines[1]!.source, 'peer2');
   assert.equal(g.refused, 51);
+});
+
+test('a pin verified once is not verified again; a different proof, chunk or upload is still checked, and the memory is bounded', () => {
+  let checks = 0;
+  const counting = new (class extends AuthorityVerifier {
+    override valid(...a: Parameters<AuthorityVerifier['valid']>): boolean {
+      checks++;
+      return super.valid(...a);
+    }
+  })(signer.publicKey);
+  const { g } = gate(counting);
+  const upload = 'u'.repeat(32);
+  const id = randomBytes(32);
+  const pin = signer.prove({ kind: 'pin', upload, chunk: id });
+  g.pins('chunk.claim', upload, [id], [pin], 'peer1');
+  g.pins('chunk.put', upload, [id], [pin], 'peer1');
+  assert.equal(checks, 1, 'the claim verified it; the put with the same pin did not again');
+  const forged = Buffer.from(pin);
+  forged[0]! ^= 1;
+  assert.throws(() => g.pins('chunk.put', upload, [id], [forged], 'peer1'), { code: 'AUTH' });
+  assert.throws(() => g.pins('chunk.put', upload, [randomBytes(32)], [pin], 'peer1'), { code: 'AUTH' }, 'the remembered pin names one chunk only');
+  assert.throws(() => g.pins('chunk.put', 'v'.repeat(32), [id], [pin], 'peer1'), { code: 'AUTH' }, 'and one upload only');
+  assert.throws(() => g.pins('chunk.put', upload, [id], undefined, 'peer1'), { code: 'AUTH', message: /carries no proof/ });
+  // Past the bound the oldest is forgotten and checked again when it comes back.
+  for (let i = 0; i < VERIFIED_PINS_KEPT; i++) {
+    const other = randomBytes(32);
+    g.pins('chunk.claim', upload, [other], [signer.prove({ kind: 'pin', upload, chunk: other })], 'peer1');
+  }
+  const before = checks;
+  g.pins('chunk.put', upload, [id], [pin], 'peer1');
+  assert.equal(checks, before + 1, 'a pin pushed out of the memory is verified again');
 });

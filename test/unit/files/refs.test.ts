@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openMetadata } from '../../../src/store/metadata.js';
-import { RefStore } from '../../../src/files/refs.js';
+import { RefStore, UPLOAD_TOUCH_MS } from '../../../src/files/refs.js';
 
 const U1 = 'a'.repeat(32);
 const U2 = 'b'.repeat(32);
@@ -37,6 +37,20 @@ test('a commit that arrives after the removal it predates is dropped at once; a 
   await refs.commit(U2, ROOT, 3000, 0, 3000);
   assert.equal(refs.hasRefs(c(1)), true, 'put again after the removal: kept');
   assert.equal(refs.liveCommitAfter(ROOT, 2000), true);
+});
+
+test("a pending upload's activity time is rewritten at most once per UPLOAD_TOUCH_MS, so it lags by less than that", async (t) => {
+  const meta = await openMetadata(null);
+  t.after(() => meta.close());
+  const refs = new RefStore(meta);
+  await refs.addRefs(U1, [c(1)], 1000);
+  await refs.addRefs(U1, [c(2)], 1000 + UPLOAD_TOUCH_MS - 1);
+  assert.equal((refs.upload(U1) as { t?: number } | undefined)?.t, 1000, 'a reference added within the interval leaves the time alone');
+  assert.deepEqual(refs.staleUploads(1001, 10).pending, [U1]);
+  await refs.addRefs(U1, [c(3)], 1000 + UPLOAD_TOUCH_MS);
+  assert.equal((refs.upload(U1) as { t?: number } | undefined)?.t, 1000 + UPLOAD_TOUCH_MS);
+  assert.deepEqual(refs.staleUploads(1000 + UPLOAD_TOUCH_MS, 10).pending, [], 'active again: not stale');
+  assert.deepEqual(refs.owners(c(2)), [U1], 'every reference was recorded all the same');
 });
 
 test('stale pending uploads are found for expiry', async (t) => {

@@ -112,6 +112,30 @@ test("only the writer's own copy skips the store's hash; copies from peers are v
   await assert.rejects(c.nodes.get('node1')!.peer.handle('chunk.put', { id: Buffer.alloc(32) }, Buffer.from('not matching')), { code: 'CORRUPT' });
 });
 
+test("a read decrypts this node's own copies without hashing them first; a rotten copy is still caught, quarantined and read elsewhere", async (t) => {
+  const c = await cluster(3);
+  t.after(() => c.close());
+  const data = randomBytes(10 * 4096);
+  const put = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096, replicas: 3 });
+  const store = c.stores.get('node1')!;
+  const root = parseFileId(put.fileId).rootId.toString('hex');
+  const dataIds = new Set(store.puts.map((p) => p.id).filter((id) => id !== root));
+  assert.equal(dataIds.size, 10);
+  store.gets.length = 0;
+  assert.ok((await collect((await c.services.get('node1')!.open(put.fileId)).read())).equals(data));
+  const dataGets = store.gets.filter((g) => dataIds.has(g.id));
+  assert.equal(dataGets.length, 10, 'each local data chunk is read once');
+  assert.ok(dataGets.every((g) => g.unverified), 'and authenticated by its GCM tag, not hashed by the store');
+
+  for (const hex of dataIds) await store.rot(Buffer.from(hex, 'hex'));
+  store.gets.length = 0;
+  assert.ok((await collect((await c.services.get('node1')!.open(put.fileId)).read())).equals(data), 'the rotten copies are read elsewhere');
+  const quarantined = new Set<string>();
+  for await (const id of store.listQuarantined()) quarantined.add(id.toString('hex'));
+  assert.deepEqual([...dataIds].filter((id) => !quarantined.has(id)), [], 'every rotten copy was caught by the verified re-read and quarantined');
+  assert.ok(store.gets.some((g) => !g.unverified && dataIds.has(g.id)), 'a copy that failed its tag was read again with the hash check');
+});
+
 test('malformed peer requests are refused with BAD_INPUT, never a crash', async (t) => {
   const c = await cluster(1);
   t.after(() => c.close());

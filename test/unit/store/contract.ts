@@ -189,6 +189,19 @@ export function chunkStoreContract(engine: Engine): void {
     assert.deepEqual(await collect(s.listQuarantined()), []);
   });
 
+  t('an unverified read hands out a rotten copy as it lies, quarantining nothing; the verified read after it catches and quarantines it', async (s) => {
+    const a = chunk(2048);
+    await s.put(a.id, a.data);
+    assert.ok((await s.get(a.id, { unverified: true })).equals(a.data));
+    await engine.rot(s, a.id);
+    const raw = await s.get(a.id, { unverified: true });
+    assert.equal(raw.length, a.data.length);
+    assert.ok(!raw.equals(a.data), 'the rotten bytes, for the caller to authenticate and refuse');
+    assert.equal(await s.has(a.id), true, 'not quarantined by a read that did not check');
+    await assert.rejects(s.get(a.id), (e) => isTesseraError(e, 'CORRUPT'));
+    assert.deepEqual(await collect(s.listQuarantined()), [a.id.toString('hex')]);
+  });
+
   t('quarantine moves a live copy aside', async (s) => {
     const a = chunk(700);
     assert.equal(await s.quarantine(a.id), false);

@@ -239,6 +239,22 @@ test('extent: in-line reads of one turn share their looks at the block-read coun
   await s.close();
 });
 
+test('extent: in-line partial-page writes of one turn share their looks at the block-read count', async () => {
+  let diskReads = 0;
+  let looks = 0;
+  const s = await ExtentStore.open(await tempDir(), { diskReads: () => { looks++; return diskReads; } });
+  await s.create('v', { units: 64, unitSize: U });
+  await s.write('v', 0, Buffer.alloc(8 * U));
+  const records = [0, 1, 2, 3].map(() => randomBytes(4160));
+  looks = 0;
+  // Four sealed records (none a whole page) in four units, started in one turn: one look before the first, one after each.
+  await Promise.all(records.map((r, i) => s.write('v', i * U + 4160, r)));
+  assert.equal(looks, 5);
+  for (const [i, r] of records.entries()) assert.deepEqual(await s.read('v', i * U + 4160, 4160), r);
+  assert.deepEqual(s.readCounters, { inLine: 4, pooled: 0, fromDisk: 0 });
+  await s.close();
+});
+
 test('extent: a data file cut short behind the store reads as zeroes past the cut, in line and through the thread pool', async () => {
   const root = await tempDir();
   const s = await ExtentStore.open(root);
