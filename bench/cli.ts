@@ -3,7 +3,7 @@
  * against `node -e 0`, and downloads and uploads through a node's HTTP API against curl talking
  * to the same node (3 disk nodes on loopback, R=3 W=2).
  *
- *   npm run bench -- cli [--size 256M] [--starts 21] [--rounds 3] [--dir DIR] [--cli PATH] [--json]
+ *   npm run bench -- cli [--size 256M] [--starts 21] [--rounds 3] [--dir DIR] [--cli PATH] [--no-put] [--json]
  *
  * Goals: `tessera --version` and `--help` take ≤ 1.5× the time of `node -e 0`, `status --json`
  * ≤ 2× (medians of --starts interleaved runs); `get > /dev/null` ≥ 0.9× the speed of
@@ -11,7 +11,9 @@
  * `curl -T FILE` (median over rounds of each round's ratio; the two sides of a pair alternate
  * which goes first). Client CPU is what the command's own process used, from its rusage.
  * `--cli PATH` measures another build's command (e.g. the one before a change) against the same
- * nodes and baselines.
+ * nodes and baselines; `--no-put` leaves out the uploads (the slowest part, each on fresh bytes).
+ * It also fetches the file as 2 and 4 concurrent byte ranges with curl against one request, with
+ * the serving node's CPU: whether splitting a get could beat one stream from the same node.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readFileSync } from 'node:fs';
@@ -23,9 +25,14 @@ import { formatBytes, parseSize } from '../src/cli/format.js';
 import { CLI_PATH, LocalCluster, type LocalNode } from '../src/cli/local-cluster.js';
 import { median } from './bench-stats.js';
 import { flag } from './cli-args.js';
-import { reapedChildrenCpuMs } from './cpu-time.js';
+import { processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 
 const GOALS = { version: 1.5, help: 1.5, status: 2, getStdout: 0.9, getFile: 0.85, put: 0.9 } as const;
+/**
+ * curl fetching the file as this many concurrent byte ranges from the same node, against one
+ * whole request: whether a client could go faster than one stream by splitting a get.
+ */
+const RANGE_STREAMS = [2, 4] as const;
 const DEFAULT_STARTS = 21;
 const MAX_STARTS = 200;
 /** Even, so each side of a pair goes first equally often. */
@@ -41,24 +48,32 @@ interface Timed {
   cpuMs: number;
 }
 
-/** Runs a command to completion with stdout to `stdoutPath` (or nowhere); times it and reads its CPU. */
-async function timed(cmd: string, args: string[], stdoutPath = '/dev/null'): Promise<Timed> {
+/** Runs a command to completion with stdout to `stdoutPath` (or nowhere); rejects on a failure exit. */
+async function run(cmd: string, args: string[], stdoutPath = '/dev/null'): Promise<void> {
   const fd = openSync(stdoutPath, 'w');
   try {
-    const cpu0 = reapedChildrenCpuMs();
-    const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ['ignore', fd, 'pipe'] });
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-2000)));
     const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    const ms = performance.now() - t0;
     clearTimeout(timer);
     if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim()}`);
-    return { ms, cpuMs: reapedChildrenCpuMs() - cpu0 };
   } finally {
     closeSync(fd);
   }
+}
+
+/** Runs commands side by side to completion; times them together and reads their CPU. */
+async function timedAll(cmds: Array<{ cmd: string; args: string[]; stdoutPath?: string }>): Promise<Timed> {
+  const cpu0 = reapedChildrenCpuMs();
+  const t0 = performance.now();
+  await Promise.all(cmds.map((c) => run(c.cmd, c.args, c.stdoutPath)));
+  return { ms: performance.now() - t0, cpuMs: reapedChildrenCpuMs() - cpu0 };
+}
+
+function timed(cmd: string, args: string[], stdoutPath?: string): Promise<Timed> {
+  return timedAll([{ cmd, args, ...(stdoutPath !== undefined ? { stdoutPath } : {}) }]);
 }
 
 /**
@@ -107,8 +122,27 @@ async function settle(path: string): Promise<void> {
   spawnSync('sync', ['-f', path], { stdio: 'ignore' });
 }
 
+interface ServedTimed extends Timed {
+  /** CPU the serving node's process used meanwhile. */
+  serverCpuMs: number;
+}
+
+async function withServerCpu(pid: number, f: () => Promise<Timed>): Promise<ServedTimed> {
+  const cpu0 = processCpuMs(pid);
+  const t = await f();
+  return { ...t, serverCpuMs: processCpuMs(pid) - cpu0 };
+}
+
+/** curl's -r values that split `size` bytes into `k` ranges of (nearly) equal length. */
+function byteRanges(size: number, k: number): string[] {
+  const step = Math.ceil(size / k);
+  const out: string[] = [];
+  for (let start = 0; start < size; start += step) out.push(`${start}-${Math.min(size, start + step) - 1}`);
+  return out;
+}
+
 /** Runs a and b in turn, in alternating order from round to round, so drift in load hits both alike. */
-async function pair(round: number, a: () => Promise<Timed>, b: () => Promise<Timed>): Promise<[Timed, Timed]> {
+async function pair<T>(round: number, a: () => Promise<T>, b: () => Promise<T>): Promise<[T, T]> {
   if (round % 2 === 0) {
     const ra = await a();
     return [ra, await b()];
@@ -124,6 +158,7 @@ export async function main(args: string[]): Promise<void> {
   const rounds = Number(flag(args, '--rounds') ?? DEFAULT_ROUNDS);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) throw new Error(`--rounds must be 1..${MAX_ROUNDS}`);
   const json = args.includes('--json');
+  const noPut = args.includes('--no-put');
   const say = (s: string) => {
     if (!json) process.stdout.write(s + '\n');
   };
@@ -161,6 +196,12 @@ export async function main(args: string[]): Promise<void> {
     const out = join(base, 'out.bin');
     const curlOut = join(base, 'curl-out.bin');
     const get = { tessera: [] as Timed[], curl: [] as Timed[] };
+    const servingPid = node.proc?.pid;
+    if (servingPid === undefined) throw new Error('the serving node has no process id');
+    const ranged = Object.fromEntries(RANGE_STREAMS.map((k) => [k, { whole: [] as ServedTimed[], split: [] as ServedTimed[] }])) as Record<
+      (typeof RANGE_STREAMS)[number],
+      { whole: ServedTimed[]; split: ServedTimed[] }
+    >;
     const getFile = { tessera: [] as Timed[], curl: [] as Timed[] };
     const put = { tessera: [] as Timed[], curl: [] as Timed[] };
     for (let r = 0; r < rounds; r++) {
@@ -171,6 +212,16 @@ export async function main(args: string[]): Promise<void> {
       );
       get.tessera.push(gt);
       get.curl.push(gc);
+
+      for (const k of RANGE_STREAMS) {
+        const [whole, split] = await pair(
+          r,
+          () => withServerCpu(servingPid, () => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`])),
+          () => withServerCpu(servingPid, () => timedAll(byteRanges(size, k).map((range) => ({ cmd: 'curl', args: ['-sSf', '-o', '/dev/null', '-r', range, '-H', auth, `${url}/${stored.fileId}`] })))),
+        );
+        ranged[k].whole.push(whole);
+        ranged[k].split.push(split);
+      }
 
       const [ft, fc] = await pair(
         r,
@@ -187,6 +238,7 @@ export async function main(args: string[]): Promise<void> {
       await rm(out, { force: true });
       await rm(curlOut, { force: true });
 
+      if (noPut) continue;
       // Each upload carries fresh bytes: the same bytes again would be deduplicated and cost less.
       const [pt, pc] = await pair(
         r,
@@ -214,7 +266,7 @@ export async function main(args: string[]): Promise<void> {
       tesseraCpuMs: s.tessera.map((t) => t.cpuMs),
       curlCpuMs: s.curl.map((t) => t.cpuMs),
       ratios: speedRatios(s),
-      ratio: median(speedRatios(s)),
+      ratio: s.tessera.length > 0 ? median(speedRatios(s)) : NaN,
       goal,
     });
     const figures = {
@@ -233,6 +285,20 @@ export async function main(args: string[]): Promise<void> {
       getStdout: side(get, GOALS.getStdout),
       getFile: side(getFile, GOALS.getFile),
       put: side(put, GOALS.put),
+      ranges: RANGE_STREAMS.map((k) => {
+        const f = ranged[k];
+        return {
+          streams: k,
+          wholeMbps: f.whole.map((t) => mbps(t.ms)),
+          splitMbps: f.split.map((t) => mbps(t.ms)),
+          wholeServerCpuMs: f.whole.map((t) => t.serverCpuMs),
+          splitServerCpuMs: f.split.map((t) => t.serverCpuMs),
+          speedup: median(f.split.map((t, i) => (f.whole[i] as Timed).ms / t.ms)),
+        };
+      }),
+      // What a command that starts as fast as `node -e 0` and then moves the bytes as fast as
+      // curl would score against curl: the start-up alone bounds the ratio at this size.
+      startBound: median(get.curl.map((t) => t.ms / (t.ms + nodeMs))),
     };
     if (json) {
       process.stdout.write(JSON.stringify(figures) + '\n');
@@ -253,7 +319,12 @@ export async function main(args: string[]): Promise<void> {
     };
     transfer('tessera get > /dev/null', 'curl -o /dev/null', figures.getStdout);
     transfer('tessera get -o FILE (fsynced)', 'curl -o FILE, then fsync', figures.getFile);
-    transfer('tessera put FILE', 'curl -T FILE', figures.put);
+    if (!noPut) transfer('tessera put FILE', 'curl -T FILE', figures.put);
+    say(`  a command starting like node -e 0, then as fast as curl, would reach get ${figures.startBound.toFixed(2)}× at this size`);
+    for (const f of figures.ranges) {
+      say(`  curl in ${f.streams} ranges at once: ${list(f.splitMbps, 0)} MB/s, serving node CPU ${list(f.splitServerCpuMs, 0)} ms`);
+      say(`    one request: ${list(f.wholeMbps, 0)} MB/s, serving node CPU ${list(f.wholeServerCpuMs, 0)} ms   median speed-up ${f.speedup.toFixed(2)}×`);
+    }
   } finally {
     await cluster?.destroy();
     await rm(base, { recursive: true, force: true });

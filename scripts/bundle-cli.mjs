@@ -18,6 +18,9 @@ const entry = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
 const cliDir = dirname(entry);
 const srcDir = dirname(cliDir);
 
+/** Command modules main.js imports when a client command runs (see above). */
+const CLIENT_COMMANDS = ['get.js', 'put.js', 'file-info.js'];
+
 const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version;
 
 /**
@@ -35,22 +38,54 @@ function constantsOnly(abs) {
   return code.split(';').every((stmt) => stmt.trim() === '' || /^export const [A-Z][A-Z0-9_]* = [-\w\s.<>*+'"()]+$/.test(stmt.trim()));
 }
 
-/** The path main.js imports `abs` by, once it sits where main.js is. */
-function fromMain(abs) {
-  const rel = relative(cliDir, abs).split(sep).join('/');
+/** The path a file in `dir` imports `abs` by. */
+function importPath(dir, abs) {
+  const rel = relative(dir, abs).split(sep).join('/');
   return rel.startsWith('.') ? rel : `./${rel}`;
 }
 
-await build({
-  entryPoints: [entry],
-  outfile: entry,
-  allowOverwrite: true,
-  bundle: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: true,
-  logLevel: 'warning',
+/**
+ * Keeps each module outside src/cli/ that holds more than constants (errors.js with the
+ * TesseraError class the error reporting checks, the client) and every dynamic import a file of
+ * its own, imported by a relative path from `dir`, so each exists once in a process.
+ */
+function keepSharedModulesApart(dir) {
+  return {
+    name: 'keep-shared-modules-apart',
+    setup(b) {
+      b.onResolve({ filter: /^\./ }, (args) => {
+        const abs = resolve(args.resolveDir, args.path);
+        const shared = abs.startsWith(srcDir + sep) && !abs.startsWith(cliDir + sep);
+        if (args.kind === 'dynamic-import') return { path: importPath(dir, abs), external: true };
+        // version.js reads package.json through require() at its start; the file takes the value.
+        if (abs === join(srcDir, 'version.js')) return { path: abs, namespace: 'version-literal' };
+        if (shared && !constantsOnly(abs)) return { path: importPath(dir, abs), external: true };
+        // The CLI's own modules and commander's files (relative imports inside node_modules).
+        return undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: 'version-literal' }, () => ({ contents: `export const VERSION = ${JSON.stringify(version)};`, loader: 'js' }));
+    },
+  };
+}
+
+/** Rewrites one compiled file in place into a file holding its src/cli/ imports. */
+function bundleInPlace(file, options) {
+  return build({
+    entryPoints: [file],
+    outfile: file,
+    allowOverwrite: true,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    logLevel: 'warning',
+    ...options,
+    plugins: [...(options.plugins ?? []), keepSharedModulesApart(dirname(file))],
+  });
+}
+
+await bundleInPlace(entry, {
   // commander is CommonJS; its require() calls of Node's modules need a require in an ES module.
   banner: { js: "import { createRequire as createRequireForBundle } from 'node:module';\nconst require = createRequireForBundle(import.meta.url);" },
   plugins: [
@@ -68,23 +103,14 @@ await build({
         }));
       },
     },
-    {
-      name: 'keep-shared-modules-apart',
-      setup(b) {
-        b.onResolve({ filter: /^\./ }, (args) => {
-          const abs = resolve(args.resolveDir, args.path);
-          const shared = abs.startsWith(srcDir + sep) && !abs.startsWith(cliDir + sep);
-          if (args.kind === 'dynamic-import') return { path: fromMain(abs), external: true };
-          // version.js reads package.json through require() at its start; the file takes the value.
-          if (abs === join(srcDir, 'version.js')) return { path: abs, namespace: 'version-literal' };
-          if (shared && !constantsOnly(abs)) return { path: fromMain(abs), external: true };
-          // The CLI's own modules and commander's files (relative imports inside node_modules).
-          return undefined;
-        });
-        b.onLoad({ filter: /.*/, namespace: 'version-literal' }, () => ({ contents: `export const VERSION = ${JSON.stringify(version)};`, loader: 'js' }));
-      },
-    },
   ],
 });
+
+// The client commands' code, loaded by main.js when one runs, likewise: each one file with the
+// CLI modules it uses (context, progress, transfer, sinks, formatting) rather than a chain of
+// small files opened, read and linked one after another before the request can go out. Packages
+// stay where they are, loaded from node_modules.
+for (const command of CLIENT_COMMANDS) await bundleInPlace(join(cliDir, 'commands', command), { packages: 'external' });
+
 // Run directly (`./dist/src/cli/main.js`), the file's #! line applies the runtime tuning.
 chmodSync(entry, 0o755);

@@ -2,7 +2,7 @@
  * The typed client for a node's HTTP API: what the CLI uses, and what `import { connect } from
  * 'tessera'` gives a program.
  */
-import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions as HttpRequestOptions } from 'node:http';
+import type { Agent as HttpAgent, request as httpRequest, ClientRequest, IncomingMessage, RequestOptions as HttpRequestOptions } from 'node:http';
 import type { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createRequire } from 'node:module';
 import { connect as connectTcp, type OnReadOpts, type Socket } from 'node:net';
@@ -19,11 +19,22 @@ const MAX_JSON_RESPONSE_BYTES = 16 << 20;
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** How long an upload cut short by the node waits for the answer that says why, before reporting the broken pipe. */
 const UPLOAD_ANSWER_GRACE_MS = 1_000;
+const requireBuiltin = createRequire(import.meta.url);
+
 /**
- * One connection per request: reusing idle keep-alive sockets races with the server closing
- * them (ECONNRESET on the next request), and a connection on loopback or a LAN is cheap.
+ * node:http, loaded on the first request that goes through it: a download reads its own socket
+ * and needs none. Its agent opens one connection per request: reusing idle keep-alive sockets
+ * races with the server closing them (ECONNRESET on the next request), and a connection on
+ * loopback or a LAN is cheap.
  */
-const agent = new Agent({ keepAlive: false });
+let httpModule: { request: typeof httpRequest; agent: HttpAgent } | undefined;
+function httpSide(): NonNullable<typeof httpModule> {
+  if (!httpModule) {
+    const http = requireBuiltin('node:http') as typeof import('node:http');
+    httpModule = { request: http.request, agent: new http.Agent({ keepAlive: false }) };
+  }
+  return httpModule;
+}
 
 /**
  * node:https and node:tls, with node:crypto under them, loaded on the first HTTPS request:
@@ -32,9 +43,8 @@ const agent = new Agent({ keepAlive: false });
 let tlsModules: { request: typeof httpsRequest; agent: HttpsAgent; connect: typeof connectTls } | undefined;
 function tlsSide(): NonNullable<typeof tlsModules> {
   if (!tlsModules) {
-    const load = createRequire(import.meta.url);
-    const https = load('node:https') as typeof import('node:https');
-    const tls = load('node:tls') as typeof import('node:tls');
+    const https = requireBuiltin('node:https') as typeof import('node:https');
+    const tls = requireBuiltin('node:tls') as typeof import('node:tls');
     tlsModules = { request: https.request, agent: new https.Agent({ keepAlive: false }), connect: tls.connect };
   }
   return tlsModules;
@@ -116,7 +126,10 @@ export class TesseraClient {
   /** One HTTP or HTTPS request; with a pinned certificate, a node presenting another is refused before the token is sent. */
   private send(o: HttpRequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
     const t = this.tls;
-    if (t === undefined) return request({ ...o, agent }, onResponse);
+    if (t === undefined) {
+      const http = httpSide();
+      return http.request({ ...o, agent: http.agent }, onResponse);
+    }
     const https = tlsSide();
     return https.request({ ...o, agent: https.agent, ...this.tlsTrust(t) }, onResponse);
   }

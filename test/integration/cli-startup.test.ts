@@ -102,6 +102,21 @@ test('client commands against a running node load only the client', async (t) =>
     assertLean(args, run);
   }
   assert.deepEqual(await readFile(output), Buffer.alloc(300_000, 7));
+
+  // A get to standard output is the command whose start delays the bytes: it opens its bundled
+  // code, the client and the client's own modules, and loads neither node:http (the download
+  // reads its own socket) nor node:crypto (only -o names a temporary file).
+  const get = await traced(['get', 'lean.bin', ...api]);
+  assertLean(['get'], get);
+  assert.equal(get.stdout, '\x07'.repeat(300_000), 'get wrote the file to standard output');
+  const opened = get.loaded.filter((u) => u.startsWith('file:') && !u.endsWith('/record-imports-hooks.js') && !u.endsWith('/record-imports.js'));
+  const inDist = (path: string) => new URL(`../../src/${path}`, import.meta.url).href;
+  assert.deepEqual(
+    opened.sort(),
+    [CLI_URL, ERRORS_URL, inDist('cli/commands/get.js'), CLIENT_URL, inDist('client/download.js'), inDist('client/http-head.js')].sort(),
+    'get opened its own files only',
+  );
+  for (const unused of ['node:http', 'node:crypto']) assert.ok(!get.loaded.includes(unused), `get to standard output loaded ${unused}`);
   // --data finds the node's address and token in its data directory, still without the identity code.
   assertLean(['status', '--data'], await traced(['status', '--json', '--data', n.dataDir]));
 });

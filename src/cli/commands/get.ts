@@ -3,7 +3,6 @@
  * it is whole and durable (written beside the target, fsynced, renamed); an interrupted or failed
  * get leaves no partial output and any existing file untouched.
  */
-import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { open, rename, stat as statPath, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -60,8 +59,13 @@ async function resolveRange(
   return spec.end === undefined ? { start: spec.start } : { start: spec.start, end: spec.end };
 }
 
-/** Where `-o` output goes until it is whole: beside the target, so the final rename stays on one filesystem. */
-function tempPathFor(out: string): string {
+/**
+ * Where `-o` output goes until it is whole: beside the target, so the final rename stays on one
+ * filesystem. node:crypto (a few dozen internal modules) is loaded only here: a get to standard
+ * output does not pay for it.
+ */
+async function tempPathFor(out: string): Promise<string> {
+  const { randomBytes } = await import('node:crypto');
   return join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.tessera-part`);
 }
 
@@ -122,7 +126,7 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
           ? streamSink(process.stdout, onBytes)
           : fdSink(1, maxWrite, { onBytes, writeError: (err) => ioError(err, 'cannot write to standard output') });
     } else {
-      temp = tempPathFor(out);
+      temp = await tempPathFor(out);
       try {
         fh = await open(temp, 'wx', 0o666);
       } catch (err) {
