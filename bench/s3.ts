@@ -6,7 +6,8 @@
  *    native time ÷ S3 time (goal ≥ 0.85);
  *  - the CPU each large step cost, its client process apart from the nodes, in ms per MiB;
  *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
- *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s).
+ *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s),
+ *    and the CPU each of them cost: this process, the S3 node and the other nodes, in µs per op.
  *
  *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--cpu-prof DIR] [--json]
  *
