@@ -8,15 +8,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { missingTools, run } from '../helpers/nbd-harness.js';
 import { waitFor } from '../../src/cli/local-cluster.js';
 import type { VolumeView } from '../../src/api/volume-routes.js';
 import { VolumeCluster } from './volume-harness.js';
-import { Layout } from '../../src/block/volume/layout.js';
-import { SECTOR_BYTES, sealedUnitBytes } from '../../src/block/volume/seal.js';
+import { SECTOR_BYTES } from '../../src/block/volume/seal.js';
 
 const TOOLS = ['nbdcopy', 'fio', 'qemu-img'];
 const MiB = 1 << 20;
@@ -83,6 +82,23 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     const got = await readFile(back);
     await rm(back);
     assert.equal(sha(got.subarray(0, KNOWN_BYTES)), sha(known), `volume ${name}: data flushed before the failures reads back identical`);
+  }
+
+  /** Stops the master with kill -9 while fio writes (asserting it was writing), and waits for fio to end. */
+  async function killMasterMidWrite(name: string): Promise<void> {
+    const fio = startFio(fioArgs(c.uri(name), false));
+    await sleep(KILL_AFTER_MS);
+    assert.ok(fio.running(), 'fio is still writing when the master is killed');
+    await c.killMaster('SIGKILL');
+    let gaveUp = false;
+    const giveUp = setTimeout(() => {
+      gaveUp = true;
+      fio.kill();
+    }, FIO_LOST_SERVER_MS);
+    const r = await fio.done;
+    clearTimeout(giveUp);
+    if (gaveUp) t_diag(`fio still running ${FIO_LOST_SERVER_MS} ms after its server died; killed. Its last words: ${JSON.stringify(r.out.slice(-600))}`);
+    assert.notEqual(r.code, 0, 'fio lost its server');
   }
 
   async function memberIndex(v: VolumeView, storageIndex: number): Promise<number> {
@@ -202,20 +218,7 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     await c.createVolume(name, 'raid5', VOLUME_BYTES, [0, 1, 2, 3]);
     await c.waitOpen(name);
     await run('nbdcopy', ['--flush', knownFile, c.uri(name)], 300_000);
-    const fio = startFio(fioArgs(c.uri(name), false));
-    await sleep(KILL_AFTER_MS);
-    assert.ok(fio.running(), 'fio is still writing when the master is killed');
-    await c.killMaster('SIGKILL');
-    let gaveUp = false;
-    const giveUp = setTimeout(() => {
-      gaveUp = true;
-      fio.kill();
-    }, FIO_LOST_SERVER_MS);
-    const r = await fio.done;
-    clearTimeout(giveUp);
-    if (gaveUp) t_diag(`fio still running ${FIO_LOST_SERVER_MS} ms after its server died; killed. Its last words: ${JSON.stringify(r.out.slice(-600))}`);
-    assert.notEqual(r.code, 0, 'fio lost its server');
-
+    await killMasterMidWrite(name);
     await c.startMaster();
     await c.waitOpen(name);
     const chk = await c.master.client.checkVolume(name);
@@ -223,18 +226,6 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     assert.equal(chk.stripesSkipped, 0);
     await knownIntact(name);
   });
-
-  /** Stops the master with kill -9 while fio writes (asserting it was writing), and waits for fio to end. */
-  async function killMasterMidWrite(name: string): Promise<void> {
-    const fio = startFio(fioArgs(c.uri(name), false));
-    await sleep(KILL_AFTER_MS);
-    assert.ok(fio.running(), 'fio is still writing when the master is killed');
-    await c.killMaster('SIGKILL');
-    const giveUp = setTimeout(() => fio.kill(), FIO_LOST_SERVER_MS);
-    const r = await fio.done;
-    clearTimeout(giveUp);
-    assert.notEqual(r.code, 0, 'fio lost its server');
-  }
 
   /** Target options for qemu-img: bytes [offset, offset+length) of the volume as one image. */
   const rangeOpts = (name: string, offset: number, length: number) =>
@@ -252,25 +243,6 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     return readFile(out);
   }
 
-  /** The sealed stripe unit holding volume offset `at` on its data member, as that member's extent stores it now; the function returned puts it back. */
-  async function captureUnit(v: VolumeView, at: number): Promise<() => Promise<void>> {
-    const layout = new Layout({ kind: v.layout, members: v.members.length, memberSize: v.memberSize, unitSize: v.unitSize, size: v.size });
-    const e = layout.mapRange(at, 1)[0]!;
-    const node = c.storage.nodes.find((n) => n.nodeId === v.members[e.member])!;
-    const path = join(node.dataDir, 'extents', `${v.name}.${v.id}`, 'extent');
-    const unitAt = e.stripe * sealedUnitBytes(v.unitSize);
-    const old = (await readFile(path)).subarray(unitAt, unitAt + sealedUnitBytes(v.unitSize));
-    return async () => {
-      const fh = await open(path, 'r+');
-      try {
-        await fh.write(old, 0, old.length, unitAt);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    };
-  }
-
   it('kill -9 of the master mid-write, twice: check is clean, and a sector a member rolled back meanwhile is still caught (version log)', async () => {
     const name = 'f-versions';
     await c.createVolume(name, 'raid5', VOLUME_BYTES, [0, 1, 2, 3]);
@@ -279,7 +251,7 @@ describe('volume failures with real processes', { skip: missingTools(TOOLS) }, (
     // Outside the known data and fio's range.
     const at = 40 * MiB + 3 * SECTOR_BYTES;
     await writeRange(name, at, randomBytes(SECTOR_BYTES));
-    const rollBack = await captureUnit(v, at);
+    const rollBack = await c.captureUnit(v, at);
     const latest = randomBytes(SECTOR_BYTES);
     await writeRange(name, at, latest);
 

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, type TesseraClient } from '../../src/client/index.js';
 import { initDataDir } from '../../src/cluster/identity.js';
@@ -12,6 +12,8 @@ import { CLI_PATH, LocalCluster, freePort, waitFor } from '../../src/cli/local-c
 import { nodeRuntimeArgs, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 import type { VolumeView } from '../../src/api/volume-routes.js';
 import { isTesseraError } from '../../src/errors.js';
+import { Layout } from '../../src/block/volume/layout.js';
+import { sealedUnitBytes } from '../../src/block/volume/seal.js';
 
 /** Fast failure detection keeps the failure tests short; defaults give ≤ 5 s. */
 export const TIMING = ['--probe-interval', '300', '--suspicion-timeout', '1500'];
@@ -157,6 +159,35 @@ export class VolumeCluster {
     const i = this.storage.nodes.findIndex((n) => n.nodeId === nodeId);
     if (i < 0) throw new Error(`node ${nodeId} is not a storage node`);
     return i;
+  }
+
+  /** The extent file of member `member` of volume `v` on its storage node. */
+  extentPath(v: VolumeView, member: number): string {
+    const node = this.storage.nodes.find((n) => n.nodeId === v.members[member]);
+    if (node === undefined) throw new Error(`member ${member} of ${v.name} is not one of the storage nodes`);
+    return join(node.dataDir, 'extents', `${v.name}.${v.id}`, 'extent');
+  }
+
+  /**
+   * Keeps the sealed stripe unit holding volume offset `at` as member `member` (default: the one
+   * holding the data) stores it now; the function returned puts those bytes back, as a member
+   * replaying an older write would.
+   */
+  async captureUnit(v: VolumeView, at: number, member?: number): Promise<() => Promise<void>> {
+    const layout = new Layout({ kind: v.layout, members: v.members.length, memberSize: v.memberSize, unitSize: v.unitSize, size: v.size });
+    const e = layout.mapRange(at, 1)[0]!;
+    const path = this.extentPath(v, member ?? e.member);
+    const unitAt = e.stripe * sealedUnitBytes(v.unitSize);
+    const old = (await readFile(path)).subarray(unitAt, unitAt + sealedUnitBytes(v.unitSize));
+    return async () => {
+      const fh = await open(path, 'r+');
+      try {
+        await fh.write(old, 0, old.length, unitAt);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    };
   }
 
   async destroy(): Promise<void> {

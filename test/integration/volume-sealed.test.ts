@@ -197,28 +197,7 @@ describe('sealed volumes over NBD with TLS (real processes and clients)', { skip
       `driver=raw,offset=${offset},size=${data.length},file.driver=nbd,file.host=127.0.0.1,file.port=${c.master.nbdPort},file.export=${name},file.tls-creds=tls0`]);
   };
 
-  /**
-   * Keeps the stripe unit holding volume offset `at` as member `member` (default: the one holding
-   * the data) stores it now; the returned function puts those bytes back, as a member replaying
-   * an older write would.
-   */
-  async function captureUnit(name: string, at: number, member?: number): Promise<() => Promise<void>> {
-    const v = views.get(name)!;
-    const layout = new Layout({ kind: v.layout, members: v.members.length, memberSize: v.memberSize, unitSize: v.unitSize, size: v.size });
-    const e = layout.mapRange(at, 1)[0]!;
-    const path = extentPath(v, member ?? e.member);
-    const unitAt = e.stripe * sealedUnitBytes(v.unitSize);
-    const old = (await readFile(path)).subarray(unitAt, unitAt + sealedUnitBytes(v.unitSize));
-    return async () => {
-      const fh = await open(path, 'r+');
-      try {
-        await fh.write(old, 0, old.length, unitAt);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    };
-  }
+  const captureUnit = (name: string, at: number, member?: number) => c.captureUnit(views.get(name)!, at, member);
 
   for (const [layout, replayMember] of [['raid1', 1], ['raid5', undefined]] as const) {
     it(`${layout}: a member that puts back an older unit is caught; the client reads the new data and the unit is rewritten`, async () => {

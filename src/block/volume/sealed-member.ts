@@ -106,20 +106,25 @@ export class SealedMember implements VolumeMember {
     const vt = this.versions;
     // No await between the last check and the takes below: another writer could take the room.
     while (!vt.table.canTake((b - a) / SECTOR_BYTES)) await vt.table.reserve((b - a) / SECTOR_BYTES);
-    await Promise.all(spans.map(async (s) => {
-      // A whole buffer is the cache key of sealRun: mirrors pass the same one (see there).
-      const run = spans.length === 1 ? plain : plain.subarray(s.plain - a, s.plain - a + s.sectors * SECTOR_BYTES);
-      const first = s.plain / SECTOR_BYTES;
-      const sealed = this.sealer.sealRun(run, first, () => vt.table.take(s.sectors));
-      vt.table.wrote(vt.index, first, s.sectors, sealed.firstVersion);
-      // Sealed by a worker, the records land after those of later writes of other sectors; two
-      // writes of one sector never overlap (the volume holds the stripe lock across both).
-      const rec = sealed.rec instanceof Promise ? await sealed.rec : sealed.rec;
-      await this.inner.write(s.phys, rec, opts);
-      this.sealer.written(sealed);
-      if (opts.durable === true) await vt.table.flushed(vt.index, [[first, s.sectors, sealed.firstVersion]]);
-      else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
-    }));
+    // Each span takes its versions before its first await, so all of them in this turn. One span
+    // (nearly every write) is awaited directly: no closure and Promise.all per write.
+    if (spans.length === 1) await this.writeSpan(spans[0] as Span, plain, opts);
+    else await Promise.all(spans.map((s) => this.writeSpan(s, plain.subarray(s.plain - a, s.plain - a + s.sectors * SECTOR_BYTES), opts)));
+  }
+
+  /** Seals and writes one span's sectors `run`; a whole buffer is the cache key of sealRun (mirrors pass the same one, see there). */
+  private async writeSpan(s: Span, run: Buffer, opts: MemberWriteOptions): Promise<void> {
+    const vt = this.versions;
+    const first = s.plain / SECTOR_BYTES;
+    const sealed = this.sealer.sealRun(run, first, () => vt.table.take(s.sectors));
+    vt.table.wrote(vt.index, first, s.sectors, sealed.firstVersion);
+    // Sealed by a worker, the records land after those of later writes of other sectors; two
+    // writes of one sector never overlap (the volume holds the stripe lock across both).
+    const rec = sealed.rec instanceof Promise ? await sealed.rec : sealed.rec;
+    await this.inner.write(s.phys, rec, opts);
+    this.sealer.written(sealed);
+    if (opts.durable === true) await vt.table.flushed(vt.index, [[first, s.sectors, sealed.firstVersion]]);
+    else vt.table.landed(vt.index, first, s.sectors, sealed.firstVersion);
   }
 
   /** The versions of writes that landed before the flush became durable with it (seal-versions.ts). */

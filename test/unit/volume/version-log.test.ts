@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import {
   decodeVersionLog, encodeCompactedLog, encodeLogBatch, LOG_COMPACT_BYTES, LOG_COMPACT_RECORDS, replayRuns, runsOf, type VersionRun,
 } from '../../../src/block/volume/version-log.js';
-import { SealVersions } from '../../../src/block/volume/seal-versions.js';
+import { MAX_UNFLUSHED_RUNS, SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { FileLogStorage } from '../../../src/block/volume/storage.js';
 import { FileVersionTable, TABLE_HEADER_BYTES } from '../../../src/block/volume/version-table.js';
 import { isTesseraError } from '../../../src/errors.js';
@@ -147,4 +147,21 @@ test('sealed versions on files: table and log survive a reopen; the table is spa
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('sealed versions: a member never flushed keeps at most one pending run per sector stretch past MAX_UNFLUSHED_RUNS', async () => {
+  const state = memoryVersionStorage();
+  const v = await SealVersions.open(state, 1, 1024);
+  let last = 0;
+  for (let i = 0; i < MAX_UNFLUSHED_RUNS + 10; i++) {
+    last = v.take(1);
+    v.landed(0, i % 1024, 1, last);
+  }
+  const pending = v.beginFlush(0);
+  assert.ok(pending.length <= 1024 + 10, `${pending.length} runs pending, merged per sector`);
+  await v.flushed(0, pending);
+  const again = await SealVersions.open(state, 1, 1024);
+  const sector = (MAX_UNFLUSHED_RUNS + 9) % 1024;
+  assert.equal(again.accept(0, sector, last - 1), false, 'an older version of the last sector written');
+  assert.equal(again.accept(0, sector, last), true, 'its newest version was kept through the merge');
 });
