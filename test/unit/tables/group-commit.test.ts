@@ -1,11 +1,11 @@
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as turn } from 'node:timers/promises';
 import { GroupCommit } from '../../../src/tables/group-commit.js';
 import { isTesseraError } from '../../../src/errors.js';
 
 /** A group commit over arrays of numbers that records each commit; `hold` keeps a commit open until released. */
-function recording(opts: { maxEntries?: number; fail?: (jobs: readonly number[][]) => boolean } = {}) {
+function recording(opts: { maxEntries?: number; lingerMs?: number; fail?: (jobs: readonly number[][]) => boolean } = {}) {
   const commits: number[][][] = [];
   const open: Array<() => void> = [];
   let holding = false;
@@ -18,6 +18,7 @@ function recording(opts: { maxEntries?: number; fail?: (jobs: readonly number[][
     },
     sizeOf: (j) => j.length,
     ...(opts.maxEntries !== undefined ? { maxEntries: opts.maxEntries } : {}),
+    lingerMs: opts.lingerMs ?? 0,
   });
   return {
     g,
@@ -96,4 +97,27 @@ test('a commit that answers the wrong number of results fails its jobs; drained 
   assert.equal(done, true, 'drained resolves only after queued jobs have settled');
   await p;
   await ok.drained();
+});
+
+test('after a commit of several calls the next waits its linger and gathers what comes; a lone caller never waits', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const { g, commits } = recording({ lingerMs: 1000 });
+    assert.deepEqual(await Promise.all([g.submit([1]), g.submit([2])]), [1, 2]);
+    const waiting = [g.submit([3])];
+    for (let i = 0; i < 5; i++) await turn();
+    waiting.push(g.submit([4]));
+    for (let i = 0; i < 5; i++) await turn();
+    assert.equal(commits.length, 1, 'the next commit lingers after one of two calls');
+    mock.timers.tick(1000);
+    assert.deepEqual(await Promise.all(waiting), [3, 4]);
+    assert.deepEqual(commits, [[[1], [2]], [[3], [4]]]);
+
+    const lone = recording({ lingerMs: 1000 });
+    for (let i = 1; i <= 3; i++) assert.equal(await lone.g.submit([i]), i, 'one call per commit: no linger, no timer needed');
+    assert.equal(lone.commits.length, 3);
+  } finally {
+    mock.timers.reset();
+  }
+  assert.throws(() => new GroupCommit({ commit: async () => [], sizeOf: () => 1, lingerMs: -1 }), (e) => isTesseraError(e, 'BAD_INPUT'));
 });
