@@ -13,7 +13,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI_PATH, LocalCluster, waitFor } from '../../src/cli/local-cluster.js';
+import { CLI_PATH, LocalCluster } from '../../src/cli/local-cluster.js';
 import { DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../src/client/download.js';
 import { EXIT_CODES } from '../../src/errors.js';
 
@@ -97,18 +97,27 @@ test('get with standard output a file, with -o, and a range into a file', async 
   assert.deepEqual((await readdir(dir)).sort(), ['o.bin', 'range.bin', 'stdout.bin'], 'no temporary files left');
 });
 
-/** Starts `get -o out`, waits until its temporary file holds bytes, then freezes the node mid-transfer. */
+/**
+ * Starts `get -o out` and freezes the node once the temporary file holds bytes. The node runs in
+ * slices of a millisecond and is checked frozen, so a fast download cannot finish between a look
+ * at the file and the stop.
+ */
 async function getCaughtMidway(out: string): Promise<{ child: ReturnType<typeof spawn>; stderr: () => string; exit: Promise<number | null> }> {
   const child = spawn(CLI_PATH, ['get', 'big.bin', '-o', out, ...api], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (s: Buffer) => (stderr += s.toString()));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const dir = join(out, '..');
-  await waitFor('bytes in the temporary output file', 20_000, async () => {
+  const pid = cluster.node(0).proc?.pid as number;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    process.kill(pid, 'SIGSTOP');
     const part = (await readdir(dir)).find((f) => f.endsWith('.tessera-part'));
-    return part !== undefined && (await stat(join(dir, part))).size > 0;
-  });
-  process.kill(cluster.node(0).proc?.pid as number, 'SIGSTOP');
+    if (part !== undefined && (await stat(join(dir, part))).size > 0) break;
+    process.kill(pid, 'SIGCONT');
+    if (Date.now() > deadline) assert.fail(`no bytes in the temporary output file within 20 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
   return { child, stderr: () => stderr, exit };
 }
 
