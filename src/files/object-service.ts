@@ -15,10 +15,9 @@ import type { Logger } from '../log.js';
 import { checkName, FILE_ID_PREFIX, isFileId, parseFileId, type RedundancyPolicy, DEFAULT_POLICY } from '../content/index.js';
 import { deriveClusterKeys, INLINE_FILE_ID, MAX_INLINE_OBJECT_BYTES, openInlineObject, sealInlineObject } from '../content/index.js';
 import {
-  BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord,
+  BUCKET_PARTITION, BUCKET_TABLE, OBJECT_TABLE, checkBucketName, checkBucketRecord, checkObjectKey, checkObjectRecord, encodeRecord, isSealedError,
   type BucketAccess, type BucketEntry, type ObjectEntry, type ObjectRecord, type Page, type StoredCannedAcl, type Tables,
 } from '../tables/index.js';
-import { isSealedError } from '../tables/table-service.js';
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
