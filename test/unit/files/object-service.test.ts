@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { ObjectService, DEFAULT_BUCKET, FILE_REF_TABLE } from '../../../src/files/index.js';
+import { MAX_OPENED_FILES } from '../../../src/files/object-service.js';
 import { BucketTable, ObjectTable, type Tables } from '../../../src/tables/index.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
@@ -304,4 +305,24 @@ test('ranged reads of one object open its file once; a removed file is not serve
   assert.equal(await objects.removeObject(DEFAULT_BUCKET, 'ranged'), true);
   await assert.rejects(objects.readEntry(entry), (e) => isTesseraError(e, 'NOT_FOUND'));
   assert.equal(opens, 2);
+});
+
+test('at most MAX_OPENED_FILES files are kept open: one more pushes out the oldest', async (t) => {
+  const { objects, node0 } = await setup(t);
+  const data = randomBytes(3 * 4096);
+  const keys = Array.from({ length: MAX_OPENED_FILES + 1 }, (_, i) => `kept-${i}`);
+  for (const k of keys) await objects.putObject(DEFAULT_BUCKET, k, pieces(Buffer.concat([Buffer.from(k), data])), { chunkSize: 4096 });
+  let opens = 0;
+  const open = node0.open.bind(node0);
+  node0.open = (ref: string) => {
+    opens++;
+    return open(ref);
+  };
+  const read = async (k: string) => bytesOf((await objects.openObject(DEFAULT_BUCKET, k, { start: 0, end: 99 })).stream);
+  for (const k of keys) await read(k);
+  assert.equal(opens, keys.length, 'each file opened once');
+  await read(keys[keys.length - 1]!);
+  assert.equal(opens, keys.length, 'the newest is still kept open');
+  assert.ok((await read(keys[0]!)).subarray(0, 6).equals(Buffer.from('kept-0')));
+  assert.equal(opens, keys.length + 1, 'the oldest was pushed out and is opened again');
 });

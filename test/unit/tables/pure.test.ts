@@ -9,6 +9,8 @@ import {
 import { decodeStorageKey, decodeToken, encodeToken, leafOf, LEAF_COUNT, partitionOf, PARTITION_COUNT, prefixEnd, storageKey } from '../../../src/tables/keys.js';
 import { diffKeyLists, digestOf, EMPTY_DIGEST, updateDigest, ancestorAt, TREE_DEPTH, digestCount } from '../../../src/tables/digest-tree.js';
 import { compareUtf8, mergePages, mergePoint } from '../../../src/tables/page-merge.js';
+import * as rpc from '../../../src/tables/rpc.js';
+import { PROOF_BYTES } from '../../../src/tables/full-nodes.js';
 
 const KEY = randomBytes(32);
 const utf8 = fc.string({ unit: 'grapheme', maxLength: 40 });
@@ -203,4 +205,15 @@ test('compareUtf8 orders strings as their UTF-8 bytes, astral characters and U+E
       assert.equal(compareUtf8(a, b), Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
     }));
   }
+});
+
+test('a table.versions request is bounded: at most MAX_VERSION_KEYS keys, each sort key bounded as for table.get', () => {
+  const auth = randomBytes(PROOF_BYTES);
+  const keys = (n: number, s = 'k') => Array.from({ length: n }, () => ({ t: 'object', p: 'bucket', s }));
+  assert.equal(rpc.parseBody(rpc.versionsRequest, { auth, keys: keys(rpc.MAX_VERSION_KEYS) }, 'table.versions').keys.length, rpc.MAX_VERSION_KEYS);
+  for (const body of [{ auth, keys: keys(rpc.MAX_VERSION_KEYS + 1) }, { auth, keys: [] }, { auth, keys: keys(1, 'x'.repeat(MAX_SORT_KEY_BYTES + 1)) }]) {
+    assert.throws(() => rpc.parseBody(rpc.versionsRequest, body, 'table.versions'), (e) => isTesseraError(e, 'PROTOCOL') && /table\.versions message does not match its schema/.test((e as Error).message));
+  }
+  // A reply with more versions than any request may ask for is refused too.
+  assert.throws(() => rpc.parseBody(rpc.versionsReply, { m: Array.from({ length: rpc.MAX_VERSION_KEYS + 1 }, () => null) }, 'table.versions'), (e) => isTesseraError(e, 'PROTOCOL'));
 });
