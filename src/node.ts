@@ -377,6 +377,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     async stop(opts = {}) {
       if (stopped) return;
       stopped = true;
+      // Table anti-entropy ends first: once this node has left it is no holder in its own view,
+      // and a round would hand off and drop every partition it will hold again on restart.
+      await tables?.service.stop();
       if (opts.leave) await membership.leave().catch((err: unknown) => log.warn({ err }, 'leave announcement failed'));
       else membership.stop();
       if (flushTimer) clearTimeout(flushTimer);

@@ -172,7 +172,7 @@ export class TableService {
     const every = this.#o.syncIntervalMs ?? DEFAULT_TABLE_SYNC_INTERVAL_MS;
     const tick = () => {
       this.#timer = setTimeout(() => {
-        void this.syncNow().finally(() => {
+        void this.#syncLogged().finally(() => {
           if (!this.#stopped) tick();
         });
       }, every);
@@ -192,7 +192,12 @@ export class TableService {
     const k = this.#known.get(nodeId);
     if (k && !k.full) this.#known.delete(nodeId);
     if (this.#stopped) return;
-    setTimeout(() => void this.syncNow(), 200).unref();
+    setTimeout(() => void this.#syncLogged(), 200).unref();
+  }
+
+  /** A round from a timer: nobody awaits it, so a failure is logged here rather than left unhandled (which ends the process). */
+  #syncLogged(): Promise<void> {
+    return this.syncNow().catch((err: unknown) => this.#o.log.warn({ err }, 'table anti-entropy round failed; the next one retries'));
   }
 
   status(): TableStatus {
@@ -575,6 +580,9 @@ export class TableService {
 
   /** One anti-entropy round now (or joins the one running). */
   syncNow(): Promise<void> {
+    // stop() waits only for the round already running; one begun later (a member's sync due
+    // 200 ms after it came up) would read the store after its close.
+    if (this.#stopped) return Promise.resolve();
     this.#round ??= this.#syncRound().finally(() => {
       this.#round = undefined;
     });

@@ -4,6 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { LocalCluster, waitFor } from '../../src/cli/local-cluster.js';
 
 // Fast failure detection so the test is quick; the node defaults give ≤ 5 s.
@@ -66,5 +68,8 @@ test('a graceful stop (SIGTERM) is announced as a leave, not a failure', async (
     return p?.state === 'left' ? p : undefined;
   });
   assert.equal(left.state, 'left');
-  assert.equal(cluster.node(2).proc?.exitCode, 0, 'the node exits 0 after leaving');
+  // The node's own account of a failed stop ('unclean stop', or an error that ended the process) says why.
+  const log = await readFile(join(cluster.dir, 'node2.log'), 'utf8');
+  assert.equal(cluster.node(2).proc?.exitCode, 0, `the node exits 0 after leaving; its log ends:\n${log.trim().split('\n').slice(-20).join('\n')}`);
+  assert.doesNotMatch(log, /unclean stop|Unhandled|uncaught/i);
 });

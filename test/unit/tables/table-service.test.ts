@@ -323,3 +323,29 @@ test('reads started together ask each other holder for their versions in one req
     await m.close();
   }
 });
+
+test('a sync a member coming up scheduled does not run once the service has stopped and its store is closed', async () => {
+  const m = await mesh(3);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (err: unknown) => unhandled.push(err);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const svc = m.services.get('node-0')!;
+    await svc.put(key('a/1'), Buffer.from('v1'));
+    const rounds = svc.counters.syncRounds;
+    // A member came up just before a graceful stop: its sync is due 200 ms later, after the close.
+    svc.peerUp('node-1');
+    // A node that has left is no longer among its own live members.
+    m.down.add('node-0');
+    await svc.stop();
+    await svc.store.close();
+    await new Promise((r) => setTimeout(r, 400));
+    await svc.syncNow();
+    assert.deepEqual(unhandled, [], 'no round ran on the closed store');
+    assert.equal(svc.counters.syncRounds, rounds);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    m.down.delete('node-0');
+    await m.close();
+  }
+});
