@@ -349,3 +349,36 @@ test('a sync a member coming up scheduled does not run once the service has stop
     await m.close();
   }
 });
+
+test('entries merged by peers while anti-entropy pulls are all counted as applied', async () => {
+  const macKey = randomBytes(32);
+  const m = await mesh(5, { macKey });
+  try {
+    const writer = m.services.get('node-0')!;
+    await writer.discover();
+    const holders = writer.holders(partitionOf('object', 'bucket-a'));
+    const victim = holders.find((h) => h !== 'node-0')!;
+    const pusher = m.ids.find((id) => id !== victim)!;
+    m.down.add(victim);
+    for (let i = 0; i < 300; i++) await writer.put(key(`during/${String(i).padStart(3, '0')}`), Buffer.from('y'));
+    m.down.delete(victim);
+    const back = m.services.get(victim)!;
+    // Other holders' merges (handoff, their own rounds) land while this node's pulls are committing.
+    const pushed = Array.from({ length: 200 }, (_, i) => makeEntry(macKey, key(`pushed/${String(i).padStart(3, '0')}`), { wall: Date.now(), logical: 0, node: pusher }, Buffer.from('z')));
+    let syncing = true;
+    const sync = back.syncNow().finally(() => {
+      syncing = false;
+    });
+    let sent = 0;
+    while (sent < pushed.length && (syncing || sent === 0)) {
+      await back.handle(TABLE_METHODS.merge, { auth: callerProof(macKey, pusher), entries: [toWire(pushed[sent++]!)] }, pusher);
+    }
+    await sync;
+    for (; sent < pushed.length; sent++) await back.handle(TABLE_METHODS.merge, { auth: callerProof(macKey, pusher), entries: [toWire(pushed[sent]!)] }, pusher);
+    assert.equal(back.counters.entriesPulled, 300);
+    assert.equal(back.counters.entriesApplied, 500, 'every entry newly held is counted once, whichever path brought it');
+    assert.equal(digestCount(back.store.root(partitionOf('object', 'bucket-a'))), 500);
+  } finally {
+    await m.close();
+  }
+});
