@@ -477,7 +477,7 @@ export class RepairLoop implements ShardSource {
       const short = Math.max(0, u.r - ts.length);
       if (short > 0 && ts[0] === self) {
         this.#cur!.deficitChunks += short;
-        // Read before the sum: \`x += await y\` would write back over what the other workers added meanwhile.
+        // Read before the sum: `x += await y` would write back over what the other workers added meanwhile.
         const size = await this.#o.store.get(u.id).then((b) => b.length, () => 0);
         this.#cur!.deficitBytes += short * size;
       }

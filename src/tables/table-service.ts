@@ -715,7 +715,7 @@ export class TableService {
       i += r.done;
       const entries = r.entries.map((w) => this.#accept(fromWire(w), peer));
       this.counters.entriesPulled += entries.length;
-      // Awaited before the sum: \`x += await y\` reads x first, and would write back over whatever
+      // Awaited before the sum: `x += await y` reads x first, and would write back over whatever
       // merges from other holders added to it while this one was committing.
       const kept = (await this.#o.store.merge(entries)).length;
       this.counters.entriesApplied += kept;
