@@ -378,8 +378,9 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       if (stopped) return;
       stopped = true;
       // Table anti-entropy ends first: once this node has left it is no holder in its own view,
-      // and a round would hand off and drop every partition it will hold again on restart.
-      await tables?.service.stop();
+      // and a round would hand off and drop every partition it will hold again on restart. No
+      // round starts from here on; one running is awaited below, not before the leave is announced.
+      const roundsEnded = tables?.service.stop();
       if (opts.leave) await membership.leave().catch((err: unknown) => log.warn({ err }, 'leave announcement failed'));
       else membership.stop();
       if (flushTimer) clearTimeout(flushTimer);
@@ -392,6 +393,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       await nameMigration?.stop();
       await multipart?.stop();
       await filesNode.stop();
+      await roundsEnded;
       await tables?.close();
       await transport.close();
       await chunks.close();
