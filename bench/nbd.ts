@@ -14,7 +14,7 @@
  * and ≥ 5× random; raid0 sequential ≥ 0.35× nbdkit memory.
  */
 import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ import { freePort, waitFor } from '../src/cli/local-cluster.js';
 import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
 import { bracketingBaselines, median } from './bench-stats.js';
-import { measureCpu } from './cpu-time.js';
+import { measureCpu, processCpuMs } from './cpu-time.js';
 import { haveProgram, QEMU_NBD, QEMU_STORAGE_DAEMON, startQemuMirror, type QemuMirror } from './qemu-mirror.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
 import { DEFAULT_SEAL_WORKERS } from '../src/block/volume/seal-pool.js';
@@ -74,28 +74,57 @@ type Series = Record<Workload, number[]>;
 const series = (): Series => ({ seqWrite: [], seqRead: [], randWrite: [], randRead: [] });
 
 const COPY = ['--connections=1', '--requests=16'];
+const LAYOUTS = [['raid0', [0, 1, 2, 3]], ['raid1', [0, 1]], ['raid5', [0, 1, 2, 3]]] as const;
+
+/** A comma-separated choice among `all`, in the order given. */
+function pick<T extends string>(flag: string, value: string, all: readonly T[]): T[] {
+  const chosen = value.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const bad = chosen.filter((x) => !(all as readonly string[]).includes(x));
+  if (bad.length > 0 || chosen.length === 0) throw new Error(`${flag} takes a comma-separated list of ${all.join(', ')}; got '${value}'`);
+  return chosen as T[];
+}
 /** Sectors sealed and opened in process to show what the encryption alone costs. */
 const SEAL_SAMPLE_SECTORS = 16_384;
+
+/** CPU milliseconds per MiB of `fn` sealing `bytes` per call, over SEAL_SAMPLE_SECTORS sectors' worth. */
+function cipherMsPerMiB(bytes: number, fn: (i: number) => void): number {
+  const calls = (SEAL_SAMPLE_SECTORS * SECTOR_BYTES) / bytes;
+  const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const t = cpu();
+  for (let i = 0; i < calls; i++) fn(i);
+  return (cpu() - t) / ((calls * bytes) / MiB);
+}
 
 /**
  * The master's sealing work alone, in this process: CPU ms per MiB to seal and to open (verify and
  * decrypt) 4 KiB sectors, and µs per sector, the work a 4K random op adds per unit it touches.
+ * Beside it, AES-256-GCM through node:crypto (OpenSSL, AES-NI), one cipher object per sector as
+ * a sealed record would need and one per 64 KiB as a bound on what the cipher itself costs: the
+ * figures that keep the records XChaCha20-Poly1305 (docs/security.md, "Cipher").
  */
-function sealCost(): { sealMsPerMiB: number; openMsPerMiB: number; sealUsPerSector: number; openUsPerSector: number } {
+function sealCost(): { sealMsPerMiB: number; openMsPerMiB: number; sealUsPerSector: number; openUsPerSector: number; gcmSectorMsPerMiB: number; gcm64kMsPerMiB: number } {
   const id = '0123456789abcdef';
-  const s = new SectorSealer(deriveVolumeKey(randomBytes(32), id), id);
+  const key = deriveVolumeKey(randomBytes(32), id);
+  const s = new SectorSealer(key, id);
   const plain = randomBytes(SECTOR_BYTES);
   const recs = Buffer.alloc(SEAL_SAMPLE_SECTORS * SEALED_SECTOR_BYTES);
   const out = Buffer.alloc(SECTOR_BYTES);
-  const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
-  let t = cpu();
-  for (let i = 0; i < SEAL_SAMPLE_SECTORS; i++) s.seal(plain, i, i + 1, recs, i * SEALED_SECTOR_BYTES);
-  const sealMs = cpu() - t;
-  t = cpu();
-  for (let i = 0; i < SEAL_SAMPLE_SECTORS; i++) if (s.open(recs, i * SEALED_SECTOR_BYTES, i, out, 0) !== i + 1) throw new Error('a sealed sector did not open');
-  const openMs = cpu() - t;
-  const mib = (SEAL_SAMPLE_SECTORS * SECTOR_BYTES) / MiB;
-  return { sealMsPerMiB: sealMs / mib, openMsPerMiB: openMs / mib, sealUsPerSector: (sealMs * 1000) / SEAL_SAMPLE_SECTORS, openUsPerSector: (openMs * 1000) / SEAL_SAMPLE_SECTORS };
+  const sealMs = cipherMsPerMiB(SECTOR_BYTES, (i) => s.seal(plain, i, i + 1, recs, i * SEALED_SECTOR_BYTES));
+  const openMs = cipherMsPerMiB(SECTOR_BYTES, (i) => { if (s.open(recs, i * SEALED_SECTOR_BYTES, i, out, 0) !== i + 1) throw new Error('a sealed sector did not open'); });
+  const iv = Buffer.alloc(12);
+  const aad = Buffer.alloc(16);
+  const gcm = (data: Buffer) => (i: number) => {
+    iv.writeUInt32BE(i, 8);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    c.setAAD(aad);
+    c.update(data);
+    c.final();
+    c.getAuthTag();
+  };
+  const gcmSectorMsPerMiB = cipherMsPerMiB(SECTOR_BYTES, gcm(plain));
+  const gcm64kMsPerMiB = cipherMsPerMiB(64 << 10, gcm(randomBytes(64 << 10)));
+  const perSector = (ms: number) => (ms * 1000) / (MiB / SECTOR_BYTES);
+  return { sealMsPerMiB: sealMs, openMsPerMiB: openMs, sealUsPerSector: perSector(sealMs), openUsPerSector: perSector(openMs), gcmSectorMsPerMiB, gcm64kMsPerMiB };
 }
 
 /** One run of one workload: MiB/s for the sequential ones, IOPS for the random ones. */
@@ -123,18 +152,31 @@ interface Target {
   pids: () => number[];
   runs: Series;
   cpu: Series;
+  /** The process whose share of `cpu` is also given alone (a tessera volume's master), and that share. */
+  lead?: { pid: () => number | undefined; cpu: Series };
 }
 
 async function measure(t: Target, w: Workload, src: string, size: number, runtime: number): Promise<number> {
+  const leadPid = t.lead?.pid();
+  const lead0 = leadPid !== undefined ? processCpuMs(leadPid) : 0;
   const { result, cpuMs } = await measureCpu(t.pids(), () => runWorkload(w, t.uri, src, size, runtime));
+  const perWork = (ms: number) => (result.work > 0 ? (w.startsWith('seq') ? ms : ms * 1000) / result.work : 0);
   t.runs[w].push(result.rate);
-  t.cpu[w].push(result.work > 0 ? (w.startsWith('seq') ? cpuMs : cpuMs * 1000) / result.work : 0);
+  t.cpu[w].push(perWork(cpuMs));
+  if (t.lead !== undefined && leadPid !== undefined) t.lead.cpu[w].push(perWork(processCpuMs(leadPid) - lead0));
   return result.rate;
 }
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { size: { type: 'string', default: '256M' }, runtime: { type: 'string', default: '10' }, reps: { type: 'string', default: String(DEFAULT_REPS) } } });
+  const { values } = parseArgs({ args, options: {
+    size: { type: 'string', default: '256M' }, runtime: { type: 'string', default: '10' }, reps: { type: 'string', default: String(DEFAULT_REPS) },
+    layouts: { type: 'string', default: LAYOUTS.map(([l]) => l).join(',') }, workloads: { type: 'string', default: WORKLOADS.join(',') },
+    mirror: { type: 'string', default: 'on' }, profile: { type: 'string' },
+  } });
   const size = parseSize(values.size!, '--size');
+  const layouts = pick('--layouts', values.layouts!, LAYOUTS.map(([l]) => l)).map((l) => LAYOUTS.find(([n]) => n === l)!);
+  const workloads = pick('--workloads', values.workloads!, WORKLOADS);
+  if (values.mirror !== 'on' && values.mirror !== 'off') throw new Error(`--mirror is on or off, got '${values.mirror}'`);
   const runtime = Math.min(MAX_RUNTIME_S, Math.max(1, Number(values.runtime)));
   const reps = Math.min(MAX_REPS, Math.max(1, Number(values.reps)));
   const dir = await mkdtemp(join(tmpdir(), 'bench-nbd-'));
@@ -153,20 +195,25 @@ export async function main(args: string[]): Promise<void> {
   let peer: Target | undefined;
   try {
     await waitFor('nbdkit to listen', 20_000, async () => { await exec('nbdinfo', ['--size', kit.uri]); return true; });
-    const c = await VolumeCluster.create({ storage: 4 });
+    // --profile DIR: every cluster process writes a V8 CPU profile there when it stops.
+    const c = await VolumeCluster.create({ storage: 4, ...(values.profile !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] } : {}) });
     cluster = c;
     // Every process of the cluster counts, members or not: they are the system under test.
     const clusterPids = () => [c.master.proc, ...c.storage.nodes.map((n) => n.proc)].map((p) => p?.pid).filter((p): p is number => p !== undefined);
-    const layouts = [['raid0', [0, 1, 2, 3]], ['raid1', [0, 1]], ['raid5', [0, 1, 2, 3]]] as const;
     for (const [layout, nodes] of layouts) {
       await c.createVolume(`b-${layout}`, layout, size, [...nodes]);
       await c.waitOpen(`b-${layout}`);
-      const v: Target = { name: `tessera ${layout} (${nodes.length} nodes)`, uri: c.uri(`b-${layout}`), pids: clusterPids, runs: series(), cpu: series() };
+      const v: Target = {
+        name: `tessera ${layout} (${nodes.length} nodes)`, uri: c.uri(`b-${layout}`), pids: clusterPids, runs: series(), cpu: series(),
+        lead: { pid: () => c.master.proc?.pid, cpu: series() },
+      };
       volumes.push(v);
       ratios.set(v, series());
       againstMirror.set(v, series());
     }
-    if (await haveProgram(QEMU_STORAGE_DAEMON) && await haveProgram(QEMU_NBD)) {
+    if (values.mirror === 'off') {
+      // Left out on request.
+    } else if (await haveProgram(QEMU_STORAGE_DAEMON) && await haveProgram(QEMU_NBD)) {
       const m = await startQemuMirror(dir, size);
       mirror = m;
       peer = { name: 'qemu quorum mirror, TLS', uri: m.uri, pids: m.pids, runs: series(), cpu: series() };
@@ -185,7 +232,7 @@ export async function main(args: string[]): Promise<void> {
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed
     // drifts by up to 2x between minutes, and each ratio is taken against its own neighbours.
     for (let rep = 0; rep < reps; rep++) {
-      for (const w of WORKLOADS) {
+      for (const w of workloads) {
         const base = [await measure(kit, w, src, size, runtime)];
         for (const v of targets) {
           await measure(v, w, src, size, runtime);
@@ -203,11 +250,11 @@ export async function main(args: string[]): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
 
-  const medians = (s: Series) => Object.fromEntries(WORKLOADS.map((w) => [w, median(s[w])])) as Figures;
+  const medians = (s: Series) => Object.fromEntries(workloads.map((w) => [w, median(s[w])])) as Figures;
   const cell = (w: Workload, value: number, ratio: number) => `${w.startsWith('seq') ? `${value.toFixed(0)} MiB/s` : Math.round(value)} (${ratio.toFixed(2)}×)`;
   const cpuCell = (w: Workload, value: number, kitValue: number) => `${value.toFixed(w.startsWith('seq') ? 2 : 0)} (${(value / kitValue).toFixed(1)}×)`;
   const widths: Figures = { seqWrite: 22, seqRead: 22, randWrite: 18, randRead: 0 };
-  const row = (name: string, text: (w: Workload) => string) => [name.padEnd(26), ...WORKLOADS.map((w) => text(w).padEnd(widths[w]))].join(' ').trimEnd();
+  const row = (name: string, text: (w: Workload) => string) => [name.padEnd(26), ...workloads.map((w) => text(w).padEnd(widths[w]))].join(' ').trimEnd();
   const kitRate = medians(kit.runs);
   const kitCpu = medians(kit.cpu);
   const heads: Record<Workload, string> = { seqWrite: 'seq write', seqRead: 'seq read', randWrite: 'rand write IOPS', randRead: 'rand read IOPS' };
@@ -235,13 +282,20 @@ export async function main(args: string[]): Promise<void> {
       const f = medians(v.cpu);
       return row(v.name, (w) => cpuCell(w, f[w], kitCpu[w]));
     }),
+    '',
+    row('CPU, the master alone', (w) => cpuHeads[w]),
+    ...volumes.map((v) => {
+      const f = medians(v.lead!.cpu);
+      return row(v.name, (w) => f[w].toFixed(w.startsWith('seq') ? 2 : 0));
+    }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
   process.stdout.write(`figures are medians over ${reps} rep(s); a ratio is each run against the mean of the nbdkit runs just before and after it, then the median\n`);
   process.stdout.write(`CPU counts the client (nbdcopy or fio) and every server process (nbdkit; the master and all 4 nodes; the mirror's daemon and both children); the machine has ${availableParallelism()} cores\n`);
   if (peer) process.stdout.write('the mirror writes to both children and reads both and compares (vote-threshold=2); "against the qemu mirror" divides each tessera run by the mirror run of the same rep, then takes the median\n');
-  process.stdout.write('nbdkit range: ' + WORKLOADS.map((w) => `${w} ${Math.round(Math.min(...kit.runs[w]))}–${Math.round(Math.max(...kit.runs[w]))}`).join(', ') + '\n');
+  process.stdout.write('nbdkit range: ' + workloads.map((w) => `${w} ${Math.round(Math.min(...kit.runs[w]))}–${Math.round(Math.max(...kit.runs[w]))}`).join(', ') + '\n');
   const seal = sealCost();
   process.stdout.write(`sealing alone (XChaCha20-Poly1305 per 4 KiB sector, this process): seal ${seal.sealMsPerMiB.toFixed(2)} ms/MiB (${seal.sealUsPerSector.toFixed(1)} µs/sector), open ${seal.openMsPerMiB.toFixed(2)} ms/MiB (${seal.openUsPerSector.toFixed(1)} µs/sector); raid5 seals parity too\n`);
+  process.stdout.write(`AES-256-GCM through node:crypto, same process: ${seal.gcmSectorMsPerMiB.toFixed(2)} ms/MiB with a cipher object per 4 KiB sector, ${seal.gcm64kMsPerMiB.toFixed(2)} ms/MiB per 64 KiB\n`);
   process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×; raid1 ≥ 1.3× the qemu mirror sequential and ≥ 5× random; raid0 sequential ≥ 0.35× nbdkit memory\n');
 }

@@ -233,6 +233,7 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
       this.log.warn({ volume: rec.name, sectors: rec.members.length * sectorsPerMember, max: MAX_VERSIONED_SECTORS }, 'volume too large to keep sector versions for in memory: a member replaying an older sealed record of a sector is not detected');
     }
     const sealer = new SectorSealer(deriveVolumeKey(this.o.dataKey, rec.id), rec.id);
+    sealer.mirrored(rec.layout === 'raid1');
     const lane = this.sealPool()?.lane(sealer);
     sealer.offload(lane);
     const sealing: Sealing = { sealer, versions, lane };

@@ -129,10 +129,14 @@ export class Minion {
         const b = parse('write', req.body);
         this.guard.check('write', b.name, req.peer.nodeId);
         if (req.payload.length > MAX_MEMBER_IO_BYTES) throw tooLarge(`extent.write of ${req.payload.length} bytes exceeds ${MAX_MEMBER_IO_BYTES}`);
-        await this.store.write(b.name, b.offset, req.payload, {
-          ...(b.generation !== undefined ? { generation: b.generation } : {}),
-          ...(b.durable ? { durable: true } : {}),
-        });
+        try {
+          await this.store.write(b.name, b.offset, req.payload, {
+            ...(b.generation !== undefined ? { generation: b.generation } : {}),
+            ...(b.durable ? { durable: true } : {}),
+          });
+        } finally {
+          req.recycle?.();
+        }
         return {};
       }
       case 'sync':
@@ -141,7 +145,7 @@ export class Minion {
       case 'batch': {
         const b = parseBatch(req.body);
         if (b.ops.some((op) => op[0] === 1)) this.guard.check('write', b.name, req.peer.nodeId);
-        return this.batch(b, req.payload);
+        return this.batch(b, req.payload, req.recycle);
       }
       case 'generations': {
         const b = parse('generations', req.body);
@@ -165,7 +169,7 @@ export class Minion {
    * pwritev: each store call is a thread-pool round trip. Each run succeeds or fails alone; a
    * durable batch is synced once, after its writes.
    */
-  private async batch(b: BatchBody, payload: Buffer): Promise<Reply> {
+  private async batch(b: BatchBody, payload: Buffer, recycle?: () => void): Promise<Reply> {
     let reads = 0;
     let writes = 0;
     for (const op of b.ops) {
@@ -211,6 +215,9 @@ export class Minion {
         for (const i of r.ops) fail(i, e);
       }
     }));
+    // Every write has landed or failed: the payload's pooled buffer (a sequential stream's batches
+    // are large enough to get one) takes the next batch instead of a fresh buffer for the collector.
+    recycle?.();
     if (b.durable && writes > 0) {
       try {
         await this.store.sync(b.name);

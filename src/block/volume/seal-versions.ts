@@ -110,11 +110,57 @@ export function decodeVersions(buf: Buffer, members: number, sectorsPerMember: n
 
 type Run = [first: number, count: number, version: number];
 
+/** Runs a list starts with room for; it doubles as it fills (up to MAX_UNFLUSHED_RUNS, then merges). */
+const RUN_LIST_START = 64;
+
+/**
+ * Runs of landed writes, three numbers each in one growable Float64Array. A member that is not
+ * flushed for a while (fio's random writes never are) holds tens of thousands: as one small array
+ * per write they all lived into the old generation, and every full collection traced them.
+ */
+export class RunList {
+  private buf = new Float64Array(3 * RUN_LIST_START);
+  length = 0;
+
+  static of(runs: Iterable<Run>): RunList {
+    const l = new RunList();
+    for (const [first, count, version] of runs) l.push(first, count, version);
+    return l;
+  }
+
+  push(first: number, count: number, version: number): void {
+    let b = this.buf;
+    if (3 * (this.length + 1) > b.length) {
+      const grown = new Float64Array(b.length * 2);
+      grown.set(b);
+      this.buf = b = grown;
+    }
+    const at = 3 * this.length++;
+    b[at] = first;
+    b[at + 1] = count;
+    b[at + 2] = version;
+  }
+
+  /** Calls `fn` for each run, oldest first. */
+  forEach(fn: (first: number, count: number, version: number) => void): void {
+    const b = this.buf;
+    for (let i = 0; i < 3 * this.length; i += 3) fn(b[i] as number, b[i + 1] as number, b[i + 2] as number);
+  }
+
+  /** The runs of `this` followed by those of `later`, in a new list. */
+  concat(later: RunList): RunList {
+    const l = new RunList();
+    this.forEach((f, c, v) => l.push(f, c, v));
+    later.forEach((f, c, v) => l.push(f, c, v));
+    return l;
+  }
+}
+
 export class SealVersions {
   private readonly current: Float64Array[];
   private readonly durable: Float64Array[];
   /** Per member, runs written (and completed) since that member's last flush began, oldest first. */
-  private unflushed: Run[][];
+  private unflushed: RunList[];
   /** Pages of the version table (member * pages per member + page) changed since the last checkpoint. */
   private readonly dirty = new Set<number>();
   private readonly pagesPerMember: number;
@@ -136,7 +182,7 @@ export class SealVersions {
     const room = tracking ? sectorsPerMember : 0;
     this.current = Array.from({ length: members }, () => new Float64Array(room).fill(Number.NaN));
     this.durable = durable;
-    this.unflushed = Array.from({ length: members }, () => []);
+    this.unflushed = Array.from({ length: members }, () => new RunList());
     this.pagesPerMember = Math.ceil(sectorsPerMember / TABLE_PAGE_SECTORS);
     this.next = ceiling + 1;
     this.ceiling = ceiling;
@@ -270,20 +316,22 @@ export class SealVersions {
   landed(member: number, first: number, n: number, version: number): void {
     if (!this.tracking) return;
     this.checkSector(member, first + n - 1);
-    let runs = this.unflushed[member] as Run[];
+    let runs = this.unflushed[member] as RunList;
     if (runs.length >= MAX_UNFLUSHED_RUNS) {
       // A client that never flushes: keep one run per sector stretch, the newest version of each.
       runs = this.merged(member, runs);
       this.unflushed[member] = runs;
     }
-    runs.push([first, n, version]);
+    runs.push(first, n, version);
   }
 
   /** The runs' newest version per sector, as runs again (bounded by the member's sectors). */
-  private merged(member: number, runs: Run[]): Run[] {
+  private merged(member: number, runs: RunList): RunList {
     const by = new Map<number, number>();
-    for (const [first, n, v] of runs) for (let i = 0; i < n; i++) if (!((by.get(first + i) ?? 0) > v + i)) by.set(first + i, v + i);
-    return runsOf(member, by).map((r) => [r.first, r.count, r.version]);
+    runs.forEach((first, n, v) => { for (let i = 0; i < n; i++) if (!((by.get(first + i) ?? 0) > v + i)) by.set(first + i, v + i); });
+    const out = new RunList();
+    for (const r of runsOf(member, by)) out.push(r.first, r.count, r.version);
+    return out;
   }
 
   /**
@@ -303,17 +351,19 @@ export class SealVersions {
   }
 
   /** Hands back what landed on `member` so far; pass it to flushed() once the member's flush succeeded. */
-  beginFlush(member: number): Run[] {
-    const runs = this.unflushed[member] as Run[];
-    this.unflushed[member] = [];
+  beginFlush(member: number): RunList {
+    const runs = this.unflushed[member] as RunList;
+    this.unflushed[member] = new RunList();
     return runs;
   }
 
   /** Makes the versions of a finished member flush (or durable write) durable and records them in the log. */
-  async flushed(member: number, landed: readonly Run[]): Promise<void> {
+  async flushed(member: number, landed: RunList | readonly Run[]): Promise<void> {
     if (!this.tracking || landed.length === 0) return;
+    const runs: VersionRun[] = [];
+    (landed instanceof RunList ? landed : RunList.of(landed)).forEach((first, count, version) => runs.push({ member, first, count, version }));
     const changed: VersionRun[] = [];
-    replayRuns(this.durable, landed.map(([first, count, version]) => ({ member, first, count, version })), (j, first, count) => {
+    replayRuns(this.durable, runs, (j, first, count) => {
       this.markDirty(j, first, count);
       const d = this.durable[j] as Float64Array;
       changed.push({ member: j, first, count, version: d[first] as number });
@@ -322,9 +372,9 @@ export class SealVersions {
   }
 
   /** A flush of `member` failed: what it would have made durable waits for the next one. */
-  flushFailed(member: number, landed: Run[]): void {
+  flushFailed(member: number, landed: RunList): void {
     if (landed.length === 0) return;
-    this.unflushed[member] = [...landed, ...(this.unflushed[member] as Run[])];
+    this.unflushed[member] = landed.concat(this.unflushed[member] as RunList);
   }
 
   /** Waits for log writes under way. */

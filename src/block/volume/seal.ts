@@ -144,6 +144,8 @@ export class SectorSealer {
   private readonly nonceRandom: Buffer;
   /** Runs sealed in this turn of the event loop, by the plaintext buffer and first sector. */
   private readonly recent = new Map<Buffer, Map<number, SealedRun>>();
+  /** Whether runs are kept in `recent` for mirrors to share (see sealRun and mirrored()). */
+  private sharing = true;
   /** Where runs of SEAL_OFFLOAD_MIN_BYTES and more are sealed and opened (seal-pool.ts); none: in line. */
   private lane: SealLane | undefined;
   /**
@@ -179,6 +181,16 @@ export class SectorSealer {
   /** Seals and opens runs of SEAL_OFFLOAD_MIN_BYTES and more on `lane` from now on. */
   offload(lane: SealLane | undefined): void { this.lane = lane; }
 
+  /**
+   * Whether the volume has mirrors that write the same buffer at the same place (raid1, the
+   * default). Without them no run is ever shared, and keeping each one for the rest of the turn
+   * cost every write two maps and a timer for nothing; every run is then sealed afresh.
+   */
+  mirrored(on: boolean): void {
+    this.sharing = on;
+    if (!on) this.recent.clear();
+  }
+
   private aadFor(sector: number): Buffer {
     putU64BE(this.aad, 8, sector);
     return this.aad;
@@ -211,7 +223,7 @@ export class SectorSealer {
   sealRun(plain: Buffer, firstSector: number, firstVersion: () => number): SealedRun {
     const n = plain.length / SECTOR_BYTES;
     if (!Number.isInteger(n)) throw badInput(`a sealed run is whole ${SECTOR_BYTES}-byte sectors, got ${plain.length} bytes`);
-    const hit = this.recent.get(plain)?.get(firstSector);
+    const hit = this.sharing ? this.recent.get(plain)?.get(firstSector) : undefined;
     if (hit !== undefined) {
       hit.users++;
       return hit;
@@ -233,13 +245,14 @@ export class SectorSealer {
       rec = this.sealCopy(plain, firstSector, v, n, takeRecordBuffer(n * SEALED_SECTOR_BYTES));
       pooled = true;
     }
+    const run: SealedRun = { rec, firstVersion: v, users: 1, pooled };
+    if (!this.sharing) return run;
     let bySector = this.recent.get(plain);
     if (bySector === undefined) {
       if (this.recent.size === 0) setImmediate(() => this.recent.clear());
       bySector = new Map();
       this.recent.set(plain, bySector);
     }
-    const run: SealedRun = { rec, firstVersion: v, users: 1, pooled };
     bySector.set(firstSector, run);
     return run;
   }

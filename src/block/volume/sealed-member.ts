@@ -61,28 +61,35 @@ export class SealedMember implements VolumeMember {
     const a = Math.floor(offset / SECTOR_BYTES) * SECTOR_BYTES;
     const b = Math.ceil((offset + length) / SECTOR_BYTES) * SECTOR_BYTES;
     const spans = this.spans(a, b);
+    if (spans.length === 1) {
+      // Nearly every read lies within one unit: no promise list, closures or gathering per read.
+      const s = spans[0] as Span;
+      const opening = this.sealer.openRun(await this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES), s.plain / SECTOR_BYTES, s.sectors);
+      const run = opening instanceof Promise ? await opening : opening;
+      const bad = this.unaccepted(s, run, []);
+      if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
+      return run.plain.subarray(offset - a, offset - a + length);
+    }
     const recs = await Promise.all(spans.map((s) => this.inner.read(s.phys, s.sectors * SEALED_SECTOR_BYTES)));
-    // Each span's records are opened in place, the plaintext moved down over the trailers: within
-    // one unit (nearly every read) no second buffer per read for the garbage collector.
+    // Each span's records are opened in place, the plaintext moved down over the trailers.
     const runs = spans.map((s, n) => this.sealer.openRun(recs[n] as Buffer, s.plain / SECTOR_BYTES, s.sectors));
     const opened = runs.some((r) => r instanceof Promise) ? await Promise.all(runs) : runs as OpenedRun[];
     const bad: number[] = [];
-    spans.forEach((s, n) => {
-      const { versions } = opened[n] as OpenedRun;
-      for (let i = 0; i < s.sectors; i++) {
-        const sector = s.plain / SECTOR_BYTES + i;
-        const v = versions[i] as number;
-        if (v === BAD_RECORD || !this.versions.table.accept(this.versions.index, sector, v)) bad.push(sector);
-      }
-    });
+    spans.forEach((s, n) => this.unaccepted(s, opened[n] as OpenedRun, bad));
     if (bad.length > 0) throw sectorsCorrupt(this.id, bad, bad.length);
-    let out: Buffer;
-    if (spans.length === 1) out = (opened[0] as OpenedRun).plain;
-    else {
-      out = Buffer.allocUnsafe(b - a);
-      spans.forEach((s, n) => (opened[n] as OpenedRun).plain.copy(out, s.plain - a, 0, s.sectors * SECTOR_BYTES));
-    }
+    const out = Buffer.allocUnsafe(b - a);
+    spans.forEach((s, n) => (opened[n] as OpenedRun).plain.copy(out, s.plain - a, 0, s.sectors * SECTOR_BYTES));
     return out.subarray(offset - a, offset - a + length);
+  }
+
+  /** Adds to `bad` the sectors of span `s` whose records failed authentication or carry another version than expected. */
+  private unaccepted(s: Span, run: OpenedRun, bad: number[]): number[] {
+    const first = s.plain / SECTOR_BYTES;
+    for (let i = 0; i < s.sectors; i++) {
+      const v = run.versions[i] as number;
+      if (v === BAD_RECORD || !this.versions.table.accept(this.versions.index, first + i, v)) bad.push(first + i);
+    }
+    return bad;
   }
 
   async write(offset: number, data: Buffer, opts: MemberWriteOptions = {}): Promise<void> {

@@ -18,12 +18,21 @@ function req(method: string, body: unknown, payload = Buffer.alloc(0)): Incoming
   return { method, body, payload, peer: { nodeId: 'master' } } as unknown as IncomingRequest;
 }
 
-test('minion: malformed, unknown and oversized requests are refused and nothing is written', async () => {
+/** A minion over a fresh store holding extent 'v.1' of 16 units; removed afterwards. */
+async function withMinion(fn: (store: ExtentStore, minion: Minion) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-minion-'));
   const store = await ExtentStore.open(join(dir, 'x'));
   try {
     await store.create('v.1', { units: 16, unitSize: UNIT });
-    const minion = new Minion(store, openExtentGuard);
+    await fn(store, new Minion(store, openExtentGuard));
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('minion: malformed, unknown and oversized requests are refused and nothing is written', async () => {
+  await withMinion(async (store, minion) => {
     const refused = async (r: IncomingRequest, code: string, pattern: RegExp) => {
       await assert.rejects(minion.handle(r), (e: unknown) => isTesseraError(e) && e.code === code && pattern.test(e.message));
     };
@@ -44,8 +53,30 @@ test('minion: malformed, unknown and oversized requests are refused and nothing 
     await refused(req('extent.write', { name: 'v.1', offset: 0 }, Buffer.alloc(MAX_MEMBER_IO_BYTES + 1)), 'TOO_LARGE', /exceeds/);
     assert.ok((await store.read('v.1', 0, 16)).equals(Buffer.alloc(16)), 'no refused request wrote anything');
     assert.deepEqual(store.list().map((v) => v.name), ['v.1'], 'no refused create made an extent');
-  } finally {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
+});
+
+test('minion: a write hands its payload buffer back once the bytes landed, and only then', async () => {
+  await withMinion(async (store, minion) => {
+    const recycled: Buffer[] = [];
+    const checks: Array<Promise<void>> = [];
+    const withRecycle = (r: IncomingRequest, check: () => Promise<void>) => ({
+      ...r,
+      recycle: () => { recycled.push(r.payload); checks.push(check()); },
+    }) as IncomingRequest;
+    const landed = (at: number, bytes: Buffer) => async () => assert.deepEqual(await store.read('v.1', at, bytes.length), bytes, 'recycled before the bytes landed');
+    const a = Buffer.alloc(2 * UNIT, 0xa1);
+    const b = Buffer.alloc(UNIT, 0xb2);
+    await minion.handle(withRecycle(req('extent.batch', { name: 'v.1', ops: [[1, 0, a.length], [0, 8 * UNIT, 16], [1, 4 * UNIT, b.length]] }, Buffer.concat([a, b])), async () => {
+      await landed(0, a)();
+      await landed(4 * UNIT, b)();
+    }));
+    const c = Buffer.alloc(UNIT, 0xc3);
+    await minion.handle(withRecycle(req('extent.write', { name: 'v.1', offset: 6 * UNIT }, c), landed(6 * UNIT, c)));
+    assert.equal(recycled.length, 2, 'each request handed its payload back once');
+    await Promise.all(checks);
+    // A batch refused before it wrote anything never hands back a buffer it may still be told about.
+    await assert.rejects(minion.handle(withRecycle(req('extent.batch', { name: 'v.1', ops: [[1, 0, 8]] }, Buffer.alloc(4)), async () => {})));
+    assert.equal(recycled.length, 2);
+  });
 });

@@ -136,6 +136,20 @@ describe('SealedMember', () => {
     assert.deepEqual(await sealed[1]!.read(UNIT, UNIT), data);
   });
 
+  it('without mirrors, seals each writer of one buffer afresh under versions of its own', async () => {
+    const s = sealer();
+    s.mirrored(false);
+    const { raw, sealed, versions } = await sealedMembers(2, 2, undefined, undefined, s);
+    const data = randomBytes(UNIT);
+    const before = versions.take(1);
+    await Promise.all(sealed.map((m) => m.write(UNIT, data)));
+    const unitOf = (m: MemoryMember) => m.raw().subarray(sealedUnitBytes(UNIT), 2 * sealedUnitBytes(UNIT));
+    assert.equal(unitOf(raw[0]!).equals(unitOf(raw[1]!)), false, 'two sealings, two sets of nonces');
+    assert.equal(versions.take(1), before + 1 + 2 * (UNIT / SECTOR_BYTES), 'each writer took versions for its sectors');
+    assert.deepEqual(await sealed[0]!.read(UNIT, UNIT), data);
+    assert.deepEqual(await sealed[1]!.read(UNIT, UNIT), data);
+  });
+
   it('rejects a read whose record was altered with CORRUPT naming the sector', async () => {
     const { raw, sealed } = await sealedMembers(1, 2);
     const m = sealed[0] as SealedMember;

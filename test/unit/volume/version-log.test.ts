@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import {
   decodeVersionLog, encodeCompactedLog, encodeLogBatch, LOG_COMPACT_BYTES, LOG_COMPACT_RECORDS, replayRuns, runsOf, type VersionRun,
 } from '../../../src/block/volume/version-log.js';
-import { MAX_UNFLUSHED_RUNS, SealVersions } from '../../../src/block/volume/seal-versions.js';
+import { MAX_UNFLUSHED_RUNS, RunList, SealVersions } from '../../../src/block/volume/seal-versions.js';
 import { FileLogStorage } from '../../../src/block/volume/storage.js';
 import { FileVersionTable, TABLE_HEADER_BYTES } from '../../../src/block/volume/version-table.js';
 import { isTesseraError } from '../../../src/errors.js';
@@ -164,4 +164,32 @@ test('sealed versions: a member never flushed keeps at most one pending run per 
   const sector = (MAX_UNFLUSHED_RUNS + 9) % 1024;
   assert.equal(again.accept(0, sector, last - 1), false, 'an older version of the last sector written');
   assert.equal(again.accept(0, sector, last), true, 'its newest version was kept through the merge');
+});
+
+test('sealed versions: landed runs are kept in order through growth, a failed flush puts them back before later ones', async () => {
+  const l = new RunList();
+  for (let i = 0; i < 1000; i++) l.push(i * 2, 1 + (i % 3), 10_000 + i);
+  const seen: number[][] = [];
+  l.forEach((f, c, v) => seen.push([f, c, v]));
+  assert.equal(l.length, 1000);
+  assert.deepEqual(seen[0], [0, 1, 10_000]);
+  assert.deepEqual(seen[999], [1998, 1, 10_999]);
+  const both = RunList.of([[5, 1, 1]]).concat(RunList.of([[6, 2, 2]]));
+  const out: number[][] = [];
+  both.forEach((f, c, v) => out.push([f, c, v]));
+  assert.deepEqual(out, [[5, 1, 1], [6, 2, 2]]);
+
+  const state = memoryVersionStorage();
+  const v = await SealVersions.open(state, 1, 64);
+  const a = v.take(1);
+  v.landed(0, 3, 1, a);
+  const pending = v.beginFlush(0);
+  const b = v.take(1);
+  v.landed(0, 4, 1, b);
+  v.flushFailed(0, pending);
+  await v.flushed(0, v.beginFlush(0));
+  const again = await SealVersions.open(state, 1, 64);
+  assert.equal(again.accept(0, 3, a - 1), false, 'the run of the failed flush became durable with the next one');
+  assert.equal(again.accept(0, 4, b - 1), false);
+  assert.equal(again.accept(0, 4, b), true);
 });
