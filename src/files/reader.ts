@@ -16,6 +16,7 @@ import type { Peers } from './peers.js';
 import { FILE_METHODS } from './rpc.js';
 import { Semaphore } from '../net/index.js';
 import { gather, type Candidate } from './hedged-gather.js';
+import { Spares, type ReadBuffers } from './read-buffers.js';
 
 /** What the board assumes a chunk weighs when the caller does not say (manifest pages, descriptors). */
 const ASSUMED_CHUNK_BYTES = 1 << 20;
@@ -221,25 +222,19 @@ export interface ReadRange extends ReadRangeOptions {
   signal?: AbortSignal | undefined;
   /** Where verified ciphertext comes from when a manifest entry is not a plain chunk (erasure-coded files). */
   source?: CipherSource | undefined;
+  /**
+   * Free lists shared with other reads (the node's), so buffers outlive one read; without them a
+   * read keeps its own, as many as its window.
+   */
+  buffers?: ReadBuffers;
 }
 
 interface Loaded {
   bytes: Buffer;
   /** The reusable buffer `bytes` lives in, free again once the consumer moves past it. */
   backing?: Buffer;
-}
-
-/** A free list of chunk-sized buffers: at most `max` are kept, one too small for a request is dropped. */
-class Spares {
-  readonly #free: Buffer[] = [];
-  constructor(readonly max: number) {}
-  take(bytes: number): Buffer {
-    const b = this.#free.pop();
-    return b !== undefined && b.length >= bytes ? b : Buffer.allocUnsafeSlow(bytes);
-  }
-  give(b: Buffer): void {
-    if (this.#free.length < this.max) this.#free.push(b);
-  }
+  /** Read from this node's own store: holds a LOCAL_CHUNKS_AHEAD slot until the consumer moves past it. */
+  local: boolean;
 }
 
 /**
@@ -250,6 +245,13 @@ class Spares {
  * peak memory, the same throughput).
  */
 export const LOCAL_LOADS_IN_FLIGHT = 2;
+/**
+ * Chunks read from this node's own store that a read holds decrypted ahead of its consumer (or is
+ * loading). Local copies need no latency hiding, and a client that downloads in ranges runs many
+ * reads at once (aws-cli: 10): with the whole window each, a node held ten times the buffers of
+ * one get, cold in cache and beyond what the node's pool keeps (read-buffers.ts).
+ */
+export const LOCAL_CHUNKS_AHEAD = 4;
 
 /**
  * Plaintext of bytes [start, end) of a file, in order. `window` chunks are fetched and
@@ -261,15 +263,24 @@ export async function* readRange(reader: FileManifest, fetcher: ChunkFetcher, ra
   const policy = reader.info.policy;
   const copies = policy.kind === 'replicas' ? policy.r : undefined;
   // Local reads land in these, each back as soon as its chunk is decrypted: at most `window` exist.
-  const scratch = new Spares(window);
+  const scratch = range.buffers?.cipher ?? new Spares(window);
   // With `reuse`, plaintext too: the window ahead plus the one the consumer holds.
-  const plains = new Spares(window + 1);
+  const plains = range.buffers?.plain ?? new Spares(window + 1);
   // Local copies need no latency hiding: a few at a time keep their buffers warm in cache.
   const localSlots = new Semaphore(LOCAL_LOADS_IN_FLIGHT);
+  const localAhead = new Semaphore(LOCAL_CHUNKS_AHEAD);
   const load = async (ref: { id: Buffer; key: Buffer; offset: number; size: number }): Promise<Loaded> => {
     const plan = source === undefined ? fetcher.plan(ref.id) : undefined;
     const local = plan?.local === true;
-    if (local) await localSlots.acquire(signal);
+    if (local) {
+      await localAhead.acquire(signal);
+      try {
+        await localSlots.acquire(signal);
+      } catch (e) {
+        localAhead.release();
+        throw e;
+      }
+    }
     const backing = range.reuse === true ? plains.take(ref.size) : undefined;
     let plain: Buffer;
     try {
@@ -290,13 +301,14 @@ export async function* readRange(reader: FileManifest, fetcher: ChunkFetcher, ra
       if (plain.length !== ref.size) throw corrupt(`chunk at offset ${ref.offset} holds ${plain.length} bytes; the manifest says ${ref.size}`);
     } catch (e) {
       if (backing !== undefined) plains.give(backing);
+      if (local) localAhead.release();
       throw e;
     } finally {
       if (local) localSlots.release();
     }
     const from = Math.max(0, start - ref.offset);
     const to = Math.min(ref.size, end - ref.offset);
-    return { bytes: from === 0 && to === ref.size ? plain : plain.subarray(from, to), ...(backing ? { backing } : {}) };
+    return { bytes: from === 0 && to === ref.size ? plain : plain.subarray(from, to), local, ...(backing ? { backing } : {}) };
   };
   const enqueue = (p: Promise<Loaded>) => {
     // Failures surface when the consumer reaches the chunk; until then they must not be unhandled.
@@ -308,6 +320,7 @@ export async function* readRange(reader: FileManifest, fetcher: ChunkFetcher, ra
     yield got.bytes;
     // The consumer asked for the next piece, so it is done with this one.
     if (got.backing !== undefined) plains.give(got.backing);
+    if (got.local) localAhead.release();
   };
   try {
     for await (const ref of reader.refs(start, end)) {

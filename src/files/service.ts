@@ -14,6 +14,7 @@ import type { ChunkHost } from './chunk-host.js';
 import { auth, errorMessage } from './errors.js';
 import { CONTROL_CALL_TIMEOUT_MS, MAX_STAT_CHUNKS, SPREAD_QUORUM } from './limits.js';
 import type { Peers, FilesNet } from './peers.js';
+import { nodeReadBuffers } from './read-buffers.js';
 import { readRange, type ChunkFetcher, type CipherSource, type ReadRangeOptions } from './reader.js';
 import type { RefStore } from './refs.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
@@ -132,6 +133,8 @@ export class FileService {
   readonly #refs: RefStore;
   readonly #writer: FileWriter | undefined;
   readonly #window: number;
+  /** Chunk buffers every read of this node takes from and gives back (read-buffers.ts). */
+  readonly #readBuffers = nodeReadBuffers();
   readonly #net: FilesNet;
   readonly #store: ChunkStore;
   readonly #ec: EcWriter | undefined;
@@ -199,7 +202,7 @@ export class FileService {
           throw new TesseraError('BAD_INPUT', `byte range ${start}-${end} does not fit the file's ${size} bytes`, { size });
         }
         const source = reader.info.policy.kind === 'ec' ? this.#stripedSource() : undefined;
-        return this.#counted(readRange(reader, this.fetcher, { ...opts, start, end, window: this.#window, signal, source }));
+        return this.#counted(readRange(reader, this.fetcher, { ...opts, start, end, window: this.#window, signal, source, buffers: this.#readBuffers }));
       };
       return { fileId, totalSize: size, createdAt: reader.info.createdAt, read };
     } catch (e) {

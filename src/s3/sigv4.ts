@@ -45,8 +45,13 @@ export function signString(key: Buffer, stringToSign: string): string {
   return createHmac('sha256', key).update(stringToSign, 'utf8').digest('hex');
 }
 
+const ALL_UNRESERVED = /^[A-Za-z0-9\-._~]*$/;
+const ALL_UNRESERVED_OR_SLASH = /^[A-Za-z0-9\-._~/]*$/;
+
 /** RFC 3986 percent-encoding as SigV4 specifies: unreserved characters kept, everything else %XX in upper case. */
 export function uriEncode(s: string, encodeSlash = true): string {
+  // Most paths and query values need no encoding at all: every request signs its path.
+  if ((encodeSlash ? ALL_UNRESERVED : ALL_UNRESERVED_OR_SLASH).test(s)) return s;
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) {
     const c = String.fromCharCode(b);

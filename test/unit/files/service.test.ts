@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { composeFiles } from '../../../src/files/index.js';
 import { MemoryChunkStore } from '../../../src/store/memory-store.js';
-import { LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
+import { LOCAL_CHUNKS_AHEAD, LOCAL_LOADS_IN_FLIGHT } from '../../../src/files/reader.js';
 import { openMetadata } from '../../../src/store/metadata.js';
 import { parseFileId } from '../../../src/content/index.js';
 import { silentLogger } from '../../../src/log.js';
@@ -82,6 +82,38 @@ test('a read with reuse yields the same bytes, each piece valid until the next i
     assert.ok((await copy(opened.read(0, data.length, undefined, { reuse: true }))).equals(data));
     assert.ok((await copy(opened.read(4000, 20000, undefined, { reuse: true }))).equals(data.subarray(4000, 20000)));
   }
+});
+
+test('ranged reads at once share the node\'s buffers, each yielding its own bytes; a read holds few local chunks ahead of its consumer', async (t) => {
+  const c = await cluster(3, 16);
+  t.after(() => c.close());
+  const data = randomBytes(40 * 4096);
+  const put = await c.services.get('node0')!.put(pieces(data), { chunkSize: 4096, replicas: 3 });
+  const svc = c.services.get('node1')!;
+  const opened = await svc.open(put.fileId);
+  // Ten ranges of eight chunks read at once, as aws-cli downloads; each piece is copied only
+  // after a turn of the event loop, so a buffer handed to another read meanwhile would show.
+  const range = async (i: number) => {
+    const out: Buffer[] = [];
+    for await (const p of opened.read(i * 4 * 4096, Math.min(data.length, (i * 4 + 8) * 4096), undefined, { reuse: true })) {
+      await new Promise((r) => setImmediate(r));
+      out.push(Buffer.from(p));
+    }
+    return Buffer.concat(out);
+  };
+  for (let round = 0; round < 2; round++) {
+    const got = await Promise.all(Array.from({ length: 10 }, (_, i) => range(i)));
+    got.forEach((g, i) => assert.ok(g.equals(data.subarray(i * 4 * 4096, Math.min(data.length, (i * 4 + 8) * 4096))), `range ${i}, round ${round}`));
+  }
+  // A consumer that takes one piece and waits: the read loads at most LOCAL_CHUNKS_AHEAD more.
+  const store = c.stores.get('node1')!;
+  const before = store.gets.length;
+  const it = opened.read(0, data.length, undefined, { reuse: true })[Symbol.asyncIterator]();
+  assert.ok((await it.next()).value.equals(data.subarray(0, 4096)));
+  await new Promise((r) => setTimeout(r, 100));
+  const loaded = store.gets.length - before;
+  assert.ok(loaded >= 2 && loaded <= LOCAL_CHUNKS_AHEAD + 1, `${loaded} chunks loaded while the consumer held the first`);
+  await it.return?.(undefined);
 });
 
 test('the same bytes stored twice send no chunk payload the second time', async (t) => {

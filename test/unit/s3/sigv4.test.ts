@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fc from 'fast-check';
 import { authenticate, cachedSigningKey, cachedSigningKeys, MAX_CACHED_SIGNING_KEYS, MAX_CLOCK_SKEW_MS } from '../../../src/s3/auth.js';
 import { S3Error } from '../../../src/s3/errors.js';
 import { canonicalQuery, canonicalUri, parseAuthorizationHeader, uriEncode, EMPTY_SHA256, signingKey as derive } from '../../../src/s3/sigv4.js';
@@ -71,6 +72,15 @@ test('anonymous requests and other signature versions are refused with the reaso
   assert.throws(() => parseAuthorizationHeader('AWS4-HMAC-SHA256 ' + 'x'.repeat(5000)), (e: S3Error) => e.code === 'AuthorizationHeaderMalformed');
   assert.throws(() => parseAuthorizationHeader(`AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/sqs/aws4_request,SignedHeaders=host,Signature=${'0'.repeat(64)}`), /service 'sqs'/);
   assert.throws(() => parseAuthorizationHeader(`AWS4-HMAC-SHA256 Credential=${AKID}/20130524/us-east-1/s3/aws4_request,SignedHeaders=x-amz-date,Signature=${'0'.repeat(64)}`), /must include host/);
+});
+
+test('uriEncode, with its shortcut for strings that need no encoding, matches RFC 3986 encoding of every string', () => {
+  const rfc3986 = (s: string, encodeSlash: boolean) => {
+    const e = encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    return encodeSlash ? e : e.replace(/%2F/g, '/');
+  };
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.stringMatching(/^[A-Za-z0-9._~\/-]{0,30}$/));
+  fc.assert(fc.property(text, fc.boolean(), (s, slash) => uriEncode(s, slash) === rfc3986(s, slash)), { numRuns: 2000 });
 });
 
 test('canonical forms: RFC 3986 encoding, sorted query, paths decoded once and encoded again', () => {
