@@ -3,9 +3,11 @@
  * 32 requests in flight through the HTTP API, each against a same-run baseline of the same work on
  * one node's table store in this process (LMDB, no network, no replication): the cost of
  * replication and of the API made visible.
- *   npm run bench -- meta [--records N] [--concurrency C] [--batch B]
+ *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--cpu-prof DIR]
  * Writes are measured twice: one record per request, and B records per request (how an import or
  * the S3 face's multi-object operations write).
+ * `--cpu-prof DIR` profiles the nodes over the single-record writes alone: the run ends after
+ * them, and each node writes its profile into DIR as it exits.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +17,7 @@ import { LocalCluster } from '../src/cli/local-cluster.js';
 import { makeEntry } from '../src/tables/entry.js';
 import { EntryStore } from '../src/tables/entry-store.js';
 import { encodeRecord } from '../src/tables/records.js';
-import { intArg as arg } from './cli-args.js';
+import { flag, intArg as arg } from './cli-args.js';
 import { pool, timed } from './bench-run.js';
 import { ownCpuMicros, processCpuMs } from './cpu-time.js';
 import { sampleObjectRecord as record } from '../test/helpers/object-record.js';
@@ -27,6 +29,7 @@ export async function main(args: string[]): Promise<void> {
   const n = arg(args, '--records', 5000);
   const concurrency = arg(args, '--concurrency', 32);
   const batch = arg(args, '--batch', 100);
+  const profDir = flag(args, '--cpu-prof');
   const base = await mkdtemp(join(tmpdir(), 'tessera-bench-meta-'));
   process.stdout.write(`meta: ${n} records, ${concurrency} requests in flight, batched writes of ${batch}\n`);
   const records = Array.from({ length: n }, (_, i) => record(i));
@@ -49,7 +52,12 @@ export async function main(args: string[]): Promise<void> {
     });
     await store.close();
 
-    cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
+    cluster = await LocalCluster.create({
+      nodes: 3,
+      dir: join(base, 'cluster'),
+      logLevel: 'warn',
+      ...(profDir !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}),
+    });
     await cluster.waitForMembers({ alive: 3 });
     const clients = cluster.nodes.map((x) => x.client);
     const pids = cluster.nodes.map((x) => x.proc?.pid).filter((p): p is number => p !== undefined);
@@ -61,6 +69,10 @@ export async function main(args: string[]): Promise<void> {
       const secs = await phase();
       return { secs, nodeMs: (pids.reduce((a, p) => a + processCpuMs(p), 0) - n0) / items, clientMs: (ownCpuMicros() - c0) / 1000 / items };
     };
+    const line = (what: string, got: number, baseline: number) =>
+      `  ${what.padEnd(34)} ${String(got).padStart(8)} /s   baseline ${String(baseline).padStart(8)} /s   ratio ${(got / baseline).toFixed(3)}`;
+    const cpuLine = (what: string, c: { nodeMs: number; clientMs: number }) =>
+      `  CPU per record written, ${what}: nodes ${c.nodeMs.toFixed(3)} ms, bench client ${c.clientMs.toFixed(3)} ms`;
     await clients[0]!.createBucket('bench');
     await clients[0]!.createBucket('bench-batched');
     const w1 = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }])))));
@@ -70,6 +82,15 @@ export async function main(args: string[]): Promise<void> {
     const sent = batched.reduce((a, b) => ({ batches: a.batches + b.batches, entries: a.entries + b.entries, largest: Math.max(a.largest, b.largest) }));
     const committed = (await Promise.all(clients.map((c) => c.status()))).map((s) => s.metadata?.storeCommits ?? { commits: 0, jobs: 0, largest: 0 });
     const commits = committed.reduce((a, b) => ({ commits: a.commits + b.commits, jobs: a.jobs + b.jobs, largest: Math.max(a.largest, b.largest) }));
+    const coalescing = [
+      `  single-record writes went to the holders in ${sent.batches} batches (${(sent.entries / Math.max(1, sent.batches)).toFixed(1)} entries on average, at most ${sent.largest})`,
+      `  the holders committed those batches (and the bucket records) in ${commits.commits} transactions (${(commits.jobs / Math.max(1, commits.commits)).toFixed(1)} batches on average, at most ${commits.largest})`,
+    ];
+    if (profDir !== undefined) {
+      process.stdout.write([line('writes, 1 record per request', rate(n, write1), rate(n, bWrite)), cpuLine('1 record per request', w1), ...coalescing].join('\n') + '\n');
+      process.stdout.write(`  profiles of the single-record writes in ${profDir} (node pids ${pids.join(' ')})\n`);
+      return;
+    }
     const wB = await cpuPer(n, () =>
       timed(() =>
         pool(Math.ceil(n / batch), concurrency, async (j) => {
@@ -91,10 +112,6 @@ export async function main(args: string[]): Promise<void> {
       }
     });
     if (listed !== n) throw new Error(`listing returned ${listed} records, expected ${n}`);
-    const line = (what: string, got: number, baseline: number) =>
-      `  ${what.padEnd(34)} ${String(got).padStart(8)} /s   baseline ${String(baseline).padStart(8)} /s   ratio ${(got / baseline).toFixed(3)}`;
-    const cpuLine = (what: string, c: { nodeMs: number; clientMs: number }) =>
-      `  CPU per record written, ${what}: nodes ${c.nodeMs.toFixed(3)} ms, bench client ${c.clientMs.toFixed(3)} ms`;
     process.stdout.write(
       [
         line('writes, 1 record per request', rate(n, write1), rate(n, bWrite)),
@@ -103,8 +120,7 @@ export async function main(args: string[]): Promise<void> {
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
         cpuLine('1 record per request', w1),
         cpuLine(`${batch} records per request`, wB),
-        `  single-record writes went to the holders in ${sent.batches} batches (${(sent.entries / Math.max(1, sent.batches)).toFixed(1)} entries on average, at most ${sent.largest})`,
-        `  the holders committed those batches (and the bucket records) in ${commits.commits} transactions (${(commits.jobs / Math.max(1, commits.commits)).toFixed(1)} batches on average, at most ${commits.largest})`,
+        ...coalescing,
       ].join('\n') + '\n',
     );
   } finally {

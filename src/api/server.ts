@@ -147,6 +147,11 @@ export interface ApiServerOptions {
 export const API_HEADERS_TIMEOUT_MS = 15_000;
 /** Time to receive a whole request, body included: an upload of many GiB must fit. */
 export const API_REQUEST_TIMEOUT_MS = 60 * 60_000;
+/**
+ * An idle kept-alive connection is closed after this long. Clients close theirs sooner
+ * (src/client's CLIENT_IDLE_SOCKET_MS) so that the node rarely closes one a request is coming on.
+ */
+export const API_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** A connection that moves no byte for this long is closed. */
 export const DEFAULT_API_IDLE_TIMEOUT_MS = 30_000;
 /** Uploads and downloads served at once; each holds a window of chunks in memory. */
@@ -185,7 +190,7 @@ export class ApiServer {
     // A slow or idle client must not hold sockets (or a download's buffers) forever.
     this.server.headersTimeout = API_HEADERS_TIMEOUT_MS;
     this.server.requestTimeout = API_REQUEST_TIMEOUT_MS;
-    this.server.keepAliveTimeout = 5_000;
+    this.server.keepAliveTimeout = API_KEEP_ALIVE_TIMEOUT_MS;
     this.server.timeout = opts.idleTimeoutMs ?? DEFAULT_API_IDLE_TIMEOUT_MS;
     this.server.on('timeout', (socket: Socket) => {
       this.opts.logger.info({ remote: socket.remoteAddress, idleMs: this.server.timeout }, 'closing an API connection that moved no data');

@@ -2,8 +2,7 @@
  * The typed client for a node's HTTP API: what the CLI uses, and what `import { connect } from
  * 'tessera'` gives a program.
  */
-import type { Agent as HttpAgent, request as httpRequest, ClientRequest, IncomingMessage, RequestOptions as HttpRequestOptions } from 'node:http';
-import type { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpAgent, ClientRequest, IncomingMessage, RequestOptions as HttpRequestOptions } from 'node:http';
 import { createRequire } from 'node:module';
 import { connect as connectTcp, type OnReadOpts, type Socket } from 'node:net';
 import type { connect as connectTls, ConnectionOptions, PeerCertificate } from 'node:tls';
@@ -23,16 +22,11 @@ const requireBuiltin = createRequire(import.meta.url);
 
 /**
  * node:http, loaded on the first request that goes through it: a download reads its own socket
- * and needs none. Its agent opens one connection per request: reusing idle keep-alive sockets
- * races with the server closing them (ECONNRESET on the next request), and a connection on
- * loopback or a LAN is cheap.
+ * and needs none.
  */
-let httpModule: { request: typeof httpRequest; agent: HttpAgent } | undefined;
-function httpSide(): NonNullable<typeof httpModule> {
-  if (!httpModule) {
-    const http = requireBuiltin('node:http') as typeof import('node:http');
-    httpModule = { request: http.request, agent: new http.Agent({ keepAlive: false }) };
-  }
+let httpModule: typeof import('node:http') | undefined;
+function httpSide(): typeof import('node:http') {
+  httpModule ??= requireBuiltin('node:http') as typeof import('node:http');
   return httpModule;
 }
 
@@ -40,15 +34,27 @@ function httpSide(): NonNullable<typeof httpModule> {
  * node:https and node:tls, with node:crypto under them, loaded on the first HTTPS request:
  * required at the top they cost every client command's start, and a plain HTTP API needs none.
  */
-let tlsModules: { request: typeof httpsRequest; agent: HttpsAgent; connect: typeof connectTls } | undefined;
+let tlsModules: { https: typeof import('node:https'); connect: typeof connectTls } | undefined;
 function tlsSide(): NonNullable<typeof tlsModules> {
   if (!tlsModules) {
     const https = requireBuiltin('node:https') as typeof import('node:https');
     const tls = requireBuiltin('node:tls') as typeof import('node:tls');
-    tlsModules = { request: https.request, agent: new https.Agent({ keepAlive: false }), connect: tls.connect };
+    tlsModules = { https, connect: tls.connect };
   }
   return tlsModules;
 }
+
+/**
+ * A kept-alive connection idle this long is closed by the client, before the node's API closes it
+ * (its keepAliveTimeout, API_KEEP_ALIVE_TIMEOUT_MS, is 5 s): a request then rarely goes out on a
+ * connection the node is closing, and the one that does is resent (see resend.ts).
+ */
+export const CLIENT_IDLE_SOCKET_MS = 4_000;
+/** Idle connections one client keeps open to its node; more in flight are closed when done. */
+export const MAX_IDLE_SOCKETS = 64;
+
+/** Whether a request may go on a kept-alive connection, or needs a connection of its own. */
+type Connection = 'pooled' | 'fresh';
 
 /**
  * How the client trusts a node's HTTPS API: a pinned certificate (the self-signed one `init`
@@ -92,6 +98,8 @@ export class TesseraClient {
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
   private readonly tls: ApiTlsTrust | undefined;
+  /** Kept-alive connections to the node, made on the first pooled request. */
+  private pool: HttpAgent | undefined;
 
   constructor(opts: ConnectOptions = {}) {
     const given = opts.api ?? process.env.TESSERA_API ?? DEFAULT_API;
@@ -123,15 +131,28 @@ export class TesseraClient {
     };
   }
 
-  /** One HTTP or HTTPS request; with a pinned certificate, a node presenting another is refused before the token is sent. */
-  private send(o: HttpRequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest {
+  /**
+   * One HTTP or HTTPS request; with a pinned certificate, a node presenting another is refused
+   * before the token is sent. Pooled requests share this client's kept-alive connections: the
+   * pool is the client's own, so a connection checked against one client's pin never carries
+   * another client's request.
+   */
+  private send(o: HttpRequestOptions, connection: Connection, onResponse?: (res: IncomingMessage) => void): ClientRequest {
     const t = this.tls;
     if (t === undefined) {
       const http = httpSide();
-      return http.request({ ...o, agent: http.agent }, onResponse);
+      const agent = connection === 'fresh' ? false : (this.pool ??= new http.Agent(POOL_OPTIONS));
+      return http.request({ ...o, agent }, onResponse);
     }
-    const https = tlsSide();
-    return https.request({ ...o, agent: https.agent, ...this.tlsTrust(t) }, onResponse);
+    const { https } = tlsSide();
+    const agent = connection === 'fresh' ? false : (this.pool ??= new https.Agent(POOL_OPTIONS));
+    return https.request({ ...o, agent, ...this.tlsTrust(t) }, onResponse);
+  }
+
+  /** Closes this client's idle kept-alive connections (they close by themselves after CLIENT_IDLE_SOCKET_MS). */
+  close(): void {
+    this.pool?.destroy();
+    this.pool = undefined;
   }
 
   /** A raw connection for a download, read with `onread`; TLS with the same trust as every request. */
@@ -239,16 +260,49 @@ export class TesseraClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = this.send({ host: this.host, port: this.port, path, method: opts.method ?? 'GET', headers }, resolve);
-      req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof TesseraError ? err : this.connectionError(err)));
-      if (opts.bodyStream) opts.bodyStream.pipe(req);
-      else req.end(payload);
-    });
+    const method = opts.method ?? 'GET';
+    const o = { host: this.host, port: this.port, path, method, headers };
+    // A streamed body cannot be written twice, so it goes on a connection of its own: a kept-alive
+    // one might be closing under it.
+    const bodyStream = opts.bodyStream;
+    let res: IncomingMessage | undefined;
+    for (let resends = 0; res === undefined; resends++) {
+      const connection: Connection = bodyStream || resends > 0 ? 'fresh' : 'pooled';
+      const attempt = await this.attempt(o, connection, (req) => (bodyStream ? bodyStream.pipe(req) : req.end(payload)));
+      if ('res' in attempt) res = attempt.res;
+      // The rule is loaded only when an attempt fails: every client command's start pays for each module it opens.
+      else if (!(await import('./resend.js')).mayResend({ method, code: attempt.err.code, reusedSocket: attempt.reusedSocket, answerStarted: attempt.answerStarted, replayable: !bodyStream, resends })) {
+        throw attempt.err instanceof TesseraError ? attempt.err : this.connectionError(attempt.err);
+      }
+    }
     res.setTimeout(0);
     if (res.statusCode !== undefined && res.statusCode >= 400) throw await errorFrom(res);
     return res;
+  }
+
+  /**
+   * One attempt at a request: its response, or the error with what is known about how far the
+   * attempt got (whether its connection was a reused one, whether any byte of an answer came).
+   */
+  private attempt(
+    o: HttpRequestOptions,
+    connection: Connection,
+    write: (req: ClientRequest) => void,
+  ): Promise<{ res: IncomingMessage } | { err: NodeJS.ErrnoException; reusedSocket: boolean; answerStarted: boolean }> {
+    return new Promise((resolve) => {
+      const req = this.send(o, connection, (res) => resolve({ res }));
+      let readBefore = 0;
+      let socket: Socket | undefined;
+      req.once('socket', (s: Socket) => {
+        socket = s;
+        readBefore = s.bytesRead;
+      });
+      req.setTimeout(this.timeoutMs, () => req.destroy(new TesseraError('TIMEOUT', `node API at ${this.address} did not answer within ${this.timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        resolve({ err, reusedSocket: req.reusedSocket, answerStarted: socket !== undefined && socket.bytesRead > readBefore }),
+      );
+      write(req);
+    });
   }
 
   private connectionError(err: NodeJS.ErrnoException): TesseraError {
@@ -377,7 +431,8 @@ export class TesseraClient {
         req.destroy();
         reject(err);
       };
-      const req = this.send({ host: this.host, port: this.port, path, method: 'PUT', headers });
+      // A streamed upload cannot be resent, so it never rides a kept-alive connection that may be closing.
+      const req = this.send({ host: this.host, port: this.port, path, method: 'PUT', headers }, 'fresh');
       req.setTimeout(this.timeoutMs, () => fail(new TesseraError('TIMEOUT', `node API at ${this.address} made no progress for ${this.timeoutMs} ms`)));
       const onAbort = () => fail(new TesseraError('CANCELLED', 'upload cancelled'));
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -435,7 +490,14 @@ export class TesseraClient {
 
   async json<T>(path: string, opts: RequestOptions = {}): Promise<T> {
     const res = await this.raw(path, opts);
-    return JSON.parse((await readBounded(res)).toString('utf8')) as T;
+    let body: Buffer;
+    try {
+      body = await readBounded(res);
+    } catch (err) {
+      // The answer had begun, so the request is never resent: the caller learns it broke.
+      throw err instanceof TesseraError ? err : new TesseraError('UNAVAILABLE', `the connection to the node API at ${this.address} broke during its answer: ${(err as Error).message}`);
+    }
+    return JSON.parse(body.toString('utf8')) as T;
   }
 }
 
@@ -483,6 +545,9 @@ function errorFromBody(status: number, raw: Buffer): TesseraError {
   if (body?.error?.code && body.error.message) return new TesseraError(body.error.code as ErrorCode, body.error.message);
   return new TesseraError('INTERNAL', `node API answered HTTP ${status}`);
 }
+
+/** Kept-alive connections, each closed by the client after CLIENT_IDLE_SOCKET_MS idle. */
+const POOL_OPTIONS = { keepAlive: true, timeout: CLIENT_IDLE_SOCKET_MS, maxFreeSockets: MAX_IDLE_SOCKETS, scheduling: 'lifo' } as const;
 
 export function connect(opts: ConnectOptions = {}): TesseraClient {
   return new TesseraClient(opts);

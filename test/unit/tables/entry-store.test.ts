@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTesseraError } from '../../../src/errors.js';
 import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
-import { EntryStore, lmdbEncryptionKey, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+import { EntryStore, lmdbEncryptionKey, MAX_CACHED_SEALS, MAX_CACHED_TREE_NODES, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
 import { open as openLmdb } from 'lmdb';
 import { digestOf, digestCount, EMPTY_DIGEST, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
 import { LEAF_COUNT, partitionOf, SEAL_SORT_KEY, storageKey } from '../../../src/tables/keys.js';
@@ -156,5 +156,47 @@ test('a call of a group that cannot be judged fails alone and writes nothing; th
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the tree nodes and seals a write remembers stay true past their bounds, through rewrites, seals and drops', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    // Enough partition keys that their tree paths overflow the remembered nodes many times.
+    const pks = Array.from({ length: 3000 }, (_, i) => `bucket-${i}`);
+    const held = new Map<string, TableEntry>();
+    for (const round of [1, 2]) {
+      for (let i = 0; i < pks.length; i += 500) {
+        const batch = pks.slice(i, i + 500).flatMap((pk) => [e(`a${round}`, round, `v${round}`, pk), e('b', round, `b${round}`, pk)]);
+        await s.merge(batch);
+        for (const x of batch) held.set(`${x.pk}/${x.sk}`, x);
+      }
+    }
+    assert.ok(s.cached.treeNodes <= MAX_CACHED_TREE_NODES, `${s.cached.treeNodes} remembered tree nodes`);
+    assert.equal(s.cached.treeNodes, MAX_CACHED_TREE_NODES, 'the bound was reached, so forgotten nodes were read again');
+    const byPartition = new Map<number, Buffer[]>();
+    for (const x of held.values()) {
+      const p = partitionOf('object', x.pk);
+      byPartition.set(p, [...(byPartition.get(p) ?? []), x.mac]);
+    }
+    for (const [p, macs] of byPartition) assert.ok(s.root(p).equals(digestOf(macs)), `partition ${p}: the root is the digest of what is held`);
+
+    // A seal learnt from a replica closes the key to client writes, its removal opens it again,
+    // and a dropped partition forgets it.
+    const pk = 'bucket-7';
+    assert.deepEqual((await s.write([e('c', 3, 'open', pk)])).sealed, [], 'not sealed: remembered as open');
+    await s.merge([e(SEAL_SORT_KEY, 4, 'sealed', pk)]);
+    assert.deepEqual((await s.write([e('c', 5, 'closed', pk)])).sealed, [0]);
+    await s.merge([e(SEAL_SORT_KEY, 6, null, pk)]);
+    assert.deepEqual((await s.write([e('c', 7, 'open again', pk)])).sealed, []);
+    await s.merge([e(SEAL_SORT_KEY, 8, 'sealed', pk)]);
+    assert.deepEqual((await s.write([e('d', 9, 'x', pk)])).sealed, [0]);
+    assert.ok(s.cached.seals >= 1 && s.cached.seals <= MAX_CACHED_SEALS);
+    await s.dropPartition(partitionOf('object', pk));
+    assert.deepEqual((await s.write([e('d', 10, 'after the drop', pk)])).sealed, [], 'the dropped seal is not remembered');
+    const after = s.get({ table: 'object', pk, sk: 'd' })!;
+    assert.ok(s.root(partitionOf('object', pk)).equals(digestOf([after.mac])), 'the dropped partition holds only what came after, in its digests too');
+  } finally {
+    await s.close();
   }
 });
