@@ -184,7 +184,9 @@ export class IntentLog {
     this.idleSince.delete(stripe);
     if (this.durable.has(stripe)) return;
     let b: Batch;
-    if (this.current?.ops.get(stripe) === true) {
+    // Joining the append under way is enough unless a clear of this stripe is queued behind it:
+    // then the mark must go again, after the clear, or the log would lose it mid-write.
+    if (this.current?.ops.get(stripe) === true && !this.clearQueued(stripe)) {
       b = this.current;
     } else {
       if (this.durable.size + (this.next?.ops.size ?? 0) >= MAX_INTENT_STRIPES) this.evict();
@@ -270,6 +272,11 @@ export class IntentLog {
     this.batch().ops.set(s, false);
   }
 
+  /** Whether the next append will clear `stripe`. */
+  private clearQueued(stripe: number): boolean {
+    return this.next?.ops.get(stripe) === false;
+  }
+
   private batch(): Batch {
     if (this.next === null) {
       this.next = newBatch();
@@ -296,7 +303,9 @@ export class IntentLog {
           this.appendedBytes += bytes.length;
           await this.storage.append(bytes);
         }
-        for (const [s, mark] of b.ops) if (mark) this.durable.add(s);
+        // A mark whose clear was queued while it was being written is not durable for long:
+        // remembering it would make later writes skip marking a stripe the log is about to drop.
+        for (const [s, mark] of b.ops) if (mark && !this.clearQueued(s)) this.durable.add(s);
         b.resolve();
       } catch (e) {
         // A failed append may have left a torn record mid-log: rewrite the whole log next time.

@@ -45,3 +45,53 @@ test('intent region: sizes outside 1..MAX_REGION_STRIPES are refused', async () 
     await assert.rejects(IntentLog.open(new MemoryBlobStorage(), { regionStripes: r }), (e: unknown) => isTesseraError(e, 'BAD_INPUT'));
   }
 });
+
+/** Memory log storage whose appends wait until the test lets them land. */
+class HeldAppends extends MemoryBlobStorage {
+  #held: Array<() => void> = [];
+  hold = false;
+  override async append(data: Buffer): Promise<void> {
+    if (this.hold) await new Promise<void>((r) => this.#held.push(r));
+    return super.append(data);
+  }
+  release(): void {
+    this.hold = false;
+    for (const r of this.#held.splice(0)) r();
+  }
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('intent region: idle marks cleared while their own mark is still being appended stay cleared', async () => {
+  const s = new HeldAppends();
+  const log = await IntentLog.open(s, { clearDelayMs: 5, regionStripes: 8, stripeCount: 64 });
+  s.hold = true;
+  const marked = log.begin(17);
+  // The region's idle marks come due while the append that makes them is still under way.
+  await sleep(40);
+  s.release();
+  await marked;
+  log.end(17);
+  const onDisk = async () => (await IntentLog.open(s)).pending;
+  for (let i = 0; i < 200 && (log.marked > 0 || (await onDisk()).length > 0); i++) await sleep(10);
+  assert.equal(log.marked, 0, 'no mark is remembered in memory once its clear reached the log');
+  assert.deepEqual(await onDisk(), []);
+  await log.close();
+});
+
+test('intent region: a write beginning on a stripe whose clear is queued behind its mark keeps it marked on disk', async () => {
+  const s = new HeldAppends();
+  const log = await IntentLog.open(s, { clearDelayMs: 5, regionStripes: 8, stripeCount: 64 });
+  s.hold = true;
+  const first = log.begin(17);
+  await sleep(40); // stripe 18's idle mark is now queued for clearing behind the append in flight
+  const second = log.begin(18);
+  s.release();
+  await Promise.all([first, second]);
+  // Let every queued append land; stripe 18 is being written, so the log must still name it.
+  for (let i = 0; i < 20; i++) await sleep(5);
+  assert.ok((await IntentLog.open(s)).pending.includes(18), 'a stripe under write is marked in the log');
+  assert.equal(log.inFlight, 2);
+  log.end(17);
+  log.end(18);
+  await log.close();
+});
