@@ -48,8 +48,8 @@ export const MAX_CACHED_GEN_PAGES = 4096;
  * machine. Larger or unaligned writes and syncs stay async; reads follow SYNC_READ_MAX_BYTES.
  * 260 KiB is four sealed 64 KiB stripe units (65 KiB each: records of 4160 bytes per 4 KiB
  * sector), so a member's batch of up to four units stays in line as four plain units did; at
- * 256 KiB a batch of four sealed units went through the thread pool (0.31–0.37 ms of CPU per MiB written, in process, against
- * 0.10–0.15 in line). Reads take the same bound, for the same batches.
+ * 256 KiB a batch of four sealed units went through the thread pool (0.31–0.37 ms of CPU per MiB
+ * written, in process, against 0.10–0.15 in line). Reads take the same bound, for the same batches.
  */
 export const SYNC_WRITE_MAX_BYTES = 260 << 10;
 /**

@@ -122,12 +122,6 @@ export class RunList {
   private buf = new Float64Array(3 * RUN_LIST_START);
   length = 0;
 
-  static of(runs: Iterable<Run>): RunList {
-    const l = new RunList();
-    for (const [first, count, version] of runs) l.push(first, count, version);
-    return l;
-  }
-
   push(first: number, count: number, version: number): void {
     let b = this.buf;
     if (3 * (this.length + 1) > b.length) {
@@ -361,7 +355,9 @@ export class SealVersions {
   async flushed(member: number, landed: RunList | readonly Run[]): Promise<void> {
     if (!this.tracking || landed.length === 0) return;
     const runs: VersionRun[] = [];
-    (landed instanceof RunList ? landed : RunList.of(landed)).forEach((first, count, version) => runs.push({ member, first, count, version }));
+    const add = (first: number, count: number, version: number) => runs.push({ member, first, count, version });
+    if (landed instanceof RunList) landed.forEach(add);
+    else for (const [first, count, version] of landed) add(first, count, version);
     const changed: VersionRun[] = [];
     replayRuns(this.durable, runs, (j, first, count) => {
       this.markDirty(j, first, count);

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { connect, CLIENT_IDLE_SOCKET_MS, type TesseraClient } from '../../../src/client/index.js';
+import { connect, CLIENT_IDLE_SOCKET_MS, MAX_IDLE_SOCKETS, type TesseraClient } from '../../../src/client/index.js';
 import { isTesseraError } from '../../../src/errors.js';
 import { mayResend, MAX_RESENDS } from '../../../src/client/resend.js';
 
@@ -150,6 +150,17 @@ test('the client closes an idle kept-alive connection before the node would', { 
   assert.ok(CLIENT_IDLE_SOCKET_MS < 5_000);
   // The next request opens a new connection and goes through.
   assert.equal((await get(client)).connection, 1);
+});
+
+test('at most MAX_IDLE_SOCKETS connections stay open once a burst is answered', async (t) => {
+  const { node, client } = await fakeNode(t);
+  const extra = 6;
+  const answers = await Promise.all(Array.from({ length: MAX_IDLE_SOCKETS + extra }, () => get(client)));
+  assert.equal(new Set(answers.map((a) => a.connection)).size, MAX_IDLE_SOCKETS + extra, 'the burst ran on a connection each');
+  // The client ends the connections it cannot keep right away, long before the idle timeout.
+  const deadline = Date.now() + CLIENT_IDLE_SOCKET_MS / 2;
+  while (node.clientClosed.length < extra && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(node.clientClosed.length, extra, `${MAX_IDLE_SOCKETS} idle connections kept, the rest closed`);
 });
 
 test('the resend rule', () => {

@@ -174,7 +174,11 @@ test('sealed versions: landed runs are kept in order through growth, a failed fl
   assert.equal(l.length, 1000);
   assert.deepEqual(seen[0], [0, 1, 10_000]);
   assert.deepEqual(seen[999], [1998, 1, 10_999]);
-  const both = RunList.of([[5, 1, 1]]).concat(RunList.of([[6, 2, 2]]));
+  const earlier = new RunList();
+  earlier.push(5, 1, 1);
+  const later = new RunList();
+  later.push(6, 2, 2);
+  const both = earlier.concat(later);
   const out: number[][] = [];
   both.forEach((f, c, v) => out.push([f, c, v]));
   assert.deepEqual(out, [[5, 1, 1], [6, 2, 2]]);
