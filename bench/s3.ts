@@ -2,19 +2,22 @@
  * The S3 face against tessera's own client, in the same run on the same 3-node loopback cluster
  * (disk nodes, R = 3):
  *  - one large object: PUT and GET with aws-cli (`s3 cp`, its default 8 MiB multipart parts and
- *    10 requests in flight) against `tessera put` / `tessera get` of the same file; ratios are
- *    native time ÷ S3 time (goal ≥ 0.85);
+ *    10 requests in flight) against `tessera put` / `tessera get` of a file of the same size; ratios
+ *    are native time ÷ S3 time (goal ≥ 0.85), the native time being the mean of the native rounds
+ *    run just before and just after the S3 client's (native, SDK, native, aws-cli, native);
  *  - the same object through `@aws-sdk/client-s3` (s3-sdk.ts: one PutObject, one GetObject, the
  *    SDK's defaults), in this process; the goal's ratio is taken with the SDK, since aws-cli's own
  *    Python work per MiB (about three times the native client's) is what bounds its GET on two cores;
- *  - the CPU each large step cost, its client apart from the nodes, in ms per MiB;
+ *  - the CPU each large step cost, its client apart from the nodes (and node 0 apart), in ms per MiB;
  *  - 4 KiB objects: PUTs, then GETs of each `--get-passes` times, per second with 32 requests in flight, signed in this process
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s),
  *    and the CPU each of them cost: this process, the S3 node and the other nodes, in µs per op.
  *
- *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--get-passes 3] [--cpu-prof DIR] [--json]
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--get-passes 3] [--cpu-prof DIR] [--no-small] [--no-aws-cli] [--json]
  *
  * `--cpu-prof DIR` writes each node's CPU profile there when the run ends (node 0 serves S3).
+ * `--no-small` skips the 4 KiB phases and `--no-aws-cli` the aws-cli steps, so a profile holds
+ * only the large steps, or only the SDK's against the native ones.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -63,18 +66,33 @@ interface Timed {
   ms: number;
   clientCpuMs: number;
   serverCpuMs: number;
+  /** The part of serverCpuMs spent by node 0, which serves S3 and takes the native client's requests. */
+  s3NodeCpuMs: number;
 }
 
-async function timed(serverPids: readonly number[], fn: () => Promise<unknown>): Promise<Timed> {
+/** The mean of two steps (a baseline measured before and after the step it is compared with). */
+function meanTimed(a: Timed, b: Timed): Timed {
+  const m = (x: number, y: number) => (x + y) / 2;
+  return { ms: m(a.ms, b.ms), clientCpuMs: m(a.clientCpuMs, b.clientCpuMs), serverCpuMs: m(a.serverCpuMs, b.serverCpuMs), s3NodeCpuMs: m(a.s3NodeCpuMs, b.s3NodeCpuMs) };
+}
+
+let profiling = false;
+
+async function timed(serverPids: readonly number[], step: string, fn: () => Promise<unknown>): Promise<Timed> {
   const servers = () => serverPids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+  const first = () => (serverPids[0] === undefined ? 0 : processCpuMs(serverPids[0]));
   const s0 = servers();
+  const f0 = first();
   const c0 = reapedChildrenCpuMs();
   const own0 = process.cpuUsage();
   const began = process.hrtime.bigint();
   await fn();
-  const ms = Number(process.hrtime.bigint() - began) / 1e6;
+  const ended = process.hrtime.bigint();
+  const ms = Number(ended - began) / 1e6;
   const own = process.cpuUsage(own0);
-  return { ms, clientCpuMs: reapedChildrenCpuMs() - c0 + (own.user + own.system) / 1000, serverCpuMs: servers() - s0 };
+  // The monotonic clock the nodes' CPU profiles count in (µs), so a profile can be cut to this step.
+  if (profiling) process.stderr.write(`step ${step} ${began / 1000n}-${ended / 1000n} µs\n`);
+  return { ms, clientCpuMs: reapedChildrenCpuMs() - c0 + (own.user + own.system) / 1000, serverCpuMs: servers() - s0, s3NodeCpuMs: first() - f0 };
 }
 
 /** CPU microseconds per operation: this process (the signing client), the S3 node, the other nodes. */
@@ -123,8 +141,11 @@ export async function main(args: string[]): Promise<void> {
   const inflight = intArg(args, '--inflight', 32);
   const passes = Math.min(Math.max(1, intArg(args, '--get-passes', 3)), MAX_GET_PASSES);
   const json = args.includes('--json');
+  const withSmall = !args.includes('--no-small');
+  const withAwsCli = !args.includes('--no-aws-cli');
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
   const profDir = flag(args, '--cpu-prof');
+  profiling = profDir !== undefined;
   const s3 = await startS3Cluster({ nodes: 3, ...(profDir !== undefined ? { execArgv: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
   try {
     const key = await s3.createKey('bench');
@@ -147,34 +168,56 @@ export async function main(args: string[]): Promise<void> {
     const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
     if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
-    let fileId = '';
-    const nativeSrc = await freshSource('native.in');
-    const nativePut = await timed(pids, async () => {
-      fileId = (JSON.parse((await tessera('put', nativeSrc.path, '-q', '--json')).stdout) as { fileId: string }).fileId;
-    });
-    const nativeGet = await timed(pids, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
-    await checkAndDrop(nativeSrc, join(dir, 'native.out'), 'tessera get');
+    // Each S3 client's steps run between two native rounds and are compared with their mean: on
+    // this machine a put costs the nodes more kernel time the more the run has written before it
+    // (page-cache copies into memory not touched yet: 1.1 ms/MiB of system time per node for the
+    // first 512 MiB, 2.6 for the third), so a native round measured only first, on empty nodes,
+    // made every later S3 put look about 3 ms/MiB dearer than it was.
+    const nativeRound = async (n: number) => {
+      let fileId = '';
+      const src = await freshSource(`native${n}.in`);
+      const put = await timed(pids, `native-put-${n}`, async () => {
+        fileId = (JSON.parse((await tessera('put', src.path, '-q', '--json')).stdout) as { fileId: string }).fileId;
+      });
+      const get = await timed(pids, `native-get-${n}`, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
+      await checkAndDrop(src, join(dir, 'native.out'), 'tessera get');
+      return { put, get };
+    };
+    const natives = [await nativeRound(1)];
 
     const env = awsEnv(key, dir);
     await writeFile(env.AWS_CONFIG_FILE!, '[default]\nregion = us-east-1\n');
     const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
     await aws('s3', 'mb', 's3://bench');
-    const awsSrc = await freshSource('aws.in');
-    const s3Put = await timed(pids, () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
-    const s3Get = await timed(pids, () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
-    await checkAndDrop(awsSrc, join(dir, 's3.out'), 'the S3 GET');
     const sdk = await sdkTransfers(s3.endpoint, key);
     const sdkSrc = await freshSource('sdk.in');
-    const sdkPut = await timed(pids, () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
-    const sdkGet = await timed(pids, () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
+    const sdkPut = await timed(pids, 'sdk-put', () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
+    const sdkGet = await timed(pids, 'sdk-get', () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
     sdk.close();
     await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
+    natives.push(await nativeRound(2));
+    const sdkBase = { put: meanTimed(natives[0]!.put, natives[1]!.put), get: meanTimed(natives[0]!.get, natives[1]!.get) };
+
+    const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
+    let s3Put = skipped;
+    let s3Get = skipped;
+    let awsBase = { put: skipped, get: skipped };
+    if (withAwsCli) {
+      const awsSrc = await freshSource('aws.in');
+      s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
+      s3Get = await timed(pids, 'awscli-get', () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
+      await checkAndDrop(awsSrc, join(dir, 's3.out'), 'the S3 GET');
+      natives.push(await nativeRound(3));
+      awsBase = { put: meanTimed(natives[1]!.put, natives[2]!.put), get: meanTimed(natives[1]!.get, natives[2]!.get) };
+    }
+    const nativePut = natives.map((r) => r.put).reduce(meanTimed);
+    const nativeGet = natives.map((r) => r.get).reduce(meanTimed);
 
     // Signed in this process (UNSIGNED-PAYLOAD, as SDKs send over TLS), over the global keep-alive agent.
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const body = randomBytes(OBJECT_BYTES);
     let failures = 0;
-    const puts = await perOp(pids, () => rate(small, inflight, async (i) => {
+    const puts = await perOp(pids, () => rate(withSmall ? small : 0, inflight, async (i) => {
       const r = await s3Request(creds, { method: 'PUT', path: `/bench/small/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200) failures++;
     }));
@@ -196,14 +239,15 @@ export async function main(args: string[]): Promise<void> {
 
     const mbps = (t: Timed) => size / 2 ** 20 / (t.ms / 1000);
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
-    const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20) });
+    const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20), s3NodeMsPerMiB: t.s3NodeCpuMs / (size / 2 ** 20) });
     const result = {
       size,
-      native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet) },
+      native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet), rounds: natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get) })) },
       s3: { putMs: s3Put.ms, getMs: s3Get.ms, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get), putCpu: cpu(s3Put), getCpu: cpu(s3Get) },
       sdk: { putMs: sdkPut.ms, getMs: sdkGet.ms, putMiBps: mbps(sdkPut), getMiBps: mbps(sdkGet), putCpu: cpu(sdkPut), getCpu: cpu(sdkGet) },
-      ratios: { put: nativePut.ms / s3Put.ms, get: nativeGet.ms / s3Get.ms },
-      sdkRatios: { put: nativePut.ms / sdkPut.ms, get: nativeGet.ms / sdkGet.ms },
+      // Each against the native rounds just before and just after it.
+      ratios: { put: awsBase.put.ms / s3Put.ms, get: awsBase.get.ms / s3Get.ms },
+      sdkRatios: { put: sdkBase.put.ms / sdkPut.ms, get: sdkBase.get.ms / sdkGet.ms },
       small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, getPasses: passes, firstPassGetPerSecond: firstPass, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
     };
     if (json) {
@@ -212,15 +256,15 @@ export async function main(args: string[]): Promise<void> {
     }
     const verdict = (ok: boolean) => (ok ? 'meets' : 'below');
     const us = (c: OpCpu) => `${c.client.toFixed(0)} + ${c.s3Node.toFixed(0)} + ${c.otherNodes.toFixed(0)}`;
-    const c = (x: { clientMsPerMiB: number; serverMsPerMiB: number }) => `${x.clientMsPerMiB.toFixed(1)}+${x.serverMsPerMiB.toFixed(1)}`;
+    const c = (x: { clientMsPerMiB: number; serverMsPerMiB: number; s3NodeMsPerMiB: number }) => `${x.clientMsPerMiB.toFixed(1)}+${x.serverMsPerMiB.toFixed(1)} (node 0 ${x.s3NodeMsPerMiB.toFixed(1)})`;
     process.stdout.write(
       [
         `S3 benchmark, 3 local disk nodes, R=3; object of ${formatBytes(size)}`,
-        `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get)`,
+        `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get; mean of rounds ${result.native.rounds.map((r) => `${r.putMiBps.toFixed(0)}/${r.getMiBps.toFixed(0)}`).join(', ')}, one before and one after each S3 client)`,
         `  aws-cli put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
         `  SDK     put ${result.sdk.putMiBps.toFixed(1)} MiB/s   get ${result.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
         `  ratio   aws-cli put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×;   SDK put ${result.sdkRatios.put.toFixed(2)}×   get ${result.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(result.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(result.sdkRatios.get >= LARGE_GOAL)})`,
-        `  CPU ms/MiB client+nodes: native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; aws-cli put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}; SDK put ${c(result.sdk.putCpu)} get ${c(result.sdk.getCpu)}`,
+        `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; aws-cli put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}; SDK put ${c(result.sdk.putCpu)} get ${c(result.sdk.getCpu)}`,
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
         '',
