@@ -31,6 +31,7 @@ import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { UNSIGNED_PAYLOAD } from '../src/s3/sigv4.js';
 import { s3 as s3Request, type S3Creds } from '../test/helpers/s3-client.js';
 import { awsEnv, mustRun, startS3Cluster } from '../test/helpers/s3-cluster.js';
+import { mean } from './bench-stats.js';
 import { flag, intArg } from './cli-args.js';
 import { processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 import { sdkTransfers } from './s3-sdk.js';
@@ -70,10 +71,10 @@ interface Timed {
   s3NodeCpuMs: number;
 }
 
-/** The mean of two steps (a baseline measured before and after the step it is compared with). */
-function meanTimed(a: Timed, b: Timed): Timed {
-  const m = (x: number, y: number) => (x + y) / 2;
-  return { ms: m(a.ms, b.ms), clientCpuMs: m(a.clientCpuMs, b.clientCpuMs), serverCpuMs: m(a.serverCpuMs, b.serverCpuMs), s3NodeCpuMs: m(a.s3NodeCpuMs, b.s3NodeCpuMs) };
+/** The mean of steps, field by field: the native rounds around a step are its baseline. */
+function meanTimed(ts: readonly Timed[]): Timed {
+  const m = (f: (t: Timed) => number) => mean(ts.map(f));
+  return { ms: m((t) => t.ms), clientCpuMs: m((t) => t.clientCpuMs), serverCpuMs: m((t) => t.serverCpuMs), s3NodeCpuMs: m((t) => t.s3NodeCpuMs) };
 }
 
 let profiling = false;
@@ -196,7 +197,8 @@ export async function main(args: string[]): Promise<void> {
     sdk.close();
     await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
     natives.push(await nativeRound(2));
-    const sdkBase = { put: meanTimed(natives[0]!.put, natives[1]!.put), get: meanTimed(natives[0]!.get, natives[1]!.get) };
+    const around = (i: number) => ({ put: meanTimed([natives[i]!.put, natives[i + 1]!.put]), get: meanTimed([natives[i]!.get, natives[i + 1]!.get]) });
+    const sdkBase = around(0);
 
     const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
     let s3Put = skipped;
@@ -208,10 +210,10 @@ export async function main(args: string[]): Promise<void> {
       s3Get = await timed(pids, 'awscli-get', () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
       await checkAndDrop(awsSrc, join(dir, 's3.out'), 'the S3 GET');
       natives.push(await nativeRound(3));
-      awsBase = { put: meanTimed(natives[1]!.put, natives[2]!.put), get: meanTimed(natives[1]!.get, natives[2]!.get) };
+      awsBase = around(1);
     }
-    const nativePut = natives.map((r) => r.put).reduce(meanTimed);
-    const nativeGet = natives.map((r) => r.get).reduce(meanTimed);
+    const nativePut = meanTimed(natives.map((r) => r.put));
+    const nativeGet = meanTimed(natives.map((r) => r.get));
 
     // Signed in this process (UNSIGNED-PAYLOAD, as SDKs send over TLS), over the global keep-alive agent.
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
