@@ -9,12 +9,14 @@
  *
  * Bodies are cut into 64 KiB reads, as a socket delivers them; the aws-chunked one is what
  * `@aws-sdk/client-s3` sends over HTTP (64 KiB chunks, STREAMING-UNSIGNED-PAYLOAD-TRAILER with a
- * CRC32 trailer), the signed-SHA-256 one what aws-cli sends over plain HTTP.
+ * CRC32 trailer), the signed-SHA-256 one what aws-cli sends over plain HTTP. A CRC32C trailer,
+ * which a client may choose, is computed by a JavaScript library (Node has no CRC32C).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
+import { Crc32c } from '@aws-crypto/crc32c';
 import { formatBytes, parseSize } from '../src/cli/format.js';
 import type { PayloadCheck } from '../src/s3/auth.js';
 import { verifiedBody } from '../src/s3/body.js';
@@ -32,18 +34,21 @@ function reads(wire: Buffer): Buffer[] {
   return out;
 }
 
-function awsChunked(data: Buffer): Buffer {
+/** The body as aws-chunked with a trailing checksum: `sum` is its base64 value over the data. */
+function awsChunked(data: Buffer, algo: 'crc32' | 'crc32c', sum: string): Buffer {
   const parts: Buffer[] = [];
-  let crc = 0;
   for (let i = 0; i < data.length; i += AWS_CHUNK_BYTES) {
     const piece = data.subarray(i, i + AWS_CHUNK_BYTES);
     parts.push(Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n'));
-    crc = crc32(piece, crc);
   }
-  const sum = Buffer.alloc(4);
-  sum.writeUInt32BE(crc >>> 0);
-  parts.push(Buffer.from(`0\r\nx-amz-checksum-crc32:${sum.toString('base64')}\r\n\r\n`));
+  parts.push(Buffer.from(`0\r\nx-amz-checksum-${algo}:${sum}\r\n\r\n`));
   return Buffer.concat(parts);
+}
+
+function crcBase64(v: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v >>> 0);
+  return b.toString('base64');
 }
 
 interface Case {
@@ -67,7 +72,8 @@ export async function main(args: string[]): Promise<void> {
   const rounds = Math.min(intArg(args, '--rounds', 3), MAX_ROUNDS);
   const data = randomBytes(size);
   const plain = reads(data);
-  const chunked = reads(awsChunked(data));
+  const chunked = reads(awsChunked(data, 'crc32', crcBase64(crc32(data))));
+  const chunkedC = reads(awsChunked(data, 'crc32c', crcBase64(new Crc32c().update(data).digest())));
   const sha = createHash('sha256').update(data).digest('hex');
   // No case here is signed chunk by chunk, so the chunk-signing key is never used.
   const noChunkSigning = { signingKey: Buffer.alloc(32), seedSignature: '', amzDate: '', scope: '' };
@@ -78,6 +84,7 @@ export async function main(args: string[]): Promise<void> {
     { name: 'native: the body as read', run: () => drain(Readable.from(plain), false) },
     { name: 'SDK: aws-chunked, CRC32 trailer', run: () => drain(checked(chunked, sdkHeaders, sdkPayload), false) },
     { name: 'SDK: the same + MD5 (ETag)', run: () => drain(checked(chunked, sdkHeaders, sdkPayload), true) },
+    { name: 'aws-chunked, CRC32C trailer', run: () => drain(checked(chunkedC, { ...sdkHeaders, 'x-amz-trailer': 'x-amz-checksum-crc32c' }, sdkPayload), false) },
     { name: 'aws-cli: signed SHA-256', run: () => drain(checked(plain, { 'content-length': String(size) }, { kind: 'sha256', hex: sha }), false) },
     { name: 'aws-cli: the same + MD5 (ETag)', run: () => drain(checked(plain, { 'content-length': String(size) }, { kind: 'sha256', hex: sha }), true) },
   ];
