@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { Crc32c } from '@aws-crypto/crc32c';
+import { crc32c } from './crc32c.js';
 import { S3Error } from './errors.js';
 
 export const CHECKSUM_ALGORITHMS = ['crc32', 'crc32c', 'sha1', 'sha256'] as const;
@@ -26,21 +26,18 @@ interface Running {
   digest(): Buffer;
 }
 
+/** A CRC's running value, its digest the 4 big-endian bytes S3 writes. */
+function runningCrc(step: (b: Buffer, crc: number) => number): Running {
+  let v = 0;
+  return {
+    update: (b) => { v = step(b, v); },
+    digest: () => { const o = Buffer.alloc(4); o.writeUInt32BE(v >>> 0); return o; },
+  };
+}
+
 function running(algo: ChecksumAlgorithm): Running {
-  if (algo === 'crc32') {
-    let v = 0;
-    return {
-      update: (b) => { v = crc32(b, v); },
-      digest: () => { const o = Buffer.alloc(4); o.writeUInt32BE(v >>> 0); return o; },
-    };
-  }
-  if (algo === 'crc32c') {
-    const c = new Crc32c();
-    return {
-      update: (b) => { c.update(b); },
-      digest: () => { const o = Buffer.alloc(4); o.writeUInt32BE(c.digest() >>> 0); return o; },
-    };
-  }
+  if (algo === 'crc32') return runningCrc(crc32);
+  if (algo === 'crc32c') return runningCrc(crc32c);
   const h: Hash = createHash(algo);
   return { update: (b) => { h.update(b); }, digest: () => h.digest() };
 }
