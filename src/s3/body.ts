@@ -103,20 +103,19 @@ export function verifiedBody(source: Readable, h: IncomingHttpHeaders, payload: 
 }
 
 /**
- * `source.pipe(check)` with errors carried both ways, as `pipeline` does: a failing source fails
- * the check, and a check that ends early (failed, or given up by its reader) stops the source.
- * `pipeline` made an AbortController per call and aborted it when the pipe finished, and the
- * DOMException that abort builds (with its stack) was 3 % of an S3 node's CPU under small PUTs.
+ * `source.pipe(check)`, with a failing or cut-short source failing the check. A check that ends
+ * early (failed, or given up by its reader) unpipes, leaving the rest of the body unread: the
+ * error answer still goes out, with `connection: close` (server.ts), where destroying the request
+ * would cut the connection before it. `pipeline` did this with an AbortController per call,
+ * aborted when the pipe finished; the DOMException that abort builds (with its stack) was 3 % of
+ * an S3 node's CPU under small PUTs.
  */
 function feed(source: Readable, check: Transform): void {
-  const onSourceError = (err: Error) => check.destroy(err);
-  source.once('error', onSourceError);
+  // Both stay for the request's life (destroying a check that already ended does nothing), so an
+  // error of the request after its check is gone still has a listener.
+  source.on('error', (err: Error) => check.destroy(err));
   source.once('close', () => {
-    if (!source.readableEnded) check.destroy(new S3Error('IncompleteBody', 'the request body ended before its end (the connection closed); nothing was stored'));
-  });
-  check.once('close', () => {
-    source.off('error', onSourceError);
-    if (!source.readableEnded) source.destroy();
+    if (!source.readableEnded) check.destroy(new S3Error('IncompleteBody', 'the connection closed before the request body ended; nothing was stored'));
   });
   source.pipe(check);
 }
