@@ -302,8 +302,9 @@ export class EntryStore {
   }
 
   /**
-   * Folds one change into the digests on its leaf's path, in `folds` (by tree key): a batch
-   * shares its upper nodes, so each is read and written once per transaction, not once per entry.
+   * Folds one change into the digests on its leaf's path: the inner ones held in memory at once,
+   * the leaf in `folds` (by tree key), so a leaf that several entries of a batch share is read and
+   * written once per transaction.
    */
   #fold(folds: Map<string, Buffer>, partition: number, leaf: number, removed: Buffer | undefined, added: Buffer | undefined): void {
     const inner = this.#innerOf(partition);
