@@ -13,11 +13,14 @@
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s),
  *    and the CPU each of them cost: this process, the S3 node and the other nodes, in µs per op.
  *
- *   npm run bench -- s3 [--size 1G] [--small 4000] [--inflight 32] [--get-passes 3] [--cpu-prof DIR] [--no-small] [--no-aws-cli] [--json]
+ *   npm run bench -- s3 [--size 1G] [--small 4000] [--warm-up N] [--inflight 32] [--get-passes 3] [--cpu-prof DIR] [--no-small] [--no-large] [--no-aws-cli] [--json]
  *
+ * `--warm-up N` 4 KiB PUTs (default: as many as `--small`, at most 1,000) go before the measured
+ * ones, to other keys, and are not counted: V8 compiles the hot paths of the nodes and of this
+ * process in the first thousand or so requests, which cost 20–30 % more CPU each than later ones.
  * `--cpu-prof DIR` writes each node's CPU profile there when the run ends (node 0 serves S3).
- * `--no-small` skips the 4 KiB phases and `--no-aws-cli` the aws-cli steps, so a profile holds
- * only the large steps, or only the SDK's against the native ones.
+ * `--no-small` skips the 4 KiB phases, `--no-large` the large-object steps (native, SDK, aws-cli)
+ * and `--no-aws-cli` the aws-cli steps, so a profile holds only the steps it is about.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -43,6 +46,8 @@ const OBJECT_BYTES = 4096;
 /** Small objects measured at most, and the longest a phase may run before it stops counting. */
 const MAX_SMALL = 100_000;
 const PHASE_LIMIT_MS = 120_000;
+/** 4 KiB PUTs made before the measured ones by default (`--warm-up`). */
+const MAX_WARM_UP = 1000;
 /** Reads of each small object in the GET phase, at most. */
 const MAX_GET_PASSES = 10;
 
@@ -139,11 +144,15 @@ async function md5File(path: string): Promise<string> {
 export async function main(args: string[]): Promise<void> {
   const size = parseSize(flag(args, '--size') ?? '1G', '--size');
   const small = Math.min(intArg(args, '--small', 4000), MAX_SMALL);
+  const warmUpFlag = flag(args, '--warm-up');
+  const warmUp = warmUpFlag === undefined ? Math.min(small, MAX_WARM_UP) : Math.min(Number(warmUpFlag), MAX_SMALL);
+  if (!Number.isSafeInteger(warmUp) || warmUp < 0) throw new Error('--warm-up must be a whole number of PUTs (0 for none)');
   const inflight = intArg(args, '--inflight', 32);
   const passes = Math.min(Math.max(1, intArg(args, '--get-passes', 3)), MAX_GET_PASSES);
   const json = args.includes('--json');
   const withSmall = !args.includes('--no-small');
   const withAwsCli = !args.includes('--no-aws-cli');
+  const withLarge = !args.includes('--no-large');
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-s3-'));
   const profDir = flag(args, '--cpu-prof');
   profiling = profDir !== undefined;
@@ -184,45 +193,65 @@ export async function main(args: string[]): Promise<void> {
       await checkAndDrop(src, join(dir, 'native.out'), 'tessera get');
       return { put, get };
     };
-    const natives = [await nativeRound(1)];
+    const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
+    const largeSteps = async () => {
+      const natives = [await nativeRound(1)];
 
-    const env = awsEnv(key, dir);
-    await writeFile(env.AWS_CONFIG_FILE!, '[default]\nregion = us-east-1\n');
-    const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
-    await aws('s3', 'mb', 's3://bench');
-    const sdk = await sdkTransfers(s3.endpoint, key);
-    const sdkSrc = await freshSource('sdk.in');
-    const sdkPut = await timed(pids, 'sdk-put', () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
-    const sdkGet = await timed(pids, 'sdk-get', () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
-    sdk.close();
-    await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
-    natives.push(await nativeRound(2));
-    const around = (i: number) => ({ put: meanTimed([natives[i]!.put, natives[i + 1]!.put]), get: meanTimed([natives[i]!.get, natives[i + 1]!.get]) });
-    const sdkBase = around(0);
+      const env = awsEnv(key, dir);
+      await writeFile(env.AWS_CONFIG_FILE!, '[default]\nregion = us-east-1\n');
+      const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
+      await aws('s3', 'mb', 's3://bench');
+      const sdk = await sdkTransfers(s3.endpoint, key);
+      const sdkSrc = await freshSource('sdk.in');
+      const sdkPut = await timed(pids, 'sdk-put', () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
+      const sdkGet = await timed(pids, 'sdk-get', () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
+      sdk.close();
+      await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
+      natives.push(await nativeRound(2));
+      const around = (i: number) => ({ put: meanTimed([natives[i]!.put, natives[i + 1]!.put]), get: meanTimed([natives[i]!.get, natives[i + 1]!.get]) });
+      const sdkBase = around(0);
 
-    const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
-    let s3Put = skipped;
-    let s3Get = skipped;
-    let awsBase = { put: skipped, get: skipped };
-    if (withAwsCli) {
-      const awsSrc = await freshSource('aws.in');
-      s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
-      s3Get = await timed(pids, 'awscli-get', () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
-      await checkAndDrop(awsSrc, join(dir, 's3.out'), 'the S3 GET');
-      natives.push(await nativeRound(3));
-      awsBase = around(1);
+      const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
+      let s3Put = skipped;
+      let s3Get = skipped;
+      let awsBase = { put: skipped, get: skipped };
+      if (withAwsCli) {
+        const awsSrc = await freshSource('aws.in');
+        s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
+        s3Get = await timed(pids, 'awscli-get', () => aws('s3', 'cp', '--no-progress', 's3://bench/large', join(dir, 's3.out')));
+        await checkAndDrop(awsSrc, join(dir, 's3.out'), 'the S3 GET');
+        natives.push(await nativeRound(3));
+        awsBase = around(1);
+      }
+      const nativePut = meanTimed(natives.map((r) => r.put));
+      const nativeGet = meanTimed(natives.map((r) => r.get));
+      return { natives, nativePut, nativeGet, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkBase };
+    };
+    const big = withLarge ? await largeSteps() : undefined;
+    if (!withLarge) {
+      const made = await s3Request(creds, { method: 'PUT', path: '/bench' });
+      if (made.status !== 200) throw new Error(`CreateBucket answered ${made.status}`);
     }
-    const nativePut = meanTimed(natives.map((r) => r.put));
-    const nativeGet = meanTimed(natives.map((r) => r.get));
 
     // Signed in this process (UNSIGNED-PAYLOAD, as SDKs send over TLS), over the global keep-alive agent.
-    const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const body = randomBytes(OBJECT_BYTES);
     let failures = 0;
+    await rate(withSmall ? warmUp : 0, inflight, async (i) => {
+      const r = await s3Request(creds, { method: 'PUT', path: `/bench/warm-up/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
+      if (r.status !== 200) failures++;
+    });
+    // The PUT phase on the monotonic clock V8's profiles use, to cut it out of the nodes' profiles.
+    const putBegan = process.hrtime.bigint() / 1000n;
     const puts = await perOp(pids, () => rate(withSmall ? small : 0, inflight, async (i) => {
       const r = await s3Request(creds, { method: 'PUT', path: `/bench/small/${i}`, body, payloadHash: UNSIGNED_PAYLOAD });
       if (r.status !== 200) failures++;
     }));
+    const putEnded = process.hrtime.bigint() / 1000n;
+    // How the PUTs' table writes were coalesced: batches the nodes sent, transactions the holders made.
+    const statuses = await Promise.all(s3.cluster.nodes.map((n) => n.client.status()));
+    const sum = (xs: Array<{ batches?: number; commits?: number; entries?: number; jobs?: number } | undefined>, k: 'batches' | 'commits' | 'entries' | 'jobs') => xs.reduce((a, x) => a + (x?.[k] ?? 0), 0);
+    const putBatches = { batches: sum(statuses.map((st) => st.metadata?.writeBatches), 'batches'), entries: sum(statuses.map((st) => st.metadata?.writeBatches), 'entries'), commits: sum(statuses.map((st) => st.metadata?.storeCommits), 'commits') };
+    if (profDir !== undefined) process.stderr.write(`4 KiB PUT phase: monotonic µs ${putBegan}-${putEnded}\n`);
     // Each object is read `passes` times: one pass of 2,000 GETs lasts well under a second, so it
     // measures the nodes' warm-up as much as their steady rate; the first pass is printed apart.
     let firstPass = 0;
@@ -242,15 +271,18 @@ export async function main(args: string[]): Promise<void> {
     const mbps = (t: Timed) => size / 2 ** 20 / (t.ms / 1000);
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
     const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20), s3NodeMsPerMiB: t.s3NodeCpuMs / (size / 2 ** 20) });
+    const largeResult = big && {
+      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get) })) },
+      s3: { putMs: big.s3Put.ms, getMs: big.s3Get.ms, putMiBps: mbps(big.s3Put), getMiBps: mbps(big.s3Get), putCpu: cpu(big.s3Put), getCpu: cpu(big.s3Get) },
+      sdk: { putMs: big.sdkPut.ms, getMs: big.sdkGet.ms, putMiBps: mbps(big.sdkPut), getMiBps: mbps(big.sdkGet), putCpu: cpu(big.sdkPut), getCpu: cpu(big.sdkGet) },
+      // Each against the native rounds just before and just after it.
+      ratios: { put: big.awsBase.put.ms / big.s3Put.ms, get: big.awsBase.get.ms / big.s3Get.ms },
+      sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.sdkBase.get.ms / big.sdkGet.ms },
+    };
     const result = {
       size,
-      native: { putMs: nativePut.ms, getMs: nativeGet.ms, putMiBps: mbps(nativePut), getMiBps: mbps(nativeGet), putCpu: cpu(nativePut), getCpu: cpu(nativeGet), rounds: natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get) })) },
-      s3: { putMs: s3Put.ms, getMs: s3Get.ms, putMiBps: mbps(s3Put), getMiBps: mbps(s3Get), putCpu: cpu(s3Put), getCpu: cpu(s3Get) },
-      sdk: { putMs: sdkPut.ms, getMs: sdkGet.ms, putMiBps: mbps(sdkPut), getMiBps: mbps(sdkGet), putCpu: cpu(sdkPut), getCpu: cpu(sdkGet) },
-      // Each against the native rounds just before and just after it.
-      ratios: { put: awsBase.put.ms / s3Put.ms, get: awsBase.get.ms / s3Get.ms },
-      sdkRatios: { put: sdkBase.put.ms / sdkPut.ms, get: sdkBase.get.ms / sdkGet.ms },
-      small: { objects: puts.done, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, getPasses: passes, firstPassGetPerSecond: firstPass, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
+      ...largeResult,
+      small: { objects: puts.done, warmUpPuts: withSmall ? warmUp : 0, tableWrites: putBatches, putPerSecond: puts.perSecond, getPerSecond: gets.perSecond, getPasses: passes, firstPassGetPerSecond: firstPass, inflight, failures, putCpuUs: puts.cpuUs, getCpuUs: gets.cpuUs },
     };
     if (json) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -261,14 +293,17 @@ export async function main(args: string[]): Promise<void> {
     const c = (x: { clientMsPerMiB: number; serverMsPerMiB: number; s3NodeMsPerMiB: number }) => `${x.clientMsPerMiB.toFixed(1)}+${x.serverMsPerMiB.toFixed(1)} (node 0 ${x.s3NodeMsPerMiB.toFixed(1)})`;
     process.stdout.write(
       [
-        `S3 benchmark, 3 local disk nodes, R=3; object of ${formatBytes(size)}`,
-        `  native  put ${result.native.putMiBps.toFixed(1)} MiB/s   get ${result.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get; mean of rounds ${result.native.rounds.map((r) => `${r.putMiBps.toFixed(0)}/${r.getMiBps.toFixed(0)}`).join(', ')}, one before and one after each S3 client)`,
-        `  aws-cli put ${result.s3.putMiBps.toFixed(1)} MiB/s   get ${result.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
-        `  SDK     put ${result.sdk.putMiBps.toFixed(1)} MiB/s   get ${result.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
-        `  ratio   aws-cli put ${result.ratios.put.toFixed(2)}×   get ${result.ratios.get.toFixed(2)}×;   SDK put ${result.sdkRatios.put.toFixed(2)}×   get ${result.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(result.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(result.sdkRatios.get >= LARGE_GOAL)})`,
-        `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(result.native.putCpu)} get ${c(result.native.getCpu)}; aws-cli put ${c(result.s3.putCpu)} get ${c(result.s3.getCpu)}; SDK put ${c(result.sdk.putCpu)} get ${c(result.sdk.getCpu)}`,
-        `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
+        `S3 benchmark, 3 local disk nodes, R=3${largeResult ? `; object of ${formatBytes(size)}` : ' (large-object steps skipped)'}`,
+        ...(largeResult ? [
+          `  native  put ${largeResult.native.putMiBps.toFixed(1)} MiB/s   get ${largeResult.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get; mean of rounds ${largeResult.native.rounds.map((r) => `${r.putMiBps.toFixed(0)}/${r.getMiBps.toFixed(0)}`).join(', ')}, one before and one after each S3 client)`,
+          `  aws-cli put ${largeResult.s3.putMiBps.toFixed(1)} MiB/s   get ${largeResult.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
+          `  SDK     put ${largeResult.sdk.putMiBps.toFixed(1)} MiB/s   get ${largeResult.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
+          `  ratio   aws-cli put ${largeResult.ratios.put.toFixed(2)}×   get ${largeResult.ratios.get.toFixed(2)}×;   SDK put ${largeResult.sdkRatios.put.toFixed(2)}×   get ${largeResult.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(largeResult.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
+          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}`,
+        ] : []),
+        `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each after ${withSmall ? warmUp : 0} PUTs not counted: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
+        `  table writes up to the end of the PUTs: ${putBatches.entries} entries in ${putBatches.batches} batches (${(putBatches.entries / Math.max(1, putBatches.batches)).toFixed(1)} on average), ${putBatches.commits} transactions on the 3 holders`,
         '',
       ].join('\n'),
     );

@@ -60,6 +60,25 @@ export function updateDigest(digest: Uint8Array, removed: Uint8Array | undefined
   return out;
 }
 
+/**
+ * Adds one node's digest into another in place (`into` at byte `at`): an inner node is the XOR
+ * and sum of its children, so folding every leaf into its ancestors rebuilds them.
+ */
+export function addDigestInto(into: Buffer, at: number, digest: Uint8Array): void {
+  if (digest.length !== NODE_DIGEST_BYTES || at < 0 || at + NODE_DIGEST_BYTES > into.length) throw badInput(`cannot add a ${digest.length}-byte digest at byte ${at} of ${into.length}`);
+  for (let i = 0; i < DIGEST_HASH_BYTES; i++) into[at + i]! ^= digest[i]!;
+  const count = into.readUInt32BE(at + DIGEST_HASH_BYTES) + Buffer.from(digest.buffer, digest.byteOffset, digest.length).readUInt32BE(DIGEST_HASH_BYTES);
+  into.writeUInt32BE(count >>> 0, at + DIGEST_HASH_BYTES);
+}
+
+/** Nodes above the leaves (levels 0 to TREE_DEPTH - 1), and where a node sits among them. */
+export const INNER_NODES = (nodesAtLevel(TREE_DEPTH) - 1) / (TREE_FANOUT - 1);
+export function innerIndex(level: number, index: number): number {
+  checkTreePosition(level, index);
+  if (level === TREE_DEPTH) throw badInput('a leaf is not an inner node');
+  return (nodesAtLevel(level) - 1) / (TREE_FANOUT - 1) + index;
+}
+
 export function digestCount(digest: Uint8Array): number {
   return Buffer.from(digest.buffer, digest.byteOffset, digest.length).readUInt32BE(DIGEST_HASH_BYTES);
 }

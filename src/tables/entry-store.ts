@@ -3,7 +3,8 @@
  * a key derived from the data key so a raw scan of the data directory finds no name or object key
  * (only full nodes open it; a storage-only node has no key and no tables). Three databases:
  * entries by stored key (sort-key order within a partition key), a per-leaf key index carrying each
- * entry's hash (what two replicas compare), and the digest tree nodes. A merge updates all three
+ * entry's hash (what two replicas compare), and the digest tree's leaves (its inner levels are
+ * held in memory, rebuilt from the leaves). A merge updates all three
  * in one transaction, and resolves once that transaction is on disk; merges and writes handed over
  * while a commit is out share the next one (group-commit.ts), one transaction and one fsync for
  * the batches of every origin.
@@ -18,8 +19,8 @@ import { dbError } from '../store/index.js';
 import { compareVersions, decodeStored, encodeStored, type EntryKey, type StoredVersion, type TableEntry } from './entry.js';
 import { GroupCommit, type GroupCommitStats } from './group-commit.js';
 import { BoundedCache } from './bounded-cache.js';
-import { ancestorAt, checkTreePosition, EMPTY_DIGEST, TREE_DEPTH, updateDigest } from './digest-tree.js';
-import { checkPartition, decodeStorageKey, groupPrefix, leafOf, prefixEnd, SEAL_SORT_KEY, storageKey } from './keys.js';
+import { addDigestInto, ancestorAt, checkTreePosition, EMPTY_DIGEST, INNER_NODES, innerIndex, NODE_DIGEST_BYTES, TREE_DEPTH, updateDigest } from './digest-tree.js';
+import { checkPartition, decodeStorageKey, groupPrefix, leafOf, PARTITION_COUNT, prefixEnd, SEAL_SORT_KEY, storageKey } from './keys.js';
 
 /** Entries one scan may return; keeps a reply under the control-section limit. */
 export const MAX_SCAN_LIMIT = 1000;
@@ -30,11 +31,17 @@ export const MAX_LEAF_KEYS = 2000;
 /** Stored keys removed per transaction when a partition is dropped, so one drop never holds a huge write. */
 export const DROP_BATCH = 500;
 /**
- * Digest-tree nodes kept in memory (36-byte digests): every write folds its MAC into one node per
- * level, and each read through the encrypted page cache costs 12–25 µs. 16,384 nodes hold the
- * upper levels of every partition (256 × 273) with room for the busiest leaves, in about 3 MiB.
+ * Leaf digests kept in memory (36 bytes each): every write folds its MAC into its leaf's digest,
+ * and each read through the encrypted page cache costs 12–25 µs. 16,384 leaves (four partitions'
+ * worth, or the busiest leaves of many) in about 3 MiB.
  */
 export const MAX_CACHED_TREE_NODES = 16_384;
+/**
+ * Partitions whose inner digest levels (everything above the leaves) are held in memory: all of
+ * them, at INNER_NODES × 36 bytes (about 9.6 KiB) each, 2.4 MiB in all. Only the leaves are
+ * stored; the inner levels are rebuilt from them the first time a partition is used after start.
+ */
+export const MAX_INNER_PARTITIONS = PARTITION_COUNT;
 /** Partition keys whose seal state (closed or not) is kept in memory, for judging client writes. */
 export const MAX_CACHED_SEALS = 4096;
 /** LMDB's page cipher takes a 32-character key. */
@@ -121,6 +128,15 @@ export class EntryStore {
    */
   readonly #treeCache = new BoundedCache<Buffer>(MAX_CACHED_TREE_NODES);
   readonly #sealCache = new BoundedCache<boolean>(MAX_CACHED_SEALS);
+  /**
+   * Each partition's inner digests (levels 0 to TREE_DEPTH - 1, INNER_NODES of them), derived
+   * from its stored leaves. A transaction wrote a partition's whole path, one node per level, and
+   * the levels above the leaves were half the tree writes of a batch (a batch of ten entries
+   * touches about ten leaves but also the root, seven level-1 and ten level-2 nodes): they are
+   * kept here instead, updated with the leaves in the write transaction, and forgotten (to be
+   * rebuilt from the disk) when a transaction fails. At most MAX_INNER_PARTITIONS.
+   */
+  readonly #inner = new Map<number, Buffer>();
   #closed = false;
 
   private constructor(path: string, root: RootDatabase, temporary: boolean) {
@@ -286,15 +302,35 @@ export class EntryStore {
   }
 
   /**
-   * Folds one change into the digests on its leaf's path, in `folds` (by tree key): a batch
-   * shares its upper nodes, so each is read and written once per transaction, not once per entry.
+   * Folds one change into the digests on its leaf's path: the inner ones held in memory at once,
+   * the leaf in `folds` (by tree key), so a leaf that several entries of a batch share is read and
+   * written once per transaction.
    */
   #fold(folds: Map<string, Buffer>, partition: number, leaf: number, removed: Buffer | undefined, added: Buffer | undefined): void {
-    for (let level = 0; level <= TREE_DEPTH; level++) {
-      const tk = treeKey(partition, level, ancestorAt(leaf, level));
-      const id = tk.toString('latin1');
-      folds.set(id, updateDigest(folds.get(id) ?? this.#treeNode(tk, id), removed, added));
+    const inner = this.#innerOf(partition);
+    for (let level = 0; level < TREE_DEPTH; level++) {
+      const at = innerIndex(level, ancestorAt(leaf, level)) * NODE_DIGEST_BYTES;
+      updateDigest(inner.subarray(at, at + NODE_DIGEST_BYTES), removed, added).copy(inner, at);
     }
+    const tk = treeKey(partition, TREE_DEPTH, leaf);
+    const id = tk.toString('latin1');
+    folds.set(id, updateDigest(folds.get(id) ?? this.#treeNode(tk, id), removed, added));
+  }
+
+  /** A partition's inner digests, rebuilt from its stored leaves when not held. */
+  #innerOf(partition: number): Buffer {
+    let inner = this.#inner.get(partition);
+    if (inner !== undefined) return inner;
+    inner = Buffer.alloc(INNER_NODES * NODE_DIGEST_BYTES);
+    const end = TREE_DEPTH + 1 < 256 ? treeKey(partition, TREE_DEPTH + 1, 0) : undefined;
+    for (const { key, value } of this.#tree.getRange({ start: treeKey(partition, TREE_DEPTH, 0), ...(end ? { end } : {}) })) {
+      const leaf = key.readUInt16BE(2);
+      for (let level = 0; level < TREE_DEPTH; level++) addDigestInto(inner, innerIndex(level, ancestorAt(leaf, level)) * NODE_DIGEST_BYTES, value);
+    }
+    // Bounded by the partitions there are; the check keeps the bound honest.
+    if (this.#inner.size >= MAX_INNER_PARTITIONS) throw new TesseraError('INTERNAL', `inner digests held for ${this.#inner.size} partitions, over ${MAX_INNER_PARTITIONS}`);
+    this.#inner.set(partition, inner);
+    return inner;
   }
 
   /** A tree node as the write transaction sees it: remembered, else read (and remembered). */
@@ -326,6 +362,7 @@ export class EntryStore {
     } catch (e) {
       this.#treeCache.clear();
       this.#sealCache.clear();
+      this.#inner.clear();
       throw e;
     }
   }
@@ -401,7 +438,10 @@ export class EntryStore {
     checkPartition(partition);
     return indices.map((i) => {
       checkTreePosition(level, i);
-      return this.#tree.get(treeKey(partition, level, i)) ?? EMPTY_DIGEST;
+      if (level === TREE_DEPTH) return this.#tree.get(treeKey(partition, level, i)) ?? EMPTY_DIGEST;
+      const at = innerIndex(level, i) * NODE_DIGEST_BYTES;
+      // A copy: the held digests change in place as writes come.
+      return Buffer.from(this.#innerOf(partition).subarray(at, at + NODE_DIGEST_BYTES));
     });
   }
 
@@ -447,9 +487,9 @@ export class EntryStore {
     return { ...this.#group.stats };
   }
 
-  /** Tree nodes and seal states held in memory now (each within its MAX_CACHED_* bound). */
-  get cached(): { treeNodes: number; seals: number } {
-    return { treeNodes: this.#treeCache.size, seals: this.#sealCache.size };
+  /** Leaf digests, seal states and partitions' inner digests held in memory now (each within its bound). */
+  get cached(): { treeNodes: number; seals: number; innerPartitions: number } {
+    return { treeNodes: this.#treeCache.size, seals: this.#sealCache.size, innerPartitions: this.#inner.size };
   }
 
   count(): number {

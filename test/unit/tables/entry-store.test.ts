@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTesseraError } from '../../../src/errors.js';
 import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
-import { EntryStore, lmdbEncryptionKey, MAX_CACHED_SEALS, MAX_CACHED_TREE_NODES, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+import { EntryStore, lmdbEncryptionKey, MAX_CACHED_SEALS, MAX_CACHED_TREE_NODES, MAX_INNER_PARTITIONS, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
 import { open as openLmdb } from 'lmdb';
-import { digestOf, digestCount, EMPTY_DIGEST, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
-import { LEAF_COUNT, partitionOf, SEAL_SORT_KEY, storageKey } from '../../../src/tables/keys.js';
+import { ancestorAt, digestOf, digestCount, EMPTY_DIGEST, nodesAtLevel, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
+import { LEAF_COUNT, leafOf, partitionOf, SEAL_SORT_KEY, storageKey } from '../../../src/tables/keys.js';
 
 const MAC = randomBytes(32);
 const DISK = randomBytes(32);
@@ -162,8 +162,8 @@ test('a call of a group that cannot be judged fails alone and writes nothing; th
 test('the tree nodes and seals a write remembers stay true past their bounds, through rewrites, seals and drops', async () => {
   const s = await EntryStore.open(null, DISK);
   try {
-    // Enough partition keys that their tree paths overflow the remembered nodes many times.
-    const pks = Array.from({ length: 3000 }, (_, i) => `bucket-${i}`);
+    // Enough partition keys that their leaves overflow the remembered ones.
+    const pks = Array.from({ length: 6000 }, (_, i) => `bucket-${i}`);
     const held = new Map<string, TableEntry>();
     for (const round of [1, 2]) {
       for (let i = 0; i < pks.length; i += 500) {
@@ -180,6 +180,7 @@ test('the tree nodes and seals a write remembers stay true past their bounds, th
       byPartition.set(p, [...(byPartition.get(p) ?? []), x.mac]);
     }
     for (const [p, macs] of byPartition) assert.ok(s.root(p).equals(digestOf(macs)), `partition ${p}: the root is the digest of what is held`);
+    assert.ok(s.cached.innerPartitions <= MAX_INNER_PARTITIONS, `${s.cached.innerPartitions} partitions' inner digests held`);
 
     // A seal learnt from a replica closes the key to client writes, its removal opens it again,
     // and a dropped partition forgets it.
@@ -200,3 +201,58 @@ test('the tree nodes and seals a write remembers stay true past their bounds, th
     await s.close();
   }
 });
+
+test('the inner digests held in memory equal those computed from the stored entries, and are rebuilt the same after a reopen', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-inner-'));
+  try {
+    const pk = 'bucket-inner';
+    const p = partitionOf('object', pk);
+    // Every node of every level, from scratch: the XOR and count of the MACs of the keys under it.
+    const expected = (held: readonly TableEntry[]) => {
+      const out = new Map<string, Buffer[]>();
+      for (const x of held) {
+        const leaf = leafOfKey(x);
+        for (let level = 0; level < TREE_DEPTH; level++) {
+          const id = `${level}/${ancestorAt(leaf, level)}`;
+          out.set(id, [...(out.get(id) ?? []), x.mac]);
+        }
+      }
+      return out;
+    };
+    const check = (s: EntryStore, held: readonly TableEntry[], what: string) => {
+      const want = expected(held);
+      for (let level = 0; level < TREE_DEPTH; level++) {
+        const idx = Array.from({ length: nodesAtLevel(level) }, (_, i) => i);
+        const got = s.treeNodes(p, level, idx);
+        for (const i of idx) assert.ok(got[i]!.equals(digestOf(want.get(`${level}/${i}`) ?? [])), `${what}: level ${level} node ${i}`);
+      }
+    };
+    let s = await EntryStore.open(dir, DISK);
+    const held = new Map<string, TableEntry>();
+    try {
+      for (let round = 1; round <= 3; round++) {
+        // Rewrites of half the keys, deletions of a tenth, new keys: every kind of fold.
+        const batch = Array.from({ length: 400 }, (_, i) => e(`k${round === 1 ? i : i * 2}`, round, round === 3 && i % 10 === 0 ? null : `v${round}`, pk));
+        await s.merge(batch);
+        for (const x of batch) held.set(x.sk, x);
+      }
+      check(s, [...held.values()], 'as written');
+      const before = s.root(p);
+      await s.close();
+      s = await EntryStore.open(dir, DISK);
+      assert.equal(s.cached.innerPartitions, 0, 'nothing is held before the partition is used');
+      check(s, [...held.values()], 'after a reopen');
+      assert.ok(s.root(p).equals(before));
+      await s.dropPartition(p);
+      check(s, [], 'after a drop');
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+function leafOfKey(k: TableEntry): number {
+  return leafOf(storageKey(k));
+}
