@@ -98,17 +98,12 @@ test('a peer without the bulk plane is served over TLS, in either direction', as
   assert.equal(a.t.counters.bulkBytesOut + b.t.counters.bulkBytesOut + a.t.counters.bulkBytesIn, 0);
 });
 
-test('a bit flipped on the bulk connection fails that transfer; the handler never sees altered bytes, and the next call succeeds', async () => {
-  const seen: string[] = [];
-  const handler: RequestHandler = async (req) => {
-    seen.push(sha(req.payload));
-    return echo(req);
-  };
-  const b = await node({ bulkPlane: BULK, handler });
+/** A proxy tamper that flips one bit in the first transfer's bytes, once. */
+function firstTransferFlip(): { tamper: (piece: Buffer, offset: number) => Buffer; flipped: () => number } {
   let flipped = 0;
-  const p = await proxy({
-    target: b.addr,
-    tamperBulk: (piece, offset) => {
+  return {
+    flipped: () => flipped,
+    tamper: (piece, offset) => {
       // The first transfer's bytes start after the binding and its 8-byte header.
       const at = BIND_MESSAGE_BYTES + 8 + 5000;
       if (flipped > 0 || at < offset || at >= offset + piece.length) return piece;
@@ -117,7 +112,18 @@ test('a bit flipped on the bulk connection fails that transfer; the handler neve
       out[at - offset]! ^= 0x01;
       return out;
     },
-  });
+  };
+}
+
+test('a bit flipped on the bulk connection fails that transfer; the handler never sees altered bytes, and the next call succeeds', async () => {
+  const seen: string[] = [];
+  const handler: RequestHandler = async (req) => {
+    seen.push(sha(req.payload));
+    return echo(req);
+  };
+  const b = await node({ bulkPlane: BULK, handler });
+  const flip = firstTransferFlip();
+  const p = await proxy({ target: b.addr, tamperBulk: flip.tamper });
   const a = await node({ bulkPlane: BULK });
   await a.t.call(p.addr, 'ping', null);
   assert.ok(await waitFor(() => a.t.hasBulkTo(b.creds.nodeId)));
@@ -127,7 +133,7 @@ test('a bit flipped on the bulk connection fails that transfer; the handler neve
     assert.ok(e.code === 'CORRUPT' || e.code === 'UNAVAILABLE', e.code);
     return true;
   });
-  assert.equal(flipped, 1);
+  assert.equal(flip.flipped(), 1);
   assert.ok(b.t.counters.bulkRefused >= 1, 'the receiver counted the bad bulk connection');
   // Retried, as the files and volume layers do: a call that raced the bulk connection's close
   // fails the same way; then it goes over TLS, or on a new bulk connection once one is bound.
@@ -164,24 +170,14 @@ test('a content-addressed payload goes untagged; a bit flipped on the way reache
   const CONTENT = { ...BULK, contentAddressed: ['chunk.put'] };
   const stored = new Map<string, Buffer>();
   const b = await node({ bulkPlane: CONTENT, handler: contentChecked(stored) });
-  let flipped = 0;
-  const p = await proxy({
-    target: b.addr,
-    tamperBulk: (piece, offset) => {
-      const at = BIND_MESSAGE_BYTES + 8 + 5000;
-      if (flipped > 0 || at < offset || at >= offset + piece.length) return piece;
-      flipped++;
-      const out = Buffer.from(piece);
-      out[at - offset]! ^= 0x01;
-      return out;
-    },
-  });
+  const flip = firstTransferFlip();
+  const p = await proxy({ target: b.addr, tamperBulk: flip.tamper });
   const a = await node({ bulkPlane: CONTENT });
   await a.t.call(p.addr, 'ping', null);
   assert.ok(await waitFor(() => a.t.hasBulkTo(b.creds.nodeId)));
   const payload = randomBytes(MIB);
   await assert.rejects(a.t.call(p.addr, 'chunk.put', { id: sha(payload) }, payload), (e: unknown) => e instanceof TesseraError && e.code === 'CORRUPT');
-  assert.equal(flipped, 1);
+  assert.equal(flip.flipped(), 1);
   assert.equal(stored.size, 0, 'nothing was kept of the altered bytes');
   assert.equal(b.t.counters.bulkRefused, 0, 'no tag was checked, so the bulk connection was not refused');
   await a.t.call(p.addr, 'chunk.put', { id: sha(payload) }, payload);
