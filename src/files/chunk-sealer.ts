@@ -18,6 +18,12 @@ import { putThread } from './put-thread.js';
 
 /** Chunks of one put at the thread at once: enough to keep it busy while the loop sends. */
 export const SEAL_AHEAD = 2;
+/**
+ * Smaller chunks are sealed in line when none of the put's is at the thread (a small file's only
+ * chunk): the round trip would cost more than the sealing. Behind chunks at the thread, a small
+ * one goes there too, so the put's chunks stay in order.
+ */
+export const SEAL_OFFLOAD_MIN_BYTES = 256 << 10;
 
 /** Seals one put's chunks; one per put, as it keeps that put's plaintext buffers. */
 export class ChunkSealer {

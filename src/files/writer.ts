@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { type AuthoritySigner, MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
-import { ChunkSealer, SEAL_AHEAD } from './chunk-sealer.js';
+import { ChunkSealer, SEAL_AHEAD, SEAL_OFFLOAD_MIN_BYTES } from './chunk-sealer.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
 import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
@@ -110,7 +110,8 @@ export class FileWriter {
           await w.acquire();
           slots++;
           const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
-          if (sealer === undefined) {
+          // In line only with nothing at the thread, so chunks are still added in order.
+          if (sealer === undefined || (sealing.length === 0 && plain.length < SEAL_OFFLOAD_MIN_BYTES)) {
             add(encryptChunk(plain, this.keys.convergenceSecret, spare), spare, plain.length);
             continue;
           }
