@@ -3,7 +3,12 @@
  * disk nodes (R=3, W=2, durable), against baselines measured in the same run by one process
  * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
- *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--json]
+ *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--no-get]
+ *                          [--cpu-prof DIR] [--json]
+ *
+ * --no-get skips the gets (and their baselines); --cpu-prof writes a V8 CPU profile of every node
+ * and of the client into DIR. Each put also reports the CPU milliseconds per MiB each process spent
+ * on it (from /proc), which is what a CPU-bound cluster on two cores is limited by.
  *
  * Goals: put ≥ 0.8× its baseline, get ≥ 0.85× its baseline, as the median over rounds of each
  * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
@@ -11,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +26,7 @@ import { LocalCluster } from '../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { checkChunkSize } from '../src/content/chunker.js';
 import { bracketingBaselines, mean, median } from './bench-stats.js';
+import { ownCpuMicros, processCpuMs } from './cpu-time.js';
 import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.8;
@@ -75,20 +81,37 @@ export async function main(args: string[]): Promise<void> {
   const chunkBytes = checkChunkSize(parseSize(flag(args, '--chunk-size') ?? '1M', '--chunk-size'));
   const rounds = Number(flag(args, '--rounds') ?? DEFAULT_ROUNDS);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) throw new Error(`--rounds must be 1..${MAX_ROUNDS}`);
-  const verify = !args.includes('--no-verify');
+  const withGet = !args.includes('--no-get');
+  const verify = withGet && !args.includes('--no-verify');
+  const profDir = flag(args, '--cpu-prof');
   const json = args.includes('--json');
   const say = (s: string) => {
     if (!json) process.stdout.write(s + '\n');
   };
   const base = await mkdtemp(join(flag(args, '--dir') ?? tmpdir(), 'tessera-bench-files-'));
   let cluster: LocalCluster | undefined;
+  let clientProfile: import('node:inspector/promises').Session | undefined;
   try {
     say(`files: ${rounds} × ${formatBytes(size)} file, ${formatBytes(chunkBytes)} chunks, 3 disk nodes on loopback, R=3 W=2, in ${base}`);
     const baseDir = join(base, 'baseline');
     const basePut = (source: string) => runBaseline(['put', source, baseDir, String(chunkBytes)]);
     const baseGet = () => runBaseline(['get', baseDir, String(chunkBytes)]);
 
-    cluster = await LocalCluster.create({ nodes: 3, dir: join(base, 'cluster'), logLevel: 'warn' });
+    cluster = await LocalCluster.create({
+      nodes: 3,
+      dir: join(base, 'cluster'),
+      logLevel: 'warn',
+      ...(profDir !== undefined ? { execArgv: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
+    });
+    if (profDir !== undefined) {
+      await mkdir(profDir, { recursive: true });
+      // The client's own profile: started here, written when the benchmark ends.
+      const { Session } = await import('node:inspector/promises');
+      clientProfile = new Session();
+      clientProfile.connect();
+      await clientProfile.post('Profiler.enable');
+      await clientProfile.post('Profiler.start');
+    }
     await cluster.waitForMembers({ alive: 3 });
     const writer = cluster.node(0);
     const reader = cluster.node(1);
@@ -100,10 +123,14 @@ export async function main(args: string[]): Promise<void> {
     const files: { id: string; sha: string }[] = [];
     const putBase: number[] = [];
     const putMs: number[] = [];
+    const pids = [0, 1, 2].map((i) => cluster!.node(i).proc?.pid ?? 0);
+    const cpuNow = () => [...pids.map((pid) => processCpuMs(pid)), ownCpuMicros() / 1000];
+    const putCpu: number[][] = [];
     for (let i = 0; i < rounds; i++) {
       const source = join(base, 'source.bin');
       const sha = await makeSource(source, size);
       if (i === 0) putBase.push(await basePut(source));
+      const c0 = cpuNow();
       const t0 = performance.now();
       const put = await writer.client.put(createReadStream(source, { highWaterMark: chunkBytes }), {
         name: `bench-${i}.bin`,
@@ -112,15 +139,16 @@ export async function main(args: string[]): Promise<void> {
         chunkSize: chunkBytes,
       });
       putMs.push(performance.now() - t0);
+      putCpu.push(cpuNow().map((c, k) => (c - (c0[k] as number)) / (size / 2 ** 20)));
       if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
       putBase.push(await basePut(source));
       await rm(source, { force: true });
       files.push({ id: put.fileId, sha });
     }
 
-    const getBase: number[] = [await baseGet()];
+    const getBase: number[] = withGet ? [await baseGet()] : [];
     const getMs: number[] = [];
-    for (const file of files) {
+    for (const file of withGet ? files : []) {
       const t0 = performance.now();
       const res = await reader.client.get(file.id);
       let got = 0;
@@ -163,8 +191,8 @@ export async function main(args: string[]): Promise<void> {
       size,
       chunkBytes,
       rounds,
-      put: side(putBase, putMs, PUT_GOAL),
-      get: side(getBase, getMs, GET_GOAL),
+      put: { ...side(putBase, putMs, PUT_GOAL), cpuMsPerMiB: putCpu },
+      ...(withGet ? { get: side(getBase, getMs, GET_GOAL) } : {}),
       peakRssBytes: rss,
       verified,
     };
@@ -176,15 +204,24 @@ export async function main(args: string[]): Promise<void> {
     const verdict = (ratio: number, goal: number) => `median ${ratio.toFixed(2)}× (goal ≥ ${goal}×: ${ratio >= goal ? 'met' : 'NOT met'})`;
     say(`  baselines, one before each run and one after the last (MB/s):`);
     say(`    put: hash, encrypt, 3 fsynced copies    ${list(figures.put.baselineMbps, 0)}`);
-    say(`    get: read a copy, verify, decrypt       ${list(figures.get.baselineMbps, 0)}`);
+    if (figures.get) say(`    get: read a copy, verify, decrypt       ${list(figures.get.baselineMbps, 0)}`);
     say(`  tessera put through node 0 (R=3, W=2, durable): ${list(figures.put.mbps, 0)} MB/s`);
     say(`    ratios to the bracketing baselines ${list(figures.put.ratios, 2)}   ${verdict(figures.put.ratio, PUT_GOAL)}`);
-    say(`  tessera get through node 1: ${list(figures.get.mbps, 0)} MB/s`);
-    say(`    ratios to the bracketing baselines ${list(figures.get.ratios, 2)}   ${verdict(figures.get.ratio, GET_GOAL)}`);
+    say(`    CPU ms per MiB, node0 + node1 + node2 + client = sum, per round:`);
+    for (const c of putCpu) say(`      ${list(c, 2).replaceAll(' / ', ' + ')} = ${c.reduce((a, b) => a + b, 0).toFixed(2)}`);
+    if (figures.get) {
+      say(`  tessera get through node 1: ${list(figures.get.mbps, 0)} MB/s`);
+      say(`    ratios to the bracketing baselines ${list(figures.get.ratios, 2)}   ${verdict(figures.get.ratio, GET_GOAL)}`);
+    }
     const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : formatBytes(n));
     say(`  peak RSS (VmHWM): node0 ${fmt(rss.node0)}, node1 ${fmt(rss.node1)}, node2 ${fmt(rss.node2)}, bench client ${fmt(rss.client)}`);
-    say(verify ? '  every file read back matches its source (SHA-256)' : '  read-back not verified (--no-verify)');
+    say(verify ? '  every file read back matches its source (SHA-256)' : `  read-back not verified (${withGet ? '--no-verify' : '--no-get'})`);
   } finally {
+    if (clientProfile && profDir !== undefined) {
+      const { profile } = await clientProfile.post('Profiler.stop');
+      await writeFile(join(profDir, `client-${process.pid}.cpuprofile`), JSON.stringify(profile));
+      clientProfile.disconnect();
+    }
     await cluster?.destroy();
     await rm(base, { recursive: true, force: true });
   }

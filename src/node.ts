@@ -64,6 +64,8 @@ const CAPABILITIES = ['membership/1', 'chunks/1'];
 const SEALED_PAYLOADS = {
   requests: ['chunk.put', 'extent.write', 'extent.batch'],
   replies: ['chunk.get', 'extent.read', 'extent.batch'],
+  // The chunk.put handler stores nothing whose SHA-256 is not the id its request names.
+  contentAddressed: ['chunk.put'],
 };
 /** Address book writes are coalesced: membership can change many times a second in a storm. */
 const ADDRESS_BOOK_FLUSH_MS = 500;

@@ -21,6 +21,7 @@ import {
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
+import { OffThreadMd5 } from './md5-offload.js';
 
 /** Where `tessera put --name` stores names. */
 export const DEFAULT_BUCKET = 'default';
@@ -561,7 +562,9 @@ function checkBodyOptions(opts: ObjectWriteOptions): void {
  */
 class HashedBody {
   size = 0;
-  readonly #md5 = createHash('md5');
+  readonly #md5 = new OffThreadMd5();
+  /** Set when the body has been read to its end. */
+  #digest: Buffer | undefined;
   readonly #it: AsyncIterator<Buffer>;
   #head: Buffer[] = [];
 
@@ -570,17 +573,21 @@ class HashedBody {
   }
 
   async *#checked(body: AsyncIterable<unknown> | Iterable<unknown>, expectedSize: number | undefined, expectedMd5: Buffer | undefined): AsyncGenerator<Buffer> {
-    for await (const piece of body as AsyncIterable<unknown>) {
-      const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
-      this.size += buf.length;
-      if (expectedSize !== undefined && this.size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
-      this.#md5.update(buf);
-      yield buf;
+    try {
+      for await (const piece of body as AsyncIterable<unknown>) {
+        const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
+        this.size += buf.length;
+        if (expectedSize !== undefined && this.size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
+        await this.#md5.update(buf);
+        yield buf;
+      }
+      if (expectedSize !== undefined && this.size !== expectedSize) throw badInput(`the body ended after ${this.size} of the ${expectedSize} bytes announced`);
+      this.#digest = await this.#md5.digest();
+    } finally {
+      if (this.#digest === undefined) this.#md5.abort();
     }
-    if (expectedSize !== undefined && this.size !== expectedSize) throw badInput(`the body ended after ${this.size} of the ${expectedSize} bytes announced`);
-    if (expectedMd5 !== undefined) {
-      const got = this.#md5.copy().digest();
-      if (!got.equals(expectedMd5)) throw badDigest(`the body's MD5 ${got.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
+    if (expectedMd5 !== undefined && !this.#digest.equals(expectedMd5)) {
+      throw badDigest(`the body's MD5 ${this.#digest.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
     }
   }
 
@@ -616,8 +623,10 @@ class HashedBody {
     }
   }
 
+  /** The body's MD5, once it has been read to its end (a put resolves only then). */
   md5(): Buffer {
-    return this.#md5.digest();
+    if (this.#digest === undefined) throw new TesseraError('INTERNAL', 'the MD5 of a body was asked for before the body ended');
+    return this.#digest;
   }
 
   md5Hex(): string {

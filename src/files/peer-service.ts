@@ -75,11 +75,15 @@ export class FilesPeerService {
             /* an upload aborted here stays aborted */
           }
         }
+        // Written beside the chunk's reference, so both share one table commit instead of two in turn;
+        // a count for a copy that then fails to store is inert (repair walks only the chunks held).
+        const wanted = b.heal?.r !== undefined ? this.#o.repairMeta.setCopies(hex, b.heal.r) : undefined;
+        wanted?.catch(() => {});
         // A peer's chunk counts against its share of uncommitted bytes here until a commit holds it.
         await this.#o.host.put(b.upload, b.id, payload, verified, self ? undefined : from, b.pin);
         // The store keeps its own copy once put resolves (ChunkStore contract), so the frame's buffer can serve the next one.
         recycle?.();
-        if (b.heal?.r !== undefined) await this.#o.repairMeta.setCopies(hex, b.heal.r);
+        await wanted;
         if (b.heal?.stripe) await this.#o.repairMeta.markStripe(hex);
         if (b.heal?.of) await this.#o.repairMeta.addShard(hex, b.heal.of.d.toString('hex'), b.heal.of.i);
         return { body: {} };

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { type AuthoritySigner, MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
+import { ChunkSealer, SEAL_AHEAD, SEAL_OFFLOAD_MIN_BYTES } from './chunk-sealer.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
 import { CHUNK_CALL_TIMEOUT_MS, CLAIM_BATCH_CHUNKS, CONTROL_CALL_TIMEOUT_MS } from './limits.js';
@@ -80,23 +81,50 @@ export class FileWriter {
       this.checkLive(o.w);
       const builder = new ManifestBuilder({ manifestSecret: this.keys.manifestSecret, chunkSize: o.chunkSize, policy: { kind: 'replicas', r: o.r, w: o.w }, ...(o.unique ? { nonce: randomBytes(MANIFEST_NONCE_BYTES) } : {}) });
       let batch: Item[] = [];
+      /** Slots taken and not yet handed to a launched batch (their chunks may still be sealing). */
       let slots = 0;
-      // The plaintext is encrypted before the next chunk is asked for, so one buffer assembles them all.
-      for await (const plain of chunkStream(source, o.chunkSize, { reuse: true })) {
-        if (w.failure !== undefined) break;
-        await w.acquire();
-        slots++;
-        const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
-        const chunk = encryptChunk(plain, this.keys.convergenceSecret, spare);
+      const add = (chunk: EncryptedChunk, spare: Buffer, plainBytes: number) => {
         batch.push({ chunk, data: true, spare });
         // Full manifest pages are rare (one per 8192 chunks) and are not counted in the window.
-        for (const page of builder.add({ id: chunk.id, key: chunk.key, size: plain.length })) batch.push({ chunk: page, data: false });
+        for (const page of builder.add({ id: chunk.id, key: chunk.key, size: plainBytes })) batch.push({ chunk: page, data: false });
         // A batch also leaves when it holds every slot: the next chunk could never get one.
         if (batch.length >= CLAIM_BATCH_CHUNKS || slots >= o.windowChunks) {
           launch(batch, slots);
           batch = [];
           slots = 0;
         }
+      };
+      // Chunks seal on the sealing thread, up to `ahead` at once, and are added in order. Fewer
+      // than the window: a slot taken for a chunk still sealing must not be the one the next needs.
+      const ahead = Math.min(SEAL_AHEAD, o.windowChunks - 1);
+      const sealer = ahead > 0 ? new ChunkSealer(this.keys.convergenceSecret, o.chunkSize) : undefined;
+      const sealing: Promise<{ chunk: EncryptedChunk; out: Buffer; plainBytes: number }>[] = [];
+      const addSealed = async () => {
+        const s = await sealing.shift()!;
+        add(s.chunk, s.out, s.plainBytes);
+      };
+      try {
+        // The plaintext is copied or encrypted before the next chunk is asked for, so one buffer assembles them all.
+        for await (const plain of chunkStream(source, o.chunkSize, { reuse: true })) {
+          if (w.failure !== undefined) break;
+          await w.acquire();
+          slots++;
+          const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
+          // In line only with nothing at the thread, so chunks are still added in order.
+          if (sealer === undefined || (sealing.length === 0 && plain.length < SEAL_OFFLOAD_MIN_BYTES)) {
+            add(encryptChunk(plain, this.keys.convergenceSecret, spare), spare, plain.length);
+            continue;
+          }
+          const plainBytes = plain.length;
+          const p = sealer.seal(plain, spare).then((s) => ({ ...s, plainBytes }));
+          p.catch(() => {});
+          sealing.push(p);
+          if (sealing.length > ahead) await addSealed();
+        }
+        while (sealing.length > 0 && w.failure === undefined) await addSealed();
+      } finally {
+        // A put that fails waits for its chunks at the sealing thread, so none outlives it.
+        await Promise.allSettled(sealing);
       }
       if (w.failure !== undefined) throw w.failure;
       const built = builder.finish();

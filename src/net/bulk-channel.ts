@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { TesseraError } from '../errors.js';
 import { POOLED_BODY_MIN_BYTES, takePooledBody } from '../wire/index.js';
 import {
-  MAX_TRANSFER_ID, TRANSFER_HEADER_BYTES, encodeTransferHeader, transferTag,
+  MAX_TRANSFER_ID, NO_TAG, TRANSFER_HEADER_BYTES, encodeTransferHeader, transferTag,
   type BulkKeys, type Descriptor,
 } from './bulk-wire.js';
 
@@ -37,6 +37,8 @@ interface Expected {
   d: Descriptor;
   /** Whether the consumer recycles the bytes, so they may be received into a pooled buffer. */
   pooled: boolean;
+  /** Content-addressed: no tag to check; the consumer hashes the bytes against the id it was told. */
+  untagged: boolean;
   resolve: (b: BulkBytes) => void;
   reject: (e: TesseraError) => void;
 }
@@ -92,12 +94,15 @@ export class BulkChannel {
     this.sendable = true;
   }
 
-  /** Allocates the transfer and its tag; `send` must follow in the same turn, after its descriptor went out. */
-  describe(parts: readonly Buffer[]): Descriptor {
+  /**
+   * Allocates the transfer and its tag; `send` must follow in the same turn, after its descriptor
+   * went out. `untagged`: a content-addressed payload, whose receiver checks it by its hash.
+   */
+  describe(parts: readonly Buffer[], untagged = false): Descriptor {
     const transferId = this.nextSendId++;
     let length = 0;
     for (const p of parts) length += p.length;
-    return { generation: this.generation, transferId, length, tag: transferTag(this.sendKey, transferId, parts) };
+    return { generation: this.generation, transferId, length, tag: untagged ? NO_TAG : transferTag(this.sendKey, transferId, parts) };
   }
 
   /** header + payload in one writev: no copy of the payload. */
@@ -113,9 +118,10 @@ export class BulkChannel {
   /**
    * Registers a transfer a TLS frame described; resolves with its bytes once they arrived and
    * verified. Descriptors come in transfer-id order, as the sender allocated them. `pooled`: the
-   * consumer will recycle the bytes (see `BulkBytes`).
+   * consumer will recycle the bytes (see `BulkBytes`). `untagged`: the caller's policy lists the
+   * transfer as content-addressed, so its bytes are handed out unchecked, for the consumer to hash.
    */
-  expect(d: Descriptor, pooled = false): Promise<BulkBytes> {
+  expect(d: Descriptor, pooled = false, untagged = false): Promise<BulkBytes> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     if (d.transferId !== this.lastDescribedId + 1) {
       const e = new TesseraError('PROTOCOL', `bulk descriptor names transfer ${d.transferId}, expected ${this.lastDescribedId + 1}`);
@@ -128,7 +134,7 @@ export class BulkChannel {
       return Promise.reject(e);
     }
     this.lastDescribedId = d.transferId;
-    const p = new Promise<BulkBytes>((resolve, reject) => this.expected.set(d.transferId, { d, pooled, resolve, reject }));
+    const p = new Promise<BulkBytes>((resolve, reject) => this.expected.set(d.transferId, { d, pooled, untagged, resolve, reject }));
     if (this.held !== undefined) {
       clearTimeout(this.waitTimer);
       this.waitTimer = undefined;
@@ -212,8 +218,7 @@ export class BulkChannel {
     this.current = undefined;
     const e = this.expected.get(c.id)!;
     this.expected.delete(c.id);
-    const tag = transferTag(this.receiveKey, c.id, [c.body]);
-    if (!tag.equals(e.d.tag)) {
+    if (!e.untagged && !transferTag(this.receiveKey, c.id, [c.body]).equals(e.d.tag)) {
       const err = new TesseraError('CORRUPT', `bulk transfer ${c.id} does not verify: its bytes were altered on the way; closing the bulk connection`);
       c.recycle?.();
       e.reject(err);

@@ -15,6 +15,11 @@ import type { Role } from './types.js';
 
 /** Capability a node offers in its hello when it serves and dials the bulk plane. */
 export const BULK_CAPABILITY = 'bulk/1';
+/**
+ * Capability of a node that takes content-addressed payloads (see BulkPolicy.contentAddressed)
+ * without a tag: their receiver hashes the bytes against the id the control message named anyway.
+ */
+export const BULK_CONTENT_CAPABILITY = 'bulk-content/1';
 /** First bytes of a bulk connection; a TLS connection starts with 0x16 (handshake record). */
 export const BULK_MAGIC = Buffer.from('TBK1', 'latin1');
 export const TLS_HANDSHAKE_RECORD = 0x16;
@@ -111,6 +116,9 @@ export function transferTag(key: Buffer, transferId: number, parts: readonly Buf
   mac.final();
   return mac.getAuthTag();
 }
+
+/** The descriptor's tag of a content-addressed transfer, which carries none. */
+export const NO_TAG: Buffer = Buffer.alloc(TAG_BYTES);
 
 export interface Descriptor {
   generation: number;

@@ -36,6 +36,8 @@ export interface ConnectionOptions {
   maxPayloadBytesFor?: (method: string) => number;
   /** Which payloads may travel on the bulk plane; without it none do. */
   bulk?: BulkPolicy;
+  /** The peer takes content-addressed payloads untagged (BULK_CONTENT_CAPABILITY). */
+  bulkUntagged?: boolean;
 }
 
 /**
@@ -46,6 +48,13 @@ export interface ConnectionOptions {
 export interface BulkPolicy {
   requests: ReadonlySet<string>;
   replies: ReadonlySet<string>;
+  /**
+   * Request methods whose payload is content-addressed: the handler hashes it against an id the
+   * control message names before it keeps or uses a byte (chunk.put). With a peer that offers
+   * BULK_CONTENT_CAPABILITY they go without a tag; the hash is the check, and a second one (GMAC,
+   * about 0.3 CPU-ms per MiB on each end) would only repeat it.
+   */
+  contentAddressed: ReadonlySet<string>;
   minBytes: number;
   maxTransferBytes: number;
 }
@@ -211,7 +220,7 @@ export class RpcConnection {
       });
       try {
         const bulk = this.bulkFor(this.opts.bulk?.requests, method, payload);
-        if (bulk) this.writeBulk(bulk, FrameKind.REQUEST, id, control, payload!);
+        if (bulk) this.writeBulk(bulk, FrameKind.REQUEST, id, control, payload!, this.untagged(method));
         else this.write(encodeFrame(FrameKind.REQUEST, id, control, payload));
       } catch (e) {
         this.pending.delete(id);
@@ -273,10 +282,15 @@ export class RpcConnection {
     return n >= this.opts.bulk!.minBytes && n <= this.opts.bulk!.maxTransferBytes ? ch : undefined;
   }
 
+  /** Whether a request of `method` carries its bulk payload without a tag, on this connection. */
+  private untagged(method: string): boolean {
+    return this.opts.bulkUntagged === true && this.opts.bulk?.contentAddressed.has(method) === true;
+  }
+
   /** The frame on TLS names the transfer and carries its tag; the bytes follow on the bulk connection. */
-  private writeBulk(ch: BulkChannel, kind: FrameKind, id: number, control: Buffer, payload: Buffer | readonly Buffer[]): void {
+  private writeBulk(ch: BulkChannel, kind: FrameKind, id: number, control: Buffer, payload: Buffer | readonly Buffer[], untagged = false): void {
     const parts = Buffer.isBuffer(payload) ? [payload] : payload;
-    const d = ch.describe(parts);
+    const d = ch.describe(parts, untagged);
     this.write(encodeFrame(kind, id, control, encodeDescriptor(d), undefined, FrameFlag.BULK));
     // The bytes leave right after the TLS frames of this turn, so their descriptors are usually
     // in before them and the receiver need not stop reading to wait for one.
@@ -302,7 +316,7 @@ export class RpcConnection {
   }
 
   /** Registers a described transfer at once, in arrival order, whoever ends up waiting for it. */
-  private expectBulk(f: Frame, pooled: boolean): { d: Descriptor; bytes: Promise<BulkBytes> } | undefined {
+  private expectBulk(f: Frame, pooled: boolean, untagged = false): { d: Descriptor; bytes: Promise<BulkBytes> } | undefined {
     let d: Descriptor;
     try {
       d = parseDescriptor(f.payload, this.opts.bulk?.maxTransferBytes ?? 0);
@@ -313,7 +327,7 @@ export class RpcConnection {
     const ch = this.bulkChannel;
     const bytes =
       ch !== undefined && ch.generation === d.generation
-        ? ch.expect(d, pooled)
+        ? ch.expect(d, pooled, untagged)
         : Promise.reject(new TesseraError('UNAVAILABLE', `bulk connection ${d.generation} to ${this.describePeer()} is gone; its transfer is lost`));
     bytes.then((b) => {
       this.opts.counters.bulkBytesIn += b.bytes.length;
@@ -458,7 +472,7 @@ export class RpcConnection {
       }
       if (this.opts.bulk?.requests.has(method) !== true) return this.violation(`request ${f.requestId}: ${method} may not carry its payload on the bulk plane`);
       // A request's handler recycles its payload (see IncomingRequest.recycle); a reply's caller keeps it.
-      const x = this.expectBulk(f, true);
+      const x = this.expectBulk(f, true, this.untagged(method));
       if (x === undefined) return;
       x.bytes.catch(ignore);
       state.bulk = x.bytes;

@@ -23,7 +23,7 @@ import { formatAddr, parseAddr } from './addr.js';
 import { RefusalLog } from './refusal-log.js';
 import { unlessAborted } from './abortable.js';
 import { BulkPlane } from './bulk-plane.js';
-import { BULK_CAPABILITY, TLS_HANDSHAKE_RECORD } from './bulk-wire.js';
+import { BULK_CAPABILITY, BULK_CONTENT_CAPABILITY, TLS_HANDSHAKE_RECORD } from './bulk-wire.js';
 import type { BulkPolicy } from './connection.js';
 import { MAX_FRAME_PAYLOAD_BYTES } from '../limits.js';
 import { newCounters, type CallOptions, type CallResult, type PeerHello, type RequestHandler, type Role, type TransportCounters } from './types.js';
@@ -50,6 +50,8 @@ export const DEFAULT_BULK_MIN_BYTES = 16 << 10;
 export interface BulkPlaneOptions {
   requests: readonly string[];
   replies: readonly string[];
+  /** Of `requests`, those whose handler hashes the payload against an id it was told (BulkPolicy.contentAddressed). */
+  contentAddressed?: readonly string[];
   minBytes?: number;
 }
 
@@ -119,6 +121,7 @@ export class Transport {
     this.bulkPolicy = b && {
       requests: new Set(b.requests),
       replies: new Set(b.replies),
+      contentAddressed: new Set((b.contentAddressed ?? []).filter((m) => b.requests.includes(m))),
       minBytes: b.minBytes ?? DEFAULT_BULK_MIN_BYTES,
       maxTransferBytes: MAX_FRAME_PAYLOAD_BYTES,
     };
@@ -135,7 +138,8 @@ export class Transport {
 
   private get capabilities(): string[] {
     const caps = this.o.capabilities ?? [];
-    return this.bulkPolicy ? [...caps, BULK_CAPABILITY] : caps;
+    if (!this.bulkPolicy) return caps;
+    return this.bulkPolicy.contentAddressed.size > 0 ? [...caps, BULK_CAPABILITY, BULK_CONTENT_CAPABILITY] : [...caps, BULK_CAPABILITY];
   }
 
   get listenAddr(): string {
@@ -326,6 +330,7 @@ export class Transport {
       ...(this.o.maxPayloadBytesFor ? { maxPayloadBytesFor: this.o.maxPayloadBytesFor } : {}),
       // Both ends must offer it: a peer without it is served over TLS as before.
       ...(this.bulkPolicy && peer.capabilities.includes(BULK_CAPABILITY) ? { bulk: this.bulkPolicy } : {}),
+      ...(peer.capabilities.includes(BULK_CONTENT_CAPABILITY) ? { bulkUntagged: true } : {}),
     });
   }
 

@@ -19,12 +19,11 @@
  *   sealer (seal.ts) from the plaintext the write still holds. The worker is replaced, up to
  *   MAX_WORKER_RESTARTS times, after which the pool stops taking jobs and all sealing is in line.
  */
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { badInput, TesseraError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
+import { workerModule } from '../../worker-module.js';
 import type { OpenedRun, SealerSpec, SealLane, SectorSealer } from './seal.js';
 
 /**
@@ -80,18 +79,6 @@ export interface SealPoolOptions {
   logger?: Logger;
 }
 
-/**
- * The worker's module beside this one when built; run from source (tests under tsx), a module
- * that registers tsx in the worker first and then loads the TypeScript one.
- */
-function workerModule(): URL {
-  const js = new URL('./seal-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) return js;
-  const ts = new URL('./seal-worker.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return new URL(`data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(ts)});`)}`);
-}
-
 export class SealPool {
   private readonly slots: Slot[] = [];
   private readonly jobs = new Map<number, Job>();
@@ -119,7 +106,7 @@ export class SealPool {
 
   private spawn(): Slot {
     // Workers take no Node flags of the master's (a --cpu-prof there would write one per worker).
-    const worker = new Worker(workerModule(), { execArgv: [] });
+    const worker = new Worker(workerModule(import.meta.url, 'seal-worker'), { execArgv: [] });
     worker.unref();
     const slot: Slot = { worker, jobs: new Set() };
     worker.on('message', (m: PoolReply) => this.answer(slot, m));

@@ -98,17 +98,12 @@ test('a peer without the bulk plane is served over TLS, in either direction', as
   assert.equal(a.t.counters.bulkBytesOut + b.t.counters.bulkBytesOut + a.t.counters.bulkBytesIn, 0);
 });
 
-test('a bit flipped on the bulk connection fails that transfer; the handler never sees altered bytes, and the next call succeeds', async () => {
-  const seen: string[] = [];
-  const handler: RequestHandler = async (req) => {
-    seen.push(sha(req.payload));
-    return echo(req);
-  };
-  const b = await node({ bulkPlane: BULK, handler });
+/** A proxy tamper that flips one bit in the first transfer's bytes, once. */
+function firstTransferFlip(): { tamper: (piece: Buffer, offset: number) => Buffer; flipped: () => number } {
   let flipped = 0;
-  const p = await proxy({
-    target: b.addr,
-    tamperBulk: (piece, offset) => {
+  return {
+    flipped: () => flipped,
+    tamper: (piece, offset) => {
       // The first transfer's bytes start after the binding and its 8-byte header.
       const at = BIND_MESSAGE_BYTES + 8 + 5000;
       if (flipped > 0 || at < offset || at >= offset + piece.length) return piece;
@@ -117,7 +112,18 @@ test('a bit flipped on the bulk connection fails that transfer; the handler neve
       out[at - offset]! ^= 0x01;
       return out;
     },
-  });
+  };
+}
+
+test('a bit flipped on the bulk connection fails that transfer; the handler never sees altered bytes, and the next call succeeds', async () => {
+  const seen: string[] = [];
+  const handler: RequestHandler = async (req) => {
+    seen.push(sha(req.payload));
+    return echo(req);
+  };
+  const b = await node({ bulkPlane: BULK, handler });
+  const flip = firstTransferFlip();
+  const p = await proxy({ target: b.addr, tamperBulk: flip.tamper });
   const a = await node({ bulkPlane: BULK });
   await a.t.call(p.addr, 'ping', null);
   assert.ok(await waitFor(() => a.t.hasBulkTo(b.creds.nodeId)));
@@ -127,7 +133,7 @@ test('a bit flipped on the bulk connection fails that transfer; the handler neve
     assert.ok(e.code === 'CORRUPT' || e.code === 'UNAVAILABLE', e.code);
     return true;
   });
-  assert.equal(flipped, 1);
+  assert.equal(flip.flipped(), 1);
   assert.ok(b.t.counters.bulkRefused >= 1, 'the receiver counted the bad bulk connection');
   // Retried, as the files and volume layers do: a call that raced the bulk connection's close
   // fails the same way; then it goes over TLS, or on a new bulk connection once one is bound.
@@ -146,6 +152,54 @@ test('a bit flipped on the bulk connection fails that transfer; the handler neve
   assert.ok(p.counts.bulk >= 2, 'the bulk connection was dialed again');
   assert.deepEqual(new Set(seen), new Set([sha(Buffer.alloc(0)), sha(payload)].filter((h) => seen.includes(h))));
   assert.ok(!seen.some((h) => h !== sha(payload) && h !== sha(Buffer.alloc(0))), 'no altered payload reached the handler');
+});
+
+/** A chunk.put handler as the files layer's: it keeps the payload only if its SHA-256 is the id the body names. */
+function contentChecked(stored: Map<string, Buffer>): RequestHandler {
+  return async (req) => {
+    if (req.method !== 'chunk.put') return echo(req);
+    const id = (req.body as { id: string }).id;
+    if (sha(req.payload) !== id) throw new TesseraError('CORRUPT', `payload does not hash to ${id.slice(0, 12)}`);
+    stored.set(id, Buffer.from(req.payload));
+    req.recycle?.();
+    return { body: null };
+  };
+}
+
+test('a content-addressed payload goes untagged; a bit flipped on the way reaches only the hash check, which refuses it, and the bulk connection stays', async () => {
+  const CONTENT = { ...BULK, contentAddressed: ['chunk.put'] };
+  const stored = new Map<string, Buffer>();
+  const b = await node({ bulkPlane: CONTENT, handler: contentChecked(stored) });
+  const flip = firstTransferFlip();
+  const p = await proxy({ target: b.addr, tamperBulk: flip.tamper });
+  const a = await node({ bulkPlane: CONTENT });
+  await a.t.call(p.addr, 'ping', null);
+  assert.ok(await waitFor(() => a.t.hasBulkTo(b.creds.nodeId)));
+  const payload = randomBytes(MIB);
+  await assert.rejects(a.t.call(p.addr, 'chunk.put', { id: sha(payload) }, payload), (e: unknown) => e instanceof TesseraError && e.code === 'CORRUPT');
+  assert.equal(flip.flipped(), 1);
+  assert.equal(stored.size, 0, 'nothing was kept of the altered bytes');
+  assert.equal(b.t.counters.bulkRefused, 0, 'no tag was checked, so the bulk connection was not refused');
+  await a.t.call(p.addr, 'chunk.put', { id: sha(payload) }, payload);
+  assert.deepEqual([...stored.keys()], [sha(payload)]);
+  assert.equal(stored.get(sha(payload))!.equals(payload), true);
+  assert.equal(p.counts.bulk, 1, 'the same bulk connection carried the retry');
+  assert.ok(a.t.counters.bulkBytesOut >= 2 * MIB, 'both went on the bulk plane');
+  // Methods not listed as content-addressed keep their tag: a reply is still checked by it.
+  const r = await b.t.call(a.addr, 'chunk.get', null, payload);
+  assert.equal(sha(r.payload), sha(payload));
+});
+
+test('a node that takes content-addressed payloads untagged and one that does not interoperate: tags are sent to the latter', async () => {
+  const stored = new Map<string, Buffer>();
+  const a = await node({ bulkPlane: { ...BULK, contentAddressed: ['chunk.put'] } });
+  const b = await node({ bulkPlane: BULK, handler: contentChecked(stored) });
+  await connected(a.t, b.addr, b.creds.nodeId);
+  const payload = randomBytes(MIB);
+  await a.t.call(b.addr, 'chunk.put', { id: sha(payload) }, payload);
+  assert.ok(b.t.counters.bulkBytesIn >= MIB, 'it went on the bulk plane');
+  assert.equal(b.t.counters.bulkRefused, 0, 'its tag verified');
+  assert.deepEqual([...stored.keys()], [sha(payload)]);
 });
 
 /** Sends `bytes` on a fresh TCP connection to `addr`; resolves with what came back before it closed. */

@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { MAX_STAGED_BUFFERS, OffThreadMd5, STAGE_BYTES } from '../../../src/files/md5-offload.js';
+
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+
+/** Feeds `body` in pieces of the given sizes (cycled), reusing one buffer per piece as a socket reader would. */
+async function hashInPieces(body: Buffer, sizes: number[]): Promise<{ digest: string; maxHeld: number }> {
+  const h = new OffThreadMd5();
+  const scratch = Buffer.alloc(Math.max(...sizes));
+  let maxHeld = 0;
+  for (let at = 0, i = 0; at < body.length; i++) {
+    const n = Math.min(sizes[i % sizes.length]!, body.length - at);
+    body.copy(scratch, 0, at, at + n);
+    await h.update(scratch.subarray(0, n));
+    // The piece's buffer is overwritten at once: the hash must have taken a copy.
+    scratch.fill(0xee);
+    maxHeld = Math.max(maxHeld, h.buffersHeld);
+    at += n;
+  }
+  return { digest: (await h.digest()).toString('hex'), maxHeld };
+}
+
+test('the MD5 of bodies small and large, in odd pieces, equals the one-shot MD5', async () => {
+  for (const size of [0, 1, 1000, STAGE_BYTES - 1, STAGE_BYTES, STAGE_BYTES + 1, 3 * STAGE_BYTES + 12345]) {
+    const body = randomBytes(size);
+    for (const sizes of [[65536], [1, 7777, 300_001], [STAGE_BYTES + 5]]) {
+      assert.equal((await hashInPieces(body, sizes)).digest, md5(body), `size ${size}, pieces ${sizes.join(',')}`);
+    }
+  }
+});
+
+test('a long body holds at most a bounded number of staging buffers, however fast it is fed', async () => {
+  const body = randomBytes(24 * STAGE_BYTES);
+  const r = await hashInPieces(body, [256 << 10]);
+  assert.equal(r.digest, md5(body));
+  assert.ok(r.maxHeld <= MAX_STAGED_BUFFERS + 1, `held ${r.maxHeld} staging buffers`);
+});
+
+test('bodies hashed at once keep their own digests; an aborted one leaves the others intact', async () => {
+  const bodies = Array.from({ length: 4 }, (_, i) => randomBytes(2 * STAGE_BYTES + i * 999));
+  const aborted = new OffThreadMd5();
+  await aborted.update(randomBytes(2 * STAGE_BYTES));
+  const all = Promise.all(bodies.map((b, i) => hashInPieces(b, [50_000 + i])));
+  aborted.abort();
+  await assert.rejects(aborted.update(Buffer.from('more')), { code: 'INTERNAL' });
+  (await all).forEach((r, i) => assert.equal(r.digest, md5(bodies[i]!)));
+});
+
+test('a digest is taken once', async () => {
+  const h = new OffThreadMd5();
+  await h.update(Buffer.from('abc'));
+  assert.equal((await h.digest()).toString('hex'), md5(Buffer.from('abc')));
+  await assert.rejects(h.digest(), { code: 'INTERNAL' });
+});
