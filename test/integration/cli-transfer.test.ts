@@ -145,6 +145,7 @@ test('a node that dies mid-transfer: get -o fails and writes nothing', async () 
   const run = await getCaughtMidway(out);
   await cluster.kill(0, 'SIGKILL');
   assert.equal(await run.exit, EXIT_CODES.UNAVAILABLE, run.stderr());
-  assert.match(run.stderr(), /of \d+ bytes before the connection closed; nothing was kept/);
+  // The download is several ranges at once: whichever connection the node's death closed first is reported.
+  assert.match(run.stderr(), /of \d+ bytes before the connection closed; nothing was kept|closed the connection before answering/);
   assert.deepEqual(await readdir(dir), []);
 });
