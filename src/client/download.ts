@@ -68,6 +68,12 @@ export interface DownloadOptions {
   address: string;
   /** Batches this download may hold; DOWNLOAD_BATCHES unless given (a download that is one of several holds fewer). */
   batches?: number;
+  /**
+   * Free batches shared by the downloads of one file's ranges: taken from before allocating, and
+   * given back when this download ends, so a file in many ranges touches the memory of a few
+   * batches, not fresh memory for every range (each first touch is a page fault).
+   */
+  pool?: Buffer[];
 }
 
 /**
@@ -117,10 +123,14 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
     let failure: unknown;
     let settled = false;
     const maxBatches = Math.max(1, Math.min(DOWNLOAD_BATCHES, opts.batches ?? DOWNLOAD_BATCHES));
+    /** Every batch this download took, to give back to the pool when it ends. */
+    const pooledBatches: Buffer[] = [];
 
     const settle = (err: unknown) => {
       if (settled) return;
       settled = true;
+      // No write of the sink's is in flight now (see fail): every batch is free again.
+      opts.pool?.push(...pooledBatches);
       opts.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       if (err === undefined) resolve(info as DownloadInfo);
@@ -141,7 +151,10 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
       if (allocated >= maxBatches) return undefined;
       allocated++;
       const left = (info as DownloadInfo).size - received;
-      return Buffer.allocUnsafeSlow(Math.max(1, Math.min(DOWNLOAD_BATCH_BYTES, left)));
+      // A pooled batch outlives this download, so it is always whole.
+      const batch = opts.pool ? (opts.pool.pop() ?? Buffer.allocUnsafeSlow(DOWNLOAD_BATCH_BYTES)) : Buffer.allocUnsafeSlow(Math.max(1, Math.min(DOWNLOAD_BATCH_BYTES, left)));
+      if (opts.pool) pooledBatches.push(batch);
+      return batch;
     };
 
     const pump = () => {

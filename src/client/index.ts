@@ -355,6 +355,7 @@ export class TesseraClient {
       sink: req.sink,
       signal: req.signal,
       batches: req.batches,
+      pool: req.pool,
       idleTimeoutMs: this.timeoutMs,
       connectionError: (err) => this.connectionError(err),
       statusError: (status, body) => {

@@ -44,6 +44,8 @@ export interface RangeRequest {
   sink: DownloadSink;
   signal: AbortSignal;
   batches: number;
+  /** Free batches the requests of one download share (download.ts). */
+  pool: Buffer[];
 }
 
 export interface RangedDownloadOptions {
@@ -88,6 +90,7 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
   let windows: ByteRange[] = [];
   let next = 0;
   let active = 0;
+  const pool: Buffer[] = [];
   let allDone!: () => void;
   const finished = new Promise<void>((r) => (allDone = r));
 
@@ -158,18 +161,19 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
         sink: { begin: (got) => checkWindow(w, got), write: sink.write },
         signal: ac.signal,
         batches: RANGE_BATCHES,
+        pool,
       });
     }
     if (active === 0 && (failure !== undefined || next >= windows.length)) allDone();
   }
 
   const firstSink = sinkFor(0, first);
-  run(0, { ref: o.ref, range: first, sink: { begin: beginFirst, write: firstSink.write }, signal: ac.signal, batches: RANGE_BATCHES });
+  run(0, { ref: o.ref, range: first, sink: { begin: beginFirst, write: firstSink.write }, signal: ac.signal, batches: RANGE_BATCHES, pool });
   try {
     await finished;
     if (failure !== undefined && info === undefined && whole && unsatisfiable(failure) && !o.signal?.aborted) {
       // Only an empty file has no first byte to ask for: it comes as a plain whole-file request.
-      return await o.fetch({ ref: o.ref, sink: o.sink, signal: o.signal ?? new AbortController().signal, batches: RANGE_BATCHES });
+      return await o.fetch({ ref: o.ref, sink: o.sink, signal: o.signal ?? new AbortController().signal, batches: RANGE_BATCHES, pool });
     }
     if (failure !== undefined) throw failure;
     return info as DownloadInfo;

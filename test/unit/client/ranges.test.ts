@@ -85,10 +85,19 @@ async function serveFile(body: Buffer, opts: { ignoreRange?: boolean; tamper?: (
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Takes bytes in order. */
-function orderedSink(): DownloadSink & { parts: Buffer[]; bytes(): Buffer } {
+/** Takes bytes in order; notes the distinct buffers the pieces lie in (the download's batches). */
+function orderedSink(): DownloadSink & { parts: Buffer[]; bytes(): Buffer; batches: Set<ArrayBufferLike> } {
   const parts: Buffer[] = [];
-  return { parts, write: async (p) => void parts.push(Buffer.from(p)), bytes: () => Buffer.concat(parts) };
+  const batches = new Set<ArrayBufferLike>();
+  return {
+    parts,
+    batches,
+    write: async (p) => {
+      batches.add(p.buffer);
+      parts.push(Buffer.from(p));
+    },
+    bytes: () => Buffer.concat(parts),
+  };
 }
 
 /** Writes at offsets into a buffer of the file's size, as `tessera get -o` writes its file. */
@@ -143,6 +152,8 @@ test('sizes around the window, in order and at offsets: identical bytes, later w
     );
     assert.ok(served.peak <= RANGES_IN_FLIGHT, `size ${size}: at most ${RANGES_IN_FLIGHT} requests at once, saw ${served.peak}`);
     if (windows > 2) assert.equal(served.peak, RANGES_IN_FLIGHT, `size ${size}: windows overlap`);
+    // The windows share their batches: however many windows, the memory of a few batches.
+    assert.ok(ordered.batches.size <= RANGES_IN_FLIGHT * RANGE_BATCHES, `size ${size}: ${ordered.batches.size} batches`);
 
     const positional = positionalSink(size);
     await client.download('dir/name', positional, { windowBytes: WINDOW });
