@@ -16,8 +16,14 @@ import { DOWNLOAD_BATCH_BYTES, type DownloadInfo, type DownloadSink } from './do
 
 /** Bytes per window: large enough that a request's set-up is small next to its transfer. */
 export const RANGE_WINDOW_BYTES = 32 << 20;
-/** Windows downloaded at once; more made the node slower (see the measurement above). */
+/**
+ * Windows downloaded at once unless the caller chooses; four made the node slower (see the
+ * measurement above), and on a machine whose cores are all busy one request was faster than two
+ * (README, "The command").
+ */
 export const RANGES_IN_FLIGHT = 2;
+/** Most windows a caller may ask to download at once. */
+export const MAX_RANGES_IN_FLIGHT = 4;
 /**
  * Batches each window's download holds (download.ts): with RANGES_IN_FLIGHT, the download's
  * memory. Half a window: a window waiting behind the one being written to standard output can
@@ -26,7 +32,8 @@ export const RANGES_IN_FLIGHT = 2;
 export const RANGE_BATCHES = 4;
 /**
  * Most bytes that wait for their turn when the sink takes bytes in order: the batches of every
- * window in flight behind the one being written.
+ * window in flight behind the one being written (with the default RANGES_IN_FLIGHT; each window
+ * more a caller asks for adds RANGE_BATCHES batches).
  */
 export const MAX_REORDER_BYTES = (RANGES_IN_FLIGHT - 1) * RANGE_BATCHES * DOWNLOAD_BATCH_BYTES;
 
@@ -73,8 +80,8 @@ const unsatisfiable = (err: unknown) => isTesseraError(err) && err.details?.http
 export async function downloadInRanges(o: RangedDownloadOptions): Promise<DownloadInfo> {
   const windowBytes = o.windowBytes ?? RANGE_WINDOW_BYTES;
   const inFlight = o.inFlight ?? RANGES_IN_FLIGHT;
-  if (!Number.isSafeInteger(windowBytes) || windowBytes < 1 || !Number.isSafeInteger(inFlight) || inFlight < 1) {
-    throw new TesseraError('BAD_INPUT', `a ranged download needs a window of at least 1 byte and at least 1 window in flight, not ${windowBytes} and ${inFlight}`);
+  if (!Number.isSafeInteger(windowBytes) || windowBytes < 1 || !Number.isSafeInteger(inFlight) || inFlight < 1 || inFlight > MAX_RANGES_IN_FLIGHT) {
+    throw new TesseraError('BAD_INPUT', `a ranged download needs a window of at least 1 byte and 1 to ${MAX_RANGES_IN_FLIGHT} windows in flight, not ${windowBytes} and ${inFlight}`);
   }
   const whole = o.start === undefined && o.end === undefined;
   const from = o.start ?? 0;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { CLI_PATH, LocalCluster } from '../../src/cli/local-cluster.js';
 import { DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../src/client/download.js';
 import { RANGE_WINDOW_BYTES } from '../../src/client/ranges.js';
 import { EXIT_CODES } from '../../src/errors.js';
+import { serveRaw } from '../helpers/raw-http-server.js';
 
 /** Three times what the client's batches hold, so a slow reader makes the download pause. */
 const SIZE = 3 * DOWNLOAD_BATCHES * DOWNLOAD_BATCH_BYTES + 54_321;
@@ -129,35 +130,42 @@ test('files of 0 and 1 bytes and of exactly two windows: the same bytes to stand
   assert.deepEqual((await readdir(dir)).sort(), ['source', 'stdout.bin'], 'no temporary files left');
 });
 
+test('--streams 1 fetches one range at a time, --streams 3 three; out of bounds is refused', async () => {
+  const dir = join(tmp, 'streams');
+  await mkdir(dir);
+  for (const n of ['1', '3']) {
+    const out = join(dir, `s${n}.bin`);
+    const r = tessera(['get', 'big.bin', '-o', out, '--streams', n]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha(await readFile(out)), sha(data), `--streams ${n}`);
+  }
+  for (const bad of ['0', '5', 'two']) {
+    const r = tessera(['get', 'big.bin', '--streams', bad]);
+    assert.equal(r.code, EXIT_CODES.BAD_INPUT, r.stderr);
+    assert.match(r.stderr, /--streams '.*' is not a whole number from 1 to 4/);
+  }
+});
+
 test('a server that answers a later range with other bytes: get -o fails naming the range, and writes nothing', async (t) => {
   // Answers the first window as the node does and the second with a Content-Range one byte off.
   const body = randomBytes(RANGE_WINDOW_BYTES + 4096);
-  const server = createServer((socket: Socket) => {
-    let head = '';
-    socket.on('error', () => {});
-    socket.on('data', (b: Buffer) => {
-      if (head.includes('\r\n\r\n')) return;
-      head += b.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      const m = /\r\nrange: bytes=(\d+)-(\d+)\r\n/i.exec(head);
-      const start = Number(m?.[1] ?? 0);
-      const end = Math.min(body.length - 1, Number(m?.[2] ?? body.length - 1));
-      // One byte early: a well-formed answer, for bytes other than those asked for.
-      const claimed = start === 0 ? 0 : start - 1;
-      socket.write(
-        `HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start + 1}\r\ncontent-range: bytes ${claimed}-${claimed + end - start}/${body.length}\r\n` +
-          `x-tessera-file-id: tsr1fake\r\nx-tessera-size: ${body.length}\r\n\r\n`,
-      );
-      socket.end(body.subarray(start, end + 1));
-    });
+  const { server, api: addr } = await serveRaw((socket: Socket, head: string) => {
+    const m = /\r\nrange: bytes=(\d+)-(\d+)\r\n/i.exec(head);
+    const start = Number(m?.[1] ?? 0);
+    const end = Math.min(body.length - 1, Number(m?.[2] ?? body.length - 1));
+    // One byte early: a well-formed answer, for bytes other than those asked for.
+    const claimed = start === 0 ? 0 : start - 1;
+    socket.write(
+      `HTTP/1.1 206 Partial Content\r\ncontent-length: ${end - start + 1}\r\ncontent-range: bytes ${claimed}-${claimed + end - start}/${body.length}\r\n` +
+        `x-tessera-file-id: tsr1fake\r\nx-tessera-size: ${body.length}\r\n\r\n`,
+    );
+    socket.end(body.subarray(start, end + 1));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
   const dir = join(tmp, 'wrong-range');
   await mkdir(dir);
   const out = join(dir, 'keep.bin');
   await writeFile(out, 'the old contents');
-  const addr = `127.0.0.1:${(server.address() as { port: number }).port}`;
   // Not spawnSync: the server answers from this process's event loop.
   const child = spawn(CLI_PATH, ['get', 'fake.bin', '-o', out, '--api', addr, '--token', 't'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
   const r = { stderr: '', status: null as number | null };

@@ -7,11 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { connect, type DownloadSink } from '../../../src/client/index.js';
 import { DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
-import { InOrder, MAX_REORDER_BYTES, RANGE_BATCHES, RANGES_IN_FLIGHT, windowsOf } from '../../../src/client/ranges.js';
-import { isTesseraError } from '../../../src/errors.js';
+import { InOrder, MAX_RANGES_IN_FLIGHT, MAX_REORDER_BYTES, RANGE_BATCHES, RANGES_IN_FLIGHT, windowsOf } from '../../../src/client/ranges.js';
+import { rejectsWithCode, serveRaw } from '../../helpers/raw-http-server.js';
 
 const FILE_ID = 'tsr1rangetest';
 const WINDOW = 64 << 10;
@@ -32,54 +32,46 @@ interface Served {
 async function serveFile(body: Buffer, opts: { ignoreRange?: boolean; tamper?: (n: number, head: string) => string } = {}): Promise<Served> {
   const served = { requests: [] as Served['requests'], peak: 0 } as Served;
   let open = 0;
-  const server = createServer((socket: Socket) => {
-    let head = '';
-    socket.on('error', () => {});
-    socket.on('data', (b: Buffer) => {
-      if (head.includes('\r\n\r\n')) return;
-      head += b.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      const path = /^GET (\S+) /.exec(head)?.[1] ?? '';
-      const range = /\r\nrange: ([^\r]*)\r\n/i.exec(head)?.[1];
-      const n = served.requests.push({ path, range }) - 1;
-      open++;
-      served.peak = Math.max(served.peak, open);
-      socket.once('close', () => open--);
-      const m = range === undefined || opts.ignoreRange ? undefined : /^bytes=(\d+)-(\d*)$/.exec(range);
-      let start = 0;
-      let end = body.length;
-      let status = '200 OK';
-      let extra = '';
-      if (m) {
-        start = Number(m[1]);
-        end = m[2] === '' ? body.length : Math.min(body.length, Number(m[2]) + 1);
-        if (start >= body.length) {
-          const text = JSON.stringify({ error: { code: 'BAD_INPUT', message: `Range ${range} is outside the file's ${body.length} bytes` } });
-          socket.end(`HTTP/1.1 416 Range Not Satisfiable\r\ncontent-type: application/json\r\ncontent-range: bytes */${body.length}\r\ncontent-length: ${text.length}\r\n\r\n${text}`);
-          return;
-        }
-        status = '206 Partial Content';
-        extra = `content-range: bytes ${start}-${end - 1}/${body.length}\r\n`;
+  const { server, api } = await serveRaw((socket: Socket, head: string) => {
+    const path = /^GET (\S+) /.exec(head)?.[1] ?? '';
+    const range = /\r\nrange: ([^\r]*)\r\n/i.exec(head)?.[1];
+    const n = served.requests.push({ path, range }) - 1;
+    open++;
+    served.peak = Math.max(served.peak, open);
+    socket.once('close', () => open--);
+    const m = range === undefined || opts.ignoreRange ? undefined : /^bytes=(\d+)-(\d*)$/.exec(range);
+    let start = 0;
+    let end = body.length;
+    let status = '200 OK';
+    let extra = '';
+    if (m) {
+      start = Number(m[1]);
+      end = m[2] === '' ? body.length : Math.min(body.length, Number(m[2]) + 1);
+      if (start >= body.length) {
+        const text = JSON.stringify({ error: { code: 'BAD_INPUT', message: `Range ${range} is outside the file's ${body.length} bytes` } });
+        socket.end(`HTTP/1.1 416 Range Not Satisfiable\r\ncontent-type: application/json\r\ncontent-range: bytes */${body.length}\r\ncontent-length: ${text.length}\r\n\r\n${text}`);
+        return;
       }
-      let text = `HTTP/1.1 ${status}\r\ncontent-length: ${end - start}\r\nx-tessera-file-id: ${FILE_ID}\r\nx-tessera-size: ${body.length}\r\n${extra}\r\n`;
-      if (opts.tamper) text = opts.tamper(n, text);
-      socket.write(text);
-      const part = body.subarray(start, end);
-      const step = Math.max(1, part.length >> 2);
-      let at = 0;
-      const more = () => {
-        if (socket.destroyed) return;
-        if (at >= part.length) return void socket.end();
-        socket.write(part.subarray(at, at + step));
-        at += step;
-        setTimeout(more, 2);
-      };
-      more();
-    });
+      status = '206 Partial Content';
+      extra = `content-range: bytes ${start}-${end - 1}/${body.length}\r\n`;
+    }
+    let text = `HTTP/1.1 ${status}\r\ncontent-length: ${end - start}\r\nx-tessera-file-id: ${FILE_ID}\r\nx-tessera-size: ${body.length}\r\n${extra}\r\n`;
+    if (opts.tamper) text = opts.tamper(n, text);
+    socket.write(text);
+    const part = body.subarray(start, end);
+    const step = Math.max(1, part.length >> 2);
+    let at = 0;
+    const more = () => {
+      if (socket.destroyed) return;
+      if (at >= part.length) return void socket.end();
+      socket.write(part.subarray(at, at + step));
+      at += step;
+      setTimeout(more, 2);
+    };
+    more();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   served.server = server;
-  served.api = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  served.api = api;
   return served;
 }
 
@@ -115,14 +107,14 @@ function positionalSink(size: number): DownloadSink & { out: Buffer; seen: numbe
   return sink;
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isTesseraError(err), `a TesseraError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    assert.match(err.message, message);
-    return true;
-  });
-}
+const rejectsWith = rejectsWithCode;
+
+test('windows in flight are bounded: 1 to MAX_RANGES_IN_FLIGHT', async () => {
+  const client = connect({ api: '127.0.0.1:1' });
+  for (const inFlight of [0, MAX_RANGES_IN_FLIGHT + 1, 1.5]) {
+    await rejectsWith(client.download('f', orderedSink(), { inFlight }), 'BAD_INPUT', /1 to 4 windows in flight/);
+  }
+});
 
 test('windowsOf covers exactly the bytes asked for', () => {
   assert.deepEqual(windowsOf(0, 9, 4), [{ start: 0, end: 3 }, { start: 4, end: 7 }, { start: 8, end: 9 }]);
