@@ -225,7 +225,11 @@ test('a node that dies mid-transfer: get -o fails and writes nothing', async () 
   const run = await getCaughtMidway(out);
   await cluster.kill(0, 'SIGKILL');
   assert.equal(await run.exit, EXIT_CODES.UNAVAILABLE, run.stderr());
-  // The download is several ranges at once: whichever connection the node's death closed first is reported.
-  assert.match(run.stderr(), /of \d+ bytes before the connection closed; nothing was kept|closed the connection before answering/);
+  // The download is several ranges at once: whichever connection the node's death ended first
+  // is reported (cut short, closed before its answer, reset, or refused when it began after).
+  assert.match(
+    run.stderr(),
+    /of \d+ bytes before the connection closed; nothing was kept|closed the connection before answering|no tessera node answers at|cannot reach the node API at/,
+  );
   assert.deepEqual(await readdir(dir), []);
 });
