@@ -149,7 +149,8 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
 
   const run = (index: number, req: RangeRequest) => {
     active++;
-    o.fetch(req)
+    // A request that throws before it starts fails like one that fails later.
+    new Promise<DownloadInfo>((resolve) => resolve(o.fetch(req)))
       .then(() => order?.finish(index), fail)
       .finally(() => {
         active--;
