@@ -85,7 +85,12 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
   }
   const whole = o.start === undefined && o.end === undefined;
   const from = o.start ?? 0;
-  const first: ByteRange = { start: from, end: o.end === undefined ? from + windowBytes - 1 : Math.min(o.end, from + windowBytes - 1) };
+  // One window at a time would be one request after another: with one in flight the first
+  // request asks for everything (no Range header for a whole file, as before ranges).
+  const single = inFlight === 1;
+  const first: ByteRange = single
+    ? { start: from, end: o.end ?? Number.MAX_SAFE_INTEGER }
+    : { start: from, end: o.end === undefined ? from + windowBytes - 1 : Math.min(o.end, from + windowBytes - 1) };
 
   const ac = new AbortController();
   const cancel = () => fail(new TesseraError('CANCELLED', 'download cancelled'));
@@ -176,7 +181,7 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
   }
 
   const firstSink = sinkFor(0, first);
-  run(0, { ref: o.ref, range: first, sink: { begin: beginFirst, write: firstSink.write }, signal: ac.signal, batches: RANGE_BATCHES, pool });
+  run(0, { ref: o.ref, ...(single && whole ? {} : { range: first }), sink: { begin: beginFirst, write: firstSink.write }, signal: ac.signal, batches: RANGE_BATCHES, pool });
   try {
     await finished;
     if (failure !== undefined && info === undefined && whole && unsatisfiable(failure) && !o.signal?.aborted) {

@@ -116,6 +116,19 @@ test('windows in flight are bounded: 1 to MAX_RANGES_IN_FLIGHT', async () => {
   }
 });
 
+test('one in flight is one request: no Range for the whole file, the rest of it for a range', async (t) => {
+  const body = randomBytes(5 * WINDOW + 7);
+  const served = await serveFile(body);
+  t.after(() => served.server.close());
+  const whole = orderedSink();
+  await connect({ api: served.api }).download('f', whole, { windowBytes: WINDOW, inFlight: 1 });
+  assert.equal(sha(whole.bytes()), sha(body));
+  const tail = positionalSink(body.length - 100);
+  await connect({ api: served.api }).download('f', tail, { start: 100, windowBytes: WINDOW, inFlight: 1 });
+  assert.ok(tail.out.equals(body.subarray(100)));
+  assert.deepEqual(served.requests.map((r) => r.range), [undefined, `bytes=100-${Number.MAX_SAFE_INTEGER}`]);
+});
+
 test('windowsOf covers exactly the bytes asked for', () => {
   assert.deepEqual(windowsOf(0, 9, 4), [{ start: 0, end: 3 }, { start: 4, end: 7 }, { start: 8, end: 9 }]);
   assert.deepEqual(windowsOf(5, 5, 4), [{ start: 5, end: 5 }]);
