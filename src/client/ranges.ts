@@ -17,11 +17,11 @@ import { DOWNLOAD_BATCH_BYTES, type DownloadInfo, type DownloadSink } from './do
 /** Bytes per window: large enough that a request's set-up is small next to its transfer. */
 export const RANGE_WINDOW_BYTES = 32 << 20;
 /**
- * Windows downloaded at once unless the caller chooses; four made the node slower (see the
- * measurement above), and on a machine whose cores are all busy one request was faster than two
- * (README, "The command").
+ * Windows downloaded at once unless the caller chooses (`tessera get --streams`): one, a single
+ * request. With the node on the same 2-core machine, two ranges were slower than one request in
+ * every benchmark run, quiet or busy (README, "The command"); a node elsewhere may differ.
  */
-export const RANGES_IN_FLIGHT = 2;
+export const RANGES_IN_FLIGHT = 1;
 /** Most windows a caller may ask to download at once. */
 export const MAX_RANGES_IN_FLIGHT = 4;
 /**
@@ -32,10 +32,9 @@ export const MAX_RANGES_IN_FLIGHT = 4;
 export const RANGE_BATCHES = 4;
 /**
  * Most bytes that wait for their turn when the sink takes bytes in order: the batches of every
- * window in flight behind the one being written (with the default RANGES_IN_FLIGHT; each window
- * more a caller asks for adds RANGE_BATCHES batches).
+ * window in flight behind the one being written, with as many in flight as a caller may ask for.
  */
-export const MAX_REORDER_BYTES = (RANGES_IN_FLIGHT - 1) * RANGE_BATCHES * DOWNLOAD_BATCH_BYTES;
+export const MAX_REORDER_BYTES = (MAX_RANGES_IN_FLIGHT - 1) * RANGE_BATCHES * DOWNLOAD_BATCH_BYTES;
 
 /** Bytes start..end of the file, both inclusive, as in HTTP Range. */
 export interface ByteRange {

@@ -112,17 +112,17 @@ test('files of 0 and 1 bytes and of exactly two windows: the same bytes to stand
     const viaStdout = join(dir, 'stdout.bin');
     const fd = openSync(viaStdout, 'w');
     try {
-      const r = tessera(['get', name], fd);
+      const r = tessera(['get', name, '--streams', '2'], fd);
       assert.equal(r.code, 0, r.stderr);
     } finally {
       closeSync(fd);
     }
     assert.equal(sha(await readFile(viaStdout)), sha(body), `${size} bytes to standard output`);
-    const piped = tessera(['get', name]);
+    const piped = tessera(['get', name, '--streams', '2']);
     assert.equal(piped.code, 0, piped.stderr);
     assert.equal(sha(piped.stdout), sha(body), `${size} bytes to a pipe`);
     const out = join(dir, 'o.bin');
-    const r = tessera(['get', name, '-o', out]);
+    const r = tessera(['get', name, '-o', out, '--streams', '2']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(sha(await readFile(out)), sha(body), `${size} bytes with -o`);
     await rm(out);
@@ -167,7 +167,7 @@ test('a server that answers a later range with other bytes: get -o fails naming 
   const out = join(dir, 'keep.bin');
   await writeFile(out, 'the old contents');
   // Not spawnSync: the server answers from this process's event loop.
-  const child = spawn(CLI_PATH, ['get', 'fake.bin', '-o', out, '--api', addr, '--token', 't'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+  const child = spawn(CLI_PATH, ['get', 'fake.bin', '-o', out, '--streams', '2', '--api', addr, '--token', 't'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
   const r = { stderr: '', status: null as number | null };
   child.stderr?.on('data', (b: Buffer) => (r.stderr += b.toString()));
   r.status = await new Promise<number | null>((resolve) => child.once('close', resolve));

@@ -10,11 +10,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { connect, type DownloadSink } from '../../../src/client/index.js';
 import { DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
-import { InOrder, MAX_RANGES_IN_FLIGHT, MAX_REORDER_BYTES, RANGE_BATCHES, RANGES_IN_FLIGHT, windowsOf } from '../../../src/client/ranges.js';
+import { InOrder, MAX_RANGES_IN_FLIGHT, MAX_REORDER_BYTES, RANGE_BATCHES, windowsOf } from '../../../src/client/ranges.js';
 import { rejectsWithCode, serveRaw } from '../../helpers/raw-http-server.js';
 
 const FILE_ID = 'tsr1rangetest';
 const WINDOW = 64 << 10;
+/** Windows in flight in these tests (the default is one request). */
+const TWO = 2;
 
 interface Served {
   server: Server;
@@ -143,7 +145,7 @@ test('sizes around the window, in order and at offsets: identical bytes, later w
     t.after(() => served.server.close());
     const client = connect({ api: served.api });
     const ordered = orderedSink();
-    const info = await client.download('dir/name', ordered, { windowBytes: WINDOW });
+    const info = await client.download('dir/name', ordered, { windowBytes: WINDOW, inFlight: TWO });
     assert.deepEqual(info, { fileId: FILE_ID, size, totalSize: size, start: 0 }, `size ${size}`);
     assert.equal(sha(ordered.bytes()), sha(body), `size ${size}: in order`);
     const windows = Math.ceil(size / WINDOW);
@@ -155,13 +157,13 @@ test('sizes around the window, in order and at offsets: identical bytes, later w
       // The first asks for a whole window, whatever the size: the answer tells the size.
       [`bytes=0-${WINDOW - 1}`, ...windowsOf(WINDOW, size - 1, WINDOW).map((w) => `bytes=${w.start}-${w.end}`)].sort(),
     );
-    assert.ok(served.peak <= RANGES_IN_FLIGHT, `size ${size}: at most ${RANGES_IN_FLIGHT} requests at once, saw ${served.peak}`);
-    if (windows > 2) assert.equal(served.peak, RANGES_IN_FLIGHT, `size ${size}: windows overlap`);
+    assert.ok(served.peak <= TWO, `size ${size}: at most ${TWO} requests at once, saw ${served.peak}`);
+    if (windows > 2) assert.equal(served.peak, TWO, `size ${size}: windows overlap`);
     // The windows share their batches: however many windows, the memory of a few batches.
-    assert.ok(ordered.batches.size <= RANGES_IN_FLIGHT * RANGE_BATCHES, `size ${size}: ${ordered.batches.size} batches`);
+    assert.ok(ordered.batches.size <= TWO * RANGE_BATCHES, `size ${size}: ${ordered.batches.size} batches`);
 
     const positional = positionalSink(size);
-    await client.download('dir/name', positional, { windowBytes: WINDOW });
+    await client.download('dir/name', positional, { windowBytes: WINDOW, inFlight: TWO });
     assert.equal(positional.seen, size);
     assert.equal(sha(positional.out), sha(body), `size ${size}: at offsets`);
   }
@@ -172,21 +174,21 @@ test('a range of the file comes in windows too; an empty file through the 416 it
   const served = await serveFile(body);
   t.after(() => served.server.close());
   const sink = orderedSink();
-  const info = await connect({ api: served.api }).download('f', sink, { start: 1000, end: 3 * WINDOW + 7, windowBytes: WINDOW });
+  const info = await connect({ api: served.api }).download('f', sink, { start: 1000, end: 3 * WINDOW + 7, windowBytes: WINDOW, inFlight: TWO });
   assert.deepEqual(info, { fileId: FILE_ID, size: 3 * WINDOW + 7 - 1000 + 1, totalSize: body.length, start: 1000 });
   assert.ok(sink.bytes().equals(body.subarray(1000, 3 * WINDOW + 8)));
   const tail = orderedSink();
-  await connect({ api: served.api }).download('f', tail, { start: body.length - 10, windowBytes: WINDOW });
+  await connect({ api: served.api }).download('f', tail, { start: body.length - 10, windowBytes: WINDOW, inFlight: TWO });
   assert.ok(tail.bytes().equals(body.subarray(body.length - 10)));
 
   const empty = await serveFile(Buffer.alloc(0));
   t.after(() => empty.server.close());
   const none = orderedSink();
-  assert.deepEqual(await connect({ api: empty.api }).download('f', none, { windowBytes: WINDOW }), { fileId: FILE_ID, size: 0, totalSize: 0, start: 0 });
+  assert.deepEqual(await connect({ api: empty.api }).download('f', none, { windowBytes: WINDOW, inFlight: TWO }), { fileId: FILE_ID, size: 0, totalSize: 0, start: 0 });
   assert.equal(none.parts.length, 0);
   assert.deepEqual(empty.requests.map((r) => r.range), [`bytes=0-${WINDOW - 1}`, undefined], 'the range, then the whole (empty) file');
   // A range past the end of a file is the node's error, not an empty download.
-  await rejectsWith(connect({ api: served.api }).download('f', orderedSink(), { start: body.length + 5, windowBytes: WINDOW }), 'BAD_INPUT', /outside the file/);
+  await rejectsWith(connect({ api: served.api }).download('f', orderedSink(), { start: body.length + 5, windowBytes: WINDOW, inFlight: TWO }), 'BAD_INPUT', /outside the file/);
 });
 
 test('a node that ignores Range sends the whole file in one answer, which is taken as it is', async (t) => {
@@ -194,11 +196,11 @@ test('a node that ignores Range sends the whole file in one answer, which is tak
   const served = await serveFile(body, { ignoreRange: true });
   t.after(() => served.server.close());
   const sink = orderedSink();
-  await connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW });
+  await connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW, inFlight: TWO });
   assert.equal(sha(sink.bytes()), sha(body));
   assert.equal(served.requests.length, 1);
   // Asked for part of the file, the whole file is the wrong answer.
-  await rejectsWith(connect({ api: served.api }).download('f', orderedSink(), { start: 10, windowBytes: WINDOW }), 'PROTOCOL', /answered the range bytes=10-\d+ with bytes 0-/);
+  await rejectsWith(connect({ api: served.api }).download('f', orderedSink(), { start: 10, windowBytes: WINDOW, inFlight: TWO }), 'PROTOCOL', /answered the range bytes=10-\d+ with bytes 0-/);
 });
 
 test('a window answered wrongly fails the whole download with a message naming the range', async (t) => {
@@ -231,7 +233,7 @@ test('a window answered wrongly fails the whole download with a message naming t
       // A server of its own each time: `tamper` counts the answers.
       const served = await serveFile(body, { tamper: c.tamper });
       t.after(() => served.server.close());
-      await rejectsWith(connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW }), 'PROTOCOL', c.message);
+      await rejectsWith(connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW, inFlight: TWO }), 'PROTOCOL', c.message);
     }
   }
 });
@@ -285,8 +287,8 @@ test('the reorder bound: a window held behind a slow one stops reading at its ba
       if (offsetSeen <= window) await new Promise((r) => setTimeout(r, 5));
     },
   };
-  await connect({ api: served.api }).download('f', sink, { windowBytes: window });
+  await connect({ api: served.api }).download('f', sink, { windowBytes: window, inFlight: TWO });
   assert.equal(hash.digest('hex'), sha(body));
   assert.ok(buffers.size <= RANGE_BATCHES, `window 1 held ${buffers.size} batches`);
-  assert.equal(MAX_REORDER_BYTES, (RANGES_IN_FLIGHT - 1) * RANGE_BATCHES * DOWNLOAD_BATCH_BYTES);
+  assert.equal(MAX_REORDER_BYTES, (MAX_RANGES_IN_FLIGHT - 1) * RANGE_BATCHES * DOWNLOAD_BATCH_BYTES);
 });
