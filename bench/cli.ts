@@ -10,10 +10,16 @@
  * `curl -o /dev/null`, `get -o FILE` ≥ 0.85× of `curl -o FILE` and an fsync, `put FILE` ≥ 0.9× of
  * `curl -T FILE` (median over rounds of each round's ratio; the two sides of a pair alternate
  * which goes first). Client CPU is what the command's own process used, from its rusage.
+ * `get > /dev/null` is measured twice: as the command fetches by default (one request) and with
+ * `--streams 2` (byte ranges, two at a time, for a file over one window), each against curl.
  * `--cli PATH` measures another build's command (e.g. the one before a change) against the same
  * nodes and baselines; `--no-put` leaves out the uploads (the slowest part, each on fresh bytes).
  * It also fetches the file as 2 and 4 concurrent byte ranges with curl against one request, with
- * the serving node's CPU: whether splitting a get could beat one stream from the same node.
+ * the serving node's CPU: what splitting a get (as `tessera get` does for a file over one window,
+ * see src/client/ranges.ts) can gain from the same node on this machine.
+ *
+ * Every timed download starts after `sync` and a pause (see quiet): the kernel's writeback of
+ * what an earlier step wrote would otherwise land on whichever download runs next.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, openSync, readFileSync } from 'node:fs';
@@ -40,6 +46,8 @@ const DEFAULT_ROUNDS = 4;
 const MAX_ROUNDS = 20;
 /** Pause for the third copy of a put to land before the disk is flushed (see settle). */
 const SETTLE_MS = 1000;
+/** Pause before each timed download, after `sync` (see quiet). */
+const QUIET_MS = 200;
 /** A stuck command must fail the benchmark, not hang it. */
 const COMMAND_TIMEOUT_MS = 300_000;
 
@@ -122,6 +130,16 @@ async function settle(path: string): Promise<void> {
   spawnSync('sync', ['-f', path], { stdio: 'ignore' });
 }
 
+/**
+ * Flushes what earlier steps wrote and waits a moment before a timed download, so each side of a
+ * pair starts from the same state: with dirty pages of a 256 MiB put still being written back,
+ * the first download after it paid for the disk's work.
+ */
+async function quiet(path: string): Promise<void> {
+  spawnSync('sync', ['-f', path], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+}
+
 interface ServedTimed extends Timed {
   /** CPU the serving node's process used meanwhile. */
   serverCpuMs: number;
@@ -196,6 +214,7 @@ export async function main(args: string[]): Promise<void> {
     const out = join(base, 'out.bin');
     const curlOut = join(base, 'curl-out.bin');
     const get = { tessera: [] as Timed[], curl: [] as Timed[] };
+    const getTwo = { tessera: [] as Timed[], curl: [] as Timed[] };
     const servingPid = node.proc?.pid;
     if (servingPid === undefined) throw new Error('the serving node has no process id');
     const ranged = Object.fromEntries(RANGE_STREAMS.map((k) => [k, { whole: [] as ServedTimed[], split: [] as ServedTimed[] }])) as Record<
@@ -207,17 +226,25 @@ export async function main(args: string[]): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       const [gt, gc] = await pair(
         r,
-        () => tessera(['get', stored.fileId, ...apiFlags]),
-        () => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`]),
+        async () => (await quiet(base), tessera(['get', stored.fileId, ...apiFlags])),
+        async () => (await quiet(base), timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`])),
       );
       get.tessera.push(gt);
       get.curl.push(gc);
+      // The same get in two byte ranges at once, against curl again: whether ranges pay here.
+      const [st, sc] = await pair(
+        r,
+        async () => (await quiet(base), tessera(['get', stored.fileId, '--streams', '2', ...apiFlags])),
+        async () => (await quiet(base), timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`])),
+      );
+      getTwo.tessera.push(st);
+      getTwo.curl.push(sc);
 
       for (const k of RANGE_STREAMS) {
         const [whole, split] = await pair(
           r,
-          () => withServerCpu(servingPid, () => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`])),
-          () => withServerCpu(servingPid, () => timedAll(byteRanges(size, k).map((range) => ({ cmd: 'curl', args: ['-sSf', '-o', '/dev/null', '-r', range, '-H', auth, `${url}/${stored.fileId}`] })))),
+          async () => (await quiet(base), withServerCpu(servingPid, () => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`]))),
+          async () => (await quiet(base), withServerCpu(servingPid, () => timedAll(byteRanges(size, k).map((range) => ({ cmd: 'curl', args: ['-sSf', '-o', '/dev/null', '-r', range, '-H', auth, `${url}/${stored.fileId}`] }))))),
         );
         ranged[k].whole.push(whole);
         ranged[k].split.push(split);
@@ -225,8 +252,9 @@ export async function main(args: string[]): Promise<void> {
 
       const [ft, fc] = await pair(
         r,
-        () => tessera(['get', stored.fileId, '-o', out, ...apiFlags]),
+        async () => (await quiet(base), tessera(['get', stored.fileId, '-o', out, ...apiFlags])),
         async () => {
+          await quiet(base);
           const t0 = performance.now();
           const t = await timed('curl', ['-sSf', '-o', curlOut, '-H', auth, `${url}/${stored.fileId}`]);
           await fsyncFile(curlOut);
@@ -283,6 +311,7 @@ export async function main(args: string[]): Promise<void> {
         status: { ratio: startRatio(startup.status), goal: GOALS.status },
       },
       getStdout: side(get, GOALS.getStdout),
+      getStdoutTwoStreams: side(getTwo, GOALS.getStdout),
       getFile: side(getFile, GOALS.getFile),
       put: side(put, GOALS.put),
       ranges: RANGE_STREAMS.map((k) => {
@@ -299,6 +328,9 @@ export async function main(args: string[]): Promise<void> {
       // What a command that starts as fast as `node -e 0` and then moves the bytes as fast as
       // curl would score against curl: the start-up alone bounds the ratio at this size.
       startBound: median(get.curl.map((t) => t.ms / (t.ms + nodeMs))),
+      // The same with the bytes moved as fast as curl in RANGES_IN_FLIGHT (2) ranges at once, as
+      // `tessera get` fetches a large file: each round's pair of curl runs from the same node.
+      rangedBound: median(ranged[2].whole.map((t, i) => t.ms / ((ranged[2].split[i] as Timed).ms + nodeMs))),
     };
     if (json) {
       process.stdout.write(JSON.stringify(figures) + '\n');
@@ -318,9 +350,11 @@ export async function main(args: string[]): Promise<void> {
       say(`    ratios ${list(f.ratios, 2)}   ${atLeast(f.ratio, f.goal)}`);
     };
     transfer('tessera get > /dev/null', 'curl -o /dev/null', figures.getStdout);
+    transfer('tessera get --streams 2 > /dev/null (two ranges at once)', 'curl -o /dev/null', figures.getStdoutTwoStreams);
     transfer('tessera get -o FILE (fsynced)', 'curl -o FILE, then fsync', figures.getFile);
     if (!noPut) transfer('tessera put FILE', 'curl -T FILE', figures.put);
-    say(`  a command starting like node -e 0, then as fast as curl, would reach get ${figures.startBound.toFixed(2)}× at this size`);
+    say(`  a command starting like node -e 0, then as fast as curl, would reach get ${figures.startBound.toFixed(2)}× at this size;`);
+    say(`    then as fast as curl in 2 ranges at once (as tessera get --streams 2 fetches), ${figures.rangedBound.toFixed(2)}×`);
     for (const f of figures.ranges) {
       say(`  curl in ${f.streams} ranges at once: ${list(f.splitMbps, 0)} MB/s, serving node CPU ${list(f.splitServerCpuMs, 0)} ms`);
       say(`    one request: ${list(f.wholeMbps, 0)} MB/s, serving node CPU ${list(f.wholeServerCpuMs, 0)} ms   median speed-up ${f.speedup.toFixed(2)}×`);

@@ -7,13 +7,14 @@ import { write } from 'node:fs';
 import type { DownloadSink } from '../client/index.js';
 
 /**
- * Largest single write into a file. The download hands over 4 MiB batches; written whole, each
- * put that much into the page cache in one call, and on the development machine's kernel (6.18,
- * ext4, KVM) such writes cost 0.04–0.5 s of system time per 256 MiB and up to 1.5 s of wall time,
- * with `dd bs=4M` alike, where 256 KiB writes cost a steady 0.04–0.09 s. Smaller than this, the
- * per-write round trip through libuv's thread pool starts to show.
+ * Largest single write into a file. The kernel gives a write a page-cache folio about as large as
+ * the write; on the development machine (a KVM guest that returns free memory blocks of 8 MiB to
+ * the host: page_reporting_order=11) 1 MiB writes after other processes had freed memory got
+ * folios the host had to fault in again, and each get -o then cost 650–770 ms of system time where
+ * curl (writes of 16–100 KiB) cost 220–300. With 128 KiB writes a get -o cost 190–210 ms in every
+ * round; 64 KiB cost more user time in round trips through libuv's thread pool.
  */
-export const FILE_WRITE_BYTES = 256 << 10;
+export const FILE_WRITE_BYTES = 128 << 10;
 
 interface SinkOptions {
   onBytes?: (n: number) => void;
@@ -21,27 +22,41 @@ interface SinkOptions {
 }
 
 /**
- * Writes a file this process made and owns, from offset `at`: each batch as FILE_WRITE_BYTES
- * pieces at their own offsets, all in flight at once, so the thread pool copies them into the
- * page cache side by side. Flushing to the disk is the caller's, once: fdatasync every few tens of
- * MiB during the download, tried to overlap the flush with the network, made gets slower on a
- * busy disk than one fsync at the end.
+ * Writes a file this process made and owns, from offset `at`. `write` continues where the last
+ * piece ended; `writeAt` puts a piece where it belongs while other ranges of the file arrive (a
+ * download in several ranges). The writes go one at a time, in the order they were asked for:
+ * ext4 lets one writer at a time into a file's page cache (the inode lock), so writes in flight
+ * side by side gain nothing, and while one copy was slow (see FILE_WRITE_BYTES) the others spun
+ * on that lock: 18 % of a slow get -o's samples (perf). Flushing to the disk is the caller's, once:
+ * fdatasync every few tens of MiB during the download, tried to overlap the flush with the
+ * network, made gets slower on a busy disk than one fsync at the end.
  */
 export function fileSink(fd: number, at: number, opts: SinkOptions): DownloadSink {
-  let next = at;
-  return {
-    async write(piece: Buffer): Promise<void> {
-      const start = next;
-      next += piece.length;
-      const writes: Promise<void>[] = [];
+  let next = 0;
+  let queue: Promise<void> = Promise.resolve();
+  const writeAt = async (piece: Buffer, offset: number): Promise<void> => {
+    const mine = queue.then(async () => {
       for (let off = 0; off < piece.length; off += FILE_WRITE_BYTES) {
-        writes.push(writeAll(fd, piece.subarray(off, off + FILE_WRITE_BYTES), start + off));
+        await writeAll(fd, piece.subarray(off, off + FILE_WRITE_BYTES), at + offset + off);
       }
-      // Every write ends before a failure is told: the caller may close the descriptor next.
-      const failed = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw opts.writeError(failed.reason);
-      opts.onBytes?.(piece.length);
+    });
+    // A failed write fails its own piece; the pieces queued behind it still run, so that when
+    // any failure is told no write is left in flight (the caller may close the descriptor next).
+    queue = mine.catch(() => {});
+    try {
+      await mine;
+    } catch (err) {
+      throw opts.writeError(err);
+    }
+    opts.onBytes?.(piece.length);
+  };
+  return {
+    write(piece: Buffer): Promise<void> {
+      const offset = next;
+      next += piece.length;
+      return writeAt(piece, offset);
     },
+    writeAt,
   };
 }
 

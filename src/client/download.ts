@@ -31,6 +31,8 @@ export interface DownloadInfo {
   size: number;
   /** The whole file's size. */
   totalSize: number;
+  /** Offset in the file of the answer's first byte: Content-Range's first byte, 0 for a whole file. */
+  start: number;
 }
 
 /** Where downloaded bytes go. */
@@ -42,6 +44,13 @@ export interface DownloadSink {
    * Called one piece at a time, in order.
    */
   write(piece: Buffer): Promise<void>;
+  /**
+   * Takes a piece at `offset` bytes from the start of the download, in any order and while other
+   * pieces are being written. A sink that has it (a file being made) lets a large download come
+   * as several byte ranges at once, each written where it belongs; one without it gets the
+   * ranges' pieces through `write`, in order (see ranges.ts).
+   */
+  writeAt?(piece: Buffer, offset: number): Promise<void>;
 }
 
 export interface DownloadOptions {
@@ -57,6 +66,36 @@ export interface DownloadOptions {
   /** The error for a status of 400 or more, from the answer's body. */
   statusError: (status: number, body: Buffer) => TesseraError;
   address: string;
+  /** Batches this download may hold; DOWNLOAD_BATCHES unless given (a download that is one of several holds fewer). */
+  batches?: number;
+  /**
+   * Free batches shared by the downloads of one file's ranges: taken from before allocating, and
+   * given back when this download ends, so a file in many ranges touches the memory of a few
+   * batches, not fresh memory for every range (each first touch is a page fault).
+   */
+  pool?: Buffer[];
+}
+
+/**
+ * Where the answer's bytes start in the file, checked against what the answer says of itself: a
+ * 206 must carry a Content-Range of exactly its Content-Length's bytes within the file's size,
+ * and a 200 the whole file. A range answered otherwise would put bytes at the wrong place.
+ */
+function answerStart(head: ResponseHead, size: number, totalSize: number, address: string): number {
+  if (head.status === 200) {
+    if (size !== totalSize) throw new TesseraError('PROTOCOL', `the node API at ${address} answered with ${size} bytes of a ${totalSize}-byte file but no Content-Range`);
+    return 0;
+  }
+  const text = head.headers.get('content-range') ?? '';
+  const m = /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16})$/.exec(text);
+  const [first, last, total] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [NaN, NaN, NaN];
+  if (!m || last < first || last - first + 1 !== size || total !== totalSize || last >= total) {
+    throw new TesseraError(
+      'PROTOCOL',
+      `the node API at ${address} answered a range with Content-Range '${text.slice(0, 60)}', which does not describe its ${size} bytes of a ${totalSize}-byte file`,
+    );
+  }
+  return first;
 }
 
 /** Downloads one file; resolves once every byte is in the sink, with what the node said of the file. */
@@ -83,10 +122,15 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
     let heldBytes = 0;
     let failure: unknown;
     let settled = false;
+    const maxBatches = Math.max(1, Math.min(DOWNLOAD_BATCHES, opts.batches ?? DOWNLOAD_BATCHES));
+    /** Every batch this download took, to give back to the pool when it ends. */
+    const pooledBatches: Buffer[] = [];
 
     const settle = (err: unknown) => {
       if (settled) return;
       settled = true;
+      // No write of the sink's is in flight now (see fail): every batch is free again.
+      opts.pool?.push(...pooledBatches);
       opts.signal?.removeEventListener('abort', onAbort);
       socket.destroy();
       if (err === undefined) resolve(info as DownloadInfo);
@@ -104,10 +148,13 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
     const nextBatch = (): Buffer | undefined => {
       const reuse = free.pop();
       if (reuse) return reuse;
-      if (allocated >= DOWNLOAD_BATCHES) return undefined;
+      if (allocated >= maxBatches) return undefined;
       allocated++;
       const left = (info as DownloadInfo).size - received;
-      return Buffer.allocUnsafeSlow(Math.max(1, Math.min(DOWNLOAD_BATCH_BYTES, left)));
+      // A pooled batch outlives this download, so it is always whole.
+      const batch = opts.pool ? (opts.pool.pop() ?? Buffer.allocUnsafeSlow(DOWNLOAD_BATCH_BYTES)) : Buffer.allocUnsafeSlow(Math.max(1, Math.min(DOWNLOAD_BATCH_BYTES, left)));
+      if (opts.pool) pooledBatches.push(batch);
+      return batch;
     };
 
     const pump = () => {
@@ -188,7 +235,7 @@ export function download(opts: DownloadOptions): Promise<DownloadInfo> {
       if (!Number.isSafeInteger(totalSize) || totalSize < size || fileId === '') {
         throw new TesseraError('PROTOCOL', `node API at ${opts.address} answered a file read without its size or id headers`);
       }
-      info = { fileId, size, totalSize };
+      info = { fileId, size, totalSize, start: answerStart(head, size, totalSize, opts.address) };
       opts.sink.begin?.(info);
       headBuf = undefined;
       if (size === 0) return pump();

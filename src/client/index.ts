@@ -9,6 +9,7 @@ import type { connect as connectTls, ConnectionOptions, PeerCertificate } from '
 import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
+import { downloadInRanges, type RangeRequest } from './ranges.js';
 import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileListView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
@@ -312,27 +313,56 @@ export class TesseraClient {
 
   /**
    * Reads a file (or bytes start..end, both inclusive) by id or name into `sink`, at the speed the
-   * node serves it: the connection is read straight into a few large buffers that the sink takes
-   * in turn (see download.ts). Memory stays within DOWNLOAD_BATCHES × DOWNLOAD_BATCH_BYTES.
+   * node serves it: each connection is read straight into a few large buffers that the sink takes
+   * in turn (see download.ts), and a file larger than one window comes as a few byte ranges at
+   * once (see ranges.ts). Memory stays within RANGES_IN_FLIGHT × RANGE_BATCHES ×
+   * DOWNLOAD_BATCH_BYTES.
    */
-  download(ref: string, sink: DownloadSink, opts: { start?: number; end?: number; signal?: AbortSignal } = {}): Promise<DownloadInfo> {
+  download(
+    ref: string,
+    sink: DownloadSink,
+    opts: { start?: number; end?: number; signal?: AbortSignal; windowBytes?: number; inFlight?: number } = {},
+  ): Promise<DownloadInfo> {
+    rangeHeader(opts.start, opts.end);
+    // Refused before anything is sent, as node:http refuses it: a line break would start a header of its own.
+    if (this.token !== undefined && /[\r\n]/.test(this.token)) throw new TesseraError('BAD_INPUT', 'the authorization header may not hold a line break; check the token');
+    return downloadInRanges({
+      ref,
+      sink,
+      address: this.address,
+      fetch: (req) => this.fetchOne(req),
+      ...(opts.start !== undefined ? { start: opts.start } : {}),
+      ...(opts.end !== undefined ? { end: opts.end } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.windowBytes !== undefined ? { windowBytes: opts.windowBytes } : {}),
+      ...(opts.inFlight !== undefined ? { inFlight: opts.inFlight } : {}),
+    });
+  }
+
+  /** One GET of a file or one range of it, on a connection of its own read by download.ts. */
+  private fetchOne(req: RangeRequest): Promise<DownloadInfo> {
     const headers: Record<string, string> = { host: this.hostHeader, connection: 'close' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const range = rangeHeader(opts.start, opts.end);
-    if (range) headers.range = range;
+    if (req.range) headers.range = rangeHeader(req.range.start, req.range.end) as string;
     for (const [k, v] of Object.entries(headers)) {
       // node:http refuses these too: a line break in a value would start a header of its own.
       if (/[\r\n]/.test(v)) throw new TesseraError('BAD_INPUT', `the ${k} header may not hold a line break; check the token`);
     }
-    const head = `GET /api/v1/files/${encodeURIComponent(ref)} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const head = `GET /api/v1/files/${encodeURIComponent(req.ref)} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
     return download({
       open: (onread) => this.openStream(onread),
       request: head,
-      sink,
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      sink: req.sink,
+      signal: req.signal,
+      batches: req.batches,
+      pool: req.pool,
       idleTimeoutMs: this.timeoutMs,
       connectionError: (err) => this.connectionError(err),
-      statusError: (status, body) => errorFromBody(status, body),
+      statusError: (status, body) => {
+        const err = errorFromBody(status, body);
+        // ranges.ts reads a 416 to a whole-file request as an empty file.
+        return status === 416 ? new TesseraError(err.code, err.message, { ...err.details, httpStatus: 416 }) : err;
+      },
       address: this.address,
     });
   }

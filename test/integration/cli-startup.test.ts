@@ -113,7 +113,7 @@ test('client commands against a running node load only the client', async (t) =>
   const inDist = (path: string) => new URL(`../../src/${path}`, import.meta.url).href;
   assert.deepEqual(
     opened.sort(),
-    [CLI_URL, ERRORS_URL, inDist('cli/commands/get.js'), CLIENT_URL, inDist('client/download.js'), inDist('client/http-head.js')].sort(),
+    [CLI_URL, ERRORS_URL, inDist('cli/commands/get.js'), CLIENT_URL, inDist('client/download.js'), inDist('client/http-head.js'), inDist('client/ranges.js')].sort(),
     'get opened its own files only',
   );
   for (const unused of ['node:http', 'node:crypto']) assert.ok(!get.loaded.includes(unused), `get to standard output loaded ${unused}`);

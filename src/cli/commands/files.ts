@@ -37,6 +37,7 @@ export function registerFiles(program: Command): void {
   )
     .option('-o, --output <file>', 'write here; the file appears only once it is complete')
     .option('--range <A-B>', 'only bytes A to B (both included); also A- (from A) and -N (the last N bytes)')
+    .option('--streams <n>', 'fetch a file over 32 MiB as this many byte ranges at once, 1 to 4 (default 1: one request)')
     .option('-q, --quiet', 'no progress bar')
     .addHelpText(
       'after',

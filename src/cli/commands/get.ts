@@ -8,6 +8,7 @@ import { open, rename, stat as statPath, unlink, type FileHandle } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import { isatty } from 'node:tty';
 import type { DownloadSink } from '../../client/index.js';
+import { MAX_RANGES_IN_FLIGHT } from '../../client/ranges.js';
 import { badInput, isTesseraError } from '../../errors.js';
 import { clientFrom } from '../context.js';
 import { FILE_WRITE_BYTES, fdSink, fileSink, streamSink } from '../download-sinks.js';
@@ -17,6 +18,17 @@ import { abortOnInterrupt, asTransferError, ioError, type CommonFlags } from './
 export interface GetFlags extends CommonFlags {
   output?: string;
   range?: string;
+  streams?: string;
+}
+
+/** `--streams`: how many byte ranges of a large file are fetched at once. */
+export function parseStreams(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d{1,2}$/.test(text.trim()) || n < 1 || n > MAX_RANGES_IN_FLIGHT) {
+    throw badInput(`--streams '${text.slice(0, 20)}' is not a whole number from 1 to ${MAX_RANGES_IN_FLIGHT}`);
+  }
+  return n;
 }
 
 /** A byte range as typed by the user: `A-B` and `A-` from an offset, `-N` for the last N bytes. */
@@ -103,6 +115,7 @@ function stdoutPlainWriteBytes(): number | undefined {
 
 export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
   const spec = flags.range === undefined ? undefined : parseRange(flags.range);
+  const inFlight = parseStreams(flags.streams);
   const out = flags.output === undefined || flags.output === '-' ? undefined : flags.output;
   if (out !== undefined) await checkOutputPath(out);
   const client = await clientFrom(flags);
@@ -135,7 +148,7 @@ export async function getCommand(ref: string, flags: GetFlags): Promise<void> {
       sink = fileSink(fh.fd, 0, { onBytes, writeError: (err) => ioError(err, `cannot write '${out}'`) });
     }
     sink.begin = (info) => bar.setTotal(info.size);
-    const res = range === 'empty' ? undefined : await client.download(ref, sink, { ...range, signal: abort.signal });
+    const res = range === 'empty' ? undefined : await client.download(ref, sink, { ...range, signal: abort.signal, ...(inFlight !== undefined ? { inFlight } : {}) });
     if (fh && temp && out) {
       try {
         await fh.sync();

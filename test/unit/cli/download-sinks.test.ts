@@ -43,6 +43,30 @@ test('fileSink writes each batch as pieces at their offsets, after what the file
   });
 });
 
+test('fileSink.writeAt: ranges written side by side land at their offsets, one write in flight at a time', async () => {
+  await inTempDir(async (dir) => {
+    const path = join(dir, 'out');
+    writeFileSync(path, '');
+    const fd = openSync(path, 'r+');
+    try {
+      const parts = pieces();
+      const whole = Buffer.concat(parts);
+      const sink = fileSink(fd, 0, { writeError: (err) => err as Error });
+      // Every piece asked for at once, last first, as two ranges of a download would.
+      let offset = 0;
+      const at = parts.map((p) => {
+        const o = offset;
+        offset += p.length;
+        return o;
+      });
+      await Promise.all(parts.map((p, i) => ({ p, o: at[i] as number })).reverse().map(({ p, o }) => (sink.writeAt as NonNullable<typeof sink.writeAt>)(p, o)));
+      assert.ok(readFileSync(path).equals(whole));
+    } finally {
+      closeSync(fd);
+    }
+  });
+});
+
 test('fdSink writes in order at the descriptor position, appending on an O_APPEND descriptor', async () => {
   await inTempDir(async (dir) => {
     const path = join(dir, 'out');

@@ -6,30 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { createSelfSignedEcdsaP256 } from '../../../src/net/selfsigned.js';
 import { connect, type DownloadSink } from '../../../src/client/index.js';
 import { DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
 import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead } from '../../../src/client/http-head.js';
-import { isTesseraError } from '../../../src/errors.js';
+import { rejectsWithCode, serveRaw } from '../../helpers/raw-http-server.js';
 
-/** A server that answers every connection with `answer`, after reading the request head. */
-async function serve(answer: (socket: Socket, request: string) => void): Promise<{ server: Server; api: string }> {
-  const server = createServer((socket) => {
-    let head = '';
-    socket.on('data', (b: Buffer) => {
-      if (head.includes('\r\n\r\n')) return;
-      head += b.toString('latin1');
-      if (head.includes('\r\n\r\n')) answer(socket, head);
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address() as { port: number };
-  return { server, api: `127.0.0.1:${addr.port}` };
-}
+const serve = serveRaw;
 
 const fileHead = (length: number, extra = '') =>
   `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${length}\r\nx-tessera-file-id: tsr1test\r\nx-tessera-size: ${length}\r\n${extra}\r\n`;
@@ -53,14 +39,7 @@ function hashingSink(delayMs = 0): DownloadSink & { digest(): string; bytes: num
   return sink;
 }
 
-async function expectCode(p: Promise<unknown>, code: string, message: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isTesseraError(err), `a TesseraError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    assert.match(err.message, message);
-    return true;
-  });
-}
+const expectCode = rejectsWithCode;
 
 test('a file arrives whole through a sink slower than the network, in batches, within the memory bound', async (t) => {
   // Well over the batches' total, so the socket must pause for the sink and resume.
@@ -122,7 +101,8 @@ test('the head and the first body bytes in one read; a range; an empty file', as
   let request = '';
   const { server, api } = await serve((socket, req) => {
     request = req;
-    socket.end(Buffer.concat([Buffer.from(fileHead(body.length)), body]));
+    const head = fileHead(body.length).replace('200 OK', '206 Partial Content').replace(/x-tessera-size: \d+/, 'x-tessera-size: 20') + '';
+    socket.end(Buffer.concat([Buffer.from(head.replace(/\r\n\r\n$/, '\r\ncontent-range: bytes 3-14/20\r\n\r\n')), body]));
   });
   t.after(() => server.close());
   const sink = hashingSink();
