@@ -1,8 +1,9 @@
 /**
- * A download fetched as byte ranges ("windows") of one file, a few at once. One request is served
- * by one pipeline on the node (read, decrypt, verify, send) that leaves the node's other core
- * idle; two requests for two parts of the file keep both busy. Measured with curl against a node
- * on this machine: two ranges at once 1.27× the speed of one request, four 0.83×.
+ * A download fetched as byte ranges ("windows") of one file, a few at once (`get --streams N`).
+ * One request is served by one pipeline on the node (read, decrypt, verify, send); two requests
+ * for two parts of the file can keep more of a machine busy. Measured with curl against a node on
+ * the 2-core development machine, two ranges at once gave 0.86–1.27× the speed of one request
+ * across runs, which is why one request stays the default (RANGES_IN_FLIGHT).
  *
  * The first window is asked for like any range; its answer gives the file's id and size. A file
  * that fits in it (or a node that answers the whole file, ignoring Range) takes that one request.
