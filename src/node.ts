@@ -57,6 +57,13 @@ export interface NodeConfig {
 /** Capabilities this node announces in its hello. */
 const CAPABILITIES = ['membership/1', 'chunks/1'];
 /**
+ * Payloads under one sealed 64 KiB volume stripe unit (66,560 bytes) stay on TLS. A member's batch
+ * of 4 KiB random writes or reads (a few 4,160-byte records) cost more on the bulk plane, where
+ * each transfer pays a GMAC context and a second socket write and read on both ends, than TLS
+ * costs for the same bytes; whole units (sequential volume I/O) and 1 MiB chunks still go bulk.
+ */
+const BULK_PLANE_MIN_BYTES = 65 << 10;
+/**
  * Payloads that are ciphertext already, each with its own authentication checked by whoever uses
  * it: chunks (their id is the SHA-256 of the sealed bytes) and sealed volume sectors (an AEAD tag
  * each, opened at the master). Only these may travel on the bulk plane.
@@ -66,6 +73,7 @@ const SEALED_PAYLOADS = {
   replies: ['chunk.get', 'extent.read', 'extent.batch'],
   // The chunk.put handler stores nothing whose SHA-256 is not the id its request names.
   contentAddressed: ['chunk.put'],
+  minBytes: BULK_PLANE_MIN_BYTES,
 };
 /** Address book writes are coalesced: membership can change many times a second in a storm. */
 const ADDRESS_BOOK_FLUSH_MS = 500;
