@@ -5,7 +5,9 @@
  * 4K random IOPS with fio's nbd engine at QD 32; prints each figure and its ratio to nbdkit, which
  * runs before and after every tessera run of the same workload. Each run's CPU time (client plus
  * server processes) is printed per MiB or per op, so the figures say where the machine's two
- * cores go, not only how fast the run was. The master inherits this process's environment, so
+ * cores go, not only how fast the run was; for each volume it is also split between the master,
+ * each of the volume's member nodes and the client, since a 4K random op costs the members
+ * together about as much as the master. The master inherits this process's environment, so
  * `TESSERA_SEAL_WORKERS=N npm run bench -- nbd` compares sealing on worker threads with in line.
  * A second peer, where QEMU is installed: the quorum mirror of `qemu-mirror.ts` (two qemu-nbd
  * children over TLS), the off-the-shelf counterpart of a raid1 volume; each tessera volume's
@@ -23,7 +25,7 @@ import { freePort, waitFor } from '../src/cli/local-cluster.js';
 import { parseSize } from '../src/cli/format.js';
 import { VolumeCluster } from '../test/integration/volume-harness.js';
 import { bracketingBaselines, median } from './bench-stats.js';
-import { measureCpu, processCpuMs } from './cpu-time.js';
+import { measureCpu, processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 import { haveProgram, QEMU_NBD, QEMU_STORAGE_DAEMON, startQemuMirror, type QemuMirror } from './qemu-mirror.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
 import { DEFAULT_SEAL_WORKERS } from '../src/block/volume/seal-pool.js';
@@ -152,18 +154,36 @@ interface Target {
   pids: () => number[];
   runs: Series;
   cpu: Series;
-  /** The process whose share of `cpu` is also given alone (a tessera volume's master), and that share. */
-  lead?: { pid: () => number | undefined; cpu: Series };
+  /** A tessera volume's share of `cpu` per process: the master, the member nodes together, the client. */
+  parts?: Parts;
+}
+
+interface Parts {
+  master: () => number | undefined;
+  members: () => number[];
+  cpu: Record<'master' | 'members' | 'client', Series>;
+}
+
+/** CPU milliseconds so far of the master, of the member nodes together, and of the reaped clients. */
+function partsCpuMs(p: Parts): { master: number; members: number; client: number } {
+  const m = p.master();
+  return {
+    master: m !== undefined ? processCpuMs(m) : 0,
+    members: p.members().reduce((a, pid) => a + processCpuMs(pid), 0),
+    client: reapedChildrenCpuMs(),
+  };
 }
 
 async function measure(t: Target, w: Workload, src: string, size: number, runtime: number): Promise<number> {
-  const leadPid = t.lead?.pid();
-  const lead0 = leadPid !== undefined ? processCpuMs(leadPid) : 0;
+  const parts0 = t.parts !== undefined ? partsCpuMs(t.parts) : undefined;
   const { result, cpuMs } = await measureCpu(t.pids(), () => runWorkload(w, t.uri, src, size, runtime));
   const perWork = (ms: number) => (result.work > 0 ? (w.startsWith('seq') ? ms : ms * 1000) / result.work : 0);
   t.runs[w].push(result.rate);
   t.cpu[w].push(perWork(cpuMs));
-  if (t.lead !== undefined && leadPid !== undefined) t.lead.cpu[w].push(perWork(processCpuMs(leadPid) - lead0));
+  if (t.parts !== undefined && parts0 !== undefined) {
+    const now = partsCpuMs(t.parts);
+    for (const k of ['master', 'members', 'client'] as const) t.parts.cpu[k][w].push(perWork(now[k] - parts0[k]));
+  }
   return result.rate;
 }
 
@@ -205,7 +225,11 @@ export async function main(args: string[]): Promise<void> {
       await c.waitOpen(`b-${layout}`);
       const v: Target = {
         name: `tessera ${layout} (${nodes.length} nodes)`, uri: c.uri(`b-${layout}`), pids: clusterPids, runs: series(), cpu: series(),
-        lead: { pid: () => c.master.proc?.pid, cpu: series() },
+        parts: {
+          master: () => c.master.proc?.pid,
+          members: () => nodes.map((i) => c.storage.nodes[i]?.proc?.pid).filter((p): p is number => p !== undefined),
+          cpu: { master: series(), members: series(), client: series() },
+        },
       };
       volumes.push(v);
       ratios.set(v, series());
@@ -283,10 +307,18 @@ export async function main(args: string[]): Promise<void> {
       return row(v.name, (w) => cpuCell(w, f[w], kitCpu[w]));
     }),
     '',
-    row('CPU, the master alone', (w) => cpuHeads[w]),
-    ...volumes.map((v) => {
-      const f = medians(v.lead!.cpu);
-      return row(v.name, (w) => f[w].toFixed(w.startsWith('seq') ? 2 : 0));
+    row('CPU per process', (w) => cpuHeads[w]),
+    ...volumes.flatMap((v) => {
+      const digits = (w: Workload) => (w.startsWith('seq') ? 2 : 1);
+      const master = medians(v.parts!.cpu.master);
+      const members = medians(v.parts!.cpu.members);
+      const client = medians(v.parts!.cpu.client);
+      const n = v.parts!.members().length;
+      return [
+        row(`${v.name.replace(/ \(.*/, '')}: master`, (w) => master[w].toFixed(digits(w))),
+        row(`  each of its ${n} members`, (w) => (members[w] / Math.max(1, n)).toFixed(digits(w))),
+        row('  client', (w) => client[w].toFixed(digits(w))),
+      ];
     }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
