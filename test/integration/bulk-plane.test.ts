@@ -99,3 +99,22 @@ test('volumes: an NBD write and read move sealed sectors on the bulk plane, neve
     assert.ok(got >= 4 * MiB, `member ${n.index} received its copy on the bulk plane (${got} bytes)`);
   }
 });
+
+test('volumes: batches of 4K random writes stay on TLS; whole sealed units go on the bulk plane', { skip: missingTools(['fio', 'nbdcopy']) }, async (t) => {
+  const c = await VolumeCluster.create({ storage: 4 });
+  t.after(() => c.destroy());
+  await c.createVolume('smallio', 'raid0', 8 * MiB, [0, 1, 2, 3]);
+  await c.waitOpen('smallio');
+  const bulkIn = () => Promise.all(c.storage.nodes.map((n) => metric(n.api, n.apiToken, 'tessera_peer_bulk_bytes_total', 'in')));
+  // Eight 4 KiB writes in flight over four members: a member's batch holds a few 4,160-byte
+  // records, always under BULK_PLANE_MIN_BYTES (src/node.ts), though often over 16 KiB.
+  await run('fio', ['--name=small', '--ioengine=nbd', `--uri=${c.uri('smallio')}`, '--rw=randwrite', '--bs=4k', '--iodepth=8',
+    '--size=8M', '--number_ios=2000', '--randrepeat=0']);
+  assert.deepEqual(await bulkIn(), [0, 0, 0, 0], 'no member received a 4K batch on the bulk plane');
+  const src = join(c.storage.dir, 'whole.img');
+  await writeFile(src, randomBytes(4 * MiB));
+  await run('nbdcopy', [src, c.uri('smallio')]);
+  for (const [i, got] of (await bulkIn()).entries()) {
+    assert.ok(got >= MiB, `member ${i} received its whole units on the bulk plane (${got} bytes)`);
+  }
+});
