@@ -65,6 +65,8 @@ interface MergeJob {
   readonly keyed: ReadonlyArray<{ e: TableEntry; key: Buffer }>;
   /** A client write: values under a sealed partition key are refused. */
   readonly refuseSealed: boolean;
+  /** Indices (in the call) whose version held before the write is wanted back. */
+  readonly want?: ReadonlySet<number>;
 }
 
 /** An entry a group commit will write: the version held before the group (its MAC) is folded out of the digests. */
@@ -75,10 +77,16 @@ interface Planned {
   readonly cur: Buffer | undefined;
 }
 
-interface MergeResult {
+export interface MergeResult {
   kept: TableEntry[];
   /** Indices (in the call) of values a seal refused. */
   sealed: number[];
+  /**
+   * For each index asked for (in the order asked): the version this replica held under its key
+   * just before the write (null for none), whether or not the write was newer; null for a value
+   * a seal refused.
+   */
+  held?: Array<TableEntry | null>;
 }
 
 export interface LeafKey {
@@ -203,8 +211,8 @@ export class EntryStore {
    * refused (its index is in `sealed`); deletions are kept. The seal is read in the same transaction as the write, so
    * on this replica a write is either before the seal or refused.
    */
-  write(entries: readonly TableEntry[]): Promise<MergeResult> {
-    return this.#merge(entries, true);
+  write(entries: readonly TableEntry[], want?: readonly number[]): Promise<MergeResult> {
+    return this.#merge(entries, true, want);
   }
 
   /** True when the partition key has a live seal on this replica. */
@@ -218,13 +226,16 @@ export class EntryStore {
     return raw !== undefined && decodeStored(raw).value !== null;
   }
 
-  async #merge(entries: readonly TableEntry[], refuseSealed: boolean): Promise<MergeResult> {
+  async #merge(entries: readonly TableEntry[], refuseSealed: boolean, want?: readonly number[]): Promise<MergeResult> {
     this.#checkOpen();
     // Keys are checked here, so a bad entry fails its own call and never the group it would join.
     const keyed = entries.map((e) => ({ e, key: storageKey(e) }));
-    const r = await this.#group.submit({ keyed, refuseSealed });
+    const wanted = want === undefined || want.length === 0 ? undefined : new Set(want);
+    const r = await this.#group.submit({ keyed, refuseSealed, ...(wanted ? { want: wanted } : {}) });
     if (r instanceof Error) throw r;
-    return r;
+    if (wanted === undefined) return r;
+    const held = r.held!;
+    return { kept: r.kept, sealed: r.sealed, held: want!.map((i) => held[i] ?? null) };
   }
 
   /**
@@ -273,6 +284,8 @@ export class EntryStore {
   #judge(job: MergeJob, earlier: (id: string) => Planned | undefined, mine: Map<string, Planned>, seals: Map<string, boolean>): MergeResult {
     const kept: TableEntry[] = [];
     const sealed: number[] = [];
+    // By index in the call while judging; #merge puts them in the order asked.
+    const held: Array<TableEntry | null> | undefined = job.want ? [] : undefined;
     job.keyed.forEach(({ e, key }, i) => {
       const group = `${e.table}\0${e.pk}`;
       // Deletions pass: they cannot bring anything back into a closed partition key.
@@ -287,13 +300,15 @@ export class EntryStore {
       }
       const id = key.toString('latin1');
       const before = earlier(id);
-      const held = before !== undefined ? before.e : this.#stored(key);
-      if (held !== undefined && compareVersions(held, e) >= 0) return;
-      mine.set(id, { key, leaf: before?.leaf ?? leafOf(key), e, cur: before !== undefined ? before.cur : held?.mac });
+      const cur = before !== undefined ? before.e : this.#stored(key);
+      // Read for the judging anyway: handing it back costs the writer a read of its own.
+      if (held !== undefined && job.want!.has(i)) held[i] = cur === undefined ? null : { table: e.table, pk: e.pk, sk: e.sk, ts: cur.ts, value: cur.value, mac: cur.mac };
+      if (cur !== undefined && compareVersions(cur, e) >= 0) return;
+      mine.set(id, { key, leaf: before?.leaf ?? leafOf(key), e, cur: before !== undefined ? before.cur : cur?.mac });
       if (e.sk === SEAL_SORT_KEY) seals.set(group, e.value !== null);
       kept.push(e);
     });
-    return { kept, sealed };
+    return { kept, sealed, ...(held ? { held } : {}) };
   }
 
   #stored(key: Buffer): StoredVersion | undefined {

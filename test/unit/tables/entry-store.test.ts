@@ -256,3 +256,23 @@ test('the inner digests held in memory equal those computed from the stored entr
 function leafOfKey(k: TableEntry): number {
   return leafOf(storageKey(k));
 }
+
+test('a write hands back the version held under each key asked, in the order asked, whether or not it wins', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    await s.merge([e('old', 1, 'one'), e('newer-here', 9, 'nine'), e(SEAL_SORT_KEY, 1, 'sealed', 'closed')]);
+    const r = await s.write([e('old', 2, 'two'), e('fresh', 2, 'x'), e('newer-here', 2, 'loses'), e('k', 2, 'v', 'closed')], [2, 0, 1, 3]);
+    assert.deepEqual(r.held?.map((h) => (h === null ? null : `${h.sk}=${h.value?.toString()}@${h.ts.wall}`)), ['newer-here=nine@9', 'old=one@1', null, null]);
+    assert.deepEqual(r.sealed, [3]);
+    assert.deepEqual(r.kept.map((k) => k.sk), ['old', 'fresh']);
+    // What is handed back is a whole entry whose MAC still checks.
+    assert.ok(r.held![1]!.mac.equals(e('old', 1, 'one').mac));
+    // Asked nothing, nothing comes back; two writes of one key in one group see each other in order.
+    assert.equal((await s.write([e('z', 1, 'z')])).held, undefined);
+    const [a, b] = await Promise.all([s.write([e('g', 1, 'first')], [0]), s.write([e('g', 2, 'second')], [0])]);
+    assert.equal(a.held![0], null);
+    assert.equal(b.held![0]?.value?.toString(), 'first');
+  } finally {
+    await s.close();
+  }
+});
