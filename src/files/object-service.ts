@@ -498,14 +498,15 @@ export class ObjectService {
    * loser drops its own reference, so its file does not stay referenced by nothing.
    */
   async #point(b: BucketEntry, key: string, record: ObjectRecord): Promise<void> {
-    const old = await this.#tables.objects.get(b.id, key);
-    const replaced = old !== null && old.inline === undefined && old.fileId !== record.fileId ? old.fileId : null;
+    const fileOf = (old: ObjectEntry | null) => (old !== null && old.inline === undefined && old.fileId !== record.fileId ? old.fileId : null);
     if (record.inline !== undefined) {
-      // No file and no reference: nothing can be left behind if another write wins.
-      await this.#tables.objects.put(b.id, key, record);
+      // No file and no reference: nothing can be left behind if another write wins. The holders
+      // say what the write replaced, so it needs no read before it.
+      const replaced = fileOf(await this.#tables.objects.putReplacing(b.id, key, record));
       if (replaced !== null) await this.#unref(b.id, key, replaced);
       return;
     }
+    const replaced = fileOf(await this.#tables.objects.get(b.id, key));
     await this.#tables.service.put({ table: FILE_REF_TABLE, pk: refPartition(record.fileId), sk: refSortKey(b.id, key) }, encodeRef(b.id, key));
     await this.#tables.objects.put(b.id, key, record);
     if (replaced !== null) await this.#unref(b.id, key, replaced);

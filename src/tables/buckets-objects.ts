@@ -171,6 +171,14 @@ export class ObjectTable {
     await this.tables.put({ table: OBJECT_TABLE, pk: bucketId, sk: key }, encodeRecord(checkObjectRecord(record)));
   }
 
+  /** Writes a record and returns the object it replaced (null for none), without a read of its own (TableService.putReplacing). */
+  async putReplacing(bucketId: string, key: string, record: ObjectRecord): Promise<ObjectEntry | null> {
+    checkObjectKey(key);
+    const { replaced } = await this.tables.putReplacing({ table: OBJECT_TABLE, pk: bucketId, sk: key }, encodeRecord(checkObjectRecord(record)));
+    if (replaced === null || replaced.value === null) return null;
+    return { key, ...decodeRecord(replaced.value, checkObjectRecord, `object record '${key}'`) };
+  }
+
   /** Records many objects at once (imports, migration, tests); each is validated first. */
   async putMany(bucketId: string, items: ReadonlyArray<{ key: string; record: ObjectRecord }>): Promise<void> {
     const entries = items.map((it) => {

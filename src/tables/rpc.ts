@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
-import { ENTRY_MAC_BYTES, MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
+import { MAX_HLC_NODE_CHARS } from '../content/index.js';
+import { ENTRY_MAC_BYTES, MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, MAX_TABLE_NAME_CHARS, MAX_VALUE_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
 import { LEAF_COUNT, PARTITION_COUNT } from './keys.js';
 import { NODE_DIGEST_BYTES, TREE_DEPTH, TREE_FANOUT } from './digest-tree.js';
 import { MAX_LEAF_KEYS, MAX_SCAN_LIMIT } from './entry-store.js';
@@ -24,6 +25,10 @@ export const TABLE_METHODS = {
   merge: 'table.merge',
   /** A client write: merged like table.merge, except into a sealed partition key, which it refuses. */
   write: 'table.write',
+  /** table.write that also answers, for the entries asked, the version the holder held before it. */
+  writeHeld: 'table.write-held',
+  /** Which optional methods a holder serves (a node of an older version answers BAD_INPUT). */
+  features: 'table.features',
   get: 'table.get',
   /** Which versions a holder has of some keys (their MACs), without the values: the other voices of quorum reads. */
   versions: 'table.versions',
@@ -47,6 +52,29 @@ export const mergeRequest = z.object({ auth, entries: z.array(wireEntrySchema).m
 export const mergeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES) }).strict();
 /** Which entries of a write request were refused because their partition key is sealed (indices into the request). */
 export const writeReply = z.object({ kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES), sealed: z.array(z.number().int().min(0).max(MAX_MERGE_ENTRIES - 1)).max(MAX_MERGE_ENTRIES) }).strict();
+
+/** The feature a holder names in its table.features answer when it serves table.write-held. */
+export const FEATURE_WRITE_HELD = 'write-held';
+/** Feature names one answer may carry. */
+export const MAX_FEATURES = 16;
+export const featuresRequest = z.object({ auth }).strict();
+export const featuresReply = z.object({ f: z.array(z.string().max(64)).max(MAX_FEATURES) }).strict();
+/** The most one entry may take on the wire: every field at its limit, with the framing entryWireBytes counts. */
+export const MAX_ENTRY_WIRE_BYTES = MAX_TABLE_NAME_CHARS + MAX_PARTITION_KEY_BYTES + MAX_SORT_KEY_BYTES + MAX_HLC_NODE_CHARS + MAX_VALUE_BYTES + ENTRY_MAC_BYTES + 64;
+/** Bytes of held versions one write-held reply may carry: the control-section limit less room for the rest. */
+export const MAX_HELD_REPLY_BYTES = 224 << 10;
+/** Entries one write-held request may ask the held version of: each at its largest still fits the reply. */
+export const MAX_HELD_PER_WRITE = Math.floor(MAX_HELD_REPLY_BYTES / MAX_ENTRY_WIRE_BYTES);
+export const writeHeldRequest = z
+  .object({ auth, entries: z.array(wireEntrySchema).max(MAX_MERGE_ENTRIES), want: z.array(z.number().int().min(0).max(MAX_MERGE_ENTRIES - 1)).min(1).max(MAX_HELD_PER_WRITE) })
+  .strict();
+export const writeHeldReply = z
+  .object({
+    kept: z.number().int().min(0).max(MAX_MERGE_ENTRIES),
+    sealed: z.array(z.number().int().min(0).max(MAX_MERGE_ENTRIES - 1)).max(MAX_MERGE_ENTRIES),
+    held: z.array(wireEntrySchema.nullable()).max(MAX_HELD_PER_WRITE),
+  })
+  .strict();
 
 const entryKey = { t: z.string().regex(TABLE_NAME_RE), p: z.string().max(MAX_PARTITION_KEY_BYTES) };
 export const getRequest = z.object({ auth, ...entryKey, s: z.string().max(MAX_SORT_KEY_BYTES) }).strict();

@@ -11,8 +11,8 @@ import { describeFailures, Placer, reachQuorum, type QuorumOutcome, type Weighte
 import { majorityQuorum, type HybridClock } from '../content/index.js';
 import { TesseraError, isTesseraError, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import { batchEntries, entryWireBytes, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry } from './entry.js';
-import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT } from './entry-store.js';
+import { batchEntries, compareVersions, entryWireBytes, fromWire, makeEntry, toWire, verifyEntry, type EntryKey, type TableEntry, type WireEntry } from './entry.js';
+import { EntryStore, MAX_LEAF_KEYS, MAX_SCAN_BYTES, MAX_SCAN_LIMIT, type MergeResult } from './entry-store.js';
 import { childrenOf, diffKeyLists, digestCount, differing, TREE_DEPTH, type KeyHash } from './digest-tree.js';
 import { callerProof, fullNodeProof, proofMatches, PROOF_NONCE_BYTES } from './full-nodes.js';
 import { checkPartition, encodeToken, decodeToken, partitionOf, partitionPlacementId, PARTITION_COUNT, SEAL_SORT_KEY } from './keys.js';
@@ -114,6 +114,26 @@ interface Known {
   at: number;
 }
 
+/** A client write waiting for its batch; `want`: the version it replaces is asked for. */
+interface WriteItem {
+  readonly e: TableEntry;
+  readonly want: boolean;
+}
+
+interface WriteOutcome {
+  /** A seal refused it. */
+  sealed: boolean;
+  /** For a write that asked: the live version it replaced (null for none or a deletion). */
+  replaced?: TableEntry | null;
+}
+
+/** What one holder answered to a client write batch. */
+interface HolderWrite {
+  readonly sealed: readonly number[];
+  /** Per index asked, what the holder held before the write. */
+  readonly held: ReadonlyArray<TableEntry | null>;
+}
+
 export class TableService {
   readonly counters: TableCounters = {
     writes: 0, reads: 0, scans: 0, repairsSent: 0, syncRounds: 0, entriesPulled: 0, entriesPushed: 0, partitionsDropped: 0, entriesApplied: 0, refusedEntries: 0,
@@ -132,8 +152,15 @@ export class TableService {
   readonly #versionBatches: WriteBatcher<{ nodeId: string; key: EntryKey }, Buffer | null>;
   readonly #holderBatch = new Map<string, number>();
   #placer: Placer | undefined;
-  /** Client writes, coalesced per partition; resolves true for an entry refused by a seal. */
-  readonly #writes: WriteBatcher<TableEntry, boolean>;
+  /** Client writes, coalesced per partition. */
+  readonly #writes: WriteBatcher<WriteItem, WriteOutcome>;
+  /**
+   * Whether each other full node serves table.write-held, as last learnt from table.features. A
+   * node that does not is asked again after NOT_FULL_RECHECK_MS (or when it comes back), since it
+   * may have been upgraded; one probe per node at a time.
+   */
+  readonly #writeHeld = new Map<string, { serves: boolean; at: number }>();
+  readonly #featureProbes = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #stopped = false;
@@ -151,11 +178,14 @@ export class TableService {
       maxEntries: rpc.MAX_VERSION_KEYS,
       maxBytes: MAX_SCAN_BYTES,
     });
-    this.#writes = new WriteBatcher({
-      flush: (p, entries) => this.#writeBatch(p, entries),
-      sizeOf: entryWireBytes,
+    this.#writes = new WriteBatcher<WriteItem, WriteOutcome>({
+      flush: (p, items) => this.#writeBatch(p, items),
+      sizeOf: (it) => entryWireBytes(it.e),
       maxEntries: WRITE_BATCH_MAX_ENTRIES,
       maxBytes: WRITE_BATCH_MAX_BYTES,
+      // The held versions come back in one reply: each asked for may be as large as an entry can be.
+      costOf: (it) => (it.want ? 1 : 0),
+      maxCost: rpc.MAX_HELD_PER_WRITE,
     });
   }
 
@@ -191,6 +221,8 @@ export class TableService {
   peerUp(nodeId: string): void {
     const k = this.#known.get(nodeId);
     if (k && !k.full) this.#known.delete(nodeId);
+    // It may come back as another version.
+    this.#writeHeld.delete(nodeId);
     if (this.#stopped) return;
     setTimeout(() => void this.#syncLogged(), 200).unref();
   }
@@ -301,16 +333,32 @@ export class TableService {
   async put(key: EntryKey, value: Buffer | null): Promise<TableEntry> {
     const e = makeEntry(this.#o.macKey, key, this.#o.clock.tick(), value);
     await this.#discover();
-    if (await this.#writes.submit(partitionOf(key.table, key.pk), e)) throw this.#sealed(e);
+    if ((await this.#writes.submit(partitionOf(key.table, key.pk), { e, want: false })).sealed) throw this.#sealed(e);
     this.counters.writes++;
     return e;
+  }
+
+  /**
+   * A write that also says what it replaced: the live version a majority of the holders held
+   * just before it (null for none or a deletion), what a read just before the write would have
+   * returned. The holders read that version to judge the write anyway and hand it back with
+   * their answer (table.write-held), so it costs no read of its own; where a holder of an older
+   * version cannot, the version is read first, as a read would.
+   */
+  async putReplacing(key: EntryKey, value: Buffer | null): Promise<{ entry: TableEntry; replaced: TableEntry | null }> {
+    const e = makeEntry(this.#o.macKey, key, this.#o.clock.tick(), value);
+    await this.#discover();
+    const r = await this.#writes.submit(partitionOf(key.table, key.pk), { e, want: true });
+    if (r.sealed) throw this.#sealed(e);
+    this.counters.writes++;
+    return { entry: e, replaced: r.replaced ?? null };
   }
 
   /** Many entries at once: they join the same per-partition batches as single writes. */
   async putMany(items: ReadonlyArray<{ key: EntryKey; value: Buffer | null }>): Promise<void> {
     const entries = items.map((it) => makeEntry(this.#o.macKey, it.key, this.#o.clock.tick(), it.value));
     await this.#discover();
-    const refused = await Promise.all(entries.map((e) => this.#writes.submit(partitionOf(e.table, e.pk), e)));
+    const refused = await Promise.all(entries.map(async (e) => (await this.#writes.submit(partitionOf(e.table, e.pk), { e, want: false })).sealed));
     const first = refused.indexOf(true);
     if (first >= 0) throw this.#sealed(entries[first]!);
     this.counters.writes += items.length;
@@ -332,24 +380,112 @@ export class TableService {
     return new TesseraError('NOT_FOUND', `table '${e.table}' is closed to writes under '${e.pk.slice(0, 64)}' (its bucket was deleted); look the bucket up again`, { sealed: true });
   }
 
-  /** One coalesced batch to the partition's holders; per entry, whether a seal refused it. */
-  async #writeBatch(p: number, entries: readonly TableEntry[]): Promise<boolean[]> {
+  /**
+   * One coalesced batch to the partition's holders; per entry, whether a seal refused it and, for
+   * those that asked, what it replaced.
+   */
+  async #writeBatch(p: number, items: readonly WriteItem[]): Promise<WriteOutcome[]> {
+    const entries = items.map((it) => it.e);
+    const want = items.flatMap((it, i) => (it.want ? [i] : []));
     const holders = this.holders(p);
+    let readFirst: Array<TableEntry | null> | undefined;
+    if (want.length > 0 && !(await this.#allServeWriteHeld(holders))) {
+      // A holder that cannot say what it held: the versions are read before the write, as a read would.
+      readFirst = await Promise.all(want.map((i) => this.get(entries[i]!)));
+    }
+    const ask = readFirst === undefined ? want : [];
     const need = Math.min(majorityQuorum(this.#r), holders.length);
-    const res = await this.#quorum(holders, (id) => this.#sendWrite(id, entries), `write to partition ${p}`);
+    const res = await this.#quorum(holders, (id) => this.#sendWrite(id, entries, ask), `write to partition ${p}`);
     const refusals = new Array<number>(entries.length).fill(0);
-    for (const r of res) for (const i of r.value) refusals[i]!++;
+    for (const r of res) for (const i of r.value.sealed) refusals[i]!++;
     // An entry stands only where a full quorum took it; one sealed holder among them refuses it.
-    return refusals.map((n) => res.length - n < need);
+    const out: WriteOutcome[] = refusals.map((n) => ({ sealed: res.length - n < need }));
+    want.forEach((i, j) => {
+      // Every acknowledged write is on a majority, and so on one of this quorum at least: the
+      // newest version older than this write that the quorum held is the one it replaced.
+      let newest: TableEntry | null = null;
+      if (readFirst === undefined) {
+        for (const r of res) {
+          const h = r.value.held[j] ?? null;
+          if (h !== null && compareVersions(h, entries[i]!) < 0 && (newest === null || compareVersions(h, newest) > 0)) newest = h;
+        }
+      } else newest = readFirst[j] ?? null;
+      out[i]!.replaced = newest === null || newest.value === null ? null : newest;
+    });
+    return out;
   }
 
-  /** Sends a client write batch to one holder; returns the indices its seals refused. */
-  async #sendWrite(nodeId: string, entries: readonly TableEntry[]): Promise<number[]> {
-    if (nodeId === this.#o.net.selfId) return (await this.#o.store.write(entries)).sealed;
-    const body = { auth: this.#auth, entries: entries.map(toWire) };
-    const r = rpc.parseBody(rpc.writeReply, await this.#call(nodeId, rpc.TABLE_METHODS.write, body), 'table.write');
-    if (r.sealed.some((i) => i >= entries.length)) throw new TesseraError('PROTOCOL', `node ${nodeId} refused entries a write of ${entries.length} did not hold`);
-    return r.sealed;
+  /** Sends a client write batch to one holder; returns the indices its seals refused and, for those in `want`, what it held. */
+  async #sendWrite(nodeId: string, entries: readonly TableEntry[], want: readonly number[]): Promise<HolderWrite> {
+    if (nodeId === this.#o.net.selfId) {
+      const r = await this.#o.store.write(entries, want);
+      return { sealed: r.sealed, held: r.held ?? [] };
+    }
+    if (want.length === 0) {
+      const body = { auth: this.#auth, entries: entries.map(toWire) };
+      const r = rpc.parseBody(rpc.writeReply, await this.#call(nodeId, rpc.TABLE_METHODS.write, body), 'table.write');
+      this.#checkSealed(nodeId, r.sealed, entries.length);
+      return { sealed: r.sealed, held: [] };
+    }
+    let reply: unknown;
+    try {
+      reply = await this.#call(nodeId, rpc.TABLE_METHODS.writeHeld, { auth: this.#auth, entries: entries.map(toWire), want });
+    } catch (err) {
+      // Went back to a version without it: the next batches read first.
+      if (isTesseraError(err, 'BAD_INPUT')) this.#writeHeld.set(nodeId, { serves: false, at: Date.now() });
+      throw err;
+    }
+    const r = rpc.parseBody(rpc.writeHeldReply, reply, 'table.write-held');
+    this.#checkSealed(nodeId, r.sealed, entries.length);
+    if (r.held.length !== want.length) throw new TesseraError('PROTOCOL', `node ${nodeId} answered ${r.held.length} held versions for ${want.length} asked`);
+    const held = r.held.map((w, j) => {
+      if (w === null) return null;
+      const asked = entries[want[j]!]!;
+      if (w.t !== asked.table || w.p !== asked.pk || w.s !== asked.sk) throw new TesseraError('PROTOCOL', `node ${nodeId} answered a held version of another key than the one asked`);
+      return this.#accept(fromWire(w), nodeId);
+    });
+    return { sealed: r.sealed, held };
+  }
+
+  #checkSealed(nodeId: string, sealed: readonly number[], count: number): void {
+    if (sealed.some((i) => i >= count)) throw new TesseraError('PROTOCOL', `node ${nodeId} refused entries a write of ${count} did not hold`);
+  }
+
+  /** True when every other holder is known to serve table.write-held; asks those not known first. */
+  async #allServeWriteHeld(holders: readonly string[]): Promise<boolean> {
+    const self = this.#o.net.selfId;
+    const now = Date.now();
+    const ask = holders.filter((h) => {
+      const f = this.#writeHeld.get(h);
+      return h !== self && (f === undefined || (!f.serves && now - f.at > NOT_FULL_RECHECK_MS));
+    });
+    if (ask.length > 0) await Promise.all(ask.map((h) => this.#probeFeatures(h)));
+    return holders.every((h) => h === self || this.#writeHeld.get(h)?.serves === true);
+  }
+
+  #probeFeatures(nodeId: string): Promise<void> {
+    let probe = this.#featureProbes.get(nodeId);
+    if (probe !== undefined) return probe;
+    probe = (async () => {
+      try {
+        const r = rpc.parseBody(rpc.featuresReply, await this.#call(nodeId, rpc.TABLE_METHODS.features, { auth: this.#auth }), 'table.features');
+        this.#rememberFeatures(nodeId, r.f.includes(rpc.FEATURE_WRITE_HELD));
+      } catch (err) {
+        // An older node does not know the method; one that is unreachable is asked again next time.
+        if (isTesseraError(err, 'BAD_INPUT')) this.#rememberFeatures(nodeId, false);
+        else this.#o.log.debug({ err, peer: nodeId }, 'table feature probe failed');
+      } finally {
+        this.#featureProbes.delete(nodeId);
+      }
+    })();
+    this.#featureProbes.set(nodeId, probe);
+    return probe;
+  }
+
+  #rememberFeatures(nodeId: string, serves: boolean): void {
+    // Members only, but bounded whatever the churn, as the proofs are.
+    if (this.#writeHeld.size >= MAX_CACHED_PROOFS) this.#writeHeld.clear();
+    this.#writeHeld.set(nodeId, { serves, at: Date.now() });
   }
 
   /**
@@ -534,11 +670,18 @@ export class TableService {
       }
       case rpc.TABLE_METHODS.write: {
         const r = rpc.parseBody(rpc.mergeRequest, body, method);
-        const entries = r.entries.map((w) => this.#accept(fromWire(w), peerId));
-        const res = await this.#o.store.write(entries);
-        this.counters.entriesApplied += res.kept.length;
+        const res = await this.#serveWrite(r.entries, [], peerId);
         return { kept: res.kept.length, sealed: res.sealed };
       }
+      case rpc.TABLE_METHODS.writeHeld: {
+        const r = rpc.parseBody(rpc.writeHeldRequest, body, method);
+        if (r.want.some((i) => i >= r.entries.length)) throw new TesseraError('BAD_INPUT', `${method} asks the held version of an entry past the ${r.entries.length} it carries`);
+        const res = await this.#serveWrite(r.entries, r.want, peerId);
+        return { kept: res.kept.length, sealed: res.sealed, held: (res.held ?? []).map((h) => (h === null ? null : toWire(h))) };
+      }
+      case rpc.TABLE_METHODS.features:
+        rpc.parseBody(rpc.featuresRequest, body, method);
+        return { f: [rpc.FEATURE_WRITE_HELD] };
       case rpc.TABLE_METHODS.get: {
         const r = rpc.parseBody(rpc.getRequest, body, method);
         const e = this.#o.store.get({ table: r.t, pk: r.p, sk: r.s });
@@ -574,6 +717,13 @@ export class TableService {
       default:
         throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
     }
+  }
+
+  async #serveWrite(wire: readonly WireEntry[], want: readonly number[], peerId: string): Promise<MergeResult> {
+    const entries = wire.map((w) => this.#accept(fromWire(w), peerId));
+    const res = await this.#o.store.write(entries, want);
+    this.counters.entriesApplied += res.kept.length;
+    return res;
   }
 
   // ---- anti-entropy and handoff ----

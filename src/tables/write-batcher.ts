@@ -25,6 +25,10 @@ export interface BatcherOptions<E, R> {
   readonly maxEntries: number;
   /** Bytes one batch carries at most (a single larger entry still goes, alone). */
   readonly maxBytes: number;
+  /** A second budget beside bytes (what the batch's reply may carry): an entry's share of it, 0 by default. */
+  readonly costOf?: (entry: E) => number;
+  /** The most cost one batch carries (a single costlier entry still goes, alone). */
+  readonly maxCost?: number;
   readonly maxInFlight?: number;
 }
 
@@ -37,6 +41,7 @@ interface Pending<E, R> {
   entries: E[];
   waiters: Waiter<R>[];
   bytes: number;
+  cost: number;
   scheduled: boolean;
 }
 
@@ -58,6 +63,7 @@ export class WriteBatcher<E, R = void> {
   readonly #maxEntries: number;
   readonly #maxBytes: number;
   readonly #maxInFlight: number;
+  readonly #maxCost: number;
   readonly #parts = new Map<number, PartitionState<E, R>>();
 
   constructor(o: BatcherOptions<E, R>) {
@@ -65,7 +71,8 @@ export class WriteBatcher<E, R = void> {
     this.#maxEntries = o.maxEntries;
     this.#maxBytes = o.maxBytes;
     this.#maxInFlight = o.maxInFlight ?? MAX_BATCHES_IN_FLIGHT;
-    for (const [name, v] of [['maxEntries', this.#maxEntries], ['maxBytes', this.#maxBytes], ['maxInFlight', this.#maxInFlight]] as const) {
+    this.#maxCost = o.maxCost ?? Number.MAX_SAFE_INTEGER;
+    for (const [name, v] of [['maxEntries', this.#maxEntries], ['maxBytes', this.#maxBytes], ['maxInFlight', this.#maxInFlight], ['maxCost', this.#maxCost]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new TesseraError('BAD_INPUT', `write batcher ${name} must be a positive integer, got ${v}`);
     }
   }
@@ -74,19 +81,21 @@ export class WriteBatcher<E, R = void> {
   submit(partition: number, entry: E): Promise<R> {
     const state = this.#state(partition);
     const size = this.#o.sizeOf(entry);
+    const cost = this.#o.costOf?.(entry) ?? 0;
     let p = state.pending;
-    if (p !== undefined && (p.entries.length >= this.#maxEntries || p.bytes + size > this.#maxBytes)) {
+    if (p !== undefined && (p.entries.length >= this.#maxEntries || p.bytes + size > this.#maxBytes || p.cost + cost > this.#maxCost)) {
       this.#send(partition, state);
       p = undefined;
     }
     if (p === undefined) {
-      p = { entries: [], waiters: [], bytes: 0, scheduled: false };
+      p = { entries: [], waiters: [], bytes: 0, cost: 0, scheduled: false };
       state.pending = p;
     }
     const done = new Promise<R>((resolve, reject) => p.waiters.push({ resolve, reject }));
     p.entries.push(entry);
     p.bytes += size;
-    if (p.entries.length >= this.#maxEntries || p.bytes >= this.#maxBytes) this.#send(partition, state);
+    p.cost += cost;
+    if (p.entries.length >= this.#maxEntries || p.bytes >= this.#maxBytes || p.cost >= this.#maxCost) this.#send(partition, state);
     else this.#schedule(partition, state);
     return done;
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { MAX_STAGED_BUFFERS, OffThreadMd5, STAGE_BYTES } from '../../../src/files/md5-offload.js';
+import { FIRST_STAGE_BYTES, MAX_STAGED_BUFFERS, OffThreadMd5, STAGE_BYTES } from '../../../src/files/md5-offload.js';
 
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
@@ -46,6 +46,21 @@ test('bodies hashed at once keep their own digests; an aborted one leaves the ot
   aborted.abort();
   await assert.rejects(aborted.update(Buffer.from('more')), { code: 'INTERNAL' });
   (await all).forEach((r, i) => assert.equal(r.digest, md5(bodies[i]!)));
+});
+
+test('a small body stages in a small buffer and moves to a full one only when it outgrows it', async () => {
+  const small = new OffThreadMd5();
+  const body = randomBytes(4096);
+  await small.update(body);
+  assert.equal(small.stageBytes, FIRST_STAGE_BYTES);
+  assert.equal((await small.digest()).toString('hex'), md5(body));
+  const grown = new OffThreadMd5();
+  const big = randomBytes(FIRST_STAGE_BYTES + 10);
+  await grown.update(big.subarray(0, FIRST_STAGE_BYTES));
+  assert.equal(grown.stageBytes, FIRST_STAGE_BYTES);
+  await grown.update(big.subarray(FIRST_STAGE_BYTES));
+  assert.equal(grown.stageBytes, STAGE_BYTES);
+  assert.equal((await grown.digest()).toString('hex'), md5(big));
 });
 
 test('a digest is taken once', async () => {

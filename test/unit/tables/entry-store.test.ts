@@ -212,7 +212,7 @@ test('the inner digests held in memory equal those computed from the stored entr
       const out = new Map<string, Buffer[]>();
       for (const x of held) {
         const leaf = leafOfKey(x);
-        for (let level = 0; level < TREE_DEPTH; level++) {
+        for (let level = 0; level <= TREE_DEPTH; level++) {
           const id = `${level}/${ancestorAt(leaf, level)}`;
           out.set(id, [...(out.get(id) ?? []), x.mac]);
         }
@@ -221,7 +221,8 @@ test('the inner digests held in memory equal those computed from the stored entr
     };
     const check = (s: EntryStore, held: readonly TableEntry[], what: string) => {
       const want = expected(held);
-      for (let level = 0; level < TREE_DEPTH; level++) {
+      // The leaves too: a write folds into a leaf it knows to be empty without reading it.
+      for (let level = 0; level <= TREE_DEPTH; level++) {
         const idx = Array.from({ length: nodesAtLevel(level) }, (_, i) => i);
         const got = s.treeNodes(p, level, idx);
         for (const i of idx) assert.ok(got[i]!.equals(digestOf(want.get(`${level}/${i}`) ?? [])), `${what}: level ${level} node ${i}`);
@@ -243,8 +244,16 @@ test('the inner digests held in memory equal those computed from the stored entr
       assert.equal(s.cached.innerPartitions, 0, 'nothing is held before the partition is used');
       check(s, [...held.values()], 'after a reopen');
       assert.ok(s.root(p).equals(before));
+      // Leaves known to hold entries from the scan at first use, and those still empty.
+      const more = Array.from({ length: 300 }, (_, i) => e(`k${i * 3}`, 4, 'v4', pk));
+      await s.merge(more);
+      for (const x of more) held.set(x.sk, x);
+      check(s, [...held.values()], 'written after a reopen');
       await s.dropPartition(p);
       check(s, [], 'after a drop');
+      const again = Array.from({ length: 50 }, (_, i) => e(`k${i}`, 5, 'v5', pk));
+      await s.merge(again);
+      check(s, again, 'written after a drop');
     } finally {
       await s.close();
     }
@@ -256,3 +265,23 @@ test('the inner digests held in memory equal those computed from the stored entr
 function leafOfKey(k: TableEntry): number {
   return leafOf(storageKey(k));
 }
+
+test('a write hands back the version held under each key asked, in the order asked, whether or not it wins', async () => {
+  const s = await EntryStore.open(null, DISK);
+  try {
+    await s.merge([e('old', 1, 'one'), e('newer-here', 9, 'nine'), e(SEAL_SORT_KEY, 1, 'sealed', 'closed')]);
+    const r = await s.write([e('old', 2, 'two'), e('fresh', 2, 'x'), e('newer-here', 2, 'loses'), e('k', 2, 'v', 'closed')], [2, 0, 1, 3]);
+    assert.deepEqual(r.held?.map((h) => (h === null ? null : `${h.sk}=${h.value?.toString()}@${h.ts.wall}`)), ['newer-here=nine@9', 'old=one@1', null, null]);
+    assert.deepEqual(r.sealed, [3]);
+    assert.deepEqual(r.kept.map((k) => k.sk), ['old', 'fresh']);
+    // What is handed back is a whole entry whose MAC still checks.
+    assert.ok(r.held![1]!.mac.equals(e('old', 1, 'one').mac));
+    // Asked nothing, nothing comes back; two writes of one key in one group see each other in order.
+    assert.equal((await s.write([e('z', 1, 'z')])).held, undefined);
+    const [a, b] = await Promise.all([s.write([e('g', 1, 'first')], [0]), s.write([e('g', 2, 'second')], [0])]);
+    assert.equal(a.held![0], null);
+    assert.equal(b.held![0]?.value?.toString(), 'first');
+  } finally {
+    await s.close();
+  }
+});

@@ -382,3 +382,113 @@ test('entries merged by peers while anti-entropy pulls are all counted as applie
     await m.close();
   }
 });
+
+/** Makes a mesh node answer as a node of a version without table.features and table.write-held. */
+function olderVersion(m: Awaited<ReturnType<typeof mesh>>, id: string): void {
+  const svc = m.services.get(id)!;
+  const handle = svc.handle.bind(svc);
+  svc.handle = async (method, body, peer) => {
+    if (method === TABLE_METHODS.features || method === TABLE_METHODS.writeHeld) throw new TesseraError('BAD_INPUT', `unknown table method '${method}'`);
+    return handle(method, body, peer);
+  };
+}
+
+test('a write that asks what it replaced gets it from the holders, with no read before it', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    await a.put(key('r'), Buffer.from('first'));
+    await a.putReplacing(key('warm'), Buffer.from('x'));
+    m.calls.clear();
+    const r = await a.putReplacing(key('r'), Buffer.from('second'));
+    assert.equal(r.replaced?.value?.toString(), 'first');
+    assert.equal(r.entry.value?.toString(), 'second');
+    assert.equal((await a.putReplacing(key('never'), Buffer.from('v'))).replaced, null);
+    await a.put(key('gone'), Buffer.from('v'));
+    await a.put(key('gone'), null);
+    assert.equal((await a.putReplacing(key('gone'), Buffer.from('back'))).replaced, null, 'a deletion replaced is no live version');
+    assert.equal(m.calls.get(TABLE_METHODS.versions), undefined);
+    assert.equal(m.calls.get(TABLE_METHODS.get), undefined);
+    assert.ok((m.calls.get(TABLE_METHODS.writeHeld) ?? 0) >= 2);
+    assert.equal(m.calls.get(TABLE_METHODS.features), undefined, 'what a holder serves is asked once');
+  } finally {
+    await m.close();
+  }
+});
+
+test('the version replaced is the newest a majority held, though the holder that writes missed it', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    const c = m.services.get('node-2')!;
+    await a.put(key('k'), Buffer.from('v1'));
+    await new Promise((r) => setTimeout(r, 20));
+    m.down.add('node-2');
+    await a.put(key('k'), Buffer.from('v2'));
+    m.down.delete('node-2');
+    m.down.add('node-1');
+    assert.equal(c.store.get(key('k'))?.value?.toString(), 'v1', 'the writer holds the older copy');
+    const r = await c.putReplacing(key('k'), Buffer.from('v3'));
+    assert.equal(r.replaced?.value?.toString(), 'v2');
+  } finally {
+    await m.close();
+  }
+});
+
+test('with a holder of an older version the replaced version is read before the write, and is the same', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    olderVersion(m, 'node-2');
+    await a.put(key('o'), Buffer.from('before'));
+    m.calls.clear();
+    const r = await a.putReplacing(key('o'), Buffer.from('after'));
+    assert.equal(r.replaced?.value?.toString(), 'before');
+    assert.equal(m.calls.get(TABLE_METHODS.writeHeld), undefined, 'not sent while a holder cannot answer it');
+    assert.equal(m.calls.get(TABLE_METHODS.features), 2, 'each other holder asked once');
+    assert.equal(m.calls.get(TABLE_METHODS.versions), 1, 'read first, as a read would');
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(m.services.get('node-2')!.store.get(key('o'))?.value?.toString(), 'after', 'the older node still takes the write');
+    // A holder that goes back to an older version after it was asked counts as failed; the quorum holds.
+    olderVersion(m, 'node-1');
+    m.down.add('node-2');
+    await assert.rejects(a.putReplacing(key('o'), Buffer.from('later')), (e) => isTesseraError(e, 'UNAVAILABLE'));
+    m.down.delete('node-2');
+    // The refused write stays on this node, unacknowledged; the next one, once it is on disk, replaces it.
+    for (let i = 0; i < 50 && a.store.get(key('o'))?.value?.toString() !== 'later'; i++) await new Promise((res) => setTimeout(res, 10));
+    m.calls.clear();
+    assert.equal((await a.putReplacing(key('o'), Buffer.from('again'))).replaced?.value?.toString(), 'later');
+    assert.equal(m.calls.get(TABLE_METHODS.writeHeld), undefined, 'the next write reads first');
+  } finally {
+    await m.close();
+  }
+});
+
+test('a held version that is forged or of another key fails that holder alone', async () => {
+  const m = await mesh(3);
+  try {
+    const a = m.services.get('node-0')!;
+    await a.put(key('f'), Buffer.from('real'));
+    await new Promise((r) => setTimeout(r, 20));
+    const liar = m.services.get('node-2')!;
+    const handle = liar.handle.bind(liar);
+    let lies = 0;
+    liar.handle = async (method, body, peer) => {
+      const reply = (await handle(method, body, peer)) as { held?: Array<Record<string, unknown> | null> };
+      if (method !== TABLE_METHODS.writeHeld) return reply;
+      lies++;
+      const forged = toWire(makeEntry(randomBytes(32), key('f'), { wall: Date.now(), logical: 0, node: 'node-2' }, Buffer.from('forged')));
+      return { ...reply, held: reply.held!.map(() => (lies % 2 === 1 ? forged : { ...forged, s: 'another key' })) };
+    };
+    for (let i = 0; i < 2; i++) {
+      const r = await a.putReplacing(key('f'), Buffer.from(`next ${i}`));
+      assert.equal(r.replaced?.value?.toString(), i === 0 ? 'real' : 'next 0');
+    }
+    // The quorum may answer before the third holder does.
+    for (let i = 0; i < 50 && (lies < 2 || a.counters.refusedEntries < 1); i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(lies, 2);
+    assert.equal(a.counters.refusedEntries, 1, 'the forged entry was refused; the one of another key never got that far');
+  } finally {
+    await m.close();
+  }
+});

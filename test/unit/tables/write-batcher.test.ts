@@ -168,3 +168,23 @@ test('a sealed partition key refuses new writes on a quorum, other keys of the b
     await m.close();
   }
 });
+
+test('a batch never carries more cost than its second budget; a costless entry still joins a full one', async () => {
+  const batches: number[][] = [];
+  const b = new WriteBatcher<number, number>({
+    flush: async (_p, entries) => {
+      batches.push([...entries]);
+      return entries.map((x) => x);
+    },
+    sizeOf: () => 1,
+    costOf: (x) => (x % 2 === 1 ? 1 : 0),
+    maxEntries: 100,
+    maxBytes: 1000,
+    maxCost: 2,
+    maxInFlight: 1,
+  });
+  await Promise.all([1, 2, 3, 5, 4, 7, 9].map((x) => b.submit(0, x)));
+  for (const batch of batches) assert.ok(batch.filter((x) => x % 2 === 1).length <= 2, `batch ${batch.join(',')}`);
+  assert.deepEqual(batches.flat().sort(), [1, 2, 3, 4, 5, 7, 9]);
+  assert.throws(() => new WriteBatcher<number>({ flush: async () => [], sizeOf: () => 1, maxEntries: 1, maxBytes: 1, maxCost: 0 }), { code: 'BAD_INPUT' });
+});
