@@ -104,9 +104,10 @@ export function processCpuSplitMs(pid: number): { user: number; system: number }
 }
 
 /**
- * User and system CPU ms of a process's threads so far, summed by thread name (the main loop is
- * named after the process, libuv's pool `libuv-worker`, V8's helpers `V8 DefaultWorke`): which
- * part of a node spent the time. Threads that ended before the call are not counted.
+ * User and system CPU ms of a process's threads so far: the main thread's (`main`, the event loop)
+ * and the rest's, summed by thread name (Node 20 names them all `node`, so worker threads, libuv's
+ * pool and V8's helpers come out together as `other threads`). Threads that ended before the call
+ * are not counted.
  */
 export function threadCpuMs(pid: number): Map<string, { user: number; system: number }> {
   const out = new Map<string, { user: number; system: number }>();
@@ -123,7 +124,8 @@ export function threadCpuMs(pid: number): Map<string, { user: number; system: nu
     } catch {
       continue;
     }
-    const name = tid === String(pid) ? 'main' : s.name;
+    // Node names every thread after the process; only the main thread is told apart then.
+    const name = tid === String(pid) ? 'main' : s.name === 'node' ? 'other threads' : s.name;
     const t = out.get(name) ?? { user: 0, system: 0 };
     t.user += s.user * tickMs();
     t.system += s.system * tickMs();
