@@ -5,7 +5,7 @@
  * processes, say how much work each target needs for the same job.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** CPU ticks in one /proc/<pid>/stat line: the process's own, and its reaped children's. */
 export interface StatTicks {
@@ -81,4 +81,55 @@ export function parseMachineBusyTicks(line: string): number {
  */
 export function machineBusyMs(): number {
   return parseMachineBusyTicks(readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '') * tickMs();
+}
+
+/** User and system CPU ticks of one /proc stat line (fields 14 and 15), and the command name. */
+export function parseStatSplit(stat: string): { name: string; user: number; system: number } {
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error('not a /proc stat line: no command name');
+  const f = stat.slice(close + 2).trim().split(/\s+/);
+  const at = (n: number) => {
+    const v = Number(f[n - 3]);
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`not a /proc stat line: field ${n} is '${f[n - 3] ?? ''}'`);
+    return v;
+  };
+  return { name: stat.slice(open + 1, close), user: at(14), system: at(15) };
+}
+
+/** User and system CPU ms a running process has used so far. */
+export function processCpuSplitMs(pid: number): { user: number; system: number } {
+  const s = parseStatSplit(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  return { user: s.user * tickMs(), system: s.system * tickMs() };
+}
+
+/**
+ * User and system CPU ms of a process's threads so far: the main thread's (`main`, the event loop)
+ * and the rest's, summed by thread name (Node 20 names them all `node`, so worker threads, libuv's
+ * pool and V8's helpers come out together as `other threads`). Threads that ended before the call
+ * are not counted.
+ */
+export function threadCpuMs(pid: number): Map<string, { user: number; system: number }> {
+  const out = new Map<string, { user: number; system: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let s;
+    try {
+      s = parseStatSplit(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+    } catch {
+      continue;
+    }
+    // Node names every thread after the process; only the main thread is told apart then.
+    const name = tid === String(pid) ? 'main' : s.name === 'node' ? 'other threads' : s.name;
+    const t = out.get(name) ?? { user: 0, system: 0 };
+    t.user += s.user * tickMs();
+    t.system += s.system * tickMs();
+    out.set(name, t);
+  }
+  return out;
 }

@@ -4,11 +4,12 @@
  * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
  *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--no-get]
- *                          [--cpu-prof DIR] [--json]
+ *                          [--cpu-prof DIR] [--threads] [--json]
  *
  * --no-get skips the gets (and their baselines); --cpu-prof writes a V8 CPU profile of every node
  * and of the client into DIR. Each put also reports the CPU milliseconds per MiB each process spent
- * on it (from /proc), which is what a CPU-bound cluster on two cores is limited by.
+ * on it (from /proc), which is what a CPU-bound cluster on two cores is limited by; --threads splits
+ * that per thread (event loop, libuv pool, V8 helpers, worker threads) into user and system time.
  *
  * Goals: put ≥ 0.8× its baseline, get ≥ 0.85× its baseline, as the median over rounds of each
  * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
@@ -26,7 +27,7 @@ import { LocalCluster } from '../src/cli/local-cluster.js';
 import { nodeRuntimeArgs, withMallocEnv } from '../src/cli/runtime-tuning.js';
 import { checkChunkSize } from '../src/content/chunker.js';
 import { bracketingBaselines, mean, median } from './bench-stats.js';
-import { ownCpuMicros, processCpuMs } from './cpu-time.js';
+import { ownCpuMicros, processCpuMs, threadCpuMs } from './cpu-time.js';
 import { flag } from './cli-args.js';
 
 const PUT_GOAL = 0.8;
@@ -69,6 +70,17 @@ async function runBaseline(args: string[]): Promise<number> {
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`baseline ${args[0]} exited with ${code}`);
   return (JSON.parse(out) as { ms: number }).ms;
+}
+
+/** Per-thread CPU spent between two readings, per MiB moved. */
+function perMiB(after: Map<string, { user: number; system: number }>, before: Map<string, { user: number; system: number }>, bytes: number): Map<string, { user: number; system: number }> {
+  const mib = bytes / 2 ** 20;
+  const out = new Map<string, { user: number; system: number }>();
+  for (const [name, t] of after) {
+    const b = before.get(name) ?? { user: 0, system: 0 };
+    out.set(name, { user: (t.user - b.user) / mib, system: (t.system - b.system) / mib });
+  }
+  return out;
 }
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
@@ -126,11 +138,15 @@ export async function main(args: string[]): Promise<void> {
     const pids = [0, 1, 2].map((i) => cluster!.node(i).proc?.pid ?? 0);
     const cpuNow = () => [...pids.map((pid) => processCpuMs(pid)), ownCpuMicros() / 1000];
     const putCpu: number[][] = [];
+    const byThread = args.includes('--threads');
+    const threadsNow = () => [...pids, process.pid].map((pid) => threadCpuMs(pid));
+    const putThreads: Map<string, { user: number; system: number }>[][] = [];
     for (let i = 0; i < rounds; i++) {
       const source = join(base, 'source.bin');
       const sha = await makeSource(source, size);
       if (i === 0) putBase.push(await basePut(source));
       const c0 = cpuNow();
+      const th0 = byThread ? threadsNow() : [];
       const t0 = performance.now();
       const put = await writer.client.put(createReadStream(source, { highWaterMark: chunkBytes }), {
         name: `bench-${i}.bin`,
@@ -140,6 +156,7 @@ export async function main(args: string[]): Promise<void> {
       });
       putMs.push(performance.now() - t0);
       putCpu.push(cpuNow().map((c, k) => (c - (c0[k] as number)) / (size / 2 ** 20)));
+      if (byThread) putThreads.push(threadsNow().map((m, k) => perMiB(m, th0[k]!, size)));
       if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
       putBase.push(await basePut(source));
       await rm(source, { force: true });
@@ -209,6 +226,13 @@ export async function main(args: string[]): Promise<void> {
     say(`    ratios to the bracketing baselines ${list(figures.put.ratios, 2)}   ${verdict(figures.put.ratio, PUT_GOAL)}`);
     say(`    CPU ms per MiB, node0 + node1 + node2 + client = sum, per round:`);
     for (const c of putCpu) say(`      ${list(c, 2).replaceAll(' / ', ' + ')} = ${c.reduce((a, b) => a + b, 0).toFixed(2)}`);
+    for (const [r, procs] of putThreads.entries()) {
+      say(`    round ${r + 1}, CPU ms per MiB by thread, user+system:`);
+      procs.forEach((m, k) => {
+        const parts = [...m].filter(([, t]) => t.user + t.system >= 0.01).sort((a, b) => b[1].user + b[1].system - (a[1].user + a[1].system));
+        say(`      ${['node0', 'node1', 'node2', 'client'][k]}: ${parts.map(([n, t]) => `${n} ${t.user.toFixed(2)}+${t.system.toFixed(2)}`).join(', ')}`);
+      });
+    }
     if (figures.get) {
       say(`  tessera get through node 1: ${list(figures.get.mbps, 0)} MB/s`);
       say(`    ratios to the bracketing baselines ${list(figures.get.ratios, 2)}   ${verdict(figures.get.ratio, GET_GOAL)}`);

@@ -25,6 +25,12 @@ export interface ChunkStreamOptions {
    * on (the writer encrypts it at once); saves a chunk-sized allocation per chunk.
    */
   reuse?: boolean;
+  /**
+   * Where each chunk is assembled: a buffer of at least `chunkBytes` the consumer owns once the
+   * chunk is yielded (it may move the memory elsewhere, e.g. to a worker thread, without a copy).
+   * Takes precedence over `reuse`.
+   */
+  alloc?: () => Buffer;
 }
 
 /**
@@ -55,7 +61,7 @@ export async function* chunkStream(
         continue;
       }
       if (pending === undefined) {
-        pending = spare ?? Buffer.allocUnsafeSlow(chunkBytes);
+        pending = opts.alloc?.() ?? spare ?? Buffer.allocUnsafeSlow(chunkBytes);
         spare = undefined;
       }
       const n = bytes.copy(pending, filled, at, Math.min(bytes.length, at + chunkBytes - filled));
@@ -65,9 +71,9 @@ export async function* chunkStream(
         const full = pending;
         pending = undefined;
         filled = 0;
-        yield full;
+        yield full.length === chunkBytes ? full : full.subarray(0, chunkBytes);
         // The consumer asked for the next chunk, so it is done with this one.
-        if (opts.reuse === true) spare = full;
+        if (opts.reuse === true && opts.alloc === undefined) spare = full;
       }
     }
   }

@@ -5,9 +5,10 @@
  * The writer's loop is a put's critical path: every chunk is assembled, hashed, encrypted and
  * sent from it. Sealing a 1 MiB chunk (SHA-256 of the plaintext, AES-256-GCM, SHA-256 of the
  * ciphertext) is about 2 CPU-ms, a third of what the loop spent per MiB; on the thread it overlaps
- * with the loop's sends and stores of the chunks before it. The loop copies each plaintext once
- * (its chunker reuses one buffer) and hands the copy and the output buffer over by transfer; the
- * results are taken in the order given, with the same bytes, id and key as sealing in line.
+ * with the loop's sends and stores of the chunks before it. The loop's chunker assembles each
+ * plaintext in a stage buffer of the sealer's (`stage`), which goes to the thread with the output
+ * buffer by transfer, so the plaintext is copied once, from the body into the stage; the results
+ * are taken in the order given, with the same bytes, id and key as sealing in line.
  *
  * Bounds: the writer has at most SEAL_AHEAD chunks at the thread; a put's memory grows by that
  * many plaintext and ciphertext buffers.
@@ -31,6 +32,8 @@ export class ChunkSealer {
   readonly #plainBytes: number;
   /** Plaintext buffers back from the thread, for the next chunks. */
   readonly #free: ArrayBuffer[] = [];
+  /** Stages out with the chunker, not yet sealed or released. */
+  readonly #staged = new WeakSet<ArrayBuffer>();
 
   constructor(secret: Uint8Array, chunkBytes: number) {
     this.#secret = new Uint8Array(secret).buffer;
@@ -38,14 +41,44 @@ export class ChunkSealer {
   }
 
   /**
-   * Encrypts `plain` (copied: the caller may reuse it at once) into `out`, which must be a buffer
-   * of its own (`Buffer.allocUnsafeSlow`) and is moved to the thread: use the `out` returned.
+   * A buffer to assemble the next plaintext in (the chunker's `alloc`): sealed from there, a chunk
+   * moves to the thread without the copy `seal` makes. Give it to `seal`, or back with `release`.
+   */
+  stage(): Buffer {
+    const b = this.#free.pop() ?? new ArrayBuffer(this.#plainBytes);
+    this.#staged.add(b);
+    return Buffer.from(b);
+  }
+
+  /** Takes back a stage that was not sealed (a chunk sealed in line); anything else is left alone. */
+  release(plain: Uint8Array): void {
+    if (this.#isStage(plain)) {
+      this.#staged.delete(plain.buffer as ArrayBuffer);
+      this.#free.push(plain.buffer as ArrayBuffer);
+    }
+  }
+
+  /** Only memory `stage` handed out is ever moved or reused: a caller's buffer never is. */
+  #isStage(plain: Uint8Array): boolean {
+    return plain.byteOffset === 0 && plain.buffer instanceof ArrayBuffer && this.#staged.has(plain.buffer);
+  }
+
+  /**
+   * Encrypts `plain` into `out`, which must be a buffer of its own (`Buffer.allocUnsafeSlow`) and
+   * is moved to the thread: use the `out` returned. A `plain` from `stage()` moves too, and is
+   * the sealer's again; any other is copied, and the caller may reuse it at once.
    */
   async seal(plain: Uint8Array, out: Buffer): Promise<{ chunk: EncryptedChunk; out: Buffer }> {
     if (out.byteOffset !== 0 || out.byteLength !== out.buffer.byteLength) throw new TesseraError('INTERNAL', 'a sealing buffer must own its memory');
     if (plain.length > this.#plainBytes) throw new TesseraError('INTERNAL', `a chunk of ${plain.length} bytes is over the put's ${this.#plainBytes}`);
-    const stage = this.#free.pop() ?? new ArrayBuffer(this.#plainBytes);
-    new Uint8Array(stage).set(plain);
+    let stage: ArrayBuffer;
+    if (this.#isStage(plain)) {
+      stage = plain.buffer as ArrayBuffer;
+      this.#staged.delete(stage);
+    } else {
+      stage = this.#free.pop() ?? new ArrayBuffer(this.#plainBytes);
+      new Uint8Array(stage).set(plain);
+    }
     const r = await putThread.run({ op: 'seal', plain: stage, len: plain.length, out: out.buffer as ArrayBuffer, secret: this.#secret }, [stage, out.buffer as ArrayBuffer]);
     if (r.op !== 'sealed') throw new TesseraError('INTERNAL', `the put thread answered a seal with ${r.op}`);
     this.#free.push(r.plain);

@@ -104,15 +104,21 @@ export class FileWriter {
         add(s.chunk, s.out, s.plainBytes);
       };
       try {
-        // The plaintext is copied or encrypted before the next chunk is asked for, so one buffer assembles them all.
-        for await (const plain of chunkStream(source, o.chunkSize, { reuse: true })) {
-          if (w.failure !== undefined) break;
+        // Without a sealer the plaintext is encrypted before the next chunk is asked for, so one
+        // buffer assembles them all; with one, each is assembled in a stage that moves to the thread.
+        const chunks = chunkStream(source, o.chunkSize, sealer !== undefined ? { alloc: () => sealer.stage() } : { reuse: true });
+        for await (const plain of chunks) {
+          if (w.failure !== undefined) {
+            sealer?.release(plain);
+            break;
+          }
           await w.acquire();
           slots++;
           const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
           // In line only with nothing at the thread, so chunks are still added in order.
           if (sealer === undefined || (sealing.length === 0 && plain.length < SEAL_OFFLOAD_MIN_BYTES)) {
             add(encryptChunk(plain, this.keys.convergenceSecret, spare), spare, plain.length);
+            sealer?.release(plain);
             continue;
           }
           const plainBytes = plain.length;

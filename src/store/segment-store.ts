@@ -24,6 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import { readAt, replaceFileDurably, writeAt, writevAt } from '../disk-io.js';
+import { DIRECT_ALIGN, DirectAppender, DirectReader, alignedArena, openDirectForRead } from './direct-io.js';
+import { MAX_CHUNK_BYTES } from '../limits.js';
 import { type Logger, silentLogger } from '../log.js';
 import {
   type ChunkStore,
@@ -93,6 +95,11 @@ export interface SegmentChunkStoreOptions {
   compactionBytesPerSecond?: number;
   /** Run compaction by itself after deletes; when false only `compact()` does. */
   autoCompact?: boolean;
+  /**
+   * Append with O_DIRECT where the filesystem allows it (direct-io.ts), else through the
+   * page cache. Default true; false always writes through the page cache.
+   */
+  directWrites?: boolean;
 }
 
 export interface SegmentStoreStats {
@@ -103,6 +110,8 @@ export interface SegmentStoreStats {
   liveBytes: number;
   /** fdatasync calls made for appends since open. */
   syncs: number;
+  /** Whether appends bypass the page cache (O_DIRECT) now. */
+  directWrites: boolean;
   /** Records made durable since open. */
   recordsWritten: number;
   compactedSegments: number;
@@ -120,6 +129,8 @@ interface Segment {
   /** get() calls reading from this segment: a dropped segment's handle closes after the last. */
   readers: number;
   dropped: boolean;
+  /** Its O_DIRECT read handle, opened on the first large read (undefined inside: refused). */
+  direct?: Promise<FileHandle | undefined>;
 }
 
 interface Loc {
@@ -152,6 +163,28 @@ interface Written {
 }
 
 const recordBytes = (len: number) => RECORD_HEADER_BYTES + len;
+/** The direct-append arena holds the largest batch: MAX_BATCH_BYTES, or one record of the largest chunk, with a block each side. */
+const DIRECT_ARENA_BYTES = Math.max(MAX_BATCH_BYTES, recordBytes(MAX_CHUNK_BYTES)) + 2 * DIRECT_ALIGN;
+
+/** Records from this size up are read directly; smaller ones (manifests, stripe descriptors) through the page cache. */
+const DIRECT_READ_MIN_BYTES = 64 << 10;
+/** Direct reads in flight at once, each in a slab that holds a default 1 MiB chunk with its blocks either side; more wait for none, they read through the page cache. */
+const DIRECT_READ_SLABS = 16;
+const DIRECT_READ_SLAB_BYTES = (1 << 20) + (64 << 10);
+
+/** Closes a segment's handles. */
+async function closeSegment(seg: Segment): Promise<void> {
+  await seg.fh.close().catch(() => undefined);
+  const d = await seg.direct;
+  await d?.close().catch(() => undefined);
+}
+
+/** True when the bytes from `end` to `size` are what a direct append pads a block with: under one block, all zero, ending on a block. */
+async function isDirectPadding(fh: FileHandle, end: number, size: number): Promise<boolean> {
+  if (size - end >= DIRECT_ALIGN || size % DIRECT_ALIGN !== 0) return false;
+  const b = Buffer.alloc(size - end);
+  return (await readAt(fh, b, end)) === b.length && b.every((x) => x === 0);
+}
 
 export class SegmentChunkStore implements ChunkStore {
   readonly root: string;
@@ -191,6 +224,13 @@ export class SegmentChunkStore implements ChunkStore {
   #recordsWritten = 0;
   #compacted = 0;
   #compactionTail: Promise<unknown> = Promise.resolve();
+  /** False once direct appends were turned off or refused by the filesystem. */
+  #directWrites: boolean;
+  /** The active segment's direct handle, opened on its first append. */
+  #direct: { seg: Segment; app: DirectAppender } | undefined;
+  /** Aligned memory every direct append is staged in (one batch at a time: the write loop is serial). */
+  #arena: Buffer | undefined;
+  readonly #reader = new DirectReader(DIRECT_READ_SLAB_BYTES, DIRECT_READ_SLABS);
   #compactTimer: NodeJS.Timeout | undefined;
 
   private constructor(root: string, opts: SegmentChunkStoreOptions, lock: DirLock) {
@@ -204,6 +244,7 @@ export class SegmentChunkStore implements ChunkStore {
     this.#compactBelow = opts.compactBelow ?? DEFAULT_COMPACT_BELOW;
     this.#compactionRate = opts.compactionBytesPerSecond ?? DEFAULT_COMPACTION_BYTES_PER_SECOND;
     this.#autoCompact = opts.autoCompact ?? true;
+    this.#directWrites = opts.directWrites ?? true;
     this.#lock = lock;
   }
 
@@ -268,11 +309,13 @@ export class SegmentChunkStore implements ChunkStore {
         // Only the newest segment can hold records whose flush a crash cut short; older ones were
         // fully flushed before the next was started, and their data is verified on every read.
         const { end, skipped } = await scanSegment(fh, salt, size, newest, (r) => this.#replay(seg, r));
-        if (skipped > 0) this.#log.warn({ segment: seq, bytes: skipped }, 'skipped damaged or unflushed bytes while scanning a segment');
+        // Zeroes up to the next block after the last record are a direct append's padding, not damage.
+        const padding = newest && end < size && (await isDirectPadding(fh, end, size));
+        if (skipped > 0 && !padding) this.#log.warn({ segment: seq, bytes: skipped }, 'skipped damaged or unflushed bytes while scanning a segment');
         if (newest && end < size) {
           await fh.truncate(end);
           await fh.datasync();
-          this.#log.info({ segment: seq, bytes: size - end }, 'truncated the torn tail left by a crash');
+          if (!padding) this.#log.info({ segment: seq, bytes: size - end }, 'truncated the torn tail left by a crash');
         }
         if (newest) seg.size = end;
         this.#segments.set(seq, seg);
@@ -399,7 +442,7 @@ export class SegmentChunkStore implements ChunkStore {
         off += recordBytes(len);
       }
       try {
-        await writevAt(seg.fh, iov, start);
+        await this.#write(seg, iov, start, off - start);
       } catch (e) {
         // A full disk: take back whatever part of the batch landed, so no partial record stays.
         await seg.fh.truncate(start).catch(() => undefined);
@@ -415,6 +458,58 @@ export class SegmentChunkStore implements ChunkStore {
       this.#unsynced.push(...written);
       this.#syncing ??= this.#syncLoop().finally(() => (this.#syncing = undefined));
     }
+  }
+
+  /** Appends one batch at `start`: directly where the filesystem allows, else through the page cache. */
+  async #write(seg: Segment, iov: Buffer[], start: number, bytes: number): Promise<void> {
+    const app = await this.#appender(seg);
+    if (app !== undefined && app.fits(bytes)) {
+      try {
+        await app.append(start, iov, bytes);
+        return;
+      } catch (e) {
+        if (errnoOf(e) !== 'EINVAL') throw e;
+        // Nothing was written: the filesystem or the memory does not suit O_DIRECT after all.
+        await this.#stopDirect('the filesystem refused an aligned direct write');
+      }
+    }
+    await writevAt(seg.fh, iov, start);
+  }
+
+  /** The direct handle of `seg`, opened on first use; undefined when appends go through the page cache. */
+  async #appender(seg: Segment): Promise<DirectAppender | undefined> {
+    if (!this.#directWrites) return undefined;
+    if (this.#direct?.seg === seg) return this.#direct.app;
+    await this.#closeDirect();
+    this.#arena ??= alignedArena(DIRECT_ARENA_BYTES);
+    const app = await DirectAppender.open(seg.path, seg.fh, seg.size, this.#arena);
+    if (app === undefined) {
+      await this.#stopDirect('the filesystem does not take O_DIRECT');
+      return undefined;
+    }
+    this.#direct = { seg, app };
+    return app;
+  }
+
+  async #stopDirect(why: string): Promise<void> {
+    this.#directWrites = false;
+    this.#arena = undefined;
+    await this.#closeDirect();
+    this.#log.info({ dir: this.#segDir, why }, 'chunk store appends go through the page cache');
+  }
+
+  /** Closes the direct handle; its segment's file may end in padding, which `#trim` removes. */
+  async #closeDirect(): Promise<Segment | undefined> {
+    const d = this.#direct;
+    this.#direct = undefined;
+    await d?.app.close().catch(() => undefined);
+    return d?.seg;
+  }
+
+  /** Cuts a direct append's zero padding off the end of `seg` (which takes no more appends). */
+  async #trim(seg: Segment, durable: boolean): Promise<void> {
+    await seg.fh.truncate(seg.size);
+    if (durable) await seg.fh.datasync();
   }
 
   /** Flushes whatever has been written, over and over while more arrives, then acknowledges it. */
@@ -445,6 +540,9 @@ export class SegmentChunkStore implements ChunkStore {
 
   /** Starts a new active segment. The previous one was fully flushed by the batch before. */
   async #roll(): Promise<Segment> {
+    // A sealed segment ends at its last record: a scan at open resynchronises over anything else.
+    const sealed = await this.#closeDirect();
+    if (sealed !== undefined) await this.#trim(sealed, true);
     const seq = this.#nextSeq++;
     const salt = randomBytes(SALT_BYTES);
     const path = join(this.#segDir, segmentFileName(seq));
@@ -522,12 +620,31 @@ export class SegmentChunkStore implements ChunkStore {
     seg.readers++;
     try {
       const data = into !== undefined && into.length >= loc.len ? into.subarray(0, loc.len) : Buffer.allocUnsafe(loc.len);
-      const got = await readAt(seg.fh, data, loc.off + RECORD_HEADER_BYTES);
+      const at = loc.off + RECORD_HEADER_BYTES;
+      const got = (await this.#readDirect(seg, data, at)) ?? (await readAt(seg.fh, data, at));
       // Short means the file was cut behind our back; the hash check then fails.
       return got < data.length ? data.subarray(0, got) : data;
     } finally {
       seg.readers--;
-      if (seg.dropped && seg.readers === 0) await seg.fh.close().catch(() => undefined);
+      if (seg.dropped && seg.readers === 0) await closeSegment(seg);
+    }
+  }
+
+  /**
+   * Reads a large record around the page cache when appends bypass it too: what was written
+   * directly is not cached, and filling the cache would touch fresh pages (direct-io.ts).
+   * Undefined when the caller should read through the page cache.
+   */
+  async #readDirect(seg: Segment, out: Buffer, at: number): Promise<number | undefined> {
+    if (!this.#directWrites || out.length < DIRECT_READ_MIN_BYTES) return undefined;
+    seg.direct ??= openDirectForRead(seg.path).catch(() => undefined);
+    const fh = await seg.direct;
+    if (fh === undefined) return undefined;
+    try {
+      return await this.#reader.read(fh, out, at);
+    } catch (e) {
+      if (errnoOf(e) !== 'EINVAL') throw e;
+      return undefined;
     }
   }
 
@@ -611,6 +728,7 @@ export class SegmentChunkStore implements ChunkStore {
       bytesOnDisk,
       liveBytes,
       syncs: this.#syncs,
+      directWrites: this.#directWrites,
       recordsWritten: this.#recordsWritten,
       compactedSegments: this.#compacted,
     };
@@ -624,12 +742,14 @@ export class SegmentChunkStore implements ChunkStore {
     await this.#mutex.idle();
     await this.#writing;
     await this.#flushed();
+    const last = await this.#closeDirect();
+    if (last !== undefined) await this.#trim(last, false).catch(() => undefined);
     await this.#closeHandles();
     await this.#lock.release();
   }
 
   async #closeHandles(): Promise<void> {
-    for (const s of this.#segments.values()) await s.fh.close().catch(() => undefined);
+    for (const s of this.#segments.values()) await closeSegment(s);
     this.#segments.clear();
   }
 
@@ -725,7 +845,7 @@ export class SegmentChunkStore implements ChunkStore {
       dead.delete(seg.seq);
       if (dead.size === 0) this.#deadIn.delete(hex);
     }
-    if (seg.readers === 0) await seg.fh.close().catch(() => undefined);
+    if (seg.readers === 0) await closeSegment(seg);
     this.#compacted++;
     this.#log.info({ segment: seg.seq, copied }, 'compacted a segment');
     return copied;

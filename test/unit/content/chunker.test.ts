@@ -108,3 +108,21 @@ test('reuse: the same chunks, assembled in one buffer that is used again once th
   assert.ok(Buffer.concat(got).equals(data));
   assert.equal(backings.size, 1);
 });
+
+test('chunkStream alloc: chunks are assembled in the buffers it gives, which the consumer keeps', async () => {
+  const given: Buffer[] = [];
+  const alloc = () => {
+    const b = Buffer.alloc(4096);
+    given.push(b);
+    return b;
+  };
+  const data = Buffer.from(Array.from({ length: 3 * 4096 + 100 }, (_, i) => i % 251));
+  // Pieces shorter than a chunk, so every chunk is assembled (none passes through uncopied).
+  const pieces = Array.from({ length: Math.ceil(data.length / 1000) }, (_, i) => data.subarray(i * 1000, (i + 1) * 1000));
+  const chunks: Buffer[] = [];
+  for await (const c of chunkStream(pieces, 4096, { alloc, reuse: true })) chunks.push(c);
+  assert.deepEqual(chunks.map((c) => c.length), [4096, 4096, 4096, 100]);
+  assert.ok(Buffer.concat(chunks).equals(data));
+  chunks.forEach((c, i) => assert.ok(c.buffer === given[i]!.buffer, `chunk ${i} lies in buffer ${i} given`));
+  assert.equal(new Set(given.map((g) => g.buffer)).size, 4, 'no buffer reused, even with reuse set');
+});

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chunk, chunkStoreContract } from './contract.js';
+import { rotData, rotStored, segmentFiles } from './segment-helpers.js';
 import { SegmentChunkStore, type SegmentChunkStoreOptions } from '../../../src/store/segment-store.js';
 import { DiskChunkStore } from '../../../src/store/disk-store.js';
 import { isTesseraError } from '../../../src/errors.js';
@@ -30,9 +31,6 @@ test.after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function segmentFiles(root: string): Promise<string[]> {
-  return (await readdir(join(root, 'segments'))).filter((n) => parseSegmentFileName(n) !== undefined).sort();
-}
 
 async function collect(s: SegmentChunkStore): Promise<string[]> {
   const out: string[] = [];
@@ -40,31 +38,10 @@ async function collect(s: SegmentChunkStore): Promise<string[]> {
   return out.sort();
 }
 
-/** Flips one byte of `data` wherever it sits in the segment files. */
-async function rotData(root: string, data: Buffer): Promise<void> {
-  for (const name of await segmentFiles(root)) {
-    const p = join(root, 'segments', name);
-    const bytes = await readFile(p);
-    const at = bytes.indexOf(data.subarray(0, Math.min(32, data.length)));
-    if (at >= 0) {
-      bytes[at + 7] = (bytes[at + 7] ?? 0) ^ 1;
-      await writeFile(p, bytes);
-      return;
-    }
-  }
-  throw new Error('chunk data not found in any segment');
-}
-
 chunkStoreContract({
   name: 'segments',
   open: async (opts) => SegmentChunkStore.open(await tempDir(), opts),
-  rot: async (s, id) => {
-    void id;
-    const store = s as SegmentChunkStore;
-    // The contract rots a chunk it just stored; find its bytes through a read before the rot.
-    const data = await store.get(id);
-    await rotData(store.root, data);
-  },
+  rot: rotStored,
 });
 
 const manual: SegmentChunkStoreOptions = { autoCompact: false, compactionBytesPerSecond: Number.MAX_SAFE_INTEGER };
