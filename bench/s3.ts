@@ -4,7 +4,9 @@
  *  - one large object: PUT and GET with aws-cli (`s3 cp`, its default 8 MiB multipart parts and
  *    10 requests in flight) against `tessera put` / `tessera get` of a file of the same size; ratios
  *    are native time ÷ S3 time (goal ≥ 0.85), the native time being the mean of the native rounds
- *    run just before and just after the S3 client's (native, SDK, native, aws-cli, native);
+ *    run just before and just after the S3 client's (native, SDK, native, aws-cli, native); each
+ *    native round also puts a fresh file under a name, an object with its ETag's MD5 as an S3 PUT
+ *    makes, and the PUTs are given against those too;
  *  - the same object through `@aws-sdk/client-s3` (s3-sdk.ts: one PutObject, one GetObject, the
  *    SDK's defaults), in this process; the goal's ratio is taken with the SDK, since aws-cli's own
  *    Python work per MiB (about three times the native client's) is what bounds its GET on two cores;
@@ -191,7 +193,12 @@ export async function main(args: string[]): Promise<void> {
       });
       const get = await timed(pids, `native-get-${n}`, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
       await checkAndDrop(src, join(dir, 'native.out'), 'tessera get');
-      return { put, get };
+      // A named put makes an object with an ETag, so it hashes the body with MD5 as every S3 PUT
+      // must (about 1.5 CPU-ms per MiB here); the put above stores a file no key names, without it.
+      const namedSrc = await freshSource(`named${n}.in`);
+      const named = await timed(pids, `native-named-put-${n}`, () => tessera('put', namedSrc.path, '--name', `bench-named-${n}`, '-q'));
+      await rm(namedSrc.path);
+      return { put, get, named };
     };
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const largeSteps = async () => {
@@ -208,13 +215,17 @@ export async function main(args: string[]): Promise<void> {
       sdk.close();
       await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
       natives.push(await nativeRound(2));
-      const around = (i: number) => ({ put: meanTimed([natives[i]!.put, natives[i + 1]!.put]), get: meanTimed([natives[i]!.get, natives[i + 1]!.get]) });
+      const around = (i: number) => ({
+        put: meanTimed([natives[i]!.put, natives[i + 1]!.put]),
+        get: meanTimed([natives[i]!.get, natives[i + 1]!.get]),
+        named: meanTimed([natives[i]!.named, natives[i + 1]!.named]),
+      });
       const sdkBase = around(0);
 
       const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
       let s3Put = skipped;
       let s3Get = skipped;
-      let awsBase = { put: skipped, get: skipped };
+      let awsBase = { put: skipped, get: skipped, named: skipped };
       if (withAwsCli) {
         const awsSrc = await freshSource('aws.in');
         s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
@@ -225,7 +236,8 @@ export async function main(args: string[]): Promise<void> {
       }
       const nativePut = meanTimed(natives.map((r) => r.put));
       const nativeGet = meanTimed(natives.map((r) => r.get));
-      return { natives, nativePut, nativeGet, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkBase };
+      const nativeNamedPut = meanTimed(natives.map((r) => r.named));
+      return { natives, nativePut, nativeGet, nativeNamedPut, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkBase };
     };
     const big = withLarge ? await largeSteps() : undefined;
     if (!withLarge) {
@@ -272,12 +284,15 @@ export async function main(args: string[]): Promise<void> {
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
     const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20), s3NodeMsPerMiB: t.s3NodeCpuMs / (size / 2 ** 20) });
     const largeResult = big && {
-      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get) })) },
+      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get), namedPutMiBps: mbps(r.named) })) },
+      nativeNamed: { putMs: big.nativeNamedPut.ms, putMiBps: mbps(big.nativeNamedPut), putCpu: cpu(big.nativeNamedPut) },
       s3: { putMs: big.s3Put.ms, getMs: big.s3Get.ms, putMiBps: mbps(big.s3Put), getMiBps: mbps(big.s3Get), putCpu: cpu(big.s3Put), getCpu: cpu(big.s3Get) },
       sdk: { putMs: big.sdkPut.ms, getMs: big.sdkGet.ms, putMiBps: mbps(big.sdkPut), getMiBps: mbps(big.sdkGet), putCpu: cpu(big.sdkPut), getCpu: cpu(big.sdkGet) },
       // Each against the native rounds just before and just after it.
       ratios: { put: big.awsBase.put.ms / big.s3Put.ms, get: big.awsBase.get.ms / big.s3Get.ms },
       sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.sdkBase.get.ms / big.sdkGet.ms },
+      // The PUTs against named native puts: the same work on the node, an object with its MD5.
+      namedPutRatios: { awsCli: big.awsBase.named.ms / big.s3Put.ms, sdk: big.sdkBase.named.ms / big.sdkPut.ms },
     };
     const result = {
       size,
@@ -299,7 +314,8 @@ export async function main(args: string[]): Promise<void> {
           `  aws-cli put ${largeResult.s3.putMiBps.toFixed(1)} MiB/s   get ${largeResult.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
           `  SDK     put ${largeResult.sdk.putMiBps.toFixed(1)} MiB/s   get ${largeResult.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
           `  ratio   aws-cli put ${largeResult.ratios.put.toFixed(2)}×   get ${largeResult.ratios.get.toFixed(2)}×;   SDK put ${largeResult.sdkRatios.put.toFixed(2)}×   get ${largeResult.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(largeResult.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
-          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}`,
+          `  against a named native put (${largeResult.nativeNamed.putMiBps.toFixed(1)} MiB/s; an object with its ETag's MD5, as an S3 PUT makes): aws-cli put ${largeResult.namedPutRatios.awsCli.toFixed(2)}×   SDK put ${largeResult.namedPutRatios.sdk.toFixed(2)}×`,
+          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)}, named ${c(largeResult.nativeNamed.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}`,
         ] : []),
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each after ${withSmall ? warmUp : 0} PUTs not counted: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
