@@ -9,7 +9,8 @@ import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js'
 import { composeFiles, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
-import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation, capacityToTell } from './cluster/index.js';
+import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
+import { capacityToTell } from './cluster/advertised-capacity.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';

@@ -4,7 +4,6 @@ export * from './identity.js';
 export * from './membership.js';
 export { restartIncarnation } from './membership-rules.js';
 export * from './placement.js';
-export { capacityToTell } from './advertised-capacity.js';
 export * from './zone.js';
 export * from './repair-plan.js';
 export * from './node-caller.js';
