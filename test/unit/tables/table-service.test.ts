@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { isTesseraError, TesseraError } from '../../../src/errors.js';
-import { TABLE_METHODS } from '../../../src/tables/rpc.js';
+import { MAX_HELD_PER_WRITE, TABLE_METHODS } from '../../../src/tables/rpc.js';
 import { makeEntry, toWire, MAX_VALUE_BYTES } from '../../../src/tables/entry.js';
 import { callerProof } from '../../../src/tables/full-nodes.js';
 import { partitionOf, PARTITION_COUNT } from '../../../src/tables/keys.js';
@@ -378,6 +378,26 @@ test('entries merged by peers while anti-entropy pulls are all counted as applie
     assert.equal(back.counters.entriesPulled, 300);
     assert.equal(back.counters.entriesApplied, 500, 'every entry newly held is counted once, whichever path brought it');
     assert.equal(digestCount(back.store.root(partitionOf('object', 'bucket-a'))), 500);
+  } finally {
+    await m.close();
+  }
+});
+
+test('a table.write-held request that asks past its entries, or for more held versions than a reply holds, is refused and writes nothing', async () => {
+  const macKey = randomBytes(32);
+  const m = await mesh(3, { macKey });
+  try {
+    const target = m.services.get('node-0')!;
+    const auth = callerProof(macKey, 'node-1');
+    const e = makeEntry(macKey, key('held'), { wall: Date.now(), logical: 0, node: 'node-1' }, Buffer.from('v'));
+    await assert.rejects(target.handle(TABLE_METHODS.writeHeld, { auth, entries: [toWire(e)], want: [1] }, 'node-1'), (err) => isTesseraError(err, 'BAD_INPUT'));
+    const many = Array.from({ length: MAX_HELD_PER_WRITE + 1 }, (_, i) => i);
+    await assert.rejects(target.handle(TABLE_METHODS.writeHeld, { auth, entries: many.map(() => toWire(e)), want: many }, 'node-1'), (err) => isTesseraError(err, 'PROTOCOL'));
+    assert.equal(target.store.get(key('held')), null, 'a refused request writes nothing');
+    // The same entry, asked within bounds, is written and says it replaced nothing.
+    const ok = (await target.handle(TABLE_METHODS.writeHeld, { auth, entries: [toWire(e)], want: [0] }, 'node-1')) as { held: unknown[] };
+    assert.deepEqual(ok.held, [null]);
+    assert.equal(target.store.get(key('held'))?.value?.toString(), 'v');
   } finally {
     await m.close();
   }
