@@ -9,7 +9,15 @@
  *    makes, and the PUTs are given against those too;
  *  - the same object through `@aws-sdk/client-s3` (s3-sdk.ts: one PutObject, one GetObject, the
  *    SDK's defaults), in this process; the goal's ratio is taken with the SDK, since aws-cli's own
- *    Python work per MiB (about three times the native client's) is what bounds its GET on two cores;
+ *    Python work per MiB (about three times the native client's) is what bounds its GET on two cores.
+ *    The SDK GET's body is written to its file as `tessera get -o` writes one (the same batches and
+ *    file sink, one fsync at the end), so that both GETs do the same work with the bytes; and
+ *    each GET is also made with its body dropped (`tessera get > /dev/null`, the SDK's body read
+ *    and discarded), which leaves the client's disk out;
+ *  - the goal's PUT ratio is taken against the named native put: an S3 PUT always makes an object
+ *    under a key with its ETag, the MD5 of its bytes, as `tessera put --name` does, while a put
+ *    without a name stores a file and computes no MD5 (about 1.5 CPU-ms per MiB less, on a
+ *    machine whose two cores a PUT keeps busy); the ratio against the unnamed put is printed too;
  *  - the CPU each large step cost, its client apart from the nodes (and node 0 apart), in ms per MiB;
  *  - 4 KiB objects: PUTs, then GETs of each `--get-passes` times, per second with 32 requests in flight, signed in this process
  *    with the face's SigV4 functions (test/helpers/s3-client.ts) (goals ≥ 1,000 PUT/s and ≥ 3,000 GET/s),
@@ -178,6 +186,9 @@ export async function main(args: string[]): Promise<void> {
       await rm(source.path);
     };
     const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
+    // Standard output on /dev/null, which `tessera get` writes with plain writes of whole pieces.
+    const tesseraToDevNull = (...a: string[]) =>
+      mustRun('/bin/sh', ['-c', 'exec "$@" > /dev/null', 'sh', process.execPath, ...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
     if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
     // Each S3 client's steps run between two native rounds and are compared with their mean: on
@@ -193,12 +204,13 @@ export async function main(args: string[]): Promise<void> {
       });
       const get = await timed(pids, `native-get-${n}`, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
       await checkAndDrop(src, join(dir, 'native.out'), 'tessera get');
+      const dropped = await timed(pids, `native-get-dropped-${n}`, () => tesseraToDevNull('get', fileId, '-q'));
       // A named put makes an object with an ETag, so it hashes the body with MD5 as every S3 PUT
       // must (about 1.5 CPU-ms per MiB here); the put above stores a file no key names, without it.
       const namedSrc = await freshSource(`named${n}.in`);
       const named = await timed(pids, `native-named-put-${n}`, () => tessera('put', namedSrc.path, '--name', `bench-named-${n}`, '-q'));
       await rm(namedSrc.path);
-      return { put, get, named };
+      return { put, get, named, dropped };
     };
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const largeSteps = async () => {
@@ -212,20 +224,24 @@ export async function main(args: string[]): Promise<void> {
       const sdkSrc = await freshSource('sdk.in');
       const sdkPut = await timed(pids, 'sdk-put', () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
       const sdkGet = await timed(pids, 'sdk-get', () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
-      sdk.close();
       await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
+      let droppedBytes = 0;
+      const sdkGetDropped = await timed(pids, 'sdk-get-dropped', async () => (droppedBytes = await sdk.getDropped('bench', 'large-sdk')));
+      if (droppedBytes !== size) throw new Error(`the SDK GET read ${droppedBytes} bytes of a ${size}-byte object`);
+      sdk.close();
       natives.push(await nativeRound(2));
       const around = (i: number) => ({
         put: meanTimed([natives[i]!.put, natives[i + 1]!.put]),
         get: meanTimed([natives[i]!.get, natives[i + 1]!.get]),
         named: meanTimed([natives[i]!.named, natives[i + 1]!.named]),
+        dropped: meanTimed([natives[i]!.dropped, natives[i + 1]!.dropped]),
       });
       const sdkBase = around(0);
 
       const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
       let s3Put = skipped;
       let s3Get = skipped;
-      let awsBase = { put: skipped, get: skipped, named: skipped };
+      let awsBase = { put: skipped, get: skipped, named: skipped, dropped: skipped };
       if (withAwsCli) {
         const awsSrc = await freshSource('aws.in');
         s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
@@ -237,7 +253,8 @@ export async function main(args: string[]): Promise<void> {
       const nativePut = meanTimed(natives.map((r) => r.put));
       const nativeGet = meanTimed(natives.map((r) => r.get));
       const nativeNamedPut = meanTimed(natives.map((r) => r.named));
-      return { natives, nativePut, nativeGet, nativeNamedPut, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkBase };
+      const nativeGetDropped = meanTimed(natives.map((r) => r.dropped));
+      return { natives, nativePut, nativeGet, nativeNamedPut, nativeGetDropped, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkGetDropped, sdkBase };
     };
     const big = withLarge ? await largeSteps() : undefined;
     if (!withLarge) {
@@ -284,14 +301,14 @@ export async function main(args: string[]): Promise<void> {
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
     const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20), s3NodeMsPerMiB: t.s3NodeCpuMs / (size / 2 ** 20) });
     const largeResult = big && {
-      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get), namedPutMiBps: mbps(r.named) })) },
+      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), getDroppedMiBps: mbps(big.nativeGetDropped), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), getDroppedCpu: cpu(big.nativeGetDropped), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get), namedPutMiBps: mbps(r.named), getDroppedMiBps: mbps(r.dropped) })) },
       nativeNamed: { putMs: big.nativeNamedPut.ms, putMiBps: mbps(big.nativeNamedPut), putCpu: cpu(big.nativeNamedPut) },
       s3: { putMs: big.s3Put.ms, getMs: big.s3Get.ms, putMiBps: mbps(big.s3Put), getMiBps: mbps(big.s3Get), putCpu: cpu(big.s3Put), getCpu: cpu(big.s3Get) },
-      sdk: { putMs: big.sdkPut.ms, getMs: big.sdkGet.ms, putMiBps: mbps(big.sdkPut), getMiBps: mbps(big.sdkGet), putCpu: cpu(big.sdkPut), getCpu: cpu(big.sdkGet) },
-      // Each against the native rounds just before and just after it.
+      sdk: { putMs: big.sdkPut.ms, getMs: big.sdkGet.ms, putMiBps: mbps(big.sdkPut), getMiBps: mbps(big.sdkGet), getDroppedMiBps: mbps(big.sdkGetDropped), putCpu: cpu(big.sdkPut), getCpu: cpu(big.sdkGet), getDroppedCpu: cpu(big.sdkGetDropped) },
+      // Each against the native rounds just before and just after it; `put` against unnamed puts.
       ratios: { put: big.awsBase.put.ms / big.s3Put.ms, get: big.awsBase.get.ms / big.s3Get.ms },
-      sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.sdkBase.get.ms / big.sdkGet.ms },
-      // The PUTs against named native puts: the same work on the node, an object with its MD5.
+      sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.sdkBase.get.ms / big.sdkGet.ms, getDropped: big.sdkBase.dropped.ms / big.sdkGetDropped.ms },
+      // The PUTs against named native puts, the goal's baseline: the same work on the node, an object with its MD5.
       namedPutRatios: { awsCli: big.awsBase.named.ms / big.s3Put.ms, sdk: big.sdkBase.named.ms / big.sdkPut.ms },
     };
     const result = {
@@ -312,10 +329,11 @@ export async function main(args: string[]): Promise<void> {
         ...(largeResult ? [
           `  native  put ${largeResult.native.putMiBps.toFixed(1)} MiB/s   get ${largeResult.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get; mean of rounds ${largeResult.native.rounds.map((r) => `${r.putMiBps.toFixed(0)}/${r.getMiBps.toFixed(0)}`).join(', ')}, one before and one after each S3 client)`,
           `  aws-cli put ${largeResult.s3.putMiBps.toFixed(1)} MiB/s   get ${largeResult.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
-          `  SDK     put ${largeResult.sdk.putMiBps.toFixed(1)} MiB/s   get ${largeResult.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject)`,
-          `  ratio   aws-cli put ${largeResult.ratios.put.toFixed(2)}×   get ${largeResult.ratios.get.toFixed(2)}×;   SDK put ${largeResult.sdkRatios.put.toFixed(2)}×   get ${largeResult.sdkRatios.get.toFixed(2)}×   (goal ≥ ${LARGE_GOAL}, with the SDK: put ${verdict(largeResult.sdkRatios.put >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
-          `  against a named native put (${largeResult.nativeNamed.putMiBps.toFixed(1)} MiB/s; an object with its ETag's MD5, as an S3 PUT makes): aws-cli put ${largeResult.namedPutRatios.awsCli.toFixed(2)}×   SDK put ${largeResult.namedPutRatios.sdk.toFixed(2)}×`,
-          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)}, named ${c(largeResult.nativeNamed.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}`,
+          `  SDK     put ${largeResult.sdk.putMiBps.toFixed(1)} MiB/s   get ${largeResult.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject written as tessera get -o writes, with one fsync)`,
+          `  goal    SDK put ${largeResult.namedPutRatios.sdk.toFixed(2)}× of a named native put (${largeResult.nativeNamed.putMiBps.toFixed(1)} MiB/s: an object with its ETag's MD5, as every S3 PUT makes)   get ${largeResult.sdkRatios.get.toFixed(2)}× of a native get -o   (goal ≥ ${LARGE_GOAL}: put ${verdict(largeResult.namedPutRatios.sdk >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
+          `  also    SDK put ${largeResult.sdkRatios.put.toFixed(2)}× of an unnamed native put (no MD5, no key);   aws-cli put ${largeResult.namedPutRatios.awsCli.toFixed(2)}× named, ${largeResult.ratios.put.toFixed(2)}× unnamed, get ${largeResult.ratios.get.toFixed(2)}×`,
+          `  to /dev/null (no disk on the client): native get ${largeResult.native.getDroppedMiBps.toFixed(1)} MiB/s, SDK get ${largeResult.sdk.getDroppedMiBps.toFixed(1)} MiB/s: ${largeResult.sdkRatios.getDropped.toFixed(2)}×`,
+          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)}, named ${c(largeResult.nativeNamed.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}; to /dev/null native get ${c(largeResult.native.getDroppedCpu)} SDK get ${c(largeResult.sdk.getDroppedCpu)}`,
         ] : []),
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each after ${withSmall ? warmUp : 0} PUTs not counted: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
