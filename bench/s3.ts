@@ -13,7 +13,9 @@
  *    The SDK GET's body is written to its file as `tessera get -o` writes one (the same batches and
  *    file sink, one fsync at the end), so that both GETs do the same work with the bytes; and
  *    each GET is also made with its body dropped (`tessera get > /dev/null`, the SDK's body read
- *    and discarded), which leaves the client's disk out;
+ *    and discarded), which leaves the client's disk out; every native and SDK GET step is
+ *    GETS_PER_STEP GETs in a row, their mean, and the SDK's PUT step SDK_PUTS PUTs, as many as
+ *    the native rounds around it (aws-cli's steps stay one each);
  *  - the goal's PUT ratio is taken against the named native put: an S3 PUT always makes an object
  *    under a key with its ETag, the MD5 of its bytes, as `tessera put --name` does, while a put
  *    without a name stores a file and computes no MD5 (about 1.5 CPU-ms per MiB less, on a
@@ -58,6 +60,14 @@ const MAX_SMALL = 100_000;
 const PHASE_LIMIT_MS = 120_000;
 /** 4 KiB PUTs made before the measured ones by default (`--warm-up`). */
 const MAX_WARM_UP = 1000;
+/**
+ * GETs of the large object in each native round and for the SDK, their mean the step's time: a GET
+ * lasts about two seconds, and one alone moved by a third between rounds when other work shared
+ * the two cores; the put before it stays one (each needs fresh bytes, see freshSource).
+ */
+const GETS_PER_STEP = 2;
+/** SDK PUTs whose mean is compared with the two native rounds around them. */
+const SDK_PUTS = 2;
 /** Reads of each small object in the GET phase, at most. */
 const MAX_GET_PASSES = 10;
 
@@ -180,16 +190,29 @@ export async function main(args: string[]): Promise<void> {
       await fh.close();
       return { path, md5: await md5File(path) };
     };
-    const checkAndDrop = async (source: { path: string; md5: string }, out: string, what: string) => {
+    const checkOutput = async (source: { md5: string }, out: string, what: string) => {
       if ((await md5File(out)) !== source.md5) throw new Error(`${what} returned other bytes`);
       await rm(out);
+    };
+    const checkAndDrop = async (source: { path: string; md5: string }, out: string, what: string) => {
+      await checkOutput(source, out, what);
       await rm(source.path);
     };
-    const tessera = (...a: string[]) => mustRun(process.execPath, [...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
+    const cli = [process.execPath, ...nodeRuntimeArgs(), CLI_PATH];
+    const cliOptions = { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 };
+    const tessera = (...a: string[]) => mustRun(cli[0]!, [...cli.slice(1), ...a, '--api', n0.api, '--data', n0.dataDir], cliOptions);
     // Standard output on /dev/null, which `tessera get` writes with plain writes of whole pieces.
-    const tesseraToDevNull = (...a: string[]) =>
-      mustRun('/bin/sh', ['-c', 'exec "$@" > /dev/null', 'sh', process.execPath, ...nodeRuntimeArgs(), CLI_PATH, ...a, '--api', n0.api, '--data', n0.dataDir], { env: withMallocEnv({ ...process.env }) as Record<string, string>, timeoutMs: 30 * 60_000 });
+    const tesseraToDevNull = (...a: string[]) => mustRun('/bin/sh', ['-c', 'exec "$@" > /dev/null', 'sh', ...cli, ...a, '--api', n0.api, '--data', n0.dataDir], cliOptions);
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
+    /** GETS_PER_STEP GETs of one object to `out`, each checked and removed; their mean. */
+    const timedGets = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>): Promise<Timed> => {
+      const ts: Timed[] = [];
+      for (let i = 1; i <= GETS_PER_STEP; i++) {
+        ts.push(await timed(pids, `${step}-${i}`, get));
+        if (out !== undefined) await checkOutput(source, out, what);
+      }
+      return meanTimed(ts);
+    };
     if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
     // Each S3 client's steps run between two native rounds and are compared with their mean: on
     // this machine a put costs the nodes more kernel time the more the run has written before it
@@ -202,9 +225,9 @@ export async function main(args: string[]): Promise<void> {
       const put = await timed(pids, `native-put-${n}`, async () => {
         fileId = (JSON.parse((await tessera('put', src.path, '-q', '--json')).stdout) as { fileId: string }).fileId;
       });
-      const get = await timed(pids, `native-get-${n}`, () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
-      await checkAndDrop(src, join(dir, 'native.out'), 'tessera get');
-      const dropped = await timed(pids, `native-get-dropped-${n}`, () => tesseraToDevNull('get', fileId, '-q'));
+      const get = await timedGets(`native-get-${n}`, src, join(dir, 'native.out'), 'tessera get', () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
+      await rm(src.path);
+      const dropped = await timedGets(`native-get-dropped-${n}`, src, undefined, 'tessera get', () => tesseraToDevNull('get', fileId, '-q'));
       // A named put makes an object with an ETag, so it hashes the body with MD5 as every S3 PUT
       // must (about 1.5 CPU-ms per MiB here); the put above stores a file no key names, without it.
       const namedSrc = await freshSource(`named${n}.in`);
@@ -221,13 +244,24 @@ export async function main(args: string[]): Promise<void> {
       const aws = (...a: string[]) => mustRun('/usr/bin/aws', ['--endpoint-url', s3.endpoint, ...a], { env, timeoutMs: 30 * 60_000 });
       await aws('s3', 'mb', 's3://bench');
       const sdk = await sdkTransfers(s3.endpoint, key);
-      const sdkSrc = await freshSource('sdk.in');
-      const sdkPut = await timed(pids, 'sdk-put', () => sdk.put(sdkSrc.path, 'bench', 'large-sdk', size));
-      const sdkGet = await timed(pids, 'sdk-get', () => sdk.get('bench', 'large-sdk', join(dir, 'sdk.out')));
-      await checkAndDrop(sdkSrc, join(dir, 'sdk.out'), 'the SDK GET');
-      let droppedBytes = 0;
-      const sdkGetDropped = await timed(pids, 'sdk-get-dropped', async () => (droppedBytes = await sdk.getDropped('bench', 'large-sdk')));
-      if (droppedBytes !== size) throw new Error(`the SDK GET read ${droppedBytes} bytes of a ${size}-byte object`);
+      // As many PUTs as the native rounds around them hold (one each), of fresh bytes under keys
+      // of their own (an overwrite would add the old object's removal); the last one is read back.
+      const sdkPuts: Timed[] = [];
+      let sdkSrc = { path: '', md5: '' };
+      for (let i = 1; i <= SDK_PUTS; i++) {
+        if (i > 1) await rm(sdkSrc.path);
+        sdkSrc = await freshSource(`sdk${i}.in`);
+        const from = sdkSrc.path;
+        sdkPuts.push(await timed(pids, `sdk-put-${i}`, () => sdk.put(from, 'bench', `large-sdk-${i}`, size)));
+      }
+      const sdkPut = meanTimed(sdkPuts);
+      const sdkKey = `large-sdk-${SDK_PUTS}`;
+      const sdkGet = await timedGets('sdk-get', sdkSrc, join(dir, 'sdk.out'), 'the SDK GET', () => sdk.get('bench', sdkKey, join(dir, 'sdk.out')));
+      await rm(sdkSrc.path);
+      const sdkGetDropped = await timedGets('sdk-get-dropped', sdkSrc, undefined, 'the SDK GET', async () => {
+        const bytes = await sdk.getDropped('bench', sdkKey);
+        if (bytes !== size) throw new Error(`the SDK GET read ${bytes} bytes of a ${size}-byte object`);
+      });
       sdk.close();
       natives.push(await nativeRound(2));
       const around = (i: number) => ({
