@@ -142,7 +142,8 @@ describe('native sealer loading', () => {
   });
 
   it(`${NATIVE_SEAL_ENV}=off keeps sealing with libsodium, and a bad value is refused`, () => {
-    const probe = fileURLToPath(new URL('../../../src/block/volume/sector-aead.ts', import.meta.url));
+    // sector-aead.js beside the built test, sector-aead.ts (tsx resolves the .js name) beside the source.
+    const probe = fileURLToPath(new URL('../../../src/block/volume/sector-aead.js', import.meta.url));
     const run = (value: string) => execFileSync(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(probe)}).then((m) => { try { console.log(JSON.stringify(m.sectorAeadStatus())); } catch (e) { console.log(JSON.stringify({ error: e.message })); } })`], {
       encoding: 'utf8', env: { ...process.env, [NATIVE_SEAL_ENV]: value }, timeout: 60_000,
     });
