@@ -105,7 +105,12 @@ function sealerCost(s: SectorSealer, run: number): { seal: number; open: number 
   const recs = Array.from({ length: SEAL_SAMPLE_SECTORS / run }, () => Buffer.alloc(run * SEALED_SECTOR_BYTES));
   const versions = new Float64Array(run);
   s.mirrored(false);
-  const seal = cipherMsPerMiB(run * SECTOR_BYTES, (i) => { (s.sealRun(plain, i * run, () => i * run + 1).rec as Buffer).copy(recs[i]!); });
+  // Each run's record buffer goes back to the pool once copied out, as a write's does once acknowledged.
+  const seal = cipherMsPerMiB(run * SECTOR_BYTES, (i) => {
+    const r = s.sealRun(plain, i * run, () => i * run + 1);
+    (r.rec as Buffer).copy(recs[i]!);
+    s.written(r);
+  });
   const open = cipherMsPerMiB(run * SECTOR_BYTES, (i) => {
     s.openInPlace(recs[i]!, i * run, run, versions);
     if (versions[0] !== i * run + 1) throw new Error('a sealed sector did not open');
