@@ -1,8 +1,8 @@
 /**
- * Sector sealing for block volumes: XChaCha20-Poly1305 (libsodium) over every 4 KiB sector a
- * member stores, with the sector's nonce and tag kept right behind its ciphertext. Pure functions
- * and geometry; the member wrapper that applies them is sealed-member.ts, the per-sector versions
- * that catch a replayed older record are seal-versions.ts.
+ * Sector sealing for block volumes: XChaCha20-Poly1305 over every 4 KiB sector a member stores,
+ * with the sector's nonce and tag kept right behind its ciphertext. Pure functions and geometry;
+ * the member wrapper that applies them is sealed-member.ts, the per-sector versions that catch a
+ * replayed older record are seal-versions.ts.
  *
  * On a member, each 4 KiB plaintext sector becomes one 4160-byte record:
  *   ciphertext (4096) ‖ nonce (24) ‖ tag (16) ‖ format (1) ‖ zero (23)
@@ -17,9 +17,10 @@
  * same pwrite. The associated data binds a record to its volume and sector position, so a member
  * cannot move a record to another sector or another volume without the tag failing.
  *
- * One libsodium call seals or opens a sector in place, with no cipher object and no buffer per
- * sector: Node's createCipheriv paid a fixed cost per call (a context, the AES key schedule, an
- * output buffer) that 4 KiB sectors paid 256 times per MiB.
+ * The native sealer (sector-aead.ts) seals or opens a whole run in one call where it is built;
+ * else one libsodium call per sector, in place: the same records. Neither makes a cipher object
+ * or a buffer per sector: Node's createCipheriv paid a fixed cost per call (a context, the AES
+ * key schedule, an output buffer) that 4 KiB sectors paid 256 times per MiB.
  */
 import { hkdfSync, randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
@@ -352,9 +353,9 @@ function checkVersions(first: number, n: number): void {
 const CHECK_SECTORS = 2;
 
 /**
- * Why the native sealer must not be used, or undefined: libsodium must open the records it seals
- * (and seal the same bytes), and it must open its own and refuse one with a byte flipped. An
- * addon built against a broken or foreign OpenSSL is caught once, here, not on a member's disk.
+ * Why the native sealer must not be used, or undefined: its records must be libsodium's, byte for
+ * byte, and it must open its own and refuse one with a byte flipped. An addon built against a
+ * broken or foreign OpenSSL is caught once per thread, here, not on a member's disk.
  */
 export function nativeDisagreement(aead: SectorAead): string | undefined {
   const id = '0123456789abcdef';
