@@ -44,6 +44,6 @@ const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '
 });
 if (r.status !== 0) {
   const last = `${r.stderr ?? ''}${r.error?.message ?? ''}`.trim().split('\n').filter((l) => /error|not found|No such/i.test(l)).slice(-3).join('; ');
-  skip(`the build failed${last !== '' ? `: ${last}` : ''}; a C compiler, make and python3 are needed`);
+  skip(`the build failed${last !== '' ? `: ${last}` : ''}; gcc, g++, make and python3 are needed`);
 }
 process.stdout.write(`native sector sealer built: ${join('native', 'sector-aead', 'build', 'Release', 'sector_aead.node')}\n`);
