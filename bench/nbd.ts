@@ -8,7 +8,8 @@
  * cores go, not only how fast the run was; for each volume it is also split between the master,
  * each of the volume's member nodes and the client, since a 4K random op costs the members
  * together about as much as the master. The master inherits this process's environment, so
- * `TESSERA_SEAL_WORKERS=N npm run bench -- nbd` compares sealing on worker threads with in line.
+ * `TESSERA_SEAL_WORKERS=N npm run bench -- nbd` compares sealing on worker threads with in line,
+ * and `TESSERA_NATIVE_SEAL=off` libsodium with the native sealer.
  * A second peer, where QEMU is installed: the quorum mirror of `qemu-mirror.ts` (two qemu-nbd
  * children over TLS), the off-the-shelf counterpart of a raid1 volume; each tessera volume's
  * figure is also given against it, run for run.
@@ -28,6 +29,7 @@ import { bracketingBaselines, median } from './bench-stats.js';
 import { measureCpu, processCpuMs, reapedChildrenCpuMs } from './cpu-time.js';
 import { haveProgram, QEMU_NBD, QEMU_STORAGE_DAEMON, startQemuMirror, type QemuMirror } from './qemu-mirror.js';
 import { deriveVolumeKey, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES } from '../src/block/volume/seal.js';
+import { NATIVE_SEAL_ENV, sectorAead, sectorAeadStatus } from '../src/block/volume/sector-aead.js';
 import { DEFAULT_SEAL_WORKERS } from '../src/block/volume/seal-pool.js';
 import { SEAL_WORKERS_ENV, sealWorkersFromEnv } from '../src/block/master.js';
 
@@ -97,22 +99,38 @@ function cipherMsPerMiB(bytes: number, fn: (i: number) => void): number {
   return (cpu() - t) / ((calls * bytes) / MiB);
 }
 
+/** CPU ms per MiB to seal and to open 4 KiB sectors in runs of `run` sectors, with `s`'s sealer (native or libsodium). */
+function sealerCost(s: SectorSealer, run: number): { seal: number; open: number } {
+  const plain = randomBytes(run * SECTOR_BYTES);
+  const recs = Array.from({ length: SEAL_SAMPLE_SECTORS / run }, () => Buffer.alloc(run * SEALED_SECTOR_BYTES));
+  const versions = new Float64Array(run);
+  s.mirrored(false);
+  // Each run's record buffer goes back to the pool once copied out, as a write's does once acknowledged.
+  const seal = cipherMsPerMiB(run * SECTOR_BYTES, (i) => {
+    const r = s.sealRun(plain, i * run, () => i * run + 1);
+    (r.rec as Buffer).copy(recs[i]!);
+    s.written(r);
+  });
+  const open = cipherMsPerMiB(run * SECTOR_BYTES, (i) => {
+    s.openInPlace(recs[i]!, i * run, run, versions);
+    if (versions[0] !== i * run + 1) throw new Error('a sealed sector did not open');
+  });
+  return { seal, open };
+}
+
 /**
  * The master's sealing work alone, in this process: CPU ms per MiB to seal and to open (verify and
- * decrypt) 4 KiB sectors, and µs per sector, the work a 4K random op adds per unit it touches.
- * Beside it, AES-256-GCM through node:crypto (OpenSSL, AES-NI), one cipher object per sector as
- * a sealed record would need and one per 64 KiB as a bound on what the cipher itself costs: the
- * figures that keep the records XChaCha20-Poly1305 (docs/security.md, "Cipher").
+ * decrypt) 4 KiB sectors, one sector per call (a 4K random op) and 16 per call (a 64 KiB unit
+ * piece), with the native sealer (OpenSSL, when built) and with libsodium. Beside it, AES-256-GCM
+ * through node:crypto, one cipher object per sector as a sealed record would need and one per
+ * 64 KiB as a bound on what that cipher itself costs (docs/security.md, "Cipher").
  */
-function sealCost(): { sealMsPerMiB: number; openMsPerMiB: number; sealUsPerSector: number; openUsPerSector: number; gcmSectorMsPerMiB: number; gcm64kMsPerMiB: number } {
+function sealCost(): { sealer: string; native: { one: { seal: number; open: number }; run: { seal: number; open: number } } | undefined; sodium: { one: { seal: number; open: number }; run: { seal: number; open: number } }; gcmSectorMsPerMiB: number; gcm64kMsPerMiB: number } {
   const id = '0123456789abcdef';
   const key = deriveVolumeKey(randomBytes(32), id);
-  const s = new SectorSealer(key, id);
-  const plain = randomBytes(SECTOR_BYTES);
-  const recs = Buffer.alloc(SEAL_SAMPLE_SECTORS * SEALED_SECTOR_BYTES);
-  const out = Buffer.alloc(SECTOR_BYTES);
-  const sealMs = cipherMsPerMiB(SECTOR_BYTES, (i) => s.seal(plain, i, i + 1, recs, i * SEALED_SECTOR_BYTES));
-  const openMs = cipherMsPerMiB(SECTOR_BYTES, (i) => { if (s.open(recs, i * SEALED_SECTOR_BYTES, i, out, 0) !== i + 1) throw new Error('a sealed sector did not open'); });
+  const aead = sectorAead();
+  const sodium = new SectorSealer(key, id, undefined, null);
+  const native = aead !== undefined ? new SectorSealer(key, id, undefined, aead) : undefined;
   const iv = Buffer.alloc(12);
   const aad = Buffer.alloc(16);
   const gcm = (data: Buffer) => (i: number) => {
@@ -123,10 +141,15 @@ function sealCost(): { sealMsPerMiB: number; openMsPerMiB: number; sealUsPerSect
     c.final();
     c.getAuthTag();
   };
-  const gcmSectorMsPerMiB = cipherMsPerMiB(SECTOR_BYTES, gcm(plain));
+  const gcmSectorMsPerMiB = cipherMsPerMiB(SECTOR_BYTES, gcm(randomBytes(SECTOR_BYTES)));
   const gcm64kMsPerMiB = cipherMsPerMiB(64 << 10, gcm(randomBytes(64 << 10)));
-  const perSector = (ms: number) => (ms * 1000) / (MiB / SECTOR_BYTES);
-  return { sealMsPerMiB: sealMs, openMsPerMiB: openMs, sealUsPerSector: perSector(sealMs), openUsPerSector: perSector(openMs), gcmSectorMsPerMiB, gcm64kMsPerMiB };
+  return {
+    sealer: sectorAeadStatus().native ? 'native (OpenSSL)' : `libsodium (${sectorAeadStatus().detail})`,
+    native: native !== undefined ? { one: sealerCost(native, 1), run: sealerCost(native, 16) } : undefined,
+    sodium: { one: sealerCost(sodium, 1), run: sealerCost(sodium, 16) },
+    gcmSectorMsPerMiB,
+    gcm64kMsPerMiB,
+  };
 }
 
 /** One run of one workload: MiB/s for the sequential ones, IOPS for the random ones. */
@@ -250,7 +273,7 @@ export async function main(args: string[]): Promise<void> {
       ratios.set(peer, series());
     }
     const workers = sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]) ?? DEFAULT_SEAL_WORKERS;
-    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32; the master seals runs of 64 KiB+ on ${workers} worker thread(s) (${SEAL_WORKERS_ENV})\n`);
+    process.stdout.write(`nbd bench: ${size / MiB} MiB, fio ${runtime} s per run, ${reps} rep(s); nbdcopy --connections=1 --requests=16; fio 4k QD 32; the master seals with ${sectorAeadStatus().native ? 'the native sealer' : 'libsodium'} (${NATIVE_SEAL_ENV}), runs of 64 KiB+ on ${workers} worker thread(s) (${SEAL_WORKERS_ENV})\n`);
     // One untimed pass allocates whatever each target allocates lazily.
     for (const t of [kit, ...targets]) await exec('nbdcopy', [...COPY, src, t.uri]);
     // nbdkit runs before and after every tessera run of the same workload: the machine's speed
@@ -327,7 +350,12 @@ export async function main(args: string[]): Promise<void> {
   if (peer) process.stdout.write('the mirror writes to both children and reads both and compares (vote-threshold=2); "against the qemu mirror" divides each tessera run by the mirror run of the same rep, then takes the median\n');
   process.stdout.write('nbdkit range: ' + workloads.map((w) => `${w} ${Math.round(Math.min(...kit.runs[w]))}–${Math.round(Math.max(...kit.runs[w]))}`).join(', ') + '\n');
   const seal = sealCost();
-  process.stdout.write(`sealing alone (XChaCha20-Poly1305 per 4 KiB sector, this process): seal ${seal.sealMsPerMiB.toFixed(2)} ms/MiB (${seal.sealUsPerSector.toFixed(1)} µs/sector), open ${seal.openMsPerMiB.toFixed(2)} ms/MiB (${seal.openUsPerSector.toFixed(1)} µs/sector); raid5 seals parity too\n`);
+  const us = (msPerMiB: number) => ((msPerMiB * 1000) / (MiB / SECTOR_BYTES)).toFixed(1);
+  const costLine = (name: string, c: { one: { seal: number; open: number }; run: { seal: number; open: number } }) =>
+    `  ${name}: seal ${c.one.seal.toFixed(2)} ms/MiB (${us(c.one.seal)} µs/sector) one sector per call, ${c.run.seal.toFixed(2)} per 64 KiB run; open ${c.one.open.toFixed(2)} (${us(c.one.open)} µs/sector), ${c.run.open.toFixed(2)} per run\n`;
+  process.stdout.write(`sealing alone (XChaCha20-Poly1305 per 4 KiB sector, this process; the master seals with ${seal.sealer}; raid5 seals parity too):\n`);
+  if (seal.native !== undefined) process.stdout.write(costLine('native (OpenSSL ChaCha20-Poly1305)', seal.native));
+  process.stdout.write(costLine('libsodium', seal.sodium));
   process.stdout.write(`AES-256-GCM through node:crypto, same process: ${seal.gcmSectorMsPerMiB.toFixed(2)} ms/MiB with a cipher object per 4 KiB sector, ${seal.gcm64kMsPerMiB.toFixed(2)} ms/MiB per 64 KiB\n`);
   process.stdout.write('goals: sequential ≥ 0.40× nbdkit memory, random 4K ≥ 0.30×; raid1 ≥ 1.3× the qemu mirror sequential and ≥ 5× random; raid0 sequential ≥ 0.35× nbdkit memory\n');
 }

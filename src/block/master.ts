@@ -15,6 +15,7 @@ import { deriveVolumeKey, SECTOR_BYTES, SectorSealer, sealedUnitBytes } from './
 import { MAX_VERSIONED_SECTORS, SealVersions } from './volume/seal-versions.js';
 import { FileVersionTable } from './volume/version-table.js';
 import { SealedMember } from './volume/sealed-member.js';
+import { sectorAeadStatus } from './volume/sector-aead.js';
 import { DEFAULT_SEAL_WORKERS, MAX_SEAL_WORKERS, SealPool } from './volume/seal-pool.js';
 import { StripedVolume, type CheckReport } from './volume/striped-volume.js';
 import { extentName, layoutOf, SEALED_VOLUME_FORMAT, type MasterOps, type ResyncEvent, type VolumeRecord, type VolumeRegistry, type VolumeView } from './volumes.js';
@@ -111,9 +112,12 @@ export class VolumeMaster implements VolumeProvider, MasterOps {
     this.log = (o.logger ?? silentLogger).child({ component: 'volumes' });
     // A bad value stops the node at start-up, not at the first volume's open.
     sealWorkersFromEnv(process.env[SEAL_WORKERS_ENV]);
+    sectorAeadStatus();
   }
 
   start(): void {
+    const sealing = sectorAeadStatus();
+    this.log.info({ sealer: sealing.native ? 'native (OpenSSL)' : 'libsodium', detail: sealing.detail }, 'volume sectors are sealed with XChaCha20-Poly1305');
     for (const rec of this.o.registry.list()) this.consider(rec);
     this.o.registry.on('change', (rec, prev) => {
       if (rec.deleted || (prev !== undefined && prev.id !== rec.id)) {

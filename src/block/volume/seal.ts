@@ -1,8 +1,8 @@
 /**
- * Sector sealing for block volumes: XChaCha20-Poly1305 (libsodium) over every 4 KiB sector a
- * member stores, with the sector's nonce and tag kept right behind its ciphertext. Pure functions
- * and geometry; the member wrapper that applies them is sealed-member.ts, the per-sector versions
- * that catch a replayed older record are seal-versions.ts.
+ * Sector sealing for block volumes: XChaCha20-Poly1305 over every 4 KiB sector a member stores,
+ * with the sector's nonce and tag kept right behind its ciphertext. Pure functions and geometry;
+ * the member wrapper that applies them is sealed-member.ts, the per-sector versions that catch a
+ * replayed older record are seal-versions.ts.
  *
  * On a member, each 4 KiB plaintext sector becomes one 4160-byte record:
  *   ciphertext (4096) ‖ nonce (24) ‖ tag (16) ‖ format (1) ‖ zero (23)
@@ -17,13 +17,15 @@
  * same pwrite. The associated data binds a record to its volume and sector position, so a member
  * cannot move a record to another sector or another volume without the tag failing.
  *
- * One libsodium call seals or opens a sector in place, with no cipher object and no buffer per
- * sector: Node's createCipheriv paid a fixed cost per call (a context, the AES key schedule, an
- * output buffer) that 4 KiB sectors paid 256 times per MiB.
+ * The native sealer (sector-aead.ts) seals or opens a whole run in one call where it is built;
+ * else one libsodium call per sector, in place: the same records. Neither makes a cipher object
+ * or a buffer per sector: Node's createCipheriv paid a fixed cost per call (a context, the AES
+ * key schedule, an output buffer) that 4 KiB sectors paid 256 times per MiB.
  */
 import { hkdfSync, randomBytes } from 'node:crypto';
 import sodium from 'sodium-native';
 import { badInput, corrupt } from '../../errors.js';
+import { checkSectorAeadWith, sectorAead, type SectorAead } from './sector-aead.js';
 
 export const SECTOR_BYTES = 4096;
 export const SEAL_NONCE_BYTES = 24;
@@ -155,16 +157,21 @@ export class SectorSealer {
   private readonly trailer = Buffer.alloc(SEAL_TRAILER_BYTES);
   private readonly trailerNonce: Uint8Array;
   private readonly trailerTag: Uint8Array;
+  /** The volume id's 8 bytes, the first half of every sector's associated data. */
+  private readonly volumeTag: Buffer;
 
   /**
    * `volumeId` is the record's 16 hex digits; it goes into every sector's associated data.
    * `nonceRandom` is given only to a copy of a sealer in a sealing worker (see spec()).
+   * `aead` seals and opens whole runs natively (sector-aead.ts), giving the records libsodium
+   * gives; null keeps every run on libsodium, sector by sector.
    */
-  constructor(private readonly key: Buffer, private readonly volumeId: string, nonceRandom?: Uint8Array) {
+  constructor(private readonly key: Buffer, private readonly volumeId: string, nonceRandom?: Uint8Array, private readonly aead: SectorAead | null = sectorAead() ?? null) {
     if (key.length !== VOLUME_KEY_BYTES) throw badInput(`volume key must be ${VOLUME_KEY_BYTES} bytes, got ${key.length}`);
     const tag = Buffer.from(volumeId, 'hex');
     if (tag.length !== 8) throw badInput(`volume id must be 16 hex digits, got '${volumeId}'`);
     tag.copy(this.aad, 0);
+    this.volumeTag = tag;
     if (nonceRandom !== undefined && nonceRandom.length !== NONCE_RANDOM_BYTES) throw badInput(`a nonce's random half is ${NONCE_RANDOM_BYTES} bytes, got ${nonceRandom.length}`);
     this.nonceRandom = nonceRandom !== undefined ? Buffer.from(nonceRandom) : randomBytes(NONCE_RANDOM_BYTES);
     this.nonceRandom.copy(this.trailer, VERSION_BYTES);
@@ -235,8 +242,7 @@ export class SectorSealer {
       // The worker seals in place: each sector is placed in its record's slot (one copy, into
       // a buffer of its own that is moved to the worker and back, not copied again). The
       // caller's buffer is not lent out, so it may change once this returns.
-      const own = Buffer.allocUnsafeSlow(n * SEALED_SECTOR_BYTES);
-      for (let i = 0; i < n; i++) plain.copy(own, i * SEALED_SECTOR_BYTES, i * SECTOR_BYTES, (i + 1) * SECTOR_BYTES);
+      const own = spread(plain, Buffer.allocUnsafeSlow(n * SEALED_SECTOR_BYTES));
       // A worker that dies takes `own` with it: the run is sealed again here, under the same
       // versions (the same nonces over the same plaintext give the same records, and the lost
       // ones never reached a member). A write is never left half done across a parity stripe.
@@ -285,17 +291,25 @@ export class SectorSealer {
 
   /** Seals whole sectors `plain` into `out` as records, in line. */
   private sealCopy(plain: Buffer, firstSector: number, firstVersion: number, n: number, out: Buffer): Buffer {
+    checkVersions(firstVersion, n);
+    if (this.aead !== null) {
+      this.aead.seal(this.key, this.nonceRandom, this.volumeTag, plain, SECTOR_BYTES, out, firstSector, firstVersion, n);
+      return out;
+    }
     for (let i = 0; i < n; i++) this.seal(view(plain, i * SECTOR_BYTES, SECTOR_BYTES), firstSector + i, firstVersion + i, out, i * SEALED_SECTOR_BYTES);
     return out;
   }
 
   /** Seals `n` sectors placed in their record slots of `buf` in place, sector i under `firstVersion + i`. */
   sealInPlace(buf: Buffer, firstSector: number, firstVersion: number, n: number): void {
+    checkVersions(firstVersion, n);
+    if (this.aead !== null) return this.aead.seal(this.key, this.nonceRandom, this.volumeTag, buf, SEALED_SECTOR_BYTES, buf, firstSector, firstVersion, n);
     for (let i = 0; i < n; i++) this.seal(view(buf, i * SEALED_SECTOR_BYTES, SECTOR_BYTES), firstSector + i, firstVersion + i, buf, i * SEALED_SECTOR_BYTES);
   }
 
   /** The in-line half of openRun(). */
   openInPlace(rec: Buffer, firstSector: number, n: number, versions: Float64Array): void {
+    if (this.aead !== null) return this.aead.open(this.key, this.volumeTag, rec, firstSector, n, versions);
     for (let i = 0; i < n; i++) {
       const at = i * SEALED_SECTOR_BYTES;
       const v = this.open(rec, at, firstSector + i, rec, at);
@@ -328,6 +342,44 @@ export class SectorSealer {
     const version = recordVersion(rec, at);
     return version > 0 ? version : BAD_RECORD;
   }
+}
+
+/** A run's versions are positive safe integers, as seal() checks one by one. */
+function checkVersions(first: number, n: number): void {
+  if (!Number.isSafeInteger(first) || first <= 0 || !Number.isSafeInteger(first + n)) throw badInput(`seal versions must be positive safe integers, got ${first} for ${n} sector(s)`);
+}
+
+/** Sectors the native sealer's check seals and opens: two, so a run's second record counts too. */
+const CHECK_SECTORS = 2;
+
+/**
+ * Why the native sealer must not be used, or undefined: its records must be libsodium's, byte for
+ * byte, and it must open its own and refuse one with a byte flipped. An addon built against a
+ * broken or foreign OpenSSL is caught once per thread, here, not on a member's disk.
+ */
+export function nativeDisagreement(aead: SectorAead): string | undefined {
+  const id = '0123456789abcdef';
+  const key = Buffer.alloc(VOLUME_KEY_BYTES, 0x5a);
+  const nonceRandom = Buffer.alloc(NONCE_RANDOM_BYTES, 0xa5);
+  const plain = Buffer.alloc(CHECK_SECTORS * SECTOR_BYTES);
+  for (let i = 0; i < plain.length; i++) plain[i] = (i * 31 + 7) & 0xff;
+  const bySodium = Buffer.alloc(CHECK_SECTORS * SEALED_SECTOR_BYTES);
+  const byAddon = Buffer.alloc(CHECK_SECTORS * SEALED_SECTOR_BYTES);
+  new SectorSealer(key, id, nonceRandom, null).sealInPlace(spread(plain, bySodium), 9, 3, CHECK_SECTORS);
+  new SectorSealer(key, id, nonceRandom, aead).sealInPlace(spread(plain, byAddon), 9, 3, CHECK_SECTORS);
+  if (!byAddon.equals(bySodium)) return 'its records differ from libsodium\'s';
+  const versions = new Float64Array(CHECK_SECTORS);
+  byAddon[SEALED_SECTOR_BYTES + 100] = (byAddon[SEALED_SECTOR_BYTES + 100] ?? 0) ^ 1;
+  aead.open(key, Buffer.from(id, 'hex'), byAddon, 9, CHECK_SECTORS, versions);
+  if (versions[0] !== 3 || versions[1] !== BAD_RECORD || !byAddon.subarray(0, SECTOR_BYTES).equals(plain.subarray(0, SECTOR_BYTES))) return 'it does not open its own records, or accepts an altered one';
+  return undefined;
+}
+checkSectorAeadWith(nativeDisagreement);
+
+/** Places each sector of `plain` in its record slot of `rec`, as a sealing worker gets them. */
+function spread(plain: Buffer, rec: Buffer): Buffer {
+  for (let i = 0; i < plain.length / SECTOR_BYTES; i++) plain.copy(rec, i * SEALED_SECTOR_BYTES, i * SECTOR_BYTES, (i + 1) * SECTOR_BYTES);
+  return rec;
 }
 
 /** Writes `n` (a safe integer) as 8 big-endian bytes; byte stores, no bounds-checked calls, on the per-sector path. */

@@ -1,0 +1,84 @@
+/**
+ * The optional native sealer of runs of sector records (native/sector-aead): the same
+ * XChaCha20-Poly1305 records libsodium gives (seal.ts), byte for byte, with OpenSSL's
+ * ChaCha20-Poly1305 doing the bulk work and a whole run sealed or opened in one call. It is built
+ * by `npm install` where a C compiler and the node headers are at hand (scripts/build-native.mjs);
+ * where it is not, or `TESSERA_NATIVE_SEAL=off` is set, sealing stays with libsodium.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { badInput } from '../../errors.js';
+
+/** What native/sector-aead/sector_aead.c exports; its argument checks are its own (it throws TypeError). */
+export interface SectorAead {
+  /**
+   * Seals `n` sectors into records at `out[i * 4160]`, sector i read from `src` at `i * srcStride`
+   * (4096: packed plaintext; 4160: in its record slot of `out`, sealed in place), with member
+   * sector `firstSector + i`, version `firstVersion + i` and the nonce half `nonceRandom`.
+   */
+  seal(key: Uint8Array, nonceRandom: Uint8Array, volumeTag: Uint8Array, src: Uint8Array, srcStride: number, out: Uint8Array, firstSector: number, firstVersion: number, n: number): void;
+  /**
+   * Opens `n` records at `rec[0..]` in place, each sector's plaintext moved to `rec[i * 4096]`;
+   * `versions[i]` gets the record's version, 0 for an all-zero record, -1 (BAD_RECORD) for one
+   * that fails authentication, whose plaintext slot is zeroed.
+   */
+  open(key: Uint8Array, volumeTag: Uint8Array, rec: Uint8Array, firstSector: number, n: number, versions: Float64Array): void;
+}
+
+/** `off` keeps every seal with libsodium (a comparison, or a machine where the addon misbehaves). */
+export const NATIVE_SEAL_ENV = 'TESSERA_NATIVE_SEAL';
+/** Where the built addon lies, from the repository's root. */
+export const SECTOR_AEAD_PATH = join('native', 'sector-aead', 'build', 'Release', 'sector_aead.node');
+/** Directories walked up from this module to the root: src/block/volume, or dist/src/block/volume. */
+const MAX_LEVELS_UP = 5;
+
+let loaded: { aead: SectorAead | undefined; why: string } | undefined;
+/** Why a loaded addon must not be used (seal.ts compares it with libsodium), or undefined. */
+let check: ((aead: SectorAead) => string | undefined) | undefined;
+
+/** Sets the test a loaded addon must pass before it is used; call before the first sectorAead(). */
+export function checkSectorAeadWith(fn: (aead: SectorAead) => string | undefined): void {
+  check = fn;
+}
+
+/** The addon file above `from`, if built. */
+function findAddon(from: string): string | undefined {
+  let dir = from;
+  for (let i = 0; i <= MAX_LEVELS_UP; i++) {
+    const p = join(dir, SECTOR_AEAD_PATH);
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+function load(): { aead: SectorAead | undefined; why: string } {
+  const setting = process.env[NATIVE_SEAL_ENV];
+  if (setting !== undefined && setting !== 'on' && setting !== 'off') throw badInput(`${NATIVE_SEAL_ENV} must be 'on' or 'off', got '${setting}'`);
+  if (setting === 'off') return { aead: undefined, why: `${NATIVE_SEAL_ENV}=off` };
+  const path = findAddon(dirname(fileURLToPath(import.meta.url)));
+  if (path === undefined) return { aead: undefined, why: `not built (${SECTOR_AEAD_PATH}; npm install builds it where a C compiler and the node headers are installed)` };
+  let aead: SectorAead;
+  try {
+    aead = createRequire(import.meta.url)(path) as SectorAead;
+  } catch (e) {
+    return { aead: undefined, why: `${path} did not load: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  const wrong = check?.(aead);
+  if (wrong !== undefined) return { aead: undefined, why: `${path} is not used: ${wrong}` };
+  return { aead, why: path };
+}
+
+/** The native sealer, or undefined (then libsodium seals); loaded once per thread. */
+export function sectorAead(): SectorAead | undefined {
+  loaded ??= load();
+  return loaded.aead;
+}
+
+/** Which sealer this process uses, and why: for the log line a master writes when it starts serving. */
+export function sectorAeadStatus(): { native: boolean; detail: string } {
+  loaded ??= load();
+  return { native: loaded.aead !== undefined, detail: loaded.why };
+}
