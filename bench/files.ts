@@ -4,12 +4,16 @@
  * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
  *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--no-get]
- *                          [--cpu-prof DIR] [--threads] [--json]
+ *                          [--cpu-prof DIR] [--threads] [--node-stats] [--json]
  *
  * --no-get skips the gets (and their baselines); --cpu-prof writes a V8 CPU profile of every node
- * and of the client into DIR. Each put also reports the CPU milliseconds per MiB each process spent
- * on it (from /proc), which is what a CPU-bound cluster on two cores is limited by; --threads splits
- * that per thread (event loop, libuv pool, V8 helpers, worker threads) into user and system time.
+ * and of the client into DIR. Each put and get also reports the CPU milliseconds per MiB each
+ * process spent on it (from /proc), which is what a CPU-bound cluster on two cores is limited by;
+ * --threads splits that per thread (event loop, libuv pool, V8 helpers, worker threads) into user
+ * and system time. --node-stats prints what each node's status and metrics say at the start, after
+ * the puts and after the gets: chunks held, capacity, repair passes and the copies they made, chunks
+ * served and fetched (the reader's fetched-but-not-served-elsewhere chunks were local reads), hedged
+ * fetches, peer bytes sent, GC seconds and the size of V8's new space.
  *
  * Goals: put ≥ 0.8× its baseline, get ≥ 0.85× its baseline, as the median over rounds of each
  * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
@@ -83,6 +87,54 @@ function perMiB(after: Map<string, { user: number; system: number }>, before: Ma
   return out;
 }
 
+/** What each node did, as its status and metrics tell: where the chunks are, repair passes, reads served and fetched. */
+interface NodeStats {
+  chunks: number;
+  capacityGiB: number;
+  repairPasses: number;
+  copiesMade: number;
+  served: number;
+  fetched: number;
+  hedged: number;
+  peerBytesOut: number;
+  /** Seconds the node spent in garbage collection so far, and the size of V8's new space now (MiB). */
+  gcSeconds: number;
+  newSpaceMiB: number;
+}
+
+/** A counter of a Prometheus text exposition, summed over the series whose labels include `labels`. */
+function metric(text: string, name: string, labels: string[] = []): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+    if (labels.every((l) => line.includes(l))) sum += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  }
+  return sum;
+}
+
+async function readNodeStats(cluster: LocalCluster): Promise<NodeStats[]> {
+  return Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const client = cluster.node(i).client;
+      const status = await client.status();
+      let text = '';
+      for await (const piece of await client.raw('/metrics')) text += String(piece);
+      return {
+        chunks: status.store.count,
+        capacityGiB: status.store.capacity / 2 ** 30,
+        repairPasses: status.repair?.passes ?? 0,
+        copiesMade: status.repair?.totals.copiesMade ?? 0,
+        served: metric(text, 'tessera_chunk_ops_total', ['op="serve"', 'result="ok"']),
+        fetched: metric(text, 'tessera_chunk_ops_total', ['op="fetch"', 'result="ok"']),
+        hedged: metric(text, 'tessera_chunk_ops_total', ['op="fetch"', 'result="hedged"']),
+        gcSeconds: metric(text, 'nodejs_gc_duration_seconds_sum'),
+        newSpaceMiB: metric(text, 'nodejs_heap_space_size_total_bytes', ['space="new"']) / 2 ** 20,
+        peerBytesOut: metric(text, 'tessera_peer_bytes_total', ['direction="out"']) + metric(text, 'tessera_peer_bulk_bytes_total', ['direction="out"']),
+      };
+    }),
+  );
+}
+
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
 
 /** The ratio of each cluster run's speed to that of the baselines timed right before and right after it. */
@@ -97,6 +149,7 @@ export async function main(args: string[]): Promise<void> {
   const verify = withGet && !args.includes('--no-verify');
   const profDir = flag(args, '--cpu-prof');
   const json = args.includes('--json');
+  const nodeStats = args.includes('--node-stats');
   const say = (s: string) => {
     if (!json) process.stdout.write(s + '\n');
   };
@@ -125,6 +178,7 @@ export async function main(args: string[]): Promise<void> {
       await clientProfile.post('Profiler.start');
     }
     await cluster.waitForMembers({ alive: 3 });
+    const statsAtStart = nodeStats ? await readNodeStats(cluster) : undefined;
     const writer = cluster.node(0);
     const reader = cluster.node(1);
 
@@ -163,17 +217,25 @@ export async function main(args: string[]): Promise<void> {
       files.push({ id: put.fileId, sha });
     }
 
+    const statsAfterPuts = nodeStats ? await readNodeStats(cluster) : undefined;
     const getBase: number[] = withGet ? [await baseGet()] : [];
     const getMs: number[] = [];
+    const getCpu: number[][] = [];
+    const getThreads: Map<string, { user: number; system: number }>[][] = [];
     for (const file of withGet ? files : []) {
+      const c0 = cpuNow();
+      const th0 = byThread ? threadsNow() : [];
       const t0 = performance.now();
       const res = await reader.client.get(file.id);
       let got = 0;
       for await (const piece of res.stream as AsyncIterable<Buffer>) got += piece.length;
       getMs.push(performance.now() - t0);
+      getCpu.push(cpuNow().map((c, k) => (c - (c0[k] as number)) / (size / 2 ** 20)));
+      if (byThread) getThreads.push(threadsNow().map((m, k) => perMiB(m, th0[k]!, size)));
       if (got !== size) throw new Error(`get returned ${got} bytes of ${size}`);
       getBase.push(await baseGet());
     }
+    const statsAfterGets = nodeStats ? await readNodeStats(cluster) : undefined;
     await rm(baseDir, { recursive: true, force: true });
 
     // Checked in separate, untimed reads so hashing in this process does not tax the timed ones.
@@ -209,9 +271,10 @@ export async function main(args: string[]): Promise<void> {
       chunkBytes,
       rounds,
       put: { ...side(putBase, putMs, PUT_GOAL), cpuMsPerMiB: putCpu },
-      ...(withGet ? { get: side(getBase, getMs, GET_GOAL) } : {}),
+      ...(withGet ? { get: { ...side(getBase, getMs, GET_GOAL), cpuMsPerMiB: getCpu } } : {}),
       peakRssBytes: rss,
       verified,
+      ...(nodeStats ? { nodeStats: { atStart: statsAtStart, afterPuts: statsAfterPuts, afterGets: statsAfterGets } } : {}),
     };
     if (json) {
       process.stdout.write(JSON.stringify(figures) + '\n');
@@ -236,6 +299,19 @@ export async function main(args: string[]): Promise<void> {
     if (figures.get) {
       say(`  tessera get through node 1: ${list(figures.get.mbps, 0)} MB/s`);
       say(`    ratios to the bracketing baselines ${list(figures.get.ratios, 2)}   ${verdict(figures.get.ratio, GET_GOAL)}`);
+      say(`    CPU ms per MiB, node0 + node1 + node2 + client = sum, per round:`);
+      for (const c of getCpu) say(`      ${list(c, 2).replaceAll(' / ', ' + ')} = ${c.reduce((a, b) => a + b, 0).toFixed(2)}`);
+      for (const [r, procs] of getThreads.entries()) {
+        const m = procs[1]!;
+        const parts = [...m].filter(([, t]) => t.user + t.system >= 0.01).sort((a, b) => b[1].user + b[1].system - (a[1].user + a[1].system));
+        say(`    get round ${r + 1}, node1 CPU ms per MiB by thread: ${parts.map(([n, t]) => `${n} ${t.user.toFixed(2)}+${t.system.toFixed(2)}`).join(', ')}`);
+      }
+    }
+    if (nodeStats) {
+      say('  nodes (0 / 1 / 2): chunks, capacity GiB, repair passes, copies made by repair, chunks served, fetched, hedged, peer MB out, GC s, new space MiB');
+      for (const [when, st] of [['at start', statsAtStart], ['after puts', statsAfterPuts], ['after gets', statsAfterGets]] as const) {
+        say(`    ${when}: ${(st ?? []).map((n) => `${n.chunks} ${n.capacityGiB.toFixed(2)} ${n.repairPasses} ${n.copiesMade} ${n.served} ${n.fetched} ${n.hedged} ${(n.peerBytesOut / 1e6).toFixed(0)} ${n.gcSeconds.toFixed(2)} ${n.newSpaceMiB.toFixed(1)}`).join(' / ')}`);
+      }
     }
     const fmt = (n: number | undefined) => (n === undefined ? 'n/a' : formatBytes(n));
     say(`  peak RSS (VmHWM): node0 ${fmt(rss.node0)}, node1 ${fmt(rss.node1)}, node2 ${fmt(rss.node2)}, bench client ${fmt(rss.client)}`);

@@ -9,7 +9,7 @@ import { apiUsesTls, loadApiTls, type ApiSecurityOptions } from './net/index.js'
 import { composeFiles, MultipartService, NameMigration, ObjectService, type FilesNet, type FilesTuning } from './files/index.js';
 import { startVolumes } from './block/index.js';
 import { NbdServer, type NbdAddress, type NbdServerOptions } from './block/nbd/index.js';
-import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation } from './cluster/index.js';
+import { realClock, loadDataDir, Membership, NodeCaller, type MemberInfo, type MembershipConfig, defaultZone, restartIncarnation, AdvertisedCapacity } from './cluster/index.js';
 import { TesseraError } from './errors.js';
 import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';
@@ -151,6 +151,10 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   // A restart must outrank every rumour about this node's previous life.
   const restarted = restartIncarnation(saved?.incarnation);
   if (restarted.reset) log.warn({ saved: String(saved?.incarnation).slice(0, 40) }, 'persisted incarnation is out of range; starting over at 0');
+  // What this node tells the cluster its capacity is, and places by for itself: the same number
+  // on every node, so every node weights placement alike (cluster/advertised-capacity.ts). A
+  // draining node tells none, so placement everywhere stops choosing it.
+  const capacity = new AdvertisedCapacity(() => (draining() ? 0 : chunks.usage().capacity));
   const membership = new Membership({
     self: { nodeId, addr: advertise, zone },
     net: {
@@ -162,11 +166,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
     seeds: config.bootstrap,
     addressBook: (saved?.members ?? []).filter((m) => m.nodeId !== nodeId),
     incarnation: restarted.incarnation,
-    localStats: () => {
-      const u = chunks.usage();
-      // A draining node offers no capacity, so placement everywhere stops choosing it.
-      return { capacity: draining() ? 0 : u.capacity, used: u.used };
-    },
+    localStats: () => ({ capacity: capacity.now(), used: chunks.usage().used }),
     ...(config.membership ? { config: config.membership } : {}),
     logger: log,
   });
@@ -187,7 +187,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
 
   const filesNet: FilesNet = {
     selfId: nodeId,
-    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, zone: m.zone, capacity: m.nodeId === nodeId ? (draining() ? 0 : chunks.usage().capacity) : m.capacity })),
+    live: () => membership.live().map((m) => ({ nodeId: m.nodeId, zone: m.zone, capacity: m.nodeId === nodeId ? capacity.now() : m.capacity })),
     members: () => membership.members().map((m) => ({ nodeId: m.nodeId, state: m.state, capacity: m.capacity })),
     caller,
   };

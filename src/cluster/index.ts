@@ -4,6 +4,7 @@ export * from './identity.js';
 export * from './membership.js';
 export { restartIncarnation } from './membership-rules.js';
 export * from './placement.js';
+export { AdvertisedCapacity, capacityToTell } from './advertised-capacity.js';
 export * from './zone.js';
 export * from './repair-plan.js';
 export * from './node-caller.js';
