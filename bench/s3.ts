@@ -13,9 +13,11 @@
  *    The SDK GET's body is written to its file as `tessera get -o` writes one (the same batches and
  *    file sink, one fsync at the end), so that both GETs do the same work with the bytes; and
  *    each GET is also made with its body dropped (`tessera get > /dev/null`, the SDK's body read
- *    and discarded), which leaves the client's disk out; every native and SDK GET step is
- *    GETS_PER_STEP GETs in a row, their mean, and the SDK's PUT step SDK_PUTS PUTs, as many as
- *    the native rounds around it (aws-cli's steps stay one each);
+ *    and discarded), which leaves the client's disk out. The SDK's GETs are compared with native
+ *    gets of the first round's file taken in turn with them (SDK, native, native, SDK, …,
+ *    GETS_PER_STEP of each), so that both see the same moments of a machine whose load drifts;
+ *    the SDK's PUT step is SDK_PUTS PUTs, as many as the native rounds around it (aws-cli's
+ *    steps stay one each);
  *  - the goal's PUT ratio is taken against the named native put: an S3 PUT always makes an object
  *    under a key with its ETag, the MD5 of its bytes, as `tessera put --name` does, while a put
  *    without a name stores a file and computes no MD5 (about 1.5 CPU-ms per MiB less, on a
@@ -205,9 +207,9 @@ export async function main(args: string[]): Promise<void> {
     const tesseraToDevNull = (...a: string[]) => mustRun('/bin/sh', ['-c', 'exec "$@" > /dev/null', 'sh', ...cli, ...a, '--api', n0.api, '--data', n0.dataDir], cliOptions);
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
     /** GETS_PER_STEP GETs of one object to `out`, each checked and removed; their mean. */
-    const timedGets = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>): Promise<Timed> => {
+    const timedGets = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>, count = GETS_PER_STEP): Promise<Timed> => {
       const ts: Timed[] = [];
-      for (let i = 1; i <= GETS_PER_STEP; i++) {
+      for (let i = 1; i <= count; i++) {
         ts.push(await timed(pids, `${step}-${i}`, get));
         if (out !== undefined) await checkOutput(source, out, what);
       }
@@ -227,13 +229,12 @@ export async function main(args: string[]): Promise<void> {
       });
       const get = await timedGets(`native-get-${n}`, src, join(dir, 'native.out'), 'tessera get', () => tessera('get', fileId, '-q', '-o', join(dir, 'native.out')));
       await rm(src.path);
-      const dropped = await timedGets(`native-get-dropped-${n}`, src, undefined, 'tessera get', () => tesseraToDevNull('get', fileId, '-q'));
       // A named put makes an object with an ETag, so it hashes the body with MD5 as every S3 PUT
       // must (about 1.5 CPU-ms per MiB here); the put above stores a file no key names, without it.
       const namedSrc = await freshSource(`named${n}.in`);
       const named = await timed(pids, `native-named-put-${n}`, () => tessera('put', namedSrc.path, '--name', `bench-named-${n}`, '-q'));
       await rm(namedSrc.path);
-      return { put, get, named, dropped };
+      return { put, get, named, fileId, md5: src.md5 };
     };
     const creds: S3Creds = { endpoint: `${s3.host}:${s3.port}`, accessKeyId: key.accessKeyId, secret: key.secretKey };
     const largeSteps = async () => {
@@ -256,26 +257,50 @@ export async function main(args: string[]): Promise<void> {
       }
       const sdkPut = meanTimed(sdkPuts);
       const sdkKey = `large-sdk-${SDK_PUTS}`;
-      const sdkGet = await timedGets('sdk-get', sdkSrc, join(dir, 'sdk.out'), 'the SDK GET', () => sdk.get('bench', sdkKey, join(dir, 'sdk.out')));
+      // The SDK's GETs are compared with native gets of the first round's file taken in turn with
+      // them, GETS_PER_STEP of each in the order SDK, native, native, SDK, ...: both sides see
+      // the same moments of a machine whose load drifts, and neither is always the first GET
+      // after the PUT (which came out slower for both clients).
+      const first = natives[0]!;
+      const nativeOut = join(dir, 'native.out');
+      const sdkOut = join(dir, 'sdk.out');
+      const inTurn = async (native: (i: number) => Promise<Timed>, viaSdk: (i: number) => Promise<Timed>) => {
+        const n: Timed[] = [];
+        const k: Timed[] = [];
+        for (let i = 0; i < GETS_PER_STEP; i++) {
+          if (i % 2 === 0) k.push(await viaSdk(i));
+          n.push(await native(i));
+          if (i % 2 === 1) k.push(await viaSdk(i));
+        }
+        return { native: meanTimed(n), sdk: meanTimed(k) };
+      };
+      const getsInTurn = await inTurn(
+        (i) => timedGets(`native-get-in-turn-${i}`, first, nativeOut, 'tessera get', () => tessera('get', first.fileId, '-q', '-o', nativeOut), 1),
+        (i) => timedGets(`sdk-get-${i}`, sdkSrc, sdkOut, 'the SDK GET', () => sdk.get('bench', sdkKey, sdkOut), 1),
+      );
       await rm(sdkSrc.path);
-      const sdkGetDropped = await timedGets('sdk-get-dropped', sdkSrc, undefined, 'the SDK GET', async () => {
-        const bytes = await sdk.getDropped('bench', sdkKey);
-        if (bytes !== size) throw new Error(`the SDK GET read ${bytes} bytes of a ${size}-byte object`);
-      });
+      const droppedInTurn = await inTurn(
+        (i) => timedGets(`native-get-dropped-${i}`, first, undefined, 'tessera get', () => tesseraToDevNull('get', first.fileId, '-q'), 1),
+        (i) => timedGets(`sdk-get-dropped-${i}`, sdkSrc, undefined, 'the SDK GET', async () => {
+          const bytes = await sdk.getDropped('bench', sdkKey);
+          if (bytes !== size) throw new Error(`the SDK GET read ${bytes} bytes of a ${size}-byte object`);
+        }, 1),
+      );
+      const sdkGet = getsInTurn.sdk;
+      const sdkGetDropped = droppedInTurn.sdk;
       sdk.close();
       natives.push(await nativeRound(2));
       const around = (i: number) => ({
         put: meanTimed([natives[i]!.put, natives[i + 1]!.put]),
         get: meanTimed([natives[i]!.get, natives[i + 1]!.get]),
         named: meanTimed([natives[i]!.named, natives[i + 1]!.named]),
-        dropped: meanTimed([natives[i]!.dropped, natives[i + 1]!.dropped]),
       });
       const sdkBase = around(0);
 
       const skipped: Timed = { ms: NaN, clientCpuMs: NaN, serverCpuMs: NaN, s3NodeCpuMs: NaN };
       let s3Put = skipped;
       let s3Get = skipped;
-      let awsBase = { put: skipped, get: skipped, named: skipped, dropped: skipped };
+      let awsBase = { put: skipped, get: skipped, named: skipped };
       if (withAwsCli) {
         const awsSrc = await freshSource('aws.in');
         s3Put = await timed(pids, 'awscli-put', () => aws('s3', 'cp', '--no-progress', awsSrc.path, 's3://bench/large'));
@@ -287,8 +312,7 @@ export async function main(args: string[]): Promise<void> {
       const nativePut = meanTimed(natives.map((r) => r.put));
       const nativeGet = meanTimed(natives.map((r) => r.get));
       const nativeNamedPut = meanTimed(natives.map((r) => r.named));
-      const nativeGetDropped = meanTimed(natives.map((r) => r.dropped));
-      return { natives, nativePut, nativeGet, nativeNamedPut, nativeGetDropped, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkGetDropped, sdkBase };
+      return { natives, nativePut, nativeGet, nativeNamedPut, s3Put, s3Get, awsBase, sdkPut, sdkGet, sdkGetDropped, sdkBase, getsInTurn, droppedInTurn };
     };
     const big = withLarge ? await largeSteps() : undefined;
     if (!withLarge) {
@@ -335,13 +359,15 @@ export async function main(args: string[]): Promise<void> {
     // CPU milliseconds per MiB, client and nodes apart: on two shared cores, whose work bounds a step.
     const cpu = (t: Timed) => ({ clientMsPerMiB: t.clientCpuMs / (size / 2 ** 20), serverMsPerMiB: t.serverCpuMs / (size / 2 ** 20), s3NodeMsPerMiB: t.s3NodeCpuMs / (size / 2 ** 20) });
     const largeResult = big && {
-      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), getDroppedMiBps: mbps(big.nativeGetDropped), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), getDroppedCpu: cpu(big.nativeGetDropped), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get), namedPutMiBps: mbps(r.named), getDroppedMiBps: mbps(r.dropped) })) },
+      native: { putMs: big.nativePut.ms, getMs: big.nativeGet.ms, putMiBps: mbps(big.nativePut), getMiBps: mbps(big.nativeGet), putCpu: cpu(big.nativePut), getCpu: cpu(big.nativeGet), rounds: big.natives.map((r) => ({ putMiBps: mbps(r.put), getMiBps: mbps(r.get), namedPutMiBps: mbps(r.named) })) },
+      // Native gets taken in turn with the SDK's, to a file and to /dev/null.
+      nativeInTurn: { getMiBps: mbps(big.getsInTurn.native), getDroppedMiBps: mbps(big.droppedInTurn.native), getCpu: cpu(big.getsInTurn.native), getDroppedCpu: cpu(big.droppedInTurn.native) },
       nativeNamed: { putMs: big.nativeNamedPut.ms, putMiBps: mbps(big.nativeNamedPut), putCpu: cpu(big.nativeNamedPut) },
       s3: { putMs: big.s3Put.ms, getMs: big.s3Get.ms, putMiBps: mbps(big.s3Put), getMiBps: mbps(big.s3Get), putCpu: cpu(big.s3Put), getCpu: cpu(big.s3Get) },
       sdk: { putMs: big.sdkPut.ms, getMs: big.sdkGet.ms, putMiBps: mbps(big.sdkPut), getMiBps: mbps(big.sdkGet), getDroppedMiBps: mbps(big.sdkGetDropped), putCpu: cpu(big.sdkPut), getCpu: cpu(big.sdkGet), getDroppedCpu: cpu(big.sdkGetDropped) },
       // Each against the native rounds just before and just after it; `put` against unnamed puts.
       ratios: { put: big.awsBase.put.ms / big.s3Put.ms, get: big.awsBase.get.ms / big.s3Get.ms },
-      sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.sdkBase.get.ms / big.sdkGet.ms, getDropped: big.sdkBase.dropped.ms / big.sdkGetDropped.ms },
+      sdkRatios: { put: big.sdkBase.put.ms / big.sdkPut.ms, get: big.getsInTurn.native.ms / big.sdkGet.ms, getDropped: big.droppedInTurn.native.ms / big.sdkGetDropped.ms },
       // The PUTs against named native puts, the goal's baseline: the same work on the node, an object with its MD5.
       namedPutRatios: { awsCli: big.awsBase.named.ms / big.s3Put.ms, sdk: big.sdkBase.named.ms / big.sdkPut.ms },
     };
@@ -364,10 +390,10 @@ export async function main(args: string[]): Promise<void> {
           `  native  put ${largeResult.native.putMiBps.toFixed(1)} MiB/s   get ${largeResult.native.getMiBps.toFixed(1)} MiB/s   (tessera put/get; mean of rounds ${largeResult.native.rounds.map((r) => `${r.putMiBps.toFixed(0)}/${r.getMiBps.toFixed(0)}`).join(', ')}, one before and one after each S3 client)`,
           `  aws-cli put ${largeResult.s3.putMiBps.toFixed(1)} MiB/s   get ${largeResult.s3.getMiBps.toFixed(1)} MiB/s   (aws s3 cp, its defaults: 8 MiB parts, 10 requests at once)`,
           `  SDK     put ${largeResult.sdk.putMiBps.toFixed(1)} MiB/s   get ${largeResult.sdk.getMiBps.toFixed(1)} MiB/s   (@aws-sdk/client-s3: PutObject, GetObject written as tessera get -o writes, with one fsync)`,
-          `  goal    SDK put ${largeResult.namedPutRatios.sdk.toFixed(2)}× of a named native put (${largeResult.nativeNamed.putMiBps.toFixed(1)} MiB/s: an object with its ETag's MD5, as every S3 PUT makes)   get ${largeResult.sdkRatios.get.toFixed(2)}× of a native get -o   (goal ≥ ${LARGE_GOAL}: put ${verdict(largeResult.namedPutRatios.sdk >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
+          `  goal    SDK put ${largeResult.namedPutRatios.sdk.toFixed(2)}× of a named native put (${largeResult.nativeNamed.putMiBps.toFixed(1)} MiB/s: an object with its ETag's MD5, as every S3 PUT makes)   get ${largeResult.sdkRatios.get.toFixed(2)}× of native get -o taken in turn with it (${largeResult.nativeInTurn.getMiBps.toFixed(1)} MiB/s)   (goal ≥ ${LARGE_GOAL}: put ${verdict(largeResult.namedPutRatios.sdk >= LARGE_GOAL)}, get ${verdict(largeResult.sdkRatios.get >= LARGE_GOAL)})`,
           `  also    SDK put ${largeResult.sdkRatios.put.toFixed(2)}× of an unnamed native put (no MD5, no key);   aws-cli put ${largeResult.namedPutRatios.awsCli.toFixed(2)}× named, ${largeResult.ratios.put.toFixed(2)}× unnamed, get ${largeResult.ratios.get.toFixed(2)}×`,
-          `  to /dev/null (no disk on the client): native get ${largeResult.native.getDroppedMiBps.toFixed(1)} MiB/s, SDK get ${largeResult.sdk.getDroppedMiBps.toFixed(1)} MiB/s: ${largeResult.sdkRatios.getDropped.toFixed(2)}×`,
-          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)}, named ${c(largeResult.nativeNamed.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}; to /dev/null native get ${c(largeResult.native.getDroppedCpu)} SDK get ${c(largeResult.sdk.getDroppedCpu)}`,
+          `  to /dev/null (no disk on the client), in turn: native get ${largeResult.nativeInTurn.getDroppedMiBps.toFixed(1)} MiB/s, SDK get ${largeResult.sdk.getDroppedMiBps.toFixed(1)} MiB/s: ${largeResult.sdkRatios.getDropped.toFixed(2)}×`,
+          `  CPU ms/MiB client+nodes (of which node 0, the S3 node): native put ${c(largeResult.native.putCpu)}, named ${c(largeResult.nativeNamed.putCpu)} get ${c(largeResult.native.getCpu)}; aws-cli put ${c(largeResult.s3.putCpu)} get ${c(largeResult.s3.getCpu)}; SDK put ${c(largeResult.sdk.putCpu)} get ${c(largeResult.sdk.getCpu)}; native get in turn ${c(largeResult.nativeInTurn.getCpu)}; to /dev/null native get ${c(largeResult.nativeInTurn.getDroppedCpu)} SDK get ${c(largeResult.sdk.getDroppedCpu)}`,
         ] : []),
         `  ${OBJECT_BYTES / 1024} KiB objects, ${inflight} in flight, ${puts.done} each after ${withSmall ? warmUp : 0} PUTs not counted: PUT ${puts.perSecond.toFixed(0)}/s (goal ${PUT_RATE_GOAL}: ${verdict(puts.perSecond >= PUT_RATE_GOAL)}), GET ${gets.perSecond.toFixed(0)}/s over ${passes} passes (goal ${GET_RATE_GOAL}: ${verdict(gets.perSecond >= GET_RATE_GOAL)}; first pass ${firstPass.toFixed(0)}/s), ${failures} failed`,
         `  CPU µs per 4 KiB op, client + S3 node + other nodes: PUT ${us(puts.cpuUs)}, GET ${us(gets.cpuUs)}`,
