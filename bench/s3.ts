@@ -206,13 +206,16 @@ export async function main(args: string[]): Promise<void> {
     // Standard output on /dev/null, which `tessera get` writes with plain writes of whole pieces.
     const tesseraToDevNull = (...a: string[]) => mustRun('/bin/sh', ['-c', 'exec "$@" > /dev/null', 'sh', ...cli, ...a, '--api', n0.api, '--data', n0.dataDir], cliOptions);
     const pids = s3.cluster.nodes.map((n) => n.proc?.pid).filter((p): p is number => p !== undefined);
-    /** GETS_PER_STEP GETs of one object to `out`, each checked and removed; their mean. */
-    const timedGets = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>, count = GETS_PER_STEP): Promise<Timed> => {
+    /** One GET of an object to `out` (undefined: its body dropped), checked and removed. */
+    const timedGet = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>): Promise<Timed> => {
+      const t = await timed(pids, step, get);
+      if (out !== undefined) await checkOutput(source, out, what);
+      return t;
+    };
+    /** GETS_PER_STEP GETs in a row; their mean. */
+    const timedGets = async (step: string, source: { md5: string }, out: string | undefined, what: string, get: () => Promise<unknown>): Promise<Timed> => {
       const ts: Timed[] = [];
-      for (let i = 1; i <= count; i++) {
-        ts.push(await timed(pids, `${step}-${i}`, get));
-        if (out !== undefined) await checkOutput(source, out, what);
-      }
+      for (let i = 1; i <= GETS_PER_STEP; i++) ts.push(await timedGet(`${step}-${i}`, source, out, what, get));
       return meanTimed(ts);
     };
     if (profDir !== undefined) process.stderr.write(`profiles in ${profDir}; node pids ${pids.join(' ')} (the first serves S3)\n`);
@@ -275,16 +278,16 @@ export async function main(args: string[]): Promise<void> {
         return { native: meanTimed(n), sdk: meanTimed(k) };
       };
       const getsInTurn = await inTurn(
-        (i) => timedGets(`native-get-in-turn-${i}`, first, nativeOut, 'tessera get', () => tessera('get', first.fileId, '-q', '-o', nativeOut), 1),
-        (i) => timedGets(`sdk-get-${i}`, sdkSrc, sdkOut, 'the SDK GET', () => sdk.get('bench', sdkKey, sdkOut), 1),
+        (i) => timedGet(`native-get-in-turn-${i}`, first, nativeOut, 'tessera get', () => tessera('get', first.fileId, '-q', '-o', nativeOut)),
+        (i) => timedGet(`sdk-get-${i}`, sdkSrc, sdkOut, 'the SDK GET', () => sdk.get('bench', sdkKey, sdkOut)),
       );
       await rm(sdkSrc.path);
       const droppedInTurn = await inTurn(
-        (i) => timedGets(`native-get-dropped-${i}`, first, undefined, 'tessera get', () => tesseraToDevNull('get', first.fileId, '-q'), 1),
-        (i) => timedGets(`sdk-get-dropped-${i}`, sdkSrc, undefined, 'the SDK GET', async () => {
+        (i) => timedGet(`native-get-dropped-${i}`, first, undefined, 'tessera get', () => tesseraToDevNull('get', first.fileId, '-q')),
+        (i) => timedGet(`sdk-get-dropped-${i}`, sdkSrc, undefined, 'the SDK GET', async () => {
           const bytes = await sdk.getDropped('bench', sdkKey);
           if (bytes !== size) throw new Error(`the SDK GET read ${bytes} bytes of a ${size}-byte object`);
-        }, 1),
+        }),
       );
       const sdkGet = getsInTurn.sdk;
       const sdkGetDropped = droppedInTurn.sdk;

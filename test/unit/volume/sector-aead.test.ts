@@ -8,6 +8,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BAD_RECORD, deriveVolumeKey, nativeDisagreement, SectorSealer, SECTOR_BYTES, SEALED_SECTOR_BYTES, SEAL_NONCE_BYTES, SEAL_TAG_BYTES, sealedUnitBytes,
@@ -149,6 +151,28 @@ describe('native sealer loading', () => {
     });
     assert.deepEqual(JSON.parse(run('off')), { native: false, detail: `${NATIVE_SEAL_ENV}=off` });
     assert.match(JSON.parse(run('maybe')).error ?? '', /must be 'on' or 'off'/);
+  });
+
+  it('refuses a run whose versions are not positive safe integers, whichever sealer seals it', () => {
+    const key = deriveVolumeKey(randomBytes(32), VOLUME_ID);
+    const sealers = [new SectorSealer(key, VOLUME_ID, undefined, null), ...(aead !== undefined ? [new SectorSealer(key, VOLUME_ID, undefined, aead)] : [])];
+    for (const s of sealers) {
+      const rec = Buffer.alloc(2 * SEALED_SECTOR_BYTES, 0x11);
+      const before = Buffer.from(rec);
+      for (const [first, n] of [[0, 2], [-1, 1], [1.5, 1], [2 ** 53 - 1, 2]] as const) {
+        assert.throws(() => s.sealInPlace(rec, 0, first, n), (e: Error & { code?: string }) => e.code === 'BAD_INPUT' && /positive safe integers/.test(e.message), `version ${first} for ${n}`);
+      }
+      assert.ok(rec.equals(before), 'nothing is sealed when the versions are refused');
+    }
+  });
+
+  it('npm install goes on without the native sealer, saying why in one line', () => {
+    // The repository's scripts/, above this test whether it runs from test/ or from dist/test/.
+    let root = dirname(fileURLToPath(import.meta.url));
+    while (!existsSync(join(root, 'scripts', 'build-native.mjs')) && dirname(root) !== root) root = dirname(root);
+    const script = join(root, 'scripts', 'build-native.mjs');
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', env: { ...process.env, [NATIVE_SEAL_ENV]: 'off' }, timeout: 60_000 });
+    assert.equal(out, `native sector sealer not built (${NATIVE_SEAL_ENV}=off); block volumes seal with libsodium\n`);
   });
 });
 
