@@ -15,7 +15,16 @@
  * those buffers cheaply, do the work: 2–14 full collections per 512 MiB, and peak memory stays
  * within the files-large test's bound.
  *
- * Both only take effect when given at process start, so the `tessera` command carries them in
+ * V8's memory reducer: once a node has been idle for a few seconds after a full collection, V8
+ * runs collections that shrink the heap back (measured: 53 MB committed down to 20 MB), and the
+ * next large get grows it again with the garbage collector running more often and more
+ * expensively meanwhile: an idle node served its first large gets 10–30 % slower than one kept
+ * busy. Without the reducer the heap a node grew while working stays committed (peak memory
+ * within the files-large test's bound) and the get path stays as fast after an idle spell. In
+ * alternated files benchmarks the get went from 0.53–0.75× of its baseline to 0.74–0.96×
+ * (docs/development.md "Runtime tuning").
+ *
+ * All of these only take effect when given at process start, so the `tessera` command carries them in
  * its `#!` line and every process tessera spawns gets them here. A value the user set is kept.
  */
 export const MALLOC_ENV: Readonly<Record<string, string>> = {
@@ -23,8 +32,8 @@ export const MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_TRIM_THRESHOLD_: String(1 << 30),
 };
 
-/** V8 flags for node processes (MB). */
-export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64'];
+/** V8 flags for node processes (sizes in MB). */
+export const NODE_FLAGS: readonly string[] = ['--initial-old-space-size=64', '--no-memory-reducer'];
 
 /** `base` with the malloc settings added where it does not set them itself. */
 export function withMallocEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -33,7 +42,8 @@ export function withMallocEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.Pro
 
 /** The settings this process started without: malloc variables and V8 flags, by name. */
 export function missingTuning(env: NodeJS.ProcessEnv = process.env, execArgv: readonly string[] = process.execArgv): string[] {
-  const flagName = (f: string) => f.split('=')[0];
+  // `--memory-reducer` set by the user answers `--no-memory-reducer`: the same setting, their value.
+  const flagName = (f: string) => (f.split('=')[0] as string).replace(/^--(no-)?/, '').replaceAll('_', '-');
   return [
     ...Object.keys(MALLOC_ENV).filter((k) => env[k] === undefined),
     ...NODE_FLAGS.filter((f) => !execArgv.some((a) => flagName(a) === flagName(f))),

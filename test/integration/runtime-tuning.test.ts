@@ -9,6 +9,8 @@ import { CLI_PATH, LocalCluster, freePort } from '../../src/cli/local-cluster.js
 import { initDataDir, newClusterKeys } from '../../src/cluster/identity.js';
 import { MALLOC_ENV, NODE_FLAGS, missingTuning, withMallocEnv } from '../../src/cli/runtime-tuning.js';
 
+/** Bytes of a #! line Linux reads (5.1 and later). */
+const SHEBANG_MAX_BYTES = 256;
 const PRINT_ENV = `process.stdout.write(JSON.stringify({ env: process.env, execArgv: process.execArgv }))`;
 
 function environOf(pid: number): Record<string, string> {
@@ -30,13 +32,24 @@ test('the tessera command starts node with the runtime tuning through its #! lin
   assert.deepEqual(missingTuning(env, execArgv), []);
 });
 
+test('the #! line fits what Linux reads of it', () => {
+  // Linux 5.1 and later read 256 bytes of a #! line (BINPRM_BUF_SIZE) and cut a longer one short:
+  // node would be handed the first half of a flag and refuse to start.
+  const first = readFileSync(CLI_PATH, 'utf8').split('\n', 1)[0]!;
+  assert.ok(Buffer.byteLength(first) + 1 < SHEBANG_MAX_BYTES, `#! line of ${Buffer.byteLength(first)} bytes: ${first}`);
+  for (const f of NODE_FLAGS) assert.ok(first.split(' ').includes(f), `${f} missing from the #! line: ${first}`);
+});
+
 test('a value the user set is kept', () => {
   const env = withMallocEnv({ MALLOC_TRIM_THRESHOLD_: '4096', HOME: '/h' });
   assert.equal(env.MALLOC_TRIM_THRESHOLD_, '4096');
   assert.equal(env.MALLOC_MMAP_THRESHOLD_, MALLOC_ENV.MALLOC_MMAP_THRESHOLD_);
   assert.equal(env.HOME, '/h');
   assert.deepEqual(missingTuning({ MALLOC_TRIM_THRESHOLD_: '1' }, []), ['MALLOC_MMAP_THRESHOLD_', ...NODE_FLAGS]);
-  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=512']), [], 'a flag the user set is kept');
+  const others = NODE_FLAGS.filter((f) => !f.startsWith('--initial-old-space-size'));
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=512', ...others]), [], 'a flag the user set is kept');
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, [...NODE_FLAGS.filter((f) => f !== '--no-memory-reducer'), '--memory_reducer']), [], 'a flag the user turned back on is kept');
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=64']), ['--no-memory-reducer']);
 });
 
 test('a node started without the tuning says so in its log', async () => {
@@ -76,6 +89,11 @@ test('nodes of a local cluster run with the runtime tuning', async () => {
     for (const [k, v] of Object.entries(MALLOC_ENV)) assert.equal(env[k], v, k);
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     for (const f of NODE_FLAGS) assert.ok(argv.includes(f), `${f} missing from ${argv.join(' ')}`);
+    // The flags go before the script: after it they would be the command's arguments, not Node's.
+    const script = argv.indexOf(CLI_PATH);
+    assert.ok(script > 0, `${CLI_PATH} not in ${argv.join(' ')}`);
+    for (const f of NODE_FLAGS) assert.ok(argv.indexOf(f) < script, `${f} comes after the script in ${argv.join(' ')}`);
+    assert.ok(NODE_FLAGS.includes('--no-memory-reducer'), 'nodes keep the heap they grew over an idle spell');
   } finally {
     await cluster.destroy();
   }
