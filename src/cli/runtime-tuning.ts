@@ -17,11 +17,11 @@
  *
  * V8's memory reducer: once a node has been idle for a few seconds after a full collection, V8
  * runs collections that shrink the heap back (measured: 53 MB committed down to 20 MB), and the
- * next large get grows it again with the garbage collector running more often and more
- * expensively meanwhile: an idle node served its first large gets 10–30 % slower than one kept
- * busy. Without the reducer the heap a node grew while working stays committed (peak memory
- * within the files-large test's bound) and the get path stays as fast after an idle spell. In
- * alternated files benchmarks the get went from 0.53–0.75× of its baseline to 0.74–0.96×
+ * next large get grows it again: after 30 s idle a 512 MiB get cost the reading node 15–26 % more
+ * CPU than the same get right after another (GC itself only 27–68 against 21–24 ms of it; the
+ * rest was spread over the native crypto and socket calls, so not pinned to one cause). Without the reducer the heap a node grew while working
+ * stays committed (peak memory within the files-large test's bound). In alternated files
+ * benchmarks the get went from 0.53–0.75× of its baseline to 0.74–0.96×, the put unchanged
  * (docs/development.md "Runtime tuning").
  *
  * All of these only take effect when given at process start, so the `tessera` command carries them in
