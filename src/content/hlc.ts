@@ -32,7 +32,27 @@ export const hlcSchema = z
   })
   .strict();
 
+/**
+ * The shape hlcSchema accepts, checked by hand (undefined when it is not): every entry from
+ * another node has its timestamp checked, and the schema's walk cost more than the rest of a
+ * merge's checks. Callers fall back to the schema for the message.
+ */
+export function plainHlc(value: unknown): Hlc | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const { wall, logical, node } = o;
+  if (typeof wall !== 'number' || !Number.isInteger(wall) || wall < 0 || wall > MAX_HLC_WALL_MS) return undefined;
+  if (typeof logical !== 'number' || !Number.isInteger(logical) || logical < 0 || logical > MAX_HLC_LOGICAL) return undefined;
+  if (typeof node !== 'string' || node.length > MAX_HLC_NODE_CHARS) return undefined;
+  // Strict like the schema: no other keys, and these three the object's own.
+  if (Object.keys(o).length !== 3 || !Object.hasOwn(o, 'wall') || !Object.hasOwn(o, 'logical') || !Object.hasOwn(o, 'node')) return undefined;
+  return { wall, logical, node };
+}
+
 export function checkHlc(value: unknown): Hlc {
+  const plain = plainHlc(value);
+  if (plain !== undefined) return plain;
+  // Anything the quick check refuses goes through the schema, which names what is wrong.
   const parsed = hlcSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

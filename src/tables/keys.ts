@@ -28,9 +28,24 @@ const TOKEN_VERSION = 1;
 /** Base64url of a version byte and the longest sort key. */
 export const MAX_TOKEN_CHARS = Math.ceil(((1 + MAX_SORT_KEY_BYTES) * 4) / 3);
 
+/**
+ * Partition keys whose partition is remembered: a write or read of a busy bucket hashed its id
+ * several times per entry (on the writer, on each holder, for every stored key), a tenth of a
+ * holder's key handling in `npm run bench -- meta`. Past the bound the memory starts afresh.
+ */
+export const MAX_CACHED_PARTITIONS = 4096;
+const partitions = new Map<string, number>();
+
 export function partitionOf(table: string, pk: string): number {
-  const h = createHash('sha256').update(PARTITION_LABEL).update(table, 'utf8').update('\0').update(pk, 'utf8').digest();
-  return h[0]! >>> (8 - PARTITION_BITS);
+  const id = `${table}\0${pk}`;
+  let p = partitions.get(id);
+  if (p === undefined) {
+    const h = createHash('sha256').update(PARTITION_LABEL).update(table, 'utf8').update('\0').update(pk, 'utf8').digest();
+    p = h[0]! >>> (8 - PARTITION_BITS);
+    if (partitions.size >= MAX_CACHED_PARTITIONS) partitions.clear();
+    partitions.set(id, p);
+  }
+  return p;
 }
 
 /** The id rendezvous placement ranks nodes for; fixed per partition so holders change only with membership. */

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { TesseraError } from '../errors.js';
 import { MAX_HLC_NODE_CHARS } from '../content/index.js';
-import { ENTRY_MAC_BYTES, MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, MAX_TABLE_NAME_CHARS, MAX_VALUE_BYTES, TABLE_NAME_RE, wireEntrySchema } from './entry.js';
+import { ENTRY_MAC_BYTES, MAX_SORT_KEY_BYTES, MAX_PARTITION_KEY_BYTES, MAX_TABLE_NAME_CHARS, MAX_VALUE_BYTES, plainWireEntry, TABLE_NAME_RE, wireEntrySchema, type WireEntry } from './entry.js';
 import { LEAF_COUNT, PARTITION_COUNT } from './keys.js';
 import { NODE_DIGEST_BYTES, TREE_DEPTH, TREE_FANOUT } from './digest-tree.js';
 import { MAX_LEAF_KEYS, MAX_SCAN_LIMIT } from './entry-store.js';
@@ -112,6 +112,28 @@ export const leafReply = z
 
 export const fetchRequest = z.object({ auth, keys: z.array(storedKey).max(MAX_FETCH_KEYS) }).strict();
 export const fetchReply = z.object({ entries: z.array(wireEntrySchema).max(MAX_FETCH_KEYS), done: z.number().int().min(0).max(MAX_FETCH_KEYS) }).strict();
+
+/**
+ * A merge or write request (mergeRequest), checked by hand on the way every client write takes;
+ * anything the quick check refuses goes through the schema, which names what is wrong.
+ */
+export function parseEntriesRequest(body: unknown, what: string): { auth: Uint8Array; entries: WireEntry[] } {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { auth: a, entries } = o;
+    if (a instanceof Uint8Array && a.length === PROOF_BYTES && Array.isArray(entries) && entries.length <= MAX_MERGE_ENTRIES
+      && Object.keys(o).length === 2 && Object.hasOwn(o, 'auth') && Object.hasOwn(o, 'entries')) {
+      const out: WireEntry[] = [];
+      for (const w of entries as unknown[]) {
+        const e = plainWireEntry(w);
+        if (e === undefined) break;
+        out.push(e);
+      }
+      if (out.length === entries.length) return { auth: a, entries: out };
+    }
+  }
+  return parseBody(mergeRequest, body, what);
+}
 
 /** Validates a decoded body against its schema, naming the method on failure. */
 export function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {

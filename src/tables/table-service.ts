@@ -662,14 +662,14 @@ export class TableService {
     this.#known.set(peerId, { full: true, at: Date.now() });
     switch (method) {
       case rpc.TABLE_METHODS.merge: {
-        const r = rpc.parseBody(rpc.mergeRequest, body, method);
+        const r = rpc.parseEntriesRequest(body, method);
         const entries = r.entries.map((w) => this.#accept(fromWire(w), peerId));
         const kept = (await this.#o.store.merge(entries)).length;
         this.counters.entriesApplied += kept;
         return { kept };
       }
       case rpc.TABLE_METHODS.write: {
-        const r = rpc.parseBody(rpc.mergeRequest, body, method);
+        const r = rpc.parseEntriesRequest(body, method);
         const res = await this.#serveWrite(r.entries, [], peerId);
         return { kept: res.kept.length, sealed: res.sealed };
       }
