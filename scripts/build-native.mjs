@@ -101,12 +101,28 @@ function stageLmdb(lmdbDir, to) {
   writeFileSync(mdbPath, mdb.replace(define, `#define MDB_ERPAGE_SIZE\t${LMDB_ENV_CHUNK_SLOTS}\t/* tessera: bounded page cache */`));
 }
 
+/** The installed lmdb package's directory, as tessera resolves it (hoisted or not). */
+function lmdbPackageDir() {
+  let dir;
+  try {
+    dir = dirname(createRequire(join(root, 'package.json')).resolve('lmdb'));
+  } catch {
+    return undefined;
+  }
+  for (; dirname(dir) !== dir; dir = dirname(dir)) {
+    const p = join(dir, 'package.json');
+    if (existsSync(p) && JSON.parse(readFileSync(p, 'utf8')).name === 'lmdb') return dir;
+  }
+  return undefined;
+}
+
 function lmdbBounded() {
   const no = (why) => `lmdb with a bounded page cache not built (${why}); table stores use lmdb's prebuilt addon and may hold ~1 GiB each past a few hundred thousand entries`;
   if (process.env.TESSERA_LMDB_BOUNDED === 'off') return no('TESSERA_LMDB_BOUNDED=off');
   const missing = toolsMissing();
   if (missing !== undefined) return no(missing);
-  const lmdbDir = join(root, 'node_modules', 'lmdb');
+  const lmdbDir = lmdbPackageDir();
+  if (lmdbDir === undefined) return no('the lmdb package is not installed');
   if (!existsSync(join(lmdbDir, 'binding.gyp'))) return no(`${lmdbDir} has no binding.gyp`);
   const version = JSON.parse(readFileSync(join(lmdbDir, 'package.json'), 'utf8')).version;
   const dest = join(root, 'native', 'lmdb-bounded');
