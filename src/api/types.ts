@@ -39,8 +39,8 @@ export interface StatusView {
   repair?: RepairStatusView;
   /** Metadata tables, on nodes that hold the data key. */
   metadata?: TableStatus & {
-    /** Whether the table store runs on lmdb built with a bounded page cache (docs/tables.md), with its path or why not. */
-    lmdb: { bounded: boolean; detail: string };
+    /** Whether the table store runs on lmdb built with a bounded page cache (docs/tables.md), with its path or why not; absent from older nodes. */
+    lmdb?: { bounded: boolean; detail: string };
   };
 }
 
