@@ -15,9 +15,8 @@ import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';
 import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
-import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
+import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata, lmdbAddonStatus } from './store/index.js';
 import { openTables, registerTableHandlers, AccessKeyTable, type Tables } from './tables/index.js';
-import { lmdbAddonStatus } from './store/lmdb-addon.js';
 import { S3Server, coreS3Routes, multipartRoutes, type S3Route } from './s3/index.js';
 import { VERSION } from './version.js';
 
