@@ -15,7 +15,7 @@ import type { Logger } from './log.js';
 import { PeerRouter, Transport } from './net/index.js';
 import { MAX_FRAME_PAYLOAD_BYTES, PROTOCOL_VERSION } from './limits.js';
 import { RUNTIME_FILE, type RuntimeInfo } from './runtime-file.js';
-import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata } from './store/index.js';
+import { type ChunkStore, type DiskEngine, openDiskChunkStore, MemoryChunkStore, openMetadata, type Metadata, lmdbAddonStatus } from './store/index.js';
 import { openTables, registerTableHandlers, AccessKeyTable, type Tables } from './tables/index.js';
 import { S3Server, coreS3Routes, multipartRoutes, type S3Route } from './s3/index.js';
 import { VERSION } from './version.js';
@@ -279,7 +279,7 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
       store: { engine: config.memory ? 'memory' : 'disk', used: u.used, count: u.count, capacity: u.capacity, quota: Number.isFinite(u.quota) ? u.quota : null },
       peers: list,
       repair: files.repairStats(),
-      ...(tables ? { metadata: tables.service.status() } : {}),
+      ...(tables ? { metadata: { ...tables.service.status(), lmdb: lmdbAddonStatus() } } : {}),
     };
   };
 
@@ -373,6 +373,11 @@ export async function startNode(config: NodeConfig): Promise<RunningNode> {
   await writeFile(runtimePath + '.tmp', JSON.stringify(runtime, null, 2) + '\n');
   await rename(runtimePath + '.tmp', runtimePath);
   log.info({ nodeId, listen: advertise, api: apiAddr, bootstrap: config.bootstrap, engine: config.memory ? 'memory' : 'disk' }, 'node ready');
+  if (tables) {
+    const lmdb = lmdbAddonStatus();
+    if (lmdb.bounded) log.info({ lmdb: lmdb.detail }, 'table store: lmdb built with a bounded page cache');
+    else log.warn({ lmdb: lmdb.detail }, "table store: lmdb's prebuilt addon, whose encrypted page cache holds up to ~1 GiB per store; npm install builds a bounded one where gcc, g++, make and python3 are installed");
+  }
 
   let stopped = false;
   return {

@@ -54,7 +54,7 @@ const SCHEMAS: Record<string, Schema> = {
       members: { type: 'object', properties: { alive: int, suspect: int, dead: int, left: int } },
       store: { type: 'object', properties: { engine: { type: 'string', enum: ['disk', 'memory'] }, used: int, count: int, capacity: int, quota: { type: ['integer', 'null'] } } },
       peers: arrayOf(ref('Peer')),
-      metadata: { type: 'object', description: 'metadata tables (full nodes only)', properties: { fullNodes: int, replicas: int, warning: str } },
+      metadata: { type: 'object', description: 'metadata tables (full nodes only)', properties: { fullNodes: int, replicas: int, warning: str, lmdb: { type: 'object', description: 'whether lmdb runs with the bounded page cache build', properties: { bounded: { type: 'boolean' }, detail: str } } } },
     },
   },
   PutResult: {

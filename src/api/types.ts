@@ -38,7 +38,10 @@ export interface StatusView {
   /** Redundancy state as this node sees it: what it must restore, and how far repair got. */
   repair?: RepairStatusView;
   /** Metadata tables, on nodes that hold the data key. */
-  metadata?: TableStatus;
+  metadata?: TableStatus & {
+    /** Whether the table store runs on lmdb built with a bounded page cache (docs/tables.md), with its path or why not; absent from older nodes. */
+    lmdb?: { bounded: boolean; detail: string };
+  };
 }
 
 /** The API shows the repair loop's and the scrub's own reports as they are. */

@@ -5,3 +5,4 @@ export * from './extent-store.js';
 export * from './metadata.js';
 export * from './open-disk.js';
 export { fsError } from './fs-util.js';
+export { lmdbAddonStatus, type LmdbAddonChoice } from './lmdb-addon.js';

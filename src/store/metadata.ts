@@ -9,6 +9,8 @@
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+// Before lmdb: it picks the addon lmdb loads (the build with a bounded page cache).
+import './lmdb-addon.js';
 import { open as openLmdb, type Database, type RootDatabase, type Key } from 'lmdb';
 import { TesseraError, badInput, tooLarge } from '../errors.js';
 import { fsError } from './fs-util.js';

@@ -12,6 +12,8 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+// Before lmdb: store/ picks the addon lmdb loads (lmdb-addon.ts, the build with a bounded page cache).
+import '../store/index.js';
 import { open as openLmdb, type Database, type RootDatabase } from 'lmdb';
 import { badInput, TesseraError } from '../errors.js';
 import { fsError } from '../store/index.js';

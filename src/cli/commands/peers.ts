@@ -41,7 +41,7 @@ function statusText(s: StatusView): string {
             `repaired ${formatBytes(s.repair.totals.bytesRestored)} in ${s.repair.totals.copiesMade} copies${s.repair.running ? ', pass running' : ''}${s.repair.draining ? '; DRAINING' : ''}`,
         ]
       : []),
-    ...(s.metadata ? [`metadata   ${s.metadata.fullNodes} full node(s) live, ${s.metadata.replicas} copies per table partition${s.metadata.warning ? `; WARNING: ${s.metadata.warning}` : ''}`] : []),
+    ...(s.metadata ? [`metadata   ${s.metadata.fullNodes} full node(s) live, ${s.metadata.replicas} copies per table partition${s.metadata.warning ? `; WARNING: ${s.metadata.warning}` : ''}`, ...(s.metadata.lmdb ? [`           lmdb: ${s.metadata.lmdb.bounded ? 'bounded page cache' : 'prebuilt addon, unbounded encrypted page cache'} (${s.metadata.lmdb.detail})`] : [])] : []),
     '',
     peersTable(s.peers),
   ].join('\n');

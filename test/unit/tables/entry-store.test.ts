@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { isTesseraError } from '../../../src/errors.js';
 import { makeEntry, type TableEntry } from '../../../src/tables/entry.js';
 import { EntryStore, lmdbEncryptionKey, MAX_CACHED_SEALS, MAX_CACHED_TREE_NODES, MAX_INNER_PARTITIONS, MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
+// Before lmdb: it picks the addon lmdb loads (the build with a bounded page cache).
+import '../../../src/store/lmdb-addon.js';
 import { open as openLmdb } from 'lmdb';
 import { ancestorAt, digestOf, digestCount, EMPTY_DIGEST, nodesAtLevel, TREE_DEPTH } from '../../../src/tables/digest-tree.js';
 import { LEAF_COUNT, leafOf, partitionOf, SEAL_SORT_KEY, storageKey } from '../../../src/tables/keys.js';
