@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { isTesseraError } from '../../../src/errors.js';
 import {
   batchEntries, compareVersions, decodeStored, encodeStored, entryWireBytes, makeEntry, mergeVersions, verifyEntry, fromWire, toWire, MAX_SORT_KEY_BYTES, MAX_VALUE_BYTES, type TableEntry,
 } from '../../../src/tables/entry.js';
-import { decodeStorageKey, decodeToken, encodeToken, leafOf, LEAF_COUNT, partitionOf, PARTITION_COUNT, prefixEnd, storageKey } from '../../../src/tables/keys.js';
+import { decodeStorageKey, decodeToken, encodeToken, leafOf, LEAF_COUNT, MAX_CACHED_PARTITIONS, partitionOf, PARTITION_BITS, PARTITION_COUNT, prefixEnd, storageKey } from '../../../src/tables/keys.js';
 import { diffKeyLists, digestOf, EMPTY_DIGEST, updateDigest, ancestorAt, TREE_DEPTH, digestCount } from '../../../src/tables/digest-tree.js';
 import { compareUtf8, mergePages, mergePoint } from '../../../src/tables/page-merge.js';
 import * as rpc from '../../../src/tables/rpc.js';
@@ -15,6 +15,17 @@ import { PROOF_BYTES } from '../../../src/tables/full-nodes.js';
 const KEY = randomBytes(32);
 const utf8 = fc.string({ unit: 'grapheme', maxLength: 40 });
 const ts = (wall: number, logical = 0, node = 'n1') => ({ wall, logical, node });
+
+test('a partition key falls in the partition its hash names, remembered or not, past the memory bound', () => {
+  // The partition function is part of the stored layout: a change would strand every entry.
+  const hashed = (table: string, pk: string) =>
+    createHash('sha256').update('tessera/v1/table-partition\0').update(table).update('\0').update(pk).digest()[0]! >>> (8 - PARTITION_BITS);
+  const pks = Array.from({ length: MAX_CACHED_PARTITIONS + 500 }, (_, i) => `bucket-${i}`);
+  for (const round of [1, 2]) {
+    for (const pk of pks) assert.equal(partitionOf('object', pk), hashed('object', pk), `round ${round}: ${pk}`);
+  }
+  assert.equal(partitionOf('bucket', 'b-7'), hashed('bucket', 'b-7'), 'the table is part of the hash');
+});
 
 test('stored keys decode to what was encoded and sort like their sort keys in UTF-8 byte order', () => {
   fc.assert(
