@@ -48,9 +48,11 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
       parts.push(chunk);
     };
     const onEnd = () => done();
-    const onError = (err: Error) => done(err);
+    const cutOff = () => new TesseraError('BAD_INPUT', 'the request was cut off before its body ended');
+    // A client that goes away mid-body shows as an 'aborted' error before the close.
+    const onError = (err: Error) => done(req.complete ? err : cutOff());
     const onClose = () => {
-      if (!req.complete) done(new TesseraError('BAD_INPUT', 'the request was cut off before its body ended'));
+      if (!req.complete) done(cutOff());
     };
     req.on('data', onData);
     req.on('end', onEnd);
