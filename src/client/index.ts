@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
 import { downloadInRanges, type RangeRequest } from './ranges.js';
+import { isPieceReader, pumpPieces, type PieceReader } from './upload-source.js';
 import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileListView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
@@ -84,7 +85,7 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-export type { DownloadInfo, DownloadSink };
+export type { DownloadInfo, DownloadSink, PieceReader };
 
 export function parseHostPort(addr: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(addr.trim());
@@ -375,9 +376,10 @@ export class TesseraClient {
   /**
    * Stores a file from a byte stream, streamed to the node as it is read (never buffered whole).
    * A transfer may take as long as it needs; only a connection idle for the client's timeout fails.
+   * A PieceReader (a file) is read into a few buffers of the client's, used again and again.
    */
   async put(
-    source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
+    source: NodeJS.ReadableStream | AsyncIterable<Uint8Array> | PieceReader,
     opts: {
       name?: string;
       replicas?: number;
@@ -400,7 +402,7 @@ export class TesseraClient {
     }
     const path = `/api/v1/files${q.size > 0 ? `?${q.toString()}` : ''}`;
     if (opts.size !== undefined && (!Number.isSafeInteger(opts.size) || opts.size < 0)) throw new TesseraError('BAD_INPUT', `size must be a whole number of bytes, not ${opts.size}`);
-    const res = await this.upload(path, source as AsyncIterable<unknown>, opts.signal, opts.size);
+    const res = await this.upload(path, isPieceReader(source) ? source : (source as AsyncIterable<unknown>), opts.signal, opts.size);
     return JSON.parse((await readBounded(res)).toString('utf8')) as PutResultView;
   }
 
@@ -449,7 +451,7 @@ export class TesseraClient {
   }
 
   /** Writes `source` as a chunked request body, honouring backpressure; stops early if the node answers first (an error). */
-  private upload(path: string, source: AsyncIterable<unknown>, signal?: AbortSignal, size?: number): Promise<IncomingMessage> {
+  private upload(path: string, source: AsyncIterable<unknown> | PieceReader, signal?: AbortSignal, size?: number): Promise<IncomingMessage> {
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (size !== undefined) headers['content-length'] = String(size);
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -491,7 +493,25 @@ export class TesseraClient {
       const changed = (sent: number) =>
         new TesseraError('IO', `the source changed while it was being stored: ${sent} bytes where ${size} were announced; nothing was kept`);
       let sent = 0;
+      const countSent = (bytes: number) => {
+        sent += bytes;
+        if (size !== undefined && sent > size) throw changed(sent);
+      };
+      const pumpReader = async (reader: PieceReader) => {
+        const done = await pumpPieces(reader, {
+          write: (piece, cb) => req.write(piece, cb),
+          stopped: () => settled || req.destroyed,
+          onGone: (wake) => {
+            req.on('close', wake);
+            return () => req.off('close', wake);
+          },
+        }, countSent);
+        if (done === undefined || settled) return;
+        if (size !== undefined && sent !== size) throw changed(sent);
+        req.end();
+      };
       const pump = async () => {
+        if (isPieceReader(source)) return pumpReader(source);
         for await (const piece of source) {
           if (settled) return;
           if (!(piece instanceof Uint8Array)) throw new TesseraError('BAD_INPUT', 'upload source must yield bytes (Buffer or Uint8Array), not text; open files without an encoding');

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import type { FileHandle } from 'node:fs/promises';
 import { open } from 'node:fs/promises';
 import type { PutResultView } from '../../api/types.js';
+import type { PieceReader } from '../../client/index.js';
 import { badInput } from '../../errors.js';
 import { MAX_REPLICAS } from '../../limits.js';
 import { checkPutPolicy, parseShards, type PutPolicyNames } from '../../content/put-policy.js';
@@ -11,9 +12,6 @@ import { clientFrom } from '../context.js';
 import { formatBytes, parseSize } from '../format.js';
 import { startProgress, wantProgress, type Progress } from '../progress.js';
 import { abortOnInterrupt, asTransferError, ioError, type CommonFlags } from './transfer.js';
-
-/** Bytes asked of the input file per read: large reads keep system calls few. */
-const READ_PIECE_BYTES = 1 << 20;
 
 export interface PutFlags extends CommonFlags {
   name?: string;
@@ -96,20 +94,17 @@ export async function putCommand(file: string, flags: PutFlags): Promise<void> {
   if (flags.name !== undefined && flags.name.trim() === '') throw badInput('--name must not be empty');
   const client = await clientFrom(flags);
 
-  let source: AsyncIterable<Uint8Array>;
   let size: number | undefined;
   let handle: FileHandle | undefined;
-  if (file === '-') {
-    source = process.stdin;
-  } else {
-    ({ handle, size } = await openInput(file));
-    source = handle.createReadStream({ highWaterMark: READ_PIECE_BYTES, autoClose: false });
-  }
+  if (file !== '-') ({ handle, size } = await openInput(file));
   const progress = await startProgress(`put ${file === '-' ? 'stdin' : basename(file)}`, size, wantProgress(flags));
   const abort = abortOnInterrupt();
+  // A file is read by the client into buffers it uses again and again; standard input comes as
+  // the stream's own pieces.
+  const source = handle === undefined ? counted(wrapReadErrors(process.stdin, file), progress, abort.signal) : fileReader(handle, file, progress, abort.signal);
   let result: PutResultView;
   try {
-    result = await client.put(counted(wrapReadErrors(source, file), progress, abort.signal), {
+    result = await client.put(source, {
       ...(flags.name !== undefined ? { name: flags.name } : {}),
       ...policy,
       ...(chunkSize !== undefined ? { chunkSize } : {}),
@@ -129,6 +124,26 @@ export async function putCommand(file: string, flags: PutFlags): Promise<void> {
   }
   process.stdout.write(result.fileId + '\n');
   if (wantProgress(flags)) process.stderr.write(putSummary(result) + '\n');
+}
+
+/**
+ * Reads the input file from where the last read ended, into the client's buffers; counts for the
+ * bar and stops at Ctrl-C like `counted`, and names the file in a read error.
+ */
+export function fileReader(handle: FileHandle, file: string, progress: Progress, signal: AbortSignal): PieceReader {
+  return {
+    async readInto(into: Buffer): Promise<number> {
+      signal.throwIfAborted();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(into, 0, into.length, null));
+      } catch (err) {
+        throw ioError(err, `cannot read '${file}'`);
+      }
+      progress.add(bytesRead);
+      return bytesRead;
+    },
+  };
 }
 
 /** A read error on the input file must name the file, not surface as a network failure. */
