@@ -16,7 +16,10 @@
  * nodes and baselines; `--no-put` leaves out the uploads (the slowest part, each on fresh bytes).
  * It also fetches the file as 2 and 4 concurrent byte ranges with curl against one request, with
  * the serving node's CPU: what splitting a get (as `tessera get` does for a file over one window,
- * see src/client/ranges.ts) can gain from the same node on this machine.
+ * see src/client/ranges.ts) can gain from the same node on this machine; and as two halves from
+ * two nodes at once (node 0 and node 1, each holding a full copy) against one request from node
+ * 0: whether a get spread over nodes, each opening its own chunks on its own event loop, would
+ * gain on this machine. `tessera get` itself always fetches from the one node it is given.
  *
  * Every timed download starts after `sync` and a pause (see quiet): the kernel's writeback of
  * what an earlier step wrote would otherwise land on whichever download runs next.
@@ -145,10 +148,15 @@ interface ServedTimed extends Timed {
   serverCpuMs: number;
 }
 
-async function withServerCpu(pid: number, f: () => Promise<Timed>): Promise<ServedTimed> {
-  const cpu0 = processCpuMs(pid);
+/** Times `f` with the CPU the node processes `pids` used meanwhile, summed. */
+async function withNodesCpu(pids: number[], f: () => Promise<Timed>): Promise<ServedTimed> {
+  const cpu0 = pids.map((pid) => processCpuMs(pid));
   const t = await f();
-  return { ...t, serverCpuMs: processCpuMs(pid) - cpu0 };
+  return { ...t, serverCpuMs: pids.reduce((sum, pid, i) => sum + processCpuMs(pid) - (cpu0[i] as number), 0) };
+}
+
+function withServerCpu(pid: number, f: () => Promise<Timed>): Promise<ServedTimed> {
+  return withNodesCpu([pid], f);
 }
 
 /** curl's -r values that split `size` bytes into `k` ranges of (nearly) equal length. */
@@ -221,6 +229,14 @@ export async function main(args: string[]): Promise<void> {
       (typeof RANGE_STREAMS)[number],
       { whole: ServedTimed[]; split: ServedTimed[] }
     >;
+    const twoNodes = { whole: [] as ServedTimed[], split: [] as ServedTimed[] };
+    const otherNode: LocalNode = cluster.node(1);
+    const otherPid = otherNode.proc?.pid;
+    if (otherPid === undefined) throw new Error('the second node has no process id');
+    const otherUrl = `http://${otherNode.api}/api/v1/files`;
+    const otherAuth = `authorization: Bearer ${otherNode.apiToken}`;
+    // Its page cache as warm as the serving node's.
+    await timed('curl', ['-sSf', '-o', '/dev/null', '-H', otherAuth, `${otherUrl}/${stored.fileId}`]);
     const getFile = { tessera: [] as Timed[], curl: [] as Timed[] };
     const put = { tessera: [] as Timed[], curl: [] as Timed[] };
     for (let r = 0; r < rounds; r++) {
@@ -248,6 +264,24 @@ export async function main(args: string[]): Promise<void> {
         );
         ranged[k].whole.push(whole);
         ranged[k].split.push(split);
+      }
+      {
+        const [first, second] = byteRanges(size, 2) as [string, string];
+        const bothCpu = (f: () => Promise<Timed>) => withNodesCpu([servingPid, otherPid], f);
+        const [whole, split] = await pair(
+          r,
+          async () => (await quiet(base), bothCpu(() => timed('curl', ['-sSf', '-o', '/dev/null', '-H', auth, `${url}/${stored.fileId}`]))),
+          async () =>
+            (await quiet(base),
+            bothCpu(() =>
+              timedAll([
+                { cmd: 'curl', args: ['-sSf', '-o', '/dev/null', '-r', first, '-H', auth, `${url}/${stored.fileId}`] },
+                { cmd: 'curl', args: ['-sSf', '-o', '/dev/null', '-r', second, '-H', otherAuth, `${otherUrl}/${stored.fileId}`] },
+              ]),
+            )),
+        );
+        twoNodes.whole.push(whole);
+        twoNodes.split.push(split);
       }
 
       const [ft, fc] = await pair(
@@ -325,6 +359,13 @@ export async function main(args: string[]): Promise<void> {
           speedup: median(f.split.map((t, i) => (f.whole[i] as Timed).ms / t.ms)),
         };
       }),
+      twoNodes: {
+        wholeMbps: twoNodes.whole.map((t) => mbps(t.ms)),
+        splitMbps: twoNodes.split.map((t) => mbps(t.ms)),
+        wholeNodesCpuMs: twoNodes.whole.map((t) => t.serverCpuMs),
+        splitNodesCpuMs: twoNodes.split.map((t) => t.serverCpuMs),
+        speedup: median(twoNodes.split.map((t, i) => (twoNodes.whole[i] as Timed).ms / t.ms)),
+      },
       // What a command that starts as fast as `node -e 0` and then moves the bytes as fast as
       // curl would score against curl: the start-up alone bounds the ratio at this size.
       startBound: median(get.curl.map((t) => t.ms / (t.ms + nodeMs))),
@@ -359,6 +400,10 @@ export async function main(args: string[]): Promise<void> {
       say(`  curl in ${f.streams} ranges at once: ${list(f.splitMbps, 0)} MB/s, serving node CPU ${list(f.splitServerCpuMs, 0)} ms`);
       say(`    one request: ${list(f.wholeMbps, 0)} MB/s, serving node CPU ${list(f.wholeServerCpuMs, 0)} ms   median speed-up ${f.speedup.toFixed(2)}×`);
     }
+    const tn = figures.twoNodes;
+    say(`  curl in 2 halves from 2 nodes at once: ${list(tn.splitMbps, 0)} MB/s, both nodes' CPU ${list(tn.splitNodesCpuMs, 0)} ms`);
+    say(`    one request from one node: ${list(tn.wholeMbps, 0)} MB/s, both nodes' CPU ${list(tn.wholeNodesCpuMs, 0)} ms   median speed-up ${tn.speedup.toFixed(2)}×`);
+    say(`    (tessera get fetches from the one node it is given, in one request unless --streams N)`);
   } finally {
     await cluster?.destroy();
     await rm(base, { recursive: true, force: true });
