@@ -6,8 +6,14 @@
  * fewer large buffers to chase.
  */
 export const POOLED_BODY_MIN_BYTES = 256 * 1024;
-/** Pooled buffers kept per process; few, so the ones in use stay warm. */
-export const BODY_POOL_BUFFERS = 8;
+/**
+ * Pooled buffers kept per process: enough for a writer's window of chunks in flight to one node
+ * (16 by default, files/limits.ts) and a few more. With 8, a node taking a put's copies had about
+ * twice that many bodies out between arrival and fsync, so half of them came fresh from the
+ * allocator, and receiving into their untouched pages was 3.5 % of its main thread (page faults,
+ * perf, 1 GiB put). Taken most recently returned first, so the ones in use stay warm.
+ */
+export const BODY_POOL_BUFFERS = 20;
 /** Pooled buffers are sized in these steps, so one buffer serves bodies of nearby sizes. */
 const POOL_GRANULE_BYTES = 64 * 1024;
 
