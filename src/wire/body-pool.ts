@@ -14,12 +14,15 @@ export const POOLED_BODY_MIN_BYTES = 256 * 1024;
  * perf, 1 GiB put). Taken most recently returned first, so the ones in use stay warm.
  */
 export const BODY_POOL_BUFFERS = 20;
+/** Bytes the kept buffers may hold together, so larger chunks keep fewer of them (8 MiB chunks: 7). */
+export const BODY_POOL_BYTES = 64 << 20;
 /** Pooled buffers are sized in these steps, so one buffer serves bodies of nearby sizes. */
 const POOL_GRANULE_BYTES = 64 * 1024;
 
 /** Free buffers for large bodies, most recently returned first (the warmest). */
 class BodyPool {
   readonly #free: Buffer[] = [];
+  #bytes = 0;
 
   take(len: number): Buffer {
     const size = Math.ceil(len / POOL_GRANULE_BYTES) * POOL_GRANULE_BYTES;
@@ -27,6 +30,7 @@ class BodyPool {
       const b = this.#free[i]!;
       if (b.length === size) {
         this.#free.splice(i, 1);
+        this.#bytes -= b.length;
         return b;
       }
     }
@@ -35,8 +39,9 @@ class BodyPool {
   }
 
   give(b: Buffer): void {
-    if (this.#free.length >= BODY_POOL_BUFFERS) this.#free.shift();
     this.#free.push(b);
+    this.#bytes += b.length;
+    while (this.#free.length > BODY_POOL_BUFFERS || this.#bytes > BODY_POOL_BYTES) this.#bytes -= this.#free.shift()!.length;
   }
 }
 
