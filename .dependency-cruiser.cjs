@@ -5,7 +5,7 @@
  *
  * A layer is a folder under the root (src/, or a fixture's root); `block/nbd/` is a face of its
  * own inside `block/`. The modules at the root beside the folders are shared by every layer
- * (errors, limits, log, version, runtime-file, disk-io, worker-module) except the composition root (node.ts) and the
+ * (errors, limits, log, version, runtime-file, disk-io, http-pieces, worker-module, native-addon) except the composition root (node.ts) and the
  * library entry (index.ts), which may import any layer's index.
  */
 const R = '^(?:src|test/fixtures/layers/[^/]+)';
@@ -29,7 +29,7 @@ const LAYERS = {
   wire: [],
   store: [],
 };
-const SHARED = `${R}/(?:errors|limits|log|version|runtime-file|disk-io|http-pieces|worker-module)\\.ts$`;
+const SHARED = `${R}/(?:errors|limits|log|version|runtime-file|disk-io|http-pieces|worker-module|native-addon)\\.ts$`;
 const folder = (layer) => {
   if (layer === 'root') return `${R}/node\\.ts$`;
   return layer === 'block' ? `${R}/block/(?!nbd/)` : `${R}/${layer}/`;

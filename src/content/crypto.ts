@@ -9,6 +9,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { CHUNK_ID_BYTES, MAX_CHUNK_BYTES } from '../limits.js';
 import { TesseraError, badInput, corrupt, tooLarge } from '../errors.js';
+import { nativeGcm } from './native-gcm.js';
 
 export const KEY_BYTES = 32;
 export const GCM_TAG_BYTES = 16;
@@ -121,6 +122,11 @@ export function encryptWithKey(plain: Uint8Array, key: Uint8Array, out?: Buffer)
     throw badInput(`output buffer holds ${out.length} bytes; encrypting needs ${size}`);
   }
   const data = out === undefined ? Buffer.allocUnsafeSlow(size) : out.subarray(0, size);
+  const native = nativeGcm();
+  if (native !== undefined) {
+    native.gcmSeal(key, nonceFor(key), plain, data);
+    return { id: chunkIdOf(data), data };
+  }
   const cipher = createCipheriv('aes-256-gcm', key, nonceFor(key), { authTagLength: GCM_TAG_BYTES });
   let written = 0;
   for (let at = 0; at < plain.length; at += GCM_SLICE_BYTES) {
@@ -137,6 +143,10 @@ export function encryptChunk(plain: Uint8Array, secret: Uint8Array, out?: Buffer
   const key = convergentKey(plain, secret);
   const { id, data } = encryptWithKey(plain, key, out);
   return { id, key, data };
+}
+
+function authFailed(cause?: unknown): TesseraError {
+  return new TesseraError('CORRUPT', 'chunk failed authentication: its ciphertext or tag was altered, or the key is wrong', undefined, cause !== undefined ? { cause } : undefined);
 }
 
 /**
@@ -161,6 +171,12 @@ export function decryptChunk(data: Uint8Array, key: Uint8Array, expectedId?: Uin
     throw badInput(`output buffer holds ${out.length} bytes; decrypting needs ${plainBytes}`);
   }
   const plain = out === undefined ? Buffer.allocUnsafeSlow(plainBytes) : out.subarray(0, plainBytes);
+  const native = nativeGcm();
+  if (native !== undefined) {
+    // The addon zeroes what it decrypted when the tag does not verify.
+    if (!native.gcmOpen(key, nonceFor(key), data, plain)) throw authFailed();
+    return plain;
+  }
   const decipher = createDecipheriv('aes-256-gcm', key, nonceFor(key), { authTagLength: GCM_TAG_BYTES });
   decipher.setAuthTag(data.subarray(plainBytes));
   let written = 0;
@@ -173,9 +189,7 @@ export function decryptChunk(data: Uint8Array, key: Uint8Array, expectedId?: Uin
   } catch (cause) {
     // Zero what was decrypted: unauthenticated plaintext must never be mistaken for data.
     plain.fill(0);
-    throw new TesseraError('CORRUPT', 'chunk failed authentication: its ciphertext or tag was altered, or the key is wrong', undefined, {
-      cause,
-    });
+    throw authFailed(cause);
   }
   return plain;
 }

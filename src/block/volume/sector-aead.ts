@@ -5,11 +5,10 @@
  * by `npm install` where a C compiler and the node headers are at hand (scripts/build-native.mjs);
  * where it is not, or `TESSERA_NATIVE_SEAL=off` is set, sealing stays with libsodium.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { badInput } from '../../errors.js';
+import { findNativeAddon, NATIVE_SEAL_ENV, nativeSwitchedOff, SECTOR_AEAD_PATH } from '../../native-addon.js';
+
+export { NATIVE_SEAL_ENV, SECTOR_AEAD_PATH };
 
 /** What native/sector-aead/sector_aead.c exports; its argument checks are its own (it throws TypeError). */
 export interface SectorAead {
@@ -27,13 +26,6 @@ export interface SectorAead {
   open(key: Uint8Array, volumeTag: Uint8Array, rec: Uint8Array, firstSector: number, n: number, versions: Float64Array): void;
 }
 
-/** `off` keeps every seal with libsodium (a comparison, or a machine where the addon misbehaves). */
-export const NATIVE_SEAL_ENV = 'TESSERA_NATIVE_SEAL';
-/** Where the built addon lies, from the repository's root. */
-export const SECTOR_AEAD_PATH = join('native', 'sector-aead', 'build', 'Release', 'sector_aead.node');
-/** Directories walked up from this module to the root: src/block/volume, or dist/src/block/volume. */
-const MAX_LEVELS_UP = 5;
-
 let loaded: { aead: SectorAead | undefined; why: string } | undefined;
 /** Why a loaded addon must not be used (seal.ts compares it with libsodium), or undefined. */
 let check: ((aead: SectorAead) => string | undefined) | undefined;
@@ -43,22 +35,9 @@ export function checkSectorAeadWith(fn: (aead: SectorAead) => string | undefined
   check = fn;
 }
 
-/** The addon file above `from`, if built. */
-function findAddon(from: string): string | undefined {
-  let dir = from;
-  for (let i = 0; i <= MAX_LEVELS_UP; i++) {
-    const p = join(dir, SECTOR_AEAD_PATH);
-    if (existsSync(p)) return p;
-    dir = dirname(dir);
-  }
-  return undefined;
-}
-
 function load(): { aead: SectorAead | undefined; why: string } {
-  const setting = process.env[NATIVE_SEAL_ENV];
-  if (setting !== undefined && setting !== 'on' && setting !== 'off') throw badInput(`${NATIVE_SEAL_ENV} must be 'on' or 'off', got '${setting}'`);
-  if (setting === 'off') return { aead: undefined, why: `${NATIVE_SEAL_ENV}=off` };
-  const path = findAddon(dirname(fileURLToPath(import.meta.url)));
+  if (nativeSwitchedOff()) return { aead: undefined, why: `${NATIVE_SEAL_ENV}=off` };
+  const path = findNativeAddon(import.meta.url);
   if (path === undefined) return { aead: undefined, why: `not built (${SECTOR_AEAD_PATH}; npm install builds it where a C compiler and the node headers are installed)` };
   let aead: SectorAead;
   try {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { FrameKind, encodeFrame, type Frame } from '../../../src/wire/frame.js';
 import { FrameDecoder } from '../../../src/wire/decoder.js';
-import { BODY_POOL_BUFFERS, POOLED_BODY_MIN_BYTES } from '../../../src/wire/body-pool.js';
+import { BODY_POOL_BUFFERS, BODY_POOL_BYTES, POOLED_BODY_MIN_BYTES } from '../../../src/wire/body-pool.js';
 
 const TLS_RECORD = 16 * 1024;
 
@@ -58,4 +58,18 @@ test('the pool keeps at most BODY_POOL_BUFFERS buffers, the most recently return
   const reused = again.filter((b) => returned.includes(b));
   assert.equal(reused.length, BODY_POOL_BUFFERS);
   assert.ok(!reused.includes(returned[0]!), 'the oldest returned buffers were let go');
+});
+
+test('the pool keeps at most BODY_POOL_BYTES, so fewer large buffers than small ones', () => {
+  const d = new FrameDecoder();
+  const size = 4 << 20;
+  const count = Math.floor(BODY_POOL_BYTES / size) + 2;
+  const frames = Array.from({ length: count }, (_, i) => receive(d, randomBytes(size), 301 + 2 * i));
+  const returned = frames.map((f) => f.payload.buffer);
+  // A pooled buffer holds the frame's control section too, rounded up to the pool's granule.
+  const fit = Math.floor(BODY_POOL_BYTES / returned[0]!.byteLength);
+  assert.ok(fit < BODY_POOL_BUFFERS && fit < count, 'the byte bound, not the count, binds at this size');
+  for (const f of frames) f.recycle!();
+  const again = Array.from({ length: count }, (_, i) => receive(d, randomBytes(size), 401 + 2 * i).payload.buffer);
+  assert.equal(again.filter((b) => returned.includes(b)).length, fit);
 });
