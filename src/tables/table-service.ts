@@ -577,7 +577,7 @@ export class TableService {
         const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
         if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
         // Checked below, and only those that win the merge: most equal this node's own copy.
-        const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
+        const r = rpc.parseScanReply(await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
         return { entries: r.entries.map(fromWire), more: r.more };
       };
       const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`, { majorityOnly: true });
