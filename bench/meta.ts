@@ -3,14 +3,15 @@
  * 32 requests in flight through the HTTP API, each against a same-run baseline of the same work on
  * one node's table store in this process (LMDB, no network, no replication): the cost of
  * replication and of the API made visible.
- *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--cpu-prof DIR [--phase P] [--repeat K]]
+ *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--phase P [--repeat K]] [--cpu-prof DIR]
  * Writes are measured twice: one record per request, and B records per request (how an import or
  * the S3 face's multi-object operations write).
+ * `--phase reads` or `--phase list` measures the point reads or the listing alone: the records are
+ * first written B per request, then the phase runs K times (`--repeat`, default 5; each run's rate
+ * is printed, a steadier figure on a shared machine than the full run's one pass).
  * `--cpu-prof DIR` profiles one phase alone (`--phase`: `writes`, the single-record writes, the
- * default; `reads`, the point reads; `list`, the listing): the run ends after it, each node writes
- * its profile into DIR as it exits, and this process (the HTTP client) its own profile of the
- * phase. For `reads` and `list` the records are first written B per request, and the phase runs
- * K times (`--repeat`, default 5) so its samples outweigh the writes'.
+ * default, or `reads` or `list`): the run ends after it, each node writes its profile into DIR as
+ * it exits, and this process (the HTTP client) its own profile of the phase.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,7 @@ export async function main(args: string[]): Promise<void> {
   const concurrency = arg(args, '--concurrency', 32);
   const batch = arg(args, '--batch', 100);
   const profDir = flag(args, '--cpu-prof');
+  const phaseGiven = flag(args, '--phase') !== undefined;
   const phase = flag(args, '--phase') ?? 'writes';
   if (!PHASES.includes(phase)) throw new Error(`--phase must be one of ${PHASES.join(', ')}`);
   const repeat = arg(args, '--repeat', 5);
@@ -117,17 +119,22 @@ export async function main(args: string[]): Promise<void> {
           token = page.token;
         }
       });
-    if (profDir !== undefined && phase !== 'writes') {
+    if (phaseGiven && phase !== 'writes') {
       await writeBatched('bench');
-      const c = await cpuPer(n * repeat, () =>
-        profiled(join(profDir, `bench-client-${phase}.cpuprofile`), async () => {
-          let secs = 0;
-          for (let k = 0; k < repeat; k++) secs += await (phase === 'reads' ? readAll() : listAll());
-          return secs;
-        }),
-      );
-      process.stdout.write(`  ${phase}: ${rate(n * repeat, c.secs)} /s; CPU per item: nodes ${c.nodeMs.toFixed(4)} ms, bench client ${c.clientMs.toFixed(4)} ms\n`);
-      process.stdout.write(`  profiles of the ${phase} phase in ${profDir} (node pids ${pids.join(' ')})\n`);
+      const runs = async () => {
+        const secs: number[] = [];
+        for (let k = 0; k < repeat; k++) secs.push(await (phase === 'reads' ? readAll() : listAll()));
+        return secs;
+      };
+      let secs: number[] = [];
+      const c = await cpuPer(n * repeat, async () => {
+        secs = profDir !== undefined ? await profiled(join(profDir, `bench-client-${phase}.cpuprofile`), runs) : await runs();
+        return secs.reduce((a, b) => a + b, 0);
+      });
+      if (listed !== 0 && listed !== n * repeat) throw new Error(`listing returned ${listed} records, expected ${n * repeat}`);
+      const rates = secs.map((x) => rate(n, x)).sort((a, b) => a - b);
+      process.stdout.write(`  ${phase}: ${rate(n * repeat, c.secs)} /s over ${repeat} runs (median ${rates[rates.length >> 1]}, runs ${rates.join(' ')}); CPU per item: nodes ${c.nodeMs.toFixed(4)} ms, bench client ${c.clientMs.toFixed(4)} ms\n`);
+      if (profDir !== undefined) process.stdout.write(`  profiles of the ${phase} phase in ${profDir} (node pids ${pids.join(' ')})\n`);
       return;
     }
     const w1 = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }])))));
@@ -148,8 +155,10 @@ export async function main(args: string[]): Promise<void> {
     }
     const wB = await cpuPer(n, () => writeBatched('bench-batched'));
     const writeB = wB.secs;
-    const read = await readAll();
-    const list = await listAll();
+    const rd = await cpuPer(n, readAll);
+    const read = rd.secs;
+    const ls = await cpuPer(n, listAll);
+    const list = ls.secs;
     if (listed !== n) throw new Error(`listing returned ${listed} records, expected ${n}`);
     process.stdout.write(
       [
@@ -159,6 +168,8 @@ export async function main(args: string[]): Promise<void> {
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
         cpuLine('1 record per request', w1),
         cpuLine(`${batch} records per request`, wB),
+        `  CPU per point read: nodes ${rd.nodeMs.toFixed(3)} ms, bench client ${rd.clientMs.toFixed(3)} ms`,
+        `  CPU per listed entry: nodes ${ls.nodeMs.toFixed(4)} ms, bench client ${ls.clientMs.toFixed(4)} ms`,
         ...coalescing,
       ].join('\n') + '\n',
     );

@@ -159,6 +159,43 @@ export function parseScanReply(body: unknown, what: string): { entries: WireEntr
   return parseBody(scanReply, body, what);
 }
 
+const ownKeys = (o: Record<string, unknown>, names: readonly string[]) => Object.keys(o).length === names.length && names.every((k) => Object.hasOwn(o, k));
+
+/**
+ * A versions request (versionsRequest), checked by hand: one comes with nearly every point read.
+ * Anything the quick check refuses goes through the schema, which names what is wrong.
+ */
+export function parseVersionsRequest(body: unknown, what: string): { auth: Uint8Array; keys: { t: string; p: string; s: string }[] } {
+  quick: if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { auth: a, keys } = o;
+    if (!(a instanceof Uint8Array) || a.length !== PROOF_BYTES || !Array.isArray(keys) || keys.length < 1 || keys.length > MAX_VERSION_KEYS || !ownKeys(o, ['auth', 'keys'])) break quick;
+    const out: { t: string; p: string; s: string }[] = [];
+    for (const k of keys as unknown[]) {
+      if (typeof k !== 'object' || k === null || Array.isArray(k)) break quick;
+      const r = k as Record<string, unknown>;
+      const { t, p, s } = r;
+      if (typeof t !== 'string' || !TABLE_NAME_RE.test(t) || typeof p !== 'string' || p.length > MAX_PARTITION_KEY_BYTES) break quick;
+      if (typeof s !== 'string' || s.length > MAX_SORT_KEY_BYTES || !ownKeys(r, ['t', 'p', 's'])) break quick;
+      out.push({ t, p, s });
+    }
+    return { auth: a, keys: out };
+  }
+  return parseBody(versionsRequest, body, what);
+}
+
+/** A versions reply (versionsReply), checked by hand first like the request. */
+export function parseVersionsReply(body: unknown, what: string): { m: (Uint8Array | null)[] } {
+  quick: if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { m } = o;
+    if (!Array.isArray(m) || m.length > MAX_VERSION_KEYS || !ownKeys(o, ['m'])) break quick;
+    for (const x of m as unknown[]) if (x !== null && !(x instanceof Uint8Array && x.length === ENTRY_MAC_BYTES)) break quick;
+    return { m: m as (Uint8Array | null)[] };
+  }
+  return parseBody(versionsReply, body, what);
+}
+
 /** Validates a decoded body against its schema, naming the method on failure. */
 export function parseBody<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {
   const r = schema.safeParse(body);

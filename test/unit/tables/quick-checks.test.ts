@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { checkHlc, hlcSchema, MAX_HLC_LOGICAL, MAX_HLC_NODE_CHARS, MAX_HLC_WALL_MS, plainHlc } from '../../../src/content/index.js';
 import { ENTRY_MAC_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES, MAX_VALUE_BYTES, plainWireEntry, wireEntrySchema } from '../../../src/tables/entry.js';
-import { MAX_MERGE_ENTRIES, mergeRequest, parseEntriesRequest, parseScanReply, scanReply } from '../../../src/tables/rpc.js';
+import { MAX_MERGE_ENTRIES, MAX_VERSION_KEYS, mergeRequest, parseEntriesRequest, parseScanReply, parseVersionsReply, parseVersionsRequest, scanReply, versionsReply, versionsRequest } from '../../../src/tables/rpc.js';
 import { MAX_SCAN_LIMIT } from '../../../src/tables/entry-store.js';
 import { checkObjectRecord, MAX_CHECKSUM_CHARS, MAX_CHECKSUMS, MAX_CONTENT_TYPE_CHARS, MAX_ETAG_CHARS, MAX_OWNER_ID_CHARS, MAX_OWNER_NAME_CHARS, MAX_STORED_HEADER_CHARS, objectRecordSchema, plainObjectRecord } from '../../../src/tables/records.js';
 import { FILE_ID_CHARS, formatFileId, isFileId, MAX_CREATED_AT_MS, MAX_FILE_BYTES, MAX_INLINE_SEALED_BYTES, parseFileId } from '../../../src/content/index.js';
@@ -226,4 +226,43 @@ test('the quick object-record check accepts only what the schema accepts, with t
   // Every valid case takes the quick way but two the schema alone judges: a field present as
   // undefined, and user metadata with an inherited entry (which the schema copies in).
   assert.equal(quickCount, cases.filter((c) => objectRecordSchema.safeParse(c).success).length - 2);
+});
+
+test('versions requests and replies take the quick way when well formed and get the schema message otherwise', () => {
+  const auth = randomBytes(PROOF_BYTES);
+  const key = () => ({ t: 'object', p: 'bucket-id', s: 'a/key' });
+  const good = { auth, keys: [key(), { t: 'bucket', p: 'p'.repeat(MAX_PARTITION_KEY_BYTES), s: 's'.repeat(MAX_SORT_KEY_BYTES) }] };
+  assert.deepEqual(parseVersionsRequest(good, 'table.versions'), versionsRequest.parse(good));
+  const badRequests: unknown[] = [
+    { auth, keys: [] },
+    { auth, keys: Array.from({ length: MAX_VERSION_KEYS + 1 }, key) },
+    { auth: randomBytes(PROOF_BYTES - 1), keys: [key()] },
+    { auth, keys: [{ ...key(), t: 'Object' }] },
+    { auth, keys: [{ ...key(), p: 'p'.repeat(MAX_PARTITION_KEY_BYTES + 1) }] },
+    { auth, keys: [{ ...key(), s: 's'.repeat(MAX_SORT_KEY_BYTES + 1) }] },
+    { auth, keys: [{ ...key(), extra: 1 }] },
+    { auth, keys: [{ t: 'object', p: 'x' }] },
+    { auth, keys: [key()], extra: 1 },
+    { auth, keys: [null] },
+    [auth],
+  ];
+  for (const b of badRequests) {
+    assert.equal(versionsRequest.safeParse(b).success, false);
+    assert.throws(() => parseVersionsRequest(b, 'table.versions'), /table\.versions message does not match its schema/);
+  }
+  const reply = { m: [randomBytes(ENTRY_MAC_BYTES), null] };
+  assert.deepEqual(parseVersionsReply(reply, 'table.versions'), versionsReply.parse(reply));
+  assert.deepEqual(parseVersionsReply({ m: [] }, 'table.versions'), { m: [] });
+  const badReplies: unknown[] = [
+    { m: [randomBytes(ENTRY_MAC_BYTES - 1)] },
+    { m: ['x'.repeat(ENTRY_MAC_BYTES)] },
+    { m: Array.from({ length: MAX_VERSION_KEYS + 1 }, () => null) },
+    { m: [null], extra: 1 },
+    { m: null },
+    {},
+  ];
+  for (const b of badReplies) {
+    assert.equal(versionsReply.safeParse(b).success, false);
+    assert.throws(() => parseVersionsReply(b, 'table.versions'), /table\.versions message does not match its schema/);
+  }
 });
