@@ -587,7 +587,13 @@ export class TableService {
       const want = opts.limit - out.length;
       const scanOne = async (id: string) => {
         const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
-        if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
+        if (id === this.#o.net.selfId) {
+          // After the remote scan request has left: peer frames go out when the connection
+          // uncorks on an immediate queued in this turn, so the own scan (milliseconds for a full
+          // page) waits one immediate past it and runs while the other holder scans.
+          await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+          return this.#o.store.scan(table, pk, q);
+        }
         // Checked below, and only those that win the merge: most equal this node's own copy.
         const r = rpc.parseScanReply(await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
         return { entries: r.entries.map(fromWire), more: r.more };
