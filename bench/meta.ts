@@ -3,16 +3,21 @@
  * 32 requests in flight through the HTTP API, each against a same-run baseline of the same work on
  * one node's table store in this process (LMDB, no network, no replication): the cost of
  * replication and of the API made visible.
- *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--cpu-prof DIR]
+ *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--phase P [--repeat K]] [--cpu-prof DIR]
  * Writes are measured twice: one record per request, and B records per request (how an import or
  * the S3 face's multi-object operations write).
- * `--cpu-prof DIR` profiles the nodes over the single-record writes alone: the run ends after
- * them, and each node writes its profile into DIR as it exits.
+ * `--phase reads` or `--phase list` measures the point reads or the listing alone: the records are
+ * first written B per request, then the phase runs K times (`--repeat`, default 5; each run's rate
+ * is printed, a steadier figure on a shared machine than the full run's one pass).
+ * `--cpu-prof DIR` profiles one phase alone (`--phase`: `writes`, the single-record writes, the
+ * default, or `reads` or `list`): the run ends after it, each node writes its profile into DIR as
+ * it exits, and this process (the HTTP client) its own profile of the phase.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Session } from 'node:inspector/promises';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { makeEntry } from '../src/tables/entry.js';
 import { EntryStore } from '../src/tables/entry-store.js';
@@ -24,12 +29,32 @@ import { sampleObjectRecord as record } from '../test/helpers/object-record.js';
 
 const key = (i: number) => `bench/${String(i).padStart(8, '0')}`;
 const rate = (n: number, s: number) => Math.round(n / s);
+const PHASES = ['writes', 'reads', 'list'];
+
+/** A V8 profile of this process over `fn`, written to `file`. */
+async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
 
 export async function main(args: string[]): Promise<void> {
   const n = arg(args, '--records', 5000);
   const concurrency = arg(args, '--concurrency', 32);
   const batch = arg(args, '--batch', 100);
   const profDir = flag(args, '--cpu-prof');
+  const phaseGiven = flag(args, '--phase') !== undefined;
+  const phase = flag(args, '--phase') ?? 'writes';
+  if (!PHASES.includes(phase)) throw new Error(`--phase must be one of ${PHASES.join(', ')}`);
+  const repeat = arg(args, '--repeat', 5);
   const base = await mkdtemp(join(tmpdir(), 'tessera-bench-meta-'));
   process.stdout.write(`meta: ${n} records, ${concurrency} requests in flight, batched writes of ${batch}\n`);
   const records = Array.from({ length: n }, (_, i) => record(i));
@@ -75,6 +100,43 @@ export async function main(args: string[]): Promise<void> {
       `  CPU per record written, ${what}: nodes ${c.nodeMs.toFixed(3)} ms, bench client ${c.clientMs.toFixed(3)} ms`;
     await clients[0]!.createBucket('bench');
     await clients[0]!.createBucket('bench-batched');
+    const writeBatched = (bucket: string) =>
+      timed(() =>
+        pool(Math.ceil(n / batch), concurrency, async (j) => {
+          const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
+          await clients[j % 3]!.putObjectRecords(bucket, items);
+        }),
+      );
+    const readAll = () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.objectRecord('bench', key(i)))));
+    let listed = 0;
+    const listAll = () =>
+      timed(async () => {
+        let token: string | undefined;
+        for (;;) {
+          const page = await clients[1]!.listObjects('bench', { limit: 1000, ...(token ? { token } : {}) });
+          listed += page.objects.length;
+          if (page.token === null) break;
+          token = page.token;
+        }
+      });
+    if (phaseGiven && phase !== 'writes') {
+      await writeBatched('bench');
+      const runs = async () => {
+        const secs: number[] = [];
+        for (let k = 0; k < repeat; k++) secs.push(await (phase === 'reads' ? readAll() : listAll()));
+        return secs;
+      };
+      let secs: number[] = [];
+      const c = await cpuPer(n * repeat, async () => {
+        secs = profDir !== undefined ? await profiled(join(profDir, `bench-client-${phase}.cpuprofile`), runs) : await runs();
+        return secs.reduce((a, b) => a + b, 0);
+      });
+      if (listed !== 0 && listed !== n * repeat) throw new Error(`listing returned ${listed} records, expected ${n * repeat}`);
+      const rates = secs.map((x) => rate(n, x)).sort((a, b) => a - b);
+      process.stdout.write(`  ${phase}: ${rate(n * repeat, c.secs)} /s over ${repeat} runs (median ${rates[rates.length >> 1]}, runs ${rates.join(' ')}); CPU per item: nodes ${c.nodeMs.toFixed(4)} ms, bench client ${c.clientMs.toFixed(4)} ms\n`);
+      if (profDir !== undefined) process.stdout.write(`  profiles of the ${phase} phase in ${profDir} (node pids ${pids.join(' ')})\n`);
+      return;
+    }
     const w1 = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }])))));
     const write1 = w1.secs;
     // How the single-record writes were coalesced on their way to the holders.
@@ -91,26 +153,12 @@ export async function main(args: string[]): Promise<void> {
       process.stdout.write(`  profiles of the single-record writes in ${profDir} (node pids ${pids.join(' ')})\n`);
       return;
     }
-    const wB = await cpuPer(n, () =>
-      timed(() =>
-        pool(Math.ceil(n / batch), concurrency, async (j) => {
-          const items = records.slice(j * batch, (j + 1) * batch).map((r, k) => ({ key: key(j * batch + k), record: r }));
-          await clients[j % 3]!.putObjectRecords('bench-batched', items);
-        }),
-      ),
-    );
+    const wB = await cpuPer(n, () => writeBatched('bench-batched'));
     const writeB = wB.secs;
-    const read = await timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.objectRecord('bench', key(i)))));
-    let listed = 0;
-    const list = await timed(async () => {
-      let token: string | undefined;
-      for (;;) {
-        const page = await clients[1]!.listObjects('bench', { limit: 1000, ...(token ? { token } : {}) });
-        listed += page.objects.length;
-        if (page.token === null) break;
-        token = page.token;
-      }
-    });
+    const rd = await cpuPer(n, readAll);
+    const read = rd.secs;
+    const ls = await cpuPer(n, listAll);
+    const list = ls.secs;
     if (listed !== n) throw new Error(`listing returned ${listed} records, expected ${n}`);
     process.stdout.write(
       [
@@ -120,6 +168,8 @@ export async function main(args: string[]): Promise<void> {
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
         cpuLine('1 record per request', w1),
         cpuLine(`${batch} records per request`, wB),
+        `  CPU per point read: nodes ${rd.nodeMs.toFixed(3)} ms, bench client ${rd.clientMs.toFixed(3)} ms`,
+        `  CPU per listed entry: nodes ${ls.nodeMs.toFixed(4)} ms, bench client ${ls.clientMs.toFixed(4)} ms`,
         ...coalescing,
       ].join('\n') + '\n',
     );

@@ -123,16 +123,77 @@ export function parseEntriesRequest(body: unknown, what: string): { auth: Uint8A
     const { auth: a, entries } = o;
     if (a instanceof Uint8Array && a.length === PROOF_BYTES && Array.isArray(entries) && entries.length <= MAX_MERGE_ENTRIES
       && Object.keys(o).length === 2 && Object.hasOwn(o, 'auth') && Object.hasOwn(o, 'entries')) {
-      const out: WireEntry[] = [];
-      for (const w of entries as unknown[]) {
-        const e = plainWireEntry(w);
-        if (e === undefined) break;
-        out.push(e);
-      }
-      if (out.length === entries.length) return { auth: a, entries: out };
+      const out = plainWireEntries(entries, MAX_MERGE_ENTRIES);
+      if (out !== undefined) return { auth: a, entries: out };
     }
   }
   return parseBody(mergeRequest, body, what);
+}
+
+/** Entries checked by hand, or undefined when any of them (or the count) needs the schema. */
+function plainWireEntries(entries: unknown, max: number): WireEntry[] | undefined {
+  if (!Array.isArray(entries) || entries.length > max) return undefined;
+  const out: WireEntry[] = [];
+  for (const w of entries as unknown[]) {
+    const e = plainWireEntry(w);
+    if (e === undefined) return undefined;
+    out.push(e);
+  }
+  return out;
+}
+
+/**
+ * A scan reply (scanReply), checked by hand: a listing page carries up to a thousand entries, and
+ * the schema's walk over them was a tenth of the page's work. Anything the quick check refuses goes
+ * through the schema, which names what is wrong.
+ */
+export function parseScanReply(body: unknown, what: string): { entries: WireEntry[]; more: boolean } {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { entries, more } = o;
+    if (typeof more === 'boolean' && Object.keys(o).length === 2 && Object.hasOwn(o, 'entries') && Object.hasOwn(o, 'more')) {
+      const out = plainWireEntries(entries, MAX_SCAN_LIMIT);
+      if (out !== undefined) return { entries: out, more };
+    }
+  }
+  return parseBody(scanReply, body, what);
+}
+
+const ownKeys = (o: Record<string, unknown>, names: readonly string[]) => Object.keys(o).length === names.length && names.every((k) => Object.hasOwn(o, k));
+
+/**
+ * A versions request (versionsRequest), checked by hand: one comes with nearly every point read.
+ * Anything the quick check refuses goes through the schema, which names what is wrong.
+ */
+export function parseVersionsRequest(body: unknown, what: string): { auth: Uint8Array; keys: { t: string; p: string; s: string }[] } {
+  quick: if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { auth: a, keys } = o;
+    if (!(a instanceof Uint8Array) || a.length !== PROOF_BYTES || !Array.isArray(keys) || keys.length < 1 || keys.length > MAX_VERSION_KEYS || !ownKeys(o, ['auth', 'keys'])) break quick;
+    const out: { t: string; p: string; s: string }[] = [];
+    for (const k of keys as unknown[]) {
+      if (typeof k !== 'object' || k === null || Array.isArray(k)) break quick;
+      const r = k as Record<string, unknown>;
+      const { t, p, s } = r;
+      if (typeof t !== 'string' || !TABLE_NAME_RE.test(t) || typeof p !== 'string' || p.length > MAX_PARTITION_KEY_BYTES) break quick;
+      if (typeof s !== 'string' || s.length > MAX_SORT_KEY_BYTES || !ownKeys(r, ['t', 'p', 's'])) break quick;
+      out.push({ t, p, s });
+    }
+    return { auth: a, keys: out };
+  }
+  return parseBody(versionsRequest, body, what);
+}
+
+/** A versions reply (versionsReply), checked by hand first like the request. */
+export function parseVersionsReply(body: unknown, what: string): { m: (Uint8Array | null)[] } {
+  quick: if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const o = body as Record<string, unknown>;
+    const { m } = o;
+    if (!Array.isArray(m) || m.length > MAX_VERSION_KEYS || !ownKeys(o, ['m'])) break quick;
+    for (const x of m as unknown[]) if (x !== null && !(x instanceof Uint8Array && x.length === ENTRY_MAC_BYTES)) break quick;
+    return { m: m as (Uint8Array | null)[] };
+  }
+  return parseBody(versionsReply, body, what);
 }
 
 /** Validates a decoded body against its schema, naming the method on failure. */

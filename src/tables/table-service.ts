@@ -152,6 +152,8 @@ export class TableService {
   readonly #versionBatches: WriteBatcher<{ nodeId: string; key: EntryKey }, Buffer | null>;
   readonly #holderBatch = new Map<string, number>();
   #placer: Placer | undefined;
+  /** Holders of each partition under #placer. */
+  readonly #placed = new Map<number, readonly string[]>();
   /** Client writes, coalesced per partition. */
   readonly #writes: WriteBatcher<WriteItem, WriteOutcome>;
   /**
@@ -284,10 +286,20 @@ export class TableService {
   }
 
   /** The R full nodes that hold a partition, best first (all of them when fewer are live). */
-  holders(partition: number): string[] {
+  holders(partition: number): readonly string[] {
     const nodes = this.#fullLive();
-    if (this.#placer === undefined || !this.#placer.matches(nodes)) this.#placer = new Placer(nodes);
-    return this.#placer.place(partitionPlacementId(partition), this.#r);
+    if (this.#placer === undefined || !this.#placer.matches(nodes)) {
+      this.#placer = new Placer(nodes);
+      this.#placed.clear();
+    }
+    // Every read and write asks; a placement is a rendezvous hash over every full node, and it
+    // changes only with the placer (at most PARTITION_COUNT remembered).
+    let got = this.#placed.get(partition);
+    if (got === undefined) {
+      got = Object.freeze(this.#placer.place(partitionPlacementId(partition), this.#r));
+      this.#placed.set(partition, got);
+    }
+    return got;
   }
 
   /**
@@ -535,7 +547,7 @@ export class TableService {
   async #sendVersions(items: readonly { nodeId: string; key: EntryKey }[]): Promise<(Buffer | null)[]> {
     const id = items[0]!.nodeId;
     const keys = items.map(({ key }) => ({ t: key.table, p: key.pk, s: key.sk }));
-    const r = rpc.parseBody(rpc.versionsReply, await this.#call(id, rpc.TABLE_METHODS.versions, { auth: this.#auth, keys }), 'table.versions');
+    const r = rpc.parseVersionsReply(await this.#call(id, rpc.TABLE_METHODS.versions, { auth: this.#auth, keys }), 'table.versions');
     if (r.m.length !== items.length) throw new TesseraError('PROTOCOL', `node ${id} answered ${r.m.length} versions for ${items.length} keys`);
     return r.m.map((m) => (m === null ? null : Buffer.from(m)));
   }
@@ -575,9 +587,15 @@ export class TableService {
       const want = opts.limit - out.length;
       const scanOne = async (id: string) => {
         const q = { ...(opts.prefix !== undefined ? { prefix: opts.prefix } : {}), ...(after !== undefined ? { after } : {}), limit: want };
-        if (id === this.#o.net.selfId) return this.#o.store.scan(table, pk, q);
+        if (id === this.#o.net.selfId) {
+          // After the remote scan request has left: peer frames go out when the connection
+          // uncorks on an immediate queued in this turn, so the own scan (milliseconds for a full
+          // page) waits one immediate past it and runs while the other holder scans.
+          await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+          return this.#o.store.scan(table, pk, q);
+        }
         // Checked below, and only those that win the merge: most equal this node's own copy.
-        const r = rpc.parseBody(rpc.scanReply, await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
+        const r = rpc.parseScanReply(await this.#call(id, rpc.TABLE_METHODS.scan, { auth: this.#auth, t: table, p: pk, ...q }), 'table.scan');
         return { entries: r.entries.map(fromWire), more: r.more };
       };
       const res = await this.#quorum(holders, scanOne, `listing of table '${table}'`, { majorityOnly: true });
@@ -688,7 +706,7 @@ export class TableService {
         return { e: e === null ? null : toWire(e) };
       }
       case rpc.TABLE_METHODS.versions: {
-        const r = rpc.parseBody(rpc.versionsRequest, body, method);
+        const r = rpc.parseVersionsRequest(body, method);
         return { m: r.keys.map((k) => this.#o.store.macOf({ table: k.t, pk: k.p, sk: k.s })) };
       }
       case rpc.TABLE_METHODS.scan: {
