@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=134217728 MALLOC_TRIM_THRESHOLD_=1073741824 node --initial-old-space-size=64 --no-memory-reducer
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=134217728 MALLOC_TRIM_THRESHOLD_=1073741824 node --initial-old-space-size=64 --no-memory-reducer --max-semi-space-size=4 --heap-growing-percent=50
 /**
  * The `tessera` command. Each subcommand lives in commands/; this file wires them into
  * commander and turns every failure into one line on stderr and a meaningful exit code.

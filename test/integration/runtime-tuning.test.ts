@@ -49,7 +49,8 @@ test('a value the user set is kept', () => {
   const others = NODE_FLAGS.filter((f) => !f.startsWith('--initial-old-space-size'));
   assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=512', ...others]), [], 'a flag the user set is kept');
   assert.deepEqual(missingTuning({ ...MALLOC_ENV }, [...NODE_FLAGS.filter((f) => f !== '--no-memory-reducer'), '--memory_reducer']), [], 'a flag the user turned back on is kept');
-  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=64']), ['--no-memory-reducer']);
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, ['--initial-old-space-size=64']), NODE_FLAGS.filter((f) => !f.startsWith('--initial-old-space-size')));
+  assert.deepEqual(missingTuning({ ...MALLOC_ENV }, [...NODE_FLAGS.filter((f) => !f.startsWith('--max-semi-space-size')), '--max_semi_space_size=16']), [], 'a young generation the user sized is kept');
 });
 
 test('a node started without the tuning says so in its log', async () => {
