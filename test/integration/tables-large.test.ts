@@ -20,14 +20,16 @@ const FILE_ID = formatFileId(Buffer.alloc(32, 1), Buffer.alloc(32, 2));
 const record = (i: number): ObjectRecord => ({ fileId: FILE_ID, size: i, etag: '', checksums: {}, contentType: '', userMeta: {}, mtime: 1_700_000_000_000 });
 const keyOf = (i: number) => `k/${String(i).padStart(7, '0')}`;
 
-// Opt-in: it runs about 15 minutes here. The bound holds only with lmdb built with a bounded page
+// Opt-in: it runs 10-15 minutes here. The bound holds only with lmdb built with a bounded page
 // cache (native/lmdb-bounded, built by npm install where a C compiler and the node headers are
 // installed): lmdb's prebuilt addon keeps up to ~8,191 64 KiB chunks of an encrypted store mapped
 // plus their decrypted copies before it frees any, so a ~480 MiB table is resident twice and
-// nodes peaked at 1.2-1.3 GiB. See docs/tables.md, "Memory with very large tables".
+// nodes peaked at 1.2-1.3 GiB. It also needs the nodes' heap flags (src/cli/runtime-tuning.ts): with
+// V8's default young generation and heap growth they peaked at 299-320 MiB. See docs/tables.md,
+// "Memory with very large tables".
 const RUN = process.env.TESSERA_TABLES_LARGE === '1';
 
-test('1,000,000 object records list page by page in order, every process under 256 MiB', { timeout: 3_600_000, skip: !RUN && 'set TESSERA_TABLES_LARGE=1 (about 15 minutes)' }, async (t) => {
+test('1,000,000 object records list page by page in order, every process under 256 MiB', { timeout: 3_600_000, skip: !RUN && 'set TESSERA_TABLES_LARGE=1 (10-15 minutes)' }, async (t) => {
   const lmdb = lmdbAddonChoice();
   // The nodes are child processes that choose the same way (same tree, same environment).
   if (!lmdb.bounded) t.diagnostic(`this will fail its memory bound: lmdb's prebuilt addon is in use (${lmdb.detail}), whose encrypted page cache grows to ~1 GiB per node here; see docs/tables.md`);
