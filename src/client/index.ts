@@ -10,7 +10,9 @@ import type { Readable } from 'node:stream';
 import { TesseraError, type ErrorCode } from '../errors.js';
 import { download, type DownloadInfo, type DownloadSink } from './download.js';
 import { downloadInRanges, type RangeRequest } from './ranges.js';
-import { isPieceReader, pumpPieces, type PieceReader } from './upload-source.js';
+// Types only: a get must not open the upload code (test/integration/cli-startup.test.ts counts the
+// files a get opens); a put loads it when it pumps a file.
+import type { PieceReader } from './upload-source.js';
 import type { BucketEntry, ObjectEntry, ObjectRecord, RedundancyPolicy, ApiErrorBody, DrainStateView, FileListView, FileStatView, PeerView, PutResultView, RepairStatusView, RmResultView, ScrubReportView, StatusView } from '../api/types.js';
 import type { CheckReport, ReplaceResult, VolumeView } from '../api/volume-routes.js';
 
@@ -86,6 +88,11 @@ export interface RequestOptions {
 }
 
 export type { DownloadInfo, DownloadSink, PieceReader };
+
+/** A source the client reads into its own buffers (a file), not one that yields pieces. */
+function isPieceReader(source: unknown): source is PieceReader {
+  return typeof source === 'object' && source !== null && typeof (source as PieceReader).readInto === 'function';
+}
 
 export function parseHostPort(addr: string, what: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]+)):(\d{1,5})$/.exec(addr.trim());
@@ -498,6 +505,7 @@ export class TesseraClient {
         if (size !== undefined && sent > size) throw changed(sent);
       };
       const pumpReader = async (reader: PieceReader) => {
+        const { pumpPieces } = await import('./upload-source.js');
         const done = await pumpPieces(reader, {
           write: (piece, cb) => req.write(piece, cb),
           stopped: () => settled || req.destroyed,

@@ -24,10 +24,6 @@ export interface PieceReader {
   readInto(into: Buffer): Promise<number>;
 }
 
-export function isPieceReader(source: unknown): source is PieceReader {
-  return typeof source === 'object' && source !== null && typeof (source as PieceReader).readInto === 'function';
-}
-
 /** What a pump writes to: the write's callback runs once the bytes are handed to the kernel (or the write failed). */
 export interface PieceWriter {
   write(piece: Buffer, done: (err?: Error | null) => void): unknown;
