@@ -215,17 +215,15 @@ static napi_value open_run(napi_env env, napi_callback_info info) {
 #define GCM_IV 12
 #define GCM_TAG 16
 
-/* Like bytes_of, but an empty array is fine too (its data pointer may be NULL): points at `empty`. */
+/*
+ * Like bytes_of, but an empty array is fine too (its data pointer may be NULL): points at `empty`.
+ * The length starts non-zero so that a value that is no typed array never reads as an empty one.
+ */
 static uint8_t gcm_empty[1];
 static uint8_t *gcm_bytes(napi_env env, napi_value v, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
-  napi_typedarray_type type;
-  void *data;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &type, len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) return NULL;
-  return *len == 0 ? gcm_empty : data;
+  *len = 1;
+  uint8_t *p = bytes_of(env, v, len);
+  return p == NULL && *len == 0 ? gcm_empty : p;
 }
 
 /* gcmSeal(key, iv, plain, out): ciphertext of `plain` into `out`, then its 16-byte tag. */
