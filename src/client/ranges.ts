@@ -181,7 +181,10 @@ export async function downloadInRanges(o: RangedDownloadOptions): Promise<Downlo
   }
 
   const firstSink = sinkFor(0, first);
-  run(0, { ref: o.ref, ...(single && whole ? {} : { range: first }), sink: { begin: beginFirst, write: firstSink.write }, signal: ac.signal, batches: RANGE_BATCHES, pool });
+  // One request is the only window: its pieces go to the sink in order from the first byte, so a
+  // sink that writes at once may take them straight from the socket (download.ts).
+  const now = single && o.sink.writeNow ? { writeNow: o.sink.writeNow.bind(o.sink) } : {};
+  run(0, { ref: o.ref, ...(single && whole ? {} : { range: first }), sink: { begin: beginFirst, write: firstSink.write, ...now }, signal: ac.signal, batches: RANGE_BATCHES, pool });
   try {
     await finished;
     if (failure !== undefined && info === undefined && whole && unsatisfiable(failure) && !o.signal?.aborted) {

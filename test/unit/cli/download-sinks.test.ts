@@ -83,6 +83,34 @@ test('fdSink writes in order at the descriptor position, appending on an O_APPEN
   });
 });
 
+test('writeNow: pieces land in order before it returns, at the file sink\'s offsets or the descriptor\'s position', async () => {
+  await inTempDir(async (dir) => {
+    const path = join(dir, 'out');
+    const prefix = randomBytes(1000);
+    writeFileSync(path, prefix);
+    const fd = openSync(path, 'r+');
+    const appended = join(dir, 'appended');
+    writeFileSync(appended, 'existing\n');
+    const afd = openSync(appended, 'a');
+    try {
+      const seen: number[] = [];
+      const sink = fileSink(fd, prefix.length, { onBytes: (n) => seen.push(n), writeError: (err) => err as Error });
+      const app = fdSink(afd, FILE_WRITE_BYTES, { writeError: (err) => err as Error });
+      const parts = pieces();
+      for (const p of parts) {
+        (sink.writeNow as NonNullable<typeof sink.writeNow>)(p);
+        (app.writeNow as NonNullable<typeof app.writeNow>)(p);
+      }
+      assert.ok(readFileSync(path).equals(Buffer.concat([prefix, ...parts])));
+      assert.ok(readFileSync(appended).equals(Buffer.concat([Buffer.from('existing\n'), ...parts])));
+      assert.deepEqual(seen, parts.map((p) => p.length), 'each piece is counted once');
+    } finally {
+      closeSync(fd);
+      closeSync(afd);
+    }
+  });
+});
+
 test('a failed write reaches the caller as its own error, once per batch', async () => {
   await inTempDir(async (dir) => {
     const path = join(dir, 'out');
@@ -98,9 +126,11 @@ test('a failed write reaches the caller as its own error, once per batch', async
       };
       await assert.rejects(fileSink(fd, 0, { writeError }).write(randomBytes(FILE_WRITE_BYTES * 3)), (err) => err === mine);
       await assert.rejects(fdSink(fd, FILE_WRITE_BYTES, { writeError }).write(randomBytes(10)), (err) => err === mine);
+      const now = fileSink(fd, 0, { writeError }).writeNow as (piece: Buffer) => void;
+      assert.throws(() => now(randomBytes(FILE_WRITE_BYTES * 3)), (err) => err === mine);
       assert.deepEqual(
         causes.map((c) => (c as NodeJS.ErrnoException).code),
-        ['EBADF', 'EBADF'],
+        ['EBADF', 'EBADF', 'EBADF'],
         'one error per batch, with the system error as its cause',
       );
     } finally {

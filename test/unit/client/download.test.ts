@@ -11,7 +11,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { createSelfSignedEcdsaP256 } from '../../../src/net/selfsigned.js';
 import { connect, type DownloadSink } from '../../../src/client/index.js';
-import { DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
+import { DIRECT_READ_BYTES, DOWNLOAD_BATCHES, DOWNLOAD_BATCH_BYTES } from '../../../src/client/download.js';
 import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead } from '../../../src/client/http-head.js';
 import { rejectsWithCode, serveRaw } from '../../helpers/raw-http-server.js';
 
@@ -40,6 +40,30 @@ function hashingSink(delayMs = 0): DownloadSink & { digest(): string; bytes: num
 }
 
 const expectCode = rejectsWithCode;
+
+/** A sink that writes at once (as a file's does): hashes each piece, copying nothing it keeps. */
+function directSink(fail?: (n: number) => Error | undefined): DownloadSink & { digest(): string; bytes: number; largest: number; pieces: number; batched: number } {
+  const h = createHash('sha256');
+  const sink = {
+    bytes: 0,
+    largest: 0,
+    pieces: 0,
+    batched: 0,
+    async write(piece: Buffer) {
+      sink.batched += piece.length;
+    },
+    writeNow(piece: Buffer) {
+      const err = fail?.(sink.pieces);
+      if (err) throw err;
+      h.update(piece);
+      sink.bytes += piece.length;
+      sink.pieces++;
+      sink.largest = Math.max(sink.largest, piece.length);
+    },
+    digest: () => h.digest('hex'),
+  };
+  return sink;
+}
 
 test('a file arrives whole through a sink slower than the network, in batches, within the memory bound', async (t) => {
   // Well over the batches' total, so the socket must pause for the sink and resume.
@@ -168,6 +192,58 @@ test('a sink that fails, a cancel, and a node that goes quiet end the download',
   const { server: quiet, api: quietApi } = await serve((socket) => socket.write(fileHead(100)));
   t.after(() => quiet.close());
   await expectCode(connect({ api: quietApi, timeoutMs: 200 }).download('f', hashingSink()), 'TIMEOUT', /sent nothing for 200 ms/);
+});
+
+test('a sink that writes at once gets every read as it comes, from one small buffer, and no batches', async (t) => {
+  const body = randomBytes(DOWNLOAD_BATCHES * DOWNLOAD_BATCH_BYTES * 2 + 777);
+  const { server, api } = await serve((socket) => {
+    // The head and the first body bytes in one segment: they reach the sink from the head's buffer.
+    socket.write(Buffer.concat([Buffer.from(fileHead(body.length)), body.subarray(0, 100)]));
+    socket.end(body.subarray(100));
+  });
+  t.after(() => server.close());
+  const sink = directSink();
+  const rssBefore = process.memoryUsage().rss;
+  const info = await connect({ api }).download('f', sink);
+  assert.equal(info.size, body.length);
+  assert.equal(sink.bytes, body.length);
+  assert.equal(sink.batched, 0, 'nothing went through write');
+  assert.equal(sink.digest(), createHash('sha256').update(body).digest('hex'));
+  assert.ok(sink.largest <= DIRECT_READ_BYTES, `no piece is larger than the read buffer (${sink.largest})`);
+  // No batches made: well under one batch of memory for a 33 MiB file.
+  assert.ok(process.memoryUsage().rss - rssBefore < DOWNLOAD_BATCH_BYTES + (8 << 20), 'memory stays near the read buffer');
+});
+
+test('a sink that writes at once: a failed write ends the download at once; short and overlong answers are typed errors', async (t) => {
+  const body = randomBytes(DOWNLOAD_BATCH_BYTES);
+  const { server, api } = await serve((socket) => {
+    socket.write(fileHead(body.length));
+    socket.end(body);
+  });
+  t.after(() => server.close());
+  const full = new Error('disk full');
+  const failing = directSink((n) => (n === 2 ? full : undefined));
+  await assert.rejects(connect({ api }).download('f', failing), (err) => err === full);
+  assert.equal(failing.pieces, 2, 'no write after the failed one');
+
+  for (const c of [
+    { send: (s: Socket) => s.end(fileHead(1000) + 'x'.repeat(400)), code: 'UNAVAILABLE', message: /sent 400 of 1000 bytes/ },
+    { send: (s: Socket) => s.end(fileHead(10) + 'x'.repeat(20)), code: 'PROTOCOL', message: /more than the 10 bytes/ },
+  ]) {
+    const { server: bad, api: badApi } = await serve(c.send);
+    t.after(() => bad.close());
+    const sink = directSink();
+    await expectCode(connect({ api: badApi }).download('f', sink), c.code, c.message);
+    assert.ok(sink.bytes <= 1000);
+  }
+
+  const ctl = new AbortController();
+  const cancelled = directSink((n) => {
+    if (n === 1) ctl.abort();
+    return undefined;
+  });
+  await expectCode(connect({ api }).download('f', cancelled, { signal: ctl.signal }), 'CANCELLED', /cancelled/);
+  assert.ok(cancelled.bytes < body.length, 'the cancel stopped the reads');
 });
 
 test('a token with a line break is refused before anything is sent', () => {

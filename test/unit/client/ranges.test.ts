@@ -131,6 +131,21 @@ test('one in flight is one request: no Range for the whole file, the rest of it 
   assert.deepEqual(served.requests.map((r) => r.range), [undefined, `bytes=100-${Number.MAX_SAFE_INTEGER}`]);
 });
 
+test('a sink that writes at once takes one request straight from the socket, and ranges through writeAt', async (t) => {
+  const body = randomBytes(5 * WINDOW + 7);
+  const served = await serveFile(body);
+  t.after(() => served.server.close());
+  const sink = Object.assign(positionalSink(body.length), { now: [] as Buffer[] });
+  sink.writeNow = (p: Buffer) => void sink.now.push(Buffer.from(p));
+  await connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW, inFlight: 1 });
+  assert.equal(sha(Buffer.concat(sink.now)), sha(body), 'one request: every byte through writeNow, in order');
+  assert.equal(sink.seen, 0, 'and none through writeAt');
+  sink.now = [];
+  await connect({ api: served.api }).download('f', sink, { windowBytes: WINDOW, inFlight: TWO });
+  assert.equal(sink.now.length, 0, 'windows at once: nothing through writeNow');
+  assert.equal(sha(sink.out), sha(body));
+});
+
 test('windowsOf covers exactly the bytes asked for', () => {
   assert.deepEqual(windowsOf(0, 9, 4), [{ start: 0, end: 3 }, { start: 4, end: 7 }, { start: 8, end: 9 }]);
   assert.deepEqual(windowsOf(5, 5, 4), [{ start: 5, end: 5 }]);
