@@ -32,7 +32,8 @@ export interface SdkTransfers {
 }
 
 /**
- * Writes a body to `file` as `tessera get -o` writes a download (see the header): the pieces are
+ * Writes a body to `file` as `tessera get -o` wrote a download before it wrote each socket read as
+ * it came (README, "`get -o` written as it is read"; see the header): the pieces are
  * gathered into DOWNLOAD_BATCH_BYTES batches, at most DOWNLOAD_BATCHES of them used again and
  * again; a full batch goes to the same file sink while the next fills; one fsync at the end.
  */
