@@ -5,7 +5,9 @@
  * replication and of the API made visible.
  *   npm run bench -- meta [--records N] [--concurrency C] [--batch B] [--phase P [--repeat K]] [--cpu-prof DIR]
  * Writes are measured twice: one record per request, and B records per request (how an import or
- * the S3 face's multi-object operations write).
+ * the S3 face's multi-object operations write). The same number of API requests that do nothing
+ * (`GET /api/v1/repair`, a small reply from memory) is timed too: no rate of one record per
+ * request can pass it on this machine, whatever the table layer behind the API costs.
  * `--phase reads` or `--phase list` measures the point reads or the listing alone: the records are
  * first written B per request, then the phase runs K times (`--repeat`, default 5; each run's rate
  * is printed, a steadier figure on a shared machine than the full run's one pass).
@@ -13,7 +15,7 @@
  * default, or `reads` or `list`): the run ends after it, each node writes its profile into DIR as
  * it exits, and this process (the HTTP client) its own profile of the phase.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -51,6 +53,7 @@ export async function main(args: string[]): Promise<void> {
   const concurrency = arg(args, '--concurrency', 32);
   const batch = arg(args, '--batch', 100);
   const profDir = flag(args, '--cpu-prof');
+  if (profDir !== undefined) await mkdir(profDir, { recursive: true });
   const phaseGiven = flag(args, '--phase') !== undefined;
   const phase = flag(args, '--phase') ?? 'writes';
   if (!PHASES.includes(phase)) throw new Error(`--phase must be one of ${PHASES.join(', ')}`);
@@ -137,7 +140,8 @@ export async function main(args: string[]): Promise<void> {
       if (profDir !== undefined) process.stdout.write(`  profiles of the ${phase} phase in ${profDir} (node pids ${pids.join(' ')})\n`);
       return;
     }
-    const w1 = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }])))));
+    const writeSingles = () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.putObjectRecords('bench', [{ key: key(i), record: records[i]! }]))));
+    const w1 = await cpuPer(n, () => (profDir !== undefined ? profiled(join(profDir, 'bench-client-writes.cpuprofile'), writeSingles) : writeSingles()));
     const write1 = w1.secs;
     // How the single-record writes were coalesced on their way to the holders.
     const batched = (await Promise.all(clients.map((c) => c.status()))).map((s) => s.metadata?.writeBatches ?? { batches: 0, entries: 0, largest: 0 });
@@ -153,6 +157,9 @@ export async function main(args: string[]): Promise<void> {
       process.stdout.write(`  profiles of the single-record writes in ${profDir} (node pids ${pids.join(' ')})\n`);
       return;
     }
+    // The floor under any one-request-per-record figure: the same number of API requests that do
+    // nothing (a small JSON reply from memory), same client, same concurrency, same nodes.
+    const fl = await cpuPer(n, () => timed(() => pool(n, concurrency, async (i) => void (await clients[i % 3]!.repair()))));
     const wB = await cpuPer(n, () => writeBatched('bench-batched'));
     const writeB = wB.secs;
     const rd = await cpuPer(n, readAll);
@@ -165,10 +172,12 @@ export async function main(args: string[]): Promise<void> {
         line('writes, 1 record per request', rate(n, write1), rate(n, bWrite)),
         line(`writes, ${batch} records per request`, rate(n, writeB), rate(n, bWrite)),
         line('point reads', rate(n, read), rate(n, bRead)),
+        `  ${'API requests that do nothing'.padEnd(34)} ${String(rate(n, fl.secs)).padStart(8)} /s   (the ceiling of any one-request-per-record rate here)`,
         line('listed entries (pages of 1000)', rate(n, list), rate(n, bList)),
         cpuLine('1 record per request', w1),
         cpuLine(`${batch} records per request`, wB),
         `  CPU per point read: nodes ${rd.nodeMs.toFixed(3)} ms, bench client ${rd.clientMs.toFixed(3)} ms`,
+        `  CPU per request that does nothing: nodes ${fl.nodeMs.toFixed(3)} ms, bench client ${fl.clientMs.toFixed(3)} ms`,
         `  CPU per listed entry: nodes ${ls.nodeMs.toFixed(4)} ms, bench client ${ls.clientMs.toFixed(4)} ms`,
         ...coalescing,
       ].join('\n') + '\n',
