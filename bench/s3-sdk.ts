@@ -6,9 +6,8 @@
  *
  * The GET's body goes to a file the way `tessera get -o` writes a download (src/cli/download-sinks.ts),
  * so the two GETs differ in their clients' reading and the nodes' serving, not in what each does
- * with the bytes: gathered into the native download's batches (DOWNLOAD_BATCHES of
- * DOWNLOAD_BATCH_BYTES, used again and again), each full batch written through the same file sink
- * (writes of FILE_WRITE_BYTES, one at a time) while the next fills, and one fsync at the end.
+ * with the bytes: each piece written at once through the same file sink (writes of at most
+ * FILE_WRITE_BYTES) before the next is read, and one fsync at the end.
  * Piped into `createWriteStream`, as it was, each 64 KiB piece the SDK hands over was written (a
  * round trip through libuv's thread pool) before the next was read off the socket, and the file
  * was never fsynced, while the native get overlaps the two and fsyncs (about 0.45 s of a 1 GiB
@@ -21,7 +20,6 @@ import { open } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileSink } from '../src/cli/download-sinks.js';
-import { DOWNLOAD_BATCH_BYTES, DOWNLOAD_BATCHES } from '../src/client/download.js';
 
 export interface SdkTransfers {
   put(file: string, bucket: string, key: string, size: number): Promise<void>;
@@ -32,44 +30,17 @@ export interface SdkTransfers {
 }
 
 /**
- * Writes a body to `file` as `tessera get -o` wrote a download before it wrote each socket read as
- * it came (README, "`get -o` written as it is read"; see the header): the pieces are
- * gathered into DOWNLOAD_BATCH_BYTES batches, at most DOWNLOAD_BATCHES of them used again and
- * again; a full batch goes to the same file sink while the next fills; one fsync at the end.
+ * Writes a body to `file` as `tessera get -o` writes a download (README, "`get -o` written as it
+ * is read"): each piece the SDK hands over is written at once, through the same file sink
+ * (writes of at most FILE_WRITE_BYTES), before the next is taken; one fsync at the end.
  */
 async function writeBodyToFile(body: AsyncIterable<Buffer>, file: string): Promise<void> {
   const fh = await open(file, 'w');
   try {
     const sink = fileSink(fh.fd, 0, { writeError: (err) => err as Error });
-    // Each batch being written, resolving to the batch once the sink is done with it.
-    const writing: Array<Promise<Buffer>> = [];
-    const handOn = (batch: Buffer, filled: number) => {
-      const written = sink.write(batch.subarray(0, filled)).then(() => batch);
-      // Awaited in turn below; a failure meanwhile is not an unhandled rejection.
-      written.catch(() => {});
-      writing.push(written);
-    };
-    let batch: Buffer = Buffer.allocUnsafe(DOWNLOAD_BATCH_BYTES);
-    let batches = 1;
-    let filled = 0;
-    for await (const piece of body) {
-      for (let at = 0; at < piece.length; ) {
-        const n = piece.copy(batch, filled, at);
-        filled += n;
-        at += n;
-        if (filled < batch.length) continue;
-        handOn(batch, filled);
-        filled = 0;
-        if (batches < DOWNLOAD_BATCHES) {
-          batches++;
-          batch = Buffer.allocUnsafe(DOWNLOAD_BATCH_BYTES);
-        } else {
-          batch = await writing.shift()!;
-        }
-      }
-    }
-    if (filled > 0) handOn(batch, filled);
-    await Promise.all(writing);
+    const writeNow = sink.writeNow;
+    if (writeNow === undefined) throw new Error('a file sink writes each piece at once');
+    for await (const piece of body) writeNow.call(sink, piece);
     await fh.sync();
   } finally {
     await fh.close();
