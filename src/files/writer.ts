@@ -209,7 +209,11 @@ export class FileWriter {
   }
 
   private checkLive(w: number): WeightedNode[] {
-    const nodes = this.peers.live().filter((n) => n.nodeId === this.peers.selfId || !this.peers.isHeldDown(n.nodeId));
+    const live = this.peers.live();
+    const usable = live.filter((n) => n.nodeId === this.peers.selfId || !this.peers.isHeldDown(n.nodeId));
+    // Placement keeps its precomputed state per node array: with none held down, the live list
+    // itself is passed on, so a put does not rebuild that state (the nodes' seeds) for every batch.
+    const nodes = usable.length === live.length ? live : usable;
     if (nodes.length < w) {
       throw unavailable(`only ${nodes.length} live node(s) can take data; a put with write quorum ${w} needs at least ${w} (start more nodes or lower the quorum)`);
     }
