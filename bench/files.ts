@@ -4,7 +4,7 @@
  * with no network (bench/files-baseline.ts). Ratios compare times: baseline time ÷ cluster time.
  *
  *   npm run bench -- files [--size 1G] [--chunk-size 1M] [--rounds 3] [--dir DIR] [--no-verify] [--no-get]
- *                          [--cpu-prof DIR] [--threads] [--node-stats] [--json]
+ *                          [--cpu-prof DIR] [--threads] [--node-stats] [--unnamed] [--json]
  *
  * --no-get skips the gets (and their baselines); --cpu-prof writes a V8 CPU profile of every node
  * and of the client into DIR. Each put and get also reports the CPU milliseconds per MiB each
@@ -13,7 +13,10 @@
  * and system time. --node-stats prints what each node's status and metrics say at the start, after
  * the puts and after the gets: chunks held, capacity, repair passes and the copies they made, chunks
  * served and fetched (the reader's fetched-but-not-served-elsewhere chunks were local reads), hedged
- * fetches, peer bytes sent, GC seconds and the size of V8's new space.
+ * fetches, peer bytes sent, GC seconds and the size of V8's new space. --unnamed adds to each round
+ * a put of another file with no name (no object record, so no MD5 ETag), bracketed by baselines
+ * like the named one and alternating which goes first, so the name's cost shows in the same run;
+ * only the named files are read back.
  *
  * Goals: put ≥ 0.8× its baseline, get ≥ 0.85× its baseline, as the median over rounds of each
  * run's ratio to the baselines timed right before and after it. Peak memory is each process's VmHWM.
@@ -195,26 +198,31 @@ export async function main(args: string[]): Promise<void> {
     const byThread = args.includes('--threads');
     const threadsNow = () => [...pids, process.pid].map((pid) => threadCpuMs(pid));
     const putThreads: Map<string, { user: number; system: number }>[][] = [];
-    for (let i = 0; i < rounds; i++) {
+    const unnamed = args.includes('--unnamed');
+    /** Whether each put, in the order they ran, had a name. */
+    const putNamed: boolean[] = [];
+    const order = (i: number) => (!unnamed ? [true] : i % 2 === 0 ? [true, false] : [false, true]);
+    for (let i = 0; i < rounds; i++) for (const named of order(i)) {
       const source = join(base, 'source.bin');
       const sha = await makeSource(source, size);
-      if (i === 0) putBase.push(await basePut(source));
+      if (putBase.length === 0) putBase.push(await basePut(source));
       const c0 = cpuNow();
       const th0 = byThread ? threadsNow() : [];
       const t0 = performance.now();
       const put = await writer.client.put(createReadStream(source, { highWaterMark: chunkBytes }), {
-        name: `bench-${i}.bin`,
+        ...(named ? { name: `bench-${i}.bin` } : {}),
         replicas: 3,
         quorum: 2,
         chunkSize: chunkBytes,
       });
+      putNamed.push(named);
       putMs.push(performance.now() - t0);
       putCpu.push(cpuNow().map((c, k) => (c - (c0[k] as number)) / (size / 2 ** 20)));
       if (byThread) putThreads.push(threadsNow().map((m, k) => perMiB(m, th0[k]!, size)));
       if (put.size !== size) throw new Error(`put stored ${put.size} bytes of ${size}`);
       putBase.push(await basePut(source));
       await rm(source, { force: true });
-      files.push({ id: put.fileId, sha });
+      if (named) files.push({ id: put.fileId, sha });
     }
 
     const statsAfterPuts = nodeStats ? await readNodeStats(cluster) : undefined;
@@ -266,11 +274,19 @@ export async function main(args: string[]): Promise<void> {
         goal,
       };
     };
+    // Each put is judged against its own bracketing baselines; the named and unnamed ones are then told apart.
+    const putRatios = bracketedRatios(putBase, putMs);
+    const pick = <T>(xs: T[], named: boolean) => xs.filter((_, k) => putNamed[k] === named);
+    const putSide = (named: boolean) => {
+      const ratios = pick(putRatios, named);
+      return { mbps: pick(putMs, named).map((ms) => mbps(size, ms)), baselineMbps: putBase.map((ms) => mbps(size, ms)), ratios, ratio: median(ratios), goal: PUT_GOAL, cpuMsPerMiB: pick(putCpu, named) };
+    };
     const figures = {
       size,
       chunkBytes,
       rounds,
-      put: { ...side(putBase, putMs, PUT_GOAL), cpuMsPerMiB: putCpu },
+      put: putSide(true),
+      ...(unnamed ? { unnamedPut: putSide(false) } : {}),
       ...(withGet ? { get: { ...side(getBase, getMs, GET_GOAL), cpuMsPerMiB: getCpu } } : {}),
       peakRssBytes: rss,
       verified,
@@ -285,12 +301,15 @@ export async function main(args: string[]): Promise<void> {
     say(`  baselines, one before each run and one after the last (MB/s):`);
     say(`    put: hash, encrypt, 3 fsynced copies    ${list(figures.put.baselineMbps, 0)}`);
     if (figures.get) say(`    get: read a copy, verify, decrypt       ${list(figures.get.baselineMbps, 0)}`);
-    say(`  tessera put through node 0 (R=3, W=2, durable): ${list(figures.put.mbps, 0)} MB/s`);
-    say(`    ratios to the bracketing baselines ${list(figures.put.ratios, 2)}   ${verdict(figures.put.ratio, PUT_GOAL)}`);
-    say(`    CPU ms per MiB, node0 + node1 + node2 + client = sum, per round:`);
-    for (const c of putCpu) say(`      ${list(c, 2).replaceAll(' / ', ' + ')} = ${c.reduce((a, b) => a + b, 0).toFixed(2)}`);
+    if (unnamed) say(`    (one baseline before each put, named or not, in the order they ran: ${putNamed.map((n) => (n ? 'named' : 'unnamed')).join(', ')})`);
+    for (const [label, p] of [['tessera put through node 0 (R=3, W=2, durable)', figures.put], ...(figures.unnamedPut ? [['same, unnamed (no object record, no MD5)', figures.unnamedPut] as const] : [])] as const) {
+      say(`  ${label}: ${list(p.mbps, 0)} MB/s`);
+      say(`    ratios to the bracketing baselines ${list(p.ratios, 2)}   ${verdict(p.ratio, PUT_GOAL)}`);
+      say(`    CPU ms per MiB, node0 + node1 + node2 + client = sum, per round:`);
+      for (const c of p.cpuMsPerMiB) say(`      ${list(c, 2).replaceAll(' / ', ' + ')} = ${c.reduce((a, b) => a + b, 0).toFixed(2)}`);
+    }
     for (const [r, procs] of putThreads.entries()) {
-      say(`    round ${r + 1}, CPU ms per MiB by thread, user+system:`);
+      say(`    put ${r + 1}${unnamed ? ` (${putNamed[r] ? 'named' : 'unnamed'})` : ''}, CPU ms per MiB by thread, user+system:`);
       procs.forEach((m, k) => {
         const parts = [...m].filter(([, t]) => t.user + t.system >= 0.01).sort((a, b) => b[1].user + b[1].system - (a[1].user + a[1].system));
         say(`      ${['node0', 'node1', 'node2', 'client'][k]}: ${parts.map(([n, t]) => `${n} ${t.user.toFixed(2)}+${t.system.toFixed(2)}`).join(', ')}`);

@@ -66,9 +66,10 @@ export class ChunkSealer {
   /**
    * Encrypts `plain` into `out`, which must be a buffer of its own (`Buffer.allocUnsafeSlow`) and
    * is moved to the thread: use the `out` returned. A `plain` from `stage()` moves too, and is
-   * the sealer's again; any other is copied, and the caller may reuse it at once.
+   * the sealer's again; any other is copied, and the caller may reuse it at once. `md5`: the
+   * plaintext from byte `from` on also goes into that MD5 at the thread (md5-offload.ts `takeOver`).
    */
-  async seal(plain: Uint8Array, out: Buffer): Promise<{ chunk: EncryptedChunk; out: Buffer }> {
+  async seal(plain: Uint8Array, out: Buffer, md5?: { body: number; from: number }): Promise<{ chunk: EncryptedChunk; out: Buffer }> {
     if (out.byteOffset !== 0 || out.byteLength !== out.buffer.byteLength) throw new TesseraError('INTERNAL', 'a sealing buffer must own its memory');
     if (plain.length > this.#plainBytes) throw new TesseraError('INTERNAL', `a chunk of ${plain.length} bytes is over the put's ${this.#plainBytes}`);
     let stage: ArrayBuffer;
@@ -79,7 +80,8 @@ export class ChunkSealer {
       stage = this.#free.pop() ?? new ArrayBuffer(this.#plainBytes);
       new Uint8Array(stage).set(plain);
     }
-    const r = await putThread.run({ op: 'seal', plain: stage, len: plain.length, out: out.buffer as ArrayBuffer, secret: this.#secret }, [stage, out.buffer as ArrayBuffer]);
+    if (md5 !== undefined && !(Number.isInteger(md5.from) && md5.from >= 0 && md5.from < plain.length)) throw new TesseraError('INTERNAL', `MD5 from byte ${md5.from} of a ${plain.length}-byte chunk`);
+    const r = await putThread.run({ op: 'seal', plain: stage, len: plain.length, out: out.buffer as ArrayBuffer, secret: this.#secret, ...(md5 !== undefined ? { md5 } : {}) }, [stage, out.buffer as ArrayBuffer]);
     if (r.op !== 'sealed') throw new TesseraError('INTERNAL', `the put thread answered a seal with ${r.op}`);
     this.#free.push(r.plain);
     if ('error' in r) throw new TesseraError('INTERNAL', `sealing a chunk failed: ${r.error}`);

@@ -13,6 +13,10 @@
  * object never waits for a thread. Memory per body is at most MAX_STAGED_BUFFERS + 1 staging
  * buffers of STAGE_BYTES.
  *
+ * A put that seals its chunks on the same thread can take the hashing over (`takeOver`): the seal
+ * jobs then hash the plaintext stages they carry there anyway, in order with this body's own
+ * hand-overs, so the loop's copy into a staging buffer and one message per MiB go away.
+ *
  * A body starts in a FIRST_STAGE_BYTES buffer and moves to a full one only when it outgrows it:
  * a 1 MiB buffer per 4 KiB S3 PUT cost the S3 node about a twentieth of its main thread in
  * allocation alone, and its external memory set V8 collecting garbage far more often.
@@ -28,6 +32,21 @@ export const MAX_STAGED_BUFFERS = 4;
 /** A body's first staging buffer: small objects (inline ones are at most 8 KiB) stay in it. */
 export const FIRST_STAGE_BYTES = 64 << 10;
 
+/**
+ * What a put's writer needs to hash a body's plaintext in its seal jobs instead of the body doing
+ * it piece by piece (files/writer.ts): the body's MD5 at the put thread, fed in order, then checked.
+ */
+export interface PlainTap {
+  /** From now on the body's bytes are hashed only by seal jobs and `direct`; see OffThreadMd5.takeOver. */
+  begin(): { body: number; hashed: number };
+  /** A piece no seal job carries, in order with them. */
+  direct(piece: Uint8Array): Promise<void>;
+  /** Every byte was handed over (the body was read to its end): takes the digest and checks it; rejects on a mismatch. */
+  end(): Promise<void>;
+  /** The put failed: the thread forgets the MD5. */
+  abort(): void;
+}
+
 /** One body's MD5: `update` with each piece in order, then `digest` once (or `abort`). */
 export class OffThreadMd5 {
   /** Bytes of the body not yet handed over, in the current staging buffer. */
@@ -39,6 +58,10 @@ export class OffThreadMd5 {
   readonly #out: Promise<PutThreadReply>[] = [];
   #body: number | undefined;
   #done = false;
+  /** Bytes taken by `update`. */
+  #updated = 0;
+  /** Set once `takeOver` has handed the body to seal jobs: `update` is closed to it. */
+  #taken = false;
 
   /** Staging buffers this body holds, at the thread or here: at most MAX_STAGED_BUFFERS + 1. */
   get buffersHeld(): number {
@@ -53,6 +76,8 @@ export class OffThreadMd5 {
   /** Takes `piece` (copied: the caller may reuse it); resolves when the body may send more. */
   async update(piece: Uint8Array): Promise<void> {
     if (this.#done) throw new TesseraError('INTERNAL', 'MD5 updated after its digest or abort');
+    if (this.#taken) throw new TesseraError('INTERNAL', 'MD5 updated after seal jobs took it over');
+    this.#updated += piece.length;
     let at = 0;
     while (at < piece.length) {
       this.#stage ??= this.#body === undefined ? Buffer.allocUnsafeSlow(FIRST_STAGE_BYTES) : Buffer.from(this.#free.pop() ?? new ArrayBuffer(STAGE_BYTES));
@@ -72,6 +97,32 @@ export class OffThreadMd5 {
         if (this.#out.length >= MAX_STAGED_BUFFERS) await this.#takeBack();
       }
     }
+  }
+
+  /**
+   * Hands the rest of the body to seal jobs (put-thread.ts `seal` with `md5`) and `direct`: what
+   * was updated so far goes to the thread now, ahead of them. Returns the number seal jobs name
+   * the body by, and how many leading bytes of the body are hashed already (they must not be again).
+   */
+  takeOver(): { body: number; hashed: number } {
+    if (this.#done || this.#taken) throw new TesseraError('INTERNAL', 'MD5 taken over after its digest, abort or another take-over');
+    this.#taken = true;
+    // Even with nothing staged the body is opened at the thread, so seal jobs find it.
+    if (this.#fill > 0 || this.#body === undefined) {
+      this.#stage ??= Buffer.alloc(0);
+      this.#handOver();
+    }
+    return { body: this.#body!, hashed: this.#updated };
+  }
+
+  /** A piece of a taken-over body that no seal job carries (a chunk sealed in line): copied and sent in order with them. */
+  async direct(piece: Uint8Array): Promise<void> {
+    if (this.#done || !this.#taken) throw new TesseraError('INTERNAL', 'MD5 fed directly without a take-over, or after its digest');
+    this.#stage = Buffer.from(new ArrayBuffer(piece.length));
+    this.#stage.set(piece);
+    this.#fill = piece.length;
+    this.#handOver();
+    if (this.#out.length >= MAX_STAGED_BUFFERS) await this.#takeBack();
   }
 
   /** The MD5 of everything updated. */
@@ -114,6 +165,6 @@ export class OffThreadMd5 {
   async #takeBack(): Promise<void> {
     const r = await this.#out.shift()!;
     if (r.op !== 'hashed') throw new TesseraError('INTERNAL', `the put thread answered an MD5 update with ${r.op}`);
-    if (!this.#done) this.#free.push(r.buf);
+    if (!this.#done && !this.#taken) this.#free.push(r.buf);
   }
 }

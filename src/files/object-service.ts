@@ -21,7 +21,7 @@ import {
 import type { FileService, OpenedFile } from './service.js';
 import type { FileStatView, PutResultView } from './views.js';
 import { errorMessage } from './errors.js';
-import { OffThreadMd5 } from './md5-offload.js';
+import { OffThreadMd5, type PlainTap } from './md5-offload.js';
 
 /** Where `tessera put --name` stores names. */
 export const DEFAULT_BUCKET = 'default';
@@ -253,6 +253,7 @@ export class ObjectService {
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.unique ? { unique: true } : {}),
+      plainTap: hashed,
     });
     return { ...put, size: hashed.size, md5: hashed.md5() };
   }
@@ -561,35 +562,67 @@ function checkBodyOptions(opts: ObjectWriteOptions): void {
  * length mismatch fails the stream itself, so nothing built from it is committed. The head of the
  * body may be taken first (to see whether it is small), the rest streamed after it.
  */
-class HashedBody {
+class HashedBody implements PlainTap {
   size = 0;
   readonly #md5 = new OffThreadMd5();
-  /** Set when the body has been read to its end. */
+  /** Set when the body has been read to its end and its MD5 taken. */
   #digest: Buffer | undefined;
+  /** Set when a put's seal jobs hash the rest of the body (PlainTap): pieces pass here unhashed. */
+  #tapped = false;
+  /** Set when the body was read to its end without a problem. */
+  #ended = false;
+  readonly #expectedMd5: Buffer | undefined;
   readonly #it: AsyncIterator<Buffer>;
   #head: Buffer[] = [];
 
   constructor(body: AsyncIterable<unknown> | Iterable<unknown>, opts: ObjectWriteOptions) {
-    this.#it = this.#checked(body, opts.expectedSize, opts.expectedMd5)[Symbol.asyncIterator]();
+    this.#expectedMd5 = opts.expectedMd5;
+    this.#it = this.#checked(body, opts.expectedSize)[Symbol.asyncIterator]();
   }
 
-  async *#checked(body: AsyncIterable<unknown> | Iterable<unknown>, expectedSize: number | undefined, expectedMd5: Buffer | undefined): AsyncGenerator<Buffer> {
+  async *#checked(body: AsyncIterable<unknown> | Iterable<unknown>, expectedSize: number | undefined): AsyncGenerator<Buffer> {
     try {
       for await (const piece of body as AsyncIterable<unknown>) {
         const buf = typeof piece === 'string' ? Buffer.from(piece) : Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
         this.size += buf.length;
         if (expectedSize !== undefined && this.size > expectedSize) throw badInput(`the body is longer than the ${expectedSize} bytes announced`);
-        await this.#md5.update(buf);
+        if (!this.#tapped) await this.#md5.update(buf);
         yield buf;
       }
       if (expectedSize !== undefined && this.size !== expectedSize) throw badInput(`the body ended after ${this.size} of the ${expectedSize} bytes announced`);
-      this.#digest = await this.#md5.digest();
+      this.#ended = true;
+      // A tapped body's digest is taken by the put once its seal jobs are all sent (`end`).
+      if (!this.#tapped) this.#digest = await this.#md5.digest();
     } finally {
-      if (this.#digest === undefined) this.#md5.abort();
+      if (this.#digest === undefined && !(this.#tapped && this.#ended)) this.#md5.abort();
     }
-    if (expectedMd5 !== undefined && !this.#digest.equals(expectedMd5)) {
-      throw badDigest(`the body's MD5 ${this.#digest.toString('base64')} does not match Content-MD5 ${expectedMd5.toString('base64')}; nothing was stored`);
+    if (this.#digest !== undefined) this.#checkDigest(this.#digest);
+  }
+
+  #checkDigest(digest: Buffer): void {
+    const expected = this.#expectedMd5;
+    if (expected !== undefined && !digest.equals(expected)) {
+      throw badDigest(`the body's MD5 ${digest.toString('base64')} does not match Content-MD5 ${expected.toString('base64')}; nothing was stored`);
     }
+  }
+
+  begin(): { body: number; hashed: number } {
+    this.#tapped = true;
+    return this.#md5.takeOver();
+  }
+
+  direct(piece: Uint8Array): Promise<void> {
+    return this.#md5.direct(piece);
+  }
+
+  async end(): Promise<void> {
+    if (!this.#ended) throw new TesseraError('INTERNAL', 'the MD5 of a body was taken before the body ended');
+    this.#digest = await this.#md5.digest();
+    this.#checkDigest(this.#digest);
+  }
+
+  abort(): void {
+    this.#md5.abort();
   }
 
   /** The whole (checked) body when it ends within `limit` bytes; otherwise null, and what was read is kept for `rest`. */

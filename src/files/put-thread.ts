@@ -12,7 +12,8 @@ import { TesseraError } from '../errors.js';
 import { workerModule } from '../worker-module.js';
 
 export type PutThreadRequest =
-  | { op: 'seal'; job: number; plain: ArrayBuffer; len: number; out: ArrayBuffer; secret: ArrayBuffer }
+  /** `md5`: the plaintext from byte `from` on also goes into that body's MD5 (md5-offload.ts `takeOver`). */
+  | { op: 'seal'; job: number; plain: ArrayBuffer; len: number; out: ArrayBuffer; secret: ArrayBuffer; md5?: { body: number; from: number } }
   | { op: 'md5'; job: number; body: number; buf: ArrayBuffer; len: number }
   | { op: 'md5-digest'; job: number; body: number }
   | { op: 'md5-drop'; body: number };

@@ -14,6 +14,9 @@ const md5s = new Map<number, Hash>();
 port.on('message', (m: PutThreadRequest) => {
   if (m.op === 'seal') {
     let reply: PutThreadReply;
+    // Before sealing, in the order the jobs came: a body's MD5 sees its chunks in sequence. A body
+    // dropped meanwhile (its put failed) is not opened again.
+    if (m.md5 !== undefined) md5s.get(m.md5.body)?.update(new Uint8Array(m.plain, m.md5.from, m.len - m.md5.from));
     try {
       const c = encryptChunk(new Uint8Array(m.plain, 0, m.len), new Uint8Array(m.secret), Buffer.from(m.out));
       reply = { op: 'sealed', job: m.job, plain: m.plain, out: m.out, id: c.id.toString('hex'), key: c.key.toString('hex'), size: c.data.length };

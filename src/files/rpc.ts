@@ -82,8 +82,66 @@ export const schemas = {
 export type Method = keyof typeof schemas;
 export type Body<K extends Method> = z.output<(typeof schemas)[K]>;
 
+/** A plain object with exactly these own keys allowed and no value undefined (what a peer's encoder sends), else undefined. */
+function plainFields(v: unknown, allowed: readonly string[]): Record<string, unknown> | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!allowed.includes(k) || o[k] === undefined) return undefined;
+  return o;
+}
+
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+const isBytes = (v: unknown, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
+const isCopies = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_HEAL_COPIES;
+
+/**
+ * The two bodies every chunk of a put sends each holder, checked by hand: parsed by their zod
+ * schemas they took about a twentieth of a receiving node's event loop. Each returns exactly what
+ * the schema would for the shapes a writer sends (a claim, a put with at most `heal.r`), and
+ * undefined for anything else, which then goes through the schema: it decides what is accepted
+ * and names the problem. `test/unit/files/rpc-fast.test.ts` holds the two to the same answers.
+ */
+export const fastParsers: { [K in Method]?: (body: unknown) => Body<K> | undefined } = {
+  [FILE_METHODS.chunkPut]: (body) => {
+    const b = plainFields(body, ['upload', 'id', 'pin', 'heal']);
+    if (b === undefined || !isBytes(b.id, CHUNK_ID_BYTES)) return undefined;
+    if (b.upload !== undefined && (typeof b.upload !== 'string' || !UPLOAD_ID.test(b.upload))) return undefined;
+    if (b.pin !== undefined && !isBytes(b.pin, AUTHORITY_PROOF_BYTES)) return undefined;
+    let heal: { r?: number } | undefined;
+    if (b.heal !== undefined) {
+      const h = plainFields(b.heal, ['r']);
+      if (h === undefined || (h.r !== undefined && !isCopies(h.r))) return undefined;
+      heal = h.r !== undefined ? { r: h.r } : {};
+    }
+    return {
+      id: Buffer.from(b.id),
+      ...(b.upload !== undefined ? { upload: b.upload } : {}),
+      ...(b.pin !== undefined ? { pin: Buffer.from(b.pin as Uint8Array) } : {}),
+      ...(heal !== undefined ? { heal } : {}),
+    };
+  },
+  [FILE_METHODS.chunkClaim]: (body) => {
+    const b = plainFields(body, ['upload', 'ids', 'r', 'pins']);
+    if (b === undefined || typeof b.upload !== 'string' || !UPLOAD_ID.test(b.upload)) return undefined;
+    const { ids, pins } = b;
+    if (!Array.isArray(ids) || ids.length > MAX_IDS_PER_REQUEST || !ids.every((id) => isBytes(id, CHUNK_ID_BYTES))) return undefined;
+    if (pins !== undefined && (!Array.isArray(pins) || pins.length > MAX_IDS_PER_REQUEST || !pins.every((p) => isBytes(p, AUTHORITY_PROOF_BYTES)))) return undefined;
+    if (b.r !== undefined && !isCopies(b.r)) return undefined;
+    return {
+      upload: b.upload,
+      ids: ids.map((id: Uint8Array) => Buffer.from(id)),
+      ...(b.r !== undefined ? { r: b.r } : {}),
+      ...(pins !== undefined ? { pins: pins.map((p: Uint8Array) => Buffer.from(p)) } : {}),
+    };
+  },
+};
+
 /** Validates a request body; BAD_INPUT names the method and the first problem. */
 export function parseBody<K extends Method>(method: K, body: unknown): Body<K> {
+  const fast = (fastParsers[method] as ((body: unknown) => Body<K> | undefined) | undefined)?.(body);
+  if (fast !== undefined) return fast;
   const parsed = schemas[method].safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -3,6 +3,7 @@
  * (peer-service.ts) serves the files protocol. composeFiles (files-node.ts) builds both from the
  * same parts; the service knows nothing of HTTP.
  */
+import type { PlainTap } from './md5-offload.js';
 import { TesseraError, badInput, notFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import { DEFAULT_CHUNK_BYTES } from '../limits.js';
@@ -88,6 +89,8 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** Give the file an id of its own even if the same bytes were stored in the same millisecond (multipart parts). */
   unique?: boolean;
+  /** The body's MD5, for the writer to feed from its seal jobs (replicated puts; others leave it to the body). */
+  plainTap?: PlainTap;
 }
 
 export interface OpenedFile {
@@ -171,7 +174,7 @@ export class FileService {
       const res =
         policy.kind === 'ec'
           ? await this.#ec!.write(source, { chunkSize, k: policy.k, m: policy.m, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) })
-          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}) });
+          : await writer.write(source, { chunkSize, r: policy.r, w: policy.w, windowChunks: this.#window, ...(o.signal ? { signal: o.signal } : {}), ...(o.unique ? { unique: true } : {}), ...(o.plainTap ? { plainTap: o.plainTap } : {}) });
       this.counters.putsOk++;
       this.#log.info({ file: res.root.slice(0, 16), size: res.info.fileSize, chunks: res.info.chunkCount, newChunks: res.newChunks }, 'file stored');
       return {

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
 import { type AuthoritySigner, MANIFEST_NONCE_BYTES, chunkStream, encryptChunk, encryptedSize, type ClusterKeys, type EncryptedChunk, formatFileId, ManifestBuilder, type ManifestInfo } from '../content/index.js';
 import { PutWindow } from './put-window.js';
+import type { PlainTap } from './md5-offload.js';
 import { ChunkSealer, SEAL_AHEAD, SEAL_OFFLOAD_MIN_BYTES } from './chunk-sealer.js';
 import { FILE_METHODS, parseReply, replies } from './rpc.js';
 import type { Peers } from './peers.js';
@@ -25,6 +26,8 @@ export interface WriteOptions {
   signal?: AbortSignal;
   /** Give the file an id of its own even if the same bytes were stored in the same millisecond. */
   unique?: boolean;
+  /** The body's MD5 (an object's ETag): with a sealer, fed from the seal jobs, and taken before the commit. */
+  plainTap?: PlainTap;
 }
 
 export interface WriteResult {
@@ -70,6 +73,8 @@ export class FileWriter {
     // a window's worth of them instead of one per chunk (fewer allocations, far fewer GC passes).
     const spares: Buffer[] = [];
     const cipherBytes = encryptedSize(o.chunkSize);
+    /** Set while the body's MD5 is fed from this put's seal jobs and not yet taken. */
+    let tapped = false;
     const launch = (batch: Item[], slots: number) =>
       w.launch(async () => {
         const { fresh, clean } = await this.storeBatch(batch, upload, o, touched, w.signal);
@@ -99,6 +104,12 @@ export class FileWriter {
       const ahead = Math.min(SEAL_AHEAD, o.windowChunks - 1);
       const sealer = ahead > 0 ? new ChunkSealer(this.keys.convergenceSecret, o.chunkSize) : undefined;
       const sealing: Promise<{ chunk: EncryptedChunk; out: Buffer; plainBytes: number }>[] = [];
+      // The body's MD5 rides on the seal jobs, which carry its plaintext to the thread anyway.
+      // Chunks smaller than that threshold are sealed in line, so such puts leave it to the body.
+      const md5 = sealer !== undefined && o.chunkSize >= SEAL_OFFLOAD_MIN_BYTES ? o.plainTap?.begin() : undefined;
+      tapped = md5 !== undefined;
+      /** Plaintext bytes of the chunks before this one. */
+      let offset = 0;
       const addSealed = async () => {
         const s = await sealing.shift()!;
         add(s.chunk, s.out, s.plainBytes);
@@ -115,14 +126,19 @@ export class FileWriter {
           await w.acquire();
           slots++;
           const spare = spares.pop() ?? Buffer.allocUnsafeSlow(cipherBytes);
+          // Bytes the body hashed before the take-over are not hashed again.
+          const from = md5 !== undefined ? Math.max(0, md5.hashed - offset) : 0;
+          const md5Part = md5 !== undefined && from < plain.length ? { body: md5.body, from } : undefined;
+          offset += plain.length;
           // In line only with nothing at the thread, so chunks are still added in order.
           if (sealer === undefined || (sealing.length === 0 && plain.length < SEAL_OFFLOAD_MIN_BYTES)) {
+            if (md5Part !== undefined) await o.plainTap!.direct(plain.subarray(from));
             add(encryptChunk(plain, this.keys.convergenceSecret, spare), spare, plain.length);
             sealer?.release(plain);
             continue;
           }
           const plainBytes = plain.length;
-          const p = sealer.seal(plain, spare).then((s) => ({ ...s, plainBytes }));
+          const p = sealer.seal(plain, spare, md5Part).then((s) => ({ ...s, plainBytes }));
           p.catch(() => {});
           sealing.push(p);
           if (sealing.length > ahead) await addSealed();
@@ -133,6 +149,11 @@ export class FileWriter {
         await Promise.allSettled(sealing);
       }
       if (w.failure !== undefined) throw w.failure;
+      // Every seal job is answered: the digest is taken, and a Content-MD5 mismatch fails the put before its commit.
+      if (tapped) {
+        tapped = false;
+        await o.plainTap!.end();
+      }
       const built = builder.finish();
       for (const page of built.pages) batch.push({ chunk: page, data: false });
       if (batch.length > 0) launch(batch, slots);
@@ -140,6 +161,7 @@ export class FileWriter {
       // The root names everything below it, so it is stored only once they all are.
       return await this.storeRoot(built.root, built.info, newChunks, w, o);
     } catch (e) {
+      if (tapped) o.plainTap!.abort();
       const err = await w.fail(e);
       await this.abort(upload, touched);
       throw err;
@@ -187,7 +209,11 @@ export class FileWriter {
   }
 
   private checkLive(w: number): WeightedNode[] {
-    const nodes = this.peers.live().filter((n) => n.nodeId === this.peers.selfId || !this.peers.isHeldDown(n.nodeId));
+    const live = this.peers.live();
+    const usable = live.filter((n) => n.nodeId === this.peers.selfId || !this.peers.isHeldDown(n.nodeId));
+    // Placement keeps its precomputed state per node array: with none held down, the live list
+    // itself is passed on, so a put does not rebuild that state (the nodes' seeds) for every batch.
+    const nodes = usable.length === live.length ? live : usable;
     if (nodes.length < w) {
       throw unavailable(`only ${nodes.length} live node(s) can take data; a put with write quorum ${w} needs at least ${w} (start more nodes or lower the quorum)`);
     }

@@ -69,3 +69,29 @@ test('a digest is taken once', async () => {
   assert.equal((await h.digest()).toString('hex'), md5(Buffer.from('abc')));
   await assert.rejects(h.digest(), { code: 'INTERNAL' });
 });
+
+test('a body taken over by seal jobs: the thread hashes their stages from the right byte, in order with what came before', async () => {
+  const { ChunkSealer } = await import('../../../src/files/chunk-sealer.js');
+  const { encryptedSize } = await import('../../../src/content/index.js');
+  const chunk = 256 << 10;
+  const body = randomBytes(5 * chunk + 777);
+  for (const head of [0, 1000, chunk, chunk + 5]) {
+    const h = new OffThreadMd5();
+    await h.update(body.subarray(0, head));
+    const { body: n, hashed } = h.takeOver();
+    assert.equal(hashed, head);
+    await assert.rejects(h.update(Buffer.from('x')), { code: 'INTERNAL' });
+    const sealer = new ChunkSealer(randomBytes(32), chunk);
+    const seals: Promise<unknown>[] = [];
+    for (let at = 0; at < body.length; at += chunk) {
+      const plain = body.subarray(at, Math.min(at + chunk, body.length));
+      const from = Math.max(0, hashed - at);
+      if (from >= plain.length) continue;
+      // One chunk goes in line, as a writer's small first chunk would.
+      if (at === 2 * chunk) await h.direct(plain.subarray(from));
+      else seals.push(sealer.seal(plain, Buffer.allocUnsafeSlow(encryptedSize(chunk)), { body: n, from }));
+    }
+    await Promise.all(seals);
+    assert.equal((await h.digest()).toString('hex'), md5(body), `head of ${head} bytes`);
+  }
+});

@@ -326,3 +326,28 @@ test('at most MAX_OPENED_FILES files are kept open: one more pushes out the olde
   assert.ok((await read(keys[0]!)).subarray(0, 6).equals(Buffer.from('kept-0')));
   assert.equal(opens, keys.length + 1, 'the oldest was pushed out and is opened again');
 });
+
+test('chunks the put thread seals carry the body MD5: ETags right in odd pieces, a Content-MD5 mismatch stores nothing', async (t) => {
+  // With a data key, a body's head is read first to see whether it is small enough to keep inline.
+  const { objects, storedChunks } = await setup(t, 3, randomBytes(32));
+  const chunkSize = 256 << 10;
+  // The first pieces are read (and hashed) by the body itself to see whether the object is small;
+  // the rest is hashed from the chunks the put seals, the chunk holding the boundary from its middle.
+  const body = randomBytes(3 * chunkSize + 12_345);
+  const cuts = [5000, 5000 + 70_000, 300_000, 2 * chunkSize + 1, body.length];
+  const split = () => cuts.map((end, i) => body.subarray(i === 0 ? 0 : cuts[i - 1], end));
+  const put = await objects.putObject(DEFAULT_BUCKET, 'sealed', pieces(...split()), { chunkSize, expectedMd5: md5(body) });
+  assert.equal(put.etag, md5(body).toString('hex'));
+  assert.ok((await bytesOf((await objects.openObject(DEFAULT_BUCKET, 'sealed')).stream)).equals(body));
+  // A body that does not start with a small head, and one of exactly one chunk.
+  for (const b of [randomBytes(2 * chunkSize), randomBytes(chunkSize)]) {
+    const p = await objects.putObject(DEFAULT_BUCKET, `whole-${b.length}`, pieces(b), { chunkSize });
+    assert.equal(p.etag, md5(b).toString('hex'));
+  }
+  const before = await storedChunks();
+  const other = Buffer.from(body);
+  other[body.length - 1]! ^= 1;
+  await assert.rejects(objects.putObject(DEFAULT_BUCKET, 'mismatch', pieces(other), { chunkSize, expectedMd5: md5(body) }), (e) => isTesseraError(e, 'BAD_DIGEST'));
+  assert.equal(await objects.headObject(DEFAULT_BUCKET, 'mismatch'), null);
+  assert.equal(await storedChunks(), before);
+});
