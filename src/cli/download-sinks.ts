@@ -60,13 +60,8 @@ export function fileSink(fd: number, at: number, opts: SinkOptions): DownloadSin
     },
     writeAt,
     writeNow(piece: Buffer): void {
-      try {
-        for (let off = 0; off < piece.length; off += FILE_WRITE_BYTES) writeAllNow(fd, piece.subarray(off, off + FILE_WRITE_BYTES), at + next + off);
-      } catch (err) {
-        throw opts.writeError(err);
-      }
+      writeNowInParts(fd, piece, FILE_WRITE_BYTES, at + next, opts);
       next += piece.length;
-      opts.onBytes?.(piece.length);
     },
   };
 }
@@ -87,12 +82,7 @@ export function fdSink(fd: number, maxWriteBytes: number, opts: SinkOptions): Do
       opts.onBytes?.(piece.length);
     },
     writeNow(piece: Buffer): void {
-      try {
-        for (let off = 0; off < piece.length; off += maxWriteBytes) writeAllNow(fd, piece.subarray(off, off + maxWriteBytes), null);
-      } catch (err) {
-        throw opts.writeError(err);
-      }
-      opts.onBytes?.(piece.length);
+      writeNowInParts(fd, piece, maxWriteBytes, null, opts);
     },
   };
 }
@@ -123,6 +113,19 @@ function writeAll(fd: number, piece: Buffer, position: number | null): Promise<v
       });
     step(0);
   });
+}
+
+/**
+ * A sink's writeNow: the piece in writes of at most `maxBytes`, from `position` (null: the
+ * descriptor's own), blocking until all are done; a failure is the sink's error.
+ */
+function writeNowInParts(fd: number, piece: Buffer, maxBytes: number, position: number | null, opts: SinkOptions): void {
+  try {
+    for (let off = 0; off < piece.length; off += maxBytes) writeAllNow(fd, piece.subarray(off, off + maxBytes), position === null ? null : position + off);
+  } catch (err) {
+    throw opts.writeError(err);
+  }
+  opts.onBytes?.(piece.length);
 }
 
 /** writeAll's blocking twin, for a sink's writeNow. */
